@@ -1,0 +1,71 @@
+//! Resilience patterns as deterministic, sans-IO state machines: rate limiting, retry with
+//! backoff and jitter, circuit breaking, bulkheads and deadlines.
+//!
+//! Fully deterministic, no I/O: every decision takes the current time as an argument and
+//! returns what happened, plus (where it matters) the next instant of interest. Nothing
+//! here reads a clock, sleeps, allocates or uses floating point, so the same code runs in
+//! microcontroller firmware, in tokio services and in tests on a virtual clock, where a
+//! one-hour outage takes no wall time.
+//!
+//! # Layers
+//!
+//! 1. **Decisions** take `now`: `limiter.acquire_at(n, now)`,
+//!    `breaker.try_acquire_at(now)`, `retry.on_failure_at(now, hint)`. This is what the
+//!    property tests, fuzzers and model checkers drive.
+//! 2. **Clock-bound** forms read a [`Clock`] and call the decision: `limiter.acquire(n)`.
+//! 3. **Adapters** (other crates) sleep, wait and compose over a runtime:
+//!    `stanchion-std` for tokio and tower, `stanchion-embassy` for embassy.
+//!
+//! # Time
+//!
+//! [`Instant`] is a `u64` of nanoseconds since a clock's epoch; spans are
+//! [`core::time::Duration`]. All arithmetic saturates or is checked. A clock that steps
+//! backwards is treated as "no time passed", never as a reason to admit more.
+//!
+//! # Goals
+//!
+//! - No panic on any input: bad configuration is a [`ConfigError`] at construction;
+//!   extreme times, counts and durations saturate.
+//! - No allocation, no `std`, no floating point in decisions; builds for `thumbv6m`
+//!   (no compare-and-swap), `thumbv7em` (no 64-bit atomics) and `riscv32imc`.
+//! - Shareable by `&` across threads, tasks and interrupt handlers: one atomic word where
+//!   the state fits, a short critical section of the caller's choosing otherwise (see
+//!   [`sync`]).
+//!
+//! # Non-goals
+//!
+//! - Sleeping, waiting or spawning: that is the adapters' job.
+//! - Reading a clock inside a decision.
+//! - Distributed state: the Redis-backed limiter lives in `stanchion-std`.
+//!
+//! # Features
+//!
+//! | feature | what it does |
+//! |---|---|
+//! | `defmt` | derives `defmt::Format` for every public type |
+//! | `critical-section` | routes atomics that the target lacks through `critical-section` (needed on `thumbv6m`; recommended on `thumbv7em` when interrupt handlers share state) |
+//!
+//! No feature is on by default.
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::float_arithmetic
+    )
+)]
+#![cfg_attr(not(test), warn(clippy::expect_used))]
+
+pub mod clock;
+pub mod error;
+pub mod sync;
+pub mod time;
+
+pub use clock::{Clock, ManualClock};
+pub use error::ConfigError;
+pub use time::Instant;

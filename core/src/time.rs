@@ -1,0 +1,386 @@
+//! Time as core sees it: an [`Instant`] is a count of nanoseconds since a clock's own
+//! epoch, and spans are [`core::time::Duration`].
+//!
+//! Every operation here either saturates or is `checked_*`: no input, however extreme
+//! (`u64::MAX`, a clock that steps backwards, a ten-year jump, a `Duration` of
+//! `u64::MAX` seconds), panics, overflows or wraps. Where a result must be rounded, the
+//! rounding is stated and chosen so that a waiting caller never wakes too early.
+
+use core::fmt;
+use core::ops::{Add, AddAssign, Sub, SubAssign};
+use core::time::Duration;
+
+const NANOS_PER_MICRO: u64 = 1_000;
+const NANOS_PER_MILLI: u64 = 1_000_000;
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+
+/// A point in time: nanoseconds since the epoch of the [`Clock`](crate::Clock) that read it.
+///
+/// Instants from different clocks are not comparable; an `Instant` carries no clock
+/// identity, so keeping them apart is the caller's job (as with `std::time::Instant`
+/// across processes). The range is `0..=u64::MAX` nanoseconds, about 584 years.
+///
+/// All arithmetic saturates at `Instant::ZERO` and `Instant::MAX`, or is `checked_*`
+/// when the caller needs to know. Subtracting a later instant from an earlier one gives
+/// [`Duration::ZERO`], never the absolute difference: a clock that steps backwards looks
+/// like no time passed.
+///
+/// ```
+/// use core::time::Duration;
+/// use stanchion::Instant;
+///
+/// let t = Instant::from_secs(5);
+/// assert_eq!(t + Duration::from_millis(1500), Instant::from_millis(6_500));
+/// assert_eq!(Instant::from_secs(3) - t, Duration::ZERO); // earlier minus later saturates
+/// assert_eq!(Instant::MAX + Duration::from_secs(1), Instant::MAX);
+/// assert_eq!(t.checked_add(Duration::MAX), None);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Instant {
+    nanos: u64,
+}
+
+impl Instant {
+    /// The clock's epoch.
+    pub const ZERO: Instant = Instant { nanos: 0 };
+    /// The last representable instant, `u64::MAX` nanoseconds after the epoch.
+    pub const MAX: Instant = Instant { nanos: u64::MAX };
+
+    /// The instant `nanos` nanoseconds after the epoch.
+    #[inline]
+    pub const fn from_nanos(nanos: u64) -> Instant {
+        Instant { nanos }
+    }
+
+    /// The instant `micros` microseconds after the epoch, saturating at [`Instant::MAX`].
+    #[inline]
+    pub const fn from_micros(micros: u64) -> Instant {
+        Instant::from_nanos(micros.saturating_mul(NANOS_PER_MICRO))
+    }
+
+    /// The instant `millis` milliseconds after the epoch, saturating at [`Instant::MAX`].
+    #[inline]
+    pub const fn from_millis(millis: u64) -> Instant {
+        Instant::from_nanos(millis.saturating_mul(NANOS_PER_MILLI))
+    }
+
+    /// The instant `secs` seconds after the epoch, saturating at [`Instant::MAX`].
+    #[inline]
+    pub const fn from_secs(secs: u64) -> Instant {
+        Instant::from_nanos(secs.saturating_mul(NANOS_PER_SEC))
+    }
+
+    /// Nanoseconds since the epoch.
+    #[inline]
+    pub const fn as_nanos(self) -> u64 {
+        self.nanos
+    }
+
+    /// Whole microseconds since the epoch (rounded down).
+    #[inline]
+    pub const fn as_micros(self) -> u64 {
+        self.nanos / NANOS_PER_MICRO
+    }
+
+    /// Whole milliseconds since the epoch (rounded down).
+    #[inline]
+    pub const fn as_millis(self) -> u64 {
+        self.nanos / NANOS_PER_MILLI
+    }
+
+    /// Whole seconds since the epoch (rounded down).
+    #[inline]
+    pub const fn as_secs(self) -> u64 {
+        self.nanos / NANOS_PER_SEC
+    }
+
+    /// The span since the epoch.
+    #[inline]
+    pub const fn since_epoch(self) -> Duration {
+        Duration::from_nanos(self.nanos)
+    }
+
+    /// `self + d`, or `None` if that is past [`Instant::MAX`].
+    #[inline]
+    pub const fn checked_add(self, d: Duration) -> Option<Instant> {
+        match duration_to_nanos(d) {
+            Some(n) => match self.nanos.checked_add(n) {
+                Some(nanos) => Some(Instant { nanos }),
+                None => None,
+            },
+            None => None,
+        }
+    }
+
+    /// `self - d`, or `None` if that is before [`Instant::ZERO`].
+    #[inline]
+    pub const fn checked_sub(self, d: Duration) -> Option<Instant> {
+        match duration_to_nanos(d) {
+            Some(n) => match self.nanos.checked_sub(n) {
+                Some(nanos) => Some(Instant { nanos }),
+                None => None,
+            },
+            None => None,
+        }
+    }
+
+    /// `self + d`, saturating at [`Instant::MAX`].
+    #[inline]
+    pub const fn saturating_add(self, d: Duration) -> Instant {
+        Instant {
+            nanos: self.nanos.saturating_add(duration_to_nanos_saturating(d)),
+        }
+    }
+
+    /// `self - d`, saturating at [`Instant::ZERO`].
+    #[inline]
+    pub const fn saturating_sub(self, d: Duration) -> Instant {
+        Instant {
+            nanos: self.nanos.saturating_sub(duration_to_nanos_saturating(d)),
+        }
+    }
+
+    /// The span from `earlier` to `self`, or `None` if `earlier` is later than `self`.
+    #[inline]
+    pub const fn checked_duration_since(self, earlier: Instant) -> Option<Duration> {
+        match self.nanos.checked_sub(earlier.nanos) {
+            Some(n) => Some(Duration::from_nanos(n)),
+            None => None,
+        }
+    }
+
+    /// The span from `earlier` to `self`, or [`Duration::ZERO`] if `earlier` is later.
+    ///
+    /// This is what `self - earlier` computes: time that ran backwards counts as none.
+    #[inline]
+    pub const fn saturating_duration_since(self, earlier: Instant) -> Duration {
+        Duration::from_nanos(self.nanos.saturating_sub(earlier.nanos))
+    }
+
+    /// The later of two instants.
+    #[inline]
+    pub const fn max(self, other: Instant) -> Instant {
+        if self.nanos >= other.nanos {
+            self
+        } else {
+            other
+        }
+    }
+
+    /// The earlier of two instants.
+    #[inline]
+    pub const fn min(self, other: Instant) -> Instant {
+        if self.nanos <= other.nanos {
+            self
+        } else {
+            other
+        }
+    }
+}
+
+impl fmt::Debug for Instant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Instant({:?})", self.since_epoch())
+    }
+}
+
+impl fmt::Display for Instant {
+    /// Seconds since the epoch, with nanosecond precision: `t=12.000000345s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "t={}.{:09}s",
+            self.nanos / NANOS_PER_SEC,
+            self.nanos % NANOS_PER_SEC
+        )
+    }
+}
+
+impl Add<Duration> for Instant {
+    type Output = Instant;
+    /// Saturates at [`Instant::MAX`].
+    #[inline]
+    fn add(self, d: Duration) -> Instant {
+        self.saturating_add(d)
+    }
+}
+
+impl AddAssign<Duration> for Instant {
+    #[inline]
+    fn add_assign(&mut self, d: Duration) {
+        *self = self.saturating_add(d);
+    }
+}
+
+impl Sub<Duration> for Instant {
+    type Output = Instant;
+    /// Saturates at [`Instant::ZERO`].
+    #[inline]
+    fn sub(self, d: Duration) -> Instant {
+        self.saturating_sub(d)
+    }
+}
+
+impl SubAssign<Duration> for Instant {
+    #[inline]
+    fn sub_assign(&mut self, d: Duration) {
+        *self = self.saturating_sub(d);
+    }
+}
+
+impl Sub<Instant> for Instant {
+    type Output = Duration;
+    /// Saturates at [`Duration::ZERO`]: an earlier minus a later instant is zero, never
+    /// the absolute difference.
+    #[inline]
+    fn sub(self, earlier: Instant) -> Duration {
+        self.saturating_duration_since(earlier)
+    }
+}
+
+/// The whole nanoseconds in `d`, or `None` if they do not fit a `u64` (about 584 years).
+#[inline]
+pub const fn duration_to_nanos(d: Duration) -> Option<u64> {
+    let n = d.as_nanos();
+    if n > u64::MAX as u128 {
+        None
+    } else {
+        Some(n as u64)
+    }
+}
+
+/// The whole nanoseconds in `d`, saturating at `u64::MAX`.
+#[inline]
+pub const fn duration_to_nanos_saturating(d: Duration) -> u64 {
+    match duration_to_nanos(d) {
+        Some(n) => n,
+        None => u64::MAX,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constructors_saturate() {
+        assert_eq!(Instant::from_secs(u64::MAX), Instant::MAX);
+        assert_eq!(Instant::from_millis(u64::MAX), Instant::MAX);
+        assert_eq!(Instant::from_micros(u64::MAX), Instant::MAX);
+        assert_eq!(
+            Instant::from_secs(18_446_744_073),
+            Instant::from_nanos(18_446_744_073_000_000_000)
+        );
+        assert_eq!(Instant::from_secs(18_446_744_074), Instant::MAX);
+        assert_eq!(Instant::from_millis(7).as_nanos(), 7_000_000);
+        assert_eq!(Instant::from_micros(7).as_nanos(), 7_000);
+    }
+
+    #[test]
+    fn conversions_round_down() {
+        let t = Instant::from_nanos(1_999_999_999);
+        assert_eq!(t.as_secs(), 1);
+        assert_eq!(t.as_millis(), 1_999);
+        assert_eq!(t.as_micros(), 1_999_999);
+        assert_eq!(Instant::MAX.since_epoch(), Duration::from_nanos(u64::MAX));
+    }
+
+    #[test]
+    fn add_saturates_at_max() {
+        assert_eq!(Instant::MAX + Duration::from_nanos(1), Instant::MAX);
+        assert_eq!(Instant::ZERO + Duration::MAX, Instant::MAX);
+        assert_eq!(
+            Instant::from_nanos(u64::MAX - 1) + Duration::from_nanos(1),
+            Instant::MAX
+        );
+        let mut t = Instant::from_nanos(u64::MAX - 5);
+        t += Duration::from_nanos(10);
+        assert_eq!(t, Instant::MAX);
+    }
+
+    #[test]
+    fn sub_saturates_at_zero() {
+        assert_eq!(Instant::ZERO - Duration::from_nanos(1), Instant::ZERO);
+        assert_eq!(Instant::MAX - Duration::MAX, Instant::ZERO);
+        let mut t = Instant::from_nanos(5);
+        t -= Duration::from_nanos(10);
+        assert_eq!(t, Instant::ZERO);
+        assert_eq!(
+            Instant::from_nanos(10) - Duration::from_nanos(3),
+            Instant::from_nanos(7)
+        );
+    }
+
+    #[test]
+    fn checked_arithmetic_reports_overflow() {
+        assert_eq!(Instant::MAX.checked_add(Duration::from_nanos(1)), None);
+        assert_eq!(Instant::MAX.checked_add(Duration::ZERO), Some(Instant::MAX));
+        assert_eq!(Instant::ZERO.checked_add(Duration::MAX), None);
+        assert_eq!(
+            Instant::ZERO.checked_add(Duration::from_nanos(u64::MAX)),
+            Some(Instant::MAX)
+        );
+        // One nanosecond more than u64::MAX nanoseconds does not fit.
+        assert_eq!(
+            Instant::ZERO.checked_add(Duration::from_nanos(u64::MAX) + Duration::from_nanos(1)),
+            None
+        );
+        assert_eq!(Instant::ZERO.checked_sub(Duration::from_nanos(1)), None);
+        assert_eq!(Instant::MAX.checked_sub(Duration::MAX), None);
+        assert_eq!(
+            Instant::from_nanos(9).checked_sub(Duration::from_nanos(9)),
+            Some(Instant::ZERO)
+        );
+    }
+
+    #[test]
+    fn duration_between_instants_never_goes_negative() {
+        let early = Instant::from_secs(1);
+        let late = Instant::from_secs(3);
+        assert_eq!(late - early, Duration::from_secs(2));
+        assert_eq!(early - late, Duration::ZERO);
+        assert_eq!(early.checked_duration_since(late), None);
+        assert_eq!(
+            late.checked_duration_since(early),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(Instant::MAX - Instant::ZERO, Duration::from_nanos(u64::MAX));
+        assert_eq!(Instant::ZERO - Instant::MAX, Duration::ZERO);
+    }
+
+    #[test]
+    fn durations_that_overflow_nanoseconds_saturate() {
+        assert_eq!(duration_to_nanos(Duration::MAX), None);
+        assert_eq!(duration_to_nanos_saturating(Duration::MAX), u64::MAX);
+        assert_eq!(duration_to_nanos(Duration::from_secs(u64::MAX)), None);
+        assert_eq!(
+            duration_to_nanos(Duration::from_nanos(u64::MAX)),
+            Some(u64::MAX)
+        );
+        assert_eq!(duration_to_nanos(Duration::new(1, 5)), Some(1_000_000_005));
+    }
+
+    #[test]
+    fn min_max_and_ordering() {
+        let a = Instant::from_nanos(1);
+        let b = Instant::from_nanos(2);
+        assert!(a < b);
+        assert_eq!(a.max(b), b);
+        assert_eq!(b.max(a), b);
+        assert_eq!(a.min(b), a);
+        assert_eq!(Instant::default(), Instant::ZERO);
+    }
+
+    #[test]
+    fn formatting() {
+        extern crate std;
+        use std::format;
+        assert_eq!(
+            format!("{}", Instant::from_nanos(12_000_000_345)),
+            "t=12.000000345s"
+        );
+        assert_eq!(format!("{}", Instant::MAX), "t=18446744073.709551615s");
+        assert_eq!(format!("{:?}", Instant::from_millis(1500)), "Instant(1.5s)");
+    }
+}
