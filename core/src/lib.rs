@@ -61,11 +61,18 @@
 )]
 #![cfg_attr(not(test), warn(clippy::expect_used))]
 
+pub mod adaptive;
+pub mod breaker;
+pub mod bulkhead;
 pub mod clock;
+pub mod deadline;
 pub mod error;
+pub mod rate;
+pub mod retry;
 pub mod sync;
 pub mod time;
 
 pub use clock::{Clock, ManualClock};
+pub use deadline::Deadline;
 pub use error::ConfigError;
 pub use time::Instant;

@@ -32,6 +32,8 @@ enum Task {
     Test,
     /// Cross-build core (and the embassy adapter) for the bare-metal targets.
     Cross,
+    /// Model-check core's lock-free code with loom, without CI's preemption bound.
+    Loom,
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Task::Test => test(),
         Task::Cross => cross(),
+        Task::Loom => loom(None),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -71,6 +74,7 @@ fn test() -> Result {
         cargo(&["doc", "--workspace", "--no-deps", "--locked"]).env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     step("host tests", cargo(&["test", "--workspace", "--locked"]))?;
+    loom(Some(LOOM_CI_PREEMPTIONS))?;
     cross()?;
     println!("xtask: all checks passed in {:.0?}", started.elapsed());
     Ok(())
@@ -112,6 +116,32 @@ fn cross() -> Result {
         )?;
     }
     Ok(())
+}
+
+/// Preemptions per loom execution in CI: bounds the run to a few minutes while still
+/// covering every interleaving with that many forced context switches.
+const LOOM_CI_PREEMPTIONS: u32 = 3;
+
+/// Runs core's loom models: every test named `loom_*`, compiled with `--cfg loom` (so
+/// `stanchion::sync` resolves to loom's atomics) into a target directory of its own.
+fn loom(max_preemptions: Option<u32>) -> Result {
+    let mut command = cargo(&[
+        "test",
+        "-p",
+        "stanchion",
+        "--lib",
+        "--release",
+        "--locked",
+        "--",
+        "loom_",
+    ]);
+    command
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", "target/loom");
+    if let Some(n) = max_preemptions {
+        command.env("LOOM_MAX_PREEMPTIONS", n.to_string());
+    }
+    step("loom models of core", command)
 }
 
 fn installed_targets() -> Result<Vec<String>> {

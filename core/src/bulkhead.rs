@@ -1,0 +1,1 @@
+//! The bulkhead: a counting semaphore whose guard releases on drop.
