@@ -6,6 +6,10 @@
 //! outside a critical section: in the middle of a read-modify-write, of a `Locked::with`
 //! call being entered, of an executor poll. PendSV exists on every Cortex-M (including the
 //! Cortex-M0) and needs no peripheral, so the same code runs on both machines.
+//!
+//! A watchdog turns a deadlock into a failure: SysTick preempts PendSV, and if a hook has
+//! been running for [`STUCK_TICKS`] ticks (it spins on a lock that thread mode holds, which
+//! can never be released while the handler runs), the firmware says so and exits.
 
 use core::cell::Cell;
 
@@ -13,7 +17,7 @@ use cortex_m::peripheral::SCB;
 use cortex_m::peripheral::scb::SystemHandler;
 use cortex_m_rt::exception;
 use critical_section::Mutex;
-use portable_atomic::{AtomicU32, Ordering};
+use portable_atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// Work for PendSV: a plain function, so installing one needs no allocation or `'static`
 /// closure state.
@@ -23,6 +27,14 @@ type Hook = fn();
 static HOOK: Mutex<Cell<Option<Hook>>> = Mutex::new(Cell::new(None));
 /// Times PendSV has run a hook, since boot.
 static RUNS: AtomicU32 = AtomicU32::new(0);
+/// Whether PendSV is inside a hook now.
+static IN_HOOK: AtomicBool = AtomicBool::new(false);
+/// Ticks seen by SysTick while the current hook runs. Written only by SysTick (load, then
+/// store: PendSV never preempts SysTick) and reset by PendSV before each hook.
+static TICKS_IN_HOOK: AtomicU32 = AtomicU32::new(0);
+
+/// A hook that runs this long is stuck: it does a few microseconds of work.
+const STUCK_TICKS: u32 = 100;
 
 /// Makes PendSV the lowest-priority exception, so that SysTick (and so time) preempts it.
 pub fn init(scb: &mut SCB) {
@@ -53,6 +65,13 @@ pub fn runs() -> u32 {
 
 /// Called by the SysTick handler on every tick.
 pub fn on_tick() {
+    if IN_HOOK.load(Ordering::Acquire) {
+        let ticks = TICKS_IN_HOOK.load(Ordering::Relaxed).saturating_add(1);
+        TICKS_IN_HOOK.store(ticks, Ordering::Relaxed);
+        if ticks >= STUCK_TICKS {
+            crate::fail("deadlock: an interrupt handler made no progress for 100 ms");
+        }
+    }
     if critical_section::with(|cs| HOOK.borrow(cs).get().is_some()) {
         SCB::set_pendsv();
     }
@@ -62,7 +81,10 @@ pub fn on_tick() {
 fn PendSV() {
     // The hook runs outside this critical section: its own synchronisation is under test.
     if let Some(hook) = critical_section::with(|cs| HOOK.borrow(cs).get()) {
+        TICKS_IN_HOOK.store(0, Ordering::Relaxed);
+        IN_HOOK.store(true, Ordering::Release);
         hook();
+        IN_HOOK.store(false, Ordering::Release);
         RUNS.fetch_add(1, Ordering::AcqRel);
     }
 }

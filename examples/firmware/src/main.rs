@@ -64,7 +64,7 @@ async fn main(_spawner: Spawner) {
 }
 
 /// Prints `why` and exits with failure.
-fn fail(why: &str) -> ! {
+pub fn fail(why: &str) -> ! {
     hprintln!("firmware: {}", why);
     debug::exit(EXIT_FAILURE);
     // Only reached without a debugger or emulator that honours semihosting.

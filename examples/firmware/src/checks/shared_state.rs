@@ -6,10 +6,11 @@
 //!
 //! - a [`Locked`] tally behind a [`CriticalSectionRawMutex`]: how a rate limiter or breaker
 //!   whose state does not fit one word is shared with an interrupt handler;
-//! - a `portable_atomic::AtomicU64`: one word, but wider than the Cortex-M3's atomics and
-//!   with no compare-and-swap at all on the Cortex-M0, so `portable-atomic` routes it
-//!   through a critical section (its `critical-section` feature);
-//! - a control: a plain load, a pause, then a store. The interrupt must lose some of these
+//! - a `portable_atomic::AtomicU64`, as a one-word limiter holds its state: wider than the
+//!   Cortex-M3's atomics, and with no compare-and-swap at all on the Cortex-M0, so
+//!   `portable-atomic` emulates it, which must mask interrupts (see `Cargo.toml`): its
+//!   default for the Cortex-M3, a spinlock, deadlocks here, and the watchdog reports it;
+//! - a control: a plain load, the 64-bit updates, then a store. The interrupt must lose some of these
 //!   updates, or it never landed inside a read-modify-write and the check proved nothing.
 
 use embassy_time::Timer;
@@ -42,11 +43,13 @@ static CONTROL: AtomicU32 = AtomicU32::new(0);
 const INTERRUPTS: u32 = 100;
 /// Step limit: loop iterations at most, so a bug cannot loop forever.
 const MAX_STEPS: u64 = 1_000_000;
-/// Core cycles between the control's load and its store: most of an iteration, so that
-/// most interrupts land inside the window.
-const WINDOW_CYCLES: u32 = 2_000;
 /// Sleep for a tick every this many iterations, so the executor sleeps and wakes too.
 const SLEEP_EVERY: u64 = 256;
+/// 64-bit updates per iteration, made between the control's load and its store: most of
+/// the loop's time, so that most interrupts land inside the control's window and inside a
+/// 64-bit update (a 64-bit atomic that is not sound against interrupt handlers, such as a
+/// spinlock, then deadlocks at once, and the watchdog in [`crate::irq`] reports it).
+const WIDE_BURST: u64 = 64;
 
 /// Runs from PendSV on every tick.
 fn on_interrupt() {
@@ -70,9 +73,10 @@ pub async fn interrupt_and_thread() -> Outcome {
             t.thread = t.thread.wrapping_add(1);
             t.total = t.total.wrapping_add(1);
         });
-        WIDE.fetch_add(1, Ordering::AcqRel);
         let seen = CONTROL.load(Ordering::Relaxed);
-        cortex_m::asm::delay(WINDOW_CYCLES);
+        for _ in 0..WIDE_BURST {
+            WIDE.fetch_add(1, Ordering::AcqRel);
+        }
         CONTROL.store(seen.wrapping_add(1), Ordering::Relaxed);
 
         let now = EmbassyClock.now();
@@ -105,7 +109,11 @@ pub async fn interrupt_and_thread() -> Outcome {
         "interrupt updates in the Locked tally"
     );
     ensure_eq!(tally.total, updates, "Locked tally total");
-    ensure_eq!(WIDE.load(Ordering::Acquire), updates, "64-bit atomic total");
+    ensure_eq!(
+        WIDE.load(Ordering::Acquire),
+        steps.wrapping_mul(WIDE_BURST).wrapping_add(interrupts),
+        "64-bit atomic total"
+    );
     ensure!(
         u64::from(CONTROL.load(Ordering::Relaxed)) < updates,
         "the unsynchronised control lost no update: no interrupt landed mid-update"
