@@ -2,10 +2,16 @@
 //!
 //! - `cargo xtask test`: every check CI runs (the README's second command).
 //! - `cargo xtask cross`: only the cross-builds of core for the bare-metal targets.
+//! - `cargo xtask firmware`: build the firmware example and run it under QEMU.
+//! - `cargo xtask size`: the firmware's flash and RAM, and each pattern's share of them.
+//!
+//! `test` runs every step; the others run one step (or a longer form of one) alone.
 
 use std::borrow::BorrowMut;
-use std::process::{Command, ExitCode};
-use std::time::Instant;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
@@ -28,12 +34,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Run every check: fmt, clippy, docs, host tests, cross-builds.
+    /// Run every check: fmt, clippy, docs, host tests, loom, cross-builds, firmware.
     Test,
     /// Cross-build core (and the embassy adapter) for the bare-metal targets.
     Cross,
     /// Model-check core's lock-free code with loom, without CI's preemption bound.
     Loom,
+    /// Build the firmware example and run it under QEMU on a Cortex-M3 and a Cortex-M0.
+    Firmware,
+    /// Report the firmware's flash and RAM on thumbv7em, and each pattern's share; fails if
+    /// the patterns together exceed their flash budget.
+    Size,
 }
 
 fn main() -> ExitCode {
@@ -42,6 +53,8 @@ fn main() -> ExitCode {
         Task::Test => test(),
         Task::Cross => cross(),
         Task::Loom => loom(None),
+        Task::Firmware => firmware(),
+        Task::Size => size(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,19 +89,16 @@ fn test() -> Result {
     step("host tests", cargo(&["test", "--workspace", "--locked"]))?;
     loom(Some(LOOM_CI_PREEMPTIONS))?;
     cross()?;
+    firmware()?;
+    size()?;
     println!("xtask: all checks passed in {:.0?}", started.elapsed());
     Ok(())
 }
 
 fn cross() -> Result {
-    let installed = installed_targets()?;
+    let targets: Vec<&str> = CROSS_TARGETS.iter().map(|(t, _)| *t).collect();
+    add_missing_targets(&targets)?;
     for (target, features) in CROSS_TARGETS {
-        if !installed.iter().any(|t| t == target) {
-            step(
-                &format!("rustup target add {target}"),
-                command("rustup", &["target", "add", target]),
-            )?;
-        }
         let with_defmt = if features.is_empty() {
             "defmt".to_string()
         } else {
@@ -144,15 +154,390 @@ fn loom(max_preemptions: Option<u32>) -> Result {
     step("loom models of core", command)
 }
 
-fn installed_targets() -> Result<Vec<String>> {
+/// The firmware images `cargo xtask firmware` runs: (target, QEMU `-cpu`, QEMU `-machine`).
+/// `examples/firmware/.cargo/config.toml` has the same command lines as cargo runners.
+const FIRMWARE_MACHINES: &[(&str, &str, &str)] = &[
+    ("thumbv7m-none-eabi", "cortex-m3", "lm3s6965evb"),
+    ("thumbv6m-none-eabi", "cortex-m0", "microbit"),
+];
+
+/// How long one firmware image may run under QEMU (it needs well under a second).
+const FIRMWARE_TIME_BOUND: Duration = Duration::from_secs(60);
+
+const QEMU: &str = "qemu-system-arm";
+
+/// Lints the firmware crate (it is outside the workspace, so the workspace's fmt and clippy
+/// steps miss it), builds it with every pattern and runs it under QEMU on each machine;
+/// fails if an image reports a failed check, exits with failure, or outlives its time bound.
+fn firmware() -> Result {
+    install_qemu()?;
+    let targets: Vec<&str> = FIRMWARE_MACHINES.iter().map(|(t, ..)| *t).collect();
+    add_missing_targets(&targets)?;
+    step("firmware fmt", firmware_cargo(&["fmt", "--check"]))?;
+    let target_dir = firmware_dirs().1;
+    for (target, ..) in FIRMWARE_MACHINES {
+        step(
+            &format!("firmware clippy for {target}"),
+            firmware_cargo(&[
+                "clippy",
+                "--release",
+                "--locked",
+                "--target",
+                target,
+                "--target-dir",
+                &target_dir.to_string_lossy(),
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        )?;
+    }
+    for (target, cpu, machine) in FIRMWARE_MACHINES {
+        let elf = build_firmware(target, &Patterns::Default)?;
+        let name = format!("firmware on {machine} ({target})");
+        println!("xtask: ==> {name}");
+        let started = Instant::now();
+        let mut qemu = command(
+            QEMU,
+            &[
+                "-cpu",
+                cpu,
+                "-machine",
+                machine,
+                "-nographic",
+                "-semihosting-config",
+                "enable=on,target=native",
+                "-kernel",
+            ],
+        );
+        qemu.arg(&elf);
+        let (status, output) =
+            run_with_time_bound(qemu, FIRMWARE_TIME_BOUND).map_err(|e| format!("{name}: {e}"))?;
+        match firmware_summary(&output) {
+            Some((passed, 0)) if status.success() && passed > 0 => {
+                println!("xtask: <== {name} ok ({:.1?})", started.elapsed());
+            }
+            summary => {
+                return Err(format!(
+                    "{name} failed ({status}; summary {summary:?}, expected N passed, 0 failed)"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Installs QEMU's Arm system emulator from Debian's packages if it is missing and we are
+/// root; otherwise a missing QEMU is an error that names the package.
+fn install_qemu() -> Result {
+    if Command::new(QEMU).arg("--version").output().is_ok() {
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
+    if !root {
+        return Err(format!(
+            "{QEMU} is missing: install Debian's package qemu-system-arm \
+             (apt-get install qemu-system-arm), or run as root to let xtask install it"
+        ));
+    }
+    let mut update = command("apt-get", &["update"]);
+    update.env("DEBIAN_FRONTEND", "noninteractive");
+    step("apt-get update", update)?;
+    let mut install = command("apt-get", &["install", "-y", "qemu-system-arm"]);
+    install.env("DEBIAN_FRONTEND", "noninteractive");
+    step("apt-get install qemu-system-arm", install)
+}
+
+/// Runs `command`, echoing its standard output line by line, and kills it once `bound` has
+/// passed. Returns its exit status and output.
+fn run_with_time_bound(
+    mut command: Command,
+    bound: Duration,
+) -> Result<(std::process::ExitStatus, Vec<String>)> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no standard output")?;
+    let echo = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(std::io::Result::ok)
+            .inspect(|line| println!("    {line}"))
+            .collect::<Vec<_>>()
+    });
+    let deadline = Instant::now() + bound;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(None) => {
+                // Killing closes the pipe, which ends the echo thread.
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = echo.join();
+                return Err(format!("timed out after {bound:?}"));
+            }
+            Err(e) => return Err(format!("cannot wait: {e}")),
+        }
+    };
+    let output = echo.join().map_err(|_| "the output reader panicked")?;
+    Ok((status, output))
+}
+
+/// `(passed, failed)` from the firmware's closing line, `firmware: N passed, N failed`.
+fn firmware_summary(output: &[String]) -> Option<(u32, u32)> {
+    output.iter().rev().find_map(|line| {
+        let counts = line.strip_prefix("firmware: ")?;
+        let (passed, failed) = counts.split_once(" passed, ")?;
+        Some((
+            passed.parse().ok()?,
+            failed.strip_suffix(" failed")?.parse().ok()?,
+        ))
+    })
+}
+
+/// The target the size report is for: a Cortex-M4F, the commonest class of device.
+const SIZE_TARGET: &str = "thumbv7em-none-eabihf";
+
+/// Flash that all patterns together may add to the baseline firmware: issue 8's target
+/// (the aim is half of it). `cargo xtask size` fails above it.
+const PATTERN_FLASH_BUDGET: u32 = 16 * 1024;
+
+/// Which of the firmware's pattern features a build enables.
+enum Patterns<'a> {
+    /// None: the baseline (executor, time driver, semihosting, the clock checks).
+    None,
+    /// Exactly one.
+    Only(&'a str),
+    /// The default set: every pattern.
+    Default,
+}
+
+/// Prints the firmware's flash and RAM on [`SIZE_TARGET`] (release profile, opt-level "s"):
+/// the baseline without any pattern, each pattern alone on top of it (its cost), and all
+/// patterns together, which must stay within [`PATTERN_FLASH_BUDGET`]. The patterns are the
+/// features of `examples/firmware/Cargo.toml`. A pattern's cost includes its check's own
+/// code and messages, so it is an upper bound on what the pattern costs an application.
+fn size() -> Result {
+    add_missing_targets(&[SIZE_TARGET])?;
+    let patterns = firmware_features()?;
+    let baseline = elf_sizes(&build_firmware(SIZE_TARGET, &Patterns::None)?)?;
+    let mut rows = vec![("baseline (no pattern)".to_string(), baseline, None)];
+    for pattern in &patterns {
+        let sizes = elf_sizes(&build_firmware(SIZE_TARGET, &Patterns::Only(pattern))?)?;
+        rows.push((format!("+ {pattern}"), sizes, Some(baseline)));
+    }
+    let all = elf_sizes(&build_firmware(SIZE_TARGET, &Patterns::Default)?)?;
+    let patterns_flash = all.flash().saturating_sub(baseline.flash());
+    rows.push((
+        "all patterns (default features)".into(),
+        all,
+        Some(baseline),
+    ));
+
+    println!("xtask: firmware size on {SIZE_TARGET}, release, opt-level \"s\", in bytes");
+    println!("xtask: flash = text + rodata + data (its initial values); RAM = data + bss");
+    println!(
+        "{:<32} {:>8} {:>8} {:>9} {:>9}",
+        "image", "flash", "RAM", "Δ flash", "Δ RAM"
+    );
+    for (name, sizes, base) in rows {
+        let (delta_flash, delta_ram) = match base {
+            Some(b) => (
+                format!("{:+}", i64::from(sizes.flash()) - i64::from(b.flash())),
+                format!("{:+}", i64::from(sizes.ram()) - i64::from(b.ram())),
+            ),
+            None => (String::new(), String::new()),
+        };
+        println!(
+            "{name:<32} {:>8} {:>8} {delta_flash:>9} {delta_ram:>9}",
+            sizes.flash(),
+            sizes.ram()
+        );
+    }
+    if patterns_flash > PATTERN_FLASH_BUDGET {
+        return Err(format!(
+            "all patterns together add {patterns_flash} bytes of flash, over the budget of \
+             {PATTERN_FLASH_BUDGET}"
+        ));
+    }
+    Ok(())
+}
+
+/// The firmware crate's folder, and the target directory its builds go to (inside the
+/// workspace's, so that `cargo` finds the ELF at a known path).
+fn firmware_dirs() -> (PathBuf, PathBuf) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    (
+        root.join("examples").join("firmware"),
+        root.join("target").join("firmware"),
+    )
+}
+
+/// Builds the firmware (release) for `target` with the given patterns; returns the ELF.
+fn build_firmware(target: &str, patterns: &Patterns<'_>) -> Result<PathBuf> {
+    let target_dir = firmware_dirs().1;
+    let target_dir_arg = target_dir.to_string_lossy();
+    let mut args = vec![
+        "build",
+        "--release",
+        "--locked",
+        "--target",
+        target,
+        "--target-dir",
+        &target_dir_arg,
+    ];
+    let label = match patterns {
+        Patterns::None => {
+            args.push("--no-default-features");
+            "no pattern".to_string()
+        }
+        Patterns::Only(pattern) => {
+            args.extend(["--no-default-features", "--features", pattern]);
+            format!("only {pattern}")
+        }
+        Patterns::Default => "every pattern".to_string(),
+    };
+    step(
+        &format!("build firmware for {target} ({label})"),
+        firmware_cargo(&args),
+    )?;
+    Ok(target_dir
+        .join(target)
+        .join("release")
+        .join("stanchion-firmware"))
+}
+
+/// `cargo` with `args`, run in the firmware crate's folder: its own `.cargo/config.toml`
+/// (runners, `-Tlink.x`) applies only from there. RUSTFLAGS from the environment would
+/// replace that file's linker-script flag, so they are dropped.
+fn firmware_cargo(args: &[&str]) -> Command {
+    let mut command = cargo(args);
+    command
+        .current_dir(firmware_dirs().0)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    command
+}
+
+/// The pattern features of the firmware crate: the names in its `[features]` table, less
+/// `default`.
+fn firmware_features() -> Result<Vec<String>> {
+    let manifest_path = firmware_dirs().0.join("Cargo.toml");
+    let manifest = std::fs::read_to_string(&manifest_path)
+        .map_err(|e| format!("cannot read {}: {e}", manifest_path.display()))?;
+    let mut in_features = false;
+    let mut features = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_features = line == "[features]";
+        } else if in_features
+            && !line.starts_with('#')
+            && let Some((name, _)) = line.split_once('=')
+            && name.trim() != "default"
+        {
+            features.push(name.trim().to_string());
+        }
+    }
+    Ok(features)
+}
+
+/// Bytes of an image's allocated sections, by kind.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sizes {
+    /// Executable code.
+    text: u32,
+    /// Read-only data, including the vector table.
+    rodata: u32,
+    /// Initialised writable data: in RAM, with its initial values in flash.
+    data: u32,
+    /// Zero-initialised (or uninitialised) RAM.
+    bss: u32,
+}
+
+impl Sizes {
+    fn flash(self) -> u32 {
+        self.text + self.rodata + self.data
+    }
+
+    fn ram(self) -> u32 {
+        self.data + self.bss
+    }
+}
+
+/// Reads the section headers of a 32-bit little-endian ELF file (what every Arm
+/// bare-metal target produces) and sums the allocated sections by kind, as `size -A` would.
+fn elf_sizes(path: &Path) -> Result<Sizes> {
+    const SHT_NOBITS: u32 = 8;
+    const SHF_WRITE: u32 = 0x1;
+    const SHF_ALLOC: u32 = 0x2;
+    const SHF_EXECINSTR: u32 = 0x4;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bad = || format!("{} is not a 32-bit little-endian ELF file", path.display());
+    let u16_at = |at: usize| -> Result<u32> {
+        let b = bytes.get(at..at.saturating_add(2)).ok_or_else(bad)?;
+        Ok(u32::from(u16::from_le_bytes([b[0], b[1]])))
+    };
+    let u32_at = |at: usize| -> Result<u32> {
+        let b = bytes.get(at..at.saturating_add(4)).ok_or_else(bad)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    // e_ident: magic, ELFCLASS32 (1), ELFDATA2LSB (1).
+    if bytes.get(..6) != Some(b"\x7fELF\x01\x01".as_slice()) {
+        return Err(bad());
+    }
+    let (section_headers, entry_size, count) = (u32_at(0x20)?, u16_at(0x2e)?, u16_at(0x30)?);
+    let mut sizes = Sizes::default();
+    for i in 0..count {
+        let header = (section_headers as usize).saturating_add((i * entry_size) as usize);
+        let (kind, flags, size) = (
+            u32_at(header + 4)?,
+            u32_at(header + 8)?,
+            u32_at(header + 20)?,
+        );
+        if flags & SHF_ALLOC == 0 {
+            continue;
+        }
+        let bucket = if flags & SHF_EXECINSTR != 0 {
+            &mut sizes.text
+        } else if kind == SHT_NOBITS {
+            &mut sizes.bss
+        } else if flags & SHF_WRITE != 0 {
+            &mut sizes.data
+        } else {
+            &mut sizes.rodata
+        };
+        *bucket += size;
+    }
+    Ok(sizes)
+}
+
+/// Adds the rustup targets in `targets` that are not installed yet.
+fn add_missing_targets(targets: &[&str]) -> Result {
     let out = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
         .map_err(|e| format!("cannot run rustup: {e}"))?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect())
+    let installed = String::from_utf8_lossy(&out.stdout);
+    for target in targets {
+        if !installed.lines().any(|t| t == *target) {
+            step(
+                &format!("rustup target add {target}"),
+                command("rustup", &["target", "add", target]),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn cargo(args: &[&str]) -> Command {

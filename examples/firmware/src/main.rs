@@ -1,0 +1,86 @@
+//! stanchion in firmware, under QEMU: a Cortex-M3 (`thumbv7m-none-eabi`, LM3S6965) and a
+//! Cortex-M0 (`thumbv6m-none-eabi`, nRF51 on the micro:bit, no compare-and-swap).
+//!
+//! It runs a list of named checks on the embassy executor, prints `check <name>: ok` or
+//! `check <name>: FAIL (<why>)` for each over semihosting, then
+//! `firmware: N passed, N failed`, and exits (through semihosting) with success only if
+//! every check passed. A panic or a fault exits with failure too.
+//!
+//! Run it with `cargo xtask firmware` from the repository, or from this folder with
+//! `cargo run --release --target thumbv7m-none-eabi` (or `thumbv6m-none-eabi`).
+//!
+//! Adding a check: write `pub async fn name() -> Outcome` in `src/checks/`, using
+//! [`ensure!`] and [`ensure_eq!`], and add one `report.record(...)` line below; gate both on
+//! the pattern's cargo feature (see `Cargo.toml`).
+#![no_std]
+#![no_main]
+
+mod checks;
+mod irq;
+mod report;
+mod time_driver;
+
+/// The machine this image is built for, written by `build.rs`.
+mod machine {
+    include!(concat!(env!("OUT_DIR"), "/machine.rs"));
+}
+
+use cortex_m_rt::{ExceptionFrame, exception};
+use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
+use cortex_m_semihosting::hprintln;
+use embassy_executor::Spawner;
+use panic_semihosting as _;
+
+use report::Report;
+
+#[embassy_executor::main]
+async fn main(_spawner: Spawner) {
+    let Some(mut core) = cortex_m::Peripherals::take() else {
+        fail("core peripherals already taken");
+    };
+    irq::init(&mut core.SCB);
+    time_driver::start(core.SYST);
+    hprintln!(
+        "firmware: stanchion on {} (QEMU {})",
+        machine::TARGET,
+        machine::MACHINE
+    );
+
+    let mut report = Report::default();
+    report.record("clock-follows-timer", checks::clock::follows_timer().await);
+    report.record(
+        "sleep-until-rounds-up",
+        checks::clock::sleep_until_rounds_up().await,
+    );
+    report.record(
+        "interrupt-shared-state",
+        checks::shared_state::interrupt_and_thread().await,
+    );
+    #[cfg(feature = "deadline")]
+    report.record("deadline", checks::deadline::run().await);
+
+    let passed = report.finish();
+    debug::exit(if passed { EXIT_SUCCESS } else { EXIT_FAILURE });
+}
+
+/// Prints `why` and exits with failure.
+pub fn fail(why: &str) -> ! {
+    hprintln!("firmware: {}", why);
+    debug::exit(EXIT_FAILURE);
+    // Only reached without a debugger or emulator that honours semihosting.
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    hprintln!("firmware: hard fault at pc {:#010x}", frame.pc());
+    fail("hard fault")
+}
+
+#[exception]
+unsafe fn DefaultHandler(irqn: i16) {
+    hprintln!("firmware: unexpected exception or interrupt {}", irqn);
+    fail("unexpected interrupt")
+}
