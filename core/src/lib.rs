@@ -43,7 +43,7 @@
 //! | feature | what it does |
 //! |---|---|
 //! | `defmt` | derives `defmt::Format` for every public type |
-//! | `critical-section` | routes atomics that the target lacks through `critical-section` (needed on `thumbv6m`; recommended on `thumbv7em` when interrupt handlers share state) |
+//! | `critical-section` | routes every atomic read-modify-write through `critical-section`, for targets without compare-and-swap (`thumbv6m`, `riscv32imc`); on single-core chips with 32-bit compare-and-swap but no 64-bit atomics (`thumbv7m`, `thumbv7em`) enable `portable-atomic/unsafe-assume-single-core` in the firmware instead (see `stanchion-embassy`'s docs for why: the default emulation there is a spinlock, which deadlocks against interrupt handlers) |
 //!
 //! No feature is on by default.
 #![no_std]
