@@ -259,6 +259,18 @@ impl<L: BulkheadListener> Bulkhead<L> {
         }
     }
 
+    crate::sync::const_fn_unless_loom! {
+        /// A bulkhead of `max_concurrent`, raised to 1 if zero (for callers that hold a
+        /// validated limit).
+        pub(crate) fn with_nonzero_max(max_concurrent: u32, listener: L) -> Self {
+            let max = if max_concurrent == 0 { 1 } else { max_concurrent };
+            Bulkhead {
+                state: AtomicU64::new(pack(max, 0)),
+                listener,
+            }
+        }
+    }
+
     /// A permit, if fewer than the maximum are out; otherwise [`BulkheadFull`], and
     /// nothing changes.
     ///
@@ -295,7 +307,7 @@ impl<L: BulkheadListener> Bulkhead<L> {
 
     /// Takes one slot, or says why not (writing nothing).
     #[inline]
-    fn acquire_slot(&self) -> Result<(), BulkheadFull> {
+    pub(crate) fn acquire_slot(&self) -> Result<(), BulkheadFull> {
         let mut word = self.state.load(Ordering::Relaxed);
         loop {
             let (max, in_use) = (max_of(word), in_use_of(word));
@@ -325,7 +337,7 @@ impl<L: BulkheadListener> Bulkhead<L> {
     /// Gives one slot back. Called only by a permit's drop, so `in_use >= 1` and the
     /// subtraction never borrows from the maximum's half.
     #[inline]
-    fn release_slot(&self) {
+    pub(crate) fn release_slot(&self) {
         let previous = self.state.fetch_sub(1, Ordering::Release);
         self.listener
             .on_released(in_use_of(previous).saturating_sub(1));
@@ -561,7 +573,8 @@ mod tests {
     fn extreme_maximum_does_not_overflow() {
         let b = Bulkhead::new(u32::MAX).unwrap();
         // Fill the count to the top without holding four billion permits.
-        b.state.store(pack(u32::MAX, u32::MAX - 1), Ordering::Relaxed);
+        b.state
+            .store(pack(u32::MAX, u32::MAX - 1), Ordering::Relaxed);
         let p = b.try_acquire().unwrap();
         assert_eq!(b.in_use(), u32::MAX);
         assert_eq!(b.max_concurrent(), u32::MAX);
