@@ -23,9 +23,9 @@ use core::time::Duration;
 
 use crate::time::Instant;
 
-mod aimd;
-mod bulkhead;
-mod vegas;
+pub mod aimd;
+pub mod bulkhead;
+pub mod vegas;
 
 pub use aimd::{Aimd, AimdConfig};
 pub use bulkhead::{AdaptiveBulkhead, AdaptivePermit};

@@ -2,9 +2,9 @@
 //! from round-trip times.
 //!
 //! It remembers the smallest round-trip time seen (`rtt_noload`, the latency of a call
-//! that did not queue) and, for each sample, estimates how many of the `limit` calls
-//! were queueing: `queue = ceil(limit * (1 - rtt_noload / rtt))`. With `l = max(1,
-//! floor(log10(limit)))`:
+//! that did not queue) and, for each sample, estimates how many of the `in_flight` calls
+//! the sampled call ran with were queueing: `queue = ceil(in_flight * (1 - rtt_noload /
+//! rtt))`. With `l = max(1, floor(log10(limit)))`:
 //!
 //! | estimate | new limit |
 //! |---|---|
@@ -16,9 +16,15 @@
 //!
 //! then clamped to `min_limit..=max_limit` and smoothed: the estimate moves by
 //! `smoothing_per_1024 / 1024` of the way to the new limit. Fewer than half the limit in
-//! flight (app-limited) leaves it unchanged. Every `probe_multiplier * limit` samples the
-//! no-load latency is re-measured (set to the current sample's), so that a permanent
-//! change in the dependency's base latency is learnt rather than read as a queue.
+//! flight (app-limited) leaves it unchanged. After a change, samples of calls admitted
+//! before the call that caused it ended are not acted on (they measured the old limit),
+//! so the limit moves at most once per round trip.
+//!
+//! Every `probe_multiplier * limit` samples it re-measures the no-load latency, so that
+//! a lasting change in the dependency's base latency is learnt rather than read as a
+//! queue: it halves the limit (the *probe*), forgets `rtt_noload`, takes the smallest
+//! round-trip time of the next `limit / 2` calls admitted under the halved limit (which
+//! did not queue), then restores the limit. A probe lasts about two round trips.
 //!
 //! # When to choose it
 //!
@@ -37,16 +43,18 @@
 //! use stanchion::adaptive::{LimitAlgorithm, Sample, Vegas, VegasConfig};
 //!
 //! let mut vegas = Vegas::new(VegasConfig { initial_limit: 20, ..VegasConfig::DEFAULT }).unwrap();
-//! let at = |rtt_ms: u64| Sample {
-//!     started_at: Instant::ZERO,
+//! let call = |started_ms: u64, rtt_ms: u64| Sample {
+//!     started_at: Instant::from_millis(started_ms),
 //!     rtt: Duration::from_millis(rtt_ms),
 //!     in_flight: 20,
 //!     dropped: false,
 //! };
-//! vegas.on_sample(at(10)); // the first sample sets the no-load latency
-//! assert_eq!(vegas.on_sample(at(10)), 26); // no queue: + 6 * log10(20)
-//! // Twice the no-load latency: half of the 26 calls were queueing, 13 > beta = 6.
-//! assert_eq!(vegas.on_sample(at(20)), 25);
+//! vegas.on_sample(call(0, 10)); // the first sample sets the no-load latency
+//! assert_eq!(vegas.on_sample(call(1, 10)), 26); // no queue: + 6 * log10(20)
+//! // A call admitted before that change's round trip ended (at 11 ms) is not acted on.
+//! assert_eq!(vegas.on_sample(call(5, 20)), 26);
+//! // Twice the no-load latency: half of its 20 calls were queueing, 10 > beta = 6.
+//! assert_eq!(vegas.on_sample(call(11, 20)), 25);
 //! ```
 //!
 //! # Cost
@@ -61,13 +69,20 @@
 //! Brakmo and Peterson, "TCP Vegas: End to End Congestion Avoidance on a Global
 //! Internet" (1995); the per-sample rules, the log10-scaled thresholds and the probe
 //! follow Netflix `concurrency-limits`' `VegasLimit`. Deviations: integer arithmetic
-//! (the limit is kept in 1/1024ths so smoothing does not stall), and the probe interval
-//! has no random jitter (a deterministic interval keeps simulations reproducible; pass
-//! different multipliers to instances that must not probe in step).
+//! (the limit is kept in 1/1024ths so smoothing does not stall); one change per round
+//! trip, as TCP Vegas does, and the queue estimated from the sample's own `in_flight`
+//! rather than the current limit (Netflix acts on every sample, so the many samples of
+//! one overloaded round trip each shrink the limit and it swings from far above the
+//! capacity to far below; Netflix smooths this with its `WindowedLimit`); the probe drains the
+//! queue before measuring, like BBR's `ProbeRTT` (Netflix's probe takes the current
+//! sample as the new no-load latency, which under sustained saturation includes the
+//! queue, so each probe ratchets the limit up); and the probe interval has no random
+//! jitter (a deterministic interval keeps simulations reproducible; give instances that
+//! must not probe in step different multipliers).
 
 use super::{LimitAlgorithm, Sample, check_limits, clamp_u32};
 use crate::error::ConfigError;
-use crate::time::duration_to_nanos_saturating;
+use crate::time::{Instant, duration_to_nanos_saturating};
 
 /// Fixed-point scale of the limit estimate: 1024ths.
 const SCALE: u64 = 1024;
@@ -90,14 +105,16 @@ pub struct VegasConfig {
     /// How far the limit moves towards each new value, in parts per 1024: in
     /// `1..=1024` (1024: all the way, no smoothing).
     pub smoothing_per_1024: u32,
-    /// Re-measure the no-load latency every `probe_multiplier * limit` samples: 0 never
-    /// re-measures.
+    /// Re-measure the no-load latency every `probe_multiplier * limit` samples (about
+    /// that many round trips), at the cost of about two round trips at half the limit:
+    /// 0 never re-measures.
     pub probe_multiplier: u32,
 }
 
 impl VegasConfig {
-    /// Netflix's defaults: start at 20, at most 1000, alpha 3, beta 6, no smoothing,
-    /// probe every 30 * limit samples.
+    /// Netflix's defaults (start at 20, at most 1000, alpha 3, beta 6, no smoothing),
+    /// but probing every 100 * limit samples rather than 30, because this probe halves
+    /// the limit for its duration.
     pub const DEFAULT: VegasConfig = VegasConfig {
         initial_limit: 20,
         min_limit: 1,
@@ -105,7 +122,7 @@ impl VegasConfig {
         alpha_factor: 3,
         beta_factor: 6,
         smoothing_per_1024: 1024,
-        probe_multiplier: 30,
+        probe_multiplier: 100,
     };
 }
 
@@ -127,6 +144,14 @@ pub struct Vegas {
     rtt_noload: u64,
     /// Samples since the last probe.
     since_probe: u64,
+    /// While probing: samples still to take from calls admitted under the halved limit.
+    probe_remaining: u32,
+    /// While probing: the halved limit, and the estimate to restore afterwards.
+    probe_limit: u32,
+    saved_estimate: u64,
+    /// Samples of calls admitted before this instant measured a limit that has since
+    /// changed: they update `rtt_noload` but not the limit.
+    hold_until: Instant,
 }
 
 impl Vegas {
@@ -158,6 +183,10 @@ impl Vegas {
             estimate: (config.initial_limit as u64).saturating_mul(SCALE),
             rtt_noload: 0,
             since_probe: 0,
+            probe_remaining: 0,
+            probe_limit: 0,
+            saved_estimate: 0,
+            hold_until: Instant::ZERO,
         })
     }
 
@@ -171,6 +200,29 @@ impl Vegas {
         self.rtt_noload
     }
 
+    /// Whether a probe of the no-load latency is under way (the limit is halved).
+    pub const fn is_probing(&self) -> bool {
+        self.probe_remaining != 0
+    }
+
+    /// One sample during a probe: only calls admitted under the halved limit count.
+    fn probe_sample(&mut self, sample: &Sample, rtt: u64) -> u32 {
+        if sample.in_flight <= self.probe_limit {
+            self.rtt_noload = if self.rtt_noload == 0 {
+                rtt
+            } else {
+                self.rtt_noload.min(rtt)
+            };
+            self.probe_remaining = self.probe_remaining.saturating_sub(1);
+            if self.probe_remaining == 0 {
+                self.estimate = self.saved_estimate;
+                // Calls admitted during the probe saw a short queue: not a reason to grow.
+                self.hold_until = sample.started_at.saturating_add(sample.rtt);
+            }
+        }
+        self.limit()
+    }
+
     fn target(&self, limit: u32, rtt: u64, dropped: bool, in_flight: u32) -> Option<u32> {
         let l = match limit.checked_ilog10() {
             Some(0) | None => 1,
@@ -182,9 +234,9 @@ impl Vegas {
         if in_flight.saturating_mul(2) < limit {
             return None;
         }
-        // queue = ceil(limit * (rtt - noload) / rtt); rtt >= noload > 0 here.
+        // queue = ceil(in_flight * (rtt - noload) / rtt); rtt >= noload > 0 here.
         let excess = rtt.saturating_sub(self.rtt_noload) as u128;
-        let queue = (limit as u128)
+        let queue = (in_flight as u128)
             .saturating_mul(excess)
             .div_ceil((rtt as u128).max(1));
         let alpha = self.config.alpha_factor.saturating_mul(l) as u128;
@@ -210,16 +262,28 @@ impl LimitAlgorithm for Vegas {
 
     fn on_sample(&mut self, sample: Sample) -> u32 {
         let rtt = duration_to_nanos_saturating(sample.rtt).max(1);
+        if self.is_probing() {
+            return self.probe_sample(&sample, rtt);
+        }
         let limit = self.limit();
         self.since_probe = self.since_probe.saturating_add(1);
         let probe_every = (self.config.probe_multiplier as u64).saturating_mul(limit as u64);
         if probe_every != 0 && self.since_probe >= probe_every {
             self.since_probe = 0;
-            self.rtt_noload = rtt;
-            return limit;
+            self.saved_estimate = self.estimate;
+            self.probe_limit = (limit / 2).max(self.config.min_limit);
+            self.probe_remaining = self.probe_limit.max(1);
+            self.estimate = (self.probe_limit as u64).saturating_mul(SCALE);
+            self.rtt_noload = 0;
+            return self.limit();
         }
         if self.rtt_noload == 0 || rtt < self.rtt_noload {
             self.rtt_noload = rtt;
+            return limit;
+        }
+        if sample.started_at < self.hold_until {
+            // Admitted before the last change finished a round trip: it measured the
+            // old limit, whose change is already made.
             return limit;
         }
         let Some(target) = self.target(limit, rtt, sample.dropped, sample.in_flight) else {
@@ -234,7 +298,11 @@ impl LimitAlgorithm for Vegas {
             .saturating_mul(SCALE.saturating_sub(s))
             .saturating_add(target.saturating_mul(SCALE).saturating_mul(s))
             / SCALE;
-        self.limit()
+        let new_limit = self.limit();
+        if new_limit != limit {
+            self.hold_until = sample.started_at.saturating_add(sample.rtt);
+        }
+        new_limit
     }
 }
 
@@ -243,7 +311,6 @@ mod tests {
     use core::time::Duration;
 
     use super::*;
-    use crate::Instant;
 
     fn config() -> VegasConfig {
         VegasConfig {
@@ -255,9 +322,14 @@ mod tests {
         }
     }
 
+    /// A sample of a call started one second after the previous one (in any test), so
+    /// that every sample comes after the previous change's round trip.
     fn sample(rtt_us: u64, in_flight: u32, dropped: bool) -> Sample {
+        extern crate std;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT_START: AtomicU64 = AtomicU64::new(1);
         Sample {
-            started_at: Instant::ZERO,
+            started_at: Instant::from_secs(NEXT_START.fetch_add(1, Ordering::Relaxed)),
             rtt: Duration::from_micros(rtt_us),
             in_flight,
             dropped,
@@ -343,6 +415,28 @@ mod tests {
     }
 
     #[test]
+    fn the_limit_moves_at_most_once_per_round_trip() {
+        let mut v = Vegas::new(config()).unwrap();
+        let at = |start_us: u64, rtt_us: u64, dropped: bool| Sample {
+            started_at: Instant::from_micros(start_us),
+            rtt: Duration::from_micros(rtt_us),
+            in_flight: 100,
+            dropped,
+        };
+        v.on_sample(at(0, 1000, false));
+        // A drop of a call admitted at 1 ms that took 2 ms: - 2, and a hold until 3 ms.
+        assert_eq!(v.on_sample(at(1000, 2000, true)), 98);
+        // Calls admitted before 3 ms: neither drops nor queues move the limit.
+        assert_eq!(v.on_sample(at(2999, 1000, true)), 98);
+        assert_eq!(v.on_sample(at(1500, 5000, false)), 98);
+        // They still teach the no-load latency.
+        assert_eq!(v.on_sample(at(2000, 800, false)), 98);
+        assert_eq!(v.rtt_noload_nanos(), 800_000);
+        // A call admitted at 3 ms is acted on: no queue, + 6 * log10(98).
+        assert_eq!(v.on_sample(at(3000, 800, false)), 104);
+    }
+
+    #[test]
     fn smoothing_moves_part_of_the_way() {
         let mut v = Vegas::new(VegasConfig {
             smoothing_per_1024: 256,
@@ -357,7 +451,7 @@ mod tests {
     }
 
     #[test]
-    fn probes_reset_the_no_load_latency() {
+    fn probes_halve_the_limit_and_remeasure_the_no_load_latency() {
         let mut v = Vegas::new(VegasConfig {
             initial_limit: 10,
             probe_multiplier: 2,
@@ -371,8 +465,18 @@ mod tests {
             assert_eq!(v.on_sample(sample(3000, 1, false)), 10);
         }
         assert_eq!(v.rtt_noload_nanos(), 1_000_000);
-        // The 20th sample is a probe: the base latency is now 3 ms.
-        assert_eq!(v.on_sample(sample(3000, 1, false)), 10);
+        assert!(!v.is_probing());
+        // The 20th sample starts a probe: the limit halves to 5.
+        assert_eq!(v.on_sample(sample(3000, 10, false)), 5);
+        assert!(v.is_probing());
+        // Calls admitted before the probe (10 in flight) do not count, even if fast.
+        assert_eq!(v.on_sample(sample(500, 10, false)), 5);
+        // Five calls admitted under the halved limit: the smallest is the new base.
+        for rtt in [3200, 3100, 3000, 3300] {
+            assert_eq!(v.on_sample(sample(rtt, 5, false)), 5);
+        }
+        assert_eq!(v.on_sample(sample(3050, 4, false)), 10);
+        assert!(!v.is_probing());
         assert_eq!(v.rtt_noload_nanos(), 3_000_000);
         // And 3 ms no longer reads as a queue: 0 queued, + 6 * 1.
         assert_eq!(v.on_sample(sample(3000, 10, false)), 16);
@@ -400,12 +504,7 @@ mod tests {
                 dropped: false,
             });
         }
-        // The queue estimate never exceeds the limit, so latency alone stops shrinking
-        // it at beta (6); drops take it to the minimum.
-        assert_eq!(v.limit(), 6);
-        for _ in 0..20 {
-            v.on_sample(sample(1, 6, true));
-        }
+        // Huge latency with huge concurrency: the limit shrinks to the minimum, no lower.
         assert_eq!(v.limit(), 3);
         let mut w = Vegas::new(VegasConfig {
             initial_limit: u32::MAX,
