@@ -52,7 +52,7 @@ fn sample(i: u64) -> Sample {
         // 10 ms +/- a little, so Vegas takes every branch of its table over time.
         rtt: Duration::from_micros(10_000 + (i * 7919) % 1_500),
         in_flight: 100,
-        dropped: i % 1_000 == 0,
+        dropped: i.is_multiple_of(1_000),
     }
 }
 
