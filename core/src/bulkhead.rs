@@ -244,7 +244,9 @@ impl<L: BulkheadListener> Bulkhead<L> {
         ///
         /// # Errors
         ///
-        /// `max_concurrent` of 0 (it would never admit anything).
+        /// `max_concurrent` of 0 (it would never admit anything). The listener is then
+        /// forgotten, not dropped (a `const fn` cannot run its destructor): its resources,
+        /// if it owns any, leak.
         pub fn with_listener(max_concurrent: u32, listener: L) -> Result<Self, ConfigError> {
             if max_concurrent == 0 {
                 // `listener` may not be dropped in a const fn if it has a destructor, so
@@ -305,9 +307,10 @@ impl<L: BulkheadListener> Bulkhead<L> {
         Ok(BulkheadPermit { bulkhead })
     }
 
-    /// Takes one slot, or says why not (writing nothing).
+    /// Takes one slot and returns the count in use that includes it, or says why not
+    /// (writing nothing).
     #[inline]
-    pub(crate) fn acquire_slot(&self) -> Result<(), BulkheadFull> {
+    pub(crate) fn acquire_slot(&self) -> Result<u32, BulkheadFull> {
         let mut word = self.state.load(Ordering::Relaxed);
         loop {
             let (max, in_use) = (max_of(word), in_use_of(word));
@@ -326,8 +329,9 @@ impl<L: BulkheadListener> Bulkhead<L> {
                 .compare_exchange_weak(word, next, Ordering::Acquire, Ordering::Relaxed)
             {
                 Ok(_) => {
-                    self.listener.on_acquired(in_use_of(next));
-                    return Ok(());
+                    let in_use = in_use_of(next);
+                    self.listener.on_acquired(in_use);
+                    return Ok(in_use);
                 }
                 Err(actual) => word = actual,
             }
@@ -721,6 +725,80 @@ mod tests {
         assert!(B.try_acquire().is_err());
         drop(p);
         assert_eq!(B.available(), 1);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod properties {
+    extern crate std;
+
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    use super::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Acquire,
+        /// Drop the held permit at this index (modulo the number held).
+        Release(usize),
+        SetMax(u32),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => Just(Op::Acquire),
+            3 => any::<usize>().prop_map(Op::Release),
+            1 => (0u32..8).prop_map(Op::SetMax),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// Any sequence of acquires, releases and changes of the maximum behaves like a
+        /// plain counter and maximum: granted exactly when `in_use < max`.
+        #[test]
+        fn matches_a_counter_model(initial in 1u32..8, ops in proptest::collection::vec(op(), 0..200)) {
+            let b = Bulkhead::new(initial).unwrap();
+            let (mut max, mut held) = (initial, Vec::new());
+            for op in ops {
+                match op {
+                    Op::Acquire => {
+                        let in_use = held.len() as u32;
+                        match b.try_acquire() {
+                            Ok(p) => {
+                                prop_assert!(in_use < max);
+                                held.push(p);
+                            }
+                            Err(full) => {
+                                prop_assert!(in_use >= max);
+                                prop_assert_eq!((full.in_use(), full.max_concurrent()), (in_use, max));
+                            }
+                        }
+                    }
+                    Op::Release(i) => {
+                        if !held.is_empty() {
+                            let i = i % held.len();
+                            drop(held.swap_remove(i));
+                        }
+                    }
+                    Op::SetMax(m) => {
+                        prop_assert_eq!(b.set_max_concurrent(m).is_ok(), m != 0);
+                        if m != 0 {
+                            max = m;
+                        }
+                    }
+                }
+                let in_use = held.len() as u32;
+                prop_assert_eq!(
+                    b.metrics(),
+                    BulkheadMetrics { max_concurrent: max, in_use, available: max.saturating_sub(in_use) }
+                );
+            }
+            drop(held);
+            prop_assert_eq!(b.in_use(), 0);
+        }
     }
 }
 

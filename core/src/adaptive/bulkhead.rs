@@ -119,10 +119,8 @@ impl<M: RawMutex, A: LimitAlgorithm, L: BulkheadListener> AdaptiveBulkhead<M, A,
     where
         B: Deref<Target = Self>,
     {
-        bulkhead.bulkhead.acquire_slot()?;
-        // Read after our own grant, so it counts this call; another thread's grant or
-        // release in between can make it one off, which the algorithms tolerate.
-        let in_flight = bulkhead.bulkhead.in_use().max(1);
+        // The count the grant's compare-and-swap wrote: exact, this call included.
+        let in_flight = bulkhead.bulkhead.acquire_slot()?;
         Ok(AdaptivePermit {
             bulkhead,
             started_at: now,

@@ -115,3 +115,96 @@ pub(crate) const fn check_limits(
     }
     Ok(())
 }
+
+#[cfg(all(test, not(loom)))]
+mod properties {
+    extern crate std;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn samples() -> impl Strategy<Value = std::vec::Vec<Sample>> {
+        let sample = (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u32>(),
+            any::<bool>(),
+            0u8..4,
+        )
+            .prop_map(|(start, rtt, in_flight, dropped, scale)| Sample {
+                // Mostly plausible values, sometimes extreme ones.
+                started_at: Instant::from_nanos(if scale == 0 {
+                    start
+                } else {
+                    start % 1_000_000_000_000
+                }),
+                rtt: Duration::from_nanos(match scale {
+                    0 => rtt,
+                    1 => rtt % 1_000_000_000,
+                    _ => 5_000_000 + rtt % 10_000_000,
+                }),
+                in_flight: if scale == 0 {
+                    in_flight
+                } else {
+                    in_flight % 300
+                },
+                dropped: dropped && scale != 3,
+            });
+        proptest::collection::vec(sample, 0..300)
+    }
+
+    fn limits() -> impl Strategy<Value = (u32, u32, u32)> {
+        (1u32..500, 0u32..500, any::<u32>()).prop_map(|(min, span, pick)| {
+            let max = min + span;
+            (min, max, min + pick % (span + 1))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn aimd_stays_in_bounds((min, max, initial) in limits(), backoff in 512u32..1024, samples in samples()) {
+            let mut a = Aimd::new(AimdConfig {
+                initial_limit: initial,
+                min_limit: min,
+                max_limit: max,
+                backoff_per_1024: backoff,
+                timeout: Duration::from_millis(10),
+            })
+            .unwrap();
+            for s in samples {
+                let limit = a.on_sample(s);
+                prop_assert_eq!(limit, a.limit());
+                prop_assert!((min..=max).contains(&limit));
+            }
+        }
+
+        #[test]
+        fn vegas_stays_in_bounds(
+            (min, max, initial) in limits(),
+            alpha in 1u32..5,
+            extra in 1u32..5,
+            smoothing in 1u32..=1024,
+            probe in 0u32..3,
+            samples in samples(),
+        ) {
+            let mut v = Vegas::new(VegasConfig {
+                initial_limit: initial,
+                min_limit: min,
+                max_limit: max,
+                alpha_factor: alpha,
+                beta_factor: alpha + extra,
+                smoothing_per_1024: smoothing,
+                probe_multiplier: probe,
+            })
+            .unwrap();
+            for s in samples {
+                let limit = v.on_sample(s);
+                prop_assert_eq!(limit, v.limit());
+                prop_assert!((min..=max).contains(&limit));
+            }
+        }
+    }
+}
