@@ -48,7 +48,7 @@
 //! sits in a [`Locked`] critical section of kind `M` (see [`crate::sync`]), entered once
 //! per recorded sample to update the algorithm and the bulkhead's maximum together (so
 //! two samples recorded at once cannot leave a stale maximum). A permit is the pointer
-//! to the bulkhead plus 12 bytes.
+//! to the bulkhead plus 16 bytes (the start instant and the in-flight count).
 
 use core::fmt;
 use core::ops::Deref;

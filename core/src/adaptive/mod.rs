@@ -161,6 +161,20 @@ mod properties {
         })
     }
 
+    #[test]
+    fn sizes_are_as_documented() {
+        use core::mem::size_of;
+        assert_eq!(size_of::<Aimd>(), 48);
+        assert_eq!(size_of::<Vegas>(), 80);
+        assert_eq!(size_of::<crate::bulkhead::Bulkhead>(), 8);
+        type Permit<'a> = AdaptivePermit<
+            &'a AdaptiveBulkhead<crate::sync::NoopRawMutex, Aimd>,
+            crate::sync::NoopRawMutex,
+            Aimd,
+        >;
+        assert_eq!(size_of::<Permit<'_>>(), 8 + 16);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
 

@@ -59,7 +59,7 @@
 //!
 //! # Cost
 //!
-//! About 72 bytes of state (configuration included); `on_sample` is a few comparisons,
+//! 80 bytes of state (configuration included); `on_sample` is a few comparisons,
 //! one 128-bit multiply and divide for the queue estimate and, when smoothing is on,
 //! two 64-bit multiplies. Shared through the [`AdaptiveBulkhead`](super::AdaptiveBulkhead)'s
 //! critical section.
