@@ -163,4 +163,144 @@ mod tests {
             Duration::from_nanos(u64::MAX)
         );
     }
+
+    #[test]
+    fn arithmetic_at_the_extremes() {
+        // A deadline that lands exactly on Instant::MAX is NEVER: nothing is later.
+        let last = Deadline::after(Instant::from_nanos(u64::MAX - 1), Duration::from_nanos(1));
+        assert_eq!(last, Deadline::NEVER);
+        assert!(last.is_never());
+        assert!(Deadline::at(Instant::MAX).is_never());
+        // One nanosecond earlier is an ordinary deadline, expired at its instant.
+        let almost = Deadline::at(Instant::from_nanos(u64::MAX - 1));
+        assert!(!almost.is_never());
+        assert!(!almost.is_expired(Instant::from_nanos(u64::MAX - 2)));
+        assert!(almost.is_expired(Instant::from_nanos(u64::MAX - 1)));
+        assert!(almost.is_expired(Instant::MAX));
+        assert_eq!(
+            almost.remaining(Instant::ZERO),
+            Duration::from_nanos(u64::MAX - 1)
+        );
+        assert_eq!(almost.remaining(Instant::MAX), Duration::ZERO);
+        assert_eq!(
+            almost.clamp_wait(Instant::ZERO, Duration::MAX),
+            Duration::from_nanos(u64::MAX - 1)
+        );
+        // At the epoch.
+        let epoch = Deadline::at(Instant::ZERO);
+        assert!(epoch.is_expired(Instant::ZERO));
+        assert_eq!(epoch.remaining(Instant::ZERO), Duration::ZERO);
+        assert_eq!(
+            epoch.clamp_wait(Instant::ZERO, Duration::MAX),
+            Duration::ZERO
+        );
+        assert_eq!(epoch.earliest(Deadline::NEVER), epoch);
+        // Budgets that overflow nanoseconds, or the instant, saturate to NEVER.
+        assert_eq!(
+            Deadline::after(Instant::ZERO, Duration::from_secs(u64::MAX)),
+            Deadline::NEVER
+        );
+        assert_eq!(
+            Deadline::after(Instant::from_secs(1), Duration::from_nanos(u64::MAX)),
+            Deadline::NEVER
+        );
+        // The largest budget that fits from the epoch.
+        assert_eq!(
+            Deadline::after(Instant::ZERO, Duration::from_nanos(u64::MAX - 1)).instant(),
+            Instant::from_nanos(u64::MAX - 1)
+        );
+        // Sub-nanosecond parts cannot exist; a zero budget is expired at once.
+        let now = Instant::from_secs(7);
+        assert!(Deadline::after(now, Duration::ZERO).is_expired(now));
+        assert_eq!(Deadline::NEVER.earliest(Deadline::NEVER), Deadline::NEVER);
+    }
+
+    #[test]
+    fn a_clock_that_steps_back_sees_more_time_left_never_less() {
+        let d = Deadline::at(Instant::from_secs(10));
+        assert_eq!(d.remaining(Instant::from_secs(8)), Duration::from_secs(2));
+        // The clock steps back to 5 s: the remaining time is what the instants say; the
+        // deadline itself never moves, so the budget is never extended past it.
+        assert_eq!(d.remaining(Instant::from_secs(5)), Duration::from_secs(5));
+        assert_eq!(d.instant(), Instant::from_secs(10));
+        assert!(!d.is_expired(Instant::from_secs(5)));
+    }
+
+    #[test]
+    fn ordering_follows_the_instant() {
+        let a = Deadline::at(Instant::from_nanos(1));
+        let b = Deadline::at(Instant::from_nanos(2));
+        assert!(a < b);
+        assert!(b < Deadline::NEVER);
+        assert_eq!(a.earliest(a), a);
+    }
+
+    #[cfg(not(loom))]
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn instant() -> impl Strategy<Value = Instant> {
+            prop_oneof![
+                Just(Instant::ZERO),
+                Just(Instant::MAX),
+                Just(Instant::from_nanos(u64::MAX - 1)),
+                any::<u64>().prop_map(Instant::from_nanos),
+                (0u64..1_000_000).prop_map(Instant::from_nanos),
+            ]
+        }
+
+        fn duration() -> impl Strategy<Value = Duration> {
+            prop_oneof![
+                Just(Duration::ZERO),
+                Just(Duration::MAX),
+                any::<u64>().prop_map(Duration::from_nanos),
+                (any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+                (0u64..1_000_000).prop_map(Duration::from_nanos),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+            #[test]
+            fn remaining_expiry_and_clamp_agree(at in instant(), now in instant(), wait in duration()) {
+                let d = Deadline::at(at);
+                let left = d.remaining(now);
+                if d.is_never() {
+                    prop_assert!(!d.is_expired(now));
+                    prop_assert_eq!(left, Duration::from_nanos(u64::MAX));
+                } else {
+                    prop_assert_eq!(left, at - now);
+                    prop_assert_eq!(d.is_expired(now), left.is_zero());
+                    prop_assert_eq!(d.is_expired(now), now >= at);
+                }
+                let clamped = d.clamp_wait(now, wait);
+                prop_assert!(clamped <= wait);
+                prop_assert!(clamped <= left);
+                prop_assert!(clamped == wait || clamped == left);
+                // Waiting the clamped time from now never passes the deadline.
+                prop_assert!(now.saturating_add(clamped) <= at || now > at);
+            }
+
+            #[test]
+            fn after_never_overshoots_the_budget(now in instant(), budget in duration()) {
+                let d = Deadline::after(now, budget);
+                prop_assert!(d.instant() >= now);
+                prop_assert!(d.instant() - now <= budget);
+                if !d.is_never() {
+                    prop_assert_eq!(d.remaining(now), budget);
+                }
+            }
+
+            #[test]
+            fn earliest_is_the_minimum(a in instant(), b in instant()) {
+                let (da, db) = (Deadline::at(a), Deadline::at(b));
+                prop_assert_eq!(da.earliest(db), db.earliest(da));
+                prop_assert_eq!(da.earliest(db).instant(), a.min(b));
+                prop_assert!(da.earliest(db) <= da && da.earliest(db) <= db);
+            }
+        }
+    }
 }
