@@ -27,6 +27,11 @@ use crate::Instant;
 ///
 /// Implementations are shared by `&` across threads and never block.
 pub trait RetryBudget {
+    /// Whether the budget reads the `now` it is given. A budget whose accounting ignores
+    /// time sets it to `false`, so that the clock-bound policy methods skip reading the
+    /// clock on the success path.
+    const USES_TIME: bool = true;
+
     /// One operation's first attempt finished: one more request in the budget's
     /// accounting.
     fn deposit_at(&self, now: Instant);
@@ -40,6 +45,8 @@ pub trait RetryBudget {
 }
 
 impl<R: RetryBudget + ?Sized> RetryBudget for &R {
+    const USES_TIME: bool = R::USES_TIME;
+
     #[inline]
     fn deposit_at(&self, now: Instant) {
         (**self).deposit_at(now);
@@ -62,6 +69,8 @@ impl<R: RetryBudget + ?Sized> RetryBudget for &R {
 pub struct NoBudget;
 
 impl RetryBudget for NoBudget {
+    const USES_TIME: bool = false;
+
     #[inline]
     fn deposit_at(&self, _now: Instant) {}
 

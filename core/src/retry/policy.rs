@@ -318,7 +318,11 @@ impl<B: Backoff, K, R: RetryBudget> RetryPolicy<B, K, R> {
         self.on_verdict_at(now, verdict, hint)
     }
 
-    /// [`on_outcome_at`](Self::on_outcome_at), reading `clock`.
+    /// [`on_outcome_at`](Self::on_outcome_at), reading `clock` only when the decision
+    /// needs the time: always after a failure, and after a success only if the budget
+    /// counts time ([`RetryBudget::USES_TIME`]). So the success path of a runner over
+    /// this form costs no clock read with [`NoBudget`] or a
+    /// [`TokenBudget`](super::TokenBudget).
     #[inline]
     pub fn on_outcome<O: ?Sized, C: Clock>(
         &mut self,
@@ -329,7 +333,14 @@ impl<B: Backoff, K, R: RetryBudget> RetryPolicy<B, K, R> {
     where
         K: Classify<O>,
     {
-        self.on_outcome_at(clock.now(), outcome, hint)
+        let verdict = self.classifier.classify(outcome);
+        let now = if verdict == Verdict::Success && !R::USES_TIME {
+            // Unread: a budget that ignores time is the only user of `now` on success.
+            Instant::ZERO
+        } else {
+            clock.now()
+        };
+        self.on_verdict_at(now, verdict, hint)
     }
 
     /// The attempt succeeded (for runners that classify outcomes themselves).
@@ -680,6 +691,34 @@ mod tests {
             policy.on_failure_at(now, None),
             Decision::Retry { .. }
         ));
+    }
+
+    #[test]
+    fn clock_bound_form_reads_the_clock_only_when_needed() {
+        struct CountingClock(core::cell::Cell<u32>);
+        impl Clock for CountingClock {
+            fn now(&self) -> Instant {
+                self.0.set(self.0.get() + 1);
+                Instant::from_secs(1)
+            }
+        }
+        let clock = CountingClock(core::cell::Cell::new(0));
+        let ok = Ok::<(), ()>(());
+        let mut p = RetryPolicy::new(Immediate, 3, rng()).unwrap();
+        assert_eq!(p.on_outcome(&clock, &ok, None), Decision::Done);
+        assert_eq!(clock.0.get(), 0);
+        assert!(matches!(
+            p.on_outcome(&clock, &ERR, None),
+            Decision::Retry { .. }
+        ));
+        assert_eq!(clock.0.get(), 1);
+        let ratio = RatioBudget::<1>::new(Duration::from_secs(1), Ratio::ONE, 0).unwrap();
+        let mut p = RetryPolicy::new(Immediate, 3, rng())
+            .unwrap()
+            .with_budget(&ratio);
+        assert_eq!(p.on_outcome(&clock, &ok, None), Decision::Done);
+        assert_eq!(clock.0.get(), 2);
+        assert_eq!(ratio.counts_at(Instant::from_secs(1)), (1, 0));
     }
 
     #[test]

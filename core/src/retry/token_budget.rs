@@ -104,6 +104,8 @@ impl TokenBudget {
 }
 
 impl RetryBudget for TokenBudget {
+    const USES_TIME: bool = false;
+
     #[inline]
     fn deposit_at(&self, _now: Instant) {}
 
