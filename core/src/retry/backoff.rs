@@ -1,4 +1,18 @@
 //! The [`Backoff`] contract: a per-operation sequence of delays.
+//!
+//! The strategies, each in its own file, all implement it:
+//!
+//! | strategy | delay before retry `n` (from 0), before jitter and cap |
+//! |---|---|
+//! | [`Immediate`](super::Immediate) | `0` |
+//! | [`Constant`](super::Constant) | `d` |
+//! | [`Linear`](super::Linear) | `initial + n * step` |
+//! | [`Exponential`](super::Exponential) | `base * factor^n` |
+//! | [`DecorrelatedJitter`](super::DecorrelatedJitter) | `min(cap, U(base, 3 * previous))` (AWS) |
+//! | [`DecorrelatedJitterV2`](super::DecorrelatedJitterV2) | Polly's V2 formula, medians near `base * 2^n` |
+//!
+//! A strategy value is its own per-operation state: `Copy`, a few words, built by a
+//! `const fn`, and reset by [`Backoff::reset`] without touching the configuration.
 
 use core::time::Duration;
 
@@ -12,10 +26,59 @@ use core::time::Duration;
 ///
 /// Retry policies use it between attempts; the circuit breaker uses it to grow its open
 /// duration with each consecutive opening.
+///
+/// ```
+/// use core::time::Duration;
+/// use stanchion::retry::{Backoff, Exponential, Ratio};
+///
+/// let mut rng = fastrand::Rng::with_seed(1);
+/// let mut b = Exponential::new(Duration::from_millis(100), Ratio::TWO, Duration::from_secs(1))
+///     .unwrap();
+/// let ms: Vec<u128> = b.delays(&mut rng).take(6).map(|d| d.as_millis()).collect();
+/// assert_eq!(ms, [100, 200, 400, 800, 1000, 1000]);
+/// b.reset();
+/// assert_eq!(b.next_delay(&mut rng), Duration::from_millis(100));
+/// ```
 pub trait Backoff {
     /// The next delay in the sequence.
     fn next_delay(&mut self, rng: &mut fastrand::Rng) -> Duration;
 
     /// Back to the start of the sequence.
     fn reset(&mut self);
+
+    /// The sequence as an endless iterator over `rng` (handy in tests and tables).
+    fn delays<'a>(&'a mut self, rng: &'a mut fastrand::Rng) -> Delays<'a, Self>
+    where
+        Self: Sized,
+    {
+        Delays { backoff: self, rng }
+    }
+}
+
+impl<B: Backoff + ?Sized> Backoff for &mut B {
+    #[inline]
+    fn next_delay(&mut self, rng: &mut fastrand::Rng) -> Duration {
+        (**self).next_delay(rng)
+    }
+
+    #[inline]
+    fn reset(&mut self) {
+        (**self).reset();
+    }
+}
+
+/// The endless iterator returned by [`Backoff::delays`].
+#[derive(Debug)]
+pub struct Delays<'a, B> {
+    backoff: &'a mut B,
+    rng: &'a mut fastrand::Rng,
+}
+
+impl<B: Backoff> Iterator for Delays<'_, B> {
+    type Item = Duration;
+
+    #[inline]
+    fn next(&mut self) -> Option<Duration> {
+        Some(self.backoff.next_delay(self.rng))
+    }
 }

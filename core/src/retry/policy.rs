@@ -1,0 +1,742 @@
+//! [`RetryPolicy`]: the per-operation state that answers, after each attempt, "done",
+//! "retry after `d`" or "give up, because ...".
+//!
+//! A runner is a short loop: run the attempt, tell the policy its outcome, sleep for
+//! what it says or stop.
+//!
+//! ```
+//! use core::time::Duration;
+//! use stanchion::retry::{Decision, Exponential, GiveUpReason, Ratio, RetryPolicy};
+//! use stanchion::{Clock, Deadline, Instant, ManualClock};
+//!
+//! let clock = ManualClock::new();
+//! let backoff = Exponential::new(Duration::from_millis(100), Ratio::TWO, Duration::from_secs(2))
+//!     .unwrap();
+//! let mut policy = RetryPolicy::new(backoff, 4, fastrand::Rng::with_seed(7))
+//!     .unwrap()
+//!     .with_deadline(Deadline::after(clock.now(), Duration::from_secs(10)));
+//!
+//! let mut calls = 0;
+//! let mut flaky = || -> Result<u32, &'static str> {
+//!     calls += 1;
+//!     if calls < 3 { Err("busy") } else { Ok(42) }
+//! };
+//! let result = loop {
+//!     let outcome = flaky();
+//!     match policy.on_outcome_at(clock.now(), &outcome, None) {
+//!         Decision::Retry { after, .. } => {
+//!             clock.advance(after); // an async runner sleeps here
+//!         }
+//!         Decision::Done | Decision::GiveUp { .. } => break outcome,
+//!     }
+//! };
+//! assert_eq!(result, Ok(42));
+//! assert_eq!(policy.attempt(), 3);
+//! assert_eq!(clock.now(), Instant::from_millis(300)); // 100 ms, then 200 ms
+//! ```
+//!
+//! # The stops, in the order they are checked after a failure
+//!
+//! 1. **Classifier** ([`Classify`]): a permanent failure gives up at once
+//!    ([`GiveUpReason::Permanent`]); a success-like outcome is [`Decision::Done`]. The
+//!    default, [`TransientErrors`], treats every `Err` as transient and every `Ok` as
+//!    success; a closure `Fn(&O) -> Verdict` can also retry `Ok` values (an HTTP 503).
+//! 2. **Max attempts**, counting the first call: `max_attempts = 3` makes one call and
+//!    at most two retries ([`GiveUpReason::AttemptsExhausted`]).
+//! 3. **Delay**: the backoff's next delay; a server hint (`Retry-After`), when given,
+//!    replaces it, bounded by [`with_max_retry_after`](RetryPolicy::with_max_retry_after)
+//!    (default 60 s): a longer hint is shortened to the bound.
+//! 4. **Overall deadline**: never overslept. If the deadline has passed, or the wait
+//!    would end at or after it (leaving no time for the next attempt), the retry is
+//!    refused ([`GiveUpReason::Deadline`]); the wait is never shortened to fit, since a
+//!    shortened wait would not give the peer the time the backoff (or the server) asked
+//!    for.
+//! 5. **Budget** ([`RetryBudget`]): asked last, so a retry that a stop above refuses
+//!    spends nothing ([`GiveUpReason::BudgetExhausted`]).
+//!
+//! The attempt number is visible: [`attempt`](RetryPolicy::attempt) is the number of the
+//! attempt in flight or last made (1 for the first call), and [`Decision::Retry`] carries
+//! the number of the attempt it allows.
+//!
+//! # Use
+//!
+//! One policy per operation: build it (cheap: a few words, no allocation), drive it, and
+//! drop it, or [`reset`](RetryPolicy::reset) it for the next operation. After
+//! [`Decision::Done`] or [`Decision::GiveUp`] the operation is over; the policy does not
+//! stop a caller that keeps going. Budgets are shared by reference.
+//!
+//! Cost: the backoff, the classifier, the budget reference, a random generator (8 bytes)
+//! and 32 bytes. A decision is the classifier, a few comparisons and the backoff's
+//! `next_delay`, plus the budget's calls.
+//!
+//! Sources: the stops of Polly v8's retry strategy and resilience4j's `Retry`; budgets
+//! after gRPC and Finagle.
+
+use core::fmt;
+use core::time::Duration;
+
+use super::{Backoff, NoBudget, RetryBudget};
+use crate::time::duration_to_nanos_saturating;
+use crate::{Clock, ConfigError, Deadline, Instant};
+
+/// What an attempt's outcome means for the operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Verdict {
+    /// The operation succeeded: stop.
+    Success,
+    /// A failure that may go away: retry if the stops allow.
+    Transient,
+    /// A failure that will not go away: stop.
+    Permanent,
+}
+
+/// Decides what an outcome `O` (usually `Result<T, E>`) means.
+///
+/// Implemented by [`TransientErrors`] and by every closure `Fn(&O) -> Verdict`:
+///
+/// ```
+/// use stanchion::retry::{Classify, Verdict};
+///
+/// let http = |status: &u16| match status {
+///     200..=299 => Verdict::Success,
+///     429 | 502 | 503 | 504 => Verdict::Transient,
+///     _ => Verdict::Permanent,
+/// };
+/// assert_eq!(http.classify(&503), Verdict::Transient);
+/// assert_eq!(http.classify(&404), Verdict::Permanent);
+/// ```
+pub trait Classify<O: ?Sized> {
+    /// The verdict for `outcome`.
+    fn classify(&self, outcome: &O) -> Verdict;
+}
+
+impl<O: ?Sized, F: Fn(&O) -> Verdict> Classify<O> for F {
+    #[inline]
+    fn classify(&self, outcome: &O) -> Verdict {
+        self(outcome)
+    }
+}
+
+/// The default classifier: `Ok` is success, every `Err` is transient.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TransientErrors;
+
+impl<T, E> Classify<Result<T, E>> for TransientErrors {
+    #[inline]
+    fn classify(&self, outcome: &Result<T, E>) -> Verdict {
+        match outcome {
+            Ok(_) => Verdict::Success,
+            Err(_) => Verdict::Transient,
+        }
+    }
+}
+
+/// The policy's answer after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Decision {
+    /// The attempt succeeded: return its outcome.
+    Done,
+    /// Wait `after`, then make attempt number `attempt` (2 for the first retry).
+    Retry {
+        /// How long to wait before the next attempt.
+        after: Duration,
+        /// The number of the attempt this allows, counting the first call as 1.
+        attempt: u32,
+    },
+    /// Stop and return the last outcome.
+    GiveUp {
+        /// Why.
+        reason: GiveUpReason,
+    },
+}
+
+/// Why a policy gave up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum GiveUpReason {
+    /// The classifier called the failure permanent.
+    Permanent,
+    /// The attempt was the last one allowed (`max_attempts`, counting the first call).
+    AttemptsExhausted,
+    /// The overall deadline has passed, or the wait would reach it.
+    Deadline,
+    /// The shared retry budget refused the retry.
+    BudgetExhausted,
+}
+
+impl fmt::Display for GiveUpReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GiveUpReason::Permanent => "permanent failure",
+            GiveUpReason::AttemptsExhausted => "attempts exhausted",
+            GiveUpReason::Deadline => "deadline would be passed",
+            GiveUpReason::BudgetExhausted => "retry budget exhausted",
+        })
+    }
+}
+
+impl core::error::Error for GiveUpReason {}
+
+/// The default bound on a server's retry hint.
+pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A per-operation retry policy: backoff `B`, classifier `K`, budget `R`. See the
+/// [module docs](self).
+///
+/// A plain `&mut self` state machine owned by one operation; nothing in it is shared
+/// except the budget, which is borrowed (`R = &TokenBudget`, for example) and is
+/// lock-free.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy<B, K = TransientErrors, R = NoBudget> {
+    backoff: B,
+    classifier: K,
+    budget: R,
+    rng: fastrand::Rng,
+    deadline: Deadline,
+    max_hint: u64,
+    max_attempts: u32,
+    attempt: u32,
+    deposited: bool,
+}
+
+impl<B: Backoff> RetryPolicy<B> {
+    /// A policy making at most `max_attempts` attempts (at least 1; counting the first
+    /// call), waiting as `backoff` says, drawing jitter from `rng` (seed it per device or
+    /// per process: there is no default seed). No deadline, every `Err` transient, no
+    /// budget, server hints bounded by [`DEFAULT_MAX_RETRY_AFTER`].
+    pub fn new(
+        backoff: B,
+        max_attempts: u32,
+        rng: fastrand::Rng,
+    ) -> Result<RetryPolicy<B>, ConfigError> {
+        if max_attempts == 0 {
+            return Err(ConfigError::new("max_attempts", "at least 1"));
+        }
+        Ok(RetryPolicy {
+            backoff,
+            classifier: TransientErrors,
+            budget: NoBudget,
+            rng,
+            deadline: Deadline::NEVER,
+            max_hint: duration_to_nanos_saturating(DEFAULT_MAX_RETRY_AFTER),
+            max_attempts,
+            attempt: 1,
+            deposited: false,
+        })
+    }
+}
+
+impl<B: Backoff, K, R: RetryBudget> RetryPolicy<B, K, R> {
+    /// The same policy with an overall deadline: no wait ends at or after it.
+    pub fn with_deadline(self, deadline: Deadline) -> Self {
+        RetryPolicy { deadline, ..self }
+    }
+
+    /// The same policy with server hints bounded by `max` (a longer hint waits `max`).
+    pub fn with_max_retry_after(self, max: Duration) -> Self {
+        RetryPolicy {
+            max_hint: duration_to_nanos_saturating(max),
+            ..self
+        }
+    }
+
+    /// The same policy with classifier `classifier`.
+    pub fn with_classifier<K2>(self, classifier: K2) -> RetryPolicy<B, K2, R> {
+        RetryPolicy {
+            backoff: self.backoff,
+            classifier,
+            budget: self.budget,
+            rng: self.rng,
+            deadline: self.deadline,
+            max_hint: self.max_hint,
+            max_attempts: self.max_attempts,
+            attempt: self.attempt,
+            deposited: self.deposited,
+        }
+    }
+
+    /// The same policy drawing retries from `budget` (usually a `&` to a shared one).
+    pub fn with_budget<R2: RetryBudget>(self, budget: R2) -> RetryPolicy<B, K, R2> {
+        RetryPolicy {
+            backoff: self.backoff,
+            classifier: self.classifier,
+            budget,
+            rng: self.rng,
+            deadline: self.deadline,
+            max_hint: self.max_hint,
+            max_attempts: self.max_attempts,
+            attempt: self.attempt,
+            deposited: self.deposited,
+        }
+    }
+
+    /// The number of the attempt in flight or last made: 1 for the first call.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The most attempts this policy makes, counting the first call.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The overall deadline ([`Deadline::NEVER`] if none).
+    pub fn deadline(&self) -> Deadline {
+        self.deadline
+    }
+
+    /// The random generator, for callers that want to draw from the same stream.
+    pub fn rng_mut(&mut self) -> &mut fastrand::Rng {
+        &mut self.rng
+    }
+
+    /// Ready for a new operation: attempt 1, the backoff at its start, the new
+    /// `deadline`. The configuration, the budget and the random stream are kept.
+    pub fn reset(&mut self, deadline: Deadline) {
+        self.backoff.reset();
+        self.deadline = deadline;
+        self.attempt = 1;
+        self.deposited = false;
+    }
+
+    /// The decision after an attempt whose outcome was `outcome`, at `now`, with the
+    /// server's retry hint if any.
+    #[inline]
+    pub fn on_outcome_at<O: ?Sized>(
+        &mut self,
+        now: Instant,
+        outcome: &O,
+        hint: Option<Duration>,
+    ) -> Decision
+    where
+        K: Classify<O>,
+    {
+        let verdict = self.classifier.classify(outcome);
+        self.on_verdict_at(now, verdict, hint)
+    }
+
+    /// [`on_outcome_at`](Self::on_outcome_at), reading `clock` only when the decision
+    /// needs the time: always after a failure, and after a success only if the budget
+    /// counts time ([`RetryBudget::USES_TIME`]). So the success path of a runner over
+    /// this form costs no clock read with [`NoBudget`] or a
+    /// [`TokenBudget`](super::TokenBudget).
+    #[inline]
+    pub fn on_outcome<O: ?Sized, C: Clock>(
+        &mut self,
+        clock: &C,
+        outcome: &O,
+        hint: Option<Duration>,
+    ) -> Decision
+    where
+        K: Classify<O>,
+    {
+        let verdict = self.classifier.classify(outcome);
+        let now = if verdict == Verdict::Success && !R::USES_TIME {
+            // Unread: a budget that ignores time is the only user of `now` on success.
+            Instant::ZERO
+        } else {
+            clock.now()
+        };
+        self.on_verdict_at(now, verdict, hint)
+    }
+
+    /// The attempt succeeded (for runners that classify outcomes themselves).
+    #[inline]
+    pub fn on_success_at(&mut self, now: Instant) {
+        self.on_verdict_at(now, Verdict::Success, None);
+    }
+
+    /// The attempt failed transiently (for runners that classify outcomes themselves):
+    /// the decision, as for [`on_outcome_at`](Self::on_outcome_at).
+    #[inline]
+    pub fn on_failure_at(&mut self, now: Instant, hint: Option<Duration>) -> Decision {
+        self.on_verdict_at(now, Verdict::Transient, hint)
+    }
+
+    /// The decision for an already classified outcome. Every other `on_*` method ends
+    /// here.
+    pub fn on_verdict_at(
+        &mut self,
+        now: Instant,
+        verdict: Verdict,
+        hint: Option<Duration>,
+    ) -> Decision {
+        if !self.deposited {
+            self.deposited = true;
+            self.budget.deposit_at(now);
+        }
+        match verdict {
+            Verdict::Success => {
+                self.budget.record_success_at(now);
+                return Decision::Done;
+            }
+            Verdict::Permanent => return give_up(GiveUpReason::Permanent),
+            Verdict::Transient => {}
+        }
+        if self.attempt >= self.max_attempts {
+            return give_up(GiveUpReason::AttemptsExhausted);
+        }
+        if self.deadline.is_expired(now) {
+            return give_up(GiveUpReason::Deadline);
+        }
+        let computed = self.backoff.next_delay(&mut self.rng);
+        let after = match hint {
+            Some(h) => Duration::from_nanos(duration_to_nanos_saturating(h).min(self.max_hint)),
+            None => computed,
+        };
+        if !self.deadline.is_never() && after >= self.deadline.remaining(now) {
+            return give_up(GiveUpReason::Deadline);
+        }
+        if !self.budget.try_withdraw_at(now) {
+            return give_up(GiveUpReason::BudgetExhausted);
+        }
+        self.attempt = self.attempt.saturating_add(1);
+        Decision::Retry {
+            after,
+            attempt: self.attempt,
+        }
+    }
+}
+
+#[inline]
+fn give_up(reason: GiveUpReason) -> Decision {
+    Decision::GiveUp { reason }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::retry::{
+        Constant, DecorrelatedJitter, Exponential, Immediate, Jitter, Ratio, RatioBudget,
+        TokenBudget,
+    };
+    use proptest::prelude::*;
+
+    fn exp() -> Exponential {
+        Exponential::new(Duration::from_secs(1), Ratio::TWO, Duration::from_secs(8)).unwrap()
+    }
+
+    fn rng() -> fastrand::Rng {
+        fastrand::Rng::with_seed(99)
+    }
+
+    const ERR: Result<(), ()> = Err(());
+
+    #[test]
+    fn max_attempts_counts_the_first_call() {
+        let mut p = RetryPolicy::new(exp(), 4, rng()).unwrap();
+        let t = Instant::ZERO;
+        assert_eq!(p.attempt(), 1);
+        let mut afters = std::vec::Vec::new();
+        for _ in 0..10 {
+            match p.on_outcome_at(t, &ERR, None) {
+                Decision::Retry { after, attempt } => {
+                    assert_eq!(attempt, p.attempt());
+                    afters.push(after.as_secs());
+                }
+                d => {
+                    assert_eq!(d, give_up(GiveUpReason::AttemptsExhausted));
+                    break;
+                }
+            }
+        }
+        assert_eq!(afters, [1, 2, 4]);
+        assert_eq!(p.attempt(), 4);
+        let mut once = RetryPolicy::new(exp(), 1, rng()).unwrap();
+        assert_eq!(
+            once.on_failure_at(t, None),
+            give_up(GiveUpReason::AttemptsExhausted)
+        );
+        assert_eq!(
+            RetryPolicy::new(exp(), 0, rng()).unwrap_err(),
+            ConfigError::new("max_attempts", "at least 1")
+        );
+        // Reset starts over.
+        p.reset(Deadline::NEVER);
+        assert_eq!(
+            p.on_failure_at(t, None),
+            Decision::Retry {
+                after: Duration::from_secs(1),
+                attempt: 2
+            }
+        );
+    }
+
+    #[test]
+    fn classifier_decides_permanent_and_retryable_results() {
+        let status = |s: &u16| match s {
+            200 => Verdict::Success,
+            503 => Verdict::Transient,
+            _ => Verdict::Permanent,
+        };
+        let mut p = RetryPolicy::new(Constant::new(Duration::from_millis(5)), 5, rng())
+            .unwrap()
+            .with_classifier(status);
+        let t = Instant::ZERO;
+        assert_eq!(
+            p.on_outcome_at(t, &503, None),
+            Decision::Retry {
+                after: Duration::from_millis(5),
+                attempt: 2
+            }
+        );
+        assert_eq!(p.on_outcome_at(t, &200, None), Decision::Done);
+        assert_eq!(
+            p.on_outcome_at(t, &404, None),
+            give_up(GiveUpReason::Permanent)
+        );
+        let mut d = RetryPolicy::new(Immediate, 2, rng()).unwrap();
+        assert_eq!(d.on_outcome_at(t, &Ok::<u8, u8>(1), None), Decision::Done);
+    }
+
+    #[test]
+    fn retry_after_overrides_and_is_bounded() {
+        let mut p = RetryPolicy::new(exp(), 10, rng())
+            .unwrap()
+            .with_max_retry_after(Duration::from_secs(30));
+        let t = Instant::from_secs(5);
+        let retry = |after, attempt| Decision::Retry { after, attempt };
+        assert_eq!(
+            p.on_failure_at(t, Some(Duration::from_millis(1500))),
+            retry(Duration::from_millis(1500), 2)
+        );
+        assert_eq!(
+            p.on_failure_at(t, Some(Duration::from_secs(3600))),
+            retry(Duration::from_secs(30), 3)
+        );
+        assert_eq!(
+            p.on_failure_at(t, Some(Duration::MAX)),
+            retry(Duration::from_secs(30), 4)
+        );
+        assert_eq!(
+            p.on_failure_at(t, Some(Duration::ZERO)),
+            retry(Duration::ZERO, 5)
+        );
+        // Without a hint the backoff goes on where it was (it advanced with each retry).
+        assert_eq!(p.on_failure_at(t, None), retry(Duration::from_secs(8), 6));
+        // The default bound is 60 s.
+        let mut p = RetryPolicy::new(exp(), 10, rng()).unwrap();
+        assert_eq!(
+            p.on_failure_at(t, Some(Duration::from_secs(61))),
+            retry(DEFAULT_MAX_RETRY_AFTER, 2)
+        );
+    }
+
+    #[test]
+    fn deadline_refuses_a_wait_that_reaches_it() {
+        let start = Instant::from_secs(100);
+        let mut p = RetryPolicy::new(exp(), 100, rng())
+            .unwrap()
+            .with_deadline(Deadline::after(start, Duration::from_secs(7)));
+        let mut now = start;
+        let mut waits = std::vec::Vec::new();
+        let reason = loop {
+            match p.on_failure_at(now, None) {
+                Decision::Retry { after, .. } => {
+                    waits.push(after.as_secs());
+                    now += after;
+                }
+                Decision::GiveUp { reason } => break reason,
+                Decision::Done => unreachable!(),
+            }
+        };
+        // 1 + 2 = 3 s; then a 4 s wait would end at 107 s, the deadline itself.
+        assert_eq!(waits, [1, 2]);
+        assert_eq!(reason, GiveUpReason::Deadline);
+        // A hint is bounded by the deadline too, and an expired deadline stops at once.
+        let mut p = RetryPolicy::new(exp(), 100, rng())
+            .unwrap()
+            .with_deadline(Deadline::at(Instant::from_secs(10)));
+        assert_eq!(
+            p.on_failure_at(Instant::from_secs(9), Some(Duration::from_secs(2))),
+            give_up(GiveUpReason::Deadline)
+        );
+        assert_eq!(
+            p.on_failure_at(Instant::from_secs(10), Some(Duration::ZERO)),
+            give_up(GiveUpReason::Deadline)
+        );
+        assert_eq!(
+            p.on_failure_at(Instant::MAX, None),
+            give_up(GiveUpReason::Deadline)
+        );
+    }
+
+    #[test]
+    fn a_cap_of_duration_max_is_not_a_deadline() {
+        let b = Constant::new(Duration::MAX);
+        let mut p = RetryPolicy::new(b, 3, rng()).unwrap();
+        assert_eq!(
+            p.on_failure_at(Instant::MAX, None),
+            Decision::Retry {
+                after: Duration::from_nanos(u64::MAX),
+                attempt: 2
+            }
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// No sequence of decisions sleeps past the deadline, whatever the backoff,
+        /// hints, start, budget and attempts.
+        #[test]
+        fn never_sleeps_past_the_deadline(
+            seed in any::<u64>(),
+            start in any::<u64>(),
+            budget_ms in 0u64..100_000,
+            base_ms in 0u64..5_000,
+            hints in proptest::collection::vec(proptest::option::of(0u64..200_000), 1..40),
+            late_ms in proptest::collection::vec(0u64..3_000, 40),
+        ) {
+            let start = Instant::from_nanos(start);
+            let deadline = Deadline::after(start, Duration::from_millis(budget_ms));
+            let backoff = DecorrelatedJitter::new(
+                Duration::from_millis(base_ms),
+                Duration::from_secs(60),
+            ).unwrap();
+            let mut p = RetryPolicy::new(backoff, 1_000, fastrand::Rng::with_seed(seed))
+                .unwrap()
+                .with_deadline(deadline);
+            let mut now = start;
+            for (i, hint) in hints.iter().enumerate() {
+                // Attempts take time too.
+                now += Duration::from_millis(late_ms[i]);
+                match p.on_failure_at(now, hint.map(Duration::from_millis)) {
+                    Decision::Retry { after, attempt } => {
+                        prop_assert_eq!(attempt as usize, i + 2);
+                        now = now.checked_add(after).unwrap();
+                        prop_assert!(now < deadline.instant());
+                    }
+                    Decision::GiveUp { reason } => {
+                        prop_assert_eq!(reason, GiveUpReason::Deadline);
+                        break;
+                    }
+                    Decision::Done => prop_assert!(false),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn budget_bounds_retries_in_an_outage_and_recovers() {
+        // 50 operations per second for 60 s, every attempt fails, up to 4 attempts each.
+        let budget =
+            RatioBudget::<10>::new(Duration::from_secs(10), Ratio::percent(10), 5).unwrap();
+        let backoff = Exponential::new(
+            Duration::from_millis(1),
+            Ratio::TWO,
+            Duration::from_millis(4),
+        )
+        .unwrap()
+        .with_jitter(Jitter::FULL);
+        let mut now = Instant::from_secs(1);
+        let (mut calls, mut first_calls) = (0u64, 0u64);
+        let mut policy = RetryPolicy::new(backoff, 4, rng())
+            .unwrap()
+            .with_budget(&budget);
+        for _ in 0..3_000 {
+            policy.reset(Deadline::NEVER);
+            first_calls += 1;
+            for _step in 0..10 {
+                calls += 1;
+                match policy.on_failure_at(now, None) {
+                    Decision::Retry { .. } => {}
+                    _ => break,
+                }
+            }
+            now += Duration::from_millis(20);
+        }
+        // At most 10% extra calls plus the floor per 10 s window (6 windows).
+        let retries = calls - first_calls;
+        assert!(retries <= 300 + 6 * 5, "{retries}");
+        assert!(retries >= 270, "{retries}");
+        // Recovery: the service is back; successes flow and a later failure retries.
+        for _ in 0..100 {
+            policy.reset(Deadline::NEVER);
+            assert_eq!(
+                policy.on_outcome_at(now, &Ok::<(), ()>(()), None),
+                Decision::Done
+            );
+            now += Duration::from_millis(100);
+        }
+        policy.reset(Deadline::NEVER);
+        assert!(matches!(
+            policy.on_failure_at(now, None),
+            Decision::Retry { attempt: 2, .. }
+        ));
+
+        // The same outage against a gRPC-style token bucket: retries stop at half.
+        let tokens = TokenBudget::new(20, Ratio::percent(10)).unwrap();
+        let mut policy = RetryPolicy::new(Immediate, 3, rng())
+            .unwrap()
+            .with_budget(&tokens);
+        let mut retries = 0;
+        for _ in 0..1_000 {
+            policy.reset(Deadline::NEVER);
+            while let Decision::Retry { .. } = policy.on_failure_at(now, None) {
+                retries += 1;
+            }
+        }
+        assert_eq!(retries, 9);
+        for _ in 0..200 {
+            policy.reset(Deadline::NEVER);
+            policy.on_success_at(now);
+        }
+        policy.reset(Deadline::NEVER);
+        assert!(matches!(
+            policy.on_failure_at(now, None),
+            Decision::Retry { .. }
+        ));
+    }
+
+    #[test]
+    fn clock_bound_form_reads_the_clock_only_when_needed() {
+        struct CountingClock(core::cell::Cell<u32>);
+        impl Clock for CountingClock {
+            fn now(&self) -> Instant {
+                self.0.set(self.0.get() + 1);
+                Instant::from_secs(1)
+            }
+        }
+        let clock = CountingClock(core::cell::Cell::new(0));
+        let ok = Ok::<(), ()>(());
+        let mut p = RetryPolicy::new(Immediate, 3, rng()).unwrap();
+        assert_eq!(p.on_outcome(&clock, &ok, None), Decision::Done);
+        assert_eq!(clock.0.get(), 0);
+        assert!(matches!(
+            p.on_outcome(&clock, &ERR, None),
+            Decision::Retry { .. }
+        ));
+        assert_eq!(clock.0.get(), 1);
+        let ratio = RatioBudget::<1>::new(Duration::from_secs(1), Ratio::ONE, 0).unwrap();
+        let mut p = RetryPolicy::new(Immediate, 3, rng())
+            .unwrap()
+            .with_budget(&ratio);
+        assert_eq!(p.on_outcome(&clock, &ok, None), Decision::Done);
+        assert_eq!(clock.0.get(), 2);
+        assert_eq!(ratio.counts_at(Instant::from_secs(1)), (1, 0));
+    }
+
+    #[test]
+    fn clock_bound_form_and_display() {
+        let clock = crate::ManualClock::starting_at(Instant::from_secs(1));
+        let mut p = RetryPolicy::new(Immediate, 2, rng())
+            .unwrap()
+            .with_deadline(Deadline::at(Instant::from_secs(1)));
+        assert_eq!(
+            p.on_outcome(&clock, &ERR, None),
+            give_up(GiveUpReason::Deadline)
+        );
+        assert_eq!(
+            std::format!("{}", GiveUpReason::BudgetExhausted),
+            "retry budget exhausted"
+        );
+        assert_eq!(p.deadline(), Deadline::at(Instant::from_secs(1)));
+        assert_eq!(p.max_attempts(), 2);
+        let _ = p.rng_mut().u8(..);
+    }
+}
