@@ -1,6 +1,7 @@
 //! [`CircuitBreaker`] and its [`Permit`].
 
 use core::fmt;
+use core::mem::ManuallyDrop;
 use core::time::Duration;
 
 use crate::retry::Backoff;
@@ -11,7 +12,7 @@ use super::config::{BreakerConfig, FixedOpenDuration};
 use super::listener::{BreakerListener, Threshold};
 use super::metrics::BreakerMetrics;
 use super::state::{
-    IllegalTransition, Rejected, State, next_period, pack, period_of, slots_of, state_of,
+    IllegalTransition, QUIET, Rejected, State, next_period, pack, period_of, slots_of, state_of,
 };
 use super::window::{CallRecord, Exceeded, Thresholds, Totals, Window};
 
@@ -173,8 +174,24 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
     /// strictly after the open duration, which moves the breaker to half-open and takes
     /// the first probe slot. Half-open: a permit while probe slots are left; past the
     /// maximum wait, the configured transition first. Forced-open: rejected.
+    #[inline]
     pub fn try_acquire_at(&self, now: Instant) -> Result<Permit<'_, W, M, B, L>, Rejected> {
-        let mut word = self.word.load(Ordering::Acquire);
+        let word = self.word.load(Ordering::Acquire);
+        if matches!(
+            state_of(word),
+            State::Closed | State::Disabled | State::MetricsOnly
+        ) {
+            return Ok(Permit::new(self, word, now));
+        }
+        self.try_acquire_slow(word, now)
+    }
+
+    /// The open, half-open and forced-open part of [`try_acquire_at`](Self::try_acquire_at).
+    fn try_acquire_slow(
+        &self,
+        mut word: u64,
+        now: Instant,
+    ) -> Result<Permit<'_, W, M, B, L>, Rejected> {
         loop {
             match state_of(word) {
                 State::Closed | State::Disabled | State::MetricsOnly => {
@@ -408,7 +425,10 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
             }
         };
         self.deadline.store(deadline, Ordering::Release);
-        let word = pack(to, slots, next_period(from));
+        let mut word = pack(to, slots, next_period(from));
+        if matches!(to, State::Closed | State::MetricsOnly) && inner.window.success_is_noop() {
+            word |= QUIET;
+        }
         self.word.store(word, Ordering::Release);
         let from = state_of(from);
         if from != to {
@@ -484,6 +504,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
     }
 
     /// Records the outcome of a call admitted in `issued`'s period, which ended at `end`.
+    #[inline]
     fn record(&self, issued: u64, outcome: Outcome, duration: Duration, end: Instant) {
         let call = match outcome {
             Outcome::Ignored => {
@@ -500,6 +521,20 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
         if state_of(issued) == State::Disabled {
             return;
         }
+        if outcome == Outcome::Success && !call.slow {
+            // The window says such a success changes nothing: skip the critical section.
+            // In closed and metrics-only the word changes only inside it, so a quiet word
+            // of the permit's period means no outcome has disturbed the window since.
+            let word = self.word.load(Ordering::Acquire);
+            if word & QUIET != 0 && period_of(word) == period_of(issued) {
+                return;
+            }
+        }
+        self.record_locked(issued, call, end);
+    }
+
+    /// The part of [`record`](Self::record) inside the critical section.
+    fn record_locked(&self, issued: u64, call: CallRecord, end: Instant) {
         self.with_events(end, |this, inner, events| {
             let word = this.word.load(Ordering::Acquire);
             if period_of(word) != period_of(issued) {
@@ -519,6 +554,8 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
                             events,
                         );
                         this.enter(inner, word, State::Open, end, None, 0, events);
+                    } else {
+                        this.update_quiet(inner, word);
                     }
                 }
                 State::MetricsOnly => {
@@ -529,6 +566,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
                         failure_rate: exceeded.failure_rate && !inner.reported.failure_rate,
                         slow_call_rate: exceeded.slow_call_rate && !inner.reported.slow_call_rate,
                     };
+                    this.update_quiet(inner, word);
                     if new.any() {
                         inner.reported.failure_rate |= new.failure_rate;
                         inner.reported.slow_call_rate |= new.slow_call_rate;
@@ -554,6 +592,20 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
                 State::Open | State::ForcedOpen | State::Disabled => {}
             }
         });
+    }
+
+    /// Publishes whether the window is quiet. Inside the critical section, in closed or
+    /// metrics-only, where nothing else writes the word.
+    #[inline]
+    fn update_quiet(&self, inner: &Inner<W, B>, word: u64) {
+        let quiet = if inner.window.success_is_noop() {
+            word | QUIET
+        } else {
+            word & !QUIET
+        };
+        if quiet != word {
+            self.word.store(quiet, Ordering::Release);
+        }
     }
 
     fn report_exceeded(
@@ -607,7 +659,6 @@ pub struct Permit<'a, W: Window, M: RawMutex, B: Backoff, L: BreakerListener> {
     breaker: &'a CircuitBreaker<W, M, B, L>,
     issued: u64,
     acquired_at: Instant,
-    live: bool,
 }
 
 impl<'a, W: Window, M: RawMutex, B: Backoff, L: BreakerListener> Permit<'a, W, M, B, L> {
@@ -617,7 +668,6 @@ impl<'a, W: Window, M: RawMutex, B: Backoff, L: BreakerListener> Permit<'a, W, M
             breaker,
             issued,
             acquired_at,
-            live: true,
         }
     }
 
@@ -653,26 +703,27 @@ impl<'a, W: Window, M: RawMutex, B: Backoff, L: BreakerListener> Permit<'a, W, M
     /// Records `outcome` for a call that took `duration` (ending at
     /// `acquired_at + duration`).
     #[inline]
-    pub fn record(mut self, outcome: Outcome, duration: Duration) {
-        self.live = false;
-        let end = self.acquired_at.saturating_add(duration);
-        self.breaker.record(self.issued, outcome, duration, end);
+    pub fn record(self, outcome: Outcome, duration: Duration) {
+        // The outcome replaces the drop: a permit given an outcome releases nothing.
+        let this = ManuallyDrop::new(self);
+        let end = this.acquired_at.saturating_add(duration);
+        this.breaker.record(this.issued, outcome, duration, end);
     }
 
     /// Records `outcome` for a call that ended at `end` (its duration is
     /// `end - acquired_at`, zero if the clock stepped backwards).
     #[inline]
-    pub fn record_at(mut self, outcome: Outcome, end: Instant) {
-        self.live = false;
-        let duration = end.saturating_duration_since(self.acquired_at);
-        self.breaker
-            .record(self.issued, outcome, duration, end.max(self.acquired_at));
+    pub fn record_at(self, outcome: Outcome, end: Instant) {
+        let this = ManuallyDrop::new(self);
+        let duration = end.saturating_duration_since(this.acquired_at);
+        this.breaker
+            .record(this.issued, outcome, duration, end.max(this.acquired_at));
     }
 }
 
 impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> Drop for Permit<'_, W, M, B, L> {
     fn drop(&mut self) {
-        if self.live && state_of(self.issued) == State::HalfOpen {
+        if state_of(self.issued) == State::HalfOpen {
             self.breaker.release_slot(self.issued);
         }
     }

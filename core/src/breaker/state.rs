@@ -1,6 +1,8 @@
 //! The breaker's states, the errors its decisions return, and the packed state word.
 //!
-//! The word is one `u64`: the state in bits `0..8`, the half-open slots in use in bits
+//! The word is one `u64`: the state in bits `0..7`, the *quiet* flag in bit 7 (in closed
+//! and metrics-only: a success that is not slow would leave the window unchanged, so it
+//! need not enter the critical section), the half-open slots in use in bits
 //! `8..24`, and the *period* in bits `24..64`. The period counts transitions (wrapping after
 //! 2^40 of them): a permit remembers the period that issued it, so a late outcome or release
 //! from an earlier period is recognised and changes nothing.
@@ -125,7 +127,9 @@ impl fmt::Display for IllegalTransition {
 
 impl core::error::Error for IllegalTransition {}
 
-const STATE_MASK: u64 = 0xFF;
+const STATE_MASK: u64 = 0x7F;
+/// The quiet flag (see the module docs).
+pub(crate) const QUIET: u64 = 0x80;
 const SLOT_SHIFT: u32 = 8;
 const SLOT_MASK: u64 = 0xFFFF;
 const PERIOD_SHIFT: u32 = 24;

@@ -23,7 +23,8 @@
 //! assert!(w.exceeded(Instant::ZERO, &rules).failure_rate);
 //! ```
 //!
-//! Cost: 12 bytes; O(1) per outcome.
+//! Cost: 12 bytes; O(1) per outcome. While no streak is running, a success that is not
+//! slow is recorded without the breaker's critical section (one atomic load).
 //!
 //! Origin: the consecutive-failures policy of failsafe-rs and Polly's original circuit
 //! breaker; resilience4j has no such window.
@@ -95,6 +96,11 @@ impl Window for ConsecutiveWindow {
 
     fn max_calls(&self) -> u32 {
         self.length
+    }
+
+    #[inline]
+    fn success_is_noop(&self) -> bool {
+        self.failures == 0 && self.slow == 0
     }
 
     #[inline]
