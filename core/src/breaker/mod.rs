@@ -9,7 +9,7 @@
 //! [`ignored`](Permit::ignored), with the call's duration), or a [`Rejected`] saying which
 //! state rejected it and, when known, how long to wait.
 //!
-//! - **Closed**: calls pass and outcomes go into a [window](window). Once it holds at least
+//! - **Closed**: calls pass and outcomes go into a [`window`]. Once it holds at least
 //!   `minimum_calls` (clamped to a count window's size), the breaker opens when the failure
 //!   rate is at or above its threshold, or the slow-call rate is at or above its threshold
 //!   (both inclusive). A call is slow when its duration is strictly above
