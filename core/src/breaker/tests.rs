@@ -846,6 +846,9 @@ mod model {
     }
 
     struct Model {
+        /// `Some(n)`: a consecutive window of length `n` (the count window is unused).
+        consecutive: Option<u32>,
+        streaks: (u32, u32),
         state: State,
         window: VecDeque<(bool, bool)>,
         size: usize,
@@ -882,6 +885,7 @@ mod model {
         fn close(&mut self) {
             self.state = State::Closed;
             self.window.clear();
+            self.streaks = (0, 0);
             self.opens = 0;
         }
 
@@ -929,6 +933,14 @@ mod model {
                 return;
             };
             match self.state {
+                State::Closed if self.consecutive.is_some() => {
+                    let n = self.consecutive.unwrap();
+                    self.streaks.0 = if call.0 { self.streaks.0 + 1 } else { 0 };
+                    self.streaks.1 = if call.1 { self.streaks.1 + 1 } else { 0 };
+                    if self.streaks.0 >= n || self.streaks.1 >= n {
+                        self.open(end);
+                    }
+                }
                 State::Closed => {
                     self.window.push_back(call);
                     if self.window.len() > self.size {
@@ -973,78 +985,135 @@ mod model {
         )
     }
 
+    #[derive(Clone, Copy, Debug)]
+    struct Params {
+        minimum: u32,
+        failure_pct: u8,
+        slow_pct: u8,
+        permitted: u16,
+        max_wait: Option<u64>,
+    }
+
+    fn params() -> impl Strategy<Value = Params> {
+        (
+            1u32..8,
+            1u8..=100,
+            1u8..=100,
+            1u16..4,
+            prop_oneof![Just(None), (1u64..2_000).prop_map(Some)],
+        )
+            .prop_map(
+                |(minimum, failure_pct, slow_pct, permitted, max_wait)| Params {
+                    minimum,
+                    failure_pct,
+                    slow_pct,
+                    permitted,
+                    max_wait,
+                },
+            )
+    }
+
+    /// Drives `window` through `ops` in the breaker and in the model, comparing every
+    /// decision and state.
+    fn agree<W: Window>(
+        p: Params,
+        window: W,
+        consecutive: Option<u32>,
+        ops: &[(u64, Op)],
+    ) -> Result<(), TestCaseError> {
+        let mut config = BreakerConfig::new()
+            .minimum_calls(p.minimum)
+            .failure_rate_threshold(p.failure_pct)
+            .slow_call_rate_threshold(p.slow_pct)
+            .slow_call_duration(ms(100))
+            .permitted_calls_in_half_open(p.permitted);
+        if let Some(w) = p.max_wait {
+            config = config.max_wait_in_half_open(ms(w), AfterMaxWait::Open);
+        }
+        let b: Breaker<W, Doubling> = CircuitBreaker::from_parts(
+            config,
+            window,
+            Doubling::new(ms(500)),
+            3,
+            Recorder::default(),
+        )
+        .unwrap();
+        let mut m = Model {
+            consecutive,
+            streaks: (0, 0),
+            state: State::Closed,
+            window: VecDeque::new(),
+            size: 5,
+            minimum: p.minimum as usize,
+            failure_pct: p.failure_pct.into(),
+            slow_pct: p.slow_pct.into(),
+            permitted: p.permitted.into(),
+            base_open: 500_000_000,
+            opens: 0,
+            open_until: 0,
+            half_open_deadline: None,
+            max_wait: p.max_wait.map(|w| w * 1_000_000),
+            slots: 0,
+            probes: Vec::new(),
+        };
+        let mut now = 0u64;
+        for &(step, op) in ops {
+            now += step * 1_000_000;
+            let t = Instant::from_nanos(now);
+            let got = b.try_acquire_at(t);
+            let want = m.acquire(now);
+            match (got, want) {
+                (Ok(permit), Ok(state)) => {
+                    prop_assert_eq!(permit.state(), state);
+                    let (call, d) = match op {
+                        Op::Success => (Some((false, false)), 10),
+                        Op::Failure => (Some((true, false)), 10),
+                        Op::Slow => (Some((false, true)), 150),
+                        Op::Ignored | Op::Cancel => (None, 0),
+                    };
+                    match op {
+                        Op::Success => permit.success(ms(d)),
+                        Op::Failure => permit.failure(ms(d)),
+                        Op::Slow => permit.success(ms(d)),
+                        Op::Ignored => permit.ignored(),
+                        Op::Cancel => drop(permit),
+                    }
+                    m.outcome(state, call, now + d * 1_000_000);
+                }
+                (Err(r), Err(wait)) => {
+                    prop_assert_eq!(r.retry_after, wait.map(Duration::from_nanos));
+                    prop_assert_eq!(r.state, m.state);
+                }
+                (got, want) => prop_assert!(
+                    false,
+                    "breaker {:?}, model {:?}",
+                    got.map(|p| p.state()),
+                    want
+                ),
+            }
+            prop_assert_eq!(b.state(), m.state);
+        }
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
         #[test]
-        fn breaker_agrees_with_the_model(
-            minimum in 1u32..8,
-            failure_pct in 1u8..=100,
-            slow_pct in 1u8..=100,
-            permitted in 1u16..4,
-            max_wait in prop_oneof![Just(None), (1u64..2_000).prop_map(Some)],
+        fn count_window_breaker_agrees_with_the_model(
+            p in params(),
             ops in proptest::collection::vec(op(), 1..200),
         ) {
-            let mut config = BreakerConfig::new()
-                .minimum_calls(minimum)
-                .failure_rate_threshold(failure_pct)
-                .slow_call_rate_threshold(slow_pct)
-                .slow_call_duration(ms(100))
-                .permitted_calls_in_half_open(permitted);
-            if let Some(w) = max_wait {
-                config = config.max_wait_in_half_open(ms(w), AfterMaxWait::Open);
-            }
-            let b: Breaker<CountWindow<5>, Doubling> = CircuitBreaker::from_parts(
-                config, count::<5>(), Doubling::new(ms(500)), 3, Recorder::default(),
-            ).unwrap();
-            let mut m = Model {
-                state: State::Closed,
-                window: VecDeque::new(),
-                size: 5,
-                minimum: minimum as usize,
-                failure_pct: failure_pct.into(),
-                slow_pct: slow_pct.into(),
-                permitted: permitted.into(),
-                base_open: 500_000_000,
-                opens: 0,
-                open_until: 0,
-                half_open_deadline: None,
-                max_wait: max_wait.map(|w| w * 1_000_000),
-                slots: 0,
-                probes: Vec::new(),
-            };
-            let mut now = 0u64;
-            for (step, op) in ops {
-                now += step * 1_000_000;
-                let t = Instant::from_nanos(now);
-                let got = b.try_acquire_at(t);
-                let want = m.acquire(now);
-                match (got, want) {
-                    (Ok(permit), Ok(state)) => {
-                        prop_assert_eq!(permit.state(), state);
-                        let (call, d) = match op {
-                            Op::Success => (Some((false, false)), 10),
-                            Op::Failure => (Some((true, false)), 10),
-                            Op::Slow => (Some((false, true)), 150),
-                            Op::Ignored | Op::Cancel => (None, 0),
-                        };
-                        match op {
-                            Op::Success => permit.success(ms(d)),
-                            Op::Failure => permit.failure(ms(d)),
-                            Op::Slow => permit.success(ms(d)),
-                            Op::Ignored => permit.ignored(),
-                            Op::Cancel => drop(permit),
-                        }
-                        m.outcome(state, call, now + d * 1_000_000);
-                    }
-                    (Err(r), Err(wait)) => {
-                        prop_assert_eq!(r.retry_after, wait.map(Duration::from_nanos));
-                        prop_assert_eq!(r.state, m.state);
-                    }
-                    (got, want) => prop_assert!(false, "breaker {:?}, model {:?}", got.map(|p| p.state()), want),
-                }
-                prop_assert_eq!(b.state(), m.state);
-            }
+            agree(p, count::<5>(), None, &ops)?;
+        }
+
+        #[test]
+        fn consecutive_window_breaker_agrees_with_the_model(
+            p in params(),
+            length in 1u32..5,
+            ops in proptest::collection::vec(op(), 1..200),
+        ) {
+            agree(p, ConsecutiveWindow::new(length).unwrap(), Some(length), &ops)?;
         }
     }
 }
