@@ -38,7 +38,10 @@ const NEVER: u64 = u64::MAX;
 ///   [`Locked<M, _>`](Locked), entered once per recorded outcome (the window update and
 ///   the threshold check) and for every transition, so that each transition happens
 ///   exactly once. `M` is the caller's choice: `CriticalSectionRawMutex` on bare metal,
-///   `stanchion_std::StdRawMutex` on threads, `NoopRawMutex` for one thread.
+///   `stanchion_std::StdRawMutex` on threads, `NoopRawMutex` for one thread;
+/// - the one exception: while the window says a success changes nothing
+///   ([`Window::success_is_noop`]), the state word's *quiet* bit is set and such a
+///   success is recorded with one atomic load, without the critical section.
 ///
 /// The listener is called after the critical section ends.
 pub struct CircuitBreaker<W, M: RawMutex, B = FixedOpenDuration, L = ()> {
