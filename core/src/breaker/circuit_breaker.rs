@@ -260,7 +260,6 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
 
     /// A snapshot of the counts, rates and state at `now`.
     pub fn metrics_at(&self, now: Instant) -> BreakerMetrics {
-        let minimum = self.minimum_calls();
         let decision = self.config.half_open_decision_calls();
         let (word, totals, rates) = self.inner.with(|inner| {
             let word = self.word.load(Ordering::Acquire);
@@ -272,6 +271,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
                 );
                 (word, t, rates)
             } else {
+                let minimum = self.thresholds(&inner.window).minimum_calls;
                 let t = inner.window.totals(now);
                 (word, t, inner.window.rates(now, minimum))
             }
@@ -349,12 +349,6 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
             this.enter(inner, word, to, now, until, 0, events);
             Ok(())
         })
-    }
-
-    fn minimum_calls(&self) -> u32 {
-        // The window's size is fixed, so reading it does not need the lock's ordering; it
-        // is read under the lock with the rest anyway where it matters.
-        self.config.minimum_calls
     }
 
     fn thresholds(&self, window: &W) -> Thresholds {

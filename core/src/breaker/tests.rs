@@ -150,8 +150,11 @@ fn minimum_calls_is_clamped_to_the_count_window() {
     let b = breaker(BreakerConfig::new().minimum_calls(100), count::<4>());
     feed(&b, Instant::ZERO, &[F, S, F]);
     assert_eq!(b.state(), State::Closed);
+    assert_eq!(b.metrics_at(Instant::ZERO).failure_rate, None);
     feed(&b, Instant::ZERO, &[S]);
     assert_eq!(b.state(), State::Open);
+    // Metrics use the clamped minimum too.
+    assert_eq!(b.metrics_at(Instant::ZERO).failure_rate, Some(5_000));
 }
 
 #[test]
