@@ -1,7 +1,7 @@
 //! [`CircuitBreaker`] and its [`Permit`].
 
 use core::fmt;
-use core::mem::ManuallyDrop;
+use core::ops::Deref;
 use core::time::Duration;
 
 use crate::retry::Backoff;
@@ -178,27 +178,46 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
     /// the first probe slot. Half-open: a permit while probe slots are left; past the
     /// maximum wait, the configured transition first. Forced-open: rejected.
     #[inline]
-    pub fn try_acquire_at(&self, now: Instant) -> Result<Permit<'_, W, M, B, L>, Rejected> {
+    pub fn try_acquire_at(&self, now: Instant) -> Result<Permit<&Self>, Rejected> {
+        match self.acquire_word(now) {
+            Ok(issued) => Ok(Permit::new(self, issued, now)),
+            Err(rejected) => Err(rejected),
+        }
+    }
+
+    /// [`try_acquire_at`](Self::try_acquire_at) through any pointer to the breaker that
+    /// the permit then owns, such as an `Arc<CircuitBreaker<..>>`: for a permit that must
+    /// be `'static`, held by a future that outlives the borrow (a tower response future).
+    #[inline]
+    pub fn try_acquire_owned_at<R: Deref<Target = Self>>(
+        this: R,
+        now: Instant,
+    ) -> Result<Permit<R>, Rejected> {
+        match this.acquire_word(now) {
+            Ok(issued) => Ok(Permit::new(this, issued, now)),
+            Err(rejected) => Err(rejected),
+        }
+    }
+
+    /// The decision of an acquire: the state word that issues the permit.
+    #[inline]
+    fn acquire_word(&self, now: Instant) -> Result<u64, Rejected> {
         let word = self.word.load(Ordering::Acquire);
         if matches!(
             state_of(word),
             State::Closed | State::Disabled | State::MetricsOnly
         ) {
-            return Ok(Permit::new(self, word, now));
+            return Ok(word);
         }
         self.try_acquire_slow(word, now)
     }
 
     /// The open, half-open and forced-open part of [`try_acquire_at`](Self::try_acquire_at).
-    fn try_acquire_slow(
-        &self,
-        mut word: u64,
-        now: Instant,
-    ) -> Result<Permit<'_, W, M, B, L>, Rejected> {
+    fn try_acquire_slow(&self, mut word: u64, now: Instant) -> Result<u64, Rejected> {
         loop {
             match state_of(word) {
                 State::Closed | State::Disabled | State::MetricsOnly => {
-                    return Ok(Permit::new(self, word, now));
+                    return Ok(word);
                 }
                 State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None, now)),
                 State::Open => {
@@ -216,8 +235,8 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
                             now,
                         ));
                     }
-                    if let Some(permit) = self.leave_open(word, now) {
-                        return Ok(permit);
+                    if let Some(issued) = self.leave_open(word, now) {
+                        return Ok(issued);
                     }
                     word = self.word.load(Ordering::Acquire);
                 }
@@ -244,7 +263,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
                         Ordering::AcqRel,
                         Ordering::Acquire,
                     ) {
-                        Ok(_) => return Ok(Permit::new(self, taken, now)),
+                        Ok(_) => return Ok(taken),
                         Err(actual) => word = actual,
                     }
                 }
@@ -254,7 +273,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
 
     /// [`try_acquire_at`](Self::try_acquire_at) at `clock.now()`.
     #[inline]
-    pub fn try_acquire<C: Clock>(&self, clock: &C) -> Result<Permit<'_, W, M, B, L>, Rejected> {
+    pub fn try_acquire<C: Clock>(&self, clock: &C) -> Result<Permit<&Self>, Rejected> {
         self.try_acquire_at(clock.now())
     }
 
@@ -438,15 +457,14 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
     /// that acquire takes the first probe slot. `None` if another caller changed the state
     /// first.
     #[cold]
-    fn leave_open(&self, seen: u64, now: Instant) -> Option<Permit<'_, W, M, B, L>> {
-        let issued = self.with_events(now, |this, inner, events| {
+    fn leave_open(&self, seen: u64, now: Instant) -> Option<u64> {
+        self.with_events(now, |this, inner, events| {
             let word = this.word.load(Ordering::Acquire);
             if word != seen || now.as_nanos() <= this.deadline.load(Ordering::Acquire) {
                 return None;
             }
             Some(this.enter(inner, word, State::HalfOpen, now, None, 1, events))
-        });
-        issued.map(|word| Permit::new(self, word, now))
+        })
     }
 
     /// Leaves half-open if its maximum wait has run out at `now`, for the configured
@@ -641,7 +659,48 @@ impl<W, M: RawMutex, B, L> fmt::Debug for CircuitBreaker<W, M, B, L> {
     }
 }
 
-/// Permission to make one call, issued by [`CircuitBreaker::try_acquire_at`].
+mod sealed {
+    pub trait Sealed {}
+}
+
+impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> sealed::Sealed
+    for CircuitBreaker<W, M, B, L>
+{
+}
+
+/// What a [`Permit`] needs from the breaker that issued it. Implemented by every
+/// [`CircuitBreaker`] and by nothing else (sealed); it lets a permit hold any pointer to
+/// its breaker (`&CircuitBreaker`, `Arc<CircuitBreaker>`, ...).
+pub trait IssuesPermits: sealed::Sealed {
+    #[doc(hidden)]
+    fn settle(&self, issued: u64, outcome: Outcome, duration: Duration, end: Instant);
+    #[doc(hidden)]
+    fn release(&self, issued: u64);
+}
+
+impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> IssuesPermits
+    for CircuitBreaker<W, M, B, L>
+{
+    #[inline]
+    fn settle(&self, issued: u64, outcome: Outcome, duration: Duration, end: Instant) {
+        self.record(issued, outcome, duration, end);
+    }
+
+    #[inline]
+    fn release(&self, issued: u64) {
+        if state_of(issued) == State::HalfOpen {
+            self.release_slot(issued);
+        }
+    }
+}
+
+/// The `issued` word of a permit whose outcome is in: a closed word, so that its drop
+/// releases nothing.
+const SETTLED: u64 = 0;
+
+/// Permission to make one call, issued by [`CircuitBreaker::try_acquire_at`] (holding
+/// `&CircuitBreaker`) or [`CircuitBreaker::try_acquire_owned_at`] (holding any pointer to
+/// it, such as an `Arc`).
 ///
 /// Record the call's outcome with [`success`](Permit::success),
 /// [`failure`](Permit::failure) or [`ignored`](Permit::ignored). Dropping it without an
@@ -652,15 +711,21 @@ impl<W, M: RawMutex, B, L> fmt::Debug for CircuitBreaker<W, M, B, L> {
 /// has changed state since (a call admitted before a trip, a probe of an earlier half-open
 /// period) changes nothing.
 #[must_use = "a permit records nothing unless its outcome is given"]
-pub struct Permit<'a, W: Window, M: RawMutex, B: Backoff, L: BreakerListener> {
-    breaker: &'a CircuitBreaker<W, M, B, L>,
+pub struct Permit<R: Deref>
+where
+    R::Target: IssuesPermits,
+{
+    breaker: R,
     issued: u64,
     acquired_at: Instant,
 }
 
-impl<'a, W: Window, M: RawMutex, B: Backoff, L: BreakerListener> Permit<'a, W, M, B, L> {
+impl<R: Deref> Permit<R>
+where
+    R::Target: IssuesPermits,
+{
     #[inline]
-    fn new(breaker: &'a CircuitBreaker<W, M, B, L>, issued: u64, acquired_at: Instant) -> Self {
+    fn new(breaker: R, issued: u64, acquired_at: Instant) -> Self {
         Permit {
             breaker,
             issued,
@@ -700,33 +765,38 @@ impl<'a, W: Window, M: RawMutex, B: Backoff, L: BreakerListener> Permit<'a, W, M
     /// Records `outcome` for a call that took `duration` (ending at
     /// `acquired_at + duration`).
     #[inline]
-    pub fn record(self, outcome: Outcome, duration: Duration) {
-        // The outcome replaces the drop: a permit given an outcome releases nothing.
-        let this = ManuallyDrop::new(self);
-        let end = this.acquired_at.saturating_add(duration);
-        this.breaker.record(this.issued, outcome, duration, end);
+    pub fn record(mut self, outcome: Outcome, duration: Duration) {
+        // The outcome replaces the release: the drop that follows finds a settled word.
+        let issued = core::mem::replace(&mut self.issued, SETTLED);
+        let end = self.acquired_at.saturating_add(duration);
+        self.breaker.settle(issued, outcome, duration, end);
     }
 
     /// Records `outcome` for a call that ended at `end` (its duration is
     /// `end - acquired_at`, zero if the clock stepped backwards).
     #[inline]
-    pub fn record_at(self, outcome: Outcome, end: Instant) {
-        let this = ManuallyDrop::new(self);
-        let duration = end.saturating_duration_since(this.acquired_at);
-        this.breaker
-            .record(this.issued, outcome, duration, end.max(this.acquired_at));
+    pub fn record_at(mut self, outcome: Outcome, end: Instant) {
+        let issued = core::mem::replace(&mut self.issued, SETTLED);
+        let duration = end.saturating_duration_since(self.acquired_at);
+        self.breaker
+            .settle(issued, outcome, duration, end.max(self.acquired_at));
     }
 }
 
-impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> Drop for Permit<'_, W, M, B, L> {
+impl<R: Deref> Drop for Permit<R>
+where
+    R::Target: IssuesPermits,
+{
+    #[inline]
     fn drop(&mut self) {
-        if state_of(self.issued) == State::HalfOpen {
-            self.breaker.release_slot(self.issued);
-        }
+        self.breaker.release(self.issued);
     }
 }
 
-impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> fmt::Debug for Permit<'_, W, M, B, L> {
+impl<R: Deref> fmt::Debug for Permit<R>
+where
+    R::Target: IssuesPermits,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
             .field("state", &state_of(self.issued))

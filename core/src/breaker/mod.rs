@@ -152,7 +152,7 @@ pub mod window;
 #[cfg(test)]
 mod tests;
 
-pub use circuit_breaker::{CircuitBreaker, Outcome, Permit};
+pub use circuit_breaker::{CircuitBreaker, IssuesPermits, Outcome, Permit};
 pub use config::{AfterMaxWait, BreakerConfig, FixedOpenDuration};
 pub use listener::{BreakerListener, Threshold};
 pub use metrics::BreakerMetrics;

@@ -1187,3 +1187,19 @@ mod loom_models {
         });
     }
 }
+
+#[cfg(not(loom))]
+#[test]
+fn owned_permits_outlive_the_borrow_and_release_on_drop() {
+    use std::sync::Arc;
+    let b = Arc::new(half_open(1, 1));
+    let p = CircuitBreaker::try_acquire_owned_at(Arc::clone(&b), Instant::ZERO).unwrap();
+    assert!(b.try_acquire_at(Instant::ZERO).is_err());
+    // 'static and Send: it can go to another thread, and its drop gives the slot back.
+    std::thread::spawn(move || drop(p)).join().unwrap();
+    assert_eq!(b.metrics_at(Instant::ZERO).half_open_permits_taken, 0);
+    let p = CircuitBreaker::try_acquire_owned_at(Arc::clone(&b), Instant::ZERO).unwrap();
+    std::thread::spawn(move || p.success(MS)).join().unwrap();
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(Arc::strong_count(&b), 1); // the permits released their pointers
+}
