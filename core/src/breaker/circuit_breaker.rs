@@ -165,8 +165,8 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
         &self.listener
     }
 
-    /// The current state, as of `now` would be decided lazily: an open breaker whose open
-    /// duration has passed still reads [`State::Open`] until the next acquire.
+    /// The current state. Transitions in time are lazy: an open breaker whose open
+    /// duration has passed reads [`State::Open`] until the next acquire moves it.
     pub fn state(&self) -> State {
         state_of(self.word.load(Ordering::Acquire))
     }
