@@ -1,0 +1,230 @@
+//! Circuit breaker, closed path: acquire + record one outcome, against failsafe and
+//! recloser, single thread and two threads, in the same run.
+//!
+//! Like for like: each pair uses the same kind of window and the same clock reads.
+//! - consecutive failures: stanchion `ConsecutiveWindow` vs failsafe
+//!   `consecutive_failures` (neither reads a clock on the closed path);
+//! - last 100 calls: stanchion `CountWindow<100>` vs recloser `closed_len(100)` (neither
+//!   reads a clock);
+//! - last 10 s: stanchion `TimeWindow<10>` reading `StdClock` once per call vs failsafe
+//!   `success_rate_over_time_window` (reads `Instant::now` per outcome).
+//!
+//! One call in 16 fails, below every threshold, so the breakers stay closed.
+
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::{Duration, Instant as StdInstant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use stanchion::breaker::window::{ConsecutiveWindow, CountWindow, TimeWindow};
+use stanchion::breaker::{BreakerConfig, CircuitBreaker};
+use stanchion::sync::NoopRawMutex;
+use stanchion::{Clock, Instant};
+use stanchion_std::{StdClock, StdRawMutex};
+
+/// The duration every stanchion call reports (below the slow-call duration).
+const CALL: Duration = Duration::from_micros(50);
+
+fn fails(i: u64) -> bool {
+    i % 16 == 15
+}
+
+fn config() -> BreakerConfig {
+    BreakerConfig::new()
+        .minimum_calls(10)
+        .failure_rate_threshold(50)
+}
+
+type FailsafeConsecutive = failsafe::StateMachine<
+    failsafe::failure_policy::ConsecutiveFailures<failsafe::backoff::Constant>,
+    (),
+>;
+type FailsafeTimeWindow = failsafe::StateMachine<
+    failsafe::failure_policy::SuccessRateOverTimeWindow<failsafe::backoff::Constant>,
+    (),
+>;
+
+fn failsafe_consecutive() -> FailsafeConsecutive {
+    let backoff = failsafe::backoff::constant(Duration::from_secs(60));
+    failsafe::Config::new()
+        .failure_policy(failsafe::failure_policy::consecutive_failures(5, backoff))
+        .build()
+}
+
+fn failsafe_time_window() -> FailsafeTimeWindow {
+    let backoff = failsafe::backoff::constant(Duration::from_secs(60));
+    failsafe::Config::new()
+        .failure_policy(failsafe::failure_policy::success_rate_over_time_window(
+            0.5,
+            10,
+            Duration::from_secs(10),
+            backoff,
+        ))
+        .build()
+}
+
+fn recloser_count() -> recloser::Recloser {
+    recloser::Recloser::custom()
+        .error_rate(0.5)
+        .closed_len(100)
+        .half_open_len(10)
+        .open_wait(Duration::from_secs(60))
+        .build()
+}
+
+/// One call through a failsafe breaker: the same two steps as stanchion's
+/// acquire-then-record.
+fn failsafe_call<P: failsafe::failure_policy::FailurePolicy>(
+    b: &failsafe::StateMachine<P, ()>,
+    i: u64,
+) {
+    if b.is_call_permitted() {
+        if fails(i) {
+            b.on_error();
+        } else {
+            b.on_success();
+        }
+    }
+}
+
+fn recloser_call(r: &recloser::Recloser, i: u64) {
+    let _ = black_box(r.call(|| if fails(black_box(i)) { Err(()) } else { Ok(()) }));
+}
+
+macro_rules! stanchion_call {
+    ($b:expr, $now:expr, $i:expr) => {
+        if let Ok(permit) = $b.try_acquire_at($now) {
+            if fails($i) {
+                permit.failure(CALL)
+            } else {
+                permit.success(CALL)
+            }
+        }
+    };
+}
+
+fn single_thread(c: &mut Criterion) {
+    let mut g = c.benchmark_group("breaker_closed/1_thread");
+    let mut i = 0u64;
+    let now = Instant::from_secs(1);
+
+    let consecutive: CircuitBreaker<ConsecutiveWindow, StdRawMutex> =
+        CircuitBreaker::new(config(), ConsecutiveWindow::new(5).unwrap()).unwrap();
+    g.bench_function("consecutive/stanchion", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            stanchion_call!(consecutive, black_box(now), i);
+        })
+    });
+    let fs = failsafe_consecutive();
+    g.bench_function("consecutive/failsafe", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            failsafe_call(&fs, i);
+        })
+    });
+
+    let count: CircuitBreaker<CountWindow<100>, StdRawMutex> =
+        CircuitBreaker::new(config(), CountWindow::new().unwrap()).unwrap();
+    g.bench_function("count_100/stanchion", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            stanchion_call!(count, black_box(now), i);
+        })
+    });
+    let single: CircuitBreaker<CountWindow<100>, NoopRawMutex> =
+        CircuitBreaker::new(config(), CountWindow::new().unwrap()).unwrap();
+    g.bench_function("count_100/stanchion_noop_mutex", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            stanchion_call!(single, black_box(now), i);
+        })
+    });
+    let rc = recloser_count();
+    g.bench_function("count_100/recloser", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            recloser_call(&rc, i);
+        })
+    });
+
+    let clock = StdClock::new();
+    let time: CircuitBreaker<TimeWindow<10>, StdRawMutex> =
+        CircuitBreaker::new(config(), TimeWindow::new(Duration::from_secs(10)).unwrap()).unwrap();
+    g.bench_function("time_10s/stanchion", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            stanchion_call!(time, clock.now(), i);
+        })
+    });
+    let fs = failsafe_time_window();
+    g.bench_function("time_10s/failsafe", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            failsafe_call(&fs, i);
+        })
+    });
+    g.finish();
+}
+
+/// Runs `call` `iters` times on each of two threads at once; returns the wall time.
+fn two_threads(iters: u64, call: impl Fn(u64) + Sync) -> Duration {
+    let barrier = Barrier::new(2);
+    let mut elapsed = Duration::ZERO;
+    std::thread::scope(|s| {
+        let other = s.spawn(|| {
+            barrier.wait();
+            for i in 0..iters {
+                call(i);
+            }
+        });
+        barrier.wait();
+        let start = StdInstant::now();
+        for i in 0..iters {
+            call(i);
+        }
+        other.join().unwrap();
+        elapsed = start.elapsed();
+    });
+    elapsed
+}
+
+fn contended(c: &mut Criterion) {
+    let mut g = c.benchmark_group("breaker_closed/2_threads");
+    let now = Instant::from_secs(1);
+
+    let consecutive: CircuitBreaker<ConsecutiveWindow, StdRawMutex> =
+        CircuitBreaker::new(config(), ConsecutiveWindow::new(5).unwrap()).unwrap();
+    g.bench_function("consecutive/stanchion", |b| {
+        b.iter_custom(|n| two_threads(n, |i| stanchion_call!(consecutive, black_box(now), i)))
+    });
+    let fs = failsafe_consecutive();
+    g.bench_function("consecutive/failsafe", |b| {
+        b.iter_custom(|n| two_threads(n, |i| failsafe_call(&fs, i)))
+    });
+
+    let count: CircuitBreaker<CountWindow<100>, StdRawMutex> =
+        CircuitBreaker::new(config(), CountWindow::new().unwrap()).unwrap();
+    g.bench_function("count_100/stanchion", |b| {
+        b.iter_custom(|n| two_threads(n, |i| stanchion_call!(count, black_box(now), i)))
+    });
+    let rc = recloser_count();
+    g.bench_function("count_100/recloser", |b| {
+        b.iter_custom(|n| two_threads(n, |i| recloser_call(&rc, i)))
+    });
+
+    let clock = StdClock::new();
+    let time: CircuitBreaker<TimeWindow<10>, StdRawMutex> =
+        CircuitBreaker::new(config(), TimeWindow::new(Duration::from_secs(10)).unwrap()).unwrap();
+    g.bench_function("time_10s/stanchion", |b| {
+        b.iter_custom(|n| two_threads(n, |i| stanchion_call!(time, clock.now(), i)))
+    });
+    let fs = failsafe_time_window();
+    g.bench_function("time_10s/failsafe", |b| {
+        b.iter_custom(|n| two_threads(n, |i| failsafe_call(&fs, i)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, single_thread, contended);
+criterion_main!(benches);

@@ -1,0 +1,807 @@
+//! [`CircuitBreaker`] and its [`Permit`].
+
+use core::fmt;
+use core::ops::Deref;
+use core::time::Duration;
+
+use crate::retry::Backoff;
+use crate::sync::{AtomicU64, Locked, Ordering, RawMutex, const_fn_unless_loom};
+use crate::{Clock, ConfigError, Instant};
+
+use super::config::{BreakerConfig, FixedOpenDuration};
+use super::listener::{BreakerListener, Threshold};
+use super::metrics::BreakerMetrics;
+use super::state::{
+    IllegalTransition, QUIET, Rejected, State, next_period, pack, period_of, slots_of, state_of,
+};
+use super::window::{CallRecord, Exceeded, Thresholds, Totals, Window};
+
+/// `deadline` value that means "never".
+const NEVER: u64 = u64::MAX;
+
+/// A circuit breaker over window `W`, sharing its state through a critical section of kind
+/// `M`, growing its open duration by backoff `B` and reporting to listener `L`.
+///
+/// See the [module docs](super) for the rules, an example and the costs.
+///
+/// # Sharing
+///
+/// Shareable by `&` across threads, tasks and interrupt handlers (when `M` is `Sync`):
+///
+/// - the *state word* (state, half-open slots taken, period) is one [`AtomicU64`]: an
+///   acquire in closed, disabled or metrics-only is one atomic load; a rejection in open
+///   is two loads and a comparison; a half-open probe slot is one compare-and-swap, so
+///   exactly `permitted_calls_in_half_open` permits are issued per half-open period
+///   however many threads race; a cancelled probe gives its slot back with one
+///   compare-and-swap;
+/// - the window, the backoff and the probe counts do not fit one word: they live in a
+///   [`Locked<M, _>`](Locked), entered once per recorded outcome (the window update and
+///   the threshold check) and for every transition, so that each transition happens
+///   exactly once. `M` is the caller's choice: `CriticalSectionRawMutex` on bare metal,
+///   `stanchion_std::StdRawMutex` on threads, `NoopRawMutex` for one thread;
+/// - the one exception: while the window says a success changes nothing
+///   ([`Window::success_is_noop`]), the state word's *quiet* bit is set and such a
+///   success is recorded with one atomic load, without the critical section.
+///
+/// The listener is called after the critical section ends.
+pub struct CircuitBreaker<W, M: RawMutex, B = FixedOpenDuration, L = ()> {
+    word: AtomicU64,
+    /// In open: the last instant that is still rejected. In half-open: the instant at which
+    /// the maximum wait runs out. [`NEVER`] otherwise. Written before the word that
+    /// publishes it.
+    deadline: AtomicU64,
+    rejected: AtomicU64,
+    config: BreakerConfig,
+    inner: Locked<M, Inner<W, B>>,
+    listener: L,
+}
+
+struct Inner<W, B> {
+    window: W,
+    backoff: B,
+    rng: fastrand::Rng,
+    probes: Totals,
+    reported: Exceeded,
+}
+
+/// What a recorded call turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Outcome {
+    /// The call succeeded.
+    Success,
+    /// The call failed (it counts towards the failure rate).
+    Failure,
+    /// The call's result says nothing about the protected dependency (for example a
+    /// client error): nothing is recorded and a half-open slot is given back.
+    Ignored,
+}
+
+#[derive(Clone, Copy)]
+enum Event {
+    Transition(State, State),
+    Exceeded(Threshold, u16),
+    Reset(State),
+}
+
+/// Events collected inside the critical section, dispatched after it.
+struct Events {
+    list: [Option<Event>; 4],
+    len: usize,
+}
+
+impl Events {
+    const fn new() -> Events {
+        Events {
+            list: [None; 4],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, event: Event) {
+        if let Some(slot) = self.list.get_mut(self.len) {
+            *slot = Some(event);
+            self.len = self.len.saturating_add(1);
+        }
+    }
+}
+
+impl<W: Window, M: RawMutex> CircuitBreaker<W, M> {
+    const_fn_unless_loom! {
+        /// A closed breaker with `config`, `window`, the fixed open duration of the
+        /// configuration, and no listener; or the first configuration error.
+        pub fn new(config: BreakerConfig, window: W) -> Result<Self, ConfigError> {
+            let backoff = FixedOpenDuration(config.open_duration);
+            CircuitBreaker::from_parts(config, window, backoff, 0, ())
+        }
+    }
+}
+
+impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M, B, L> {
+    const_fn_unless_loom! {
+        /// A closed breaker whose open duration is drawn from `backoff` at each opening
+        /// (reset when it closes; `config.open_duration` is then unused), with jitter drawn
+        /// from a generator seeded with `seed` (give each device its own), reporting to
+        /// `listener`.
+        pub fn from_parts(
+            config: BreakerConfig,
+            window: W,
+            backoff: B,
+            seed: u64,
+            listener: L,
+        ) -> Result<Self, ConfigError> {
+            if let Err(e) = config.validate() {
+                // None of these has run or needs a destructor's side effects; `forget`
+                // keeps the constructor `const` for generic parts.
+                core::mem::forget(window);
+                core::mem::forget(backoff);
+                core::mem::forget(listener);
+                return Err(e);
+            }
+            Ok(CircuitBreaker {
+                word: AtomicU64::new(pack(State::Closed, 0, 0)),
+                deadline: AtomicU64::new(NEVER),
+                rejected: AtomicU64::new(0),
+                config,
+                inner: Locked::new(Inner {
+                    window,
+                    backoff,
+                    rng: fastrand::Rng::with_seed(seed),
+                    probes: Totals::ZERO,
+                    reported: Exceeded::NONE,
+                }),
+                listener,
+            })
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.config
+    }
+
+    /// The listener.
+    pub fn listener(&self) -> &L {
+        &self.listener
+    }
+
+    /// The current state. Transitions in time are lazy: an open breaker whose open
+    /// duration has passed reads [`State::Open`] until the next acquire moves it.
+    pub fn state(&self) -> State {
+        state_of(self.word.load(Ordering::Acquire))
+    }
+
+    /// Asks to make a call at `now`.
+    ///
+    /// Closed, disabled, metrics-only: a permit. Open: rejected until the first acquire
+    /// strictly after the open duration, which moves the breaker to half-open and takes
+    /// the first probe slot. Half-open: a permit while probe slots are left; past the
+    /// maximum wait, the configured transition first. Forced-open: rejected.
+    #[inline]
+    pub fn try_acquire_at(&self, now: Instant) -> Result<Permit<&Self>, Rejected> {
+        match self.acquire_word(now) {
+            Ok(issued) => Ok(Permit::new(self, issued, now)),
+            Err(rejected) => Err(rejected),
+        }
+    }
+
+    /// [`try_acquire_at`](Self::try_acquire_at) through any pointer to the breaker that
+    /// the permit then owns, such as an `Arc<CircuitBreaker<..>>`: for a permit that must
+    /// be `'static`, held by a future that outlives the borrow (a tower response future).
+    #[inline]
+    pub fn try_acquire_owned_at<R: Deref<Target = Self>>(
+        this: R,
+        now: Instant,
+    ) -> Result<Permit<R>, Rejected> {
+        match this.acquire_word(now) {
+            Ok(issued) => Ok(Permit::new(this, issued, now)),
+            Err(rejected) => Err(rejected),
+        }
+    }
+
+    /// The decision of an acquire: the state word that issues the permit.
+    #[inline]
+    fn acquire_word(&self, now: Instant) -> Result<u64, Rejected> {
+        let word = self.word.load(Ordering::Acquire);
+        if matches!(
+            state_of(word),
+            State::Closed | State::Disabled | State::MetricsOnly
+        ) {
+            return Ok(word);
+        }
+        self.try_acquire_slow(word, now)
+    }
+
+    /// The open, half-open and forced-open part of [`try_acquire_at`](Self::try_acquire_at).
+    fn try_acquire_slow(&self, mut word: u64, now: Instant) -> Result<u64, Rejected> {
+        loop {
+            match state_of(word) {
+                State::Closed | State::Disabled | State::MetricsOnly => {
+                    return Ok(word);
+                }
+                State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None, now)),
+                State::Open => {
+                    let until = self.deadline.load(Ordering::Acquire);
+                    let again = self.word.load(Ordering::Acquire);
+                    if again != word {
+                        word = again;
+                        continue;
+                    }
+                    if now.as_nanos() <= until {
+                        let wait = until.saturating_sub(now.as_nanos()).saturating_add(1);
+                        return Err(self.reject(
+                            State::Open,
+                            Some(Duration::from_nanos(wait)),
+                            now,
+                        ));
+                    }
+                    if let Some(issued) = self.leave_open(word, now) {
+                        return Ok(issued);
+                    }
+                    word = self.word.load(Ordering::Acquire);
+                }
+                State::HalfOpen => {
+                    // No re-read of the word is needed here: a deadline of a later period
+                    // either sends us to the critical section, which re-checks the period,
+                    // or lets us try the compare-and-swap, which fails if the word moved.
+                    let deadline = self.deadline.load(Ordering::Acquire);
+                    if deadline != NEVER && now.as_nanos() >= deadline {
+                        self.with_events(now, |this, inner, events| {
+                            this.leave_half_open_if_expired(inner, word, now, events);
+                        });
+                        word = self.word.load(Ordering::Acquire);
+                        continue;
+                    }
+                    let slots = slots_of(word);
+                    if slots >= self.config.permitted_calls_in_half_open {
+                        return Err(self.reject(State::HalfOpen, None, now));
+                    }
+                    let taken = pack(State::HalfOpen, slots.saturating_add(1), period_of(word));
+                    match self.word.compare_exchange_weak(
+                        word,
+                        taken,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => return Ok(taken),
+                        Err(actual) => word = actual,
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`try_acquire_at`](Self::try_acquire_at) at `clock.now()`.
+    #[inline]
+    pub fn try_acquire<C: Clock>(&self, clock: &C) -> Result<Permit<&Self>, Rejected> {
+        self.try_acquire_at(clock.now())
+    }
+
+    /// A snapshot of the counts, rates and state at `now`.
+    pub fn metrics_at(&self, now: Instant) -> BreakerMetrics {
+        let decision = self.config.half_open_decision_calls();
+        let (word, totals, rates) = self.inner.with(|inner| {
+            let word = self.word.load(Ordering::Acquire);
+            if state_of(word) == State::HalfOpen {
+                let t = inner.probes;
+                let rates = (
+                    t.rate_basis_points(t.failures, decision),
+                    t.rate_basis_points(t.slow, decision),
+                );
+                (word, t, rates)
+            } else {
+                let minimum = self.thresholds(&inner.window).minimum_calls;
+                let t = inner.window.totals(now);
+                (word, t, inner.window.rates(now, minimum))
+            }
+        });
+        let state = state_of(word);
+        BreakerMetrics {
+            state,
+            calls: totals.calls,
+            failures: totals.failures,
+            slow_calls: totals.slow,
+            rejected: self.rejected.load(Ordering::Relaxed),
+            failure_rate: rates.0,
+            slow_call_rate: rates.1,
+            half_open_permits_taken: if state == State::HalfOpen {
+                slots_of(word)
+            } else {
+                0
+            },
+        }
+    }
+
+    /// [`metrics_at`](Self::metrics_at) at `clock.now()`.
+    pub fn metrics<C: Clock>(&self, clock: &C) -> BreakerMetrics {
+        self.metrics_at(clock.now())
+    }
+
+    /// Moves to `to` by hand at `now`.
+    ///
+    /// To [`State::Open`], the open duration is drawn as at an automatic opening (the
+    /// backoff grows); to [`State::HalfOpen`], no slot is taken. A transition to the
+    /// current state does nothing and reports nothing. Closed and metrics-only cannot go to
+    /// half-open ([`State::can_transition_to`]).
+    pub fn transition_at(&self, to: State, now: Instant) -> Result<(), IllegalTransition> {
+        self.manual(to, None, now)
+    }
+
+    /// Moves to [`State::Open`] until `now + duration` (rejecting up to and including that
+    /// instant), without touching the backoff. Already open, the open period is replaced,
+    /// silently.
+    pub fn open_for_at(&self, duration: Duration, now: Instant) -> Result<(), IllegalTransition> {
+        self.manual(State::Open, Some(now.saturating_add(duration)), now)
+    }
+
+    /// Moves to [`State::Open`] until `until` (inclusive), without touching the backoff.
+    pub fn open_until_at(&self, until: Instant, now: Instant) -> Result<(), IllegalTransition> {
+        self.manual(State::Open, Some(until), now)
+    }
+
+    /// Back to a fresh closed breaker: the window, backoff and rejection count are cleared
+    /// and permits issued before are void. Reported as a reset, not a transition.
+    pub fn reset_at(&self, now: Instant) {
+        self.with_events(now, |this, inner, events| {
+            let word = this.word.load(Ordering::Acquire);
+            this.enter(inner, word, State::Closed, now, None, 0, &mut Events::new());
+            this.rejected.store(0, Ordering::Relaxed);
+            events.push(Event::Reset(state_of(word)));
+        });
+    }
+
+    fn manual(
+        &self,
+        to: State,
+        until: Option<Instant>,
+        now: Instant,
+    ) -> Result<(), IllegalTransition> {
+        self.with_events(now, |this, inner, events| {
+            let word = this.word.load(Ordering::Acquire);
+            let from = state_of(word);
+            if !from.can_transition_to(to) {
+                return Err(IllegalTransition { from, to });
+            }
+            if from == to && until.is_none() {
+                return Ok(());
+            }
+            this.enter(inner, word, to, now, until, 0, events);
+            Ok(())
+        })
+    }
+
+    fn thresholds(&self, window: &W) -> Thresholds {
+        Thresholds {
+            failure_rate_percent: self.config.failure_rate_threshold,
+            slow_call_rate_percent: self.config.slow_call_rate_threshold,
+            minimum_calls: self.config.minimum_calls.min(window.max_calls()),
+        }
+    }
+
+    fn reject(&self, state: State, retry_after: Option<Duration>, now: Instant) -> Rejected {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        let rejected = Rejected { retry_after, state };
+        self.listener.on_rejected(rejected, now);
+        rejected
+    }
+
+    /// Runs `f` inside the critical section, then reports the events it collected.
+    fn with_events<R>(
+        &self,
+        now: Instant,
+        f: impl FnOnce(&Self, &mut Inner<W, B>, &mut Events) -> R,
+    ) -> R {
+        let mut events = Events::new();
+        let result = self.inner.with(|inner| f(self, inner, &mut events));
+        for event in events.list.iter().take(events.len).flatten() {
+            match *event {
+                Event::Transition(from, to) => self.listener.on_state_transition(from, to, now),
+                Event::Exceeded(kind, rate) => self.listener.on_threshold_exceeded(kind, rate, now),
+                Event::Reset(from) => self.listener.on_reset(from, now),
+            }
+        }
+        result
+    }
+
+    /// Enters `to` from `from` (the word read under the lock), starting a new period with
+    /// `slots` half-open slots taken. Must run inside the critical section.
+    #[allow(clippy::too_many_arguments)]
+    fn enter(
+        &self,
+        inner: &mut Inner<W, B>,
+        from: u64,
+        to: State,
+        now: Instant,
+        open_until: Option<Instant>,
+        slots: u16,
+        events: &mut Events,
+    ) -> u64 {
+        inner.probes = Totals::ZERO;
+        let deadline = match to {
+            State::Open => {
+                let until = match open_until {
+                    Some(until) => until,
+                    None => now.saturating_add(inner.backoff.next_delay(&mut inner.rng)),
+                };
+                until.as_nanos()
+            }
+            State::HalfOpen => match self.config.max_wait_in_half_open {
+                Some(wait) => now.saturating_add(wait).as_nanos(),
+                None => NEVER,
+            },
+            State::Closed | State::MetricsOnly => {
+                inner.window.reset();
+                inner.backoff.reset();
+                inner.reported = Exceeded::NONE;
+                NEVER
+            }
+            State::Disabled | State::ForcedOpen => {
+                inner.backoff.reset();
+                NEVER
+            }
+        };
+        self.deadline.store(deadline, Ordering::Release);
+        let mut word = pack(to, slots, next_period(from));
+        if matches!(to, State::Closed | State::MetricsOnly) && inner.window.success_is_noop() {
+            word |= QUIET;
+        }
+        self.word.store(word, Ordering::Release);
+        let from = state_of(from);
+        if from != to {
+            events.push(Event::Transition(from, to));
+        }
+        word
+    }
+
+    /// Open to half-open, lazily, on the first acquire strictly after the open duration;
+    /// that acquire takes the first probe slot. `None` if another caller changed the state
+    /// first.
+    #[cold]
+    fn leave_open(&self, seen: u64, now: Instant) -> Option<u64> {
+        self.with_events(now, |this, inner, events| {
+            let word = this.word.load(Ordering::Acquire);
+            if word != seen || now.as_nanos() <= this.deadline.load(Ordering::Acquire) {
+                return None;
+            }
+            Some(this.enter(inner, word, State::HalfOpen, now, None, 1, events))
+        })
+    }
+
+    /// Leaves half-open if its maximum wait has run out at `now`, for the configured
+    /// state. Inside the critical section.
+    fn leave_half_open_if_expired(
+        &self,
+        inner: &mut Inner<W, B>,
+        seen: u64,
+        now: Instant,
+        events: &mut Events,
+    ) -> bool {
+        let word = self.word.load(Ordering::Acquire);
+        let deadline = self.deadline.load(Ordering::Acquire);
+        if state_of(word) != State::HalfOpen
+            || period_of(word) != period_of(seen)
+            || deadline == NEVER
+            || now.as_nanos() < deadline
+        {
+            return false;
+        }
+        self.enter(
+            inner,
+            word,
+            self.config.after_max_wait.state(),
+            now,
+            None,
+            0,
+            events,
+        );
+        true
+    }
+
+    /// Gives back a half-open slot taken in `issued`'s period, if that period is current.
+    fn release_slot(&self, issued: u64) {
+        let mut word = self.word.load(Ordering::Acquire);
+        loop {
+            if period_of(word) != period_of(issued) || state_of(word) != State::HalfOpen {
+                return;
+            }
+            let Some(slots) = slots_of(word).checked_sub(1) else {
+                return;
+            };
+            let freed = pack(State::HalfOpen, slots, period_of(word));
+            match self
+                .word
+                .compare_exchange_weak(word, freed, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    /// Records the outcome of a call admitted in `issued`'s period, which ended at `end`.
+    #[inline]
+    fn record(&self, issued: u64, outcome: Outcome, duration: Duration, end: Instant) {
+        let call = match outcome {
+            Outcome::Ignored => {
+                if state_of(issued) == State::HalfOpen {
+                    self.release_slot(issued);
+                }
+                return;
+            }
+            Outcome::Success | Outcome::Failure => CallRecord {
+                failure: outcome == Outcome::Failure,
+                slow: duration > self.config.slow_call_duration,
+            },
+        };
+        if state_of(issued) == State::Disabled {
+            return;
+        }
+        if outcome == Outcome::Success && !call.slow {
+            // The window says such a success changes nothing: skip the critical section.
+            // In closed and metrics-only the word changes only inside it, so a quiet word
+            // of the permit's period means no outcome has disturbed the window since.
+            let word = self.word.load(Ordering::Acquire);
+            if word & QUIET != 0 && period_of(word) == period_of(issued) {
+                return;
+            }
+        }
+        self.record_locked(issued, call, end);
+    }
+
+    /// The part of [`record`](Self::record) inside the critical section.
+    fn record_locked(&self, issued: u64, call: CallRecord, end: Instant) {
+        self.with_events(end, |this, inner, events| {
+            let word = this.word.load(Ordering::Acquire);
+            if period_of(word) != period_of(issued) {
+                return; // late: admitted in an earlier period
+            }
+            match state_of(word) {
+                State::Closed => {
+                    inner.window.record(call, end);
+                    let thresholds = this.thresholds(&inner.window);
+                    let exceeded = inner.window.exceeded(end, &thresholds);
+                    if exceeded.any() {
+                        this.report_exceeded(
+                            inner,
+                            exceeded,
+                            thresholds.minimum_calls,
+                            end,
+                            events,
+                        );
+                        this.enter(inner, word, State::Open, end, None, 0, events);
+                    } else {
+                        this.update_quiet(inner, word);
+                    }
+                }
+                State::MetricsOnly => {
+                    inner.window.record(call, end);
+                    let thresholds = this.thresholds(&inner.window);
+                    let exceeded = inner.window.exceeded(end, &thresholds);
+                    let new = Exceeded {
+                        failure_rate: exceeded.failure_rate && !inner.reported.failure_rate,
+                        slow_call_rate: exceeded.slow_call_rate && !inner.reported.slow_call_rate,
+                    };
+                    this.update_quiet(inner, word);
+                    if new.any() {
+                        inner.reported.failure_rate |= new.failure_rate;
+                        inner.reported.slow_call_rate |= new.slow_call_rate;
+                        this.report_exceeded(inner, new, thresholds.minimum_calls, end, events);
+                    }
+                }
+                State::HalfOpen => {
+                    if this.leave_half_open_if_expired(inner, word, end, events) {
+                        return; // the wait ran out first: this outcome came too late
+                    }
+                    inner.probes.add(call);
+                    let needed = this.config.half_open_decision_calls();
+                    if inner.probes.calls >= needed {
+                        let thresholds = this.thresholds(&inner.window);
+                        let to = if inner.probes.exceeded(&thresholds, needed).any() {
+                            State::Open
+                        } else {
+                            State::Closed
+                        };
+                        this.enter(inner, word, to, end, None, 0, events);
+                    }
+                }
+                State::Open | State::ForcedOpen | State::Disabled => {}
+            }
+        });
+    }
+
+    /// Publishes whether the window is quiet. Inside the critical section, in closed or
+    /// metrics-only, where nothing else writes the word.
+    #[inline]
+    fn update_quiet(&self, inner: &Inner<W, B>, word: u64) {
+        let quiet = if inner.window.success_is_noop() {
+            word | QUIET
+        } else {
+            word & !QUIET
+        };
+        if quiet != word {
+            self.word.store(quiet, Ordering::Release);
+        }
+    }
+
+    fn report_exceeded(
+        &self,
+        inner: &mut Inner<W, B>,
+        exceeded: Exceeded,
+        minimum: u32,
+        now: Instant,
+        events: &mut Events,
+    ) {
+        let (failure, slow) = inner.window.rates(now, minimum);
+        if exceeded.failure_rate {
+            events.push(Event::Exceeded(
+                Threshold::FailureRate,
+                failure.unwrap_or(10_000),
+            ));
+        }
+        if exceeded.slow_call_rate {
+            events.push(Event::Exceeded(
+                Threshold::SlowCallRate,
+                slow.unwrap_or(10_000),
+            ));
+        }
+    }
+}
+
+impl<W, M: RawMutex, B, L> fmt::Debug for CircuitBreaker<W, M, B, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let word = self.word.load(Ordering::Acquire);
+        f.debug_struct("CircuitBreaker")
+            .field("state", &state_of(word))
+            .field("half_open_slots", &slots_of(word))
+            .field("period", &period_of(word))
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> sealed::Sealed
+    for CircuitBreaker<W, M, B, L>
+{
+}
+
+/// What a [`Permit`] needs from the breaker that issued it. Implemented by every
+/// [`CircuitBreaker`] and by nothing else (sealed); it lets a permit hold any pointer to
+/// its breaker (`&CircuitBreaker`, `Arc<CircuitBreaker>`, ...).
+pub trait IssuesPermits: sealed::Sealed {
+    #[doc(hidden)]
+    fn settle(&self, issued: u64, outcome: Outcome, duration: Duration, end: Instant);
+    #[doc(hidden)]
+    fn release(&self, issued: u64);
+}
+
+impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> IssuesPermits
+    for CircuitBreaker<W, M, B, L>
+{
+    #[inline]
+    fn settle(&self, issued: u64, outcome: Outcome, duration: Duration, end: Instant) {
+        self.record(issued, outcome, duration, end);
+    }
+
+    #[inline]
+    fn release(&self, issued: u64) {
+        if state_of(issued) == State::HalfOpen {
+            self.release_slot(issued);
+        }
+    }
+}
+
+/// The `issued` word of a permit whose outcome is in: a closed word, so that its drop
+/// releases nothing.
+const SETTLED: u64 = 0;
+
+/// Permission to make one call, issued by [`CircuitBreaker::try_acquire_at`] (holding
+/// `&CircuitBreaker`) or [`CircuitBreaker::try_acquire_owned_at`] (holding any pointer to
+/// it, such as an `Arc`).
+///
+/// Record the call's outcome with [`success`](Permit::success),
+/// [`failure`](Permit::failure) or [`ignored`](Permit::ignored). Dropping it without an
+/// outcome (a cancelled call, a future dropped at an `.await`) records nothing and gives
+/// back its half-open slot if it took one and that half-open period is still current.
+///
+/// A permit belongs to the period that issued it: an outcome recorded after the breaker
+/// has changed state since (a call admitted before a trip, a probe of an earlier half-open
+/// period) changes nothing.
+#[must_use = "a permit records nothing unless its outcome is given"]
+pub struct Permit<R: Deref>
+where
+    R::Target: IssuesPermits,
+{
+    breaker: R,
+    issued: u64,
+    acquired_at: Instant,
+}
+
+impl<R: Deref> Permit<R>
+where
+    R::Target: IssuesPermits,
+{
+    #[inline]
+    fn new(breaker: R, issued: u64, acquired_at: Instant) -> Self {
+        Permit {
+            breaker,
+            issued,
+            acquired_at,
+        }
+    }
+
+    /// The state in which the permit was issued.
+    pub fn state(&self) -> State {
+        state_of(self.issued)
+    }
+
+    /// When the permit was issued.
+    pub fn acquired_at(&self) -> Instant {
+        self.acquired_at
+    }
+
+    /// The call succeeded after `duration` (it ended at `acquired_at + duration`).
+    #[inline]
+    pub fn success(self, duration: Duration) {
+        self.record(Outcome::Success, duration);
+    }
+
+    /// The call failed after `duration` (it ended at `acquired_at + duration`).
+    #[inline]
+    pub fn failure(self, duration: Duration) {
+        self.record(Outcome::Failure, duration);
+    }
+
+    /// The call's outcome does not count: nothing is recorded, and a half-open slot is
+    /// given back.
+    #[inline]
+    pub fn ignored(self) {
+        self.record(Outcome::Ignored, Duration::ZERO);
+    }
+
+    /// Records `outcome` for a call that took `duration` (ending at
+    /// `acquired_at + duration`).
+    #[inline]
+    pub fn record(mut self, outcome: Outcome, duration: Duration) {
+        // The outcome replaces the release: the drop that follows finds a settled word.
+        let issued = core::mem::replace(&mut self.issued, SETTLED);
+        let end = self.acquired_at.saturating_add(duration);
+        self.breaker.settle(issued, outcome, duration, end);
+    }
+
+    /// Records `outcome` for a call that ended at `end` (its duration is
+    /// `end - acquired_at`, zero if the clock stepped backwards).
+    #[inline]
+    pub fn record_at(mut self, outcome: Outcome, end: Instant) {
+        let issued = core::mem::replace(&mut self.issued, SETTLED);
+        let duration = end.saturating_duration_since(self.acquired_at);
+        self.breaker
+            .settle(issued, outcome, duration, end.max(self.acquired_at));
+    }
+}
+
+impl<R: Deref> Drop for Permit<R>
+where
+    R::Target: IssuesPermits,
+{
+    #[inline]
+    fn drop(&mut self) {
+        self.breaker.release(self.issued);
+    }
+}
+
+impl<R: Deref> fmt::Debug for Permit<R>
+where
+    R::Target: IssuesPermits,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("state", &state_of(self.issued))
+            .field("period", &period_of(self.issued))
+            .field("acquired_at", &self.acquired_at)
+            .finish()
+    }
+}

@@ -1,0 +1,31 @@
+//! [`BreakerMetrics`]: a snapshot of a breaker's counts and rates.
+
+use super::state::State;
+
+/// A snapshot of a breaker, taken by
+/// [`CircuitBreaker::metrics_at`](super::CircuitBreaker::metrics_at).
+///
+/// The counts are those of the window (in closed, open, metrics-only and disabled: open
+/// keeps the counts that opened it, as in resilience4j) or of the current probes (in
+/// half-open). Rates are in basis points (hundredths of a percent, rounded down) and are
+/// `None` while fewer calls than the minimum have been recorded, as resilience4j's `-1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BreakerMetrics {
+    /// The current state.
+    pub state: State,
+    /// Recorded calls (not counting ignored or cancelled ones).
+    pub calls: u32,
+    /// Recorded failures.
+    pub failures: u32,
+    /// Recorded slow calls (successful or not).
+    pub slow_calls: u32,
+    /// Calls rejected since the breaker was built or last reset.
+    pub rejected: u64,
+    /// Failure rate in basis points.
+    pub failure_rate: Option<u16>,
+    /// Slow-call rate in basis points.
+    pub slow_call_rate: Option<u16>,
+    /// Half-open probe slots taken in the current half-open period (0 in other states).
+    pub half_open_permits_taken: u16,
+}

@@ -1,0 +1,199 @@
+//! The breaker's states, the errors its decisions return, and the packed state word.
+//!
+//! The word is one `u64`: the state in bits `0..7`, the *quiet* flag in bit 7 (in closed
+//! and metrics-only: a success that is not slow would leave the window unchanged, so it
+//! need not enter the critical section), the half-open slots in use in bits
+//! `8..24`, and the *period* in bits `24..64`. The period counts transitions (wrapping after
+//! 2^40 of them): a permit remembers the period that issued it, so a late outcome or release
+//! from an earlier period is recognised and changes nothing.
+
+use core::fmt;
+use core::time::Duration;
+
+/// A circuit breaker's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum State {
+    /// Calls pass and their outcomes are recorded; the breaker opens when a threshold is
+    /// exceeded.
+    Closed,
+    /// Calls are rejected until the open duration has passed.
+    Open,
+    /// A limited number of probe calls pass; their outcomes decide between closed and open.
+    HalfOpen,
+    /// Calls pass and nothing is recorded (set by hand).
+    Disabled,
+    /// Calls are rejected until a manual transition (set by hand).
+    ForcedOpen,
+    /// Calls pass and are recorded; thresholds are reported but never open the breaker (set
+    /// by hand).
+    MetricsOnly,
+}
+
+impl State {
+    pub(crate) const fn code(self) -> u64 {
+        match self {
+            State::Closed => 0,
+            State::Open => 1,
+            State::HalfOpen => 2,
+            State::Disabled => 3,
+            State::ForcedOpen => 4,
+            State::MetricsOnly => 5,
+        }
+    }
+
+    pub(crate) const fn from_code(code: u64) -> State {
+        match code {
+            0 => State::Closed,
+            1 => State::Open,
+            2 => State::HalfOpen,
+            3 => State::Disabled,
+            4 => State::ForcedOpen,
+            _ => State::MetricsOnly,
+        }
+    }
+
+    /// Whether a manual transition from `self` to `to` is allowed.
+    ///
+    /// Every transition is legal except into [`State::HalfOpen`] from a state that lets
+    /// calls through ([`State::Closed`], [`State::MetricsOnly`]): half-open probes a
+    /// breaker that was rejecting, as in resilience4j, which has no closed-to-half-open
+    /// transition. A transition to the same state is legal and silent.
+    pub const fn can_transition_to(self, to: State) -> bool {
+        !matches!(
+            (self, to),
+            (State::Closed, State::HalfOpen) | (State::MetricsOnly, State::HalfOpen)
+        )
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half-open",
+            State::Disabled => "disabled",
+            State::ForcedOpen => "forced-open",
+            State::MetricsOnly => "metrics-only",
+        })
+    }
+}
+
+/// A call the breaker did not let through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Rejected {
+    /// How long until the breaker lets a call through, when that is known: in
+    /// [`State::Open`], the time until the first instant strictly after the open duration
+    /// (never zero). `None` in [`State::ForcedOpen`] (until a manual transition) and in
+    /// [`State::HalfOpen`] with every probe slot taken (until a probe finishes).
+    pub retry_after: Option<Duration>,
+    /// The state that rejected the call.
+    pub state: State,
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.retry_after {
+            Some(d) => write!(f, "circuit breaker {}: retry after {:?}", self.state, d),
+            None => write!(f, "circuit breaker {}: call not permitted", self.state),
+        }
+    }
+}
+
+impl core::error::Error for Rejected {}
+
+/// A manual transition that the state machine does not allow (see
+/// [`State::can_transition_to`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct IllegalTransition {
+    /// The state the breaker was in (and stays in).
+    pub from: State,
+    /// The state that was asked for.
+    pub to: State,
+}
+
+impl fmt::Display for IllegalTransition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "illegal circuit breaker transition from {} to {}",
+            self.from, self.to
+        )
+    }
+}
+
+impl core::error::Error for IllegalTransition {}
+
+const STATE_MASK: u64 = 0x7F;
+/// The quiet flag (see the module docs).
+pub(crate) const QUIET: u64 = 0x80;
+const SLOT_SHIFT: u32 = 8;
+const SLOT_MASK: u64 = 0xFFFF;
+const PERIOD_SHIFT: u32 = 24;
+const PERIOD_MASK: u64 = (1 << 40) - 1;
+
+/// Packs a state word.
+#[inline]
+pub(crate) const fn pack(state: State, slots: u16, period: u64) -> u64 {
+    ((period & PERIOD_MASK) << PERIOD_SHIFT) | ((slots as u64) << SLOT_SHIFT) | state.code()
+}
+
+#[inline]
+pub(crate) const fn state_of(word: u64) -> State {
+    State::from_code(word & STATE_MASK)
+}
+
+#[inline]
+pub(crate) const fn slots_of(word: u64) -> u16 {
+    ((word >> SLOT_SHIFT) & SLOT_MASK) as u16
+}
+
+#[inline]
+pub(crate) const fn period_of(word: u64) -> u64 {
+    word >> PERIOD_SHIFT
+}
+
+/// The period after `word`'s, wrapping after 2^40 transitions (wrap is the intent: only
+/// equality of periods matters).
+#[inline]
+pub(crate) const fn next_period(word: u64) -> u64 {
+    period_of(word).wrapping_add(1) & PERIOD_MASK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_round_trips() {
+        for state in [
+            State::Closed,
+            State::Open,
+            State::HalfOpen,
+            State::Disabled,
+            State::ForcedOpen,
+            State::MetricsOnly,
+        ] {
+            let w = pack(state, 65_535, PERIOD_MASK);
+            assert_eq!(state_of(w), state);
+            assert_eq!(slots_of(w), 65_535);
+            assert_eq!(period_of(w), PERIOD_MASK);
+            assert_eq!(next_period(w), 0);
+        }
+        assert_eq!(next_period(pack(State::Open, 3, 7)), 8);
+    }
+
+    #[test]
+    fn legal_transitions() {
+        assert!(!State::Closed.can_transition_to(State::HalfOpen));
+        assert!(!State::MetricsOnly.can_transition_to(State::HalfOpen));
+        assert!(State::Open.can_transition_to(State::HalfOpen));
+        assert!(State::ForcedOpen.can_transition_to(State::HalfOpen));
+        assert!(State::Disabled.can_transition_to(State::HalfOpen));
+        assert!(State::Closed.can_transition_to(State::Closed));
+        assert!(State::HalfOpen.can_transition_to(State::Closed));
+    }
+}

@@ -1,0 +1,1205 @@
+//! Scenario tests on virtual time, property tests against a reference model, and loom
+//! models of the lock-free paths.
+
+extern crate std;
+
+use std::sync::Mutex;
+use std::vec::Vec;
+
+use core::time::Duration;
+
+use super::window::{ConsecutiveWindow, CountWindow, TimeWindow, Window};
+use super::*;
+use crate::Instant;
+use crate::retry::Backoff;
+use crate::sync::CriticalSectionRawMutex;
+
+/// Every event a breaker reported, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ev {
+    Transition(State, State, Instant),
+    Rejected(Rejected),
+    Exceeded(Threshold, u16),
+    Reset(State),
+}
+
+#[derive(Default)]
+struct Recorder {
+    events: Mutex<Vec<Ev>>,
+}
+
+impl Recorder {
+    fn take(&self) -> Vec<Ev> {
+        core::mem::take(&mut *self.events.lock().unwrap())
+    }
+    fn transitions(&self) -> Vec<(State, State)> {
+        self.take()
+            .into_iter()
+            .filter_map(|e| match e {
+                Ev::Transition(from, to, _) => Some((from, to)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl BreakerListener for Recorder {
+    fn on_state_transition(&self, from: State, to: State, at: Instant) {
+        self.events
+            .lock()
+            .unwrap()
+            .push(Ev::Transition(from, to, at));
+    }
+    fn on_rejected(&self, rejected: Rejected, _at: Instant) {
+        self.events.lock().unwrap().push(Ev::Rejected(rejected));
+    }
+    fn on_threshold_exceeded(&self, kind: Threshold, rate: u16, _at: Instant) {
+        self.events.lock().unwrap().push(Ev::Exceeded(kind, rate));
+    }
+    fn on_reset(&self, from: State, _at: Instant) {
+        self.events.lock().unwrap().push(Ev::Reset(from));
+    }
+}
+
+/// A backoff that doubles from `base`: 1 s, 2 s, 4 s, ...
+#[derive(Clone, Copy, Debug)]
+struct Doubling {
+    base: Duration,
+    next: Duration,
+}
+
+impl Doubling {
+    const fn new(base: Duration) -> Doubling {
+        Doubling { base, next: base }
+    }
+}
+
+impl Backoff for Doubling {
+    fn next_delay(&mut self, _rng: &mut fastrand::Rng) -> Duration {
+        let d = self.next;
+        self.next = d.saturating_mul(2);
+        d
+    }
+    fn reset(&mut self) {
+        self.next = self.base;
+    }
+}
+
+type Breaker<W, B = FixedOpenDuration> = CircuitBreaker<W, CriticalSectionRawMutex, B, Recorder>;
+
+fn breaker<W: Window>(config: BreakerConfig, window: W) -> Breaker<W> {
+    let backoff = FixedOpenDuration(config.open_duration);
+    CircuitBreaker::from_parts(config, window, backoff, 1, Recorder::default()).unwrap()
+}
+
+fn count<const N: usize>() -> CountWindow<N> {
+    CountWindow::new().unwrap()
+}
+
+const MS: Duration = Duration::from_millis(1);
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn at(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+/// Records `outcomes` (true = failure) one after the other at `now`, each taking 1 ms.
+fn feed<W: Window, B: Backoff>(b: &Breaker<W, B>, now: Instant, failures: &[bool]) {
+    for &failed in failures {
+        let permit = b.try_acquire_at(now).unwrap();
+        if failed {
+            permit.failure(MS);
+        } else {
+            permit.success(MS);
+        }
+    }
+}
+
+const F: bool = true;
+const S: bool = false;
+
+#[test]
+fn below_minimum_calls_nothing_opens() {
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(5)
+            .failure_rate_threshold(50),
+        count::<10>(),
+    );
+    feed(&b, Instant::ZERO, &[F, F, F, F]);
+    assert_eq!(b.state(), State::Closed);
+    let m = b.metrics_at(Instant::ZERO);
+    assert_eq!((m.calls, m.failures, m.failure_rate), (4, 4, None));
+    feed(&b, Instant::ZERO, &[F]);
+    assert_eq!(b.state(), State::Open);
+    assert_eq!(
+        b.listener().take(),
+        [
+            Ev::Exceeded(Threshold::FailureRate, 10_000),
+            Ev::Transition(State::Closed, State::Open, at(1)),
+        ]
+    );
+}
+
+#[test]
+fn minimum_calls_is_clamped_to_the_count_window() {
+    // minimum_calls 100 with a window of 4: 4 calls are enough.
+    let b = breaker(BreakerConfig::new().minimum_calls(100), count::<4>());
+    feed(&b, Instant::ZERO, &[F, S, F]);
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(b.metrics_at(Instant::ZERO).failure_rate, None);
+    feed(&b, Instant::ZERO, &[S]);
+    assert_eq!(b.state(), State::Open);
+    // Metrics use the clamped minimum too.
+    assert_eq!(b.metrics_at(Instant::ZERO).failure_rate, Some(5_000));
+}
+
+#[test]
+fn failure_threshold_is_inclusive() {
+    // Exactly 50 % with a 50 % threshold opens.
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(4)
+            .failure_rate_threshold(50),
+        count::<4>(),
+    );
+    feed(&b, Instant::ZERO, &[F, S, S, F]);
+    assert_eq!(b.state(), State::Open);
+
+    // 1 of 3 (33.3 %) stays below 34 % and reaches 33 %.
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(3)
+            .failure_rate_threshold(34),
+        count::<3>(),
+    );
+    feed(&b, Instant::ZERO, &[F, S, S]);
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(b.metrics_at(Instant::ZERO).failure_rate, Some(3_333));
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(3)
+            .failure_rate_threshold(33),
+        count::<3>(),
+    );
+    feed(&b, Instant::ZERO, &[F, S, S]);
+    assert_eq!(b.state(), State::Open);
+
+    // 100 % needs every call to fail.
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(2)
+            .failure_rate_threshold(100),
+        count::<2>(),
+    );
+    feed(&b, Instant::ZERO, &[F, S, F]);
+    assert_eq!(b.state(), State::Closed);
+    feed(&b, Instant::ZERO, &[F]);
+    assert_eq!(b.state(), State::Open);
+}
+
+#[test]
+fn slow_calls_trip_with_a_low_failure_rate() {
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(4)
+            .failure_rate_threshold(100)
+            .slow_call_rate_threshold(50)
+            .slow_call_duration(ms(100)),
+        count::<4>(),
+    );
+    // Exactly the slow duration is not slow (strict).
+    for _ in 0..4 {
+        b.try_acquire_at(Instant::ZERO).unwrap().success(ms(100));
+    }
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(b.metrics_at(Instant::ZERO).slow_calls, 0);
+    b.try_acquire_at(Instant::ZERO)
+        .unwrap()
+        .success(ms(100) + Duration::from_nanos(1));
+    assert_eq!(b.state(), State::Closed); // 1 of 4 slow
+    let _ = b.listener().take();
+    b.try_acquire_at(Instant::ZERO).unwrap().failure(ms(101));
+    // 2 of 4 slow, 1 of 4 failed: the slow-call rate trips.
+    assert_eq!(b.state(), State::Open);
+    assert_eq!(
+        b.listener().take(),
+        [
+            Ev::Exceeded(Threshold::SlowCallRate, 5_000),
+            Ev::Transition(State::Closed, State::Open, at(101)),
+        ]
+    );
+}
+
+fn tripped(open: Duration) -> Breaker<CountWindow<1>> {
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(1)
+            .permitted_calls_in_half_open(1)
+            .open_duration(open),
+        count::<1>(),
+    );
+    b.try_acquire_at(at(1_000)).unwrap().failure(Duration::ZERO);
+    assert_eq!(b.state(), State::Open);
+    let _ = b.listener().take();
+    b
+}
+
+#[test]
+fn open_moves_to_half_open_strictly_after_the_wait() {
+    let b = tripped(Duration::from_secs(10));
+    let r = b.try_acquire_at(at(1_000)).unwrap_err();
+    assert_eq!(r.state, State::Open);
+    assert_eq!(
+        r.retry_after,
+        Some(Duration::from_secs(10) + Duration::from_nanos(1))
+    );
+    // At exactly the end of the open duration: still rejected, 1 ns to go.
+    let r = b.try_acquire_at(at(11_000)).unwrap_err();
+    assert_eq!(r.retry_after, Some(Duration::from_nanos(1)));
+    assert_eq!(b.state(), State::Open);
+    let later = at(11_000) + Duration::from_nanos(1);
+    let probe = b.try_acquire_at(later).unwrap();
+    assert_eq!(probe.state(), State::HalfOpen);
+    assert_eq!(b.state(), State::HalfOpen);
+    assert_eq!(
+        b.listener().take(),
+        [
+            Ev::Rejected(Rejected {
+                retry_after: Some(Duration::from_secs(10) + Duration::from_nanos(1)),
+                state: State::Open
+            }),
+            Ev::Rejected(Rejected {
+                retry_after: Some(Duration::from_nanos(1)),
+                state: State::Open
+            }),
+            Ev::Transition(State::Open, State::HalfOpen, later),
+        ]
+    );
+    assert_eq!(b.metrics_at(later).rejected, 2);
+}
+
+#[test]
+fn a_clock_stepping_backwards_admits_nothing() {
+    let b = tripped(Duration::from_secs(10));
+    let r = b.try_acquire_at(Instant::ZERO).unwrap_err();
+    assert_eq!(
+        r.retry_after,
+        Some(Duration::from_secs(11) + Duration::from_nanos(1))
+    );
+    // Open until the end of time: rejected even at Instant::MAX.
+    b.open_until_at(Instant::MAX, at(2_000)).unwrap();
+    let r = b.try_acquire_at(Instant::MAX).unwrap_err();
+    assert_eq!(r.retry_after, Some(Duration::from_nanos(1)));
+    // An open duration of Duration::MAX saturates.
+    b.open_for_at(Duration::MAX, at(2_000)).unwrap();
+    assert!(b.try_acquire_at(Instant::MAX).is_err());
+}
+
+#[test]
+fn open_durations_grow_by_the_backoff_and_reset_on_close() {
+    let config = BreakerConfig::new()
+        .minimum_calls(1)
+        .permitted_calls_in_half_open(1);
+    let b: Breaker<CountWindow<1>, Doubling> = CircuitBreaker::from_parts(
+        config,
+        count::<1>(),
+        Doubling::new(Duration::from_secs(1)),
+        7,
+        Recorder::default(),
+    )
+    .unwrap();
+    let mut now = Instant::ZERO;
+    b.try_acquire_at(now).unwrap().failure(Duration::ZERO);
+    for expected in [1u64, 2, 4, 8] {
+        let r = b.try_acquire_at(now).unwrap_err();
+        assert_eq!(
+            r.retry_after,
+            Some(Duration::from_secs(expected) + Duration::from_nanos(1))
+        );
+        now = now + Duration::from_secs(expected) + Duration::from_nanos(1);
+        b.try_acquire_at(now).unwrap().failure(Duration::ZERO); // the probe fails
+    }
+    // A successful probe closes and resets the backoff.
+    now = now + Duration::from_secs(16) + Duration::from_nanos(1);
+    b.try_acquire_at(now).unwrap().success(Duration::ZERO);
+    assert_eq!(b.state(), State::Closed);
+    b.try_acquire_at(now).unwrap().failure(Duration::ZERO);
+    assert_eq!(
+        b.try_acquire_at(now).unwrap_err().retry_after,
+        Some(Duration::from_secs(1) + Duration::from_nanos(1))
+    );
+}
+
+fn half_open(permitted: u16, minimum: u32) -> Breaker<CountWindow<2>> {
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(minimum)
+            .permitted_calls_in_half_open(permitted)
+            .open_duration(Duration::from_secs(1)),
+        count::<2>(),
+    );
+    b.transition_at(State::Open, Instant::ZERO).unwrap();
+    b.transition_at(State::HalfOpen, Instant::ZERO).unwrap();
+    let _ = b.listener().take();
+    b
+}
+
+#[test]
+fn half_open_budget_is_exact_and_released_slots_are_reusable() {
+    let b = half_open(3, 3);
+    let p1 = b.try_acquire_at(Instant::ZERO).unwrap();
+    let p2 = b.try_acquire_at(Instant::ZERO).unwrap();
+    let p3 = b.try_acquire_at(Instant::ZERO).unwrap();
+    let r = b.try_acquire_at(Instant::ZERO).unwrap_err();
+    assert_eq!(
+        r,
+        Rejected {
+            retry_after: None,
+            state: State::HalfOpen
+        }
+    );
+    assert_eq!(b.metrics_at(Instant::ZERO).half_open_permits_taken, 3);
+    drop(p1); // cancelled: its slot comes back, nothing recorded
+    assert_eq!(b.metrics_at(Instant::ZERO).half_open_permits_taken, 2);
+    let p4 = b.try_acquire_at(Instant::ZERO).unwrap();
+    p2.ignored(); // ignored: the same
+    let p5 = b.try_acquire_at(Instant::ZERO).unwrap();
+    assert!(b.try_acquire_at(Instant::ZERO).is_err());
+    assert_eq!(b.metrics_at(Instant::ZERO).calls, 0);
+    // A recorded outcome keeps its slot.
+    p3.success(MS);
+    assert!(b.try_acquire_at(Instant::ZERO).is_err());
+    assert_eq!(b.metrics_at(Instant::ZERO).calls, 1);
+    p4.success(MS);
+    p5.success(MS);
+    assert_eq!(b.state(), State::Closed);
+}
+
+#[test]
+fn half_open_decides_after_min_of_minimum_and_permitted() {
+    // permitted 4, minimum 2: two outcomes decide.
+    let b = half_open(4, 2);
+    let probes: Vec<_> = (0..4)
+        .map(|_| b.try_acquire_at(Instant::ZERO).unwrap())
+        .collect();
+    let mut probes = probes.into_iter();
+    probes.next().unwrap().failure(MS);
+    assert_eq!(b.state(), State::HalfOpen);
+    probes.next().unwrap().failure(MS);
+    assert_eq!(b.state(), State::Open);
+    // The two probes still out are late: their outcomes change nothing.
+    probes.next().unwrap().success(MS);
+    probes.next().unwrap().success(MS);
+    assert_eq!(b.state(), State::Open);
+    assert_eq!(b.listener().transitions(), [(State::HalfOpen, State::Open)]);
+
+    let b = half_open(4, 2);
+    feed(&b, Instant::ZERO, &[S, F]); // 50 % < ... is 50 %: reaches the 50 % threshold
+    assert_eq!(b.state(), State::Open);
+    let b = half_open(4, 2);
+    feed(&b, Instant::ZERO, &[S, S]);
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(
+        b.listener().transitions(),
+        [(State::HalfOpen, State::Closed)]
+    );
+    // Closing starts with an empty window.
+    assert_eq!(b.metrics_at(Instant::ZERO).calls, 0);
+}
+
+#[test]
+fn ignored_outcomes_are_not_recorded() {
+    let b = breaker(BreakerConfig::new().minimum_calls(2), count::<2>());
+    for _ in 0..10 {
+        b.try_acquire_at(Instant::ZERO).unwrap().ignored();
+    }
+    feed(&b, Instant::ZERO, &[F]);
+    let m = b.metrics_at(Instant::ZERO);
+    assert_eq!((m.calls, m.failures, m.state), (1, 1, State::Closed));
+    // A dropped permit records nothing either.
+    drop(b.try_acquire_at(Instant::ZERO).unwrap());
+    assert_eq!(b.metrics_at(Instant::ZERO).calls, 1);
+}
+
+fn with_max_wait(then: AfterMaxWait) -> Breaker<CountWindow<2>> {
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(2)
+            .permitted_calls_in_half_open(2)
+            .open_duration(Duration::from_secs(1))
+            .max_wait_in_half_open(Duration::from_secs(5), then),
+        count::<2>(),
+    );
+    b.transition_at(State::Open, Instant::ZERO).unwrap();
+    let _ = b.listener().take();
+    b
+}
+
+#[test]
+fn maximum_wait_in_half_open_goes_back_to_open() {
+    let b = with_max_wait(AfterMaxWait::Open);
+    let entered = at(1_001);
+    let p1 = b.try_acquire_at(entered).unwrap();
+    let p2 = b.try_acquire_at(entered).unwrap();
+    p1.success(MS);
+    // Just before the wait runs out: still half-open, no slot left.
+    let just_before = entered + Duration::from_secs(5) - Duration::from_nanos(1);
+    assert_eq!(
+        b.try_acquire_at(just_before).unwrap_err().state,
+        State::HalfOpen
+    );
+    // At the wait (inclusive): back to open, rejecting for another open duration.
+    let expired = entered + Duration::from_secs(5);
+    let r = b.try_acquire_at(expired).unwrap_err();
+    assert_eq!(r.state, State::Open);
+    assert_eq!(
+        r.retry_after,
+        Some(Duration::from_secs(1) + Duration::from_nanos(1))
+    );
+    // The outstanding probe is late.
+    p2.success(MS);
+    assert_eq!(b.state(), State::Open);
+    assert_eq!(
+        b.listener().transitions(),
+        [
+            (State::Open, State::HalfOpen),
+            (State::HalfOpen, State::Open)
+        ]
+    );
+}
+
+#[test]
+fn maximum_wait_noticed_by_an_outcome_can_close() {
+    let b = with_max_wait(AfterMaxWait::Closed);
+    let p = b.try_acquire_at(at(1_001)).unwrap();
+    // The call ends after the wait ran out: the breaker closes, the outcome is dropped.
+    p.failure(Duration::from_secs(6));
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(b.metrics_at(at(7_001)).calls, 0);
+    assert_eq!(
+        b.listener().transitions(),
+        [
+            (State::Open, State::HalfOpen),
+            (State::HalfOpen, State::Closed)
+        ]
+    );
+}
+
+#[test]
+fn forced_open_rejects_until_moved_by_hand() {
+    let b = breaker(BreakerConfig::new(), count::<2>());
+    b.transition_at(State::ForcedOpen, Instant::ZERO).unwrap();
+    let r = b.try_acquire_at(Instant::MAX).unwrap_err();
+    assert_eq!(
+        r,
+        Rejected {
+            retry_after: None,
+            state: State::ForcedOpen
+        }
+    );
+    b.transition_at(State::Closed, at(1)).unwrap();
+    assert!(b.try_acquire_at(at(1)).is_ok());
+}
+
+#[test]
+fn disabled_lets_everything_through_and_records_nothing() {
+    let b = breaker(BreakerConfig::new().minimum_calls(1), count::<2>());
+    b.transition_at(State::Disabled, Instant::ZERO).unwrap();
+    feed(&b, Instant::ZERO, &[F; 20]);
+    assert_eq!(b.state(), State::Disabled);
+    assert_eq!(b.metrics_at(Instant::ZERO).calls, 0);
+}
+
+#[test]
+fn metrics_only_reports_each_threshold_once_and_never_opens() {
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(2)
+            .slow_call_duration(ms(10))
+            .slow_call_rate_threshold(50),
+        count::<2>(),
+    );
+    b.transition_at(State::MetricsOnly, Instant::ZERO).unwrap();
+    let _ = b.listener().take();
+    feed(&b, Instant::ZERO, &[F, F, F, F]);
+    b.try_acquire_at(Instant::ZERO).unwrap().success(ms(11));
+    b.try_acquire_at(Instant::ZERO).unwrap().failure(ms(11));
+    assert_eq!(b.state(), State::MetricsOnly);
+    assert_eq!(
+        b.listener().take(),
+        [
+            Ev::Exceeded(Threshold::FailureRate, 10_000),
+            Ev::Exceeded(Threshold::SlowCallRate, 5_000),
+        ]
+    );
+    let m = b.metrics_at(Instant::ZERO);
+    assert_eq!((m.calls, m.failures, m.slow_calls), (2, 1, 2));
+    // A new metrics-only period reports again.
+    b.transition_at(State::Closed, Instant::ZERO).unwrap();
+    b.transition_at(State::MetricsOnly, Instant::ZERO).unwrap();
+    let _ = b.listener().take();
+    feed(&b, Instant::ZERO, &[F, F]);
+    assert_eq!(
+        b.listener().take(),
+        [Ev::Exceeded(Threshold::FailureRate, 10_000)]
+    );
+}
+
+#[test]
+fn open_for_and_open_until_do_not_touch_the_backoff() {
+    let b: Breaker<CountWindow<1>, Doubling> = CircuitBreaker::from_parts(
+        BreakerConfig::new().minimum_calls(1),
+        count::<1>(),
+        Doubling::new(Duration::from_secs(1)),
+        7,
+        Recorder::default(),
+    )
+    .unwrap();
+    b.open_for_at(Duration::from_secs(30), at(1_000)).unwrap();
+    assert_eq!(
+        b.try_acquire_at(at(1_000)).unwrap_err().retry_after,
+        Some(Duration::from_secs(30) + Duration::from_nanos(1))
+    );
+    // Already open: the period is replaced, silently.
+    b.open_until_at(at(5_000), at(2_000)).unwrap();
+    assert_eq!(
+        b.try_acquire_at(at(2_000)).unwrap_err().retry_after,
+        Some(Duration::from_secs(3) + Duration::from_nanos(1))
+    );
+    assert_eq!(b.listener().transitions(), [(State::Closed, State::Open)]);
+    // An automatic opening still starts at the backoff's first delay.
+    b.reset_at(at(3_000));
+    b.try_acquire_at(at(3_000)).unwrap().failure(Duration::ZERO);
+    assert_eq!(
+        b.try_acquire_at(at(3_000)).unwrap_err().retry_after,
+        Some(Duration::from_secs(1) + Duration::from_nanos(1))
+    );
+}
+
+#[test]
+fn reset_starts_afresh_and_voids_old_permits() {
+    let b = breaker(BreakerConfig::new().minimum_calls(2), count::<2>());
+    let old = b.try_acquire_at(Instant::ZERO).unwrap();
+    feed(&b, Instant::ZERO, &[F, F]);
+    assert_eq!(b.state(), State::Open);
+    assert!(b.try_acquire_at(Instant::ZERO).is_err());
+    let _ = b.listener().take();
+    b.reset_at(at(1));
+    assert_eq!(b.listener().take(), [Ev::Reset(State::Open)]);
+    let m = b.metrics_at(at(1));
+    assert_eq!((m.state, m.calls, m.rejected), (State::Closed, 0, 0));
+    old.failure(MS); // admitted before the reset: dropped
+    assert_eq!(b.metrics_at(at(1)).calls, 0);
+}
+
+#[test]
+fn illegal_transitions_are_errors_and_change_nothing() {
+    let b = breaker(BreakerConfig::new(), count::<2>());
+    assert_eq!(
+        b.transition_at(State::HalfOpen, Instant::ZERO),
+        Err(IllegalTransition {
+            from: State::Closed,
+            to: State::HalfOpen
+        })
+    );
+    b.transition_at(State::MetricsOnly, Instant::ZERO).unwrap();
+    assert_eq!(
+        b.transition_at(State::HalfOpen, Instant::ZERO),
+        Err(IllegalTransition {
+            from: State::MetricsOnly,
+            to: State::HalfOpen
+        })
+    );
+    assert_eq!(b.state(), State::MetricsOnly);
+    assert_eq!(
+        b.listener().transitions(),
+        [(State::Closed, State::MetricsOnly)]
+    );
+    assert_eq!(
+        std::format!(
+            "{}",
+            IllegalTransition {
+                from: State::Closed,
+                to: State::HalfOpen
+            }
+        ),
+        "illegal circuit breaker transition from closed to half-open"
+    );
+}
+
+#[test]
+fn each_transition_is_reported_exactly_once() {
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(1)
+            .permitted_calls_in_half_open(1)
+            .open_duration(Duration::from_secs(1)),
+        count::<1>(),
+    );
+    // Same-state transitions are silent.
+    b.transition_at(State::Closed, Instant::ZERO).unwrap();
+    feed(&b, Instant::ZERO, &[F]);
+    let probe = b.try_acquire_at(at(2_000)).unwrap();
+    probe.success(MS);
+    b.transition_at(State::Disabled, at(3_000)).unwrap();
+    b.transition_at(State::Disabled, at(3_000)).unwrap();
+    b.transition_at(State::ForcedOpen, at(3_000)).unwrap();
+    b.transition_at(State::HalfOpen, at(3_000)).unwrap();
+    assert_eq!(
+        b.listener().transitions(),
+        [
+            (State::Closed, State::Open),
+            (State::Open, State::HalfOpen),
+            (State::HalfOpen, State::Closed),
+            (State::Closed, State::Disabled),
+            (State::Disabled, State::ForcedOpen),
+            (State::ForcedOpen, State::HalfOpen),
+        ]
+    );
+}
+
+#[cfg(not(loom))]
+#[test]
+fn racing_threads_see_one_transition_each() {
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(1)
+            .permitted_calls_in_half_open(3)
+            .open_duration(Duration::from_secs(1)),
+        count::<1>(),
+    );
+    feed(&b, Instant::ZERO, &[F]);
+    let _ = b.listener().take();
+    let granted = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..100 {
+                    if let Ok(p) = b.try_acquire_at(at(2_000)) {
+                        granted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        core::mem::forget(p); // hold the slot for good
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(granted.into_inner(), 3);
+    assert_eq!(b.listener().transitions(), [(State::Open, State::HalfOpen)]);
+}
+
+#[test]
+fn late_outcomes_do_not_count_as_probes() {
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(1)
+            .permitted_calls_in_half_open(1)
+            .open_duration(Duration::from_secs(1)),
+        count::<1>(),
+    );
+    let before_trip = b.try_acquire_at(Instant::ZERO).unwrap();
+    feed(&b, Instant::ZERO, &[F]);
+    let probe = b.try_acquire_at(at(2_000)).unwrap();
+    before_trip.success(MS); // from closed: not a probe
+    assert_eq!(b.state(), State::HalfOpen);
+    assert_eq!(b.metrics_at(at(2_000)).calls, 0);
+    probe.failure(MS);
+    assert_eq!(b.state(), State::Open);
+
+    // A probe of an earlier half-open period frees no slot in a later one.
+    let b = half_open(2, 1);
+    let stale = b.try_acquire_at(Instant::ZERO).unwrap();
+    b.try_acquire_at(Instant::ZERO).unwrap().failure(MS); // decides: open
+    let p = b.try_acquire_at(at(2_000)).unwrap(); // a new half-open period
+    let q = b.try_acquire_at(at(2_000)).unwrap();
+    assert_eq!(b.metrics_at(at(2_000)).half_open_permits_taken, 2);
+    drop(stale);
+    assert_eq!(b.metrics_at(at(2_000)).half_open_permits_taken, 2);
+    assert!(b.try_acquire_at(at(2_000)).is_err());
+    drop((p, q));
+}
+
+#[test]
+fn count_window_evicts_old_calls() {
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(4)
+            .failure_rate_threshold(75),
+        count::<4>(),
+    );
+    feed(&b, Instant::ZERO, &[F, F, S, S, S, S, F, F]);
+    // The window holds S, S, F, F: 50 % < 75 %.
+    assert_eq!(b.state(), State::Closed);
+    feed(&b, Instant::ZERO, &[F]);
+    assert_eq!(b.state(), State::Open); // S, F, F, F
+}
+
+#[test]
+fn time_window_evicts_old_buckets() {
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(3)
+            .failure_rate_threshold(100),
+        TimeWindow::<10>::new(Duration::from_secs(10)).unwrap(),
+    );
+    feed(&b, at(0), &[F, F]);
+    feed(&b, at(10_000), &[F, F]); // the first two aged out (the call ends at 10.001 s)
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(b.metrics_at(at(10_001)).calls, 2);
+    feed(&b, at(19_000), &[F]);
+    assert_eq!(b.state(), State::Open);
+}
+
+#[test]
+fn consecutive_window_opens_on_a_streak() {
+    let b = breaker(
+        BreakerConfig::new().permitted_calls_in_half_open(1),
+        ConsecutiveWindow::new(3).unwrap(),
+    );
+    feed(&b, Instant::ZERO, &[F, F, S, F, F]);
+    assert_eq!(b.state(), State::Closed);
+    feed(&b, Instant::ZERO, &[F]);
+    assert_eq!(b.state(), State::Open);
+}
+
+#[test]
+fn bad_configuration_is_a_config_error() {
+    let cases = [
+        (
+            BreakerConfig::new().failure_rate_threshold(0),
+            "failure_rate_threshold",
+        ),
+        (
+            BreakerConfig::new().failure_rate_threshold(101),
+            "failure_rate_threshold",
+        ),
+        (
+            BreakerConfig::new().slow_call_rate_threshold(0),
+            "slow_call_rate_threshold",
+        ),
+        (
+            BreakerConfig::new().slow_call_rate_threshold(101),
+            "slow_call_rate_threshold",
+        ),
+        (BreakerConfig::new().minimum_calls(0), "minimum_calls"),
+        (
+            BreakerConfig::new().permitted_calls_in_half_open(0),
+            "permitted_calls_in_half_open",
+        ),
+        (
+            BreakerConfig::new().max_wait_in_half_open(Duration::ZERO, AfterMaxWait::Open),
+            "max_wait_in_half_open",
+        ),
+    ];
+    for (config, field) in cases {
+        let err = CircuitBreaker::<CountWindow<2>, CriticalSectionRawMutex>::new(config, count())
+            .unwrap_err();
+        assert_eq!(err.field(), field);
+    }
+    assert_eq!(CountWindow::<0>::new().unwrap_err().allowed(), "at least 1");
+}
+
+#[cfg(not(loom))]
+#[test]
+fn clock_bound_forms_and_statics() {
+    use crate::ManualClock;
+    static CLOCK: ManualClock = ManualClock::new();
+    static BREAKER: CircuitBreaker<CountWindow<2>, CriticalSectionRawMutex> =
+        match CountWindow::new() {
+            Ok(w) => match CircuitBreaker::new(BreakerConfig::new().minimum_calls(2), w) {
+                Ok(b) => b,
+                Err(_) => panic!(),
+            },
+            Err(_) => panic!(),
+        };
+    BREAKER.try_acquire(&CLOCK).unwrap().failure(MS);
+    CLOCK.advance(Duration::from_secs(1));
+    BREAKER.try_acquire(&CLOCK).unwrap().failure(MS);
+    let m = BREAKER.metrics(&CLOCK);
+    assert_eq!(
+        (m.state, m.calls, m.failure_rate),
+        (State::Open, 2, Some(10_000))
+    );
+    assert!(std::format!("{BREAKER:?}").contains("Open"));
+    assert_eq!(
+        std::format!("{}", BREAKER.try_acquire(&CLOCK).unwrap_err()),
+        "circuit breaker open: retry after 60.001000001s"
+    );
+}
+
+#[cfg(not(loom))]
+mod model {
+    //! A reference model of the rules, written as plainly as possible, and a property test
+    //! that the breaker agrees with it over random outcome sequences.
+
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    #[derive(Clone, Copy, Debug)]
+    enum Op {
+        Success,
+        Failure,
+        Slow,
+        Ignored,
+        Cancel,
+    }
+
+    struct Model {
+        /// `Some(n)`: a consecutive window of length `n` (the count window is unused).
+        consecutive: Option<u32>,
+        streaks: (u32, u32),
+        state: State,
+        window: VecDeque<(bool, bool)>,
+        size: usize,
+        minimum: usize,
+        failure_pct: u64,
+        slow_pct: u64,
+        permitted: u32,
+        base_open: u64,
+        opens: u32,
+        open_until: u64,
+        half_open_deadline: Option<u64>,
+        max_wait: Option<u64>,
+        slots: u32,
+        probes: Vec<(bool, bool)>,
+    }
+
+    impl Model {
+        fn exceeded(&self, calls: &[(bool, bool)], minimum: usize) -> bool {
+            let n = calls.len() as u64;
+            if calls.is_empty() || calls.len() < minimum {
+                return false;
+            }
+            let f = calls.iter().filter(|c| c.0).count() as u64;
+            let s = calls.iter().filter(|c| c.1).count() as u64;
+            f * 100 >= self.failure_pct * n || s * 100 >= self.slow_pct * n
+        }
+
+        fn open(&mut self, now: u64) {
+            self.state = State::Open;
+            self.open_until = now.saturating_add(self.base_open << self.opens);
+            self.opens += 1;
+        }
+
+        fn close(&mut self) {
+            self.state = State::Closed;
+            self.window.clear();
+            self.streaks = (0, 0);
+            self.opens = 0;
+        }
+
+        fn half_open(&mut self, now: u64) {
+            self.state = State::HalfOpen;
+            self.half_open_deadline = self.max_wait.map(|w| now + w);
+            self.slots = 0;
+            self.probes.clear();
+        }
+
+        /// Returns whether the call was admitted, and the state it was admitted in.
+        fn acquire(&mut self, now: u64) -> Result<State, Option<u64>> {
+            loop {
+                match self.state {
+                    State::Closed => return Ok(State::Closed),
+                    State::Open if now <= self.open_until => {
+                        return Err(Some(self.open_until - now + 1));
+                    }
+                    State::Open => {
+                        self.half_open(now);
+                        self.slots = 1;
+                        return Ok(State::HalfOpen);
+                    }
+                    State::HalfOpen => {
+                        if self.half_open_deadline.is_some_and(|d| now >= d) {
+                            self.open(now);
+                            continue;
+                        }
+                        if self.slots >= self.permitted {
+                            return Err(None);
+                        }
+                        self.slots += 1;
+                        return Ok(State::HalfOpen);
+                    }
+                    _ => unreachable!(),
+                }
+            }
+        }
+
+        fn outcome(&mut self, admitted_in: State, call: Option<(bool, bool)>, end: u64) {
+            let Some(call) = call else {
+                if admitted_in == State::HalfOpen && self.state == State::HalfOpen {
+                    self.slots -= 1;
+                }
+                return;
+            };
+            match self.state {
+                State::Closed if self.consecutive.is_some() => {
+                    let n = self.consecutive.unwrap();
+                    self.streaks.0 = if call.0 { self.streaks.0 + 1 } else { 0 };
+                    self.streaks.1 = if call.1 { self.streaks.1 + 1 } else { 0 };
+                    if self.streaks.0 >= n || self.streaks.1 >= n {
+                        self.open(end);
+                    }
+                }
+                State::Closed => {
+                    self.window.push_back(call);
+                    if self.window.len() > self.size {
+                        self.window.pop_front();
+                    }
+                    let calls: Vec<_> = self.window.iter().copied().collect();
+                    if self.exceeded(&calls, self.minimum.min(self.size)) {
+                        self.open(end);
+                    }
+                }
+                State::HalfOpen => {
+                    if self.half_open_deadline.is_some_and(|d| end >= d) {
+                        self.open(end);
+                        return;
+                    }
+                    self.probes.push(call);
+                    let needed = self.minimum.min(self.permitted as usize);
+                    if self.probes.len() >= needed {
+                        let probes = self.probes.clone();
+                        if self.exceeded(&probes, needed) {
+                            self.open(end);
+                        } else {
+                            self.close();
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn op() -> impl Strategy<Value = (u64, Op)> {
+        (
+            prop_oneof![Just(0u64), 0..300u64, 0..3_000u64],
+            prop_oneof![
+                3 => Just(Op::Success),
+                3 => Just(Op::Failure),
+                1 => Just(Op::Slow),
+                1 => Just(Op::Ignored),
+                1 => Just(Op::Cancel),
+            ],
+        )
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    struct Params {
+        minimum: u32,
+        failure_pct: u8,
+        slow_pct: u8,
+        permitted: u16,
+        max_wait: Option<u64>,
+    }
+
+    fn params() -> impl Strategy<Value = Params> {
+        (
+            1u32..8,
+            1u8..=100,
+            1u8..=100,
+            1u16..4,
+            prop_oneof![Just(None), (1u64..2_000).prop_map(Some)],
+        )
+            .prop_map(
+                |(minimum, failure_pct, slow_pct, permitted, max_wait)| Params {
+                    minimum,
+                    failure_pct,
+                    slow_pct,
+                    permitted,
+                    max_wait,
+                },
+            )
+    }
+
+    /// Drives `window` through `ops` in the breaker and in the model, comparing every
+    /// decision and state.
+    fn agree<W: Window>(
+        p: Params,
+        window: W,
+        consecutive: Option<u32>,
+        ops: &[(u64, Op)],
+    ) -> Result<(), TestCaseError> {
+        let mut config = BreakerConfig::new()
+            .minimum_calls(p.minimum)
+            .failure_rate_threshold(p.failure_pct)
+            .slow_call_rate_threshold(p.slow_pct)
+            .slow_call_duration(ms(100))
+            .permitted_calls_in_half_open(p.permitted);
+        if let Some(w) = p.max_wait {
+            config = config.max_wait_in_half_open(ms(w), AfterMaxWait::Open);
+        }
+        let b: Breaker<W, Doubling> = CircuitBreaker::from_parts(
+            config,
+            window,
+            Doubling::new(ms(500)),
+            3,
+            Recorder::default(),
+        )
+        .unwrap();
+        let mut m = Model {
+            consecutive,
+            streaks: (0, 0),
+            state: State::Closed,
+            window: VecDeque::new(),
+            size: 5,
+            minimum: p.minimum as usize,
+            failure_pct: p.failure_pct.into(),
+            slow_pct: p.slow_pct.into(),
+            permitted: p.permitted.into(),
+            base_open: 500_000_000,
+            opens: 0,
+            open_until: 0,
+            half_open_deadline: None,
+            max_wait: p.max_wait.map(|w| w * 1_000_000),
+            slots: 0,
+            probes: Vec::new(),
+        };
+        let mut now = 0u64;
+        for &(step, op) in ops {
+            now += step * 1_000_000;
+            let t = Instant::from_nanos(now);
+            let got = b.try_acquire_at(t);
+            let want = m.acquire(now);
+            match (got, want) {
+                (Ok(permit), Ok(state)) => {
+                    prop_assert_eq!(permit.state(), state);
+                    let (call, d) = match op {
+                        Op::Success => (Some((false, false)), 10),
+                        Op::Failure => (Some((true, false)), 10),
+                        Op::Slow => (Some((false, true)), 150),
+                        Op::Ignored | Op::Cancel => (None, 0),
+                    };
+                    match op {
+                        Op::Success => permit.success(ms(d)),
+                        Op::Failure => permit.failure(ms(d)),
+                        Op::Slow => permit.success(ms(d)),
+                        Op::Ignored => permit.ignored(),
+                        Op::Cancel => drop(permit),
+                    }
+                    m.outcome(state, call, now + d * 1_000_000);
+                }
+                (Err(r), Err(wait)) => {
+                    prop_assert_eq!(r.retry_after, wait.map(Duration::from_nanos));
+                    prop_assert_eq!(r.state, m.state);
+                }
+                (got, want) => prop_assert!(
+                    false,
+                    "breaker {:?}, model {:?}",
+                    got.map(|p| p.state()),
+                    want
+                ),
+            }
+            prop_assert_eq!(b.state(), m.state);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn count_window_breaker_agrees_with_the_model(
+            p in params(),
+            ops in proptest::collection::vec(op(), 1..200),
+        ) {
+            agree(p, count::<5>(), None, &ops)?;
+        }
+
+        #[test]
+        fn consecutive_window_breaker_agrees_with_the_model(
+            p in params(),
+            length in 1u32..5,
+            ops in proptest::collection::vec(op(), 1..200),
+        ) {
+            agree(p, ConsecutiveWindow::new(length).unwrap(), Some(length), &ops)?;
+        }
+    }
+}
+
+#[cfg(loom)]
+mod loom_models {
+    use super::*;
+    use loom::sync::Arc;
+
+    fn half_open_breaker(
+        permitted: u16,
+    ) -> Arc<CircuitBreaker<CountWindow<1>, CriticalSectionRawMutex>> {
+        let b = CircuitBreaker::new(
+            BreakerConfig::new().permitted_calls_in_half_open(permitted),
+            count::<1>(),
+        )
+        .unwrap();
+        b.transition_at(State::Open, Instant::ZERO).unwrap();
+        b.transition_at(State::HalfOpen, Instant::ZERO).unwrap();
+        Arc::new(b)
+    }
+
+    #[test]
+    fn loom_racing_threads_get_exactly_the_permitted_calls() {
+        loom::model(|| {
+            let b = half_open_breaker(2);
+            let threads: Vec<_> = (0..3)
+                .map(|_| {
+                    let b = b.clone();
+                    loom::thread::spawn(move || match b.try_acquire_at(Instant::ZERO) {
+                        Ok(p) => {
+                            core::mem::forget(p); // hold the slot
+                            1u32
+                        }
+                        Err(r) => {
+                            assert_eq!(r.state, State::HalfOpen);
+                            0
+                        }
+                    })
+                })
+                .collect();
+            let granted: u32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+            assert_eq!(granted, 2);
+            assert_eq!(b.metrics_at(Instant::ZERO).half_open_permits_taken, 2);
+        });
+    }
+
+    #[test]
+    fn loom_cancelled_permits_give_their_slot_back() {
+        loom::model(|| {
+            let b = half_open_breaker(1);
+            let b2 = b.clone();
+            let cancels = loom::thread::spawn(move || {
+                if let Ok(p) = b2.try_acquire_at(Instant::ZERO) {
+                    drop(p);
+                }
+            });
+            let holder = match b.try_acquire_at(Instant::ZERO) {
+                Ok(p) => {
+                    core::mem::forget(p);
+                    1
+                }
+                Err(_) => 0,
+            };
+            cancels.join().unwrap();
+            // Slots taken are exactly the permits still held.
+            assert_eq!(b.metrics_at(Instant::ZERO).half_open_permits_taken, holder);
+        });
+    }
+}
+
+#[cfg(not(loom))]
+#[test]
+fn owned_permits_outlive_the_borrow_and_release_on_drop() {
+    use std::sync::Arc;
+    let b = Arc::new(half_open(1, 1));
+    let p = CircuitBreaker::try_acquire_owned_at(Arc::clone(&b), Instant::ZERO).unwrap();
+    assert!(b.try_acquire_at(Instant::ZERO).is_err());
+    // 'static and Send: it can go to another thread, and its drop gives the slot back.
+    std::thread::spawn(move || drop(p)).join().unwrap();
+    assert_eq!(b.metrics_at(Instant::ZERO).half_open_permits_taken, 0);
+    let p = CircuitBreaker::try_acquire_owned_at(Arc::clone(&b), Instant::ZERO).unwrap();
+    std::thread::spawn(move || p.success(MS)).join().unwrap();
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(Arc::strong_count(&b), 1); // the permits released their pointers
+}

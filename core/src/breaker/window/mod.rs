@@ -1,0 +1,194 @@
+//! Windows: which recorded calls a circuit breaker's thresholds look at.
+//!
+//! | window | remembers | state | cost per outcome |
+//! |---|---|---|---|
+//! | [`ConsecutiveWindow`] | the current failure and slow streaks | 8 bytes | O(1) |
+//! | [`CountWindow<N>`](CountWindow) | the last `N` calls | `N` bytes + 24 | O(1) |
+//! | [`TimeWindow<B>`](TimeWindow) | the calls of the last span, in `B` buckets | `12 * B` bytes + 28 | O(1) amortised |
+//!
+//! A window is a plain `&mut self` value; the breaker keeps it inside its critical section.
+
+mod consecutive;
+mod count;
+mod time;
+
+pub use consecutive::ConsecutiveWindow;
+pub use count::CountWindow;
+pub use time::TimeWindow;
+
+use crate::Instant;
+
+/// One recorded outcome, as a window sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CallRecord {
+    /// The call failed.
+    pub failure: bool,
+    /// The call took strictly longer than the slow-call duration.
+    pub slow: bool,
+}
+
+/// Counts of recorded calls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Totals {
+    /// Calls recorded.
+    pub calls: u32,
+    /// Of which failed.
+    pub failures: u32,
+    /// Of which slow (failed or not).
+    pub slow: u32,
+}
+
+impl Totals {
+    /// No calls.
+    pub const ZERO: Totals = Totals {
+        calls: 0,
+        failures: 0,
+        slow: 0,
+    };
+
+    /// Adds one call, saturating.
+    #[inline]
+    pub fn add(&mut self, call: CallRecord) {
+        self.calls = self.calls.saturating_add(1);
+        self.failures = self.failures.saturating_add(u32::from(call.failure));
+        self.slow = self.slow.saturating_add(u32::from(call.slow));
+    }
+
+    /// Removes one call, saturating at zero.
+    #[inline]
+    pub fn remove(&mut self, call: CallRecord) {
+        self.calls = self.calls.saturating_sub(1);
+        self.failures = self.failures.saturating_sub(u32::from(call.failure));
+        self.slow = self.slow.saturating_sub(u32::from(call.slow));
+    }
+
+    /// Removes `other`, saturating at zero.
+    #[inline]
+    pub fn remove_all(&mut self, other: Totals) {
+        self.calls = self.calls.saturating_sub(other.calls);
+        self.failures = self.failures.saturating_sub(other.failures);
+        self.slow = self.slow.saturating_sub(other.slow);
+    }
+
+    /// Adds `other`, saturating.
+    #[inline]
+    pub fn merge(&mut self, other: Totals) {
+        self.calls = self.calls.saturating_add(other.calls);
+        self.failures = self.failures.saturating_add(other.failures);
+        self.slow = self.slow.saturating_add(other.slow);
+    }
+
+    /// `part / calls` in basis points, rounded down; `None` below `minimum` calls (a
+    /// `minimum` of 0 counts as 1).
+    pub fn rate_basis_points(&self, part: u32, minimum: u32) -> Option<u16> {
+        if self.calls == 0 || self.calls < minimum {
+            return None;
+        }
+        let bp = u64::from(part.min(self.calls))
+            .saturating_mul(10_000)
+            .checked_div(u64::from(self.calls))
+            .unwrap_or(0);
+        Some(u16::try_from(bp).unwrap_or(10_000))
+    }
+
+    /// Which thresholds these totals reach (inclusive), given at least `minimum` calls.
+    pub fn exceeded(&self, thresholds: &Thresholds, minimum: u32) -> Exceeded {
+        if self.calls == 0 || self.calls < minimum {
+            return Exceeded::NONE;
+        }
+        let calls = u64::from(self.calls);
+        // rate >= threshold  <=>  part * 100 >= threshold * calls, exactly, in integers.
+        let reaches = |part: u32, percent: u8| {
+            u64::from(part).saturating_mul(100) >= u64::from(percent).saturating_mul(calls)
+        };
+        Exceeded {
+            failure_rate: reaches(self.failures, thresholds.failure_rate_percent),
+            slow_call_rate: reaches(self.slow, thresholds.slow_call_rate_percent),
+        }
+    }
+}
+
+/// The thresholds a window is judged by (from the breaker's configuration).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Thresholds {
+    /// Failure-rate threshold, percent, inclusive.
+    pub failure_rate_percent: u8,
+    /// Slow-call-rate threshold, percent, inclusive.
+    pub slow_call_rate_percent: u8,
+    /// Calls needed before rates count (already clamped to the window's size).
+    pub minimum_calls: u32,
+}
+
+/// Which thresholds were reached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Exceeded {
+    /// The failure threshold was reached.
+    pub failure_rate: bool,
+    /// The slow-call threshold was reached.
+    pub slow_call_rate: bool,
+}
+
+impl Exceeded {
+    /// Nothing reached.
+    pub const NONE: Exceeded = Exceeded {
+        failure_rate: false,
+        slow_call_rate: false,
+    };
+
+    /// Whether any threshold was reached.
+    #[inline]
+    pub const fn any(self) -> bool {
+        self.failure_rate || self.slow_call_rate
+    }
+}
+
+/// A window of recorded calls. Implemented by [`ConsecutiveWindow`], [`CountWindow`] and
+/// [`TimeWindow`]; a custom window may implement it too.
+///
+/// `now` never goes backwards as far as a window is concerned: a window treats an instant
+/// earlier than one it has seen as that one ("no time passed").
+pub trait Window {
+    /// Records one call that ended at `now`.
+    fn record(&mut self, call: CallRecord, now: Instant);
+
+    /// The counts of the calls in the window at `now` (evicting what has aged out).
+    fn totals(&mut self, now: Instant) -> Totals;
+
+    /// Forgets every call.
+    fn reset(&mut self);
+
+    /// The most calls the window can hold; `minimum_calls` is clamped to it. Unbounded
+    /// windows return `u32::MAX`.
+    fn max_calls(&self) -> u32 {
+        u32::MAX
+    }
+
+    /// Whether recording a success that is not slow, at any later instant, would leave
+    /// the window exactly as it is. When it does, the breaker records such successes
+    /// without entering its critical section (one atomic load). The default is `false`,
+    /// always correct; [`ConsecutiveWindow`] says `true` while both streaks are zero.
+    fn success_is_noop(&self) -> bool {
+        false
+    }
+
+    /// Which thresholds the window reaches at `now`. The default compares the rates of
+    /// [`totals`](Window::totals) with the thresholds, once `minimum_calls` are in.
+    fn exceeded(&mut self, now: Instant, thresholds: &Thresholds) -> Exceeded {
+        self.totals(now)
+            .exceeded(thresholds, thresholds.minimum_calls)
+    }
+
+    /// The failure and slow-call rates reported with a threshold event and in metrics,
+    /// in basis points (`None` below the minimum).
+    fn rates(&mut self, now: Instant, minimum_calls: u32) -> (Option<u16>, Option<u16>) {
+        let t = self.totals(now);
+        (
+            t.rate_basis_points(t.failures, minimum_calls),
+            t.rate_basis_points(t.slow, minimum_calls),
+        )
+    }
+}
