@@ -64,6 +64,21 @@ impl Params {
         }
     }
 
+    /// [`decide`](Params::decide) for `n = 1`, the common case, without the `n - 1`
+    /// multiplication.
+    #[inline(always)]
+    pub(crate) const fn decide_one(self, tat: u64, now: u64) -> Result<u64, RateLimitError> {
+        let earliest = tat.saturating_sub(self.tau);
+        if now < earliest {
+            return Err(RateLimitError::until(earliest, now));
+        }
+        let start = if tat > now { tat } else { now };
+        match start.checked_add(self.t) {
+            Some(next) => Ok(next),
+            None => Err(RateLimitError::until(u64::MAX, now)),
+        }
+    }
+
     /// How many permits one request could take at `now` on state `tat`.
     #[inline]
     pub(crate) const fn remaining(self, tat: u64, now: u64) -> u32 {

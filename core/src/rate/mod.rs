@@ -67,39 +67,52 @@ pub use token_bucket::TokenBucket;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Denied {
-    retry_after: Duration,
+    /// Nanoseconds, at least 1 (a `u64` keeps the error two words, cheap to return).
+    retry_after_nanos: u64,
 }
 
 impl Denied {
-    /// A denial that lifts after `retry_after`, raised to at least one nanosecond.
+    /// A denial that lifts after `retry_after`, raised to at least one nanosecond and
+    /// saturating at `u64::MAX` nanoseconds (584 years).
     pub const fn new(retry_after: Duration) -> Denied {
-        let retry_after = if retry_after.is_zero() {
-            Duration::from_nanos(1)
-        } else {
-            retry_after
-        };
-        Denied { retry_after }
+        Denied::from_nanos(crate::time::duration_to_nanos_saturating(retry_after))
+    }
+
+    /// A denial that lifts after `nanos` nanoseconds (at least one).
+    #[inline]
+    pub const fn from_nanos(nanos: u64) -> Denied {
+        Denied {
+            retry_after_nanos: if nanos == 0 { 1 } else { nanos },
+        }
     }
 
     /// A denial that lifts at `at`, seen from `now` (at least one nanosecond).
+    #[inline]
     pub(crate) const fn until(at: u64, now: u64) -> Denied {
-        Denied::new(Duration::from_nanos(at.saturating_sub(now)))
+        Denied::from_nanos(at.saturating_sub(now))
     }
 
     /// How long to wait before the same request can be granted; never zero.
+    #[inline]
     pub const fn retry_after(&self) -> Duration {
-        self.retry_after
+        Duration::from_nanos(self.retry_after_nanos)
+    }
+
+    /// [`retry_after`](Denied::retry_after) in nanoseconds.
+    #[inline]
+    pub const fn retry_after_nanos(&self) -> u64 {
+        self.retry_after_nanos
     }
 
     /// The instant at which the same request can be granted, seen from `now`.
     pub const fn earliest(&self, now: Instant) -> Instant {
-        now.saturating_add(self.retry_after)
+        Instant::from_nanos(now.as_nanos().saturating_add(self.retry_after_nanos))
     }
 }
 
 impl fmt::Display for Denied {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "rate limited: retry after {:?}", self.retry_after)
+        write!(f, "rate limited: retry after {:?}", self.retry_after())
     }
 }
 

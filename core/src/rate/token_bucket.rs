@@ -120,7 +120,11 @@ impl TokenBucket {
         // published through it. Coherence of the one location orders the updates.
         let mut tat = self.tat.load(Ordering::Relaxed);
         loop {
-            let next = p.decide(tat, now, n)?;
+            let next = if n == 1 {
+                p.decide_one(tat, now)?
+            } else {
+                p.decide(tat, now, n)?
+            };
             match self
                 .tat
                 .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
