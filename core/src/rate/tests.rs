@@ -58,6 +58,20 @@ fn assert_retry_exact(l: &impl RateLimiter, n: u32, now: Instant) {
     }
 }
 
+/// `remaining_at` is exactly the largest `n` that would be granted.
+fn assert_remaining_exact(l: &impl RateLimiter, now: Instant) {
+    let r = l.remaining_at(now);
+    if r > 0 {
+        assert_eq!(l.peek_at(r, now), Ok(()), "remaining {r} not grantable");
+    }
+    if r < l.max_acquire() {
+        assert!(
+            l.peek_at(r + 1, now).is_err(),
+            "remaining {r} is not the most"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Configuration
 // ---------------------------------------------------------------------------------------
@@ -631,6 +645,7 @@ proptest! {
         let mut grants: Vec<u64> = Vec::new();
         for &(t, n) in &steps {
             assert_retry_exact(&b, n, at(t));
+            assert_remaining_exact(&b, at(t));
             let remaining = b.remaining_at(at(t));
             prop_assert_eq!(b.peek_at(remaining, at(t)), Ok(()));
             if remaining < burst {
@@ -663,6 +678,7 @@ proptest! {
         for &(t, n) in &steps {
             let n = n.max(1);
             assert_retry_exact(&l, n, at(t));
+            assert_remaining_exact(&l, at(t));
             let go = next_free.max(t);
             let last_wait = go + (n as u64 - 1) * period - t;
             let got = l.reserve_n_at(n, at(t));
@@ -692,6 +708,7 @@ proptest! {
         let mut counts: HashMap<u64, u32> = HashMap::new();
         for &(t, n) in &steps {
             assert_retry_exact(&shared, n, at(t));
+            assert_remaining_exact(&shared, at(t));
             let idx = t / window;
             let c = counts.entry(idx).or_default();
             let expected = if n == 0 {
@@ -721,6 +738,7 @@ proptest! {
         let mut counts: HashMap<u64, u64> = HashMap::new();
         for &(t, n) in &steps {
             assert_retry_exact(&shared, n, at(t));
+            assert_remaining_exact(&shared, at(t));
             let idx = t / window;
             let prev = if idx == 0 { 0 } else { counts.get(&(idx - 1)).copied().unwrap_or(0) };
             let cur = counts.get(&idx).copied().unwrap_or(0);
@@ -753,6 +771,7 @@ proptest! {
         let mut model = LogModel::default();
         for &(t, n) in &steps {
             assert_retry_exact(&shared, n, at(t));
+            assert_remaining_exact(&shared, at(t));
             let live: Vec<u64> = model.grants.iter().copied().filter(|&g| g + window > t).collect();
             let expected = if n == 0 {
                 Ok(())
