@@ -4,7 +4,8 @@
 //! service needs around them:
 //!
 //! - clocks: [`TokioClock`], which honours `tokio::time::pause()` and `advance()` so that
-//!   tests run on virtual time, and [`StdClock`] on `std::time::Instant`;
+//!   tests run on virtual time, [`StdClock`] on `std::time::Instant`, and (feature
+//!   `quanta`) `QuantaClock`, on the CPU's time-stamp counter, for hot paths;
 //! - [`StdRawMutex`], a per-instance lock for the patterns whose state needs a critical
 //!   section, when they are shared across threads.
 #![deny(missing_docs)]
@@ -12,6 +13,8 @@
 mod clock;
 mod mutex;
 
+#[cfg(feature = "quanta")]
+pub use clock::QuantaClock;
 pub use clock::{StdClock, TokioClock};
 pub use mutex::StdRawMutex;
 pub use stanchion;
