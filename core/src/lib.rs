@@ -67,6 +67,7 @@ pub mod bulkhead;
 pub mod clock;
 pub mod deadline;
 pub mod error;
+pub mod pipeline;
 pub mod rate;
 pub mod retry;
 pub mod sync;
