@@ -223,10 +223,10 @@ pub fn print_strips(runs: &[BreakerRun]) {
             last = p;
         }
     }
-    println!("  {:width$}  {}", "", scale.trim_end());
-    println!("  {:width$}  {}", "downstream", phases.trim_end());
+    crate::say!("  {:width$}  {}", "", scale.trim_end());
+    crate::say!("  {:width$}  {}", "downstream", phases.trim_end());
     for r in runs {
-        println!("  {:width$}  {}", r.name, r.strip);
+        crate::say!("  {:width$}  {}", r.name, r.strip);
     }
 }
 
@@ -252,7 +252,7 @@ fn explain(from: State, to: State, exceeded: Option<u16>, open_for: Option<Durat
 
 /// Prints the transitions of `run`, each with why it happened.
 pub fn print_transitions(run: &BreakerRun) {
-    println!("\n  {}", run.name);
+    crate::say!("\n  {}", run.name);
     let mut exceeded = None;
     let mut opened_at = None;
     for e in &run.events {
@@ -264,7 +264,7 @@ pub fn print_transitions(run: &BreakerRun) {
             Event::Exceeded { .. } => {}
             Event::Transition { from, to, at: t } => {
                 let open_for = opened_at.map(|o: Instant| t - o);
-                println!(
+                crate::say!(
                     "    {:<9} {:<19} {}",
                     at(t),
                     format!("{from:?} -> {to:?}"),
@@ -315,7 +315,7 @@ pub fn print_summary(runs: &[BreakerRun]) {
 
 /// The whole example.
 pub fn run() {
-    println!("Circuit breaker: one failure pattern, four breakers, on virtual time");
+    crate::say!("Circuit breaker: one failure pattern, four breakers, on virtual time");
     heading("1. The pattern, call by call");
     note(
         "One call every 250 ms for 20 s. The downstream is healthy, then flaky (every other \
@@ -324,7 +324,7 @@ pub fn run() {
          lets 2 probe calls through. . = ok, x = failed, - = rejected without calling \
          (fail fast), + = probe ok, ! = probe failed.",
     );
-    println!();
+    crate::say!();
     let runs = run_all();
     print_strips(&runs);
 
@@ -334,9 +334,9 @@ pub fn run() {
     }
 
     heading("3. Side by side");
-    println!();
+    crate::say!();
     print_summary(&runs);
-    println!();
+    crate::say!();
     note(
         "The consecutive window ignores a 50% failure rate that alternates (no streak of 5) \
          and trips only when the downstream is down. The count window reacts within 10 calls. \

@@ -31,7 +31,7 @@ pub const ARRIVAL_EVERY: Duration = Duration::from_millis(40);
 /// Requests in the run (24 s).
 pub const REQUESTS: u32 = 600;
 /// The caller's budget for a whole call, waits and retries included.
-pub const OVERALL_TIMEOUT: Duration = Duration::from_secs(1);
+pub const OVERALL_TIMEOUT: Duration = Duration::from_millis(600);
 /// The bound on one attempt.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(400);
 /// Attempts per call, counting the first.
@@ -41,15 +41,17 @@ pub const MAX_CONCURRENT: u32 = 8;
 /// The seed of the retries' jitter (each call draws from `SEED + call number`).
 pub const SEED: u64 = 42;
 
-/// What the downstream does to a call that starts at `t`: `(name, latency, fails)`.
-/// Healthy (40 ms, one call in 25 fails), slow (1.5 s: every attempt times out), down
-/// (fails in 10 ms), healthy again.
-pub fn downstream_at(t: Instant) -> (&'static str, Duration, bool) {
+/// What the downstream does to a call that starts at `t`: `(name, latency, one call in
+/// how many fails)`. Healthy (40 ms, one call in 25 fails), slow (1.5 s: every attempt
+/// times out), down (every call fails in 10 ms), degraded (350 ms, one call in 3 fails),
+/// healthy again.
+pub fn downstream_at(t: Instant) -> (&'static str, Duration, u32) {
     match t.as_nanos() / 1_000_000_000 {
-        0..=5 => ("healthy", Duration::from_millis(40), false),
-        6..=9 => ("slow", Duration::from_millis(1_500), false),
-        10..=13 => ("down", Duration::from_millis(10), true),
-        _ => ("healthy", Duration::from_millis(40), false),
+        0..=5 => ("healthy", Duration::from_millis(40), 25),
+        6..=9 => ("slow", Duration::from_millis(1_500), 25),
+        10..=13 => ("down", Duration::from_millis(10), 1),
+        14..=17 => ("degraded", Duration::from_millis(350), 3),
+        _ => ("healthy", Duration::from_millis(40), 25),
     }
 }
 
@@ -71,9 +73,9 @@ struct Shared {
 async fn downstream(shared: &Shared) -> Result<(), DownstreamError> {
     let n = shared.downstream_calls.get() + 1;
     shared.downstream_calls.set(n);
-    let (_, latency, down) = downstream_at(shared.clock.now());
+    let (_, latency, fail_every) = downstream_at(shared.clock.now());
     tokio::time::sleep(latency).await;
-    if down || n % 25 == 0 {
+    if n % fail_every == 0 {
         Err("503 from downstream")
     } else {
         Ok(())
@@ -318,13 +320,13 @@ pub fn print_layers(run: &CombinedRun) {
 
 /// The whole example.
 pub fn run() {
-    println!("Combined patterns: every layer in front of one flaky downstream");
-    println!("(tokio's paused clock: 24 s of traffic, no wall time)");
+    crate::say!("Combined patterns: every layer in front of one flaky downstream");
+    crate::say!("(tokio's paused clock: 24 s of traffic, no wall time)");
     heading("1. The setup");
     note(&format!(
         "{REQUESTS} requests, one every 40 ms (25 per second). The downstream is healthy \
          (40 ms, one call in 25 fails) until t=6s, slow (1.5 s) until t=10s, down (fails at \
-         once) until t=14s, then healthy. Layers, outermost first ({}): overall timeout {}; \
+         once) until t=14s, degraded (350 ms, one call in 3 fails) until t=18s, then healthy. Layers, outermost first ({}): overall timeout {}; \
          token bucket 20/s, burst 10; bulkhead of {MAX_CONCURRENT}; circuit breaker over the \
          last 20 attempts, open at 50%, 2 s open, 3 probes; retry up to {MAX_ATTEMPTS} \
          attempts, exponential from 100 ms with full jitter, a budget of 3 retries plus 10% of \
@@ -336,7 +338,7 @@ pub fn run() {
     let run = simulate();
 
     heading("2. Second by second");
-    println!();
+    crate::say!();
     let mut table = Table::new(&[
         "second",
         "downstream",
@@ -391,19 +393,21 @@ pub fn run() {
     table.print();
 
     heading("3. Which layer refused how many calls, in pipeline order");
-    println!();
+    crate::say!();
     print_layers(&run);
-    println!();
+    crate::say!();
     note(&format!(
-        "{} requests made {} calls to the downstream. While it is slow, attempts time out and \
-         hold their bulkhead slot, so the bulkhead fills until the breaker opens; while it is \
-         down the breaker fails calls fast and the retry budget keeps retries from piling on. \
-         The rate limiter refuses the same share throughout, whatever the downstream does. \
-         The retry policy carries the caller's deadline and gives up rather than start a \
-         wait that would reach it, so the overall timeout is the backstop for an attempt \
-         still in flight at the deadline ({} here).",
-        REQUESTS,
+        "{REQUESTS} requests made {} calls to the downstream. The rate limiter refuses the \
+         same 5 a second throughout, whatever the downstream does. While the downstream is \
+         slow, each attempt holds its bulkhead slot until the {} attempt timeout, so the \
+         bulkhead fills until the breaker has seen enough failures to open, and a retry that \
+         cannot finish inside the caller's {} is cut by the overall timeout. While it is \
+         down, the breaker fails calls fast and its probes, every 2 s, find it still down. \
+         While it is degraded, retries of the failed third run into the overall timeout. \
+         The retry budget refused {} retries in all: retries never multiplied the load.",
         run.downstream_calls,
-        run.count(Some(Layer::OverallTimeout))
+        secs(ATTEMPT_TIMEOUT),
+        secs(OVERALL_TIMEOUT),
+        run.gave_up(GiveUpReason::BudgetExhausted),
     ));
 }

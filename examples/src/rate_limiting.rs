@@ -196,8 +196,8 @@ pub fn print_summary(runs: &[LimiterRun]) {
 
 /// The whole example.
 pub fn run() {
-    println!("Rate limiting: five limiters, one quota of {LIMIT} per second, the same traffic");
-    println!("(virtual time: every instant below is simulated, the run takes no wall time)");
+    crate::say!("Rate limiting: five limiters, one quota of {LIMIT} per second, the same traffic");
+    crate::say!("(virtual time: every instant below is simulated, the run takes no wall time)");
 
     heading("1. The traffic, request by request");
     note(
@@ -209,7 +209,7 @@ pub fn run() {
     let runs = run_all();
     let mut names = vec!["arrival"];
     names.extend(runs.iter().map(|r| r.name));
-    println!();
+    crate::say!();
     let mut table = Table::new(&names).left_aligned();
     for (i, (t, _)) in traffic().iter().enumerate() {
         let mut row = vec![at(*t)];
@@ -220,7 +220,7 @@ pub fn run() {
 
     heading("2. Side by side");
     print_summary(&runs);
-    println!();
+    crate::say!();
     note(
         "'most in 100 ms' is the sharpest spike the downstream sees; 'most in 1 s' is the \
          most admitted in any one-second span; 'first denial: wait' is the retry_after the \

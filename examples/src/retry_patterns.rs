@@ -280,7 +280,7 @@ fn stops_scenario(
     mut policy: RetryPolicy<Exponential, fn(&Response) -> Verdict>,
     responses: &[Response],
 ) {
-    println!("\n  {title}");
+    crate::say!("\n  {title}");
     let mut now = Instant::ZERO;
     let mut nominal = exponential(Jitter::NONE);
     let mut rng = fastrand::Rng::with_seed(SEED);
@@ -331,8 +331,8 @@ fn stops_scenario(
                 format!("give up: {reason} ({why})")
             }
         };
-        println!("    attempt {attempt}  {:<9} got {got}", at(now));
-        println!("                         -> {why}");
+        crate::say!("    attempt {attempt}  {:<9} got {got}", at(now));
+        crate::say!("                         -> {why}");
         match decision {
             Decision::Retry { after, .. } => now += after,
             _ => break,
@@ -342,10 +342,10 @@ fn stops_scenario(
 
 /// The whole example.
 pub fn run() {
-    println!("Retry: backoff, jitter, stops and budgets, on virtual time (seed {SEED})");
+    crate::say!("Retry: backoff, jitter, stops and budgets, on virtual time (seed {SEED})");
 
     heading("1. The delays each strategy asks for, before retries 1 to 6");
-    println!();
+    crate::say!();
     let mut table = Table::new(&["strategy", "how", "1", "2", "3", "4", "5", "6", "total"])
         .align(1, Align::Left);
     for mut s in strategies() {
@@ -357,7 +357,7 @@ pub fn run() {
         table.row(row);
     }
     table.print();
-    println!();
+    crate::say!();
     note(
         "Full jitter waits least on average (it spreads retries over 0..d); equal jitter keeps \
          at least half of d; proportional keeps the schedule's shape. Jitter is applied before \
@@ -366,12 +366,12 @@ pub fn run() {
 
     heading("2. One client, one outage (the downstream is down until t=5.000s)");
     note("Exponential backoff with full jitter, attempt by attempt:");
-    println!();
+    crate::say!();
     let detailed = through_outage("exp + full jitter", Box::new(exponential(Jitter::FULL)));
     let mut nominal = exponential(Jitter::NONE);
     let mut rng = fastrand::Rng::with_seed(SEED);
     for (i, (t, after)) in detailed.failures.iter().enumerate() {
-        println!(
+        crate::say!(
             "    attempt {:<2} {:<9} failed -> retry in {} (full jitter drew it from 0..{})",
             i + 1,
             at(*t),
@@ -380,15 +380,15 @@ pub fn run() {
         );
     }
     if let Some(t) = detailed.succeeded_at {
-        println!(
+        crate::say!(
             "    attempt {:<2} {:<9} succeeded",
             detailed.failures.len() + 1,
             at(t)
         );
     }
-    println!();
+    crate::say!();
     note("Every strategy on the same outage (at most 10 attempts; calls take no time):");
-    println!();
+    crate::say!();
     let mut table = Table::new(&["strategy", "attempts", "succeeded at", "late by", "outcome"])
         .align(4, Align::Left);
     for s in strategies() {
@@ -405,7 +405,7 @@ pub fn run() {
         ]);
     }
     table.print();
-    println!();
+    crate::say!();
     note(
         "'late by' is how long after the recovery the client noticed: short waits notice \
          sooner but hammer a downstream that is down (immediate retry burned all 10 attempts \
@@ -417,7 +417,7 @@ pub fn run() {
         "Each retries three times with exponential backoff from 0.5s, each client with its own \
          seeded generator. The most retries that land in one 100 ms slot:",
     );
-    println!();
+    crate::say!();
     let mut table = Table::new(&["jitter", "peak retries in 100 ms"]);
     for (name, jitter) in [
         ("none", Jitter::NONE),
@@ -431,7 +431,7 @@ pub fn run() {
         table.row([name.to_string(), format!("{} of 100", herd_peak(jitter))]);
     }
     table.print();
-    println!();
+    crate::say!();
     note("Without jitter the whole herd comes back at once, every time: the thundering herd.");
 
     heading("4. The stops, and why each decision was taken");
@@ -475,9 +475,9 @@ pub fn run() {
          downstream that is down until t=5.000s and then fails one call in ten. 'load' is \
          calls per operation while it is down (100 operations started then).",
     );
-    println!();
+    crate::say!();
     print_storms(&storms());
-    println!();
+    crate::say!();
     note(
         "Without a budget every operation makes all 4 attempts against the dead downstream: \
          retries multiply the load of an outage. The token budget (10 tokens, 0.1 back per \

@@ -2,9 +2,30 @@
 //! tables with aligned columns.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::time::Duration;
 
 use stanchion::Instant;
+
+/// Prints a line to standard output, like `println!`, but ends the process quietly
+/// (status 0) when standard output is closed, as when the output is piped into `head`.
+#[macro_export]
+macro_rules! say {
+    () => {
+        $crate::timeline::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::timeline::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Writes `text` to standard output; exits quietly if it is closed. See [`say!`].
+pub fn write_out(text: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if out.write_fmt(text).and_then(|()| out.flush()).is_err() {
+        std::process::exit(0);
+    }
+}
 
 /// An instant as `t=1.250s` (milliseconds, rounded down).
 pub fn at(t: Instant) -> String {
@@ -28,8 +49,8 @@ pub fn percent(basis_points: u16) -> String {
 
 /// Prints a section heading: a blank line, the title, and a rule under it.
 pub fn heading(title: &str) {
-    println!("\n{title}");
-    println!("{}", "-".repeat(title.chars().count()));
+    crate::say!("\n{title}");
+    crate::say!("{}", "-".repeat(title.chars().count()));
 }
 
 /// Prints `text` wrapped at 90 columns, each line indented by two spaces.
@@ -37,7 +58,7 @@ pub fn note(text: &str) {
     let mut line = String::new();
     for word in text.split_whitespace() {
         if !line.is_empty() && line.len() + 1 + word.len() > 88 {
-            println!("  {line}");
+            crate::say!("  {line}");
             line.clear();
         }
         if !line.is_empty() {
@@ -46,7 +67,7 @@ pub fn note(text: &str) {
         line.push_str(word);
     }
     if !line.is_empty() {
-        println!("  {line}");
+        crate::say!("  {line}");
     }
 }
 
@@ -145,7 +166,7 @@ impl Table {
 
     /// Prints the table.
     pub fn print(&self) {
-        print!("{}", self.render());
+        write_out(format_args!("{}", self.render()));
     }
 }
 

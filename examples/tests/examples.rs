@@ -180,19 +180,19 @@ fn circuit_breaker_reports_every_transition_of_each_window() {
 fn combined_patterns_counts_refusals_per_layer_in_pipeline_order() {
     let out = run(COMBINED);
     has_line(&out, "0-1 healthy 25 25 0 0 0 0 0");
-    has_line(&out, "6-7 slow 25 0 5 10 2 8 0 Closed -> Open at t=6.892s");
+    has_line(&out, "7-8 slow 25 0 5 1 19 0 0 Closed -> Open at t=7.000s");
     has_line(
         &out,
-        "15-16 healthy 25 5 5 0 15 0 0 Open -> HalfOpen at t=15.760s, HalfOpen -> Closed at t=15.920s",
+        "16-17 degraded 25 9 5 1 6 1 3 HalfOpen -> Closed at t=16.350s",
     );
     let layers = [
-        "1 overall_timeout 0 the caller's 1.000s ran out",
+        "1 overall_timeout 13 the caller's 0.600s ran out",
         "2 rate_limit 111 over 20 per second (burst 10)",
-        "3 bulkhead 10 8 calls already in flight",
-        "4 circuit_breaker 168 open: failed fast, downstream not called",
-        "5 retry 17 gave up: 0 attempts exhausted, 11 budget, 2 deadline, 4 breaker opened",
+        "3 bulkhead 8 8 calls already in flight",
+        "4 circuit_breaker 174 open: failed fast, downstream not called",
+        "5 retry 19 gave up: 0 attempts exhausted, 15 budget, 0 deadline, 4 breaker opened",
         "6 attempt_timeout - refuses no call: 19 attempts timed out after 0.400s and counted as failures",
-        "succeeded 294 12 of them after a retry",
+        "succeeded 275 12 of them after a retry",
     ];
     for line in layers {
         has_line(&out, line);
@@ -230,7 +230,7 @@ fn combined_patterns_counts_refusals_per_layer_in_pipeline_order() {
         600,
         "every request is counted once"
     );
-    has_text(&out, "600 requests made 331 calls to the downstream");
+    has_text(&out, "600 requests made 332 calls to the downstream");
 }
 
 #[test]
@@ -253,7 +253,7 @@ fn tour_runs_the_highlights_quickly_and_ends_with_a_summary() {
     );
     has_line(
         &out,
-        "4 circuit_breaker 168 open: failed fast, downstream not called",
+        "4 circuit_breaker 174 open: failed fast, downstream not called",
     );
     // The summary table, last.
     let summary = &out[out.find("\nSummary\n").expect("a summary")..];
@@ -275,7 +275,7 @@ fn tour_runs_the_highlights_quickly_and_ends_with_a_summary() {
     );
     has_line(
         summary,
-        "all layers 600 requests, flaky downstream 294 ok; refused: overall timeout 0, rate limit 111, bulkhead 10, circuit breaker 168, retry 17",
+        "all layers 600 requests, flaky downstream 275 ok; refused: overall timeout 13, rate limit 111, bulkhead 8, circuit breaker 174, retry 19",
     );
     has_line(
         summary,

@@ -13,13 +13,13 @@ use stanchion::pipeline::Layer;
 use stanchion::retry::Jitter;
 use stanchion::{Clock, Instant, ManualClock};
 use stanchion_examples::timeline::{Align, Table, at, heading, note, secs};
-use stanchion_examples::{circuit_breaker, combined_patterns, rate_limiting, retry_patterns};
+use stanchion_examples::{circuit_breaker, combined_patterns, rate_limiting, retry_patterns, say};
 use stanchion_std::TokioClock;
 
 fn main() {
     let wall = std::time::Instant::now();
-    println!("stanchion tour: resilience patterns on virtual time");
-    println!("(every instant below is simulated; the whole tour takes well under a second)");
+    say!("stanchion tour: resilience patterns on virtual time");
+    say!("(every instant below is simulated; the whole tour takes well under a second)");
     let mut summary = Table::new(&["pattern", "what it did", "numbers"])
         .align(1, Align::Left)
         .align(2, Align::Left);
@@ -39,21 +39,21 @@ fn main() {
     combined(&mut summary);
 
     heading("Summary");
-    println!();
+    say!();
     summary.print();
-    println!();
-    println!(
+    say!();
+    say!(
         "  The tour took {} ms of wall time.",
         wall.elapsed().as_millis()
     );
-    println!("\nEach family in full:");
+    say!("\nEach family in full:");
     for bin in [
         "rate_limiting",
         "retry_patterns",
         "circuit_breaker",
         "combined_patterns",
     ] {
-        println!("  cargo run -p stanchion-examples --bin {bin}");
+        say!("  cargo run -p stanchion-examples --bin {bin}");
     }
 }
 
@@ -64,13 +64,13 @@ fn rate_limiting(summary: &mut Table) {
         "15 requests at t=0.950s, 15 at t=1.000s (either side of a window boundary), then one \
          every 100 ms until t=2.900s.",
     );
-    println!();
+    say!();
     let runs = rate_limiting::run_all();
     rate_limiting::print_summary(&runs);
     let fixed = runs.iter().find(|r| r.name == "fixed window").expect("ran");
     let log = runs.iter().find(|r| r.name == "sliding log").expect("ran");
     let burst = fixed.most_within(Duration::from_millis(100));
-    println!();
+    say!();
     note(&format!(
         "The fixed window's boundary burst: {burst} admitted within 100 ms, because its count \
          starts again at t=1.000s. The sliding log never admits more than {} in any second.",
@@ -100,7 +100,7 @@ fn retry(summary: &mut Table) {
         "200 operations, 4 attempts each, against a downstream that is down for 5 s, then \
          fails one call in ten:",
     );
-    println!();
+    say!();
     let storms = retry_patterns::storms();
     retry_patterns::print_storms(&storms);
     summary.row([
@@ -127,12 +127,12 @@ fn breaker(summary: &mut Table) {
         ". = ok, x = failed, - = rejected without calling, + = probe ok, ! = probe failed; \
          one call every 250 ms.",
     );
-    println!();
+    say!();
     let runs = circuit_breaker::run_all();
     circuit_breaker::print_strips(&runs);
     let count = &runs[1];
     circuit_breaker::print_transitions(count);
-    println!();
+    say!();
     circuit_breaker::print_summary(&runs);
     let transitions = count.transitions();
     let opened = transitions
@@ -156,9 +156,9 @@ fn combined(summary: &mut Table) {
     heading("6. Everything together, in pipeline order, on tokio's paused clock");
     note(
         "600 requests over 24 s against a downstream that is healthy, slow (t=6-10s), down \
-         (t=10-14s), then healthy; each layer counts the calls it refused:",
+         (t=10-14s), degraded (t=14-18s), then healthy; each layer counts the calls it refused:",
     );
-    println!();
+    say!();
     let run = combined_patterns::simulate();
     combined_patterns::print_layers(&run);
     let refused: Vec<String> = Layer::ORDER
@@ -196,14 +196,14 @@ fn time_model() {
         at(Instant::MAX + Duration::from_secs(1)),
         "saturates: 584 years of range".to_string(),
     ]);
-    println!();
+    say!();
     table.print();
 }
 
 /// The tokio clock honours paused time, so async code is testable in zero wall time.
 fn tokio_virtual_time() -> Instant {
     heading("2. Tokio's paused clock drives TokioClock");
-    println!();
+    say!();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -215,7 +215,7 @@ fn tokio_virtual_time() -> Instant {
         for hour in 1..=24 {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             if hour % 8 == 0 {
-                println!("  slept {hour:>2} h: the clock reads {}", at(clock.now()));
+                say!("  slept {hour:>2} h: the clock reads {}", at(clock.now()));
             }
         }
         clock.now()
