@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use stanchion::Instant;
 use stanchion::rate::{
-    FixedWindow, LeakyBucket, Quota, RateLimitError, SlidingWindowCounter, SlidingWindowLog,
-    Spacing, TokenBucket, WindowQuota,
+    FixedWindow, FullTablePolicy, KeyedTokenBucket, LeakyBucket, Quota, RateLimitError,
+    SlidingWindowCounter, SlidingWindowLog, Spacing, TokenBucket, WindowQuota,
 };
 
 use crate::timeline::{Table, at, heading, note, secs};
@@ -194,6 +194,52 @@ pub fn print_summary(runs: &[LimiterRun]) {
     table.print();
 }
 
+/// Slots in the per-client table of [`per_client`].
+pub const CLIENT_SLOTS: usize = 64;
+
+/// What the per-client limiter did for one client: `(name, admitted, offered)`.
+pub type ClientCount = (String, u32, u32);
+
+/// One quota per client in a fixed table of [`CLIENT_SLOTS`] slots, 5 per second each:
+/// alice and bob send 2 a second and mallory 20 a second for 3 s; then, in the fourth
+/// second, while alice goes on, a flood of 10,000 invented keys arrives (10 per ms).
+pub fn per_client() -> Vec<ClientCount> {
+    let mut table: KeyedTokenBucket<CLIENT_SLOTS> = KeyedTokenBucket::new(
+        Quota::per_second(5).expect("a valid quota"),
+        FullTablePolicy::DenyNewKeys,
+        (0x5eed, 0xfeed),
+    );
+    let mut counts: Vec<ClientCount> = ["alice", "bob", "mallory", "10,000 invented keys"]
+        .iter()
+        .map(|n| (n.to_string(), 0, 0))
+        .collect();
+    let mut ask = |table: &mut KeyedTokenBucket<CLIENT_SLOTS>, who: usize, key: &str, t| {
+        counts[who].2 += 1;
+        if table.acquire_at(key, 1, t).is_ok() {
+            counts[who].1 += 1;
+        }
+    };
+    // One tick per millisecond for 4 s.
+    for ms in 0..4_000u64 {
+        let t = Instant::from_millis(ms);
+        if ms % 500 == 0 {
+            ask(&mut table, 0, "alice", t);
+            if ms < 3_000 {
+                ask(&mut table, 1, "bob", t);
+            }
+        }
+        if ms < 3_000 && ms % 50 == 0 {
+            ask(&mut table, 2, "mallory", t);
+        }
+        if ms >= 3_000 {
+            for k in 0..10 {
+                ask(&mut table, 3, &format!("invented-{ms}-{k}"), t);
+            }
+        }
+    }
+    counts
+}
+
 /// The whole example.
 pub fn run() {
     crate::say!("Rate limiting: five limiters, one quota of {LIMIT} per second, the same traffic");
@@ -265,4 +311,33 @@ pub fn run() {
         leaky.most_within(Duration::from_millis(100)),
         secs(leaky.longest_queue_wait)
     ));
+
+    heading("4. One quota per client, in bounded memory");
+    note(&format!(
+        "A KeyedTokenBucket keeps one token bucket per client in a fixed table of \
+         {CLIENT_SLOTS} slots ({} bytes, however many keys it sees), 5 per second each. \
+         alice and bob send 2 a second and mallory 20 a second for 3 s; in the fourth \
+         second, while alice goes on, 10,000 invented keys arrive.",
+        std::mem::size_of::<KeyedTokenBucket<CLIENT_SLOTS>>()
+    ));
+    crate::say!();
+    let mut table = Table::new(&["client", "admitted"]);
+    for (name, admitted, offered) in per_client() {
+        table.row([name, format!("{admitted} of {offered}")]);
+    }
+    table.print();
+    crate::say!();
+    note(
+        "Each client gets its own quota: mallory's flood costs alice and bob nothing. A key \
+         whose bucket has filled up again frees its slot (forgetting it changes no decision), \
+         so the table holds only the keys active within a second; when every slot is busy, \
+         new keys are refused (FullTablePolicy::DenyNewKeys) rather than evicting a client \
+         that is still limited. Inventing keys buys a flood some of the table, never memory.",
+    );
+    note(
+        "The price shows in alice's row: between her requests her bucket filled up, so her \
+         slot went to an invented key and she came back to a full table once. Size the \
+         table for the keys active within one refill time, and do not let callers choose \
+         keys freely (a service should limit unknown API keys by client address).",
+    );
 }

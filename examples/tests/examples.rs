@@ -72,6 +72,16 @@ fn rate_limiting_shows_each_limiter_on_the_same_bursts() {
         &out,
         "Fixed window: admitted 20 requests within 100 ms (t=0.950s and t=1.000s), 2x its limit",
     );
+    // Per client, in a fixed table: mallory's excess costs the others nothing, a flood of
+    // invented keys gets some of the table and no memory.
+    has_text(
+        &out,
+        "a fixed table of 64 slots (1576 bytes, however many keys it sees)",
+    );
+    has_line(&out, "alice 7 of 8");
+    has_line(&out, "bob 6 of 6");
+    has_line(&out, "mallory 19 of 60");
+    has_line(&out, "10,000 invented keys 315 of 10000");
 }
 
 #[test]
