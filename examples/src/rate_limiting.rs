@@ -265,6 +265,7 @@ pub fn run() {
     table.print();
 
     heading("2. Side by side");
+    crate::say!();
     print_summary(&runs);
     crate::say!();
     note(
