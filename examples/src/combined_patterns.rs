@@ -3,9 +3,10 @@
 //! per-attempt timeout. Runs as real async code on tokio's paused clock (read through
 //! [`TokioClock`]), so 24 simulated seconds of traffic take no wall time.
 //!
-//! The composition here is written out by hand over core's decisions, so that each layer
-//! is visible; `stanchion-std`'s pipeline runner composes the same layers in the same
-//! order and returns the same [`PipelineError`].
+//! The composition is written out by hand over core's decisions, so that each layer is
+//! visible in a few lines; it follows the contract of [`stanchion::pipeline`] (the order
+//! and the one [`PipelineError`]) that the adapters' pipeline runners share. Nothing waits
+//! here: the rate limiter and the bulkhead refuse at once rather than queue.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

@@ -12,7 +12,7 @@ use stanchion::retry::{
     GiveUpReason, Immediate, Jitter, Linear, NoBudget, Ratio, RatioBudget, RetryBudget,
     RetryPolicy, TokenBudget, Verdict,
 };
-use stanchion::{Deadline, Instant};
+use stanchion::{Clock, Deadline, Instant, ManualClock};
 
 use crate::timeline::{Align, Table, at, heading, note, secs};
 
@@ -110,9 +110,11 @@ pub struct OutageRun {
 /// Drives one policy with `backoff` through the outage (calls take no time; every call
 /// before [`OUTAGE_ENDS`] fails), at most 10 attempts.
 pub fn through_outage(name: &'static str, mut backoff: Box<dyn Backoff>) -> OutageRun {
+    // A ManualClock stands in for the runtime: where an async runner would sleep for the
+    // policy's delay, this loop advances the clock by it.
+    let clock = ManualClock::new();
     let mut policy =
         RetryPolicy::new(&mut *backoff, 10, fastrand::Rng::with_seed(SEED)).expect("valid policy");
-    let mut now = Instant::ZERO;
     let mut run = OutageRun {
         name,
         failures: Vec::new(),
@@ -120,24 +122,31 @@ pub fn through_outage(name: &'static str, mut backoff: Box<dyn Backoff>) -> Outa
         gave_up: None,
         attempts: 0,
     };
-    loop {
+    // Step limit: the policy allows at most 10 attempts.
+    for _ in 0..10 {
         run.attempts = policy.attempt();
-        let outcome: Result<(), ()> = if now < OUTAGE_ENDS { Err(()) } else { Ok(()) };
-        match policy.on_outcome_at(now, &outcome, None) {
+        let started = clock.now();
+        let outcome: Result<(), ()> = if started < OUTAGE_ENDS {
+            Err(())
+        } else {
+            Ok(())
+        };
+        match policy.on_outcome(&clock, &outcome, None) {
             Decision::Done => {
-                run.succeeded_at = Some(now);
-                return run;
+                run.succeeded_at = Some(started);
+                break;
             }
             Decision::Retry { after, .. } => {
-                run.failures.push((now, after));
-                now += after;
+                run.failures.push((started, after));
+                clock.advance(after);
             }
             Decision::GiveUp { reason } => {
                 run.gave_up = Some(reason);
-                return run;
+                break;
             }
         }
     }
+    run
 }
 
 /// A hundred clients that failed together at t=0 retry with `jitter`: the most retries

@@ -5,7 +5,11 @@
 //! ```
 //!
 //! Everything runs on virtual time, so the tour finishes at once however many simulated
-//! hours it covers.
+//! hours it covers. It shows core's time model and tokio's paused clock, then the
+//! highlights of each family's example (the same code, from `stanchion_examples`): five
+//! rate limiters on one bursty traffic, jitter against a thundering herd and a budget
+//! against a retry storm, a circuit breaker's windows and transitions, and every layer in
+//! front of one flaky downstream; it ends with a summary table.
 
 use std::time::Duration;
 
