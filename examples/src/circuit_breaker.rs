@@ -341,8 +341,9 @@ pub fn run() {
         "The consecutive window ignores a 50% failure rate that alternates (no streak of 5) \
          and trips only when the downstream is down. The count window reacts within 10 calls. \
          The time window is steadier: the healthy calls of the last 5 s dilute the first \
-         failures, so it trips later. A growing open duration (2s, 4s, 8s...) sends fewer \
-         probes into a long outage, at the price of noticing the recovery later; it resets \
-         when the breaker closes.",
+         failures, so it trips later. A growing open duration (2s, then 4s, 8s...) sends fewer \
+         probes into a long outage (one failed round here instead of two); the longer waits \
+         can also notice a recovery later (here the 4 s wait happened to end just after it). \
+         It resets when the breaker closes.",
     );
 }
