@@ -364,10 +364,13 @@ where
                     };
                     B::record(permit, kind, end);
                     let decision = policy.on_outcome_at(end, &outcome, None);
-                    match (decision, outcome) {
-                        (Decision::Retry { .. }, _) => (decision, None),
-                        (_, Ok(value)) => return Ok(value),
-                        (_, Err(e)) => (decision, Some(AttemptError::Operation(e))),
+                    match outcome {
+                        // Done, or given up on an `Ok` the classifier called transient.
+                        Ok(value) if !matches!(decision, Decision::Retry { .. }) => {
+                            return Ok(value);
+                        }
+                        Ok(_) => (decision, None),
+                        Err(e) => (decision, Some(AttemptError::Operation(e))),
                     }
                 }
                 Err(Elapsed) => {
@@ -376,25 +379,22 @@ where
                     (decision, Some(AttemptError::Timeout))
                 }
             };
-            match (decision, last) {
-                (Decision::Retry { after, .. }, _) => sleep_until(end.saturating_add(after)).await,
-                (Decision::GiveUp { reason }, Some(last)) => {
-                    return Err(PipelineError::GaveUp {
-                        last,
-                        reason,
-                        attempts,
-                    });
+            let reason = match decision {
+                Decision::Retry { after, .. } => {
+                    sleep_until(end.saturating_add(after)).await;
+                    continue;
                 }
+                Decision::GiveUp { reason } => reason,
                 // An `Err` the classifier called a success ends the call, as permanent.
-                (Decision::Done, Some(last)) => {
-                    return Err(PipelineError::GaveUp {
-                        last,
-                        reason: GiveUpReason::Permanent,
-                        attempts,
-                    });
-                }
-                // Unreachable: an attempt without an error either returned or retries.
-                (_, None) => {}
+                Decision::Done => GiveUpReason::Permanent,
+            };
+            // `last` is `None` only for an `Ok` that retries, handled above.
+            if let Some(last) = last {
+                return Err(PipelineError::GaveUp {
+                    last,
+                    reason,
+                    attempts,
+                });
             }
         }
     }

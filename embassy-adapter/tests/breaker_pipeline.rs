@@ -16,7 +16,7 @@ use stanchion::breaker::{
 };
 use stanchion::pipeline::{AttemptError, Layer, PipelineError};
 use stanchion::rate::{Denied, Quota, RateLimitError, TokenBucket};
-use stanchion::retry::{Constant, GiveUpReason, RetryPolicy};
+use stanchion::retry::{Constant, GiveUpReason, RetryPolicy, Verdict};
 use stanchion::sync::NoopRawMutex;
 use stanchion_embassy::{BreakerError, BulkheadQueue, Pipeline, RateLimitQueue, breaker};
 
@@ -52,6 +52,8 @@ fn breaker_and_pipeline_on_the_mock_driver() {
     a_breaker_that_opens_stops_the_retries();
     reset();
     attempt_and_overall_timeouts();
+    reset();
+    the_classifier_decides_what_to_retry();
 }
 
 fn breaker_call_holds_the_permit_across_the_await() {
@@ -258,4 +260,34 @@ fn attempt_and_overall_timeouts() {
         2
     );
     assert_eq!(PipelineError::<()>::Timeout.layer(), Layer::ORDER[0]);
+}
+
+fn the_classifier_decides_what_to_retry() {
+    // An `Ok(503)` is transient: retried, and returned as it is once the policy gives up;
+    // an `Err(404)` is permanent: not retried.
+    let http = |outcome: &Result<u16, u16>| match outcome {
+        Ok(200) => Verdict::Success,
+        Ok(503) => Verdict::Transient,
+        _ => Verdict::Permanent,
+    };
+    let pipeline = Pipeline::new();
+    let mut policy = constant(10, 2).with_classifier(http);
+    let calls = Cell::new(0);
+    let mut call = pin!(pipeline.call(&mut policy, |_| {
+        calls.set(calls.get() + 1);
+        async { Ok(503) }
+    }));
+    pending(call.as_mut());
+    assert_eq!(ready_at(call.as_mut(), 10 * MS), Ok(503));
+    assert_eq!(calls.get(), 2);
+    let mut policy = constant(10, 5).with_classifier(http);
+    let r = ready(pin!(pipeline.call(&mut policy, |_| async { Err(404) })).as_mut());
+    assert_eq!(
+        r,
+        Err(PipelineError::GaveUp {
+            last: AttemptError::Operation(404),
+            reason: GiveUpReason::Permanent,
+            attempts: 1
+        })
+    );
 }

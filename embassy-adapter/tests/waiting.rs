@@ -111,6 +111,16 @@ fn rate_refusals_at_once() {
         ready(pin!(q.acquire(1, ms(100))).as_mut()),
         Err(denied(100))
     );
+    // With no room to wait (N = 0), a request that cannot go now is refused at once.
+    let no_wait: Queue<0> = RateLimitQueue::new(bucket(100, 1));
+    assert_eq!(
+        ready(pin!(no_wait.acquire(1, Deadline::NEVER)).as_mut()),
+        Ok(())
+    );
+    assert_eq!(
+        ready(pin!(no_wait.acquire(1, Deadline::NEVER)).as_mut()),
+        Err(denied(100))
+    );
     // One waits at the front, one behind it (N = 2); the next is refused.
     let mut front = pin!(q.acquire(1, Deadline::NEVER));
     let mut queued = pin!(q.acquire(1, ms(150)));
