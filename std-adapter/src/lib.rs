@@ -16,9 +16,30 @@ mod clock;
 mod limiter;
 mod mutex;
 
+mod breaker;
+mod bulkhead;
+mod events;
+mod keyed;
+mod limit;
+mod pipeline;
+mod retry;
+mod timeout;
+
 #[cfg(feature = "quanta")]
 pub use clock::QuantaClock;
 pub use clock::{StdClock, TokioClock};
 pub use limiter::{Admission, AsyncKeyedRateLimiter, AsyncRateLimiter};
 pub use mutex::StdRawMutex;
 pub use stanchion;
+
+pub use breaker::{
+    BreakerError, BreakerLayer, ClassifyOutcome, ErrorsAreFailures, NoBreaker, with_breaker,
+};
+pub use bulkhead::{BulkheadQueue, QueuedPermit, WakeOnRelease};
+#[cfg(feature = "tracing")]
+pub use events::{TracingBreakerListener, TracingBulkheadListener};
+pub use keyed::ShardedKeyedLimiter;
+pub use limit::{NoRateLimit, RateLimitQueue};
+pub use pipeline::Pipeline;
+pub use retry::{RetryError, retry, retry_with_hint};
+pub use timeout::{TimedOut, timeout};
