@@ -244,13 +244,10 @@ impl<L: BulkheadListener> BulkheadQueue<L> {
         if deadline.is_expired(self.clock.now()) {
             return None;
         }
-        tokio::time::timeout_at(
-            self.clock.to_tokio(deadline.instant()),
-            self.head.acquire(),
-        )
-        .await
-        .ok()
-        .and_then(Result::ok)
+        tokio::time::timeout_at(self.clock.to_tokio(deadline.instant()), self.head.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok)
     }
 
     /// The refusal of a caller that could not wait: the bulkhead's counts now.

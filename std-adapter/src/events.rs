@@ -36,15 +36,15 @@ mod listeners {
     /// (`DEBUG`), thresholds exceeded (`WARN`) and resets (`INFO`).
     ///
     /// ```
+    /// use std::time::Duration;
     /// use stanchion::breaker::{BreakerConfig, CircuitBreaker, FixedOpenDuration};
     /// use stanchion::breaker::window::ConsecutiveWindow;
     /// use stanchion_std::{StdRawMutex, TracingBreakerListener};
     ///
-    /// let config = BreakerConfig::new();
     /// let breaker: CircuitBreaker<_, StdRawMutex, _, _> = CircuitBreaker::from_parts(
-    ///     config,
+    ///     BreakerConfig::new(),
     ///     ConsecutiveWindow::new(5)?,
-    ///     FixedOpenDuration(config.open_duration),
+    ///     FixedOpenDuration(Duration::from_secs(30)),
     ///     7,
     ///     TracingBreakerListener::new("payments"),
     /// )?;

@@ -82,10 +82,7 @@ impl<const N: usize> ShardedKeyedLimiter<N> {
     /// `shards` outside `1..=65536`, or `N` of 0.
     pub fn new(quota: Quota, policy: FullTablePolicy, shards: usize) -> Result<Self, ConfigError> {
         let random = RandomState::new();
-        let key = (
-            random.hash_one(0x5eed_u64),
-            random.hash_one(0xfeed_u64),
-        );
+        let key = (random.hash_one(0x5eed_u64), random.hash_one(0xfeed_u64));
         Self::with_hash_key(quota, policy, shards, key)
     }
 
@@ -146,7 +143,10 @@ impl<const N: usize> ShardedKeyedLimiter<N> {
 
     /// Keys whose bucket is not full at `now`, over all shards.
     pub fn active_at(&self, now: Instant) -> usize {
-        self.shards.iter().map(|s| s.with(|t| t.active_at(now))).sum()
+        self.shards
+            .iter()
+            .map(|s| s.with(|t| t.active_at(now)))
+            .sum()
     }
 
     #[inline]
@@ -251,14 +251,24 @@ mod tests {
 
     #[test]
     fn keys_spread_over_every_shard_and_slot() {
-        // 8 shards x 64 slots = 512 slots; 400 distinct keys must all fit (a shard pick
-        // correlated with the slot pick would crowd a few probe windows and deny some).
+        // 8 shards x 64 slots = 512 slots; 256 distinct keys (half full) all fit. A shard
+        // pick correlated with the slot pick (the same hash's high bits) would put every
+        // key of a shard into 8 of its 64 slots, and deny most of them.
         let l = limiter(8);
         let t = Instant::from_secs(1);
-        let admitted = (0u64..400).filter(|k| l.acquire_at(k, 1, t).is_ok()).count();
-        assert_eq!(admitted, 400);
-        let per_shard: Vec<usize> = l.shards.iter().map(|s| s.with(|t2| t2.active_at(t))).collect();
-        assert!(per_shard.iter().all(|&n| (25..=75).contains(&n)), "{per_shard:?}");
+        let admitted = (0u64..256)
+            .filter(|k| l.acquire_at(k, 1, t).is_ok())
+            .count();
+        assert_eq!(admitted, 256);
+        let per_shard: Vec<usize> = l
+            .shards
+            .iter()
+            .map(|s| s.with(|t2| t2.active_at(t)))
+            .collect();
+        assert!(
+            per_shard.iter().all(|&n| (16..=48).contains(&n)),
+            "{per_shard:?}"
+        );
     }
 
     #[test]

@@ -183,13 +183,10 @@ impl<L: AsyncRateLimiter> RateLimitQueue<L> {
         if deadline.is_expired(self.clock.now()) {
             return None;
         }
-        tokio::time::timeout_at(
-            self.clock.to_tokio(deadline.instant()),
-            self.head.acquire(),
-        )
-        .await
-        .ok()
-        .and_then(Result::ok)
+        tokio::time::timeout_at(self.clock.to_tokio(deadline.instant()), self.head.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok)
     }
 
     /// The head's loop: ask; when denied, sleep for exactly the limiter's wait, unless

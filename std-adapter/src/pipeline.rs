@@ -16,8 +16,8 @@ use stanchion::{Clock, Deadline};
 
 use crate::events::event;
 use crate::{
-    AsyncRateLimiter, BreakerLayer, BulkheadQueue, ClassifyOutcome, ErrorsAreFailures,
-    NoBreaker, NoRateLimit, RateLimitQueue, TimedOut, TokioClock, timeout,
+    AsyncRateLimiter, BreakerLayer, BulkheadQueue, ClassifyOutcome, ErrorsAreFailures, NoBreaker,
+    NoRateLimit, RateLimitQueue, TimedOut, TokioClock, timeout,
 };
 
 /// The resilience patterns around one operation, composed in the order of
@@ -334,7 +334,11 @@ where
         match timeout(self.clock, deadline, self.run(deadline, &mut operation)).await {
             Ok(result) => result,
             Err(TimedOut) => {
-                event!(debug, layer = "overall_timeout", "pipeline refused the call");
+                event!(
+                    debug,
+                    layer = "overall_timeout",
+                    "pipeline refused the call"
+                );
                 Err(PipelineError::Timeout)
             }
         }
@@ -381,11 +385,19 @@ where
                 Some(breaker) => match breaker.try_acquire_at(start) {
                     Ok(permit) => Some(permit),
                     Err(rejected) if attempt == 1 => {
-                        event!(debug, layer = "circuit_breaker", "pipeline refused the call");
+                        event!(
+                            debug,
+                            layer = "circuit_breaker",
+                            "pipeline refused the call"
+                        );
                         return Err(PipelineError::CircuitOpen(rejected));
                     }
                     Err(rejected) => {
-                        event!(warn, attempts = attempt - 1, "circuit breaker stopped the retries");
+                        event!(
+                            warn,
+                            attempts = attempt - 1,
+                            "circuit breaker stopped the retries"
+                        );
                         return Err(PipelineError::GaveUp {
                             last: AttemptError::CircuitOpen(rejected),
                             reason: GiveUpReason::Permanent,
@@ -397,7 +409,12 @@ where
             let outcome: Result<Result<T, E>, TimedOut> = match self.attempt_timeout {
                 None => Ok(operation(attempt).await),
                 Some(budget) => {
-                    timeout(self.clock, Deadline::after(start, budget), operation(attempt)).await
+                    timeout(
+                        self.clock,
+                        Deadline::after(start, budget),
+                        operation(attempt),
+                    )
+                    .await
                 }
             };
             let end = if permit.is_some() || policy.is_some() {
@@ -422,7 +439,10 @@ where
                 },
             };
             let reason = match decision {
-                Decision::Retry { after, attempt: next } => {
+                Decision::Retry {
+                    after,
+                    attempt: next,
+                } => {
                     event!(
                         debug,
                         failed_attempt = attempt,

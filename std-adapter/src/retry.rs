@@ -135,7 +135,10 @@ where
         let outcome = operation(attempt).await;
         let server = hint(&outcome);
         match policy.on_outcome(&clock, &outcome, server) {
-            Decision::Retry { after, attempt: next } => {
+            Decision::Retry {
+                after,
+                attempt: next,
+            } => {
                 event!(
                     debug,
                     failed_attempt = attempt,

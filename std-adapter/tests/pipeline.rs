@@ -29,9 +29,15 @@ fn policy(attempts: u32, wait: Duration) -> RetryPolicy<Constant> {
     RetryPolicy::new(Constant::new(wait), attempts, fastrand::Rng::with_seed(11)).unwrap()
 }
 
-fn bucket(clock: TokioClock, per_second: u32) -> RateLimitQueue<WithClock<TokenBucket, TokioClock>> {
+fn bucket(
+    clock: TokioClock,
+    per_second: u32,
+) -> RateLimitQueue<WithClock<TokenBucket, TokioClock>> {
     RateLimitQueue::new(
-        WithClock::new(TokenBucket::new(Quota::per_second(per_second).unwrap()), clock),
+        WithClock::new(
+            TokenBucket::new(Quota::per_second(per_second).unwrap()),
+            clock,
+        ),
         clock,
     )
 }
@@ -39,8 +45,14 @@ fn bucket(clock: TokioClock, per_second: u32) -> RateLimitQueue<WithClock<TokenB
 #[tokio::test(start_paused = true)]
 async fn an_empty_pipeline_runs_the_operation_once() {
     let pipeline = Pipeline::new(TokioClock::new());
-    assert_eq!(pipeline.call(|a| async move { Ok::<_, ()>(a) }).await, Ok(1));
-    let err = pipeline.call(|_| async { Err::<(), _>("no") }).await.unwrap_err();
+    assert_eq!(
+        pipeline.call(|a| async move { Ok::<_, ()>(a) }).await,
+        Ok(1)
+    );
+    let err = pipeline
+        .call(|_| async { Err::<(), _>("no") })
+        .await
+        .unwrap_err();
     assert_eq!(
         err,
         PipelineError::GaveUp {
@@ -64,7 +76,10 @@ async fn the_overall_timeout_cancels_the_call() {
         .await
         .unwrap_err();
     assert_eq!(err, PipelineError::Timeout);
-    assert_eq!((err.layer(), err.retry_after()), (Layer::OverallTimeout, None));
+    assert_eq!(
+        (err.layer(), err.retry_after()),
+        (Layer::OverallTimeout, None)
+    );
     assert_eq!(clock.now(), Instant::from_millis(1500));
 }
 
@@ -79,8 +94,14 @@ async fn the_rate_limit_refuses_with_the_limiters_wait() {
     assert!(pipeline.call(|_| ok()).await.is_ok());
     // The next permit is 500 ms away, past the 400 ms budget: refused at once.
     let err = pipeline.call(|_| ok()).await.unwrap_err();
-    assert!(matches!(err, PipelineError::RateLimited(RateLimitError::Denied(_))));
-    assert_eq!((err.layer(), err.retry_after()), (Layer::RateLimit, Some(MS(500))));
+    assert!(matches!(
+        err,
+        PipelineError::RateLimited(RateLimitError::Denied(_))
+    ));
+    assert_eq!(
+        (err.layer(), err.retry_after()),
+        (Layer::RateLimit, Some(MS(500)))
+    );
     assert_eq!(clock.now(), Instant::ZERO);
     // 200 ms later the wait (300 ms) fits the budget: the call waits and goes.
     tokio::time::sleep(MS(200)).await;
@@ -125,17 +146,30 @@ async fn the_bulkhead_refuses_when_full_and_its_line_too() {
     tokio::task::yield_now().await;
     assert_eq!(pipeline.bulkhead_queue().unwrap().waiting(), 1);
     // A third caller finds the slot taken and the line full.
-    let err = pipeline.call(|_| async { Ok::<_, ()>(3) }).await.unwrap_err();
+    let err = pipeline
+        .call(|_| async { Ok::<_, ()>(3) })
+        .await
+        .unwrap_err();
     assert_eq!(err.layer(), Layer::Bulkhead);
-    let PipelineError::BulkheadFull(full) = err else { unreachable!() };
+    let PipelineError::BulkheadFull(full) = err else {
+        unreachable!()
+    };
     assert_eq!((full.in_use(), full.max_concurrent()), (1, 1));
     assert_eq!(slow.await.unwrap(), Ok(1));
     assert_eq!(waiting.await.unwrap(), Ok(2));
     assert_eq!(clock.now(), Instant::from_secs(3));
 
     // A wait that the deadline ends: refused at the deadline, as the bulkhead's.
-    let hog = pipeline.bulkhead_queue().unwrap().acquire(Deadline::NEVER).await.unwrap();
-    let err = pipeline.call(|_| async { Ok::<_, ()>(4) }).await.unwrap_err();
+    let hog = pipeline
+        .bulkhead_queue()
+        .unwrap()
+        .acquire(Deadline::NEVER)
+        .await
+        .unwrap();
+    let err = pipeline
+        .call(|_| async { Ok::<_, ()>(4) })
+        .await
+        .unwrap_err();
     assert!(matches!(err, PipelineError::BulkheadFull(_)));
     assert_eq!(clock.now(), Instant::from_secs(8));
     drop(hog);
@@ -207,14 +241,25 @@ async fn retries_pass_the_attempt_number_and_give_up_on_attempts_or_deadline() {
     let seen = std::sync::Mutex::new(Vec::new());
     let result = pipeline
         .call(|attempt| {
-            seen.lock().unwrap().push((attempt, clock.now().as_millis()));
-            async move { if attempt < 3 { Err(attempt) } else { Ok(attempt) } }
+            seen.lock()
+                .unwrap()
+                .push((attempt, clock.now().as_millis()));
+            async move {
+                if attempt < 3 {
+                    Err(attempt)
+                } else {
+                    Ok(attempt)
+                }
+            }
         })
         .await;
     assert_eq!(result, Ok(3));
     assert_eq!(*seen.lock().unwrap(), [(1, 0), (2, 250), (3, 500)]);
 
-    let err = pipeline.call(|a| async move { Err::<(), _>(a) }).await.unwrap_err();
+    let err = pipeline
+        .call(|a| async move { Err::<(), _>(a) })
+        .await
+        .unwrap_err();
     assert_eq!(
         err,
         PipelineError::GaveUp {
@@ -231,10 +276,17 @@ async fn retries_pass_the_attempt_number_and_give_up_on_attempts_or_deadline() {
     let bounded = Pipeline::new(clock)
         .overall_timeout(S(2))
         .retry(policy(10, MS(800)));
-    let err = bounded.call(|_| async { Err::<(), _>("down") }).await.unwrap_err();
+    let err = bounded
+        .call(|_| async { Err::<(), _>("down") })
+        .await
+        .unwrap_err();
     assert!(matches!(
         err,
-        PipelineError::GaveUp { reason: GiveUpReason::Deadline, attempts: 3, .. }
+        PipelineError::GaveUp {
+            reason: GiveUpReason::Deadline,
+            attempts: 3,
+            ..
+        }
     ));
     assert_eq!(clock.now(), start + MS(1600));
 }
@@ -295,7 +347,13 @@ async fn every_layer_together_in_order() {
         let r = pipeline
             .call(|attempt| {
                 first.set(first.get().or(Some(clock.now().as_millis())));
-                async move { if attempt == 1 { Err("flaky") } else { Ok(attempt) } }
+                async move {
+                    if attempt == 1 {
+                        Err("flaky")
+                    } else {
+                        Ok(attempt)
+                    }
+                }
             })
             .await;
         assert_eq!(r, Ok(2));

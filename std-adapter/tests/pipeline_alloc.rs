@@ -10,11 +10,11 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Duration;
 
+use stanchion::Clock;
 use stanchion::breaker::{BreakerConfig, CircuitBreaker, window::ConsecutiveWindow};
 use stanchion::pipeline::PipelineError;
 use stanchion::rate::{Quota, TokenBucket, WithClock};
 use stanchion::retry::{Exponential, Jitter, Ratio, RetryPolicy};
-use stanchion::Clock;
 use stanchion_std::{BulkheadQueue, Pipeline, RateLimitQueue, StdRawMutex, TokioClock};
 
 struct Counting;

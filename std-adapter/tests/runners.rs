@@ -75,10 +75,13 @@ async fn retry_rides_out_a_ten_minute_outage_at_the_exact_backoff_times() {
 #[tokio::test(start_paused = true)]
 async fn retry_gives_up_with_the_last_error_the_reason_and_the_count() {
     let clock = TokioClock::new();
-    let mut policy =
-        RetryPolicy::new(Constant::new(S(2)), 3, fastrand::Rng::with_seed(1)).unwrap();
-    let result: Result<(), _> =
-        retry(clock, &mut policy, |attempt| async move { Err(attempt * 100) }).await;
+    let mut policy = RetryPolicy::new(Constant::new(S(2)), 3, fastrand::Rng::with_seed(1)).unwrap();
+    let result: Result<(), _> = retry(
+        clock,
+        &mut policy,
+        |attempt| async move { Err(attempt * 100) },
+    )
+    .await;
     assert_eq!(
         result,
         Err(RetryError {
@@ -253,7 +256,10 @@ async fn rate_limit_waits_respect_the_deadline() {
     assert_eq!(clock.now(), Instant::ZERO);
     // One nanosecond more is enough.
     let granted = queue
-        .acquire(1, Deadline::after(clock.now(), S(1) + Duration::from_nanos(1)))
+        .acquire(
+            1,
+            Deadline::after(clock.now(), S(1) + Duration::from_nanos(1)),
+        )
         .await;
     assert!(granted.is_ok());
     assert_eq!(clock.now(), Instant::from_secs(1));
@@ -332,7 +338,10 @@ async fn bulkhead_waiters_are_served_in_order_bounded_in_number_and_time() {
     // A bounded wait: refused at the deadline exactly.
     let held = pool.acquire(Deadline::NEVER).await.unwrap();
     let start = clock.now();
-    let refused = pool.acquire(Deadline::after(start, MS(250))).await.unwrap_err();
+    let refused = pool
+        .acquire(Deadline::after(start, MS(250)))
+        .await
+        .unwrap_err();
     assert_eq!(clock.now(), start + MS(250));
     assert_eq!(refused.in_use(), 1);
     drop(held);
@@ -432,7 +441,10 @@ async fn breaker_opens_rejects_half_opens_and_closes_through_the_runner() {
     assert_eq!(breaker.state(), State::HalfOpen);
 
     // The next probe succeeds: closed.
-    let r = with_breaker(&breaker, clock, &ErrorsAreFailures, async { Ok::<_, &str>(7) }).await;
+    let r = with_breaker(&breaker, clock, &ErrorsAreFailures, async {
+        Ok::<_, &str>(7)
+    })
+    .await;
     assert_eq!(r, Ok(7));
     assert_eq!(breaker.state(), State::Closed);
 
