@@ -101,8 +101,9 @@ pub type QueuedPermit<'a, L = NoBulkheadListener> =
 ///
 /// # Cost
 ///
-/// A granted call with nobody waiting: one uncontended semaphore `try_acquire` and
-/// release, the bulkhead's compare-and-swap; a release adds one `Notify::notify_one`.
+/// A granted call with nobody waiting: one atomic load and the bulkhead's
+/// compare-and-swap; a release adds one `Notify::notify_one` (one atomic operation when
+/// nobody waits).
 /// Waiting uses tokio's semaphore and `Notify` (intrusive lists) and timer: no
 /// allocation. Memory: the bulkhead (8 bytes plus the listener) and about 80 bytes.
 #[derive(Debug)]
@@ -194,6 +195,28 @@ impl<L: BulkheadListener> BulkheadQueue<L> {
     /// A slot, waiting in line until one frees or `deadline` passes. See the
     /// [type docs](BulkheadQueue) for the rules.
     pub async fn acquire(&self, deadline: Deadline) -> Result<QueuedPermit<'_, L>, BulkheadFull> {
+        self.acquire_noting_wait(deadline)
+            .await
+            .map(|(permit, _)| permit)
+    }
+
+    /// [`acquire`](Self::acquire), also saying whether the caller waited (so that the
+    /// pipeline knows whether time may have passed).
+    pub(crate) async fn acquire_noting_wait(
+        &self,
+        deadline: Deadline,
+    ) -> Result<(QueuedPermit<'_, L>, bool), BulkheadFull> {
+        if self.waiting.load(Ordering::Acquire) == 0 {
+            // Nobody waits: the fast path, no queue operation at all.
+            if let Ok(permit) = self.bulkhead.try_acquire() {
+                return Ok((permit, false));
+            }
+        }
+        self.wait(deadline).await.map(|permit| (permit, true))
+    }
+
+    /// The slow path: join the line and wait for a slot.
+    async fn wait(&self, deadline: Deadline) -> Result<QueuedPermit<'_, L>, BulkheadFull> {
         let (_head, _place) = match self.head.try_acquire() {
             Ok(head) => match self.bulkhead.try_acquire() {
                 // Nobody waits and a slot is free: the fast path.

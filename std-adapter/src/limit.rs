@@ -64,8 +64,7 @@ use crate::{Admission, AsyncRateLimiter, TokioClock};
 ///
 /// # Cost
 ///
-/// A granted call with nobody waiting: one uncontended semaphore `try_acquire` and
-/// release, and the limiter's decision. Waiting uses tokio's semaphore (an intrusive
+/// A granted call with nobody waiting: one atomic load and the limiter's decision. Waiting uses tokio's semaphore (an intrusive
 /// FIFO list) and timer: no allocation, for the queue or per call. Memory: the limiter
 /// plus about 64 bytes.
 ///
@@ -153,26 +152,58 @@ impl<L: AsyncRateLimiter> RateLimitQueue<L> {
     /// Takes `n` permits, waiting in line until the limiter grants them or `deadline`
     /// makes that impossible. See the [type docs](RateLimitQueue) for the rules.
     pub async fn acquire(&self, n: u32, deadline: Deadline) -> Result<Admission, RateLimitError> {
-        let max = self.limiter.max_acquire();
-        if n > max {
-            let refused = RateLimitError::InsufficientCapacity(InsufficientCapacity::new(max));
-            event!(debug, n, max, "rate limit: request can never be granted");
-            return Err(refused);
+        self.acquire_noting_wait(n, deadline)
+            .await
+            .map(|(admission, _)| admission)
+    }
+
+    /// [`acquire`](Self::acquire), also saying whether the caller waited (so that the
+    /// pipeline knows whether time may have passed).
+    pub(crate) async fn acquire_noting_wait(
+        &self,
+        n: u32,
+        deadline: Deadline,
+    ) -> Result<(Admission, bool), RateLimitError> {
+        let mut denied_at_the_door = None;
+        if self.waiting.load(Ordering::Acquire) == 0 {
+            // Nobody waits: ask at once (the fast path: no queue operation at all).
+            match self.limiter.admit(n).await {
+                Ok(admission) => return Ok((admission, false)),
+                Err(RateLimitError::Denied(denied)) => denied_at_the_door = Some(denied),
+                Err(never) => {
+                    event!(debug, n, "rate limit: request can never be granted");
+                    return Err(never);
+                }
+            }
+        } else {
+            let max = self.limiter.max_acquire();
+            if n > max {
+                event!(debug, n, max, "rate limit: request can never be granted");
+                return Err(RateLimitError::InsufficientCapacity(
+                    InsufficientCapacity::new(max),
+                ));
+            }
         }
         let (head, place) = match self.head.try_acquire() {
-            // Nobody waits: ask at once; join the line only if denied.
+            // Nobody is at the head: become it; join the line only if it must wait.
             Ok(head) => (head, None),
             Err(_) => {
                 let Some(place) = Place::join(&self.waiting, self.max_waiting) else {
                     return Err(self.refuse_in_line());
                 };
                 match self.wait_for_head(deadline).await {
-                    Some(head) => (head, Some(place)),
+                    // Time has passed in line: the door's denial is stale.
+                    Some(head) => {
+                        denied_at_the_door = None;
+                        (head, Some(place))
+                    }
                     None => return Err(self.refuse_in_line()),
                 }
             }
         };
-        self.at_head(n, deadline, head, place).await
+        self.at_head(n, deadline, head, place, denied_at_the_door)
+            .await
+            .map(|admission| (admission, true))
     }
 
     /// Waits to become the head, until `deadline`; `None` if it passed first.
@@ -197,12 +228,16 @@ impl<L: AsyncRateLimiter> RateLimitQueue<L> {
         deadline: Deadline,
         _head: SemaphorePermit<'_>,
         mut place: Option<Place<'_>>,
+        mut denied: Option<Denied>,
     ) -> Result<Admission, RateLimitError> {
         loop {
-            let denied = match self.limiter.admit(n).await {
-                Ok(admission) => return Ok(admission),
-                Err(RateLimitError::Denied(denied)) => denied,
-                Err(other) => return Err(other),
+            let denied = match denied.take() {
+                Some(denied) => denied,
+                None => match self.limiter.admit(n).await {
+                    Ok(admission) => return Ok(admission),
+                    Err(RateLimitError::Denied(denied)) => denied,
+                    Err(other) => return Err(other),
+                },
             };
             let now = self.clock.now();
             let ready_at = denied.earliest(now);

@@ -17,7 +17,7 @@ use stanchion::{Clock, Deadline};
 use crate::events::event;
 use crate::{
     AsyncRateLimiter, BreakerLayer, BulkheadQueue, ClassifyOutcome, ErrorsAreFailures, NoBreaker,
-    NoRateLimit, RateLimitQueue, TimedOut, TokioClock, timeout,
+    NoRateLimit, RateLimitQueue, TimedOut, TokioClock,
 };
 
 /// The resilience patterns around one operation, composed in the order of
@@ -146,6 +146,22 @@ impl<B: Backoff + Clone, K: Clone, R: RetryBudget + Clone> RetryTemplate<B, K, R
         let call = self.calls.fetch_add(1, Ordering::Relaxed);
         *policy.rng_mut() = fastrand::Rng::with_seed(splitmix64(self.seed ^ call));
         policy
+    }
+}
+
+/// A time already read, or the clock if none was.
+struct KnownOrRead {
+    known: Option<stanchion::Instant>,
+    clock: TokioClock,
+}
+
+impl Clock for KnownOrRead {
+    #[inline]
+    fn now(&self) -> stanchion::Instant {
+        match self.known {
+            Some(now) => now,
+            None => self.clock.now(),
+        }
     }
 }
 
@@ -327,11 +343,26 @@ where
         BK: ClassifyOutcome<Result<T, E>>,
         RK: Classify<Result<T, E>>,
     {
-        let Some(budget) = self.overall else {
-            return self.run(Deadline::NEVER, &mut operation).await;
+        let needs_time =
+            self.overall.is_some() || self.breaker.is_some() || self.attempt_timeout.is_some();
+        // One clock read serves the deadline and, if nothing waits, the first attempt.
+        let now = needs_time.then(|| self.clock.now());
+        let (Some(budget), Some(start)) = (self.overall, now) else {
+            return self.run(Deadline::NEVER, now, &mut operation).await;
         };
-        let deadline = Deadline::after(self.clock.now(), budget);
-        match timeout(self.clock, deadline, self.run(deadline, &mut operation)).await {
+        let deadline = Deadline::after(start, budget);
+        let result = if budget.is_zero() {
+            Err(TimedOut)
+        } else {
+            // Not expired (it was just set in the future): no second clock read.
+            tokio::time::timeout_at(
+                self.clock.to_tokio(deadline.instant()),
+                self.run(deadline, now, &mut operation),
+            )
+            .await
+            .map_err(|_| TimedOut)
+        };
+        match result {
             Ok(result) => result,
             Err(TimedOut) => {
                 event!(
@@ -344,10 +375,12 @@ where
         }
     }
 
-    /// Layers 2 to 6, within `deadline`.
+    /// Layers 2 to 6, within `deadline`; `now` is the time at the call's start, if it
+    /// was read.
     async fn run<T, E, F, Fut>(
         &self,
         deadline: Deadline,
+        now: Option<stanchion::Instant>,
         operation: &mut F,
     ) -> Result<T, PipelineError<E>>
     where
@@ -356,16 +389,23 @@ where
         BK: ClassifyOutcome<Result<T, E>>,
         RK: Classify<Result<T, E>>,
     {
+        let mut waited = false;
         if let Some(queue) = &self.rate {
-            if let Err(refused) = queue.acquire(self.permits, deadline).await {
-                event!(debug, layer = "rate_limit", "pipeline refused the call");
-                return Err(PipelineError::RateLimited(refused));
+            match queue.acquire_noting_wait(self.permits, deadline).await {
+                Ok((_, w)) => waited |= w,
+                Err(refused) => {
+                    event!(debug, layer = "rate_limit", "pipeline refused the call");
+                    return Err(PipelineError::RateLimited(refused));
+                }
             }
         }
         let _slot = match &self.bulkhead {
             None => None,
-            Some(queue) => match queue.acquire(deadline).await {
-                Ok(permit) => Some(permit),
+            Some(queue) => match queue.acquire_noting_wait(deadline).await {
+                Ok((permit, w)) => {
+                    waited |= w;
+                    Some(permit)
+                }
                 Err(full) => {
                     event!(debug, layer = "bulkhead", "pipeline refused the call");
                     return Err(PipelineError::BulkheadFull(full));
@@ -374,9 +414,11 @@ where
         };
         let mut policy = self.retry.as_ref().map(|t| t.for_call(deadline));
         let mut attempt: u32 = 1;
+        // The call's start is still the time now unless a layer waited.
+        let mut known_now = if waited { None } else { now };
         loop {
             let start = if self.breaker.is_some() || self.attempt_timeout.is_some() {
-                self.clock.now()
+                known_now.take().unwrap_or_else(|| self.clock.now())
             } else {
                 stanchion::Instant::ZERO
             };
@@ -408,34 +450,36 @@ where
             };
             let outcome: Result<Result<T, E>, TimedOut> = match self.attempt_timeout {
                 None => Ok(operation(attempt).await),
-                Some(budget) => {
-                    timeout(
-                        self.clock,
-                        Deadline::after(start, budget),
-                        operation(attempt),
-                    )
-                    .await
-                }
+                // A zero budget has expired before the attempt starts.
+                Some(budget) if budget.is_zero() => Err(TimedOut),
+                // `start` was just read: the deadline is in the future, no check needed.
+                Some(budget) => tokio::time::timeout_at(
+                    self.clock.to_tokio(start.saturating_add(budget)),
+                    operation(attempt),
+                )
+                .await
+                .map_err(|_| TimedOut),
             };
-            let end = if permit.is_some() || policy.is_some() {
-                self.clock.now()
-            } else {
-                stanchion::Instant::ZERO
+            // The end of the attempt: read for the breaker; for the retry policy only if
+            // its decision needs it (a failure, or a budget that counts time).
+            let end = KnownOrRead {
+                known: permit.is_some().then(|| self.clock.now()),
+                clock: self.clock,
             };
             if let Some(permit) = permit {
                 let recorded = match &outcome {
                     Ok(result) => self.classify.classify(result),
                     Err(TimedOut) => Outcome::Failure,
                 };
-                CB::record_at(permit, recorded, end);
+                CB::record_at(permit, recorded, end.now());
             }
             let decision = match &mut policy {
                 None => Decision::GiveUp {
                     reason: GiveUpReason::AttemptsExhausted,
                 },
                 Some(policy) => match &outcome {
-                    Ok(result) => policy.on_outcome_at(end, result, None),
-                    Err(TimedOut) => policy.on_verdict_at(end, Verdict::Transient, None),
+                    Ok(result) => policy.on_outcome(&end, result, None),
+                    Err(TimedOut) => policy.on_verdict_at(end.now(), Verdict::Transient, None),
                 },
             };
             let reason = match decision {
