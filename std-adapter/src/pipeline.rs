@@ -41,6 +41,10 @@ use crate::{
 /// Every layer is optional: a pipeline starts empty ([`Pipeline::new`]) and each
 /// builder method adds one layer. An empty pipeline runs the operation once.
 ///
+/// One other order is offered, the one core names as an option:
+/// [`rate_limit_per_attempt`](Pipeline::rate_limit_per_attempt) moves the rate limit
+/// inside the retry, so that every attempt takes quota (for a limit on requests sent).
+///
 /// # Deadlines
 ///
 /// With an overall timeout, every call gets one [`Deadline`]: the rate limit and
@@ -105,8 +109,10 @@ use crate::{
 ///
 /// No heap allocation per call in the pipeline's own code (asserted by a test under a
 /// counting allocator): the waits use tokio's intrusive semaphore, `Notify` and timer;
-/// the retry policy is copied onto the call's future. Clock reads: one per call, plus
-/// one per attempt with a breaker, a per-attempt timeout or a retry layer.
+/// the retry policy is copied onto the call's future. Waiting lines are touched only
+/// when someone waits. Clock reads on the success path: one at the start (shared by the
+/// deadline and the first attempt) and one at the end of each attempt with a breaker;
+/// more only after a wait or a failure.
 ///
 /// Share a pipeline between tasks with an `Arc`; its layers keep one state for all
 /// calls.
@@ -124,6 +130,7 @@ pub struct Pipeline<
     overall: Option<Duration>,
     rate: Option<RateLimitQueue<L>>,
     permits: u32,
+    rate_per_attempt: bool,
     bulkhead: Option<BulkheadQueue<BL>>,
     breaker: Option<CB>,
     classify: BK,
@@ -182,6 +189,7 @@ impl Pipeline {
             overall: None,
             rate: None,
             permits: 1,
+            rate_per_attempt: false,
             bulkhead: None,
             breaker: None,
             classify: ErrorsAreFailures,
@@ -208,6 +216,7 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK
             overall: self.overall,
             rate: Some(queue),
             permits: self.permits,
+            rate_per_attempt: self.rate_per_attempt,
             bulkhead: self.bulkhead,
             breaker: self.breaker,
             classify: self.classify,
@@ -221,6 +230,20 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK
         Pipeline { permits: n, ..self }
     }
 
+    /// The other order core allows: the rate limit moves inside the retry, so that
+    /// *every attempt* takes its permits (and waits for them), not only the call's first.
+    /// Choose it when the quota is the downstream's (a client-side limit on requests
+    /// sent: every retry is a request). A refusal on a later attempt is
+    /// [`PipelineError::RateLimited`] too. The default, one grant per call with retries
+    /// throttled by the retry budget, is the order of
+    /// [`Layer::ORDER`](stanchion::pipeline::Layer::ORDER).
+    pub fn rate_limit_per_attempt(self) -> Self {
+        Pipeline {
+            rate_per_attempt: true,
+            ..self
+        }
+    }
+
     /// Layer 3: every call holds a slot of `queue`'s bulkhead for all its attempts,
     /// waiting in its line.
     pub fn bulkhead<BL2: BulkheadListener>(
@@ -232,6 +255,7 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK
             overall: self.overall,
             rate: self.rate,
             permits: self.permits,
+            rate_per_attempt: self.rate_per_attempt,
             bulkhead: Some(queue),
             breaker: self.breaker,
             classify: self.classify,
@@ -262,6 +286,7 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK
             overall: self.overall,
             rate: self.rate,
             permits: self.permits,
+            rate_per_attempt: self.rate_per_attempt,
             bulkhead: self.bulkhead,
             breaker: Some(breaker),
             classify: classifier,
@@ -283,6 +308,7 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK
             overall: self.overall,
             rate: self.rate,
             permits: self.permits,
+            rate_per_attempt: self.rate_per_attempt,
             bulkhead: self.bulkhead,
             breaker: self.breaker,
             classify: self.classify,
@@ -390,7 +416,7 @@ where
         RK: Classify<Result<T, E>>,
     {
         let mut waited = false;
-        if let Some(queue) = &self.rate {
+        if let (Some(queue), false) = (&self.rate, self.rate_per_attempt) {
             match queue.acquire_noting_wait(self.permits, deadline).await {
                 Ok((_, w)) => waited |= w,
                 Err(refused) => {
@@ -417,6 +443,21 @@ where
         // The call's start is still the time now unless a layer waited.
         let mut known_now = if waited { None } else { now };
         loop {
+            if let (Some(queue), true) = (&self.rate, self.rate_per_attempt) {
+                match queue.acquire_noting_wait(self.permits, deadline).await {
+                    Ok((_, true)) => known_now = None,
+                    Ok((_, false)) => {}
+                    Err(refused) => {
+                        event!(
+                            debug,
+                            layer = "rate_limit",
+                            attempt,
+                            "pipeline refused the attempt"
+                        );
+                        return Err(PipelineError::RateLimited(refused));
+                    }
+                }
+            }
             let start = if self.breaker.is_some() || self.attempt_timeout.is_some() {
                 known_now.take().unwrap_or_else(|| self.clock.now())
             } else {

@@ -364,3 +364,70 @@ async fn every_layer_together_in_order() {
     assert_eq!(bulkhead.in_use(), 0);
     assert_eq!(pipeline.rate_limiter().unwrap().waiting(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_per_attempt_makes_every_retry_take_quota() {
+    let clock = TokioClock::new();
+    // Burst 2, one permit per 500 ms; three attempts 100 ms apart.
+    let pipeline = Pipeline::new(clock)
+        .rate_limit(bucket(clock, 2))
+        .rate_limit_per_attempt()
+        .retry(policy(3, MS(100)));
+    let seen = std::sync::Mutex::new(Vec::new());
+    let err = pipeline
+        .call(|attempt| {
+            seen.lock()
+                .unwrap()
+                .push((attempt, clock.now().as_millis()));
+            async { Err::<(), _>("down") }
+        })
+        .await
+        .unwrap_err();
+    // Attempts 1 and 2 take the burst; attempt 3 waits for the next permit, at 500 ms
+    // (not 200 ms, when its backoff ended).
+    assert_eq!(*seen.lock().unwrap(), [(1, 0), (2, 100), (3, 500)]);
+    assert!(matches!(err, PipelineError::GaveUp { attempts: 3, .. }));
+
+    // The default order takes one permit per call, whatever the retries.
+    let per_call = Pipeline::new(clock)
+        .rate_limit(bucket(clock, 2))
+        .retry(policy(3, MS(100)));
+    let start = clock.now();
+    let _ = per_call.call(|_| async { Err::<(), _>("down") }).await;
+    let _ = per_call.call(|_| async { Err::<(), _>("down") }).await;
+    assert_eq!(clock.now(), start + MS(400));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_pipeline_is_shared_across_spawned_tasks() {
+    let clock = TokioClock::new();
+    let pipeline = Arc::new(
+        Pipeline::new(clock)
+            .overall_timeout(S(10))
+            .rate_limit(bucket(clock, 100))
+            .bulkhead(BulkheadQueue::new(2, 8, clock).unwrap())
+            .circuit_breaker(Arc::new(breaker(5)))
+            .retry(policy(2, MS(10)))
+            .attempt_timeout(S(1)),
+    );
+    // `tokio::spawn` needs the call's future to be `Send + 'static`.
+    let tasks: Vec<_> = (0..6u64)
+        .map(|i| {
+            let p = Arc::clone(&pipeline);
+            tokio::spawn(async move {
+                p.call(move |_| async move {
+                    tokio::time::sleep(MS(100)).await;
+                    Ok::<_, ()>(i)
+                })
+                .await
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap().unwrap());
+    }
+    assert_eq!(results, [0, 1, 2, 3, 4, 5]);
+    // Two at a time through the bulkhead: three rounds of 100 ms.
+    assert_eq!(clock.now(), Instant::from_millis(300));
+}
