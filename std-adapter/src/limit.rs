@@ -27,10 +27,14 @@ use crate::{Admission, AsyncRateLimiter, TokioClock};
 /// - **Cancel-safe.** Dropping the future (a cancelled request, a `select!` that went
 ///   the other way, a timeout) leaves the line at once: a waiter behind moves up, and
 ///   nothing was consumed, since the limiter is only asked for a grant it can give now.
+///   (With a remote limiter, a waiter dropped while its request to the store is in
+///   flight may have taken permits there; the store decides, not the line.)
 /// - **Bounded by a deadline.** When the limiter's `retry_after` would end at or after
 ///   the deadline, the head is refused at once with that denial (its `retry_after` is the
-///   limiter's); a waiter whose deadline passes while in line is refused with a
-///   [`Denied`] whose `retry_after` is the head's remaining wait, a lower bound of its own.
+///   limiter's). A newcomer behind a head that sleeps until at or after its deadline is
+///   refused at once too, and a waiter whose deadline passes while in line at its
+///   deadline; both with a [`Denied`] whose `retry_after` is the head's remaining wait, a
+///   lower bound of their own.
 ///   [`InsufficientCapacity`] (more than the limiter can ever grant) is refused at once,
 ///   without waiting.
 /// - **Bounded line.** At most [`max_waiting`](RateLimitQueue::with_max_waiting) callers
@@ -188,6 +192,12 @@ impl<L: AsyncRateLimiter> RateLimitQueue<L> {
             // Nobody is at the head: become it; join the line only if it must wait.
             Ok(head) => (head, None),
             Err(_) => {
+                // Behind a head that sleeps until at or after the deadline: this caller
+                // cannot be served in time, so it is refused at once.
+                let head_ready_at = self.head_ready_at.load(Ordering::Acquire);
+                if !deadline.is_never() && head_ready_at >= deadline.instant().as_nanos() {
+                    return Err(self.refuse_in_line());
+                }
                 let Some(place) = Place::join(&self.waiting, self.max_waiting) else {
                     return Err(self.refuse_in_line());
                 };

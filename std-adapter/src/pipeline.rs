@@ -51,7 +51,10 @@ use crate::{
 /// bulkhead waits are bounded by it (and refuse with their own error when it would pass),
 /// the retry policy never sleeps past it (it gives up with [`GiveUpReason::Deadline`]),
 /// and an attempt still running when it passes is cancelled
-/// ([`PipelineError::Timeout`]).
+/// ([`PipelineError::Timeout`]). A cancelled attempt records nothing in the breaker (its
+/// permit is dropped, as for any cancelled call), unlike one cut by the per-attempt
+/// timeout, which is a failure. Dropping the call's future cancels it the same way at any
+/// point: a waiter leaves its line, a held slot is released.
 ///
 /// # Retries
 ///

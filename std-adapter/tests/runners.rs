@@ -264,7 +264,7 @@ async fn rate_limit_waits_respect_the_deadline() {
     assert!(granted.is_ok());
     assert_eq!(clock.now(), Instant::from_secs(1));
 
-    // A waiter in line whose deadline passes first is refused at its deadline, with the
+    // A newcomer behind a head that sleeps past its deadline: refused at once, with the
     // head's remaining wait.
     let log = log();
     let head = spawn_waiter(&queue, 0, Deadline::NEVER, &log);
@@ -272,10 +272,24 @@ async fn rate_limit_waits_respect_the_deadline() {
     until(move || q.waiting() == 1).await;
     let impatient = spawn_waiter(&queue, 1, Deadline::after(clock.now(), MS(300)), &log);
     let refused = impatient.await.unwrap().unwrap_err();
-    assert_eq!(clock.now(), Instant::from_millis(1300));
-    assert_eq!(refused.retry_after(), Some(MS(700)));
+    assert_eq!(clock.now(), Instant::from_secs(1));
+    assert_eq!(refused.retry_after(), Some(S(1)));
+
+    // A waiter whose deadline passes in line (after the head it queued behind was
+    // served, before its own turn) is refused at its deadline.
+    let second = spawn_waiter(&queue, 2, Deadline::NEVER, &log);
+    let q = Arc::clone(&queue);
+    until(move || q.waiting() == 2).await;
+    let third = spawn_waiter(&queue, 3, Deadline::at(Instant::from_millis(2500)), &log);
+    let q = Arc::clone(&queue);
+    until(move || q.waiting() == 3).await;
+    let refused = third.await.unwrap().unwrap_err();
+    assert_eq!(clock.now(), Instant::from_millis(2500));
+    assert_eq!(refused.retry_after(), Some(MS(500))); // the second sleeps until 3 s
     assert_eq!(head.await.unwrap(), Ok(0));
-    assert_eq!(*log.lock().unwrap(), [(0, 2000)]);
+    assert_eq!(second.await.unwrap(), Ok(0));
+    assert_eq!(*log.lock().unwrap(), [(0, 2000), (2, 3000)]);
+    assert_eq!(queue.waiting(), 0);
 
     // More than the burst can never be granted: refused at once.
     let never = queue.acquire(2, Deadline::NEVER).await.unwrap_err();
