@@ -109,7 +109,7 @@ pub type QueuedPermit<'a, L = NoBulkheadListener> =
 #[derive(Debug)]
 pub struct BulkheadQueue<L: BulkheadListener = NoBulkheadListener> {
     bulkhead: Bulkhead<WakeOnRelease<L>>,
-    clock: TokioClock,
+    pub(crate) clock: TokioClock,
     head: Semaphore,
     waiting: AtomicUsize,
     max_waiting: usize,

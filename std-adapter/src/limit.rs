@@ -80,7 +80,7 @@ use crate::{Admission, AsyncRateLimiter, TokioClock};
 #[derive(Debug)]
 pub struct RateLimitQueue<L> {
     limiter: L,
-    clock: TokioClock,
+    pub(crate) clock: TokioClock,
     /// One permit: held by the head of the line. Tokio's semaphore is fair, so
     /// `try_acquire` fails while anyone is queued.
     head: Semaphore,

@@ -212,8 +212,11 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK
     }
 
     /// Layer 2: every call takes one permit from `queue`'s limiter, waiting in its line.
-    /// Give the queue the pipeline's clock, so that deadlines agree.
+    /// The queue reads deadlines on the pipeline's clock from now on, so that they agree
+    /// (its limiter keeps its own clock for its decisions).
     pub fn rate_limit<L2>(self, queue: RateLimitQueue<L2>) -> Pipeline<L2, BL, CB, BK, RB, RK, RR> {
+        let mut queue = queue;
+        queue.clock = self.clock;
         Pipeline {
             clock: self.clock,
             overall: self.overall,
@@ -248,11 +251,13 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK
     }
 
     /// Layer 3: every call holds a slot of `queue`'s bulkhead for all its attempts,
-    /// waiting in its line.
+    /// waiting in its line (reading deadlines on the pipeline's clock from now on).
     pub fn bulkhead<BL2: BulkheadListener>(
         self,
         queue: BulkheadQueue<BL2>,
     ) -> Pipeline<L, BL2, CB, BK, RB, RK, RR> {
+        let mut queue = queue;
+        queue.clock = self.clock;
         Pipeline {
             clock: self.clock,
             overall: self.overall,

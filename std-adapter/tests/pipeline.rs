@@ -431,3 +431,64 @@ async fn a_full_pipeline_is_shared_across_spawned_tasks() {
     // Two at a time through the bulkhead: three rounds of 100 ms.
     assert_eq!(clock.now(), Instant::from_millis(300));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_cut_by_the_overall_timeout_records_nothing_in_the_breaker() {
+    let clock = TokioClock::new();
+    let pipeline = Pipeline::new(clock)
+        .overall_timeout(S(1))
+        .circuit_breaker(breaker(1));
+    let err = pipeline
+        .call(|_| async {
+            tokio::time::sleep(S(5)).await;
+            Ok::<(), ()>(())
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err, PipelineError::Timeout);
+    // A window of one failure would have opened on a recorded failure: nothing was
+    // recorded, the attempt was cancelled.
+    let cb = pipeline.breaker().unwrap();
+    assert_eq!(cb.state(), State::Closed);
+    assert_eq!(cb.metrics_at(clock.now()).failures, 0);
+
+    // Cut by the per-attempt timeout instead, the same attempt is a failure: it opens.
+    let per_attempt = Pipeline::new(clock)
+        .circuit_breaker(breaker(1))
+        .attempt_timeout(S(1));
+    let err = per_attempt
+        .call(|_| async {
+            tokio::time::sleep(S(5)).await;
+            Ok::<(), ()>(())
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        PipelineError::GaveUp {
+            last: AttemptError::Timeout,
+            ..
+        }
+    ));
+    assert_eq!(per_attempt.breaker().unwrap().state(), State::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn queues_read_deadlines_on_the_pipelines_clock() {
+    let clock = TokioClock::new();
+    tokio::time::advance(S(100)).await;
+    // A queue built on another clock (epoch 100 s later) still agrees with the
+    // pipeline's deadlines: the limiter's 1 s wait passes the 400 ms budget, so the
+    // call is refused at once, not cut by the overall timeout after waiting.
+    let other = TokioClock::new();
+    let pipeline = Pipeline::new(clock)
+        .overall_timeout(MS(400))
+        .rate_limit(bucket(other, 1));
+    assert!(pipeline.call(|_| async { Ok::<_, ()>(()) }).await.is_ok());
+    let err = pipeline
+        .call(|_| async { Ok::<_, ()>(()) })
+        .await
+        .unwrap_err();
+    assert_eq!(err.retry_after(), Some(S(1)));
+    assert_eq!(clock.now(), Instant::from_secs(100));
+}
