@@ -78,6 +78,13 @@ pub type QueuedPermit<'a, L = NoBulkheadListener> =
 /// 4. A waiter whose deadline passes is refused with [`BulkheadFull`] (the count in use
 ///    at that moment).
 ///
+/// # When to choose it
+///
+/// When a call that finds the bulkhead full should wait a little for a slot (a short
+/// burst above the limit) instead of failing at once; bound the line and the wait so
+/// that waiting never becomes the outage. With `max_waiting = 0` it is core's bulkhead,
+/// refusing at once.
+///
 /// # Example
 ///
 /// ```
@@ -106,6 +113,12 @@ pub type QueuedPermit<'a, L = NoBulkheadListener> =
 /// nobody waits).
 /// Waiting uses tokio's semaphore and `Notify` (intrusive lists) and timer: no
 /// allocation. Memory: the bulkhead (8 bytes plus the listener) and about 80 bytes.
+///
+/// # Where it comes from
+///
+/// resilience4j's `SemaphoreBulkhead` with `maxWaitDuration`, and tower's
+/// `ConcurrencyLimit` (a fair tokio semaphore); the line discipline is the one core's
+/// bulkhead docs prescribe for adapters.
 #[derive(Debug)]
 pub struct BulkheadQueue<L: BulkheadListener = NoBulkheadListener> {
     bulkhead: Bulkhead<WakeOnRelease<L>>,

@@ -27,6 +27,13 @@ use crate::StdRawMutex;
 /// number of distinct keys seen: size `shards * N` for the keys active within one burst
 /// refill time, and pick `shards` around four times the number of threads.
 ///
+/// # When to choose it
+///
+/// Per-client limits in a multi-threaded server (per API key, per IP), where one table
+/// behind one lock would make every request thread queue on that lock. On one thread, or
+/// in firmware, core's [`KeyedTokenBucket`] in a [`SharedLimiter`] is the same decision
+/// with one hash fewer.
+///
 /// Implements core's [`KeyedRateLimiter`]; bound to a clock with
 /// [`WithClock`](stanchion::rate::WithClock) it is an
 /// [`AsyncKeyedRateLimiter`](crate::AsyncKeyedRateLimiter), as the tower layers and the
@@ -64,6 +71,12 @@ use crate::StdRawMutex;
 /// Per decision: two keyed SipHash-1-3 of the key (one picks the shard, one the slot),
 /// one uncontended `std::sync::Mutex` lock and the table's probe of at most 8 slots.
 /// Construction allocates the shards once; decisions never allocate.
+///
+/// # Where it comes from
+///
+/// Lock striping, as in Java's `ConcurrentHashMap` (before 8) and dashmap (which
+/// governor's keyed limiters use), over core's fixed-capacity GCRA table instead of a
+/// growing map.
 pub struct ShardedKeyedLimiter<const N: usize> {
     shards: Box<[SharedLimiter<StdRawMutex, KeyedTokenBucket<N>>]>,
     shard_key: (u64, u64),

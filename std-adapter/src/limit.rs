@@ -40,6 +40,13 @@ use crate::{Admission, AsyncRateLimiter, TokioClock};
 /// - **Bounded line.** At most [`max_waiting`](RateLimitQueue::with_max_waiting) callers
 ///   wait (the head included); the next one is refused at once. `0` never waits.
 ///
+/// # When to choose it
+///
+/// When callers should *wait* for quota rather than be refused: a client pacing its own
+/// requests to a downstream's limit, a worker draining a queue at a fixed rate. To shed
+/// load instead (a server answering 429 at once), call the limiter directly, or give the
+/// line `with_max_waiting(0)`.
+///
 /// # Example
 ///
 /// ```
