@@ -179,6 +179,16 @@ pub struct BulkheadFull {
 }
 
 impl BulkheadFull {
+    /// The refusal of a bulkhead that had `in_use` permits out of at most
+    /// `max_concurrent`: what a waiting adapter reports when its queue of waiters is full
+    /// or a wait runs out (from [`Bulkhead::metrics`] at that moment).
+    pub const fn new(in_use: u32, max_concurrent: u32) -> BulkheadFull {
+        BulkheadFull {
+            in_use,
+            max_concurrent,
+        }
+    }
+
     /// Permits in use when the request was refused.
     pub const fn in_use(&self) -> u32 {
         self.in_use
@@ -494,6 +504,17 @@ mod tests {
     use std::vec::Vec;
 
     use super::*;
+
+    #[test]
+    fn an_adapter_builds_the_refusal_it_reports() {
+        let b = Bulkhead::new(2).unwrap();
+        let _a = b.try_acquire().unwrap();
+        let _c = b.try_acquire().unwrap();
+        let full = b.try_acquire().unwrap_err();
+        assert_eq!(BulkheadFull::new(2, 2), full);
+        let made = BulkheadFull::new(7, 3);
+        assert_eq!((made.in_use(), made.max_concurrent()), (7, 3));
+    }
 
     #[test]
     fn zero_maximum_is_a_config_error() {

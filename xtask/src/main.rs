@@ -90,6 +90,32 @@ fn test() -> Result {
         cargo(&["doc", "--workspace", "--no-deps", "--locked"]).env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     step("host tests", cargo(&["test", "--workspace", "--locked"]))?;
+    step(
+        "std adapter with feature tracing",
+        cargo(&[
+            "clippy",
+            "-p",
+            "stanchion-std",
+            "--all-targets",
+            "--features",
+            "tracing",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    step(
+        "std adapter tests with feature tracing",
+        cargo(&[
+            "test",
+            "-p",
+            "stanchion-std",
+            "--features",
+            "tracing",
+            "--locked",
+        ]),
+    )?;
     loom(Some(LOOM_CI_PREEMPTIONS))?;
     cross()?;
     firmware()?;
