@@ -288,13 +288,13 @@ impl<L: BulkheadListener> BulkheadQueue<L> {
 
     /// The refusal of a caller that could not wait: the bulkhead's counts now.
     fn refuse(&self) -> BulkheadFull {
-        let m = self.bulkhead.metrics();
+        let full = self.bulkhead.full();
         event!(
             debug,
-            in_use = m.in_use,
-            max_concurrent = m.max_concurrent,
+            in_use = full.in_use(),
+            max_concurrent = full.max_concurrent(),
             "bulkhead full: no place or no time left in the line"
         );
-        BulkheadFull::new(m.in_use, m.max_concurrent)
+        full
     }
 }
