@@ -168,17 +168,25 @@ fn quota_share_never_exceeds_the_whole() {
     let slow = Quota::per_period(Duration::from_nanos(u64::MAX)).unwrap();
     assert_eq!(slow.share(1, 2).unwrap_err().field(), "denominator");
     // Over the same long run, the shares together admit no more than the whole would.
-    let shares = [q.share(1, 3).unwrap(), q.share(1, 3).unwrap(), q.share(1, 3).unwrap()];
+    let shares = [
+        q.share(1, 3).unwrap(),
+        q.share(1, 3).unwrap(),
+        q.share(1, 3).unwrap(),
+    ];
     let horizon = ms(60_000);
     let whole = {
         let b = TokenBucket::new(q);
-        (0..=60_000).filter(|&t| b.acquire_at(1, ms(t)).is_ok()).count()
+        (0..=60_000)
+            .filter(|&t| b.acquire_at(1, ms(t)).is_ok())
+            .count()
     };
     let parts: usize = shares
         .iter()
         .map(|s| {
             let b = TokenBucket::new(*s);
-            (0..=60_000).filter(|&t| b.acquire_at(1, ms(t)).is_ok()).count()
+            (0..=60_000)
+                .filter(|&t| b.acquire_at(1, ms(t)).is_ok())
+                .count()
         })
         .sum();
     assert!(parts <= whole, "{parts} > {whole} by {horizon:?}");
