@@ -22,3 +22,5 @@ pub use clock::{StdClock, TokioClock};
 pub use limiter::{Admission, AsyncKeyedRateLimiter, AsyncRateLimiter};
 pub use mutex::StdRawMutex;
 pub use stanchion;
+#[cfg(feature = "redis")]
+pub mod redis;
