@@ -72,8 +72,9 @@ if ttl_n < 0 then ttl_s, ttl_n = ttl_s - 1, ttl_n + B end
 -- Rounded up, plus 1 ms: Redis counts the expiry from its cached millisecond clock,
 -- which may trail TIME by up to a millisecond; the key must never go before tat.
 local ttl_ms = ttl_s * 1000 + math.ceil(ttl_n / 1000000) + 1
-redis.call('SET', KEYS[1], string.format('%d %d', next_s, next_n),
-  'PX', string.format('%d', ttl_ms))
+-- Lua prints numbers with 14 significant digits: seconds (at most 11 digits), nanoseconds
+-- (9) and the milliseconds (at most 14) print exactly, without an exponent.
+redis.call('SET', KEYS[1], next_s .. ' ' .. next_n, 'PX', tostring(ttl_ms))
 return {1, now_s, now_n, tat_s, tat_n, next_s, next_n}
 ";
 
