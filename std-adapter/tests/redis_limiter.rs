@@ -316,6 +316,15 @@ async fn foreign_state_is_an_error_never_a_panic() {
     assert_eq!(text, "not a state");
 }
 
+#[test]
+fn outside_a_runtime_is_an_error_not_a_panic() {
+    let config = config("p:", Quota::per_second(1).unwrap(), Fallback::Deny);
+    assert!(matches!(
+        RedisRateLimiter::from_url(&unreachable_url(), config),
+        Err(RedisLimiterError::NoRuntime)
+    ));
+}
+
 #[tokio::test]
 async fn bad_configuration_is_a_config_error() {
     let quota = Quota::per_second(1).unwrap();

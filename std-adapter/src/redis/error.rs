@@ -19,6 +19,9 @@ pub enum RedisLimiterError {
     Timeout(Duration),
     /// Redis answered something other than the script's reply (what was wrong, in words).
     MalformedReply(&'static str),
+    /// The limiter was built outside a tokio runtime (its connection manager spawns a
+    /// task there).
+    NoRuntime,
 }
 
 impl fmt::Display for RedisLimiterError {
@@ -30,6 +33,9 @@ impl fmt::Display for RedisLimiterError {
             RedisLimiterError::MalformedReply(what) => {
                 write!(f, "malformed reply from the limiter script: {what}")
             }
+            RedisLimiterError::NoRuntime => {
+                f.write_str("the Redis limiter must be built inside a tokio runtime")
+            }
         }
     }
 }
@@ -39,7 +45,9 @@ impl std::error::Error for RedisLimiterError {
         match self {
             RedisLimiterError::Config(e) => Some(e),
             RedisLimiterError::Redis(e) => Some(e),
-            RedisLimiterError::Timeout(_) | RedisLimiterError::MalformedReply(_) => None,
+            RedisLimiterError::Timeout(_)
+            | RedisLimiterError::MalformedReply(_)
+            | RedisLimiterError::NoRuntime => None,
         }
     }
 }

@@ -125,7 +125,8 @@ pub struct RedisDecision {
 /// `C` is the local clock, used only for the fallback (the probe interval and the
 /// in-process table), never for a shared decision. `LOCAL_KEYS` is the size of the
 /// fallback's table. Built inside a tokio runtime (the connection manager spawns its
-/// tasks there); shared by `&` (put it in an `Arc`).
+/// tasks there; elsewhere the constructors return [`RedisLimiterError::NoRuntime`]);
+/// shared by `&` (put it in an `Arc`).
 pub struct RedisRateLimiter<C = TokioClock, const LOCAL_KEYS: usize = DEFAULT_LOCAL_KEYS> {
     manager: ConnectionManager,
     script: redis::Script,
@@ -165,6 +166,9 @@ impl<C: Clock, const LOCAL_KEYS: usize> RedisRateLimiter<C, LOCAL_KEYS> {
         clock: C,
     ) -> Result<Self, RedisLimiterError> {
         config.validate()?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(RedisLimiterError::NoRuntime);
+        }
         let breaker = CircuitBreaker::new(
             BreakerConfig::new()
                 .failure_rate_threshold(100)
