@@ -107,6 +107,21 @@ async fn unreachable_redis_gets_the_configured_policy() {
     assert_eq!(deny.fallback_answers(), 2);
     assert!(deny.decide("k", 1).await.is_err());
 
+    // With a streak of 3 to switch, the first two failures are answered by the fallback
+    // each, but the next request still tries Redis.
+    let patient = RedisRateLimiter::from_url(
+        &url,
+        config("u:", quota, Fallback::Deny).with_failures_before_fallback(3),
+    )
+    .unwrap();
+    for (i, switched) in [false, false, true].into_iter().enumerate() {
+        assert_eq!(
+            patient.admit("k", 1).await.unwrap_err().retry_after(),
+            Some(PROBE)
+        );
+        assert_eq!(patient.is_falling_back(), switched, "after failure {i}");
+    }
+
     let allow = RedisRateLimiter::from_url(&url, config("u:", quota, Fallback::Allow)).unwrap();
     for _ in 0..20 {
         assert_eq!(allow.admit("k", 5).await, Ok(Admission { remaining: 0 }));
