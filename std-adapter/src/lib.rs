@@ -56,3 +56,5 @@ pub use limit::{NoRateLimit, RateLimitQueue};
 pub use pipeline::Pipeline;
 pub use retry::{RetryError, retry, retry_with_hint};
 pub use timeout::{TimedOut, timeout};
+#[cfg(feature = "redis")]
+pub mod redis;

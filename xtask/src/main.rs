@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+mod redis;
+
 /// The bare-metal targets core must build for, and the features each needs.
 ///
 /// `thumbv6m` has no compare-and-swap: atomics go through `critical-section`.
@@ -116,6 +118,7 @@ fn test() -> Result {
             "--locked",
         ]),
     )?;
+    redis::test()?;
     loom(Some(LOOM_CI_PREEMPTIONS))?;
     cross()?;
     firmware()?;

@@ -6,7 +6,10 @@
 //! [`LeakyBucket`]: super::LeakyBucket
 //! [`KeyedTokenBucket`]: super::KeyedTokenBucket
 
+use core::time::Duration;
+
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::time::Instant;
 
 use super::RateLimitError;
 
@@ -106,6 +109,124 @@ impl Params {
             None => 0,
         };
         if (n as u64) > fit { fit as u32 } else { n }
+    }
+}
+
+/// GCRA's decision on a state kept elsewhere: the arithmetic of [`TokenBucket`], for a
+/// store that holds the theoretical arrival time itself (a Redis key, a database row, a
+/// message).
+///
+/// # What it does
+///
+/// The state is one [`Instant`], the theoretical arrival time `tat`; a never-used (or
+/// full again) bucket is any `tat` at or before `now`, such as [`Instant::ZERO`].
+/// [`decide_at`](Gcra::decide_at) answers for `n` permits at `now` exactly as
+/// [`TokenBucket::acquire_at`] would on that state, and returns the state to store on a
+/// grant; [`remaining_at`](Gcra::remaining_at) and [`time_to_full_at`](Gcra::time_to_full_at)
+/// answer the header questions. Nothing here touches memory shared with anyone: storing
+/// the new state atomically is the caller's (a compare-and-swap, a script).
+///
+/// # When to choose it
+///
+/// When the state cannot live in this process: a limit shared by a fleet (the Redis
+/// limiter of `stanchion-std` checks every reply of its server-side script against it), or
+/// a state persisted between runs. In process, use [`TokenBucket`].
+///
+/// # Example
+///
+/// ```
+/// use core::time::Duration;
+/// use stanchion::Instant;
+/// use stanchion::rate::{Gcra, Quota};
+///
+/// let gcra = Gcra::new(Quota::per_second(10)?.with_burst(2)?);
+/// let now = Instant::from_secs(5);
+/// let tat = gcra.decide_at(Instant::ZERO, 2, now)?; // a fresh bucket gives its burst
+/// assert_eq!(tat, now + Duration::from_millis(200));
+/// assert_eq!(gcra.remaining_at(tat, now), 0);
+/// let err = gcra.decide_at(tat, 1, now).unwrap_err();
+/// assert_eq!(err.retry_after(), Some(Duration::from_millis(100)));
+/// assert_eq!(gcra.time_to_full_at(tat, now), Duration::from_millis(200));
+/// # Ok::<(), Box<dyn core::error::Error>>(())
+/// ```
+///
+/// # Cost
+///
+/// 16 bytes (the period and the tolerance, in nanoseconds); a decision is a handful of
+/// integer operations and no division; `remaining_at` has two divisions.
+///
+/// # Where it comes from
+///
+/// The same GCRA as [`TokenBucket`] (ITU-T I.371's virtual scheduling algorithm), with the
+/// state passed in rather than held.
+///
+/// [`TokenBucket`]: super::TokenBucket
+/// [`TokenBucket::acquire_at`]: super::TokenBucket::acquire_at
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Gcra {
+    t: u64,
+    tau: u64,
+}
+
+impl Gcra {
+    /// The decision for `quota`.
+    pub const fn new(quota: super::Quota) -> Gcra {
+        Gcra {
+            t: quota.period_nanos(),
+            tau: quota.tolerance_nanos(),
+        }
+    }
+
+    const fn params(&self) -> Params {
+        Params {
+            t: self.t,
+            tau: self.tau,
+        }
+    }
+
+    /// The quota this decides for.
+    pub const fn quota(&self) -> super::Quota {
+        super::Quota::from_params(self.t, self.params().max_n())
+    }
+
+    /// The decision for `n` permits at `now` on state `tat`: `Ok(new tat)` to store on a
+    /// grant (for `n = 0`, `tat` unchanged), or the error, exactly as
+    /// [`TokenBucket::acquire_at`](super::TokenBucket::acquire_at) on that state. A
+    /// denial leaves the state as it was: store nothing.
+    #[inline]
+    pub const fn decide_at(
+        &self,
+        tat: Instant,
+        n: u32,
+        now: Instant,
+    ) -> Result<Instant, RateLimitError> {
+        if n == 0 {
+            return Ok(tat);
+        }
+        match self.params().decide(tat.as_nanos(), now.as_nanos(), n) {
+            Ok(next) => Ok(Instant::from_nanos(next)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// How many permits one request could take at `now` on state `tat`.
+    #[inline]
+    pub const fn remaining_at(&self, tat: Instant, now: Instant) -> u32 {
+        self.params().remaining(tat.as_nanos(), now.as_nanos())
+    }
+
+    /// The time until state `tat` is a full bucket again, seen from `now` (zero if it is):
+    /// after that, the stored state may be forgotten without changing any decision.
+    #[inline]
+    pub const fn time_to_full_at(&self, tat: Instant, now: Instant) -> Duration {
+        Duration::from_nanos(tat.as_nanos().saturating_sub(now.as_nanos()))
+    }
+
+    /// The largest `n` that can ever be granted at once (the burst).
+    #[inline]
+    pub const fn max_acquire(&self) -> u32 {
+        self.params().max_n()
     }
 }
 
@@ -228,6 +349,47 @@ mod tests {
         assert_eq!(huge.decide(FRESH, 0, 1), Ok(u64::MAX));
         assert_eq!(huge.decide(FRESH, 0, 2), Err(RateLimitError::until(max, 0)));
         assert_eq!(huge.remaining(FRESH, 0), 1);
+    }
+
+    #[test]
+    fn gcra_decides_as_the_token_bucket_on_an_outside_state() {
+        use super::super::{Quota, TokenBucket};
+        let quota = Quota::per_second(10).unwrap().with_burst(3).unwrap();
+        let gcra = Gcra::new(quota);
+        assert_eq!(gcra.quota(), quota);
+        assert_eq!(gcra.max_acquire(), 3);
+        let bucket = TokenBucket::new(quota);
+        let mut tat = Instant::ZERO;
+        // A fixed, varied schedule of (ms, n), including n = 0, n above the burst and a
+        // clock that steps back.
+        let arrivals = [
+            (1_000, 2),
+            (1_000, 2),
+            (1_050, 1),
+            (1_100, 1),
+            (1_090, 1),
+            (1_100, 0),
+            (1_200, 4),
+            (1_500, 3),
+            (1_800, 3),
+            (5_000, 3),
+            (5_000, 1),
+        ];
+        let mut granted = 0;
+        for (ms, n) in arrivals {
+            let now = Instant::from_millis(ms);
+            let expected = bucket.acquire_at(n, now);
+            let got = gcra.decide_at(tat, n, now);
+            assert_eq!(got.map(|_| ()), expected, "at {ms} ms, n = {n}");
+            if let Ok(next) = got {
+                tat = next;
+                granted += n;
+            }
+            assert_eq!(gcra.remaining_at(tat, now), bucket.remaining_at(now));
+            assert_eq!(gcra.time_to_full_at(tat, now), bucket.time_to_full_at(now));
+        }
+        assert_eq!(granted, 2 + 1 + 1 + 3 + 3 + 3);
+        assert_eq!(gcra.decide_at(tat, 0, Instant::ZERO), Ok(tat));
     }
 
     #[test]

@@ -47,6 +47,7 @@ mod sliding_window_log;
 mod token_bucket;
 
 pub use fixed_window::FixedWindow;
+pub use gcra::Gcra;
 pub use keyed::{FullTablePolicy, KeyHasher, KeyedRateLimiter, KeyedTokenBucket};
 pub use leaky_bucket::{LeakyBucket, Spacing};
 pub use sliding_window_counter::SlidingWindowCounter;
@@ -321,6 +322,55 @@ impl Quota {
             period_nanos: self.period_nanos,
             burst,
         })
+    }
+
+    /// A share `numerator / denominator` of this quota (`1 <= numerator <= denominator`):
+    /// the burst scaled down (rounded down, at least 1) and the period scaled up (rounded
+    /// up), so `denominator` holders of `1 / denominator` each never admit together more
+    /// than the whole, except for the burst's floor of 1. What each instance of a fleet
+    /// may grant on its own when the shared limit is out of reach.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use stanchion::rate::Quota;
+    ///
+    /// let quarter = Quota::per_second(100)?.share(1, 4)?;
+    /// assert_eq!((quarter.burst(), quarter.period()), (25, Duration::from_millis(40)));
+    /// assert_eq!(Quota::per_second(3)?.share(1, 4)?.burst(), 1);
+    /// assert!(Quota::per_second(3)?.share(2, 1).is_err());
+    /// # Ok::<(), stanchion::ConfigError>(())
+    /// ```
+    pub const fn share(self, numerator: u32, denominator: u32) -> Result<Quota, ConfigError> {
+        if numerator == 0 || numerator > denominator {
+            return Err(ConfigError::new(
+                "numerator",
+                "in 1..=denominator (a share of at most the whole)",
+            ));
+        }
+        let (num, den) = (numerator as u128, denominator as u128);
+        let scaled = (self.period_nanos as u128).saturating_mul(den);
+        let period = match scaled.checked_div(num) {
+            Some(p) => match scaled.checked_rem(num) {
+                Some(0) => p,
+                _ => p.saturating_add(1),
+            },
+            None => 0,
+        };
+        if period > u64::MAX as u128 {
+            return Err(ConfigError::new(
+                "denominator",
+                "such that period x denominator fits in 584 years",
+            ));
+        }
+        let burst = match (self.burst as u128).saturating_mul(num).checked_div(den) {
+            Some(b) if b >= 1 => b as u32,
+            _ => 1,
+        };
+        Quota {
+            period_nanos: period as u64,
+            burst: 1,
+        }
+        .with_burst(burst)
     }
 
     /// The largest number of permits granted at once (the bucket's capacity).

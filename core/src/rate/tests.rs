@@ -148,6 +148,51 @@ fn quota_constructors_match_governors_arithmetic() {
 }
 
 #[test]
+fn quota_share_never_exceeds_the_whole() {
+    let q = Quota::per_second(3).unwrap().with_burst(10).unwrap();
+    let third = q.share(1, 3).unwrap();
+    // 333_333_333 ns x 3 = 999_999_999: exact, no rounding up.
+    assert_eq!(
+        (third.burst(), third.period()),
+        (3, Duration::from_nanos(999_999_999))
+    );
+    let two_sevenths = q.share(2, 7).unwrap();
+    // 333_333_333 x 7 / 2 = 1_166_666_665.5, rounded up; burst 20 / 7 = 2.
+    assert_eq!(
+        (two_sevenths.burst(), two_sevenths.period()),
+        (2, Duration::from_nanos(1_166_666_666))
+    );
+    assert_eq!(q.share(5, 5).unwrap(), q);
+    assert_eq!(q.share(0, 5).unwrap_err().field(), "numerator");
+    assert_eq!(q.share(6, 5).unwrap_err().field(), "numerator");
+    let slow = Quota::per_period(Duration::from_nanos(u64::MAX)).unwrap();
+    assert_eq!(slow.share(1, 2).unwrap_err().field(), "denominator");
+    // Over the same long run, the shares together admit no more than the whole would.
+    let shares = [
+        q.share(1, 3).unwrap(),
+        q.share(1, 3).unwrap(),
+        q.share(1, 3).unwrap(),
+    ];
+    let horizon = ms(60_000);
+    let whole = {
+        let b = TokenBucket::new(q);
+        (0..=60_000)
+            .filter(|&t| b.acquire_at(1, ms(t)).is_ok())
+            .count()
+    };
+    let parts: usize = shares
+        .iter()
+        .map(|s| {
+            let b = TokenBucket::new(*s);
+            (0..=60_000)
+                .filter(|&t| b.acquire_at(1, ms(t)).is_ok())
+                .count()
+        })
+        .sum();
+    assert!(parts <= whole, "{parts} > {whole} by {horizon:?}");
+}
+
+#[test]
 fn errors_display_and_classify() {
     let e = RateLimitError::from(Denied::new(Duration::ZERO));
     assert_eq!(e.retry_after(), Some(Duration::from_nanos(1)));

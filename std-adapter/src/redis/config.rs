@@ -1,0 +1,168 @@
+//! [`RedisLimiterConfig`] and [`Fallback`]: what a [`RedisRateLimiter`](super::RedisRateLimiter)
+//! limits, and what it does when Redis is out of reach.
+
+use std::time::Duration;
+
+use stanchion::ConfigError;
+use stanchion::rate::Quota;
+
+/// What a [`RedisRateLimiter`](super::RedisRateLimiter) answers while Redis is unreachable
+/// or slower than the call timeout. There is no default: each choice fails differently,
+/// and the service must pick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fallback {
+    /// Admit every request that could ever fit (fail open). The limit does not hold while
+    /// Redis is down; the service stays up. `remaining` is reported as 0, since nothing is
+    /// known.
+    Allow,
+    /// Deny every request (fail closed), with `retry_after` = the time until Redis is
+    /// tried again. The limit holds; the service is down for limited callers.
+    Deny,
+    /// Limit in process: each instance holds `numerator / denominator` of the quota per
+    /// key (see [`Quota::share`]), in a table of a fixed number of keys. With
+    /// `denominator` = the number of instances, the fleet admits about the quota in all
+    /// while Redis is down.
+    Local {
+        /// The share's numerator, in `1..=denominator`.
+        numerator: u32,
+        /// The share's denominator, at least 1.
+        denominator: u32,
+    },
+}
+
+/// The configuration of a [`RedisRateLimiter`](super::RedisRateLimiter).
+///
+/// ```
+/// use std::time::Duration;
+/// use stanchion::rate::Quota;
+/// use stanchion_std::redis::{Fallback, RedisLimiterConfig};
+///
+/// let config = RedisLimiterConfig::new(
+///     "ratelimit:api:",
+///     Quota::per_second(100)?,
+///     Fallback::Local { numerator: 1, denominator: 4 },
+/// )?
+/// .with_call_timeout(Duration::from_millis(20))
+/// .with_probe_interval(Duration::from_millis(500));
+/// assert_eq!(config.local_quota().map(|q| q.burst()), Some(25));
+/// assert!(RedisLimiterConfig::new("", Quota::per_second(1)?, Fallback::Deny).is_err());
+/// # Ok::<(), stanchion::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisLimiterConfig {
+    key_prefix: String,
+    quota: Quota,
+    fallback: Fallback,
+    local_quota: Option<Quota>,
+    call_timeout: Duration,
+    probe_interval: Duration,
+    failures_before_fallback: u32,
+}
+
+impl RedisLimiterConfig {
+    /// The default bound on one Redis call: 50 ms.
+    pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(50);
+    /// The default time between tries of an unreachable Redis: 1 s.
+    pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+    /// Limits every key to `quota`, storing key `k` under `key_prefix` followed by `k`
+    /// (the prefix must not be empty: it keeps the limiter's keys apart from everything
+    /// else in the database), and answers with `fallback` while Redis is out of reach.
+    pub fn new(
+        key_prefix: impl Into<String>,
+        quota: Quota,
+        fallback: Fallback,
+    ) -> Result<RedisLimiterConfig, ConfigError> {
+        let key_prefix = key_prefix.into();
+        if key_prefix.is_empty() {
+            return Err(ConfigError::new("key_prefix", "not empty"));
+        }
+        let local_quota = match fallback {
+            Fallback::Local {
+                numerator,
+                denominator,
+            } => Some(quota.share(numerator, denominator)?),
+            Fallback::Allow | Fallback::Deny => None,
+        };
+        Ok(RedisLimiterConfig {
+            key_prefix,
+            quota,
+            fallback,
+            local_quota,
+            call_timeout: Self::DEFAULT_CALL_TIMEOUT,
+            probe_interval: Self::DEFAULT_PROBE_INTERVAL,
+            failures_before_fallback: 1,
+        })
+    }
+
+    /// Bounds each Redis call (connecting included) to `timeout` (above zero); a call
+    /// that takes longer counts as a failure and is answered by the fallback.
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// After Redis failed, answers from the fallback without calling Redis for
+    /// `interval` (above zero), then lets one call through to probe it; when the probe
+    /// succeeds, every call goes to Redis again.
+    pub fn with_probe_interval(mut self, interval: Duration) -> Self {
+        self.probe_interval = interval;
+        self
+    }
+
+    /// Switches to the fallback after `failures` consecutive failed calls (at least 1;
+    /// default 1). Each failed call is answered by the fallback either way.
+    pub fn with_failures_before_fallback(mut self, failures: u32) -> Self {
+        self.failures_before_fallback = failures;
+        self
+    }
+
+    /// Checks the fields the setters took; the error names the first out of range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.call_timeout.is_zero() {
+            return Err(ConfigError::new("call_timeout", "above zero"));
+        }
+        if self.probe_interval.is_zero() {
+            return Err(ConfigError::new("probe_interval", "above zero"));
+        }
+        if self.failures_before_fallback == 0 {
+            return Err(ConfigError::new("failures_before_fallback", "at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The prefix of every key the limiter stores.
+    pub fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
+    /// The quota of each key, shared by every instance.
+    pub fn quota(&self) -> Quota {
+        self.quota
+    }
+
+    /// The policy while Redis is out of reach.
+    pub fn fallback(&self) -> Fallback {
+        self.fallback
+    }
+
+    /// The quota per key of the in-process fallback, for [`Fallback::Local`].
+    pub fn local_quota(&self) -> Option<Quota> {
+        self.local_quota
+    }
+
+    /// The bound on one Redis call.
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
+    }
+
+    /// The time between tries of an unreachable Redis.
+    pub fn probe_interval(&self) -> Duration {
+        self.probe_interval
+    }
+
+    /// Consecutive failures before the switch to the fallback.
+    pub fn failures_before_fallback(&self) -> u32 {
+        self.failures_before_fallback
+    }
+}

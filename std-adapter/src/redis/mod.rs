@@ -1,0 +1,406 @@
+//! A GCRA rate limiter whose per-key state lives in Redis, so that a fleet of service
+//! instances shares one limit per key (feature `redis`).
+//!
+//! # What it does
+//!
+//! [`RedisRateLimiter`] keeps, for each key, the token bucket's one word of state (the
+//! theoretical arrival time) in a Redis key, and takes each decision in one Lua script,
+//! atomically, loaded once and called by its hash (`EVALSHA`; reloaded by itself after a
+//! server restart). The script reads the **server's** clock (`TIME`), so instances whose
+//! own clocks disagree by seconds still agree on every decision. For the same quota and
+//! arrivals (at the server's instants), every decision and `retry_after` equals core's
+//! [`TokenBucket`](stanchion::rate::TokenBucket): the script's reply is checked against
+//! core's [`Gcra`] on the same state and server time, and a reply that disagrees is an
+//! error, never a silent grant. Requests take `n` permits, all or nothing; a denial writes
+//! nothing; a grant stores the new state with an expiry at the instant the bucket is full
+//! again (`SET ... PX`), after which a missing key *is* the fresh state: Redis holds only
+//! the keys active within one burst refill time, whatever the number of clients.
+//!
+//! It implements [`AsyncKeyedRateLimiter<str>`](crate::AsyncKeyedRateLimiter) (and, for one
+//! key, [`RedisKeyLimiter`] implements [`AsyncRateLimiter`]), the
+//! interface of the in-process limiters, so the tower layer, the waiting runner and the
+//! service take either. [`decide`](RedisRateLimiter::decide) is the decision without
+//! fallback, with `remaining`, `reset` and the server's time.
+//!
+//! Redis calls go through `redis`'s reconnecting
+//! [`ConnectionManager`] and each is bounded by the
+//! configured call timeout. When a call fails or times out, that request and every request
+//! for the next probe interval are answered by the configured [`Fallback`] (allow, deny, or
+//! an in-process [`KeyedTokenBucket`] holding a share of the quota) without waiting on
+//! Redis; then one request probes Redis, and once it succeeds the limiter is shared again,
+//! by itself. (The switching is core's [`CircuitBreaker`] with a window of consecutive
+//! failures.) `admit` always resolves to a decision; it never panics, on any reply.
+//!
+//! # When to choose it
+//!
+//! When one limit must hold across several processes or machines (an API quota per
+//! customer across a fleet). Within one process, core's limiters are a thousand times
+//! cheaper: a round trip to Redis is the cost of sharing.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use stanchion::rate::Quota;
+//! use stanchion_std::AsyncKeyedRateLimiter;
+//! use stanchion_std::redis::{Fallback, RedisLimiterConfig, RedisRateLimiter};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = RedisLimiterConfig::new(
+//!     "ratelimit:api:",
+//!     Quota::per_second(100)?,
+//!     // Four instances: each holds a quarter of the quota while Redis is down.
+//!     Fallback::Local { numerator: 1, denominator: 4 },
+//! )?
+//! .with_call_timeout(Duration::from_millis(20));
+//! let limiter: RedisRateLimiter = RedisRateLimiter::from_url("redis://127.0.0.1:6379/", config)?;
+//! match limiter.admit("customer-42", 1).await {
+//!     Ok(admission) => println!("go, {} left", admission.remaining),
+//!     Err(e) => println!("429, retry after {:?}", e.retry_after()),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Cost
+//!
+//! One round trip per decision (`EVALSHA`: `TIME`, `GET`, and on a grant `SET ... PX`), on
+//! one multiplexed connection per limiter. In Redis: one key per active client, a string of
+//! about 21 bytes. In process: the configuration, a breaker, and for [`Fallback::Local`] a
+//! table of `LOCAL_KEYS` slots of 24 bytes.
+//!
+//! # Where it comes from
+//!
+//! GCRA as in `redis-cell` and the well-known "GCRA in Lua" limiters; the fallback and its
+//! probing are a circuit breaker's.
+//!
+//! [`Gcra`]: stanchion::rate::Gcra
+//! [`KeyedTokenBucket`]: stanchion::rate::KeyedTokenBucket
+//! [`CircuitBreaker`]: stanchion::breaker::CircuitBreaker
+
+mod config;
+mod error;
+mod script;
+
+use std::fmt;
+use std::future::Future;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use stanchion::breaker::window::ConsecutiveWindow;
+use stanchion::breaker::{BreakerConfig, CircuitBreaker, State};
+use stanchion::rate::{
+    Denied, FullTablePolicy, Gcra, InsufficientCapacity, KeyedRateLimiter, KeyedTokenBucket, Quota,
+    RateLimitError, SharedLimiter,
+};
+use stanchion::{Clock, Instant};
+
+use crate::{Admission, AsyncKeyedRateLimiter, AsyncRateLimiter, StdRawMutex, TokioClock};
+
+pub use config::{Fallback, RedisLimiterConfig};
+pub use error::RedisLimiterError;
+
+/// The number of keys the in-process fallback table holds by default.
+pub const DEFAULT_LOCAL_KEYS: usize = 1024;
+
+/// What [`RedisRateLimiter::decide`] learned from Redis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RedisDecision {
+    /// Granted, or why not (with `retry_after`), exactly as core's GCRA decides.
+    pub result: Result<(), RateLimitError>,
+    /// Permits one request could take right after this decision.
+    pub remaining: u32,
+    /// The time until the key's bucket is full again (the `RateLimit` header's reset).
+    pub reset: Duration,
+    /// The server's clock at the decision, in nanoseconds since the Unix epoch.
+    pub server_time: Instant,
+}
+
+/// A GCRA token bucket per key, whose state lives in Redis and is shared by every
+/// instance that uses the same key prefix; see the [module docs](self).
+///
+/// `C` is the local clock, used only for the fallback (the probe interval and the
+/// in-process table), never for a shared decision. `LOCAL_KEYS` is the size of the
+/// fallback's table. Built inside a tokio runtime (the connection manager spawns its
+/// tasks there; elsewhere the constructors return [`RedisLimiterError::NoRuntime`]);
+/// shared by `&` (put it in an `Arc`).
+pub struct RedisRateLimiter<C = TokioClock, const LOCAL_KEYS: usize = DEFAULT_LOCAL_KEYS> {
+    manager: ConnectionManager,
+    script: redis::Script,
+    config: RedisLimiterConfig,
+    gcra: Gcra,
+    breaker: CircuitBreaker<ConsecutiveWindow, StdRawMutex>,
+    local: Option<Box<SharedLimiter<StdRawMutex, KeyedTokenBucket<LOCAL_KEYS>>>>,
+    fallback_answers: AtomicU64,
+    clock: C,
+}
+
+impl RedisRateLimiter {
+    /// A limiter on `client`'s server, with the local clock [`TokioClock`]. Connects
+    /// lazily: a server that is down at start only means the fallback answers first.
+    pub fn new(
+        client: redis::Client,
+        config: RedisLimiterConfig,
+    ) -> Result<RedisRateLimiter, RedisLimiterError> {
+        RedisRateLimiter::with_clock(client, config, TokioClock::new())
+    }
+
+    /// A limiter on the server at `url` (`redis://host:port/db`, `rediss://` for TLS if
+    /// `redis` has a TLS feature, `redis+unix:///path`).
+    pub fn from_url(
+        url: &str,
+        config: RedisLimiterConfig,
+    ) -> Result<RedisRateLimiter, RedisLimiterError> {
+        RedisRateLimiter::new(redis::Client::open(url)?, config)
+    }
+}
+
+impl<C: Clock, const LOCAL_KEYS: usize> RedisRateLimiter<C, LOCAL_KEYS> {
+    /// A limiter on `client`'s server, with `clock` for the fallback.
+    pub fn with_clock(
+        client: redis::Client,
+        config: RedisLimiterConfig,
+        clock: C,
+    ) -> Result<Self, RedisLimiterError> {
+        config.validate()?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(RedisLimiterError::NoRuntime);
+        }
+        let breaker = CircuitBreaker::new(
+            BreakerConfig::new()
+                .failure_rate_threshold(100)
+                .minimum_calls(1)
+                .permitted_calls_in_half_open(1)
+                .open_duration(config.probe_interval()),
+            ConsecutiveWindow::new(config.failures_before_fallback())?,
+        )?;
+        let local = match config.local_quota() {
+            Some(quota) => {
+                let random = std::collections::hash_map::RandomState::new();
+                let hash_key = (random.hash_one(0u8), random.hash_one(1u8));
+                let table = KeyedTokenBucket::<LOCAL_KEYS>::try_new(
+                    quota,
+                    FullTablePolicy::DenyNewKeys,
+                    hash_key,
+                )?;
+                Some(Box::new(SharedLimiter::new(table)))
+            }
+            None => None,
+        };
+        // The manager's own bounds: each connection attempt and each response within the
+        // call timeout, and no long reconnection back-off (the breaker paces the probes).
+        let manager = ConnectionManager::new_lazy_with_config(
+            client,
+            ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(config.call_timeout()))
+                .set_response_timeout(Some(config.call_timeout()))
+                .set_number_of_retries(1)
+                .set_min_delay(Duration::from_millis(1))
+                .set_max_delay(config.probe_interval()),
+        )?;
+        Ok(RedisRateLimiter {
+            manager,
+            script: redis::Script::new(script::GCRA_SCRIPT),
+            gcra: Gcra::new(config.quota()),
+            config,
+            breaker,
+            local,
+            fallback_answers: AtomicU64::new(0),
+            clock,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RedisLimiterConfig {
+        &self.config
+    }
+
+    /// The quota of each key.
+    pub fn quota(&self) -> Quota {
+        self.config.quota()
+    }
+
+    /// Whether requests are being answered by the fallback (Redis failed, and has not
+    /// answered a probe since).
+    pub fn is_falling_back(&self) -> bool {
+        !matches!(self.breaker.state(), State::Closed)
+    }
+
+    /// How many requests the fallback has answered so far.
+    pub fn fallback_answers(&self) -> u64 {
+        self.fallback_answers.load(Ordering::Relaxed)
+    }
+
+    /// Takes `n` permits for `key` in Redis, all or nothing, with no fallback: a failure is
+    /// an error. `n` above the burst is
+    /// [`InsufficientCapacity`](RateLimitError::InsufficientCapacity), after reading (not
+    /// changing) the key's state.
+    pub async fn decide(&self, key: &str, n: u32) -> Result<RedisDecision, RedisLimiterError> {
+        let max = self.gcra.max_acquire();
+        let sent = if n > max { 0 } else { n };
+        let mut redis_key = Vec::with_capacity(self.config.key_prefix().len() + key.len());
+        redis_key.extend_from_slice(self.config.key_prefix().as_bytes());
+        redis_key.extend_from_slice(key.as_bytes());
+        let mut invocation = self.script.key(redis_key);
+        for arg in script::arguments(self.config.quota(), sent) {
+            invocation.arg(arg);
+        }
+        let mut manager = self.manager.clone();
+        let timeout = self.config.call_timeout();
+        let value: redis::Value =
+            tokio::time::timeout(timeout, invocation.invoke_async(&mut manager))
+                .await
+                .map_err(|_| RedisLimiterError::Timeout(timeout))??;
+        let reply = script::parse(&value, &self.gcra, sent)?;
+        let result = if n > max {
+            Err(InsufficientCapacity::new(max).into())
+        } else {
+            reply.result
+        };
+        Ok(RedisDecision {
+            result,
+            remaining: self.gcra.remaining_at(reply.tat, reply.now),
+            reset: script::reset(&self.gcra, &reply),
+            server_time: reply.now,
+        })
+    }
+
+    /// A limiter for `key` alone, implementing [`AsyncRateLimiter`].
+    pub fn for_key(self: &Arc<Self>, key: impl Into<Box<str>>) -> RedisKeyLimiter<C, LOCAL_KEYS> {
+        RedisKeyLimiter {
+            limiter: Arc::clone(self),
+            key: key.into(),
+        }
+    }
+
+    /// The decision with fallback: Redis when it answers, the fallback otherwise.
+    async fn admit_key(&self, key: &str, n: u32) -> Result<Admission, RateLimitError> {
+        let max = self.gcra.max_acquire();
+        if n > max {
+            return Err(InsufficientCapacity::new(max).into());
+        }
+        let started = self.clock.now();
+        let permit = match self.breaker.try_acquire_at(started) {
+            Ok(permit) => permit,
+            Err(rejected) => return self.fall_back(key, n, rejected.retry_after),
+        };
+        let decision = self.decide(key, n).await;
+        let took = self.clock.now().saturating_duration_since(started);
+        match decision {
+            Ok(d) => {
+                permit.success(took);
+                d.result.map(|()| Admission {
+                    remaining: d.remaining,
+                })
+            }
+            Err(_) => {
+                permit.failure(took);
+                self.fall_back(key, n, None)
+            }
+        }
+    }
+
+    /// The fallback's answer; `retry_after` is the breaker's time until the next probe,
+    /// when known.
+    fn fall_back(
+        &self,
+        key: &str,
+        n: u32,
+        retry_after: Option<Duration>,
+    ) -> Result<Admission, RateLimitError> {
+        self.fallback_answers.fetch_add(1, Ordering::Relaxed);
+        match (self.config.fallback(), &self.local) {
+            (Fallback::Allow, _) => Ok(Admission { remaining: 0 }),
+            (Fallback::Local { .. }, Some(local)) => {
+                let now = self.clock.now();
+                local.acquire_at(key, n, now).map(|()| Admission {
+                    remaining: local.remaining_at(key, now),
+                })
+            }
+            (Fallback::Deny | Fallback::Local { .. }, _) => {
+                Err(Denied::new(retry_after.unwrap_or(self.config.probe_interval())).into())
+            }
+        }
+    }
+}
+
+impl<C, const LOCAL_KEYS: usize> fmt::Debug for RedisRateLimiter<C, LOCAL_KEYS> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRateLimiter")
+            .field("config", &self.config)
+            .field("breaker", &self.breaker.state())
+            .field(
+                "fallback_answers",
+                &self.fallback_answers.load(Ordering::Relaxed),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Clock + Send + Sync, const LOCAL_KEYS: usize> AsyncKeyedRateLimiter<str>
+    for RedisRateLimiter<C, LOCAL_KEYS>
+{
+    fn admit(
+        &self,
+        key: &str,
+        n: u32,
+    ) -> impl Future<Output = Result<Admission, RateLimitError>> + Send {
+        self.admit_key(key, n)
+    }
+
+    fn max_acquire(&self) -> u32 {
+        self.gcra.max_acquire()
+    }
+}
+
+/// One key of a shared [`RedisRateLimiter`]: a limiter for one resource (a downstream
+/// API, a tenant) across a fleet, implementing [`AsyncRateLimiter`].
+pub struct RedisKeyLimiter<C = TokioClock, const LOCAL_KEYS: usize = DEFAULT_LOCAL_KEYS> {
+    limiter: Arc<RedisRateLimiter<C, LOCAL_KEYS>>,
+    key: Box<str>,
+}
+
+impl<C, const LOCAL_KEYS: usize> RedisKeyLimiter<C, LOCAL_KEYS> {
+    /// The key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The shared limiter.
+    pub fn limiter(&self) -> &Arc<RedisRateLimiter<C, LOCAL_KEYS>> {
+        &self.limiter
+    }
+}
+
+impl<C, const LOCAL_KEYS: usize> Clone for RedisKeyLimiter<C, LOCAL_KEYS> {
+    fn clone(&self) -> Self {
+        RedisKeyLimiter {
+            limiter: Arc::clone(&self.limiter),
+            key: self.key.clone(),
+        }
+    }
+}
+
+impl<C, const LOCAL_KEYS: usize> fmt::Debug for RedisKeyLimiter<C, LOCAL_KEYS> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisKeyLimiter")
+            .field("key", &self.key)
+            .field("limiter", &self.limiter)
+            .finish()
+    }
+}
+
+impl<C: Clock + Send + Sync, const LOCAL_KEYS: usize> AsyncRateLimiter
+    for RedisKeyLimiter<C, LOCAL_KEYS>
+{
+    fn admit(&self, n: u32) -> impl Future<Output = Result<Admission, RateLimitError>> + Send {
+        self.limiter.admit_key(&self.key, n)
+    }
+
+    fn max_acquire(&self) -> u32 {
+        self.limiter.gcra.max_acquire()
+    }
+}
