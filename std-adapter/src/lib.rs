@@ -22,3 +22,7 @@ pub use clock::{StdClock, TokioClock};
 pub use limiter::{Admission, AsyncKeyedRateLimiter, AsyncRateLimiter};
 pub use mutex::StdRawMutex;
 pub use stanchion;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "tower")]
+pub mod tower;
