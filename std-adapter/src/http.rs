@@ -299,3 +299,115 @@ mod axum_responses {
 
 #[cfg(feature = "axum")]
 pub use axum_responses::handle_refusal;
+
+#[cfg(test)]
+mod tests {
+    use stanchion::rate::{InsufficientCapacity, RateLimitError};
+
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_and_is_never_zero() {
+        assert_eq!(retry_after_seconds(Duration::ZERO), 1);
+        assert_eq!(retry_after_seconds(Duration::from_nanos(1)), 1);
+        assert_eq!(retry_after_seconds(Duration::from_secs(1)), 1);
+        assert_eq!(retry_after_seconds(Duration::from_nanos(1_000_000_001)), 2);
+        assert_eq!(retry_after_seconds(Duration::from_millis(2_999)), 3);
+        assert_eq!(retry_after_seconds(Duration::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn fields_follow_the_draft_syntax() {
+        let p = RateLimitPolicy::new("burst")
+            .quota(100)
+            .window(Duration::from_millis(1));
+        assert_eq!(policy_field(&p), "\"burst\";q=100;w=1");
+        assert_eq!(
+            ratelimit_field(&p, 7, Some(Duration::from_millis(1_500))),
+            "\"burst\";r=7;t=2"
+        );
+        assert_eq!(ratelimit_field(&p, 7, None), "\"burst\";r=7");
+        let odd = RateLimitPolicy::new("a\\b\u{e9}\n").quota(1);
+        assert_eq!(policy_field(&odd), "\"a\\\\b\";q=1");
+    }
+
+    #[test]
+    fn a_request_that_can_never_pass_gets_no_retry_after() {
+        let refused = RateLimited {
+            error: RateLimitError::InsufficientCapacity(InsufficientCapacity::new(5)),
+            policy: RateLimitPolicy::new("default").quota(5),
+        };
+        let r: Response<()> = too_many_requests(&refused);
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(r.headers().get(RETRY_AFTER).is_none());
+        assert_eq!(r.headers()[RATELIMIT], "\"default\";r=0");
+    }
+
+    #[test]
+    fn refusals_map_to_their_status() {
+        use stanchion::breaker::{Rejected, State};
+        use stanchion::bulkhead::Bulkhead;
+
+        let open = CircuitOpen {
+            rejected: Rejected {
+                retry_after: Some(Duration::from_millis(4_001)),
+                state: State::Open,
+            },
+        };
+        let r: Response<()> = refusal_response(&open).unwrap();
+        assert_eq!(
+            (r.status(), &r.headers()[RETRY_AFTER]),
+            (StatusCode::SERVICE_UNAVAILABLE, &HeaderValue::from(5u64))
+        );
+        let b = Bulkhead::new(1).unwrap();
+        let _held = b.try_acquire().unwrap();
+        let full = BulkheadRejected {
+            full: b.try_acquire().unwrap_err(),
+        };
+        let r: Response<()> = refusal_response(&full).unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(r.headers().get(RETRY_AFTER).is_none());
+        let late = Elapsed {
+            after: Duration::from_secs(1),
+            layer: Layer::OverallTimeout,
+        };
+        let r: Response<()> = refusal_response(&late).unwrap();
+        assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
+        let other = std::io::Error::other("disk");
+        assert!(refusal_response::<()>(&other).is_none());
+    }
+
+    #[test]
+    fn server_errors_are_failures_and_retry_after_is_a_hint() {
+        let with = |status: u16| -> Result<Response<()>, ()> {
+            let mut r = Response::new(());
+            *r.status_mut() = StatusCode::from_u16(status).unwrap();
+            Ok(r)
+        };
+        let k = ServerErrorsAreFailures;
+        assert_eq!(k.classify(&with(200)), Outcome::Success);
+        assert_eq!(k.classify(&with(404)), Outcome::Success);
+        assert_eq!(k.classify(&with(500)), Outcome::Failure);
+        assert_eq!(k.classify(&with(503)), Outcome::Failure);
+        assert_eq!(k.classify(&Err::<Response<()>, ()>(())), Outcome::Failure);
+
+        let mut busy = with(503);
+        if let Ok(r) = &mut busy {
+            r.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static(" 12 "));
+        }
+        assert_eq!(
+            RetryAfterHeader.retry_after(&busy),
+            Some(Duration::from_secs(12))
+        );
+        let mut dated = with(503);
+        if let Ok(r) = &mut dated {
+            r.headers_mut().insert(
+                RETRY_AFTER,
+                HeaderValue::from_static("Fri, 31 Dec 1999 23:59:59 GMT"),
+            );
+        }
+        assert_eq!(RetryAfterHeader.retry_after(&dated), None);
+        assert_eq!(RetryAfterHeader.retry_after(&with(200)), None);
+    }
+}

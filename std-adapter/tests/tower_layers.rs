@@ -2,7 +2,6 @@
 #![cfg(feature = "tower")]
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -245,20 +244,18 @@ struct SlowLimiter {
 }
 
 impl AsyncRateLimiter for SlowLimiter {
-    fn admit(&self, n: u32) -> impl Future<Output = Result<Admission, RateLimitError>> + Send {
-        async move {
-            tokio::time::sleep(self.round_trip).await;
-            let left = self.left.load(Ordering::SeqCst);
-            if left >= n {
-                self.left.store(left - n, Ordering::SeqCst);
-                Ok(Admission {
-                    remaining: left - n,
-                })
-            } else {
-                Err(RateLimitError::Denied(stanchion::rate::Denied::new(SECS(
-                    7,
-                ))))
-            }
+    async fn admit(&self, n: u32) -> Result<Admission, RateLimitError> {
+        tokio::time::sleep(self.round_trip).await;
+        let left = self.left.load(Ordering::SeqCst);
+        if left >= n {
+            self.left.store(left - n, Ordering::SeqCst);
+            Ok(Admission {
+                remaining: left - n,
+            })
+        } else {
+            Err(RateLimitError::Denied(stanchion::rate::Denied::new(SECS(
+                7,
+            ))))
         }
     }
 

@@ -87,6 +87,28 @@ fn test() -> Result {
         cargo(&["doc", "--workspace", "--no-deps", "--locked"]).env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     step("host tests", cargo(&["test", "--workspace", "--locked"]))?;
+    // The std adapter's optional features (tower layers, HTTP/axum helpers, quanta) are
+    // off in the workspace runs above: lint, document and test them here.
+    let std_all = ["-p", "stanchion-std", "--all-features", "--locked"];
+    step(
+        "std adapter, all features: clippy",
+        cargo(
+            &[
+                &["clippy", "--all-targets"],
+                &std_all[..],
+                &["--", "-D", "warnings"],
+            ]
+            .concat(),
+        ),
+    )?;
+    step(
+        "std adapter, all features: doc",
+        cargo(&[&["doc", "--no-deps"], &std_all[..]].concat()).env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    step(
+        "std adapter, all features: tests",
+        cargo(&[&["test"], &std_all[..]].concat()),
+    )?;
     loom(Some(LOOM_CI_PREEMPTIONS))?;
     cross()?;
     firmware()?;

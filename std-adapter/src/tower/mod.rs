@@ -42,7 +42,7 @@
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn main() -> Result<(), stanchion_std::tower::BoxError> {
 //! let limiter = WithClock::new(TokenBucket::new(Quota::per_second(1)?), TokioClock::new());
 //! let service = ServiceBuilder::new()
 //!     .layer(TimeoutLayer::new(Duration::from_secs(5)))

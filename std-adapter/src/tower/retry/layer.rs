@@ -1,7 +1,8 @@
 use std::time::Duration;
 
+use stanchion::Instant;
 use stanchion::pipeline::Layer as PipelineLayer;
-use stanchion::retry::{Classify, Verdict};
+use stanchion::retry::{Classify, RetryPolicy, Verdict};
 use tower_layer::Layer;
 
 use super::RetryService;
@@ -84,14 +85,20 @@ pub struct RetryLayer<P, H = NoHint, C = TokioClock> {
 impl<P> RetryLayer<P> {
     /// A layer building each request's policy with `make_policy(now)`, on a
     /// [`TokioClock`] whose epoch is now.
-    pub fn new(make_policy: P) -> Self {
+    pub fn new<B, K, R>(make_policy: P) -> Self
+    where
+        P: Fn(Instant) -> RetryPolicy<B, K, R>,
+    {
         RetryLayer::with_clock(make_policy, TokioClock::new())
     }
 }
 
 impl<P, C> RetryLayer<P, NoHint, C> {
     /// A layer building each request's policy with `make_policy(now)`, reading `clock`.
-    pub const fn with_clock(make_policy: P, clock: C) -> Self {
+    pub const fn with_clock<B, K, R>(make_policy: P, clock: C) -> Self
+    where
+        P: Fn(Instant) -> RetryPolicy<B, K, R>,
+    {
         RetryLayer {
             make_policy,
             hint: NoHint,
