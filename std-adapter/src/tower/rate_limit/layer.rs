@@ -175,6 +175,29 @@ impl<S, L: crate::AsyncRateLimiter, A: Clone> Layer<S> for RateLimitLayer<L, A> 
 
 /// Applies a keyed rate limiter, shared by every service it makes: one quota per key,
 /// the key drawn from each request by `key` (a client address, an API key, a tenant).
+///
+/// ```
+/// use std::sync::Arc;
+/// use stanchion::rate::{FullTablePolicy, KeyedTokenBucket, Quota, SharedLimiter, WithClock};
+/// use stanchion_std::tower::KeyedRateLimitLayer;
+/// use stanchion_std::{StdRawMutex, TokioClock};
+///
+/// struct Request { api_key: String }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), stanchion::ConfigError> {
+/// // 10 requests a second per API key, for up to 4096 keys at once.
+/// let table = KeyedTokenBucket::<4096>::new(
+///     Quota::per_second(10)?,
+///     FullTablePolicy::DenyNewKeys,
+///     (0x5eed, 0xcafe), // the hash keys: pick your own, at random
+/// );
+/// let limiter = WithClock::new(SharedLimiter::<StdRawMutex, _>::new(table), TokioClock::new());
+/// let layer = KeyedRateLimitLayer::new(Arc::new(limiter), |r: &Request| r.api_key.clone());
+/// # let _ = layer;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct KeyedRateLimitLayer<L, F, A = SilentAdmission> {
     limiter: Arc<L>,
