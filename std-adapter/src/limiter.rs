@@ -51,6 +51,14 @@ pub trait AsyncRateLimiter: Send + Sync {
         let _ = n;
         None
     }
+
+    /// [`admit_now`](Self::admit_now) for a caller that does not need the permits left:
+    /// the same decision, without computing `remaining` (a division in the token
+    /// bucket). `None` by default.
+    fn acquire_now(&self, n: u32) -> Option<Result<(), RateLimitError>> {
+        let _ = n;
+        None
+    }
 }
 
 impl<L, C> AsyncRateLimiter for WithClock<L, C>
@@ -75,6 +83,10 @@ where
             remaining: self.limiter().remaining_at(now),
         }))
     }
+
+    fn acquire_now(&self, n: u32) -> Option<Result<(), RateLimitError>> {
+        Some(self.limiter().acquire_at(n, self.clock().now()))
+    }
 }
 
 /// A keyed rate limiter whose decision may need I/O: one quota per key (a client, an API
@@ -93,6 +105,13 @@ pub trait AsyncKeyedRateLimiter<K: ?Sized>: Send + Sync {
     /// The decision for `n` permits for `key` now, if this limiter can take it without
     /// waiting (see [`AsyncRateLimiter::admit_now`]); `None` by default.
     fn admit_now(&self, key: &K, n: u32) -> Option<Result<Admission, RateLimitError>> {
+        let _ = (key, n);
+        None
+    }
+
+    /// [`admit_now`](Self::admit_now) without computing `remaining` (see
+    /// [`AsyncRateLimiter::acquire_now`]); `None` by default.
+    fn acquire_now(&self, key: &K, n: u32) -> Option<Result<(), RateLimitError>> {
         let _ = (key, n);
         None
     }
@@ -124,6 +143,10 @@ where
         Some(self.limiter().acquire_at(key, n, now).map(|()| Admission {
             remaining: self.limiter().remaining_at(key, now),
         }))
+    }
+
+    fn acquire_now(&self, key: &K, n: u32) -> Option<Result<(), RateLimitError>> {
+        Some(self.limiter().acquire_at(key, n, self.clock().now()))
     }
 }
 

@@ -1,4 +1,5 @@
-//! The layers' granted path allocates nothing per request: counted with a global
+//! The layers' granted path allocates nothing per request (overall timeout, rate limit,
+//! bulkhead, retry, breaker, per-attempt timeout, in the pipeline's order): counted with a global
 //! allocator, after a warm-up call (tokio's timer wheel allocates on first use).
 #![cfg(feature = "tower")]
 // A global allocator is an `unsafe impl`; it only forwards to `System` and counts.
@@ -11,11 +12,15 @@ use std::future::ready;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fastrand::Rng;
 use stanchion::breaker::window::CountWindow;
 use stanchion::breaker::{BreakerConfig, CircuitBreaker};
 use stanchion::bulkhead::Bulkhead;
 use stanchion::rate::{Quota, TokenBucket, WithClock};
-use stanchion_std::tower::{BulkheadLayer, CircuitBreakerLayer, RateLimitLayer, TimeoutLayer};
+use stanchion::retry::{Constant, RetryPolicy};
+use stanchion_std::tower::{
+    BulkheadLayer, CircuitBreakerLayer, RateLimitLayer, RetryLayer, TimeoutLayer,
+};
 use stanchion_std::{StdRawMutex, TokioClock};
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
@@ -48,7 +53,7 @@ fn allocations() -> u64 {
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
-async fn a_granted_request_through_four_layers_allocates_nothing() {
+async fn a_granted_request_through_every_layer_allocates_nothing() {
     let clock = TokioClock::new();
     let limiter = WithClock::new(
         TokenBucket::new(Quota::per_second(1_000_000).unwrap()),
@@ -57,10 +62,22 @@ async fn a_granted_request_through_four_layers_allocates_nothing() {
     let breaker: CircuitBreaker<CountWindow<16>, StdRawMutex> =
         CircuitBreaker::new(BreakerConfig::new(), CountWindow::new().unwrap()).unwrap();
     let mut svc = ServiceBuilder::new()
-        .layer(TimeoutLayer::new(Duration::from_secs(1)))
+        .layer(TimeoutLayer::overall(Duration::from_secs(1)))
         .layer(RateLimitLayer::new(Arc::new(limiter)))
         .layer(BulkheadLayer::new(Arc::new(Bulkhead::new(8).unwrap())))
+        .layer(RetryLayer::with_clock(
+            |_: &TokioClock| {
+                RetryPolicy::new(
+                    Constant::new(Duration::from_millis(1)),
+                    3,
+                    Rng::with_seed(1),
+                )
+                .unwrap()
+            },
+            clock,
+        ))
         .layer(CircuitBreakerLayer::with_clock(Arc::new(breaker), clock))
+        .layer(TimeoutLayer::new(Duration::from_millis(100)))
         .service(service_fn(|x: u64| ready(Ok::<_, Infallible>(x + 1))));
     assert_eq!(svc.ready().await.unwrap().call(1).await.unwrap(), 2);
 

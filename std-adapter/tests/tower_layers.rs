@@ -371,7 +371,7 @@ async fn retry_resends_a_clone_of_the_request_after_the_exact_delays() {
     let log = Arc::new(Mutex::new(Vec::new()));
     let backoff = Exponential::new(MS(100), Ratio::TWO, SECS(1)).unwrap();
     let svc = ServiceBuilder::new()
-        .layer(RetryLayer::new(move |_now| {
+        .layer(RetryLayer::new(move |_clock| {
             RetryPolicy::new(backoff, 5, fastrand::Rng::with_seed(1)).unwrap()
         }))
         .service(flaky(3, Arc::clone(&log)));
@@ -386,7 +386,7 @@ async fn retry_resends_a_clone_of_the_request_after_the_exact_delays() {
 async fn retry_gives_up_after_max_attempts_with_the_last_error() {
     let log = Arc::new(Mutex::new(Vec::new()));
     let svc = ServiceBuilder::new()
-        .layer(RetryLayer::new(|_now| {
+        .layer(RetryLayer::new(|_clock| {
             RetryPolicy::new(Constant::new(SECS(1)), 3, fastrand::Rng::with_seed(1)).unwrap()
         }))
         .service(flaky(u32::MAX, Arc::clone(&log)));
@@ -402,7 +402,7 @@ async fn retry_budget_limits_retries_across_requests() {
     // Four tokens; a retry is allowed while more than two are left: one retry in all.
     let budget = SharedBudget::new(TokenBudget::new(4, Ratio::percent(10)).unwrap());
     let svc = ServiceBuilder::new()
-        .layer(RetryLayer::new(move |_now| {
+        .layer(RetryLayer::new(move |_clock| {
             RetryPolicy::new(Constant::new(SECS(1)), 5, fastrand::Rng::with_seed(1))
                 .unwrap()
                 .with_budget(budget.clone())
@@ -426,7 +426,7 @@ async fn retry_stops_when_the_breaker_below_opens() {
         CircuitBreaker::new(config, ConsecutiveWindow::new(2).unwrap()).unwrap();
     let breaker = Arc::new(breaker);
     let svc = ServiceBuilder::new()
-        .layer(RetryLayer::new(|_now| {
+        .layer(RetryLayer::new(|_clock| {
             RetryPolicy::new(Constant::new(SECS(1)), 10, fastrand::Rng::with_seed(1))
                 .unwrap()
                 .with_classifier(RefusalsArePermanent)
@@ -450,7 +450,7 @@ async fn retry_stops_when_the_breaker_below_opens() {
 async fn retry_retries_attempt_timeouts() {
     let calls = Arc::new(AtomicU32::new(0));
     let svc = ServiceBuilder::new()
-        .layer(RetryLayer::new(|_now| {
+        .layer(RetryLayer::new(|_clock| {
             RetryPolicy::new(Constant::new(MS(500)), 3, fastrand::Rng::with_seed(1))
                 .unwrap()
                 .with_classifier(RefusalsArePermanent)

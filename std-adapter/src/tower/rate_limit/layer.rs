@@ -69,6 +69,12 @@ impl Default for RateLimitPolicy {
 /// feature `http`, [`RateLimitHeaders`](crate::http::RateLimitHeaders) adds the
 /// `RateLimit` fields.
 pub trait OnAdmission<Response> {
+    /// Whether [`on_admission`](Self::on_admission) reads the [`Admission`]. When
+    /// `false`, the layer asks the limiter for the decision alone
+    /// ([`AsyncRateLimiter::acquire_now`](crate::AsyncRateLimiter::acquire_now)), saving
+    /// the count of permits left, and passes an admission of 0 remaining.
+    const USES_ADMISSION: bool = true;
+
     /// Called on the inner service's successful response.
     fn on_admission(&self, response: &mut Response, admission: Admission, policy: &RateLimitPolicy);
 }
@@ -78,6 +84,8 @@ pub trait OnAdmission<Response> {
 pub struct SilentAdmission;
 
 impl<Response> OnAdmission<Response> for SilentAdmission {
+    const USES_ADMISSION: bool = false;
+
     #[inline]
     fn on_admission(&self, _: &mut Response, _: Admission, _: &RateLimitPolicy) {}
 }

@@ -1,11 +1,20 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use stanchion::rate::RateLimitError;
+
 use tower_service::Service;
 
 use super::{OnAdmission, RateLimitPolicy, ResponseFuture};
 use crate::tower::BoxError;
-use crate::{AsyncKeyedRateLimiter, AsyncRateLimiter};
+use crate::{Admission, AsyncKeyedRateLimiter, AsyncRateLimiter};
+
+/// A grant whose admission nobody reads ([`OnAdmission::USES_ADMISSION`] is `false`).
+fn unread_admission(
+    decision: Option<Result<(), RateLimitError>>,
+) -> Option<Result<Admission, RateLimitError>> {
+    decision.map(|d| d.map(|()| Admission { remaining: 0 }))
+}
 
 /// Takes permits of a shared rate limiter for each request; see
 /// [`RateLimitLayer`](super::RateLimitLayer). Clones share the limiter.
@@ -75,7 +84,12 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let on_admission = self.on_admission.clone();
-        match self.limiter.admit_now(self.permits) {
+        let decision = if A::USES_ADMISSION {
+            self.limiter.admit_now(self.permits)
+        } else {
+            unread_admission(self.limiter.acquire_now(self.permits))
+        };
+        match decision {
             Some(Ok(admission)) => ResponseFuture::calling(
                 self.inner.call(request),
                 admission,
@@ -173,7 +187,12 @@ where
             .policy
             .resolved(AsyncKeyedRateLimiter::<K>::max_acquire(&*self.limiter));
         let on_admission = self.on_admission.clone();
-        match self.limiter.admit_now(&key, self.permits) {
+        let decision = if A::USES_ADMISSION {
+            self.limiter.admit_now(&key, self.permits)
+        } else {
+            unread_admission(self.limiter.acquire_now(&key, self.permits))
+        };
+        match decision {
             Some(Ok(admission)) => {
                 ResponseFuture::calling(self.inner.call(request), admission, policy, on_admission)
             }

@@ -65,7 +65,9 @@ where
                 StateProj::Calling { future } => {
                     let result = ready!(future.poll(cx));
                     let hint = this.hint.retry_after(&result);
-                    match this.policy.on_outcome_at(this.clock.now(), &result, hint) {
+                    // The clock-bound form reads the clock only when the decision needs it (not on a
+                    // success with a budget that ignores time).
+                    match this.policy.on_outcome(&*this.clock, &result, hint) {
                         Decision::Retry { after, .. } if after.is_zero() => {
                             this.state.set(State::Readying);
                         }

@@ -1,6 +1,5 @@
 use std::time::Duration;
 
-use stanchion::Instant;
 use stanchion::pipeline::Layer as PipelineLayer;
 use stanchion::retry::{Classify, RetryPolicy, Verdict};
 use tower_layer::Layer;
@@ -69,7 +68,7 @@ impl<T> Classify<Result<T, BoxError>> for RefusalsArePermanent {
 /// use stanchion::retry::{Constant, RetryPolicy};
 /// use stanchion_std::tower::RetryLayer;
 ///
-/// let layer = RetryLayer::new(|_now| {
+/// let layer = RetryLayer::new(|_clock| {
 ///     RetryPolicy::new(Constant::new(Duration::from_millis(100)), 3, fastrand::Rng::new())
 ///         .expect("3 attempts is valid")
 /// });
@@ -83,21 +82,21 @@ pub struct RetryLayer<P, H = NoHint, C = TokioClock> {
 }
 
 impl<P> RetryLayer<P> {
-    /// A layer building each request's policy with `make_policy(now)`, on a
+    /// A layer building each request's policy with `make_policy(&clock)`, on a
     /// [`TokioClock`] whose epoch is now.
     pub fn new<B, K, R>(make_policy: P) -> Self
     where
-        P: Fn(Instant) -> RetryPolicy<B, K, R>,
+        P: Fn(&TokioClock) -> RetryPolicy<B, K, R>,
     {
         RetryLayer::with_clock(make_policy, TokioClock::new())
     }
 }
 
 impl<P, C> RetryLayer<P, NoHint, C> {
-    /// A layer building each request's policy with `make_policy(now)`, reading `clock`.
+    /// A layer building each request's policy with `make_policy(&clock)`, reading `clock`.
     pub const fn with_clock<B, K, R>(make_policy: P, clock: C) -> Self
     where
-        P: Fn(Instant) -> RetryPolicy<B, K, R>,
+        P: Fn(&C) -> RetryPolicy<B, K, R>,
     {
         RetryLayer {
             make_policy,

@@ -2,8 +2,9 @@
 //! [`RetryPolicy`](stanchion::retry::RetryPolicy) (built per request) says so, sleeping
 //! on tokio's clock between attempts.
 //!
-//! - A policy per request, from the layer's `Fn(Instant) -> RetryPolicy<..>` (given the
-//!   layer clock's `now`, for a deadline): its backoff, jitter, max attempts, deadline,
+//! - A policy per request, from the layer's `Fn(&C) -> RetryPolicy<..>` (given the
+//!   layer's clock, to set a deadline with `Deadline::after(clock.now(), d)`; a policy
+//!   without one costs no clock read): its backoff, jitter, max attempts, deadline,
 //!   classifier and budget decide; the layer only sleeps. Share a budget across requests
 //!   with a `&'static` budget or a [`SharedBudget`] (an `Arc`).
 //! - The request is cloned for every attempt (`Req: Clone`); the inner service is cloned

@@ -1,7 +1,7 @@
 use std::task::{Context, Poll};
 
+use stanchion::Clock;
 use stanchion::retry::{Backoff, Classify, RetryBudget, RetryPolicy};
-use stanchion::{Clock, Instant};
 use tower_service::Service;
 
 use super::{ResponseFuture, RetryHint};
@@ -36,7 +36,7 @@ impl<S, P, B, K, R, H, C, Req> Service<Req> for RetryService<S, P, H, C>
 where
     S: Service<Req> + Clone,
     Req: Clone,
-    P: Fn(Instant) -> RetryPolicy<B, K, R>,
+    P: Fn(&C) -> RetryPolicy<B, K, R>,
     B: Backoff,
     K: Classify<Result<S::Response, S::Error>>,
     R: RetryBudget,
@@ -52,7 +52,7 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let policy = (self.make_policy)(self.clock.now());
+        let policy = (self.make_policy)(&self.clock);
         // The ready service makes the first attempt and, made ready again, the retries.
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
