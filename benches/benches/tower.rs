@@ -15,11 +15,13 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use stanchion::breaker::window::ConsecutiveWindow;
+use stanchion::breaker::{BreakerConfig, CircuitBreaker};
 use stanchion::bulkhead::Bulkhead;
 use stanchion::rate::{Quota, TokenBucket, WithClock};
 use stanchion::retry::{Constant, RetryPolicy};
 use stanchion_std::tower as st;
-use stanchion_std::{QuantaClock, TokioClock};
+use stanchion_std::{QuantaClock, StdRawMutex, TokioClock};
 use tower::{Layer, Service};
 
 /// The inner service: answers at once.
@@ -137,6 +139,21 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("retry (first attempt succeeds)/tower", |b| {
         b.iter(|| once(&mut theirs, black_box(1)))
+    });
+
+    // No peer: tower has no circuit breaker.
+    let breaker: CircuitBreaker<ConsecutiveWindow, StdRawMutex> =
+        CircuitBreaker::new(BreakerConfig::new(), ConsecutiveWindow::new(5).unwrap()).unwrap();
+    let mut ours = st::CircuitBreakerLayer::new(Arc::new(breaker)).layer(Echo);
+    g.bench_function("circuit breaker (closed)/stanchion", |b| {
+        b.iter(|| once(&mut ours, black_box(1)))
+    });
+    let breaker: CircuitBreaker<ConsecutiveWindow, StdRawMutex> =
+        CircuitBreaker::new(BreakerConfig::new(), ConsecutiveWindow::new(5).unwrap()).unwrap();
+    let mut ours =
+        st::CircuitBreakerLayer::with_clock(Arc::new(breaker), QuantaClock::new()).layer(Echo);
+    g.bench_function("circuit breaker (closed)/stanchion (QuantaClock)", |b| {
+        b.iter(|| once(&mut ours, black_box(1)))
     });
     g.finish();
 }
