@@ -189,3 +189,50 @@ async fn other_errors_are_500_and_fields_are_well_formed() {
     assert_eq!(header(&ok, "ratelimit"), Some(r#""per \"ip\"";r=4"#));
     assert_eq!(header(&ok, "ratelimit-policy"), Some(r#""per \"ip\"";q=5"#));
 }
+
+#[tokio::test(start_paused = true)]
+async fn retry_waits_what_the_server_says_in_retry_after() {
+    use stanchion::retry::{Constant, RetryPolicy, Verdict};
+    use stanchion_std::http::RetryAfterHeader;
+    use stanchion_std::tower::RetryLayer;
+    use std::sync::Mutex;
+
+    let start = tokio::time::Instant::now();
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&times);
+    let server = tower::service_fn(move |_: ()| {
+        let mut log = log.lock().unwrap();
+        log.push(start.elapsed());
+        let busy = log.len() < 3;
+        async move {
+            let mut r = Response::new(Body::empty());
+            if busy {
+                *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                r.headers_mut().insert("retry-after", "2".parse().unwrap());
+            }
+            Ok::<_, std::convert::Infallible>(r)
+        }
+    });
+    let five_xx_is_transient = |r: &Result<Response, std::convert::Infallible>| match r {
+        Ok(r) if r.status().is_server_error() => Verdict::Transient,
+        _ => Verdict::Success,
+    };
+    let client = ServiceBuilder::new()
+        .layer(
+            RetryLayer::new(move |_clock| {
+                // The backoff says 100 ms; the server's hint replaces it.
+                RetryPolicy::new(
+                    Constant::new(Duration::from_millis(100)),
+                    5,
+                    fastrand::Rng::with_seed(3),
+                )
+                .unwrap()
+                .with_classifier(five_xx_is_transient)
+            })
+            .hint(RetryAfterHeader),
+        )
+        .service(server);
+    let response = client.oneshot(()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(*times.lock().unwrap(), [SECS(0), SECS(2), SECS(4)]);
+}
