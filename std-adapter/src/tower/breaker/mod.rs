@@ -5,7 +5,7 @@
 //! - The permit is taken in `call` (closed state: one atomic load) and held by the
 //!   response future. When the inner future completes, the classifier
 //!   ([`ClassifyOutcome`]: [`ErrorsAreFailures`] by default; with feature `http`,
-//!   [`ServerErrorsAreFailures`](crate::http::ServerErrorsAreFailures) counts 5xx
+//!   `http::ServerErrorsAreFailures` counts 5xx
 //!   responses) turns the result into a success, failure or ignored outcome, recorded with
 //!   the call's duration on the layer's clock.
 //! - A future dropped before it completes records nothing: its half-open probe slot, if

@@ -66,7 +66,7 @@ impl Default for RateLimitPolicy {
 
 /// What a rate limit layer does to a granted response: given the [`Admission`]
 /// (permits left) and the policy. The default, [`SilentAdmission`], does nothing; with
-/// feature `http`, [`RateLimitHeaders`](crate::http::RateLimitHeaders) adds the
+/// feature `http`, `http::RateLimitHeaders` adds the
 /// `RateLimit` fields.
 pub trait OnAdmission<Response> {
     /// Whether [`on_admission`](Self::on_admission) reads the [`Admission`]. When

@@ -13,7 +13,7 @@
 //! A refusal is a [`RateLimited`] error carrying the core [`RateLimitError`] and the
 //! [`RateLimitPolicy`] (quota and window) for the HTTP fields. What happens to a granted
 //! response is the layer's [`OnAdmission`]: nothing ([`SilentAdmission`], the default), or
-//! with feature `http`, [`RateLimitHeaders`](crate::http::RateLimitHeaders) adds the
+//! with feature `http`, `http::RateLimitHeaders` adds the
 //! `RateLimit` and `RateLimit-Policy` fields.
 //!
 //! [`RateLimitError`]: stanchion::rate::RateLimitError

@@ -14,7 +14,7 @@ use crate::tower::{BoxError, refusal};
 ///
 /// Implemented by [`NoHint`] and by every closure `Fn(&Result<Response, Error>) ->
 /// Option<Duration>`; with feature `http`,
-/// [`RetryAfterHeader`](crate::http::RetryAfterHeader) reads the response's field.
+/// `http::RetryAfterHeader` reads the response's field.
 pub trait RetryHint<Response, Error> {
     /// The hint in `result`, if any.
     fn retry_after(&self, result: &Result<Response, Error>) -> Option<Duration>;
