@@ -4,9 +4,9 @@
 //! | refusal | status | fields |
 //! |---|---|---|
 //! | [`RateLimited`] | 429 Too Many Requests | `Retry-After`, `RateLimit`, `RateLimit-Policy` |
-//! | [`CircuitOpen`] | 503 Service Unavailable | `Retry-After` while the breaker is open |
-//! | [`BulkheadRejected`] | 503 Service Unavailable | none (no one knows when a slot frees) |
-//! | [`Elapsed`] | 504 Gateway Timeout | none |
+//! | [`CircuitOpen`](crate::tower::CircuitOpen) | 503 Service Unavailable | `Retry-After` while the breaker is open |
+//! | [`BulkheadRejected`](crate::tower::BulkheadRejected) | 503 Service Unavailable | none (no one knows when a slot frees) |
+//! | [`Elapsed`](crate::tower::Elapsed) | 504 Gateway Timeout | none |
 //!
 //! `Retry-After` is in whole seconds, rounded up, and never 0 on a refusal
 //! ([`retry_after_seconds`]): a client that waits what it is told does not come back too
@@ -57,8 +57,7 @@ use stanchion::pipeline::Layer;
 
 use crate::Admission;
 use crate::tower::{
-    BulkheadRejected, CircuitOpen, ClassifyOutcome, Elapsed, OnAdmission, RateLimitPolicy,
-    RateLimited, RetryHint, refusal,
+    ClassifyOutcome, OnAdmission, RateLimitPolicy, RateLimited, RetryHint, refusal,
 };
 
 /// The `RateLimit` field's name.
@@ -245,7 +244,7 @@ mod axum_responses {
     use http::StatusCode;
 
     use super::*;
-    use crate::tower::BoxError;
+    use crate::tower::{BoxError, BulkheadRejected, CircuitOpen, Elapsed};
 
     impl IntoResponse for RateLimited {
         fn into_response(self) -> Response {
@@ -305,6 +304,7 @@ mod tests {
     use stanchion::rate::{InsufficientCapacity, RateLimitError};
 
     use super::*;
+    use crate::tower::{BulkheadRejected, CircuitOpen, Elapsed};
 
     #[test]
     fn retry_after_rounds_up_and_is_never_zero() {
