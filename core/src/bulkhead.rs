@@ -179,6 +179,16 @@ pub struct BulkheadFull {
 }
 
 impl BulkheadFull {
+    /// The refusal of a bulkhead that had `in_use` permits out of at most
+    /// `max_concurrent`: what a waiting adapter reports when its queue of waiters is full
+    /// or a wait runs out (from [`Bulkhead::metrics`] at that moment).
+    pub const fn new(in_use: u32, max_concurrent: u32) -> BulkheadFull {
+        BulkheadFull {
+            in_use,
+            max_concurrent,
+        }
+    }
+
     /// Permits in use when the request was refused.
     pub const fn in_use(&self) -> u32 {
         self.in_use
@@ -263,8 +273,9 @@ impl<L: BulkheadListener> Bulkhead<L> {
 
     crate::sync::const_fn_unless_loom! {
         /// A bulkhead of `max_concurrent`, raised to 1 if zero (for callers that hold a
-        /// validated limit).
-        pub(crate) fn with_nonzero_max(max_concurrent: u32, listener: L) -> Self {
+        /// validated limit). Infallible, so a `const fn` can build one whose listener has
+        /// a destructor (a `Result` holding it could not be dropped in a `const fn`).
+        pub fn with_nonzero_max(max_concurrent: u32, listener: L) -> Self {
             let max = if max_concurrent == 0 { 1 } else { max_concurrent };
             Bulkhead {
                 state: AtomicU64::new(pack(max, 0)),
@@ -407,6 +418,21 @@ impl<L: BulkheadListener> Bulkhead<L> {
     pub fn listener(&self) -> &L {
         &self.listener
     }
+
+    /// The refusal for a caller that gets no slot without having been refused by
+    /// [`try_acquire`](Bulkhead::try_acquire): a waiting adapter whose queue is full, or
+    /// whose wait ran out, reports the permits in use and the maximum at that moment (one
+    /// atomic load; nothing changes, and no listener event is reported). `in_use` may be
+    /// below the maximum here, when a slot freed for a queued waiter that has not yet
+    /// taken it.
+    #[inline]
+    pub fn full(&self) -> BulkheadFull {
+        let word = self.state.load(Ordering::Relaxed);
+        BulkheadFull {
+            in_use: in_use_of(word),
+            max_concurrent: max_of(word),
+        }
+    }
 }
 
 impl<L: BulkheadListener> fmt::Debug for Bulkhead<L> {
@@ -480,6 +506,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_adapter_builds_the_refusal_it_reports() {
+        let b = Bulkhead::new(2).unwrap();
+        let _a = b.try_acquire().unwrap();
+        let _c = b.try_acquire().unwrap();
+        let full = b.try_acquire().unwrap_err();
+        assert_eq!(BulkheadFull::new(2, 2), full);
+        let made = BulkheadFull::new(7, 3);
+        assert_eq!((made.in_use(), made.max_concurrent()), (7, 3));
+    }
+
+    #[test]
     fn zero_maximum_is_a_config_error() {
         let err = Bulkhead::new(0).unwrap_err();
         assert_eq!(err, ConfigError::new("max_concurrent", "at least 1"));
@@ -527,6 +564,24 @@ mod tests {
         drop(p2);
         drop(p3);
         assert_eq!((b.in_use(), b.available()), (0, 2));
+    }
+
+    #[test]
+    fn full_reports_the_current_usage_and_changes_nothing() {
+        let b = Bulkhead::new(2).unwrap();
+        let p = b.try_acquire().unwrap();
+        assert_eq!(
+            b.full(),
+            BulkheadFull {
+                in_use: 1,
+                max_concurrent: 2
+            }
+        );
+        assert_eq!(b.in_use(), 1);
+        let q = b.try_acquire().unwrap();
+        assert_eq!(b.full(), b.try_acquire().unwrap_err());
+        drop((p, q));
+        assert_eq!((b.full().in_use(), b.full().max_concurrent()), (0, 2));
     }
 
     #[test]

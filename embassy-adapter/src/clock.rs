@@ -17,7 +17,7 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 /// Cost: a zero-sized type; `now` is one `embassy_time::Instant::now()` and, for tick
 /// rates that divide 10^9, one saturating multiplication.
 ///
-/// ```
+/// ```standalone_crate
 /// use stanchion::{Clock, Instant};
 /// use stanchion_embassy::EmbassyClock;
 /// # let driver = embassy_time::MockDriver::get();

@@ -1,7 +1,24 @@
-//! stanchion on embassy: clocks (and, as they land, async runners) for firmware.
+//! stanchion on embassy: a clock and async runners for firmware.
 //!
-//! `no_std`, no allocation. The decisions live in [`stanchion`] (re-exported here); this
-//! crate reads time from `embassy-time`, whose tick rate the firmware binary chooses.
+//! `no_std`, no allocation, no `Send` bounds (embassy's executors are single-threaded).
+//! The decisions live in [`stanchion`] (re-exported here); this crate reads time from
+//! `embassy-time`, whose tick rate the firmware binary chooses, sleeps with its `Timer`
+//! (always until an instant, rounded up to the next tick, so never early), and queues
+//! tasks behind embassy-sync's blocking mutexes:
+//!
+//! | what | where |
+//! |---|---|
+//! | [`EmbassyClock`]: core's `Clock` on embassy-time's ticks | [`clock`](EmbassyClock) |
+//! | [`retry()`], [`retry_with_hint`]: run, ask the policy, sleep, run again | [`mod@retry`] |
+//! | [`timeout()`], [`timeout_at`]: bound a future by a span or a `Deadline` | [`mod@timeout`] |
+//! | [`RateLimitQueue`]: wait for any rate limiter, in line (FIFO), bounded, with a deadline | [`rate`] |
+//! | [`BulkheadQueue`]: wait for a bulkhead slot, in line (FIFO), bounded, with a deadline | [`mod@bulkhead`] |
+//! | [`breaker::call`]: one breaker permit per call, held across the `.await` | [`breaker`] |
+//! | [`Pipeline`]: all of them in core's order, returning core's `PipelineError` | [`pipeline`] |
+//!
+//! Every runner is a plain `async fn` or a `const`-constructible struct, so the shared
+//! parts (queues, limiters, breakers) can be `static`s. Host tests run them on
+//! embassy-time's mock driver (`tests/`), the firmware example under QEMU.
 //!
 //! # Firmware: the atomics features to enable, and why
 //!
@@ -47,7 +64,20 @@
 #![no_std]
 #![deny(missing_docs)]
 
+pub mod breaker;
+pub mod bulkhead;
 mod clock;
+mod fifo;
+pub mod pipeline;
+pub mod rate;
+pub mod retry;
+pub mod timeout;
 
+pub use breaker::BreakerError;
+pub use bulkhead::{BulkheadQueue, QueuedPermit, SlotSignal};
 pub use clock::EmbassyClock;
+pub use pipeline::Pipeline;
+pub use rate::RateLimitQueue;
+pub use retry::{RetryError, retry, retry_with_hint};
 pub use stanchion;
+pub use timeout::{Elapsed, timeout, timeout_at};

@@ -56,9 +56,8 @@ use stanchion::breaker::Outcome;
 use stanchion::pipeline::Layer;
 
 use crate::Admission;
-use crate::tower::{
-    ClassifyOutcome, OnAdmission, RateLimitPolicy, RateLimited, RetryHint, refusal,
-};
+use crate::ClassifyOutcome;
+use crate::tower::{OnAdmission, RateLimitPolicy, RateLimited, RetryHint, refusal};
 
 /// The `RateLimit` field's name.
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
@@ -216,7 +215,7 @@ fn insert_ratelimit(headers: &mut HeaderMap, admission: Admission, policy: &Rate
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ServerErrorsAreFailures;
 
-impl<B, E> ClassifyOutcome<Response<B>, E> for ServerErrorsAreFailures {
+impl<B, E> ClassifyOutcome<Result<Response<B>, E>> for ServerErrorsAreFailures {
     fn classify(&self, result: &Result<Response<B>, E>) -> Outcome {
         match result {
             Ok(r) if !r.status().is_server_error() => Outcome::Success,

@@ -10,11 +10,33 @@
 //!   section, when they are shared across threads;
 //! - [`AsyncRateLimiter`] and [`AsyncKeyedRateLimiter`]: one awaitable interface for core's
 //!   in-process limiters and for remote ones.
+//! - runners over tokio's timer, driven by [`TokioClock`] so that paused time drives them:
+//!   [`retry`] (the attempt number passed to the operation), [`timeout`] (to a
+//!   [`Deadline`](stanchion::Deadline)), [`RateLimitQueue`] and [`BulkheadQueue`] (FIFO,
+//!   cancel-safe waiting, bounded by a deadline and a line length), [`with_breaker`] (a
+//!   call through a circuit breaker, with a [`ClassifyOutcome`]);
+//! - [`Pipeline`]: all of them composed in core's order
+//!   ([`stanchion::pipeline::Layer::ORDER`]), returning
+//!   [`PipelineError`](stanchion::pipeline::PipelineError), with no allocation per call;
+//! - [`ShardedKeyedLimiter`]: a keyed rate limiter for servers, sharded for many threads,
+//!   in memory fixed by configuration;
+//! - (feature `tracing`) retries, refusals and state changes as `tracing` events, with
+//!   listeners for breakers and bulkheads (`TracingBreakerListener`,
+//!   `TracingBulkheadListener`).
 #![deny(missing_docs)]
 
 mod clock;
 mod limiter;
 mod mutex;
+
+mod breaker;
+mod bulkhead;
+mod events;
+mod keyed;
+mod limit;
+mod pipeline;
+mod retry;
+mod timeout;
 
 #[cfg(feature = "quanta")]
 pub use clock::QuantaClock;
@@ -22,6 +44,18 @@ pub use clock::{StdClock, TokioClock};
 pub use limiter::{Admission, AsyncKeyedRateLimiter, AsyncRateLimiter};
 pub use mutex::StdRawMutex;
 pub use stanchion;
+
+pub use breaker::{
+    BreakerError, BreakerLayer, ClassifyOutcome, ErrorsAreFailures, NoBreaker, with_breaker,
+};
+pub use bulkhead::{BulkheadQueue, QueuedPermit, WakeOnRelease};
+#[cfg(feature = "tracing")]
+pub use events::{TracingBreakerListener, TracingBulkheadListener};
+pub use keyed::ShardedKeyedLimiter;
+pub use limit::{NoRateLimit, RateLimitQueue};
+pub use pipeline::Pipeline;
+pub use retry::{RetryError, retry, retry_with_hint};
+pub use timeout::{TimedOut, timeout};
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "tower")]

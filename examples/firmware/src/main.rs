@@ -58,6 +58,25 @@ async fn main(_spawner: Spawner) {
     );
     #[cfg(feature = "deadline")]
     report.record("deadline", checks::deadline::run().await);
+    #[cfg(feature = "rate-limit")]
+    report.record("rate-limit-queue", checks::rate_limit::queue().await);
+    #[cfg(feature = "rate-limit")]
+    report.record(
+        "rate-limit-interrupt",
+        checks::rate_limit::interrupt().await,
+    );
+    #[cfg(feature = "retry")]
+    report.record("retry-jitter", checks::retry::run().await);
+    #[cfg(feature = "breaker")]
+    report.record("breaker-states", checks::breaker::states().await);
+    #[cfg(feature = "breaker")]
+    report.record("breaker-interrupt", checks::breaker::interrupt().await);
+    #[cfg(feature = "bulkhead")]
+    report.record("bulkhead-queue", checks::bulkhead::run().await);
+    #[cfg(feature = "timeout")]
+    report.record("timeout", checks::timeout::run().await);
+    #[cfg(feature = "pipeline")]
+    report.record("pipeline", checks::pipeline::run().await);
 
     let passed = report.finish();
     debug::exit(if passed { EXIT_SUCCESS } else { EXIT_FAILURE });

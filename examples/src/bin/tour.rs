@@ -5,46 +5,209 @@
 //! ```
 //!
 //! Everything runs on virtual time, so the tour finishes at once however many simulated
-//! hours it covers.
+//! hours it covers. It shows core's time model and tokio's paused clock, then the
+//! highlights of each family's example (the same code, from `stanchion_examples`): five
+//! rate limiters on one bursty traffic, jitter against a thundering herd and a budget
+//! against a retry storm, a circuit breaker's windows and transitions, and every layer in
+//! front of one flaky downstream; it ends with a summary table.
 
 use std::time::Duration;
 
+use stanchion::pipeline::Layer;
+use stanchion::retry::Jitter;
 use stanchion::{Clock, Instant, ManualClock};
+use stanchion_examples::timeline::{Align, Table, at, heading, note, secs};
+use stanchion_examples::{circuit_breaker, combined_patterns, rate_limiting, retry_patterns, say};
 use stanchion_std::TokioClock;
 
 fn main() {
-    println!("stanchion tour: resilience patterns on virtual time\n");
+    let wall = std::time::Instant::now();
+    say!("stanchion tour: resilience patterns on virtual time");
+    say!("(every instant below is simulated; the whole tour takes well under a second)");
+    let mut summary = Table::new(&["pattern", "what it did", "numbers"])
+        .align(1, Align::Left)
+        .align(2, Align::Left);
     time_model();
-    tokio_virtual_time();
-    println!("\nThe patterns join this tour as they land; see the README's feature table.");
+    let day = tokio_virtual_time();
+    summary.row([
+        "virtual time".to_string(),
+        "a day of sleeps on tokio's paused clock".to_string(),
+        format!(
+            "{} h of virtual time, no wall time",
+            day.as_nanos() / 3_600_000_000_000
+        ),
+    ]);
+    rate_limiting(&mut summary);
+    retry(&mut summary);
+    breaker(&mut summary);
+    combined(&mut summary);
+
+    heading("Summary");
+    say!();
+    summary.print();
+    say!();
+    say!(
+        "  The tour took {} ms of wall time.",
+        wall.elapsed().as_millis()
+    );
+    say!("\nEach family in full:");
+    for bin in [
+        "rate_limiting",
+        "retry_patterns",
+        "circuit_breaker",
+        "combined_patterns",
+    ] {
+        say!("  cargo run -p stanchion-examples --bin {bin}");
+    }
+}
+
+/// Five limiters on the same bursts.
+fn rate_limiting(summary: &mut Table) {
+    heading("3. Rate limiting: five limiters, 10 per second, the same bursty traffic");
+    note(
+        "15 requests at t=0.950s, 15 at t=1.000s (either side of a window boundary), then one \
+         every 100 ms until t=2.900s.",
+    );
+    say!();
+    let runs = rate_limiting::run_all();
+    rate_limiting::print_summary(&runs);
+    let fixed = runs.iter().find(|r| r.name == "fixed window").expect("ran");
+    let log = runs.iter().find(|r| r.name == "sliding log").expect("ran");
+    let burst = fixed.most_within(Duration::from_millis(100));
+    say!();
+    note(&format!(
+        "The fixed window's boundary burst: {burst} admitted within 100 ms, because its count \
+         starts again at t=1.000s. The sliding log never admits more than {} in any second.",
+        log.most_within(Duration::from_secs(1))
+    ));
+    summary.row([
+        "rate limiting".to_string(),
+        "5 limiters, 10/s, 49 bursty requests".to_string(),
+        format!(
+            "fixed window: {burst} in 100 ms; sliding log: {} in any 1 s",
+            log.most_within(Duration::from_secs(1))
+        ),
+    ]);
+}
+
+/// Jitter against the thundering herd, and a budget against a retry storm.
+fn retry(summary: &mut Table) {
+    heading("4. Retry: jitter spreads a herd, a budget stops a storm");
+    let none = retry_patterns::herd_peak(Jitter::NONE);
+    let full = retry_patterns::herd_peak(Jitter::FULL);
+    note(&format!(
+        "100 clients fail at the same instant and retry with exponential backoff: without \
+         jitter {none} of them retry in the same 100 ms, every time; with full jitter at most \
+         {full}."
+    ));
+    note(
+        "200 operations, 4 attempts each, against a downstream that is down for 5 s, then \
+         fails one call in ten:",
+    );
+    say!();
+    let storms = retry_patterns::storms();
+    retry_patterns::print_storms(&storms);
+    summary.row([
+        "retry + jitter".to_string(),
+        "100 clients fail together".to_string(),
+        format!("peak retries in 100 ms: {none} without jitter, {full} with full jitter"),
+    ]);
+    let load = |i: usize| f64::from(storms[i].1.outage_calls.0) / 100.0;
+    summary.row([
+        "retry budget".to_string(),
+        "200 operations against a dead downstream".to_string(),
+        format!(
+            "load {:.2}x without a budget, {:.2}x with a token budget",
+            load(0),
+            load(1)
+        ),
+    ]);
+}
+
+/// Three breaker windows on one failure pattern.
+fn breaker(summary: &mut Table) {
+    heading("5. Circuit breaker: healthy, flaky, down, healthy again");
+    note(
+        ". = ok, x = failed, - = rejected without calling, + = probe ok, ! = probe failed; \
+         one call every 250 ms.",
+    );
+    say!();
+    let runs = circuit_breaker::run_all();
+    circuit_breaker::print_strips(&runs);
+    let count = &runs[1];
+    circuit_breaker::print_transitions(count);
+    say!();
+    circuit_breaker::print_summary(&runs);
+    let transitions = count.transitions();
+    let opened = transitions
+        .iter()
+        .find(|(_, to, _)| *to == stanchion::breaker::State::Open);
+    let closed = transitions.last();
+    summary.row([
+        "circuit breaker".to_string(),
+        "last-10-calls window, 50% threshold".to_string(),
+        format!(
+            "opened at {}, {} calls failed fast, closed at {}",
+            opened.map_or("-".into(), |(_, _, t)| at(*t)),
+            count.rejected,
+            closed.map_or("-".into(), |(_, _, t)| at(*t)),
+        ),
+    ]);
+}
+
+/// Every layer in front of one flaky downstream.
+fn combined(summary: &mut Table) {
+    heading("6. Everything together, in pipeline order, on tokio's paused clock");
+    note(
+        "600 requests over 24 s against a downstream that is healthy, slow (t=6-10s), down \
+         (t=10-14s), degraded (t=14-18s), then healthy; each layer counts the calls it refused:",
+    );
+    say!();
+    let run = combined_patterns::simulate();
+    combined_patterns::print_layers(&run);
+    let refused: Vec<String> = Layer::ORDER
+        .iter()
+        .filter(|l| **l != Layer::AttemptTimeout)
+        .map(|l| format!("{} {}", l.name().replace('_', " "), run.count(Some(*l))))
+        .collect();
+    summary.row([
+        "all layers".to_string(),
+        "600 requests, flaky downstream".to_string(),
+        format!("{} ok; refused: {}", run.count(None), refused.join(", ")),
+    ]);
 }
 
 /// Core's time model: saturating instants and a manual clock.
 fn time_model() {
-    println!("1. Time in core: u64 nanoseconds, saturating, never panicking");
+    heading("1. Time in core: u64 nanoseconds, saturating, never panicking");
     let clock = ManualClock::new();
     let start = clock.now();
     clock.advance(Duration::from_secs(3600));
-    println!(
-        "   advanced a ManualClock by one hour:          {} (elapsed {:?})",
-        clock.now(),
-        clock.now() - start
-    );
+    let mut table = Table::new(&["what", "reads", "why"]).align(2, Align::Left);
+    table.row([
+        "a ManualClock advanced by one hour".to_string(),
+        at(clock.now()),
+        format!("elapsed {}", secs(clock.now() - start)),
+    ]);
     clock.set(Instant::from_secs(10));
-    println!(
-        "   stepped it back to {}: elapsed reads     {:?} (never negative)",
-        clock.now(),
-        clock.now() - Instant::from_secs(3600)
-    );
-    println!(
-        "   Instant::MAX + 1 s =                         {} (saturates)",
-        Instant::MAX + Duration::from_secs(1)
-    );
+    table.row([
+        "the same clock stepped back to t=10s".to_string(),
+        secs(clock.now() - Instant::from_secs(3600)),
+        "elapsed since t=3600s: never negative".to_string(),
+    ]);
+    table.row([
+        "Instant::MAX + 1 s".to_string(),
+        at(Instant::MAX + Duration::from_secs(1)),
+        "saturates: 584 years of range".to_string(),
+    ]);
+    say!();
+    table.print();
 }
 
 /// The tokio clock honours paused time, so async code is testable in zero wall time.
-fn tokio_virtual_time() {
-    println!("\n2. Tokio's paused clock drives TokioClock");
+fn tokio_virtual_time() -> Instant {
+    heading("2. Tokio's paused clock drives TokioClock");
+    say!();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -56,17 +219,15 @@ fn tokio_virtual_time() {
         for hour in 1..=24 {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             if hour % 8 == 0 {
-                println!(
-                    "   slept {hour:>2} h of virtual time: clock reads {}",
-                    clock.now()
-                );
+                say!("  slept {hour:>2} h: the clock reads {}", at(clock.now()));
             }
         }
         clock.now()
     });
-    println!(
-        "   a virtual day ({}) took {:?} of wall time",
-        virtual_elapsed,
-        wall.elapsed()
-    );
+    note(&format!(
+        "A virtual day took {} ms of wall time: tokio skips ahead to the next timer when \
+         every task is waiting.",
+        wall.elapsed().as_millis()
+    ));
+    virtual_elapsed
 }

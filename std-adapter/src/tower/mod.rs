@@ -70,10 +70,7 @@ pub mod rate_limit;
 pub mod retry;
 pub mod timeout;
 
-pub use breaker::{
-    CircuitBreakerLayer, CircuitBreakerService, CircuitOpen, ClassifyOutcome, ErrorsAreFailures,
-    SharedBreaker,
-};
+pub use breaker::{CircuitBreakerLayer, CircuitBreakerService, CircuitOpen, SharedBreaker};
 pub use bulkhead::{BulkheadLayer, BulkheadRejected, BulkheadService};
 pub use rate_limit::{
     KeyedRateLimitLayer, KeyedRateLimitService, OnAdmission, RateLimitLayer, RateLimitPolicy,

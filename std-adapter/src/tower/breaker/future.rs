@@ -7,7 +7,8 @@ use pin_project_lite::pin_project;
 use stanchion::Clock;
 use stanchion::breaker::{Permit, Rejected};
 
-use super::{CircuitOpen, ClassifyOutcome, SharedBreaker};
+use super::{CircuitOpen, SharedBreaker};
+use crate::ClassifyOutcome;
 use crate::tower::BoxError;
 
 pin_project! {
@@ -59,7 +60,7 @@ where
     F: Future<Output = Result<T, E>>,
     E: Into<BoxError>,
     CB: SharedBreaker,
-    K: ClassifyOutcome<T, E>,
+    K: ClassifyOutcome<Result<T, E>>,
     C: Clock,
 {
     type Output = Result<T, BoxError>;

@@ -2,15 +2,13 @@ use std::sync::Arc;
 
 use stanchion::Instant;
 use stanchion::breaker::window::Window;
-use stanchion::breaker::{
-    BreakerListener, CircuitBreaker, IssuesPermits, Outcome, Permit, Rejected,
-};
+use stanchion::breaker::{BreakerListener, CircuitBreaker, IssuesPermits, Permit, Rejected};
 use stanchion::retry::Backoff;
 use stanchion::sync::RawMutex;
 use tower_layer::Layer;
 
 use super::CircuitBreakerService;
-use crate::TokioClock;
+use crate::{ErrorsAreFailures, TokioClock};
 
 /// A circuit breaker that a tower service can share through an `Arc` and take owned
 /// permits from: every core [`CircuitBreaker`] whose parts are `Send + Sync`.
@@ -30,39 +28,6 @@ where
     #[inline]
     fn acquire_owned_at(this: Arc<Self>, now: Instant) -> Result<Permit<Arc<Self>>, Rejected> {
         CircuitBreaker::try_acquire_owned_at(this, now)
-    }
-}
-
-/// Says what a call's result means to the breaker.
-///
-/// Implemented by [`ErrorsAreFailures`] and by every closure
-/// `Fn(&Result<Response, Error>) -> Outcome`.
-pub trait ClassifyOutcome<Response, Error> {
-    /// The outcome to record for `result`.
-    fn classify(&self, result: &Result<Response, Error>) -> Outcome;
-}
-
-impl<Response, Error, F> ClassifyOutcome<Response, Error> for F
-where
-    F: Fn(&Result<Response, Error>) -> Outcome,
-{
-    #[inline]
-    fn classify(&self, result: &Result<Response, Error>) -> Outcome {
-        self(result)
-    }
-}
-
-/// The default classifier: every `Ok` is a success, every `Err` a failure.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct ErrorsAreFailures;
-
-impl<Response, Error> ClassifyOutcome<Response, Error> for ErrorsAreFailures {
-    #[inline]
-    fn classify(&self, result: &Result<Response, Error>) -> Outcome {
-        match result {
-            Ok(_) => Outcome::Success,
-            Err(_) => Outcome::Failure,
-        }
     }
 }
 

@@ -4,7 +4,9 @@
 //!
 //! - The permit is taken in `call` (closed state: one atomic load) and held by the
 //!   response future. When the inner future completes, the classifier
-//!   ([`ClassifyOutcome`]: [`ErrorsAreFailures`] by default; with feature `http`,
+//!   ([`ClassifyOutcome`](crate::ClassifyOutcome) over `Result<Response, Error>`, the
+//!   one the `with_breaker` runner takes: [`ErrorsAreFailures`](crate::ErrorsAreFailures)
+//!   by default; with feature `http`,
 //!   `http::ServerErrorsAreFailures` counts 5xx
 //!   responses) turns the result into a success, failure or ignored outcome, recorded with
 //!   the call's duration on the layer's clock.
@@ -25,5 +27,5 @@ mod service;
 
 pub use error::CircuitOpen;
 pub use future::ResponseFuture;
-pub use layer::{CircuitBreakerLayer, ClassifyOutcome, ErrorsAreFailures, SharedBreaker};
+pub use layer::{CircuitBreakerLayer, SharedBreaker};
 pub use service::CircuitBreakerService;

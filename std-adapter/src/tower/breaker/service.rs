@@ -4,7 +4,8 @@ use std::task::{Context, Poll};
 use stanchion::Clock;
 use tower_service::Service;
 
-use super::{ClassifyOutcome, ResponseFuture, SharedBreaker};
+use super::{ResponseFuture, SharedBreaker};
+use crate::ClassifyOutcome;
 use crate::tower::BoxError;
 
 /// Runs a request only with a permit of the shared breaker, and records its outcome; see
@@ -54,7 +55,7 @@ where
     S: Service<Req>,
     S::Error: Into<BoxError>,
     CB: SharedBreaker,
-    K: ClassifyOutcome<S::Response, S::Error> + Clone,
+    K: ClassifyOutcome<Result<S::Response, S::Error>> + Clone,
     C: Clock + Clone,
 {
     type Response = S::Response;

@@ -1,0 +1,152 @@
+//! [`BulkheadQueue`]: waiting for a bulkhead slot, first come, first served, in a bounded
+//! queue.
+//!
+//! Core's [`Bulkhead`] decides; this runner waits as its docs ask of an adapter: a task
+//! tries the bulkhead only at the front of the queue (a newcomer never overtakes a
+//! waiter), at most `N` tasks wait, the front one included (the next is refused at
+//! once; with `N = 0` no one waits), and the front task
+//! sleeps until the bulkhead's listener, a [`SlotSignal`], says a slot may have freed
+//! (a permit dropped, or the maximum raised), then tries again. Dropping the future leaves
+//! the queue and passes the turn on.
+//!
+//! A caller gives a [`Deadline`]; a task that has no slot when it passes is refused with
+//! [`BulkheadFull`] (the usage at that moment, from [`Bulkhead::full`]), as is a task that
+//! finds the queue full.
+//!
+//! Permits are core's [`BulkheadPermit`]: dropped, they free the slot and wake the front
+//! waiter, also when dropped by an interrupt handler (with `M = CriticalSectionRawMutex`).
+//!
+//! ```standalone_crate
+//! # embassy_time::MockDriver::get().reset();
+//! use core::num::NonZeroU32;
+//! use stanchion::sync::CriticalSectionRawMutex;
+//! use stanchion::Deadline;
+//! use stanchion_embassy::BulkheadQueue;
+//!
+//! static POOL: BulkheadQueue<CriticalSectionRawMutex, 4> = BulkheadQueue::new(NonZeroU32::MIN);
+//! # fn poll_once<F: core::future::Future>(f: core::pin::Pin<&mut F>) -> core::task::Poll<F::Output> {
+//! #     f.poll(&mut core::task::Context::from_waker(core::task::Waker::noop()))
+//! # }
+//! let first = POOL.bulkhead().try_acquire().unwrap();
+//! let mut second = core::pin::pin!(POOL.acquire(Deadline::NEVER));
+//! assert!(poll_once(second.as_mut()).is_pending()); // full: waits
+//! drop(first);
+//! assert!(poll_once(second.as_mut()).is_ready()); // woken, takes the slot
+//! ```
+//!
+//! Cost: the bulkhead (8 bytes), a waker slot, and the queue's `N` waker slots and three
+//! words, behind blocking mutexes of kind `M`. An uncontended acquire is the bulkhead's one
+//! compare-and-swap plus the queue's two short critical sections.
+
+use core::cell::RefCell;
+use core::future::poll_fn;
+use core::num::NonZeroU32;
+use core::task::{Poll, Waker};
+
+use embassy_sync::blocking_mutex::Mutex;
+use embassy_sync::waitqueue::WakerRegistration;
+use stanchion::Deadline;
+use stanchion::bulkhead::{Bulkhead, BulkheadFull, BulkheadListener, BulkheadPermit};
+use stanchion::sync::RawMutex;
+
+use crate::fifo::Fifo;
+use crate::timeout::timeout_at;
+
+/// A bulkhead listener that wakes the task waiting at the front of a [`BulkheadQueue`]
+/// when a slot may have freed.
+pub struct SlotSignal<M: RawMutex> {
+    waker: Mutex<M, RefCell<WakerRegistration>>,
+}
+
+impl<M: RawMutex> SlotSignal<M> {
+    /// No task registered yet.
+    pub const fn new() -> Self {
+        SlotSignal {
+            waker: Mutex::new(RefCell::new(WakerRegistration::new())),
+        }
+    }
+
+    fn register(&self, waker: &Waker) {
+        self.waker.lock(|w| w.borrow_mut().register(waker));
+    }
+
+    fn wake(&self) {
+        self.waker.lock(|w| w.borrow_mut().wake());
+    }
+}
+
+impl<M: RawMutex> Default for SlotSignal<M> {
+    fn default() -> Self {
+        SlotSignal::new()
+    }
+}
+
+impl<M: RawMutex> BulkheadListener for SlotSignal<M> {
+    fn on_released(&self, _in_use: u32) {
+        self.wake();
+    }
+
+    fn on_max_changed(&self, old: u32, new: u32) {
+        if new > old {
+            self.wake();
+        }
+    }
+}
+
+/// A permit of a [`BulkheadQueue`]'s bulkhead: it frees the slot when dropped.
+pub type QueuedPermit<'a, M> = BulkheadPermit<&'a Bulkhead<SlotSignal<M>>, SlotSignal<M>>;
+
+/// A bulkhead that tasks wait for in arrival order, at most `N` at a time (the front one
+/// included). See the
+/// [module docs](self).
+pub struct BulkheadQueue<M: RawMutex, const N: usize> {
+    bulkhead: Bulkhead<SlotSignal<M>>,
+    fifo: Fifo<M, N>,
+}
+
+impl<M: RawMutex, const N: usize> BulkheadQueue<M, N> {
+    /// A bulkhead of `max_concurrent` slots, with room for `N` waiting tasks.
+    ///
+    /// The maximum is a `NonZeroU32` rather than a checked `u32`: a `Result` holding this
+    /// type (it owns wakers) could not be matched on in a `static`'s initialiser.
+    pub const fn new(max_concurrent: NonZeroU32) -> Self {
+        BulkheadQueue {
+            bulkhead: Bulkhead::with_nonzero_max(max_concurrent.get(), SlotSignal::new()),
+            fifo: Fifo::new(),
+        }
+    }
+
+    /// The bulkhead: its metrics, its maximum (which may be changed at run time), and
+    /// `try_acquire` for callers that must not wait (they do not queue, and may take a
+    /// slot ahead of the waiters).
+    pub const fn bulkhead(&self) -> &Bulkhead<SlotSignal<M>> {
+        &self.bulkhead
+    }
+
+    /// Tasks queued now behind the one at the front (which holds the turn).
+    pub fn waiting(&self) -> usize {
+        self.fifo.waiting()
+    }
+
+    /// A slot, waiting in line for it until `deadline` at the latest.
+    pub async fn acquire(&self, deadline: Deadline) -> Result<QueuedPermit<'_, M>, BulkheadFull> {
+        let Ok(Ok(_turn)) = timeout_at(deadline, self.fifo.enter()).await else {
+            // The queue was full, or the deadline passed in it.
+            return Err(self.bulkhead.full());
+        };
+        if N == 0 {
+            return self.bulkhead.try_acquire();
+        }
+        let wait = poll_fn(|cx| {
+            // Registered before trying, so that a release between the two is not missed.
+            self.bulkhead.listener().register(cx.waker());
+            match self.bulkhead.try_acquire() {
+                Ok(permit) => Poll::Ready(permit),
+                Err(_) => Poll::Pending,
+            }
+        });
+        timeout_at(deadline, wait)
+            .await
+            .map_err(|_| self.bulkhead.full())
+    }
+}

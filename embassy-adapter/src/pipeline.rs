@@ -1,0 +1,401 @@
+//! [`Pipeline`]: the patterns composed in core's order
+//! ([`Layer::ORDER`](stanchion::pipeline::Layer::ORDER)), returning core's
+//! [`PipelineError`], as the std adapter's pipeline does.
+//!
+//! Outermost first:
+//!
+//! 1. **overall timeout** ([`Pipeline::overall_timeout`]): one [`Deadline`] for the whole
+//!    call, waits included; when it passes, the call ends with [`PipelineError::Timeout`]
+//!    (the rate limiter's wait is refused up front instead, if it would pass it). The retry
+//!    policy's own deadline is lowered to it.
+//! 2. **rate limit** ([`Pipeline::rate_limit`], a [`RateLimitQueue`]): one permit per
+//!    call, waited for in line; a wait that would pass the deadline is refused at once
+//!    ([`PipelineError::RateLimited`]).
+//! 3. **bulkhead** ([`Pipeline::bulkhead`], a [`BulkheadQueue`]): one slot per call, held
+//!    across all its attempts; a full queue is [`PipelineError::BulkheadFull`].
+//! 4. **circuit breaker** ([`Pipeline::breaker`]): one permit per *attempt*. A refusal of
+//!    the first attempt is [`PipelineError::CircuitOpen`]; of a retry, it ends the retries
+//!    ([`PipelineError::GaveUp`] with [`AttemptError::CircuitOpen`], reason
+//!    [`GiveUpReason::Permanent`], counting the refused attempt). The breaker records `Ok`
+//!    as a success, `Err` and a per-attempt timeout as failures, with the attempt's
+//!    duration.
+//! 5. **retry**: the caller's [`RetryPolicy`], [`reset`](RetryPolicy::reset) at the start
+//!    of each call; the pipeline sleeps as it says. Its classifier sees the operation's
+//!    outcomes; a per-attempt timeout is a transient failure.
+//! 6. **per-attempt timeout** ([`Pipeline::attempt_timeout`]); an attempt whose timeout
+//!    would end at or after the overall deadline runs under the overall deadline alone, so
+//!    that running out of overall time is always [`PipelineError::Timeout`].
+//!
+//! Layers left out cost nothing (`()` stands in for them). Everything is borrowed: a
+//! pipeline is a few pointers and two optional durations, built per call site or kept in
+//! a `static`. Dropping the call's future drops whatever it holds: the bulkhead slot, the
+//! breaker permit (recording nothing), its place in a queue.
+//!
+//! ```standalone_crate
+//! # embassy_time::MockDriver::get().reset();
+//! use core::num::NonZeroU32;
+//! use core::time::Duration;
+//! use stanchion::breaker::{BreakerConfig, CircuitBreaker, window::ConsecutiveWindow};
+//! use stanchion::rate::{Quota, TokenBucket};
+//! use stanchion::retry::{Constant, RetryPolicy};
+//! use stanchion::sync::NoopRawMutex;
+//! use stanchion_embassy::{BulkheadQueue, Pipeline, RateLimitQueue};
+//!
+//! let limiter: RateLimitQueue<NoopRawMutex, TokenBucket, 4> =
+//!     RateLimitQueue::new(TokenBucket::new(Quota::per_second(100)?));
+//! let pool: BulkheadQueue<NoopRawMutex, 4> = BulkheadQueue::new(NonZeroU32::new(2).unwrap());
+//! let breaker: CircuitBreaker<ConsecutiveWindow, NoopRawMutex> =
+//!     CircuitBreaker::new(BreakerConfig::new(), ConsecutiveWindow::new(5)?)?;
+//! let pipeline = Pipeline::new()
+//!     .overall_timeout(Duration::from_millis(500))
+//!     .rate_limit(&limiter)
+//!     .bulkhead(&pool)
+//!     .breaker(&breaker)
+//!     .attempt_timeout(Duration::from_millis(100));
+//! let mut policy =
+//!     RetryPolicy::new(Constant::new(Duration::from_millis(10)), 3, fastrand::Rng::with_seed(7))?;
+//! let answer: Result<u32, _> = doc_block_on(pipeline.call(&mut policy, |attempt| async move {
+//!     if attempt == 1 { Err("glitch") } else { Ok(7) }
+//! }));
+//! assert_eq!(answer, Ok(7));
+//! assert_eq!(embassy_time::Instant::now().as_millis(), 10); // one retry, 10 ms later
+//! # fn doc_block_on<F: core::future::Future>(f: F) -> F::Output {
+//! #     let mut f = core::pin::pin!(f);
+//! #     let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+//! #     loop {
+//! #         if let core::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+//! #         embassy_time::MockDriver::get().advance(embassy_time::Duration::from_ticks(1));
+//! #     }
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use core::future::{Future, ready};
+use core::time::Duration;
+
+use stanchion::breaker::{
+    BreakerListener, CircuitBreaker, Outcome, Permit, Rejected, window::Window,
+};
+use stanchion::bulkhead::BulkheadFull;
+use stanchion::pipeline::{AttemptError, PipelineError};
+use stanchion::rate::{RateLimitError, RateLimiter};
+use stanchion::retry::{
+    Backoff, Classify, Decision, GiveUpReason, RetryBudget, RetryPolicy, Verdict,
+};
+use stanchion::sync::RawMutex;
+use stanchion::{Clock, Deadline, Instant};
+
+use crate::EmbassyClock;
+use crate::bulkhead::{BulkheadQueue, QueuedPermit};
+use crate::rate::RateLimitQueue;
+use crate::timeout::{Elapsed, sleep_until, timeout_at};
+
+/// The rate-limit layer: a [`RateLimitQueue`], or `()` for none.
+pub trait RateLimitLayer {
+    /// Takes one permit, waiting in line until `deadline` at the latest.
+    fn admit(&self, deadline: Deadline) -> impl Future<Output = Result<(), RateLimitError>>;
+}
+
+impl RateLimitLayer for () {
+    fn admit(&self, _deadline: Deadline) -> impl Future<Output = Result<(), RateLimitError>> {
+        ready(Ok(()))
+    }
+}
+
+impl<M: RawMutex, L: RateLimiter, const N: usize> RateLimitLayer for RateLimitQueue<M, L, N> {
+    fn admit(&self, deadline: Deadline) -> impl Future<Output = Result<(), RateLimitError>> {
+        self.acquire(1, deadline)
+    }
+}
+
+/// The bulkhead layer: a [`BulkheadQueue`], or `()` for none.
+pub trait BulkheadLayer {
+    /// What holds the slot; dropping it frees the slot.
+    type Slot<'a>
+    where
+        Self: 'a;
+
+    /// Takes a slot, waiting in line for it.
+    fn enter(&self) -> impl Future<Output = Result<Self::Slot<'_>, BulkheadFull>>;
+}
+
+impl BulkheadLayer for () {
+    type Slot<'a> = ();
+
+    fn enter(&self) -> impl Future<Output = Result<(), BulkheadFull>> {
+        ready(Ok(()))
+    }
+}
+
+impl<M: RawMutex, const N: usize> BulkheadLayer for BulkheadQueue<M, N> {
+    type Slot<'a>
+        = QueuedPermit<'a, M>
+    where
+        Self: 'a;
+
+    fn enter(&self) -> impl Future<Output = Result<QueuedPermit<'_, M>, BulkheadFull>> {
+        // The overall timeout bounds the wait: running out of time there is a timeout.
+        self.acquire(Deadline::NEVER)
+    }
+}
+
+/// The circuit-breaker layer: a [`CircuitBreaker`], or `()` for none.
+pub trait BreakerLayer {
+    /// Permission for one attempt.
+    type Permit<'a>
+    where
+        Self: 'a;
+
+    /// A permit for an attempt starting at `now`, or the breaker's refusal.
+    fn try_acquire_at(&self, now: Instant) -> Result<Self::Permit<'_>, Rejected>;
+
+    /// Records the attempt's outcome, ending at `end`.
+    fn record(permit: Self::Permit<'_>, outcome: Outcome, end: Instant);
+}
+
+impl BreakerLayer for () {
+    type Permit<'a> = ();
+
+    fn try_acquire_at(&self, _now: Instant) -> Result<(), Rejected> {
+        Ok(())
+    }
+
+    fn record(_permit: (), _outcome: Outcome, _end: Instant) {}
+}
+
+impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> BreakerLayer
+    for CircuitBreaker<W, M, B, L>
+{
+    type Permit<'a>
+        = Permit<&'a Self>
+    where
+        Self: 'a;
+
+    fn try_acquire_at(&self, now: Instant) -> Result<Permit<&Self>, Rejected> {
+        CircuitBreaker::try_acquire_at(self, now)
+    }
+
+    fn record(permit: Permit<&Self>, outcome: Outcome, end: Instant) {
+        permit.record_at(outcome, end);
+    }
+}
+
+/// The patterns in core's order, over borrowed layers. See the [module docs](self).
+pub struct Pipeline<'a, R: ?Sized = (), H: ?Sized = (), B: ?Sized = ()> {
+    rate: &'a R,
+    bulkhead: &'a H,
+    breaker: &'a B,
+    overall: Option<Duration>,
+    attempt: Option<Duration>,
+}
+
+impl<R: ?Sized, H: ?Sized, B: ?Sized> Clone for Pipeline<'_, R, H, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R: ?Sized, H: ?Sized, B: ?Sized> Copy for Pipeline<'_, R, H, B> {}
+
+impl Pipeline<'static> {
+    /// A pipeline with no layer: a call runs its operation once per attempt the retry
+    /// policy allows.
+    pub const fn new() -> Self {
+        Pipeline {
+            rate: &(),
+            bulkhead: &(),
+            breaker: &(),
+            overall: None,
+            attempt: None,
+        }
+    }
+}
+
+impl Default for Pipeline<'static> {
+    fn default() -> Self {
+        Pipeline::new()
+    }
+}
+
+impl<'a, R: ?Sized, H: ?Sized, B: ?Sized> Pipeline<'a, R, H, B> {
+    /// With an overall timeout of `budget` per call, from the call's start.
+    pub const fn overall_timeout(self, budget: Duration) -> Self {
+        Pipeline {
+            overall: Some(budget),
+            ..self
+        }
+    }
+
+    /// With a timeout of `budget` per attempt.
+    pub const fn attempt_timeout(self, budget: Duration) -> Self {
+        Pipeline {
+            attempt: Some(budget),
+            ..self
+        }
+    }
+
+    /// With `limiter` as the rate-limit layer.
+    pub const fn rate_limit<'b, R2: ?Sized>(self, limiter: &'b R2) -> Pipeline<'b, R2, H, B>
+    where
+        'a: 'b,
+    {
+        Pipeline {
+            rate: limiter,
+            bulkhead: self.bulkhead,
+            breaker: self.breaker,
+            overall: self.overall,
+            attempt: self.attempt,
+        }
+    }
+
+    /// With `bulkhead` as the bulkhead layer.
+    pub const fn bulkhead<'b, H2: ?Sized>(self, bulkhead: &'b H2) -> Pipeline<'b, R, H2, B>
+    where
+        'a: 'b,
+    {
+        Pipeline {
+            rate: self.rate,
+            bulkhead,
+            breaker: self.breaker,
+            overall: self.overall,
+            attempt: self.attempt,
+        }
+    }
+
+    /// With `breaker` as the circuit-breaker layer.
+    pub const fn breaker<'b, B2: ?Sized>(self, breaker: &'b B2) -> Pipeline<'b, R, H, B2>
+    where
+        'a: 'b,
+    {
+        Pipeline {
+            rate: self.rate,
+            bulkhead: self.bulkhead,
+            breaker,
+            overall: self.overall,
+            attempt: self.attempt,
+        }
+    }
+}
+
+impl<R, H, B> Pipeline<'_, R, H, B>
+where
+    R: RateLimitLayer + ?Sized,
+    H: BulkheadLayer + ?Sized,
+    B: BreakerLayer + ?Sized,
+{
+    /// Runs `op(attempt)` through every layer (attempt 1, 2, ... as the policy allows).
+    /// Returns the last attempt's `Ok` (also one the classifier called transient, once
+    /// the policy gives up), or the layer that refused.
+    pub async fn call<T, E, F, Fut, Bk, K, Bu>(
+        &self,
+        policy: &mut RetryPolicy<Bk, K, Bu>,
+        op: F,
+    ) -> Result<T, PipelineError<E>>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        Bk: Backoff,
+        K: Classify<Result<T, E>>,
+        Bu: RetryBudget,
+    {
+        let overall = match self.overall {
+            Some(budget) => Deadline::after(EmbassyClock.now(), budget),
+            None => Deadline::NEVER,
+        };
+        policy.reset(overall.earliest(policy.deadline()));
+        match timeout_at(overall, self.layers(policy, op, overall)).await {
+            Ok(result) => result,
+            Err(Elapsed) => Err(PipelineError::Timeout),
+        }
+    }
+
+    async fn layers<T, E, F, Fut, Bk, K, Bu>(
+        &self,
+        policy: &mut RetryPolicy<Bk, K, Bu>,
+        mut op: F,
+        overall: Deadline,
+    ) -> Result<T, PipelineError<E>>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        Bk: Backoff,
+        K: Classify<Result<T, E>>,
+        Bu: RetryBudget,
+    {
+        self.rate
+            .admit(overall)
+            .await
+            .map_err(PipelineError::RateLimited)?;
+        let _slot = self
+            .bulkhead
+            .enter()
+            .await
+            .map_err(PipelineError::BulkheadFull)?;
+        loop {
+            let attempts = policy.attempt();
+            let start = EmbassyClock.now();
+            let permit = match self.breaker.try_acquire_at(start) {
+                Ok(permit) => permit,
+                Err(rejected) if attempts <= 1 => return Err(PipelineError::CircuitOpen(rejected)),
+                Err(rejected) => {
+                    policy.on_verdict_at(start, Verdict::Permanent, None);
+                    return Err(PipelineError::GaveUp {
+                        last: AttemptError::CircuitOpen(rejected),
+                        reason: GiveUpReason::Permanent,
+                        attempts,
+                    });
+                }
+            };
+            let attempt_deadline = match self.attempt {
+                Some(budget) => {
+                    let own = Deadline::after(start, budget);
+                    if own < overall { own } else { Deadline::NEVER }
+                }
+                None => Deadline::NEVER,
+            };
+            let result = timeout_at(attempt_deadline, op(attempts)).await;
+            let end = EmbassyClock.now();
+            let (decision, last) = match result {
+                Ok(outcome) => {
+                    let kind = if outcome.is_ok() {
+                        Outcome::Success
+                    } else {
+                        Outcome::Failure
+                    };
+                    B::record(permit, kind, end);
+                    let decision = policy.on_outcome_at(end, &outcome, None);
+                    match outcome {
+                        // Done, or given up on an `Ok` the classifier called transient.
+                        Ok(value) if !matches!(decision, Decision::Retry { .. }) => {
+                            return Ok(value);
+                        }
+                        Ok(_) => (decision, None),
+                        Err(e) => (decision, Some(AttemptError::Operation(e))),
+                    }
+                }
+                Err(Elapsed) => {
+                    B::record(permit, Outcome::Failure, end);
+                    let decision = policy.on_verdict_at(end, Verdict::Transient, None);
+                    (decision, Some(AttemptError::Timeout))
+                }
+            };
+            let reason = match decision {
+                Decision::Retry { after, .. } => {
+                    sleep_until(end.saturating_add(after)).await;
+                    continue;
+                }
+                Decision::GiveUp { reason } => reason,
+                // An `Err` the classifier called a success ends the call, as permanent.
+                Decision::Done => GiveUpReason::Permanent,
+            };
+            // `last` is `None` only for an `Ok` that retries, handled above.
+            if let Some(last) = last {
+                return Err(PipelineError::GaveUp {
+                    last,
+                    reason,
+                    attempts,
+                });
+            }
+        }
+    }
+}

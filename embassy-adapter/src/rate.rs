@@ -1,0 +1,138 @@
+//! [`RateLimitQueue`]: waiting for a rate limiter, first come, first served.
+//!
+//! Any core [`RateLimiter`] (a [`TokenBucket`](stanchion::rate::TokenBucket), a
+//! [`SharedLimiter`](stanchion::rate::SharedLimiter) window, ...) decides; this runner
+//! only waits. The task at the front of the queue asks the limiter; on a denial it sleeps
+//! with `Timer::at` the instant the denial names (`now + retry_after`, rounded up to the
+//! next tick) and asks again. The others wait behind it in arrival order, so a large
+//! request is never starved by a stream of small ones. At most `N` tasks wait, the front
+//! one included; the next one is refused at once (with `N = 0`, every task that cannot
+//! have its permits at once is refused).
+//!
+//! A caller gives a [`Deadline`]. The request is refused at once, without queueing, when
+//! the limiter alone already says its wait would end at or after the deadline; the front
+//! task is refused as soon as its own wait would; a task still queued when the deadline
+//! passes is refused then. A refusal is the limiter's [`RateLimitError`] at that moment
+//! ([`Denied`] says how long until the limiter, not the queue, would grant). A request
+//! above the limiter's [`max_acquire`](RateLimiter::max_acquire) is refused at once
+//! ([`RateLimitError::InsufficientCapacity`]).
+//!
+//! Dropping the future (a timeout, a `select`) leaves the queue and passes the turn on; it
+//! takes nothing from the limiter. Tasks that call the limiter directly (an interrupt
+//! handler, say) are not queued: the front task simply finds fewer permits.
+//!
+//! ```standalone_crate
+//! # embassy_time::MockDriver::get().reset();
+//! use stanchion::rate::{Quota, TokenBucket};
+//! use stanchion::sync::NoopRawMutex;
+//! use stanchion::Deadline;
+//! use stanchion_embassy::RateLimitQueue;
+//!
+//! let queue: RateLimitQueue<NoopRawMutex, TokenBucket, 4> =
+//!     RateLimitQueue::new(TokenBucket::new(Quota::per_second(10)?));
+//! // Ten at once, then one every 100 ms.
+//! assert!(doc_block_on(queue.acquire(10, Deadline::NEVER)).is_ok());
+//! assert!(doc_block_on(queue.acquire(1, Deadline::NEVER)).is_ok());
+//! assert_eq!(embassy_time::Instant::now().as_millis(), 100);
+//! # fn doc_block_on<F: core::future::Future>(f: F) -> F::Output {
+//! #     let mut f = core::pin::pin!(f);
+//! #     let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+//! #     loop {
+//! #         if let core::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+//! #         embassy_time::MockDriver::get().advance(embassy_time::Duration::from_ticks(1));
+//! #     }
+//! # }
+//! # Ok::<(), stanchion::ConfigError>(())
+//! ```
+//!
+//! Cost: the limiter, plus `N` waker slots and three words behind a blocking mutex of kind
+//! `M` (`CriticalSectionRawMutex` when interrupt handlers wake tasks in it, `NoopRawMutex`
+//! when only one executor uses it). An uncontended `acquire` is one critical section to
+//! enter and one to leave around the limiter's decision.
+
+use stanchion::rate::{Denied, InsufficientCapacity, RateLimitError, RateLimiter};
+use stanchion::sync::RawMutex;
+use stanchion::{Clock, Deadline};
+
+use crate::EmbassyClock;
+use crate::fifo::Fifo;
+use crate::timeout::{sleep_until, timeout_at};
+
+/// A rate limiter that tasks wait for in arrival order, at most `N` at a time (the front
+/// one included). See the
+/// [module docs](self).
+pub struct RateLimitQueue<M: RawMutex, L, const N: usize> {
+    limiter: L,
+    fifo: Fifo<M, N>,
+}
+
+impl<M: RawMutex, L: RateLimiter, const N: usize> RateLimitQueue<M, L, N> {
+    /// Queues tasks for `limiter` (a limiter, or a reference to a shared one).
+    pub const fn new(limiter: L) -> Self {
+        RateLimitQueue {
+            limiter,
+            fifo: Fifo::new(),
+        }
+    }
+
+    /// The limiter, to use directly (without waiting) or to inspect.
+    pub const fn limiter(&self) -> &L {
+        &self.limiter
+    }
+
+    /// Tasks queued now behind the one at the front (which holds the turn).
+    pub fn waiting(&self) -> usize {
+        self.fifo.waiting()
+    }
+
+    /// Takes `n` permits, waiting in line for them until `deadline` at the latest. See the
+    /// [module docs](self) for when it refuses.
+    pub async fn acquire(&self, n: u32, deadline: Deadline) -> Result<(), RateLimitError> {
+        let max = self.limiter.max_acquire();
+        if n > max {
+            return Err(InsufficientCapacity::new(max).into());
+        }
+        let now = EmbassyClock.now();
+        if let Err(refused) = self.limiter.peek_at(n, now)
+            && would_pass(refused, now, deadline)
+        {
+            return Err(refused);
+        }
+        let Ok(Ok(_turn)) = timeout_at(deadline, self.fifo.enter()).await else {
+            // The queue was full, or the deadline passed in it.
+            return Err(self.refusal(n));
+        };
+        loop {
+            let now = EmbassyClock.now();
+            match self.limiter.acquire_at(n, now) {
+                Ok(()) => return Ok(()),
+                Err(RateLimitError::Denied(denied)) => {
+                    if N == 0 || would_pass(denied.into(), now, deadline) {
+                        return Err(denied.into());
+                    }
+                    sleep_until(denied.earliest(now)).await;
+                }
+                Err(refused) => return Err(refused),
+            }
+        }
+    }
+
+    /// The limiter's answer now, for a task that was refused without asking it.
+    fn refusal(&self, n: u32) -> RateLimitError {
+        match self.limiter.peek_at(n, EmbassyClock.now()) {
+            Err(refused) => refused,
+            // Free now, but others were in line first: come back after the shortest wait.
+            Ok(()) => Denied::from_nanos(1).into(),
+        }
+    }
+}
+
+/// Whether waiting out `refused` from `now` would reach `deadline` (or never end).
+fn would_pass(refused: RateLimitError, now: stanchion::Instant, deadline: Deadline) -> bool {
+    match refused {
+        RateLimitError::Denied(denied) => {
+            !deadline.is_never() && denied.earliest(now) >= deadline.instant()
+        }
+        RateLimitError::InsufficientCapacity(_) => true,
+    }
+}

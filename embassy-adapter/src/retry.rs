@@ -1,0 +1,124 @@
+//! Async retry: run an operation, ask core's [`RetryPolicy`] what its outcome means, sleep
+//! as the policy says, and run it again.
+//!
+//! The policy decides everything (classification, attempts, backoff and jitter, deadline,
+//! budget); this runner only sleeps, with `Timer::at` the instant `now + after`, rounded
+//! up to the next tick, so a retry never starts before the policy allowed. The sleep never
+//! passes the policy's deadline: the policy refuses a wait that would reach it.
+//!
+//! ```standalone_crate
+//! # embassy_time::MockDriver::get().reset();
+//! use core::time::Duration;
+//! use stanchion::retry::{Constant, GiveUpReason, RetryPolicy};
+//! use stanchion_embassy::{RetryError, retry};
+//!
+//! let mut policy = RetryPolicy::new(
+//!     Constant::new(Duration::from_millis(10)),
+//!     3,
+//!     fastrand::Rng::with_seed(1),
+//! )?;
+//! let result: Result<u32, RetryError<&str>> = doc_block_on(retry(&mut policy, |attempt| async move {
+//!     if attempt < 3 { Err("busy") } else { Ok(attempt) }
+//! }));
+//! assert_eq!(result, Ok(3));
+//! # fn doc_block_on<F: core::future::Future>(f: F) -> F::Output {
+//! #     let mut f = core::pin::pin!(f);
+//! #     let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+//! #     loop {
+//! #         if let core::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+//! #         embassy_time::MockDriver::get().advance(embassy_time::Duration::from_ticks(1));
+//! #     }
+//! # }
+//! # Ok::<(), stanchion::ConfigError>(())
+//! ```
+//!
+//! Cost: the policy (borrowed) and the operation's future; a `Timer` while sleeping.
+
+use core::fmt;
+use core::future::Future;
+use core::time::Duration;
+
+use stanchion::Clock;
+use stanchion::retry::{Backoff, Classify, Decision, GiveUpReason, RetryBudget, RetryPolicy};
+
+use crate::EmbassyClock;
+use crate::timeout::sleep_until;
+
+/// The operation failed and the policy gave up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RetryError<E> {
+    /// The last attempt's error.
+    pub last: E,
+    /// Why the policy stopped. An `Err` that the classifier calls a success also ends the
+    /// loop; it is reported as [`GiveUpReason::Permanent`].
+    pub reason: GiveUpReason,
+    /// Attempts made, counting the first.
+    pub attempts: u32,
+}
+
+impl<E: fmt::Display> fmt::Display for RetryError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "gave up after {} attempt(s) ({}): {}",
+            self.attempts, self.reason, self.last
+        )
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> core::error::Error for RetryError<E> {}
+
+/// Runs `op(attempt)` (attempt 1, 2, ...) until the policy says done or gives up, sleeping
+/// between attempts as it says. Returns the last outcome: an `Ok` (also one the classifier
+/// called transient, once the policy gives up) or the last error with the reason.
+///
+/// The policy is used as it is: [`reset`](RetryPolicy::reset) it between operations.
+pub async fn retry<B, K, R, T, E, F, Fut>(
+    policy: &mut RetryPolicy<B, K, R>,
+    op: F,
+) -> Result<T, RetryError<E>>
+where
+    B: Backoff,
+    K: Classify<Result<T, E>>,
+    R: RetryBudget,
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    retry_with_hint(policy, op, |_| None).await
+}
+
+/// [`retry`], with the server's hint (a `Retry-After`) read from each outcome by `hint`;
+/// the policy bounds it ([`RetryPolicy::with_max_retry_after`]).
+pub async fn retry_with_hint<B, K, R, T, E, F, Fut, H>(
+    policy: &mut RetryPolicy<B, K, R>,
+    mut op: F,
+    hint: H,
+) -> Result<T, RetryError<E>>
+where
+    B: Backoff,
+    K: Classify<Result<T, E>>,
+    R: RetryBudget,
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    H: Fn(&Result<T, E>) -> Option<Duration>,
+{
+    loop {
+        let attempts = policy.attempt();
+        let outcome = op(attempts).await;
+        let now = EmbassyClock.now();
+        let reason = match policy.on_outcome_at(now, &outcome, hint(&outcome)) {
+            Decision::Retry { after, .. } => {
+                sleep_until(now.saturating_add(after)).await;
+                continue;
+            }
+            Decision::Done => GiveUpReason::Permanent,
+            Decision::GiveUp { reason } => reason,
+        };
+        return outcome.map_err(|last| RetryError {
+            last,
+            reason,
+            attempts,
+        });
+    }
+}

@@ -1,0 +1,73 @@
+//! Timeouts: a future bounded by a span or by a [`Deadline`].
+//!
+//! [`timeout_at`] races the future against `embassy_time::Timer::at` the deadline's
+//! instant, rounded up to the next tick (so it never fires before the deadline; the
+//! deadline is expired from its instant on, inclusive). [`Deadline::NEVER`] sets no timer
+//! at all. The future is polled first, so one that is ready at its first poll wins even
+//! against an expired deadline. When the timeout fires, the future is dropped: whatever it
+//! held (a breaker permit, a bulkhead slot) is released, and a breaker permit records
+//! nothing.
+//!
+//! ```standalone_crate
+//! # embassy_time::MockDriver::get().reset();
+//! use core::time::Duration;
+//! use stanchion_embassy::{Elapsed, timeout};
+//!
+//! # doc_block_on(async {
+//! let answer = timeout(Duration::from_millis(10), async { 42 }).await;
+//! assert_eq!(answer, Ok(42));
+//! let never = timeout(Duration::ZERO, core::future::pending::<()>()).await;
+//! assert_eq!(never, Err(Elapsed));
+//! # });
+//! # fn doc_block_on<F: core::future::Future>(f: F) -> F::Output {
+//! #     let mut f = core::pin::pin!(f);
+//! #     let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+//! #     loop {
+//! #         if let core::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+//! #         embassy_time::MockDriver::get().advance(embassy_time::Duration::from_ticks(1));
+//! #     }
+//! # }
+//! ```
+//!
+//! Cost: a `Timer` (two words) beside the future; no allocation.
+
+use core::fmt;
+use core::future::Future;
+use core::time::Duration;
+
+use stanchion::{Clock, Deadline};
+
+use crate::EmbassyClock;
+
+/// The timeout fired before the future finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Elapsed;
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("timed out")
+    }
+}
+
+impl core::error::Error for Elapsed {}
+
+/// Runs `fut` until it finishes or `deadline` passes, whichever comes first.
+pub async fn timeout_at<F: Future>(deadline: Deadline, fut: F) -> Result<F::Output, Elapsed> {
+    if deadline.is_never() {
+        return Ok(fut.await);
+    }
+    embassy_time::with_deadline(EmbassyClock::to_embassy(deadline.instant()), fut)
+        .await
+        .map_err(|_| Elapsed)
+}
+
+/// Runs `fut` for at most `budget` from now (the deadline is `now + budget`, saturating).
+pub async fn timeout<F: Future>(budget: Duration, fut: F) -> Result<F::Output, Elapsed> {
+    timeout_at(Deadline::after(EmbassyClock.now(), budget), fut).await
+}
+
+/// Sleeps until `at` (rounded up to the next tick; at once if it has passed).
+pub(crate) async fn sleep_until(at: stanchion::Instant) {
+    embassy_time::Timer::at(EmbassyClock::to_embassy(at)).await;
+}

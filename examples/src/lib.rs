@@ -1,0 +1,22 @@
+//! The runnable examples of stanchion, as a library so that the guided tour (`tour`) and
+//! the per-family binaries share one implementation of each scenario.
+//!
+//! Every scenario runs on virtual time (explicit [`stanchion::Instant`]s, a
+//! [`stanchion::ManualClock`], or tokio's paused clock through
+//! `stanchion_std::TokioClock`) with seeded random generators, so it finishes at once and
+//! prints the same lines on every run. The tests in `examples/tests/` run each binary and
+//! check its key lines.
+//!
+//! | module | binary | what it shows |
+//! |---|---|---|
+//! | [`rate_limiting`] | `rate_limiting` | five limiters on the same bursty traffic |
+//! | [`retry_patterns`] | `retry_patterns` | backoffs and jitter on one outage, the stops, a retry budget |
+//! | [`circuit_breaker`] | `circuit_breaker` | three breaker windows on one failure pattern |
+//! | [`combined_patterns`] | `combined_patterns` | every layer in front of one flaky downstream |
+//! | all of the above | `tour` | the highlights and a summary table |
+
+pub mod circuit_breaker;
+pub mod combined_patterns;
+pub mod rate_limiting;
+pub mod retry_patterns;
+pub mod timeline;

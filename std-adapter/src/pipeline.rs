@@ -1,0 +1,566 @@
+//! [`Pipeline`]: the patterns composed in core's order, over tokio, returning core's
+//! [`PipelineError`].
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use stanchion::breaker::Outcome;
+use stanchion::bulkhead::{BulkheadListener, NoBulkheadListener};
+use stanchion::pipeline::{AttemptError, PipelineError};
+use stanchion::retry::{
+    Backoff, Classify, Decision, GiveUpReason, Immediate, NoBudget, RetryBudget, RetryPolicy,
+    TransientErrors, Verdict,
+};
+use stanchion::{Clock, Deadline};
+
+use crate::events::event;
+use crate::{
+    AsyncRateLimiter, BreakerLayer, BulkheadQueue, ClassifyOutcome, ErrorsAreFailures, NoBreaker,
+    NoRateLimit, RateLimitQueue, TimedOut, TokioClock,
+};
+
+/// The resilience patterns around one operation, composed in the order of
+/// [`stanchion::pipeline::Layer::ORDER`], outermost first:
+///
+/// | # | layer | set with | refuses with |
+/// |---|---|---|---|
+/// | 1 | overall timeout | [`overall_timeout`](Pipeline::overall_timeout) | [`PipelineError::Timeout`] |
+/// | 2 | rate limit (waits in a FIFO line) | [`rate_limit`](Pipeline::rate_limit) | [`PipelineError::RateLimited`], with `retry_after` |
+/// | 3 | bulkhead (waits in a FIFO line) | [`bulkhead`](Pipeline::bulkhead) | [`PipelineError::BulkheadFull`] |
+/// | 4 | circuit breaker, one permit per attempt | [`circuit_breaker`](Pipeline::circuit_breaker) | [`PipelineError::CircuitOpen`], with `retry_after` |
+/// | 5 | retry | [`retry`](Pipeline::retry) | [`PipelineError::GaveUp`] |
+/// | 6 | per-attempt timeout | [`attempt_timeout`](Pipeline::attempt_timeout) | an [`AttemptError::Timeout`], which the breaker records as a failure and the retry may retry |
+///
+/// Why this order: see [`stanchion::pipeline`]. In short, the caller's budget bounds
+/// everything; a call over quota is refused before it takes a bulkhead slot, a breaker
+/// probe or a retry; one admitted call holds one rate-limit grant and one bulkhead slot
+/// for all its attempts; each attempt asks the breaker, so an open breaker cuts the
+/// retries short; and a timed-out attempt is a failure the breaker sees.
+///
+/// Every layer is optional: a pipeline starts empty ([`Pipeline::new`]) and each
+/// builder method adds one layer. An empty pipeline runs the operation once.
+///
+/// One other order is offered, the one core names as an option:
+/// [`rate_limit_per_attempt`](Pipeline::rate_limit_per_attempt) moves the rate limit
+/// inside the retry, so that every attempt takes quota (for a limit on requests sent).
+///
+/// # Deadlines
+///
+/// With an overall timeout, every call gets one [`Deadline`]: the rate limit and
+/// bulkhead waits are bounded by it (and refuse with their own error when it would pass),
+/// the retry policy never sleeps past it (it gives up with [`GiveUpReason::Deadline`]),
+/// and an attempt still running when it passes is cancelled
+/// ([`PipelineError::Timeout`]). A cancelled attempt records nothing in the breaker (its
+/// permit is dropped, as for any cancelled call), unlike one cut by the per-attempt
+/// timeout, which is a failure. Dropping the call's future cancels it the same way at any
+/// point: a waiter leaves its line, a held slot is released.
+///
+/// # Retries
+///
+/// The retry layer takes a [`RetryPolicy`] as a template: each call gets a copy, reset
+/// to the call's deadline, with a random stream of its own (seeded from the template's
+/// generator and a call counter, so concurrent calls do not jitter in step). Its
+/// classifier reads the operation's `Result`; a timed-out attempt is transient. A
+/// breaker that refuses a retry ends the call: [`PipelineError::GaveUp`] with
+/// `last: AttemptError::CircuitOpen`, reason [`GiveUpReason::Permanent`], and the
+/// attempts that ran. An `Ok` that the classifier calls transient (an HTTP 503) is
+/// returned as `Ok` once the policy gives up, as the last outcome. Without a retry layer
+/// a failed attempt is `GaveUp` with [`GiveUpReason::AttemptsExhausted`] after 1 attempt.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use stanchion::breaker::{BreakerConfig, CircuitBreaker, window::ConsecutiveWindow};
+/// use stanchion::pipeline::PipelineError;
+/// use stanchion::rate::{Quota, TokenBucket, WithClock};
+/// use stanchion::retry::{Exponential, Ratio, RetryPolicy};
+/// use stanchion::Clock;
+/// use stanchion_std::{BulkheadQueue, Pipeline, RateLimitQueue, StdRawMutex, TokioClock};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let clock = TokioClock::new();
+/// let backoff = Exponential::new(Duration::from_millis(100), Ratio::TWO, Duration::from_secs(1))?;
+/// let breaker: CircuitBreaker<_, StdRawMutex> =
+///     CircuitBreaker::new(BreakerConfig::new(), ConsecutiveWindow::new(5)?)?;
+/// let pipeline = Pipeline::new(clock)
+///     .overall_timeout(Duration::from_secs(10))
+///     .rate_limit(RateLimitQueue::new(
+///         WithClock::new(TokenBucket::new(Quota::per_second(100)?), clock),
+///         clock,
+///     ))
+///     .bulkhead(BulkheadQueue::new(32, 64, clock)?)
+///     .circuit_breaker(breaker)
+///     .retry(RetryPolicy::new(backoff, 3, fastrand::Rng::with_seed(7))?)
+///     .attempt_timeout(Duration::from_secs(2));
+///
+/// let answer = pipeline
+///     .call(|attempt| async move { if attempt < 2 { Err("flaky") } else { Ok(42) } })
+///     .await;
+/// assert_eq!(answer, Ok(42));
+/// assert_eq!(clock.now().as_millis(), 100); // one retry after 100 ms
+///
+/// let down: Result<(), _> = pipeline.call(|_| async { Err("down") }).await;
+/// assert!(matches!(down, Err(PipelineError::GaveUp { attempts: 3, .. })));
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Cost
+///
+/// No heap allocation per call in the pipeline's own code (asserted by a test under a
+/// counting allocator): the waits use tokio's intrusive semaphore, `Notify` and timer;
+/// the retry policy is copied onto the call's future. Waiting lines are touched only
+/// when someone waits. Clock reads on the success path: one at the start (shared by the
+/// deadline and the first attempt) and one at the end of each attempt with a breaker;
+/// more only after a wait or a failure.
+///
+/// Share a pipeline between tasks with an `Arc`; its layers keep one state for all
+/// calls.
+#[derive(Debug)]
+pub struct Pipeline<
+    L = NoRateLimit,
+    BL: BulkheadListener = NoBulkheadListener,
+    CB = NoBreaker,
+    BK = ErrorsAreFailures,
+    RB = Immediate,
+    RK = TransientErrors,
+    RR = NoBudget,
+> {
+    clock: TokioClock,
+    overall: Option<Duration>,
+    rate: Option<RateLimitQueue<L>>,
+    permits: u32,
+    rate_per_attempt: bool,
+    bulkhead: Option<BulkheadQueue<BL>>,
+    breaker: Option<CB>,
+    classify: BK,
+    retry: Option<RetryTemplate<RB, RK, RR>>,
+    attempt_timeout: Option<Duration>,
+}
+
+/// The retry policy every call copies, and where each copy's random stream comes from.
+#[derive(Debug)]
+struct RetryTemplate<B, K, R> {
+    policy: RetryPolicy<B, K, R>,
+    seed: u64,
+    calls: AtomicU64,
+}
+
+impl<B: Backoff + Clone, K: Clone, R: RetryBudget + Clone> RetryTemplate<B, K, R> {
+    fn for_call(&self, deadline: Deadline) -> RetryPolicy<B, K, R> {
+        let mut policy = self.policy.clone();
+        policy.reset(deadline);
+        let call = self.calls.fetch_add(1, Ordering::Relaxed);
+        *policy.rng_mut() = fastrand::Rng::with_seed(splitmix64(self.seed ^ call));
+        policy
+    }
+}
+
+/// A time already read, or the clock if none was.
+struct KnownOrRead {
+    known: Option<stanchion::Instant>,
+    clock: TokioClock,
+}
+
+impl Clock for KnownOrRead {
+    #[inline]
+    fn now(&self) -> stanchion::Instant {
+        match self.known {
+            Some(now) => now,
+            None => self.clock.now(),
+        }
+    }
+}
+
+/// SplitMix64's finaliser: distinct inputs give well-spread, distinct seeds.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl Pipeline {
+    /// An empty pipeline (no layer) on `clock`: it runs the operation once. Add layers
+    /// with the builder methods.
+    pub fn new(clock: TokioClock) -> Pipeline {
+        Pipeline {
+            clock,
+            overall: None,
+            rate: None,
+            permits: 1,
+            rate_per_attempt: false,
+            bulkhead: None,
+            breaker: None,
+            classify: ErrorsAreFailures,
+            retry: None,
+            attempt_timeout: None,
+        }
+    }
+}
+
+impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK, RR> {
+    /// Layer 1: every call finishes within `budget` of its start, waits included.
+    pub fn overall_timeout(self, budget: Duration) -> Self {
+        Pipeline {
+            overall: Some(budget),
+            ..self
+        }
+    }
+
+    /// Layer 2: every call takes one permit from `queue`'s limiter, waiting in its line.
+    /// The queue reads deadlines on the pipeline's clock from now on, so that they agree
+    /// (its limiter keeps its own clock for its decisions).
+    pub fn rate_limit<L2>(self, queue: RateLimitQueue<L2>) -> Pipeline<L2, BL, CB, BK, RB, RK, RR> {
+        let mut queue = queue;
+        queue.clock = self.clock;
+        Pipeline {
+            clock: self.clock,
+            overall: self.overall,
+            rate: Some(queue),
+            permits: self.permits,
+            rate_per_attempt: self.rate_per_attempt,
+            bulkhead: self.bulkhead,
+            breaker: self.breaker,
+            classify: self.classify,
+            retry: self.retry,
+            attempt_timeout: self.attempt_timeout,
+        }
+    }
+
+    /// Each call takes `n` rate-limit permits instead of 1 (a weighted call).
+    pub fn permits_per_call(self, n: u32) -> Self {
+        Pipeline { permits: n, ..self }
+    }
+
+    /// The other order core allows: the rate limit moves inside the retry, so that
+    /// *every attempt* takes its permits (and waits for them), not only the call's first.
+    /// Choose it when the quota is the downstream's (a client-side limit on requests
+    /// sent: every retry is a request). A refusal on a later attempt is
+    /// [`PipelineError::RateLimited`] too. The default, one grant per call with retries
+    /// throttled by the retry budget, is the order of
+    /// [`Layer::ORDER`](stanchion::pipeline::Layer::ORDER).
+    pub fn rate_limit_per_attempt(self) -> Self {
+        Pipeline {
+            rate_per_attempt: true,
+            ..self
+        }
+    }
+
+    /// Layer 3: every call holds a slot of `queue`'s bulkhead for all its attempts,
+    /// waiting in its line (reading deadlines on the pipeline's clock from now on).
+    pub fn bulkhead<BL2: BulkheadListener>(
+        self,
+        queue: BulkheadQueue<BL2>,
+    ) -> Pipeline<L, BL2, CB, BK, RB, RK, RR> {
+        let mut queue = queue;
+        queue.clock = self.clock;
+        Pipeline {
+            clock: self.clock,
+            overall: self.overall,
+            rate: self.rate,
+            permits: self.permits,
+            rate_per_attempt: self.rate_per_attempt,
+            bulkhead: Some(queue),
+            breaker: self.breaker,
+            classify: self.classify,
+            retry: self.retry,
+            attempt_timeout: self.attempt_timeout,
+        }
+    }
+
+    /// Layer 4: every attempt asks `breaker` (a `CircuitBreaker`, or an `Arc` or `&` to
+    /// one) for a permit; `Ok` is recorded as a success, `Err` and a timed-out attempt as
+    /// failures.
+    pub fn circuit_breaker<CB2: BreakerLayer>(
+        self,
+        breaker: CB2,
+    ) -> Pipeline<L, BL, CB2, ErrorsAreFailures, RB, RK, RR> {
+        self.circuit_breaker_with(breaker, ErrorsAreFailures)
+    }
+
+    /// [`circuit_breaker`](Pipeline::circuit_breaker), with `classifier` reading each
+    /// attempt's `Result` (a timed-out attempt is always a failure).
+    pub fn circuit_breaker_with<CB2: BreakerLayer, BK2>(
+        self,
+        breaker: CB2,
+        classifier: BK2,
+    ) -> Pipeline<L, BL, CB2, BK2, RB, RK, RR> {
+        Pipeline {
+            clock: self.clock,
+            overall: self.overall,
+            rate: self.rate,
+            permits: self.permits,
+            rate_per_attempt: self.rate_per_attempt,
+            bulkhead: self.bulkhead,
+            breaker: Some(breaker),
+            classify: classifier,
+            retry: self.retry,
+            attempt_timeout: self.attempt_timeout,
+        }
+    }
+
+    /// Layer 5: failed attempts are retried as a copy of `policy` decides (its deadline
+    /// is replaced by each call's; see "Retries" above).
+    pub fn retry<RB2: Backoff, RK2, RR2: RetryBudget>(
+        self,
+        policy: RetryPolicy<RB2, RK2, RR2>,
+    ) -> Pipeline<L, BL, CB, BK, RB2, RK2, RR2> {
+        let mut policy = policy;
+        let seed = policy.rng_mut().u64(..);
+        Pipeline {
+            clock: self.clock,
+            overall: self.overall,
+            rate: self.rate,
+            permits: self.permits,
+            rate_per_attempt: self.rate_per_attempt,
+            bulkhead: self.bulkhead,
+            breaker: self.breaker,
+            classify: self.classify,
+            retry: Some(RetryTemplate {
+                policy,
+                seed,
+                calls: AtomicU64::new(0),
+            }),
+            attempt_timeout: self.attempt_timeout,
+        }
+    }
+
+    /// Layer 6: every attempt is cancelled after `budget`; that counts as a failed
+    /// attempt ([`AttemptError::Timeout`]).
+    pub fn attempt_timeout(self, budget: Duration) -> Self {
+        Pipeline {
+            attempt_timeout: Some(budget),
+            ..self
+        }
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> TokioClock {
+        self.clock
+    }
+
+    /// The rate limit layer, if any.
+    pub fn rate_limiter(&self) -> Option<&RateLimitQueue<L>> {
+        self.rate.as_ref()
+    }
+
+    /// The bulkhead layer, if any.
+    pub fn bulkhead_queue(&self) -> Option<&BulkheadQueue<BL>> {
+        self.bulkhead.as_ref()
+    }
+
+    /// The circuit breaker layer, if any.
+    pub fn breaker(&self) -> Option<&CB> {
+        self.breaker.as_ref()
+    }
+}
+
+impl<L, BL, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK, RR>
+where
+    L: AsyncRateLimiter,
+    BL: BulkheadListener,
+    CB: BreakerLayer,
+    RB: Backoff + Clone,
+    RK: Clone,
+    RR: RetryBudget + Clone,
+{
+    /// Runs `operation(attempt)` (1 for the first attempt) through every layer. See the
+    /// [type docs](Pipeline) for what each layer may answer.
+    pub async fn call<T, E, F, Fut>(&self, mut operation: F) -> Result<T, PipelineError<E>>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        BK: ClassifyOutcome<Result<T, E>>,
+        RK: Classify<Result<T, E>>,
+    {
+        let needs_time =
+            self.overall.is_some() || self.breaker.is_some() || self.attempt_timeout.is_some();
+        // One clock read serves the deadline and, if nothing waits, the first attempt.
+        let now = needs_time.then(|| self.clock.now());
+        let (Some(budget), Some(start)) = (self.overall, now) else {
+            return self.run(Deadline::NEVER, now, &mut operation).await;
+        };
+        let deadline = Deadline::after(start, budget);
+        let result = if budget.is_zero() {
+            Err(TimedOut)
+        } else {
+            // Not expired (it was just set in the future): no second clock read.
+            tokio::time::timeout_at(
+                self.clock.to_tokio(deadline.instant()),
+                self.run(deadline, now, &mut operation),
+            )
+            .await
+            .map_err(|_| TimedOut)
+        };
+        match result {
+            Ok(result) => result,
+            Err(TimedOut) => {
+                event!(
+                    debug,
+                    layer = "overall_timeout",
+                    "pipeline refused the call"
+                );
+                Err(PipelineError::Timeout)
+            }
+        }
+    }
+
+    /// Layers 2 to 6, within `deadline`; `now` is the time at the call's start, if it
+    /// was read.
+    async fn run<T, E, F, Fut>(
+        &self,
+        deadline: Deadline,
+        now: Option<stanchion::Instant>,
+        operation: &mut F,
+    ) -> Result<T, PipelineError<E>>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        BK: ClassifyOutcome<Result<T, E>>,
+        RK: Classify<Result<T, E>>,
+    {
+        let mut waited = false;
+        if let (Some(queue), false) = (&self.rate, self.rate_per_attempt) {
+            match queue.acquire_noting_wait(self.permits, deadline).await {
+                Ok((_, w)) => waited |= w,
+                Err(refused) => {
+                    event!(debug, layer = "rate_limit", "pipeline refused the call");
+                    return Err(PipelineError::RateLimited(refused));
+                }
+            }
+        }
+        let _slot = match &self.bulkhead {
+            None => None,
+            Some(queue) => match queue.acquire_noting_wait(deadline).await {
+                Ok((permit, w)) => {
+                    waited |= w;
+                    Some(permit)
+                }
+                Err(full) => {
+                    event!(debug, layer = "bulkhead", "pipeline refused the call");
+                    return Err(PipelineError::BulkheadFull(full));
+                }
+            },
+        };
+        let mut policy = self.retry.as_ref().map(|t| t.for_call(deadline));
+        let mut attempt: u32 = 1;
+        // The call's start is still the time now unless a layer waited.
+        let mut known_now = if waited { None } else { now };
+        loop {
+            if let (Some(queue), true) = (&self.rate, self.rate_per_attempt) {
+                match queue.acquire_noting_wait(self.permits, deadline).await {
+                    Ok((_, true)) => known_now = None,
+                    Ok((_, false)) => {}
+                    Err(refused) => {
+                        event!(
+                            debug,
+                            layer = "rate_limit",
+                            attempt,
+                            "pipeline refused the attempt"
+                        );
+                        return Err(PipelineError::RateLimited(refused));
+                    }
+                }
+            }
+            let start = if self.breaker.is_some() || self.attempt_timeout.is_some() {
+                known_now.take().unwrap_or_else(|| self.clock.now())
+            } else {
+                stanchion::Instant::ZERO
+            };
+            let permit = match &self.breaker {
+                None => None,
+                Some(breaker) => match breaker.try_acquire_at(start) {
+                    Ok(permit) => Some(permit),
+                    Err(rejected) if attempt == 1 => {
+                        event!(
+                            debug,
+                            layer = "circuit_breaker",
+                            "pipeline refused the call"
+                        );
+                        return Err(PipelineError::CircuitOpen(rejected));
+                    }
+                    Err(rejected) => {
+                        event!(
+                            warn,
+                            attempts = attempt - 1,
+                            "circuit breaker stopped the retries"
+                        );
+                        return Err(PipelineError::GaveUp {
+                            last: AttemptError::CircuitOpen(rejected),
+                            reason: GiveUpReason::Permanent,
+                            attempts: attempt.saturating_sub(1),
+                        });
+                    }
+                },
+            };
+            let outcome: Result<Result<T, E>, TimedOut> = match self.attempt_timeout {
+                None => Ok(operation(attempt).await),
+                // A zero budget has expired before the attempt starts.
+                Some(budget) if budget.is_zero() => Err(TimedOut),
+                // `start` was just read: the deadline is in the future, no check needed.
+                Some(budget) => tokio::time::timeout_at(
+                    self.clock.to_tokio(start.saturating_add(budget)),
+                    operation(attempt),
+                )
+                .await
+                .map_err(|_| TimedOut),
+            };
+            // The end of the attempt: read for the breaker; for the retry policy only if
+            // its decision needs it (a failure, or a budget that counts time).
+            let end = KnownOrRead {
+                known: permit.is_some().then(|| self.clock.now()),
+                clock: self.clock,
+            };
+            if let Some(permit) = permit {
+                let recorded = match &outcome {
+                    Ok(result) => self.classify.classify(result),
+                    Err(TimedOut) => Outcome::Failure,
+                };
+                CB::record_at(permit, recorded, end.now());
+            }
+            let decision = match &mut policy {
+                None => Decision::GiveUp {
+                    reason: GiveUpReason::AttemptsExhausted,
+                },
+                Some(policy) => match &outcome {
+                    Ok(result) => policy.on_outcome(&end, result, None),
+                    Err(TimedOut) => policy.on_verdict_at(end.now(), Verdict::Transient, None),
+                },
+            };
+            let reason = match decision {
+                Decision::Retry {
+                    after,
+                    attempt: next,
+                } => {
+                    event!(
+                        debug,
+                        failed_attempt = attempt,
+                        next_attempt = next,
+                        after_ms = after.as_millis() as u64,
+                        "pipeline retrying"
+                    );
+                    tokio::time::sleep(after).await;
+                    attempt = next;
+                    continue;
+                }
+                Decision::Done => GiveUpReason::Permanent,
+                Decision::GiveUp { reason } => reason,
+            };
+            let last = match outcome {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(error)) => AttemptError::Operation(error),
+                Err(TimedOut) => AttemptError::Timeout,
+            };
+            event!(warn, attempts = attempt, reason = %reason, "pipeline gave up");
+            return Err(PipelineError::GaveUp {
+                last,
+                reason,
+                attempts: attempt,
+            });
+        }
+    }
+}
