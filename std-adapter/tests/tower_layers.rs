@@ -464,3 +464,68 @@ async fn retry_retries_attempt_timeouts() {
     assert_eq!(started.elapsed(), MS(4_000));
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn queued_bulkhead_waits_in_line_then_refuses_past_its_bounds() {
+    use stanchion_std::BulkheadQueue;
+    use stanchion_std::tower::QueuedBulkheadLayer;
+
+    let calls = Arc::new(AtomicU32::new(0));
+    // One slot, one place in line, at most 2 s of waiting.
+    let queue = Arc::new(BulkheadQueue::new(1, 1, TokioClock::new()).unwrap());
+    let svc = ServiceBuilder::new()
+        .layer(QueuedBulkheadLayer::new(Arc::clone(&queue), Some(SECS(2))))
+        .service(scripted(Arc::clone(&calls)));
+    let start = TokioInstant::now();
+    let timed = |svc: &_, call| {
+        let svc: tower::util::BoxCloneService<_, _, _> = tower::util::BoxCloneService::clone(svc);
+        tokio::spawn(async move {
+            let result = svc.oneshot(call).await;
+            (result.map_err(|e| refused_by(&e)), start.elapsed())
+        })
+    };
+    let svc = tower::util::BoxCloneService::new(svc);
+
+    let first = timed(&svc, Call::Slow(SECS(1))); // takes the slot
+    tokio::task::yield_now().await;
+    let second = timed(&svc, Call::Slow(SECS(1))); // waits in line
+    tokio::task::yield_now().await;
+    assert_eq!(queue.waiting(), 1);
+    let third = timed(&svc, Call::Ok); // the line is full
+    assert_eq!(
+        third.await.unwrap(),
+        (Err((Layer::Bulkhead, None)), SECS(0))
+    );
+    assert_eq!(first.await.unwrap(), (Ok("slow"), SECS(1)));
+    // The second got the slot when the first released it, and ran 1 s.
+    assert_eq!(second.await.unwrap(), (Ok("slow"), SECS(2)));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+    // A wait longer than 2 s gives up at 2 s, having taken nothing.
+    let long = timed(&svc, Call::Slow(SECS(5)));
+    tokio::task::yield_now().await;
+    let late = timed(&svc, Call::Ok);
+    assert_eq!(late.await.unwrap(), (Err((Layer::Bulkhead, None)), SECS(4)));
+    assert_eq!(long.await.unwrap(), (Ok("slow"), SECS(7)));
+    assert_eq!((queue.waiting(), queue.bulkhead().in_use()), (0, 0));
+
+    // A waiting request that is dropped leaves the line.
+    let holder = timed(&svc, Call::Slow(SECS(1)));
+    tokio::task::yield_now().await;
+    let mut waiting = tower::util::BoxCloneService::clone(&svc);
+    let dropped = waiting.ready().await.unwrap().call(Call::Ok);
+    let mut dropped = Box::pin(dropped);
+    assert!(futures_poll_once(dropped.as_mut()).is_pending());
+    assert_eq!(queue.waiting(), 1);
+    drop(dropped);
+    assert_eq!(queue.waiting(), 0);
+    assert_eq!(holder.await.unwrap(), (Ok("slow"), SECS(8)));
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+}
+
+/// Polls a future once, with a waker that does nothing.
+fn futures_poll_once<F: std::future::Future>(
+    f: std::pin::Pin<&mut F>,
+) -> std::task::Poll<F::Output> {
+    f.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+}

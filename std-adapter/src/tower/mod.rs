@@ -6,6 +6,7 @@
 //! | [`RateLimitLayer`] over any [`AsyncRateLimiter`](crate::AsyncRateLimiter) | [`RateLimitService`] | [`RateLimited`] | [`Layer::RateLimit`] |
 //! | [`KeyedRateLimitLayer`] over any [`AsyncKeyedRateLimiter`](crate::AsyncKeyedRateLimiter), keyed by the request | [`KeyedRateLimitService`] | [`RateLimited`] | [`Layer::RateLimit`] |
 //! | [`BulkheadLayer`] (reject when full) | [`BulkheadService`] | [`BulkheadRejected`] | [`Layer::Bulkhead`] |
+//! | [`QueuedBulkheadLayer`] (wait in line, bounded) over a [`BulkheadQueue`](crate::BulkheadQueue) | [`QueuedBulkheadService`] | [`BulkheadRejected`] | [`Layer::Bulkhead`] |
 //! | [`CircuitBreakerLayer`] with a response classifier | [`CircuitBreakerService`] | [`CircuitOpen`] | [`Layer::CircuitBreaker`] |
 //! | [`RetryLayer`] (core [`RetryPolicy`](stanchion::retry::RetryPolicy), optional budget) | [`RetryService`] | nothing of its own: the last outcome | [`Layer::Retry`] |
 //! | [`TimeoutLayer`] | [`TimeoutService`] | [`Elapsed`] | [`Layer::AttemptTimeout`] or [`Layer::OverallTimeout`] |
@@ -71,7 +72,9 @@ pub mod retry;
 pub mod timeout;
 
 pub use breaker::{CircuitBreakerLayer, CircuitBreakerService, CircuitOpen, SharedBreaker};
-pub use bulkhead::{BulkheadLayer, BulkheadRejected, BulkheadService};
+pub use bulkhead::{
+    BulkheadLayer, BulkheadRejected, BulkheadService, QueuedBulkheadLayer, QueuedBulkheadService,
+};
 pub use rate_limit::{
     KeyedRateLimitLayer, KeyedRateLimitService, OnAdmission, RateLimitLayer, RateLimitPolicy,
     RateLimitService, RateLimited, SilentAdmission,

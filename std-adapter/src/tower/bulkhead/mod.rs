@@ -6,17 +6,21 @@
 //! future is dropped frees its slot. A streaming HTTP body is not counted once the
 //! response head is out.
 //!
-//! Refusal is this layer's mode: a request never waits for a slot here. For waiting
-//! (FIFO, bounded queue and wait), put the std adapter's waiting bulkhead in front.
+//! [`BulkheadLayer`] refuses at once: a request never waits for a slot.
+//! [`QueuedBulkheadLayer`] is the wait mode, over the std adapter's
+//! [`BulkheadQueue`](crate::BulkheadQueue): a request that finds the bulkhead full waits
+//! in line (FIFO, bounded length), for at most a bounded time, then is refused.
 //!
 //! [`Bulkhead::try_acquire_owned`]: stanchion::bulkhead::Bulkhead::try_acquire_owned
 
 mod error;
 mod future;
 mod layer;
+mod queued;
 mod service;
 
 pub use error::BulkheadRejected;
 pub use future::ResponseFuture;
 pub use layer::BulkheadLayer;
+pub use queued::{QueueSlot, QueuedBulkheadLayer, QueuedBulkheadService, QueuedResponseFuture};
 pub use service::BulkheadService;
