@@ -92,33 +92,30 @@ fn test() -> Result {
         cargo(&["doc", "--workspace", "--no-deps", "--locked"]).env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     step("host tests", cargo(&["test", "--workspace", "--locked"]))?;
+    // The std adapter's optional features (tower layers, HTTP/axum helpers, quanta) are
+    // off in the workspace runs above: lint, document and test them here.
+    let std_all = ["-p", "stanchion-std", "--all-features", "--locked"];
     step(
-        "std adapter with feature tracing",
-        cargo(&[
-            "clippy",
-            "-p",
-            "stanchion-std",
-            "--all-targets",
-            "--features",
-            "tracing",
-            "--locked",
-            "--",
-            "-D",
-            "warnings",
-        ]),
+        "std adapter, all features: clippy",
+        cargo(
+            &[
+                &["clippy", "--all-targets"],
+                &std_all[..],
+                &["--", "-D", "warnings"],
+            ]
+            .concat(),
+        ),
     )?;
     step(
-        "std adapter tests with feature tracing",
-        cargo(&[
-            "test",
-            "-p",
-            "stanchion-std",
-            "--features",
-            "tracing",
-            "--locked",
-        ]),
+        "std adapter, all features: doc",
+        cargo(&[&["doc", "--no-deps"], &std_all[..]].concat()).env("RUSTDOCFLAGS", "-D warnings"),
     )?;
-    redis::test()?;
+    // All features include `redis`, whose tests start their own `redis-server`.
+    redis::install_redis_server()?;
+    step(
+        "std adapter, all features: tests (Redis ones against a real redis-server)",
+        cargo(&[&["test"], &std_all[..]].concat()),
+    )?;
     loom(Some(LOOM_CI_PREEMPTIONS))?;
     cross()?;
     firmware()?;
@@ -203,7 +200,7 @@ const QEMU: &str = "qemu-system-arm";
 /// steps miss it), builds it with every pattern and runs it under QEMU on each machine;
 /// fails if an image reports a failed check, exits with failure, or outlives its time bound.
 fn firmware() -> Result {
-    install_qemu()?;
+    ensure_debian_package(QEMU, "qemu-system-arm")?;
     let targets: Vec<&str> = FIRMWARE_MACHINES.iter().map(|(t, ..)| *t).collect();
     add_missing_targets(&targets)?;
     step("firmware fmt", firmware_cargo(&["fmt", "--check"]))?;
@@ -260,10 +257,10 @@ fn firmware() -> Result {
     Ok(())
 }
 
-/// Installs QEMU's Arm system emulator from Debian's packages if it is missing and we are
-/// root; otherwise a missing QEMU is an error that names the package.
-fn install_qemu() -> Result {
-    if Command::new(QEMU).arg("--version").output().is_ok() {
+/// Makes sure `binary` runs, installing Debian's `package` with apt when it is missing and
+/// we are root; otherwise a missing binary is an error that names the package.
+pub(crate) fn ensure_debian_package(binary: &str, package: &str) -> Result {
+    if Command::new(binary).arg("--version").output().is_ok() {
         return Ok(());
     }
     let root = Command::new("id")
@@ -272,16 +269,16 @@ fn install_qemu() -> Result {
         .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
     if !root {
         return Err(format!(
-            "{QEMU} is missing: install Debian's package qemu-system-arm \
-             (apt-get install qemu-system-arm), or run as root to let xtask install it"
+            "{binary} is missing: install Debian's package {package} \
+             (apt-get install {package}), or run as root to let xtask install it"
         ));
     }
     let mut update = command("apt-get", &["update"]);
     update.env("DEBIAN_FRONTEND", "noninteractive");
     step("apt-get update", update)?;
-    let mut install = command("apt-get", &["install", "-y", "qemu-system-arm"]);
+    let mut install = command("apt-get", &["install", "-y", package]);
     install.env("DEBIAN_FRONTEND", "noninteractive");
-    step("apt-get install qemu-system-arm", install)
+    step(&format!("apt-get install {package}"), install)
 }
 
 /// Runs `command`, echoing its standard output line by line, and kills it once `bound` has
