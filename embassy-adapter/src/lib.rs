@@ -78,6 +78,7 @@ pub use bulkhead::{BulkheadQueue, QueuedPermit, SlotSignal};
 pub use clock::EmbassyClock;
 pub use pipeline::Pipeline;
 pub use rate::RateLimitQueue;
-pub use retry::{RetryError, retry, retry_with_hint};
+pub use retry::{retry, retry_with_hint};
 pub use stanchion;
+pub use stanchion::retry::RetryError;
 pub use timeout::{Elapsed, timeout, timeout_at};

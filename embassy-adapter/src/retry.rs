@@ -34,40 +34,16 @@
 //!
 //! Cost: the policy (borrowed) and the operation's future; a `Timer` while sleeping.
 
-use core::fmt;
 use core::future::Future;
 use core::time::Duration;
 
 use stanchion::Clock;
-use stanchion::retry::{Backoff, Classify, Decision, GiveUpReason, RetryBudget, RetryPolicy};
+use stanchion::retry::{
+    Backoff, Classify, Decision, GiveUpReason, RetryBudget, RetryError, RetryPolicy,
+};
 
 use crate::EmbassyClock;
 use crate::timeout::sleep_until;
-
-/// The operation failed and the policy gave up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct RetryError<E> {
-    /// The last attempt's error.
-    pub last: E,
-    /// Why the policy stopped. An `Err` that the classifier calls a success also ends the
-    /// loop; it is reported as [`GiveUpReason::Permanent`].
-    pub reason: GiveUpReason,
-    /// Attempts made, counting the first.
-    pub attempts: u32,
-}
-
-impl<E: fmt::Display> fmt::Display for RetryError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "gave up after {} attempt(s) ({}): {}",
-            self.attempts, self.reason, self.last
-        )
-    }
-}
-
-impl<E: fmt::Debug + fmt::Display> core::error::Error for RetryError<E> {}
 
 /// Runs `op(attempt)` (attempt 1, 2, ...) until the policy says done or gives up, sleeping
 /// between attempts as it says. Returns the last outcome: an `Ok` (also one the classifier

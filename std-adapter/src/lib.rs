@@ -59,7 +59,8 @@ pub use events::{TracingBreakerListener, TracingBulkheadListener};
 pub use keyed::ShardedKeyedLimiter;
 pub use limit::{NoRateLimit, RateLimitQueue};
 pub use pipeline::Pipeline;
-pub use retry::{RetryError, retry, retry_with_hint};
+pub use retry::{retry, retry_with_hint};
+pub use stanchion::retry::RetryError;
 pub use timeout::{TimedOut, timeout};
 #[cfg(feature = "http")]
 pub mod http;

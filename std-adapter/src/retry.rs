@@ -8,39 +8,15 @@
 //! `tokio::time::sleep`, so paused time drives them: a ten-minute outage takes no wall
 //! time in a test.
 
-use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use stanchion::retry::{Backoff, Classify, Decision, GiveUpReason, RetryBudget, RetryPolicy};
+use stanchion::retry::{
+    Backoff, Classify, Decision, GiveUpReason, RetryBudget, RetryError, RetryPolicy,
+};
 
 use crate::TokioClock;
 use crate::events::event;
-
-/// The operation did not succeed: its last error, why the policy stopped, and how many
-/// attempts were made (counting the first).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct RetryError<E> {
-    /// The error of the last attempt.
-    pub last: E,
-    /// Why the policy stopped. An `Err` that the classifier called a success also ends
-    /// the retries; it is reported as [`GiveUpReason::Permanent`].
-    pub reason: GiveUpReason,
-    /// Attempts made, counting the first.
-    pub attempts: u32,
-}
-
-impl<E: fmt::Display> fmt::Display for RetryError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "gave up after {} attempt(s) ({}): {}",
-            self.attempts, self.reason, self.last
-        )
-    }
-}
-
-impl<E: fmt::Debug + fmt::Display> std::error::Error for RetryError<E> {}
 
 /// Runs `operation(attempt)` until `policy` says done or give up, sleeping between
 /// attempts for what the policy says.

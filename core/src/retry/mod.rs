@@ -33,7 +33,9 @@ pub use decorrelated_v2::DecorrelatedJitterV2;
 pub use exponential::Exponential;
 pub use jitter::Jitter;
 pub use linear::Linear;
-pub use policy::{Classify, Decision, GiveUpReason, RetryPolicy, TransientErrors, Verdict};
+pub use policy::{
+    Classify, Decision, GiveUpReason, RetryError, RetryPolicy, TransientErrors, Verdict,
+};
 pub use ratio::Ratio;
 pub use ratio_budget::RatioBudget;
 pub use token_budget::TokenBudget;

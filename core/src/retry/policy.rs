@@ -178,6 +178,39 @@ impl fmt::Display for GiveUpReason {
     }
 }
 
+/// An operation that failed for good: its last error, why the policy stopped, and how
+/// many attempts were made. What the adapters' retry runners return when they give up.
+///
+/// ```
+/// use stanchion::retry::{GiveUpReason, RetryError};
+///
+/// let e = RetryError { last: "busy", reason: GiveUpReason::AttemptsExhausted, attempts: 3 };
+/// assert_eq!(e.to_string(), "gave up after 3 attempt(s) (attempts exhausted): busy");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RetryError<E> {
+    /// The error of the last attempt.
+    pub last: E,
+    /// Why the policy stopped. An `Err` that the classifier called a success also ends
+    /// the retries; it is reported as [`GiveUpReason::Permanent`].
+    pub reason: GiveUpReason,
+    /// Attempts made, counting the first.
+    pub attempts: u32,
+}
+
+impl<E: fmt::Display> fmt::Display for RetryError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "gave up after {} attempt(s) ({}): {}",
+            self.attempts, self.reason, self.last
+        )
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> core::error::Error for RetryError<E> {}
+
 impl core::error::Error for GiveUpReason {}
 
 /// The default bound on a server's retry hint.
