@@ -12,6 +12,7 @@ use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
 use crate::TokioClock;
 use crate::events::event;
+use crate::line::Place;
 
 /// The listener a [`BulkheadQueue`] gives its bulkhead: it wakes the head of the line
 /// when a slot may have freed (a release, or a higher maximum), and passes every event on
@@ -126,26 +127,6 @@ pub struct BulkheadQueue<L: BulkheadListener = NoBulkheadListener> {
     head: Semaphore,
     waiting: AtomicUsize,
     max_waiting: usize,
-}
-
-/// A place counted in the line; gives it back on drop (including cancellation).
-struct Place<'a>(&'a AtomicUsize);
-
-impl<'a> Place<'a> {
-    fn join(count: &'a AtomicUsize, max: usize) -> Option<Place<'a>> {
-        count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then(|| n.saturating_add(1))
-            })
-            .ok()
-            .map(|_| Place(count))
-    }
-}
-
-impl Drop for Place<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 impl BulkheadQueue<NoBulkheadListener> {

@@ -39,6 +39,7 @@ mod bulkhead;
 mod events;
 mod keyed;
 mod limit;
+mod line;
 mod pipeline;
 mod retry;
 mod timeout;

@@ -9,6 +9,7 @@ use stanchion::{Clock, Deadline, Instant};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::events::event;
+use crate::line::Place;
 use crate::{Admission, AsyncRateLimiter, TokioClock};
 
 /// A FIFO line of callers waiting for a rate limiter `L` (any [`AsyncRateLimiter`]: core's
@@ -95,26 +96,6 @@ pub struct RateLimitQueue<L> {
     max_waiting: usize,
     /// The instant (nanoseconds on `clock`) the head is sleeping until.
     head_ready_at: AtomicU64,
-}
-
-/// A place counted in the line; gives it back on drop (including cancellation).
-struct Place<'a>(&'a AtomicUsize);
-
-impl<'a> Place<'a> {
-    fn join(count: &'a AtomicUsize, max: usize) -> Option<Place<'a>> {
-        count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then(|| n.saturating_add(1))
-            })
-            .ok()
-            .map(|_| Place(count))
-    }
-}
-
-impl Drop for Place<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 impl<L: AsyncRateLimiter> RateLimitQueue<L> {
