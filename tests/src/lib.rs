@@ -2,8 +2,21 @@
 //! `ManualClock`, through the tokio adapter on tokio's paused clock, and through the
 //! embassy adapter on its mock driver, with identical decision traces.
 //!
-//! The scenarios themselves live in `tests/`; this library holds what they share.
+//! This library holds what the three drivers share: the scenarios as data
+//! ([`scenarios`]), the trace type ([`Event`]) and its comparison
+//! ([`assert_same_trace`]), the reference traces of core on a `ManualClock`
+//! ([`reference`]), and a join that polls a scenario's tasks in a fixed order ([`join`]).
+//! The drivers live in `tests/`: `tokio_paused.rs` (the std adapter under tokio's paused
+//! clock) and `embassy_mock.rs` (the embassy adapter under its mock driver, in a binary of
+//! its own since the driver is global).
 #![deny(missing_docs)]
+
+pub mod join;
+pub mod reference;
+pub mod scenarios;
+mod trace;
+
+pub use trace::{CallOutcome, Event, LastError, Recorder, assert_same_trace, first_difference};
 
 use core::time::Duration;
 
