@@ -81,6 +81,8 @@ fn burst_waiting(config: LimiterConfig) -> Vec<Event> {
 
 fn burst_shaping(config: LimiterConfig) -> Option<Vec<Event>> {
     let limiter = config.build::<StdRawMutex>().expect("config");
+    // Only the leaky bucket shapes.
+    limiter.reserve_at(0, Instant::ZERO)?.ok()?;
     let limiter = &limiter;
     on_paused_tokio(async |clock| {
         let mut tasks: Vec<Task<'_, Option<Event>>> = Vec::new();
