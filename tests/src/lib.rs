@@ -22,6 +22,14 @@ use core::time::Duration;
 
 use stanchion::{Clock, Instant};
 
+/// Steps for [`clock_trace`]: the smallest step, a common one, an hour, and none.
+pub const CLOCK_STEPS: [Duration; 4] = [
+    Duration::from_nanos(1),
+    Duration::from_millis(250),
+    Duration::from_secs(3600),
+    Duration::ZERO,
+];
+
 /// Reads `clock` at each of `steps` after advancing it with `advance`, and returns the
 /// instants read: the trace every clock must reproduce for the same steps.
 pub fn clock_trace<C: Clock>(

@@ -24,7 +24,9 @@ use stanchion_embassy::{
 use stanchion_tests::join::{Task, join_all};
 use stanchion_tests::scenarios::pipeline::Step;
 use stanchion_tests::scenarios::{BURSTS, LIMITERS, Limiter, LimiterConfig, ms, outage, pipeline};
-use stanchion_tests::{CallOutcome, Event, LastError, Recorder, assert_same_trace, reference};
+use stanchion_tests::{
+    CLOCK_STEPS, CallOutcome, Event, LastError, Recorder, assert_same_trace, clock_trace, reference,
+};
 
 /// The dependency's error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -277,6 +279,29 @@ fn pipeline() -> Vec<Event> {
     recorder.take()
 }
 
+/// The clock alone, on the steps of `clocks.rs`: the driver moves by whole ticks (1 µs),
+/// so each step is rounded up to one, and the instants read differ from `ManualClock`'s
+/// by exactly that rounding.
+fn clock_steps() {
+    let driver = MockDriver::get();
+    driver.reset();
+    let trace = clock_trace(&EmbassyClock, &CLOCK_STEPS, |step| {
+        let ticks = EmbassyClock::instant_to_ticks(Instant::from_nanos(
+            stanchion::time::duration_to_nanos_saturating(step),
+        ));
+        driver.advance(Ticks::from_ticks(ticks));
+    });
+    assert_eq!(
+        trace,
+        [
+            Instant::from_nanos(1_000),
+            Instant::from_nanos(250_001_000),
+            Instant::from_nanos(3_600_250_001_000),
+            Instant::from_nanos(3_600_250_001_000),
+        ]
+    );
+}
+
 #[test]
 fn the_scenarios_on_the_mock_driver() {
     assert_eq!(
@@ -284,6 +309,7 @@ fn the_scenarios_on_the_mock_driver() {
         1_000_000,
         "the mock driver ticks at 1 MHz"
     );
+    clock_steps();
     for &(name, config) in LIMITERS {
         let reference = reference::burst_decisions(config).expect("config");
         assert_same_trace(name, "embassy", &reference, &burst_decisions(config));
