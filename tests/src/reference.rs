@@ -14,7 +14,7 @@ use stanchion::sync::NoopRawMutex;
 use stanchion::{Clock, ConfigError, Deadline, Instant, ManualClock};
 
 use crate::scenarios::pipeline::{self, Step};
-use crate::scenarios::{BURSTS, LimiterConfig, ms, outage};
+use crate::scenarios::{BURSTS, LimiterConfig, bulkhead, ms, outage};
 use crate::{CallOutcome, Event, LastError, Recorder};
 
 /// A bound on the decisions of one waiter, so that a bug cannot loop forever.
@@ -89,6 +89,68 @@ pub fn burst_shaping(config: LimiterConfig) -> Result<Option<Vec<Event>>, Config
         });
     }
     Ok(Some(trace))
+}
+
+/// The callers of [`bulkhead::CALLERS`] in one FIFO line for a bulkhead: only the head
+/// tries for a slot, and takes one as soon as a holder releases it; a newcomer that finds
+/// the line full, or a waiter whose deadline passes first, is refused. One event per
+/// caller, in arrival order.
+pub fn bulkhead_waiting() -> Vec<Event> {
+    use bulkhead::{CALLERS, MAX_WAITING, SLOTS};
+    let slots = SLOTS as usize;
+    // Per caller that got a slot: (granted, released); per caller that joined the line:
+    // the instant it left it (granted or refused).
+    let mut holders: Vec<(Instant, Instant)> = Vec::new();
+    let mut left_line: Vec<Instant> = Vec::new();
+    let in_use_at = |holders: &[(Instant, Instant)], t: Instant| {
+        holders.iter().filter(|h| h.0 <= t && t < h.1).count()
+    };
+    let mut trace = Vec::new();
+    for (i, caller) in CALLERS.iter().enumerate() {
+        let t = caller.at();
+        let waiting = left_line.iter().filter(|&&left| left > t).count();
+        let granted_at = if waiting == 0 && in_use_at(&holders, t) < slots {
+            Some(t)
+        } else if waiting >= MAX_WAITING {
+            trace.push(Event::BulkheadFull {
+                at: t,
+                request: i,
+                in_use: in_use_at(&holders, t) as u32,
+            });
+            continue;
+        } else {
+            // Head of the line once everyone before has left it; then the first release
+            // that leaves a slot free.
+            let head_at = left_line.iter().copied().fold(t, Instant::max);
+            let free_at = core::iter::once(head_at)
+                .chain(holders.iter().map(|h| h.1).filter(|&r| r > head_at))
+                .filter(|&at| in_use_at(&holders, at) < slots)
+                .min()
+                .expect("some holder releases");
+            let deadline = caller.deadline();
+            assert!(
+                deadline.is_never() || free_at != deadline.instant(),
+                "caller {i}: a slot frees at its deadline; the scenario must avoid ties"
+            );
+            if deadline.is_expired(free_at) {
+                let at = deadline.instant();
+                left_line.push(at);
+                trace.push(Event::BulkheadFull {
+                    at,
+                    request: i,
+                    in_use: in_use_at(&holders, at) as u32,
+                });
+                continue;
+            }
+            left_line.push(free_at);
+            Some(free_at)
+        };
+        if let Some(at) = granted_at {
+            holders.push((at, at.saturating_add(ms(caller.hold_ms))));
+            trace.push(Event::Proceeded { at, request: i });
+        }
+    }
+    trace
 }
 
 /// The outage: the calls of [`outage`], one after another, each retried as

@@ -20,7 +20,7 @@ use stanchion::rate::{
 };
 use stanchion::retry::{Constant, Exponential, Ratio, RetryPolicy};
 use stanchion::sync::RawMutex;
-use stanchion::{ConfigError, Instant};
+use stanchion::{ConfigError, Deadline, Instant};
 
 use crate::Recorder;
 
@@ -244,11 +244,76 @@ impl<M: RawMutex> RateLimiter for Limiter<M> {
 }
 
 // ---------------------------------------------------------------------------------------
+// Waiting for a bulkhead
+// ---------------------------------------------------------------------------------------
+
+/// The bulkhead scenario: callers wait in one FIFO line for a slot of a bulkhead
+/// (`SLOTS` slots, at most `MAX_WAITING` waiting, the head included), each with its own
+/// deadline, and hold the slot for a while.
+pub mod bulkhead {
+    use super::*;
+
+    /// Slots of the bulkhead.
+    pub const SLOTS: u32 = 2;
+    /// Callers that may wait at once (the head included).
+    pub const MAX_WAITING: usize = 3;
+
+    /// A caller: arrives at `at_ms`, gives up waiting `patience_ms` later (never if
+    /// `None`), and holds its slot `hold_ms`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Caller {
+        /// Arrival, in milliseconds since the start.
+        pub at_ms: u64,
+        /// How long it holds its slot.
+        pub hold_ms: u64,
+        /// How long it waits at most.
+        pub patience_ms: Option<u64>,
+    }
+
+    impl Caller {
+        /// The arrival instant.
+        pub const fn at(&self) -> Instant {
+            Instant::from_millis(self.at_ms)
+        }
+
+        /// The caller's deadline.
+        pub const fn deadline(&self) -> Deadline {
+            match self.patience_ms {
+                Some(p) => Deadline::at(Instant::from_millis(self.at_ms + p)),
+                None => Deadline::NEVER,
+            }
+        }
+    }
+
+    const fn c(at_ms: u64, hold_ms: u64, patience_ms: Option<u64>) -> Caller {
+        Caller {
+            at_ms,
+            hold_ms,
+            patience_ms,
+        }
+    }
+
+    /// The callers, by arrival: two take the slots; a third waits at the head; a fourth
+    /// runs out of patience in line; a fifth waits; a sixth finds the line full; a seventh
+    /// joins the place the fourth left; the last finds everything free again.
+    pub const CALLERS: &[Caller] = &[
+        c(0, 300, None),
+        c(0, 500, None),
+        c(10, 100, None),
+        c(20, 100, Some(250)),
+        c(30, 50, None),
+        c(40, 10, None),
+        c(280, 10, None),
+        c(1000, 10, None),
+    ];
+}
+
+// ---------------------------------------------------------------------------------------
 // An outage and recovery through a circuit breaker with retries
 // ---------------------------------------------------------------------------------------
 
 /// The outage scenario: calls every `CALL_EVERY_MS` (sequential: a call never outlasts
-/// the gap), each retried by [`outage_policy`] through [`outage_breaker`]; every attempt
+/// the gap), each retried by [`outage::policy`] through [`outage::breaker`]; every attempt
 /// takes `ATTEMPT_MS` and fails if it starts in `DOWN_FROM_MS..UP_AT_MS`.
 pub mod outage {
     use super::*;

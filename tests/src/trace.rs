@@ -45,6 +45,15 @@ pub enum Event {
         /// The request's index in the arrival schedule.
         request: usize,
     },
+    /// A bulkhead refused request `request`: its line was full, or its deadline passed.
+    BulkheadFull {
+        /// When.
+        at: Instant,
+        /// The request's index in the schedule.
+        request: usize,
+        /// Slots in use at that moment.
+        in_use: u32,
+    },
     /// Attempt `attempt` of call `call` started (the operation ran).
     Attempt {
         /// When.

@@ -23,7 +23,9 @@ use stanchion_embassy::{
 };
 use stanchion_tests::join::{Task, join_all};
 use stanchion_tests::scenarios::pipeline::Step;
-use stanchion_tests::scenarios::{BURSTS, LIMITERS, Limiter, LimiterConfig, ms, outage, pipeline};
+use stanchion_tests::scenarios::{
+    BURSTS, LIMITERS, Limiter, LimiterConfig, bulkhead, ms, outage, pipeline,
+};
 use stanchion_tests::{
     CLOCK_STEPS, CallOutcome, Event, LastError, Recorder, assert_same_trace, clock_trace, reference,
 };
@@ -160,6 +162,35 @@ fn burst_shaping(config: LimiterConfig) -> Option<Vec<Event>> {
         })
         .collect();
     on_mock_driver(join_all(tasks)).into_iter().collect()
+}
+
+fn bulkhead_waiting() -> Vec<Event> {
+    let slots = NonZeroU32::new(bulkhead::SLOTS).expect("at least one slot");
+    let queue: BulkheadQueue<NoopRawMutex, { bulkhead::MAX_WAITING }> = BulkheadQueue::new(slots);
+    let queue = &queue;
+    let tasks: Vec<Task<'_, Event>> = bulkhead::CALLERS
+        .iter()
+        .enumerate()
+        .map(|(i, caller)| {
+            Box::pin(async move {
+                until(caller.at()).await;
+                match queue.acquire(caller.deadline()).await {
+                    Ok(slot) => {
+                        let at = EmbassyClock.now();
+                        Timer::after(Ticks::from_millis(caller.hold_ms)).await;
+                        drop(slot);
+                        Event::Proceeded { at, request: i }
+                    }
+                    Err(full) => Event::BulkheadFull {
+                        at: EmbassyClock.now(),
+                        request: i,
+                        in_use: full.in_use(),
+                    },
+                }
+            }) as Task<'_, Event>
+        })
+        .collect();
+    on_mock_driver(join_all(tasks))
 }
 
 fn outage() -> Vec<Event> {
@@ -326,6 +357,12 @@ fn the_scenarios_on_the_mock_driver() {
             (r, s) => panic!("{name}: shaping {r:?} vs {s:?}"),
         }
     }
+    assert_same_trace(
+        "bulkhead",
+        "embassy",
+        &reference::bulkhead_waiting(),
+        &bulkhead_waiting(),
+    );
     assert_same_trace(
         "outage",
         "embassy",

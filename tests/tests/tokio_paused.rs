@@ -14,7 +14,7 @@ use stanchion_std::{
 };
 use stanchion_tests::join::{Task, join_all};
 use stanchion_tests::scenarios::pipeline::Step;
-use stanchion_tests::scenarios::{BURSTS, LIMITERS, LimiterConfig, ms, outage, pipeline};
+use stanchion_tests::scenarios::{BURSTS, LIMITERS, LimiterConfig, bulkhead, ms, outage, pipeline};
 use stanchion_tests::{CallOutcome, Event, LastError, Recorder, assert_same_trace, reference};
 
 /// The dependency's error.
@@ -103,6 +103,37 @@ fn burst_shaping(config: LimiterConfig) -> Option<Vec<Event>> {
             }));
         }
         join_all(tasks).await.into_iter().collect()
+    })
+}
+
+fn bulkhead_waiting() -> Vec<Event> {
+    on_paused_tokio(async |clock| {
+        let queue =
+            BulkheadQueue::new(bulkhead::SLOTS, bulkhead::MAX_WAITING, clock).expect("config");
+        let queue = &queue;
+        let tasks: Vec<Task<'_, Event>> = bulkhead::CALLERS
+            .iter()
+            .enumerate()
+            .map(|(i, caller)| {
+                Box::pin(async move {
+                    until(clock, caller.at()).await;
+                    match queue.acquire(caller.deadline()).await {
+                        Ok(slot) => {
+                            let at = clock.now();
+                            tokio::time::sleep(ms(caller.hold_ms)).await;
+                            drop(slot);
+                            Event::Proceeded { at, request: i }
+                        }
+                        Err(full) => Event::BulkheadFull {
+                            at: clock.now(),
+                            request: i,
+                            in_use: full.in_use(),
+                        },
+                    }
+                }) as Task<'_, Event>
+            })
+            .collect();
+        join_all(tasks).await
     })
 }
 
@@ -243,6 +274,16 @@ fn the_leaky_bucket_shapes_alike() {
             (r, s) => panic!("{name}: shaping {r:?} vs {s:?}"),
         }
     }
+}
+
+#[test]
+fn bulkhead_waiters_get_their_slots_at_the_same_instants() {
+    assert_same_trace(
+        "bulkhead",
+        "tokio",
+        &reference::bulkhead_waiting(),
+        &bulkhead_waiting(),
+    );
 }
 
 #[test]
