@@ -5,7 +5,7 @@
 //! This library holds what the three drivers share: the scenarios as data
 //! ([`scenarios`]), the trace type ([`Event`]) and its comparison
 //! ([`assert_same_trace`]), the reference traces of core on a `ManualClock`
-//! ([`reference`]), and a join that polls a scenario's tasks in a fixed order ([`join`]).
+//! ([`mod@reference`]), and a join that polls a scenario's tasks in a fixed order ([`join`]).
 //! The drivers live in `tests/`: `tokio_paused.rs` (the std adapter under tokio's paused
 //! clock) and `embassy_mock.rs` (the embassy adapter under its mock driver, in a binary of
 //! its own since the driver is global).

@@ -153,7 +153,7 @@ pub fn bulkhead_waiting() -> Vec<Event> {
     trace
 }
 
-/// The outage: the calls of [`outage`], one after another, each retried as
+/// The outage: the calls of [`mod@outage`], one after another, each retried as
 /// [`outage::policy`] says through [`outage::breaker`]; a refusal by the breaker stops
 /// the retries (the classifier calls it permanent).
 pub fn outage() -> Result<Vec<Event>, ConfigError> {
