@@ -6,8 +6,8 @@
 //!
 //! 1. **overall timeout** ([`Pipeline::overall_timeout`]): one [`Deadline`] for the whole
 //!    call, waits included; when it passes, the call ends with [`PipelineError::Timeout`]
-//!    (the rate limiter's wait is refused up front instead, if it would pass it). The retry
-//!    policy's own deadline is lowered to it.
+//!    (the rate limiter's wait is refused up front instead, if it would pass it). It is
+//!    also the retry policy's deadline for the call (without an overall timeout, none).
 //! 2. **rate limit** ([`Pipeline::rate_limit`], a [`RateLimitQueue`]): one permit per
 //!    call, waited for in line; a wait that would pass the deadline is refused at once
 //!    ([`PipelineError::RateLimited`]).
@@ -16,7 +16,8 @@
 //! 4. **circuit breaker** ([`Pipeline::breaker`]): one permit per *attempt*. A refusal of
 //!    the first attempt is [`PipelineError::CircuitOpen`]; of a retry, it ends the retries
 //!    ([`PipelineError::GaveUp`] with [`AttemptError::CircuitOpen`], reason
-//!    [`GiveUpReason::Permanent`], counting the refused attempt). The breaker records `Ok`
+//!    [`GiveUpReason::Permanent`]; `attempts` counts the attempts that ran, as in the tokio
+//!    adapter). The breaker records `Ok`
 //!    as a success, `Err` and a per-attempt timeout as failures, with the attempt's
 //!    duration.
 //! 5. **retry**: the caller's [`RetryPolicy`], [`reset`](RetryPolicy::reset) at the start
@@ -302,7 +303,9 @@ where
             Some(budget) => Deadline::after(EmbassyClock.now(), budget),
             None => Deadline::NEVER,
         };
-        policy.reset(overall.earliest(policy.deadline()));
+        // The call's deadline replaces whatever the policy holds: the policy is reused
+        // across calls, so the one it holds is the last call's, long passed.
+        policy.reset(overall);
         match timeout_at(overall, self.layers(policy, op, overall)).await {
             Ok(result) => result,
             Err(Elapsed) => Err(PipelineError::Timeout),
@@ -342,7 +345,8 @@ where
                     return Err(PipelineError::GaveUp {
                         last: AttemptError::CircuitOpen(rejected),
                         reason: GiveUpReason::Permanent,
-                        attempts,
+                        // The refused attempt did not run.
+                        attempts: attempts.saturating_sub(1),
                     });
                 }
             };
