@@ -89,6 +89,18 @@ pub struct ClientLimits {
     capacity: usize,
 }
 
+impl std::fmt::Debug for ClientLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The keys' secrets stay out of logs.
+        f.debug_struct("ClientLimits")
+            .field("store", &self.store_name())
+            .field("keys", &self.names)
+            .field("ip", &self.ip_policy)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ClientLimits {
     /// In-process limits: each of `keys` with its own quota, everyone else by IP with
     /// `ip_quota`, in a table of at least `max_clients` IPs (rounded up to a multiple of
