@@ -45,6 +45,8 @@ impl Service {
     async fn start(args: &[&str]) -> Service {
         let mut child = command()
             .args(["--port", "0", "--admin-token", TOKEN, "--seed", "7"])
+            // Timeouts far above any scheduling delay, unless a test sets its own.
+            .args(["--attempt-timeout", "10s", "--request-timeout", "20s"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -266,6 +268,8 @@ async fn a_failing_downstream_opens_the_breaker_and_healing_closes_it() {
     .await;
     assert_eq!(s.api(None).await.status(), StatusCode::OK);
     s.set("failure_rate=100").await;
+    // The breaker opens after this instant, and closes at least the open wait later.
+    let before_open = tokio::time::Instant::now();
     // The first call fails its 3 attempts (502), which opens the breaker: 503 from then on.
     let mut statuses = Vec::new();
     let open = loop {
@@ -282,7 +286,10 @@ async fn a_failing_downstream_opens_the_breaker_and_healing_closes_it() {
     assert_eq!(statuses, [502, 503]);
     assert_eq!(header(&open, "retry-after"), "1", "300 ms, rounded up");
     let body = open.text().await.unwrap();
-    assert!(body.starts_with("circuit breaker open"), "{body}");
+    assert_eq!(
+        body,
+        "circuit breaker open: the downstream is failing; retry after 1 s\n"
+    );
     let m = s.metrics().await;
     assert!(m.breaker("open"));
     assert_eq!(m.rejected("circuit_breaker"), 1.0);
@@ -290,11 +297,13 @@ async fn a_failing_downstream_opens_the_breaker_and_healing_closes_it() {
     // Healed: after the open wait, the probes succeed and the breaker closes.
     s.set("failure_rate=0").await;
     let start = tokio::time::Instant::now();
+    let mut first_ok = None;
     let mut ok = 0;
     while ok < 2 {
         let r = s.api(None).await;
         if r.status() == StatusCode::OK {
             ok += 1;
+            first_ok.get_or_insert_with(|| before_open.elapsed());
         } else {
             assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
             assert!(

@@ -353,7 +353,16 @@ fn refusal(
         } => (
             StatusCode::SERVICE_UNAVAILABLE,
             Layer::CircuitBreaker,
-            format!("circuit breaker open: the downstream is failing ({rejected})"),
+            match rejected.retry_after {
+                Some(d) => format!(
+                    "circuit breaker open: the downstream is failing; retry after {} s",
+                    whole_seconds(d)
+                ),
+                None => format!(
+                    "circuit breaker refused the call ({:?}): the downstream is failing or being probed",
+                    rejected.state
+                ),
+            },
         ),
         PipelineError::GaveUp {
             last: AttemptError::Timeout,

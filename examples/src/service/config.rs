@@ -10,7 +10,7 @@ use stanchion::rate::Quota;
 ///
 /// Every flag can also be set by the environment variable shown.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "service", version, about)]
+#[command(name = "service", version, about, args_override_self = true)]
 pub struct Config {
     /// Port on 127.0.0.1 (0 picks a free one; the first line printed says which).
     #[arg(long, env = "STANCHION_PORT", default_value_t = 3000)]
@@ -76,8 +76,8 @@ pub struct Config {
     #[arg(long, env = "STANCHION_OPEN_WAIT", default_value = "5s", value_parser = parse_duration)]
     pub open_wait: Duration,
 
-    /// Probe calls let through when the open wait is over; that many successes close the
-    /// breaker, one failure opens it again.
+    /// Probe calls let through when the open wait is over; once their outcomes are all
+    /// in, the breaker closes if fewer than half failed, and opens again otherwise.
     #[arg(long, env = "STANCHION_HALF_OPEN_PROBES", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
     pub half_open_probes: u16,
 
