@@ -92,8 +92,8 @@ impl<M: RawMutex, L: RateLimiter, const N: usize> RateLimitQueue<M, L, N> {
         if n > max {
             return Err(InsufficientCapacity::new(max).into());
         }
-        let now = EmbassyClock.now();
-        if let Err(refused) = self.limiter.peek_at(n, now)
+        let (peeked, now) = self.peek(n);
+        if let Err(refused) = peeked
             && would_pass(refused, now, deadline)
         {
             return Err(refused);
@@ -119,11 +119,20 @@ impl<M: RawMutex, L: RateLimiter, const N: usize> RateLimitQueue<M, L, N> {
 
     /// The limiter's answer now, for a task that was refused without asking it.
     fn refusal(&self, n: u32) -> RateLimitError {
-        match self.limiter.peek_at(n, EmbassyClock.now()) {
+        match self.peek(n).0 {
             Err(refused) => refused,
             // Free now, but others were in line first: come back after the shortest wait.
             Ok(()) => Denied::from_nanos(1).into(),
         }
+    }
+
+    /// What the limiter would answer to `n` now, and when now is. Out of line: both the
+    /// check before queueing and [`refusal`](Self::refusal) ask it, and one copy of the
+    /// limiter's decision serves both.
+    #[inline(never)]
+    fn peek(&self, n: u32) -> (Result<(), RateLimitError>, stanchion::Instant) {
+        let now = EmbassyClock.now();
+        (self.limiter.peek_at(n, now), now)
     }
 }
 

@@ -22,7 +22,12 @@
 //!   in memory fixed by configuration;
 //! - (feature `tracing`) retries, refusals and state changes as `tracing` events, with
 //!   listeners for breakers and bulkheads (`TracingBreakerListener`,
-//!   `TracingBulkheadListener`).
+//!   `TracingBulkheadListener`);
+//! - (feature `tower`) `tower` layers: rate limit (plain and keyed), bulkhead (reject, or
+//!   wait in a `BulkheadQueue`), circuit breaker, retry and timeout, whose clones share one
+//!   state; (feature `http`) their refusals as 429/503/504 responses with `Retry-After`
+//!   and the IETF `RateLimit` fields; (feature `axum`) `IntoResponse` and a
+//!   `HandleErrorLayer` handler.
 #![deny(missing_docs)]
 
 mod clock;
@@ -56,5 +61,9 @@ pub use limit::{NoRateLimit, RateLimitQueue};
 pub use pipeline::Pipeline;
 pub use retry::{RetryError, retry, retry_with_hint};
 pub use timeout::{TimedOut, timeout};
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "tower")]
+pub mod tower;

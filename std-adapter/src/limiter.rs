@@ -42,6 +42,23 @@ pub trait AsyncRateLimiter: Send + Sync {
     /// The largest `n` that can ever be granted at once (the burst or window limit), for
     /// the `RateLimit-Policy` header field.
     fn max_acquire(&self) -> u32;
+
+    /// The decision for `n` permits now, if this limiter can take it without waiting: an
+    /// in-process limiter answers `Some`, so that callers which cannot hold a borrowing
+    /// future (a tower service's `call`) take the fast path with no allocation. The
+    /// default, `None`, means "await [`admit`](Self::admit)" (a remote limiter).
+    fn admit_now(&self, n: u32) -> Option<Result<Admission, RateLimitError>> {
+        let _ = n;
+        None
+    }
+
+    /// [`admit_now`](Self::admit_now) for a caller that does not need the permits left:
+    /// the same decision, without computing `remaining` (a division in the token
+    /// bucket). `None` by default.
+    fn acquire_now(&self, n: u32) -> Option<Result<(), RateLimitError>> {
+        let _ = n;
+        None
+    }
 }
 
 impl<L, C> AsyncRateLimiter for WithClock<L, C>
@@ -59,6 +76,17 @@ where
     fn max_acquire(&self) -> u32 {
         self.limiter().max_acquire()
     }
+
+    fn admit_now(&self, n: u32) -> Option<Result<Admission, RateLimitError>> {
+        let now = self.clock().now();
+        Some(self.limiter().acquire_at(n, now).map(|()| Admission {
+            remaining: self.limiter().remaining_at(now),
+        }))
+    }
+
+    fn acquire_now(&self, n: u32) -> Option<Result<(), RateLimitError>> {
+        Some(self.limiter().acquire_at(n, self.clock().now()))
+    }
 }
 
 /// A keyed rate limiter whose decision may need I/O: one quota per key (a client, an API
@@ -73,6 +101,20 @@ pub trait AsyncKeyedRateLimiter<K: ?Sized>: Send + Sync {
 
     /// The largest `n` that can ever be granted at once for one key.
     fn max_acquire(&self) -> u32;
+
+    /// The decision for `n` permits for `key` now, if this limiter can take it without
+    /// waiting (see [`AsyncRateLimiter::admit_now`]); `None` by default.
+    fn admit_now(&self, key: &K, n: u32) -> Option<Result<Admission, RateLimitError>> {
+        let _ = (key, n);
+        None
+    }
+
+    /// [`admit_now`](Self::admit_now) without computing `remaining` (see
+    /// [`AsyncRateLimiter::acquire_now`]); `None` by default.
+    fn acquire_now(&self, key: &K, n: u32) -> Option<Result<(), RateLimitError>> {
+        let _ = (key, n);
+        None
+    }
 }
 
 impl<K, L, C> AsyncKeyedRateLimiter<K> for WithClock<L, C>
@@ -94,6 +136,17 @@ where
 
     fn max_acquire(&self) -> u32 {
         KeyedRateLimiter::max_acquire(self.limiter())
+    }
+
+    fn admit_now(&self, key: &K, n: u32) -> Option<Result<Admission, RateLimitError>> {
+        let now = self.clock().now();
+        Some(self.limiter().acquire_at(key, n, now).map(|()| Admission {
+            remaining: self.limiter().remaining_at(key, now),
+        }))
+    }
+
+    fn acquire_now(&self, key: &K, n: u32) -> Option<Result<(), RateLimitError>> {
+        Some(self.limiter().acquire_at(key, n, self.clock().now()))
     }
 }
 

@@ -556,27 +556,27 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
                 return; // late: admitted in an earlier period
             }
             match state_of(word) {
-                State::Closed => {
+                // One arm for both states that record into the window, so that the window's
+                // code is compiled once into this function, not once per state.
+                state @ (State::Closed | State::MetricsOnly) => {
                     inner.window.record(call, end);
                     let thresholds = this.thresholds(&inner.window);
                     let exceeded = inner.window.exceeded(end, &thresholds);
-                    if exceeded.any() {
-                        this.report_exceeded(
-                            inner,
-                            exceeded,
-                            thresholds.minimum_calls,
-                            end,
-                            events,
-                        );
-                        this.enter(inner, word, State::Open, end, None, 0, events);
-                    } else {
-                        this.update_quiet(inner, word);
+                    if state == State::Closed {
+                        if exceeded.any() {
+                            this.report_exceeded(
+                                inner,
+                                exceeded,
+                                thresholds.minimum_calls,
+                                end,
+                                events,
+                            );
+                            this.enter(inner, word, State::Open, end, None, 0, events);
+                        } else {
+                            this.update_quiet(inner, word);
+                        }
+                        return;
                     }
-                }
-                State::MetricsOnly => {
-                    inner.window.record(call, end);
-                    let thresholds = this.thresholds(&inner.window);
-                    let exceeded = inner.window.exceeded(end, &thresholds);
                     let new = Exceeded {
                         failure_rate: exceeded.failure_rate && !inner.reported.failure_rate,
                         slow_call_rate: exceeded.slow_call_rate && !inner.reported.slow_call_rate,

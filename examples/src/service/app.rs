@@ -10,96 +10,90 @@
 //! | the downstream failed on every attempt the retry policy allowed | 502 Bad Gateway | none |
 //! | malformed `X-Api-Key` | 400 Bad Request | none |
 //!
+//! The patterns in front of the downstream are `stanchion_std`'s tower layers, stacked in
+//! [`stanchion::pipeline`]'s order ([`Downstream`]); the answers are built by
+//! `stanchion_std::http` (status and fields), with a body that says what happened.
 //! `Retry-After` and `t` are whole seconds, rounded up, never 0. `RateLimit` and
-//! `RateLimit-Policy` follow draft-ietf-httpapi-ratelimit-headers-10, as
-//! `stanchion_std`'s HTTP helpers do: `RateLimit-Policy: "ip";q=60;w=60` and
-//! `RateLimit: "ip";r=0;t=1` (granted responses carry `r` without `t`).
+//! `RateLimit-Policy` follow draft-ietf-httpapi-ratelimit-headers-10:
+//! `RateLimit-Policy: "ip";q=60;w=60` and `RateLimit: "ip";r=0;t=1` (granted responses
+//! carry `r` without `t`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use stanchion::Instant;
 use stanchion::breaker::window::ConsecutiveWindow;
 use stanchion::breaker::{BreakerConfig, CircuitBreaker};
-use stanchion::bulkhead::NoBulkheadListener;
-use stanchion::pipeline::{AttemptError, Layer, PipelineError};
+use stanchion::pipeline::Layer;
 use stanchion::rate::RateLimitError;
-use stanchion::retry::{
-    Exponential, Jitter, Ratio, RetryBudget, RetryPolicy, TokenBudget, TransientErrors,
+use stanchion::retry::{Exponential, Jitter, Ratio, RetryPolicy, TokenBudget};
+use stanchion::{Clock, Deadline};
+use stanchion_std::http::{
+    RateLimitHeaders, gateway_timeout, service_unavailable, too_many_requests,
 };
-use stanchion_std::{
-    BulkheadQueue, ErrorsAreFailures, NoRateLimit, Pipeline, StdRawMutex, TokioClock,
+use stanchion_std::tower::{
+    BoxError, BulkheadRejected, CircuitBreakerLayer, CircuitOpen, OnAdmission, QueuedBulkheadLayer,
+    RateLimitPolicy, RateLimited, RefusalsArePermanent, RetryLayer, SharedBudget, TimeoutLayer,
+    refusal,
 };
+use stanchion_std::{BulkheadQueue, StdRawMutex, TokioClock};
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt};
 
 use super::admin;
-use super::clients::{ClientLimits, Policy};
+use super::clients::ClientLimits;
 use super::config::{Config, DisplayDuration};
 use super::downstream::{DownstreamError, FlakyDownstream};
 use super::metrics::{Metrics, Snapshot};
 
-/// The `RateLimit` field.
-const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
-/// The `RateLimit-Policy` field.
-const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 /// The API key field.
 pub const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// The breaker in front of the downstream.
 pub type Breaker = CircuitBreaker<ConsecutiveWindow, StdRawMutex>;
 
-/// The pipeline in front of the downstream: request timeout, bulkhead, breaker, retry,
-/// attempt timeout (the per-client rate limit runs before it, as middleware, because its
-/// quota depends on who asks).
-pub type DownstreamPipeline = Pipeline<
-    NoRateLimit,
-    NoBulkheadListener,
-    Breaker,
-    ErrorsAreFailures,
-    Exponential,
-    TransientErrors,
-    SharedBudget,
->;
+/// One request to the downstream: the attempts it made so far (shared by its retries).
+#[derive(Clone, Debug, Default)]
+pub struct Attempts(Arc<AtomicU32>);
 
-/// A retry budget that every call's copy of the retry policy shares.
-#[derive(Clone, Debug)]
-pub struct SharedBudget(pub Arc<TokenBudget>);
-
-impl RetryBudget for SharedBudget {
-    const USES_TIME: bool = <TokenBudget as RetryBudget>::USES_TIME;
-
-    fn deposit_at(&self, now: Instant) {
-        self.0.deposit_at(now);
-    }
-
-    fn record_success_at(&self, now: Instant) {
-        self.0.record_success_at(now);
-    }
-
-    fn try_withdraw_at(&self, now: Instant) -> bool {
-        self.0.try_withdraw_at(now)
+impl Attempts {
+    /// Attempts made.
+    pub fn count(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
     }
 }
+
+/// The downstream behind the patterns, as one tower service (clones share every layer's
+/// state): overall timeout, bulkhead, retry, circuit breaker, per-attempt timeout, the
+/// order of [`stanchion::pipeline`] (in tower the breaker sits inside the retry, so that
+/// each attempt takes a breaker permit). The per-client rate limit runs before it, as
+/// middleware, because its quota depends on who asks.
+pub type Downstream = BoxCloneSyncService<Attempts, String, BoxError>;
 
 /// Everything the handlers share.
 pub struct AppState {
     /// The per-client limits.
     pub limits: ClientLimits,
     /// The patterns in front of the downstream.
-    pub pipeline: DownstreamPipeline,
-    /// The retry budget (also inside the pipeline's policy), for the metrics.
-    pub budget: SharedBudget,
+    pub stack: Downstream,
+    /// The breaker inside `stack`, for the metrics.
+    pub breaker: Arc<Breaker>,
+    /// The bulkhead inside `stack`, for the metrics and messages.
+    pub bulkhead: Arc<BulkheadQueue>,
+    /// The retry budget inside `stack`, for the metrics.
+    pub budget: SharedBudget<TokenBudget>,
     /// The flaky downstream.
-    pub downstream: FlakyDownstream,
+    pub downstream: Arc<FlakyDownstream>,
     /// The counters.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// The admin token.
     pub admin_token: String,
     /// The per-request timeout, for messages.
@@ -124,40 +118,78 @@ impl AppState {
         let seed = config.seed.unwrap_or_else(|| {
             std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0x5eed_u64)
         });
-        let budget = SharedBudget(Arc::new(
+        let budget = SharedBudget::new(
             TokenBudget::new(config.retry_budget, Ratio::new(1, 10).map_err(err)?).map_err(err)?,
-        ));
+        );
         let cap = config.retry_base.saturating_mul(10);
         let backoff = Exponential::new(config.retry_base, Ratio::TWO, cap)
             .map_err(err)?
             .with_jitter(Jitter::FULL);
-        let policy = RetryPolicy::new(backoff, config.max_attempts, fastrand::Rng::with_seed(seed))
-            .map_err(err)?
-            .with_budget(budget.clone());
+        // Each request gets a copy (see below).
+        let template =
+            RetryPolicy::new(backoff, config.max_attempts, fastrand::Rng::with_seed(seed))
+                .map_err(err)?
+                .with_classifier(RefusalsArePermanent)
+                .with_budget(budget.clone());
         let probes = config.half_open_probes;
         let breaker_config = BreakerConfig::new()
             .open_duration(config.open_wait)
             .permitted_calls_in_half_open(probes)
             .minimum_calls(u32::from(probes));
-        let breaker: Breaker = CircuitBreaker::new(
-            breaker_config,
-            ConsecutiveWindow::new(config.breaker_failures).map_err(err)?,
-        )
-        .map_err(err)?;
-        let bulkhead =
-            BulkheadQueue::new(config.max_concurrent, config.max_waiting, clock).map_err(err)?;
-        let pipeline = Pipeline::new(clock)
-            .overall_timeout(config.request_timeout)
-            .bulkhead(bulkhead)
-            .circuit_breaker(breaker)
-            .retry(policy)
-            .attempt_timeout(config.attempt_timeout);
+        let breaker: Arc<Breaker> = Arc::new(
+            CircuitBreaker::new(
+                breaker_config,
+                ConsecutiveWindow::new(config.breaker_failures).map_err(err)?,
+            )
+            .map_err(err)?,
+        );
+        let bulkhead = Arc::new(
+            BulkheadQueue::new(config.max_concurrent, config.max_waiting, clock).map_err(err)?,
+        );
+        let downstream = Arc::new(FlakyDownstream::new(
+            config.failure_rate,
+            config.latency,
+            seed ^ 0xd0,
+        ));
+        let metrics = Arc::new(Metrics::new());
+
+        let (request_timeout, requests) = (config.request_timeout, Arc::new(AtomicU64::new(0)));
+        let make_policy = move |clock: &TokioClock| {
+            let mut policy = template.clone();
+            // A random stream per request, so that concurrent retries do not jitter in step.
+            let n = requests.fetch_add(1, Ordering::Relaxed);
+            *policy.rng_mut() =
+                fastrand::Rng::with_seed(seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            // Never sleep past the request's deadline.
+            policy.with_deadline(Deadline::after(clock.now(), request_timeout))
+        };
+        let (calls_downstream, calls_metrics) = (downstream.clone(), metrics.clone());
+        let stack = ServiceBuilder::new()
+            .layer(TimeoutLayer::overall(config.request_timeout))
+            .layer(QueuedBulkheadLayer::new(
+                bulkhead.clone(),
+                Some(config.request_timeout),
+            ))
+            .layer(RetryLayer::new(make_policy))
+            .layer(CircuitBreakerLayer::new(breaker.clone()))
+            .layer(TimeoutLayer::new(config.attempt_timeout))
+            .service_fn(move |attempts: Attempts| {
+                let attempt = attempts.0.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+                calls_metrics.admitted(Layer::CircuitBreaker);
+                if attempt > 1 {
+                    calls_metrics.retried();
+                }
+                let downstream = calls_downstream.clone();
+                async move { downstream.call().await.map_err(BoxError::from) }
+            });
         Ok(AppState {
             limits,
-            pipeline,
+            stack: BoxCloneSyncService::new(stack),
+            breaker,
+            bulkhead,
             budget,
-            downstream: FlakyDownstream::new(config.failure_rate, config.latency, seed ^ 0xd0),
-            metrics: Metrics::new(),
+            downstream,
+            metrics,
             admin_token,
             request_timeout: config.request_timeout,
             attempt_timeout: config.attempt_timeout,
@@ -183,37 +215,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Whole seconds, rounded up, at least 1.
+/// Whole seconds, rounded up, at least 1 (as `Retry-After` says it).
 fn whole_seconds(d: Duration) -> u64 {
-    d.as_secs()
-        .saturating_add(u64::from(d.subsec_nanos() > 0))
-        .max(1)
-}
-
-fn policy_field(policy: &Policy) -> HeaderValue {
-    header_value(format!(
-        "\"{}\";q={};w={}",
-        policy.name,
-        policy.quota,
-        whole_seconds(policy.window)
-    ))
-}
-
-fn ratelimit_field(policy: &Policy, remaining: u32, reset: Option<Duration>) -> HeaderValue {
-    let mut v = format!("\"{}\";r={remaining}", policy.name);
-    if let Some(t) = reset {
-        v.push_str(&format!(";t={}", whole_seconds(t)));
-    }
-    header_value(v)
-}
-
-fn header_value(v: String) -> HeaderValue {
-    // Policy names are checked to be letters, digits, `-` and `_` at start-up.
-    HeaderValue::try_from(v).unwrap_or(HeaderValue::from_static("\"\";r=0"))
+    stanchion_std::http::retry_after_seconds(d)
 }
 
 fn text(status: StatusCode, message: String) -> Response {
     (status, message + "\n").into_response()
+}
+
+/// `response` (a refusal from `stanchion_std::http`, status and fields) with `message`
+/// as its body.
+fn with_message(response: axum::http::Response<()>, message: String) -> Response {
+    let (parts, ()) = response.into_parts();
+    Response::from_parts(parts, Body::from(message + "\n"))
 }
 
 /// Counts every `/api` response by status.
@@ -228,6 +243,9 @@ async fn count_responses(
 }
 
 /// The per-client rate limit: 429 over quota, `RateLimit` fields on every answer.
+///
+/// Middleware of its own rather than `KeyedRateLimitLayer`: each API key has its own
+/// quota, so each answer names its own policy, which one layer's single policy cannot.
 async fn rate_limit(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -239,34 +257,29 @@ async fn rate_limit(
         Ok(client) => client,
         Err(malformed) => return text(StatusCode::BAD_REQUEST, malformed.to_string()),
     };
-    let policy = state.limits.policy(client);
+    let policy = *state.limits.policy(client);
     match state.limits.admit(client).await {
         Ok(admission) => {
             state.metrics.admitted(Layer::RateLimit);
             let mut response = next.run(request).await;
-            let headers = response.headers_mut();
-            headers.insert(
-                RATELIMIT,
-                ratelimit_field(policy, admission.remaining, None),
-            );
-            headers.insert(RATELIMIT_POLICY, policy_field(policy));
+            RateLimitHeaders.on_admission(&mut response, admission, &policy);
             response
         }
-        Err(refused) => {
+        Err(error) => {
             state.metrics.rejected(Layer::RateLimit);
-            too_many_requests(policy, refused)
+            too_many(RateLimited { error, policy })
         }
     }
 }
 
-fn too_many_requests(policy: &Policy, refused: RateLimitError) -> Response {
-    let wait = refused.retry_after();
-    let message = match wait {
+fn too_many(refused: RateLimited) -> Response {
+    let policy = refused.policy;
+    let message = match refused.retry_after() {
         Some(d) => format!(
             "rate limited: policy {} allows {} requests per {}; retry after {} s",
             policy.name,
-            policy.quota,
-            DisplayDuration(policy.window),
+            policy.quota.unwrap_or(0),
+            DisplayDuration(policy.window.unwrap_or_default()),
             whole_seconds(d)
         ),
         None => format!(
@@ -274,116 +287,100 @@ fn too_many_requests(policy: &Policy, refused: RateLimitError) -> Response {
             policy.name
         ),
     };
-    let mut response = text(StatusCode::TOO_MANY_REQUESTS, message);
-    let headers = response.headers_mut();
-    if let Some(d) = wait {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(whole_seconds(d)));
-    }
-    headers.insert(RATELIMIT, ratelimit_field(policy, 0, wait));
-    headers.insert(RATELIMIT_POLICY, policy_field(policy));
-    response
+    with_message(too_many_requests(&refused), message)
 }
 
-/// `GET /api/data`: one call to the downstream through the pipeline.
+/// The first error of type `T` in `error`'s source chain.
+fn find<'a, T: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut current = Some(error);
+    for _ in 0..16 {
+        let e = current?;
+        if let Some(t) = e.downcast_ref::<T>() {
+            return Some(t);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// `GET /api/data`: one call to the downstream through the patterns.
 async fn api_data(State(state): State<Arc<AppState>>) -> Response {
-    let attempts = AtomicU32::new(0);
-    let result = state
-        .pipeline
-        .call(|attempt| {
-            attempts.fetch_add(1, Ordering::Relaxed);
-            state.metrics.admitted(Layer::CircuitBreaker);
-            if attempt > 1 {
-                state.metrics.retried();
-            }
-            state.downstream.call()
-        })
-        .await;
-    let ran = attempts.load(Ordering::Relaxed) > 0;
-    if ran || matches!(result, Err(PipelineError::CircuitOpen(_))) {
+    let attempts = Attempts::default();
+    let result = state.stack.clone().oneshot(attempts.clone()).await;
+    let error = match result {
+        Ok(body) => {
+            state.metrics.admitted(Layer::Bulkhead);
+            return (StatusCode::OK, body).into_response();
+        }
+        Err(error) => error,
+    };
+    let refused = refusal(&*error);
+    let layer = refused.map_or(Layer::Retry, |r| r.layer);
+    if attempts.count() > 0 || layer == Layer::CircuitBreaker {
         state.metrics.admitted(Layer::Bulkhead);
     }
-    match result {
-        Ok(body) => (StatusCode::OK, body).into_response(),
-        Err(error) => {
-            let (status, layer, message) = refusal(&state, &error);
-            state.metrics.rejected(layer);
-            let mut response = text(status, message);
-            if let (StatusCode::SERVICE_UNAVAILABLE, Some(d)) = (status, error.retry_after()) {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(whole_seconds(d)));
-            }
-            response
-        }
-    }
-}
-
-/// The status, the layer to count the refusal against, and the message.
-fn refusal(
-    state: &AppState,
-    error: &PipelineError<DownstreamError>,
-) -> (StatusCode, Layer, String) {
-    match *error {
-        PipelineError::Timeout => (
-            StatusCode::GATEWAY_TIMEOUT,
-            Layer::OverallTimeout,
+    state.metrics.rejected(layer);
+    let n = attempts.count();
+    match layer {
+        Layer::OverallTimeout => with_message(
+            gateway_timeout(),
             format!(
                 "no answer from the downstream within the request timeout of {}",
                 DisplayDuration(state.request_timeout)
             ),
         ),
-        PipelineError::RateLimited(_) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            Layer::RateLimit,
-            "rate limited".to_owned(),
-        ),
-        PipelineError::BulkheadFull(full) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Layer::Bulkhead,
+        Layer::AttemptTimeout => with_message(
+            gateway_timeout(),
             format!(
-                "bulkhead full: {} of {} downstream calls in flight; try again shortly",
-                full.in_use(),
-                full.max_concurrent()
-            ),
-        ),
-        PipelineError::CircuitOpen(rejected)
-        | PipelineError::GaveUp {
-            last: AttemptError::CircuitOpen(rejected),
-            ..
-        } => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Layer::CircuitBreaker,
-            match rejected.retry_after {
-                Some(d) => format!(
-                    "circuit breaker open: the downstream is failing; retry after {} s",
-                    whole_seconds(d)
-                ),
-                None => format!(
-                    "circuit breaker refused the call ({:?}): the downstream is failing or being probed",
-                    rejected.state
-                ),
-            },
-        ),
-        PipelineError::GaveUp {
-            last: AttemptError::Timeout,
-            attempts,
-            reason,
-        } => (
-            StatusCode::GATEWAY_TIMEOUT,
-            Layer::AttemptTimeout,
-            format!(
-                "the downstream did not answer within {} on any of {attempts} attempt(s) ({reason})",
+                "the downstream did not answer within {} on any of {n} attempt(s)",
                 DisplayDuration(state.attempt_timeout)
             ),
         ),
-        PipelineError::GaveUp {
-            last: AttemptError::Operation(e),
-            attempts,
-            reason,
-        } => (
+        Layer::Bulkhead => {
+            let full = find::<BulkheadRejected>(&*error).map(|r| r.full);
+            let (in_use, max) = full.map_or((0, 0), |f| (f.in_use(), f.max_concurrent()));
+            with_message(
+                service_unavailable(None),
+                format!(
+                    "bulkhead full: {in_use} of {max} downstream calls in flight; try again shortly"
+                ),
+            )
+        }
+        Layer::CircuitBreaker => {
+            let rejected = find::<CircuitOpen>(&*error).map(|c| c.rejected);
+            let retry_after = rejected.and_then(|r| r.retry_after);
+            let message = match (retry_after, rejected) {
+                (Some(d), _) => format!(
+                    "circuit breaker open: the downstream is failing; retry after {} s",
+                    whole_seconds(d)
+                ),
+                (None, Some(r)) => format!(
+                    "circuit breaker refused the call ({:?}): the downstream is failing or being probed",
+                    r.state
+                ),
+                (None, None) => "circuit breaker refused the call".to_owned(),
+            };
+            with_message(service_unavailable(retry_after), message)
+        }
+        Layer::RateLimit => {
+            let error = find::<RateLimited>(&*error).map_or(
+                RateLimitError::InsufficientCapacity(stanchion::rate::InsufficientCapacity::new(0)),
+                |r| r.error,
+            );
+            too_many(RateLimited {
+                error,
+                policy: RateLimitPolicy::new("downstream"),
+            })
+        }
+        Layer::Retry if find::<DownstreamError>(&*error).is_some() => text(
             StatusCode::BAD_GATEWAY,
-            Layer::Retry,
-            format!("{e} on every attempt: gave up after {attempts} attempt(s) ({reason})"),
+            format!("the downstream failed on every attempt: gave up after {n} attempt(s)"),
+        ),
+        Layer::Retry => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error".to_owned(),
         ),
     }
 }
@@ -396,14 +393,8 @@ async fn health() -> &'static str {
 /// `GET /metrics`: Prometheus text.
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let snapshot = Snapshot {
-        breaker: state
-            .pipeline
-            .breaker()
-            .map_or(stanchion::breaker::State::Disabled, |b| b.state()),
-        bulkhead_in_use: state
-            .pipeline
-            .bulkhead_queue()
-            .map_or(0, |q| q.bulkhead().in_use()),
+        breaker: state.breaker.state(),
+        bulkhead_in_use: state.bulkhead.bulkhead().in_use(),
         budget_milli_tokens: state.budget.0.milli_tokens(),
         failure_rate: state.downstream.failure_rate(),
         latency_ms: u64::try_from(state.downstream.latency().as_millis()).unwrap_or(u64::MAX),

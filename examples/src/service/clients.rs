@@ -11,10 +11,10 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Duration;
 
 use stanchion::ConfigError;
 use stanchion::rate::{FullTablePolicy, RateLimitError, TokenBucket, WithClock};
+use stanchion_std::tower::RateLimitPolicy;
 use stanchion_std::{
     Admission, AsyncKeyedRateLimiter, AsyncRateLimiter, ShardedKeyedLimiter, TokioClock,
 };
@@ -39,17 +39,6 @@ pub enum Client {
     Key(usize),
     /// No key, or an unknown one: the client's IP address.
     Ip(IpAddr),
-}
-
-/// The quota a response's `RateLimit-Policy` field describes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Policy {
-    /// The policy's name: `key-NAME` or `ip`.
-    pub name: String,
-    /// Requests per window (the burst).
-    pub quota: u32,
-    /// The window.
-    pub window: Duration,
 }
 
 /// A bad `X-Api-Key`: the request gets a 400 with this message.
@@ -82,9 +71,9 @@ enum Store {
 
 /// The per-client limits.
 pub struct ClientLimits {
-    names: Vec<Policy>,
+    names: Vec<RateLimitPolicy>,
     by_key: HashMap<String, usize>,
-    ip_policy: Policy,
+    ip_policy: RateLimitPolicy,
     store: Store,
     capacity: usize,
 }
@@ -184,18 +173,19 @@ impl ClientLimits {
         Ok(ClientLimits {
             names: keys
                 .iter()
-                .map(|k| Policy {
-                    name: format!("key-{}", k.name),
-                    quota: k.quota.n,
-                    window: k.quota.period,
+                .map(|k| {
+                    // Policy names are `&'static str` in the HTTP helpers: one small
+                    // string per configured key, once, for the life of the process.
+                    let name: &'static str = Box::leak(format!("key-{}", k.name).into_boxed_str());
+                    RateLimitPolicy::new(name)
+                        .quota(k.quota.n)
+                        .window(k.quota.period)
                 })
                 .collect(),
             by_key,
-            ip_policy: Policy {
-                name: "ip".to_owned(),
-                quota: ip_quota.n,
-                window: ip_quota.period,
-            },
+            ip_policy: RateLimitPolicy::new("ip")
+                .quota(ip_quota.n)
+                .window(ip_quota.period),
             store,
             capacity,
         })
@@ -236,7 +226,7 @@ impl ClientLimits {
     }
 
     /// The policy `client` is limited by.
-    pub fn policy(&self, client: Client) -> &Policy {
+    pub fn policy(&self, client: Client) -> &RateLimitPolicy {
         match client {
             Client::Key(i) => self.names.get(i).unwrap_or(&self.ip_policy),
             Client::Ip(_) => &self.ip_policy,
@@ -271,6 +261,8 @@ fn never() -> RateLimitError {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::service::config::{parse_api_key, parse_quota};
 

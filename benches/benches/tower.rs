@@ -1,0 +1,162 @@
+//! The tower layers against tower's own middleware, like for like: one request through
+//! one layer over an inner service that answers at once, polled by hand (no executor in
+//! the measurement), on a tokio runtime context for the timers.
+//!
+//! ```sh
+//! cargo bench -p stanchion-benches --bench tower -- --warm-up-time 1 --measurement-time 3
+//! ```
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use stanchion::breaker::window::ConsecutiveWindow;
+use stanchion::breaker::{BreakerConfig, CircuitBreaker};
+use stanchion::bulkhead::Bulkhead;
+use stanchion::rate::{Quota, TokenBucket, WithClock};
+use stanchion::retry::{Constant, RetryPolicy};
+use stanchion_std::tower as st;
+use stanchion_std::{QuantaClock, StdRawMutex, TokioClock};
+use tower::{Layer, Service};
+
+/// The inner service: answers at once.
+#[derive(Clone, Copy)]
+struct Echo;
+
+impl Service<u64> for Echo {
+    type Response = u64;
+    type Error = Infallible;
+    type Future = Ready<Result<u64, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, x: u64) -> Self::Future {
+        ready(Ok(x))
+    }
+}
+
+/// One request: `poll_ready`, `call`, and one poll of the response future, which must be
+/// ready (every layer here answers at once over `Echo`).
+fn once<S: Service<u64>>(svc: &mut S, x: u64) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    match svc.poll_ready(&mut cx) {
+        Poll::Ready(Ok(())) => {}
+        _ => return false,
+    }
+    let future = pin!(svc.call(x));
+    matches!(future.poll(&mut cx), Poll::Ready(Ok(_)))
+}
+
+/// tower's retry policy that never retries: the success path only.
+#[derive(Clone, Copy)]
+struct NeverRetry;
+
+impl tower::retry::Policy<u64, u64, Infallible> for NeverRetry {
+    type Future = Ready<()>;
+
+    fn retry(&mut self, _: &mut u64, _: &mut Result<u64, Infallible>) -> Option<Self::Future> {
+        None
+    }
+
+    fn clone_request(&mut self, req: &u64) -> Option<u64> {
+        Some(*req)
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _context = rt.enter();
+    let mut g = c.benchmark_group("tower layer, one granted request");
+
+    let mut ours = st::TimeoutLayer::new(Duration::from_secs(60)).layer(Echo);
+    let mut theirs = tower::timeout::TimeoutLayer::new(Duration::from_secs(60)).layer(Echo);
+    g.bench_function("timeout/stanchion", |b| {
+        b.iter(|| once(&mut ours, black_box(1)))
+    });
+    g.bench_function("timeout/tower", |b| {
+        b.iter(|| once(&mut theirs, black_box(1)))
+    });
+
+    let bulkhead = Arc::new(Bulkhead::new(1_000).unwrap());
+    let mut ours = st::BulkheadLayer::new(bulkhead).layer(Echo);
+    let mut theirs = tower::ServiceBuilder::new()
+        .load_shed()
+        .concurrency_limit(1_000)
+        .service(Echo);
+    g.bench_function("bulkhead (reject when full)/stanchion", |b| {
+        b.iter(|| once(&mut ours, black_box(1)))
+    });
+    g.bench_function("concurrency_limit + load_shed/tower", |b| {
+        b.iter(|| once(&mut theirs, black_box(1)))
+    });
+
+    // A quota that a benchmark run cannot exhaust, so that both stay on the granted path.
+    let limiter = WithClock::new(
+        TokenBucket::new(Quota::per_second(1_000_000_000).unwrap()),
+        TokioClock::new(),
+    );
+    let mut ours = st::RateLimitLayer::new(Arc::new(limiter)).layer(Echo);
+    let mut theirs =
+        tower::limit::RateLimitLayer::new(u64::MAX, Duration::from_secs(3_600)).layer(Echo);
+    g.bench_function("rate limit/stanchion (GCRA)", |b| {
+        b.iter(|| once(&mut ours, black_box(1)))
+    });
+    // The same on the time-stamp counter: the clock read is most of the cost.
+    let limiter = WithClock::new(
+        TokenBucket::new(Quota::per_second(1_000_000_000).unwrap()),
+        QuantaClock::new(),
+    );
+    let mut ours = st::RateLimitLayer::new(Arc::new(limiter)).layer(Echo);
+    g.bench_function("rate limit/stanchion (GCRA, QuantaClock)", |b| {
+        b.iter(|| once(&mut ours, black_box(1)))
+    });
+    g.bench_function("rate limit/tower (fixed window)", |b| {
+        b.iter(|| once(&mut theirs, black_box(1)))
+    });
+
+    let mut ours = st::RetryLayer::new(|_clock| {
+        RetryPolicy::new(
+            Constant::new(Duration::from_millis(1)),
+            3,
+            fastrand::Rng::with_seed(7),
+        )
+        .unwrap()
+    })
+    .layer(Echo);
+    let mut theirs = tower::retry::RetryLayer::new(NeverRetry).layer(Echo);
+    g.bench_function("retry (first attempt succeeds)/stanchion", |b| {
+        b.iter(|| once(&mut ours, black_box(1)))
+    });
+    g.bench_function("retry (first attempt succeeds)/tower", |b| {
+        b.iter(|| once(&mut theirs, black_box(1)))
+    });
+
+    // No peer: tower has no circuit breaker.
+    let breaker: CircuitBreaker<ConsecutiveWindow, StdRawMutex> =
+        CircuitBreaker::new(BreakerConfig::new(), ConsecutiveWindow::new(5).unwrap()).unwrap();
+    let mut ours = st::CircuitBreakerLayer::new(Arc::new(breaker)).layer(Echo);
+    g.bench_function("circuit breaker (closed)/stanchion", |b| {
+        b.iter(|| once(&mut ours, black_box(1)))
+    });
+    let breaker: CircuitBreaker<ConsecutiveWindow, StdRawMutex> =
+        CircuitBreaker::new(BreakerConfig::new(), ConsecutiveWindow::new(5).unwrap()).unwrap();
+    let mut ours =
+        st::CircuitBreakerLayer::with_clock(Arc::new(breaker), QuantaClock::new()).layer(Echo);
+    g.bench_function("circuit breaker (closed)/stanchion (QuantaClock)", |b| {
+        b.iter(|| once(&mut ours, black_box(1)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

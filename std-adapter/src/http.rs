@@ -1,0 +1,412 @@
+//! HTTP answers to the tower layers' refusals (feature `http`; feature `axum` adds
+//! `IntoResponse` and a handler for axum's `HandleErrorLayer`).
+//!
+//! | refusal | status | fields |
+//! |---|---|---|
+//! | [`RateLimited`] | 429 Too Many Requests | `Retry-After`, `RateLimit`, `RateLimit-Policy` |
+//! | [`CircuitOpen`](crate::tower::CircuitOpen) | 503 Service Unavailable | `Retry-After` while the breaker is open |
+//! | [`BulkheadRejected`](crate::tower::BulkheadRejected) | 503 Service Unavailable | none (no one knows when a slot frees) |
+//! | [`Elapsed`](crate::tower::Elapsed) | 504 Gateway Timeout | none |
+//!
+//! `Retry-After` is in whole seconds, rounded up, and never 0 on a refusal
+//! ([`retry_after_seconds`]): a client that waits what it is told does not come back too
+//! early. A request that can never be granted (more permits than the burst) gets a 429
+//! without `Retry-After`.
+//!
+//! The `RateLimit` and `RateLimit-Policy` fields follow
+//! [draft-ietf-httpapi-ratelimit-headers-10](https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/10/)
+//! (structured-field lists of one item each):
+//!
+//! ```text
+//! RateLimit-Policy: "default";q=100;w=60
+//! RateLimit: "default";r=0;t=3
+//! ```
+//!
+//! `q` is the policy's quota ([`RateLimitPolicy`]; the limiter's burst by default), `w`
+//! its window in seconds, when the policy gives one, `r` the permits left and `t` the
+//! seconds until more are available. On granted responses ([`RateLimitHeaders`], through
+//! [`RateLimitLayer::on_admission`](crate::tower::RateLimitLayer::on_admission)) `t` is
+//! left out, as the draft allows: the limiter reports how many permits are left, not
+//! when its quota refills.
+//!
+//! ```
+//! use std::time::Duration;
+//! use stanchion::rate::{Denied, RateLimitError};
+//! use stanchion_std::http::refusal_response;
+//! use stanchion_std::tower::{RateLimitPolicy, RateLimited};
+//!
+//! let refused = RateLimited {
+//!     error: RateLimitError::Denied(Denied::new(Duration::from_millis(2_100))),
+//!     policy: RateLimitPolicy::new("default").quota(100).window(Duration::from_secs(60)),
+//! };
+//! let response: http::Response<()> = refusal_response(&refused).unwrap();
+//! assert_eq!(response.status(), 429);
+//! assert_eq!(response.headers()["retry-after"], "3");
+//! assert_eq!(response.headers()["ratelimit"], "\"default\";r=0;t=3");
+//! assert_eq!(response.headers()["ratelimit-policy"], "\"default\";q=100;w=60");
+//! ```
+
+use std::error::Error;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use http::{Response, StatusCode};
+use stanchion::breaker::Outcome;
+use stanchion::pipeline::Layer;
+
+use crate::Admission;
+use crate::ClassifyOutcome;
+use crate::tower::{OnAdmission, RateLimitPolicy, RateLimited, RetryHint, refusal};
+
+/// The `RateLimit` field's name.
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+/// The `RateLimit-Policy` field's name.
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+/// `d` in whole seconds for `Retry-After` or `t`: rounded up, and at least 1 (a refusal
+/// never says "now").
+pub fn retry_after_seconds(d: Duration) -> u64 {
+    ceil_seconds(d).max(1)
+}
+
+fn ceil_seconds(d: Duration) -> u64 {
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
+}
+
+/// The policy's name as a structured-field string: `"` and `\` escaped, characters that
+/// a string cannot hold (controls, non-ASCII) left out.
+fn push_sf_string(out: &mut String, name: &str) {
+    out.push('"');
+    for c in name.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ => {}
+        }
+    }
+    out.push('"');
+}
+
+/// The `RateLimit-Policy` field value of `policy`: `"name";q=Q` and `;w=W` when it has a
+/// window. A policy without a quota reports `q=0`; the layers always resolve it first.
+pub fn policy_field(policy: &RateLimitPolicy) -> HeaderValue {
+    let mut v = String::with_capacity(32);
+    push_sf_string(&mut v, policy.name);
+    let _ = write!(v, ";q={}", policy.quota.unwrap_or(0));
+    if let Some(w) = policy.window {
+        // The draft wants a non-zero integer of seconds.
+        let _ = write!(v, ";w={}", ceil_seconds(w).max(1));
+    }
+    to_header_value(v)
+}
+
+/// The `RateLimit` field value: `"name";r=R`, and `;t=T` when a wait is known.
+pub fn ratelimit_field(
+    policy: &RateLimitPolicy,
+    remaining: u32,
+    reset: Option<Duration>,
+) -> HeaderValue {
+    let mut v = String::with_capacity(32);
+    push_sf_string(&mut v, policy.name);
+    let _ = write!(v, ";r={remaining}");
+    if let Some(t) = reset {
+        let _ = write!(v, ";t={}", retry_after_seconds(t));
+    }
+    to_header_value(v)
+}
+
+fn to_header_value(v: String) -> HeaderValue {
+    // Only printable ASCII was written.
+    HeaderValue::try_from(v).unwrap_or_else(|_| HeaderValue::from_static("\"\";r=0"))
+}
+
+fn retry_after_value(d: Duration) -> HeaderValue {
+    HeaderValue::from(retry_after_seconds(d))
+}
+
+fn empty<B: Default>(status: StatusCode) -> Response<B> {
+    let mut response = Response::new(B::default());
+    *response.status_mut() = status;
+    response
+}
+
+/// 429 with `Retry-After` (unless the request can never be granted), `RateLimit` and
+/// `RateLimit-Policy`, and an empty body.
+pub fn too_many_requests<B: Default>(refused: &RateLimited) -> Response<B> {
+    let mut response = empty(StatusCode::TOO_MANY_REQUESTS);
+    let headers = response.headers_mut();
+    let wait = refused.retry_after();
+    if let Some(d) = wait {
+        headers.insert(RETRY_AFTER, retry_after_value(d));
+    }
+    headers.insert(RATELIMIT, ratelimit_field(&refused.policy, 0, wait));
+    headers.insert(RATELIMIT_POLICY, policy_field(&refused.policy));
+    response
+}
+
+/// 503 with `Retry-After` when `retry_after` is known, and an empty body.
+pub fn service_unavailable<B: Default>(retry_after: Option<Duration>) -> Response<B> {
+    let mut response = empty(StatusCode::SERVICE_UNAVAILABLE);
+    if let Some(d) = retry_after {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, retry_after_value(d));
+    }
+    response
+}
+
+/// 504 with an empty body.
+pub fn gateway_timeout<B: Default>() -> Response<B> {
+    empty(StatusCode::GATEWAY_TIMEOUT)
+}
+
+/// The response for the refusal of one of the [`tower`](crate::tower) layers found in
+/// `error` or its sources (see the [module docs](self)); `None` for any other error, which
+/// the service answers as it sees fit.
+pub fn refusal_response<B: Default>(error: &(dyn Error + 'static)) -> Option<Response<B>> {
+    // The rate limit refusal carries its policy: find it itself for the fields.
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(r) = e.downcast_ref::<RateLimited>() {
+            return Some(too_many_requests(r));
+        }
+        current = e.source();
+    }
+    let refused = refusal(error)?;
+    Some(match refused.layer {
+        Layer::OverallTimeout | Layer::AttemptTimeout => gateway_timeout(),
+        Layer::RateLimit | Layer::Bulkhead | Layer::CircuitBreaker | Layer::Retry => {
+            service_unavailable(refused.retry_after)
+        }
+    })
+}
+
+/// Adds `RateLimit` (`r` = permits left, no `t`) and `RateLimit-Policy` to granted
+/// responses: give it to
+/// [`RateLimitLayer::on_admission`](crate::tower::RateLimitLayer::on_admission).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RateLimitHeaders;
+
+impl<B> OnAdmission<Response<B>> for RateLimitHeaders {
+    fn on_admission(
+        &self,
+        response: &mut Response<B>,
+        admission: Admission,
+        policy: &RateLimitPolicy,
+    ) {
+        insert_ratelimit(response.headers_mut(), admission, policy);
+    }
+}
+
+fn insert_ratelimit(headers: &mut HeaderMap, admission: Admission, policy: &RateLimitPolicy) {
+    headers.insert(
+        RATELIMIT,
+        ratelimit_field(policy, admission.remaining, None),
+    );
+    headers.insert(RATELIMIT_POLICY, policy_field(policy));
+}
+
+/// A breaker classifier for HTTP: a 5xx response or an error is a failure, any other
+/// response a success.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ServerErrorsAreFailures;
+
+impl<B, E> ClassifyOutcome<Result<Response<B>, E>> for ServerErrorsAreFailures {
+    fn classify(&self, result: &Result<Response<B>, E>) -> Outcome {
+        match result {
+            Ok(r) if !r.status().is_server_error() => Outcome::Success,
+            _ => Outcome::Failure,
+        }
+    }
+}
+
+/// A retry hint read from a response's `Retry-After` field, in delay-seconds (an HTTP
+/// date is ignored: it needs a wall clock).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RetryAfterHeader;
+
+impl<B, E> RetryHint<Response<B>, E> for RetryAfterHeader {
+    fn retry_after(&self, result: &Result<Response<B>, E>) -> Option<Duration> {
+        let value = result.as_ref().ok()?.headers().get(RETRY_AFTER)?;
+        let seconds: u64 = value.to_str().ok()?.trim().parse().ok()?;
+        Some(Duration::from_secs(seconds))
+    }
+}
+
+#[cfg(feature = "axum")]
+mod axum_responses {
+    use axum_core::response::{IntoResponse, Response};
+    use http::StatusCode;
+
+    use super::*;
+    use crate::tower::{BoxError, BulkheadRejected, CircuitOpen, Elapsed};
+
+    impl IntoResponse for RateLimited {
+        fn into_response(self) -> Response {
+            too_many_requests(&self)
+        }
+    }
+
+    impl IntoResponse for CircuitOpen {
+        fn into_response(self) -> Response {
+            service_unavailable(self.rejected.retry_after)
+        }
+    }
+
+    impl IntoResponse for BulkheadRejected {
+        fn into_response(self) -> Response {
+            service_unavailable(None)
+        }
+    }
+
+    impl IntoResponse for Elapsed {
+        fn into_response(self) -> Response {
+            gateway_timeout()
+        }
+    }
+
+    /// The handler for axum's `HandleErrorLayer` in front of these layers: each refusal
+    /// as [`refusal_response`] says, any other error as 500 Internal Server Error (its
+    /// message is not sent: it may hold internals).
+    ///
+    /// ```
+    /// use axum::error_handling::HandleErrorLayer;
+    /// use std::time::Duration;
+    /// use stanchion_std::http::handle_refusal;
+    /// use stanchion_std::tower::TimeoutLayer;
+    /// use tower::ServiceBuilder;
+    ///
+    /// let app: axum::Router = axum::Router::new()
+    ///     .route("/", axum::routing::get(|| async { "hello" }))
+    ///     .layer(
+    ///         ServiceBuilder::new()
+    ///             .layer(HandleErrorLayer::new(handle_refusal))
+    ///             .layer(TimeoutLayer::new(Duration::from_secs(5))),
+    ///     );
+    /// # let _ = app;
+    /// ```
+    pub async fn handle_refusal(error: BoxError) -> Response {
+        refusal_response(&*error)
+            .unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    }
+}
+
+#[cfg(feature = "axum")]
+pub use axum_responses::handle_refusal;
+
+#[cfg(test)]
+mod tests {
+    use stanchion::rate::{InsufficientCapacity, RateLimitError};
+
+    use super::*;
+    use crate::tower::{BulkheadRejected, CircuitOpen, Elapsed};
+
+    #[test]
+    fn retry_after_rounds_up_and_is_never_zero() {
+        assert_eq!(retry_after_seconds(Duration::ZERO), 1);
+        assert_eq!(retry_after_seconds(Duration::from_nanos(1)), 1);
+        assert_eq!(retry_after_seconds(Duration::from_secs(1)), 1);
+        assert_eq!(retry_after_seconds(Duration::from_nanos(1_000_000_001)), 2);
+        assert_eq!(retry_after_seconds(Duration::from_millis(2_999)), 3);
+        assert_eq!(retry_after_seconds(Duration::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn fields_follow_the_draft_syntax() {
+        let p = RateLimitPolicy::new("burst")
+            .quota(100)
+            .window(Duration::from_millis(1));
+        assert_eq!(policy_field(&p), "\"burst\";q=100;w=1");
+        assert_eq!(
+            ratelimit_field(&p, 7, Some(Duration::from_millis(1_500))),
+            "\"burst\";r=7;t=2"
+        );
+        assert_eq!(ratelimit_field(&p, 7, None), "\"burst\";r=7");
+        let odd = RateLimitPolicy::new("a\\b\u{e9}\n").quota(1);
+        assert_eq!(policy_field(&odd), "\"a\\\\b\";q=1");
+    }
+
+    #[test]
+    fn a_request_that_can_never_pass_gets_no_retry_after() {
+        let refused = RateLimited {
+            error: RateLimitError::InsufficientCapacity(InsufficientCapacity::new(5)),
+            policy: RateLimitPolicy::new("default").quota(5),
+        };
+        let r: Response<()> = too_many_requests(&refused);
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(r.headers().get(RETRY_AFTER).is_none());
+        assert_eq!(r.headers()[RATELIMIT], "\"default\";r=0");
+    }
+
+    #[test]
+    fn refusals_map_to_their_status() {
+        use stanchion::breaker::{Rejected, State};
+        use stanchion::bulkhead::Bulkhead;
+
+        let open = CircuitOpen {
+            rejected: Rejected {
+                retry_after: Some(Duration::from_millis(4_001)),
+                state: State::Open,
+            },
+        };
+        let r: Response<()> = refusal_response(&open).unwrap();
+        assert_eq!(
+            (r.status(), &r.headers()[RETRY_AFTER]),
+            (StatusCode::SERVICE_UNAVAILABLE, &HeaderValue::from(5u64))
+        );
+        let b = Bulkhead::new(1).unwrap();
+        let _held = b.try_acquire().unwrap();
+        let full = BulkheadRejected {
+            full: b.try_acquire().unwrap_err(),
+        };
+        let r: Response<()> = refusal_response(&full).unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(r.headers().get(RETRY_AFTER).is_none());
+        let late = Elapsed {
+            after: Duration::from_secs(1),
+            layer: Layer::OverallTimeout,
+        };
+        let r: Response<()> = refusal_response(&late).unwrap();
+        assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
+        let other = std::io::Error::other("disk");
+        assert!(refusal_response::<()>(&other).is_none());
+    }
+
+    #[test]
+    fn server_errors_are_failures_and_retry_after_is_a_hint() {
+        let with = |status: u16| -> Result<Response<()>, ()> {
+            let mut r = Response::new(());
+            *r.status_mut() = StatusCode::from_u16(status).unwrap();
+            Ok(r)
+        };
+        let k = ServerErrorsAreFailures;
+        assert_eq!(k.classify(&with(200)), Outcome::Success);
+        assert_eq!(k.classify(&with(404)), Outcome::Success);
+        assert_eq!(k.classify(&with(500)), Outcome::Failure);
+        assert_eq!(k.classify(&with(503)), Outcome::Failure);
+        assert_eq!(k.classify(&Err::<Response<()>, ()>(())), Outcome::Failure);
+
+        let mut busy = with(503);
+        if let Ok(r) = &mut busy {
+            r.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static(" 12 "));
+        }
+        assert_eq!(
+            RetryAfterHeader.retry_after(&busy),
+            Some(Duration::from_secs(12))
+        );
+        let mut dated = with(503);
+        if let Ok(r) = &mut dated {
+            r.headers_mut().insert(
+                RETRY_AFTER,
+                HeaderValue::from_static("Fri, 31 Dec 1999 23:59:59 GMT"),
+            );
+        }
+        assert_eq!(RetryAfterHeader.retry_after(&dated), None);
+        assert_eq!(RetryAfterHeader.retry_after(&with(200)), None);
+    }
+}

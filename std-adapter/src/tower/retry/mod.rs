@@ -1,0 +1,31 @@
+//! Retry as a tower layer: [`RetryLayer`] re-sends a clone of the request while a core
+//! [`RetryPolicy`](stanchion::retry::RetryPolicy) (built per request) says so, sleeping
+//! on tokio's clock between attempts.
+//!
+//! - A policy per request, from the layer's `Fn(&C) -> RetryPolicy<..>` (given the
+//!   layer's clock, to set a deadline with `Deadline::after(clock.now(), d)`; a policy
+//!   without one costs no clock read): its backoff, jitter, max attempts, deadline,
+//!   classifier and budget decide; the layer only sleeps. Share a budget across requests
+//!   with a `&'static` budget or a [`SharedBudget`] (an `Arc`).
+//! - The request is cloned for every attempt (`Req: Clone`); the inner service is cloned
+//!   once per request and made ready again before each retry.
+//! - The outcome is transparent: the layer returns the last attempt's response or error
+//!   as it is, like tower's own retry. A server's hint (`Retry-After`) can replace the
+//!   backoff's delay through a [`RetryHint`].
+//! - [`RefusalsArePermanent`] is the classifier for stacks of these layers: it does not
+//!   retry a refusal of a rate limiter, bulkhead or breaker below (an open breaker stops
+//!   the retries, as [`stanchion::pipeline`] says), and retries other errors, per-attempt
+//!   timeouts included.
+//!
+//! Cost per request: the policy (a few words), a clone of the service and one of the
+//! request; per retry, a clone of the request and a tokio timer.
+
+mod budget;
+mod future;
+mod layer;
+mod service;
+
+pub use budget::SharedBudget;
+pub use future::ResponseFuture;
+pub use layer::{NoHint, RefusalsArePermanent, RetryHint, RetryLayer};
+pub use service::RetryService;

@@ -1,0 +1,531 @@
+//! The tower layers on tokio's paused clock: exact refusals, waits and attempt times.
+#![cfg(feature = "tower")]
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use stanchion::breaker::window::ConsecutiveWindow;
+use stanchion::breaker::{BreakerConfig, CircuitBreaker, State};
+use stanchion::bulkhead::Bulkhead;
+use stanchion::pipeline::{Layer, PipelineError};
+use stanchion::rate::{
+    FullTablePolicy, KeyedTokenBucket, Quota, RateLimitError, SharedLimiter, TokenBucket, WithClock,
+};
+use stanchion::retry::{Constant, Exponential, Ratio, RetryPolicy, TokenBudget};
+use stanchion_std::tower::{
+    BoxError, BulkheadLayer, CircuitBreakerLayer, Elapsed, KeyedRateLimitLayer, RateLimitLayer,
+    RateLimited, RefusalsArePermanent, RetryLayer, SharedBudget, TimeoutLayer, refusal,
+};
+use stanchion_std::{Admission, AsyncRateLimiter, StdRawMutex, TokioClock};
+use tokio::time::Instant as TokioInstant;
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+
+const MS: fn(u64) -> Duration = Duration::from_millis;
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+/// What the test service does with a request.
+#[derive(Clone, Copy, Debug)]
+enum Call {
+    Ok,
+    Fail,
+    /// Succeed after this long.
+    Slow(Duration),
+}
+
+/// A service that counts its calls and does as told.
+fn scripted(
+    calls: Arc<AtomicU32>,
+) -> impl Service<Call, Response = &'static str, Error = BoxError, Future: Send> + Clone + Send {
+    service_fn(move |call: Call| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        async move {
+            match call {
+                Call::Ok => Ok("ok"),
+                Call::Fail => Err::<_, BoxError>("boom".into()),
+                Call::Slow(d) => {
+                    tokio::time::sleep(d).await;
+                    Ok("slow")
+                }
+            }
+        }
+    })
+}
+
+fn refused_by(err: &BoxError) -> (Layer, Option<Duration>) {
+    let r = refusal(&**err).expect("a layer's refusal");
+    (r.layer, r.retry_after)
+}
+
+#[tokio::test(start_paused = true)]
+async fn breaker_opens_rejects_half_opens_and_closes_and_clones_share_it() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let config = BreakerConfig::new()
+        .permitted_calls_in_half_open(1)
+        .minimum_calls(1)
+        .open_duration(SECS(10));
+    let breaker: CircuitBreaker<ConsecutiveWindow, StdRawMutex> =
+        CircuitBreaker::new(config, ConsecutiveWindow::new(2).unwrap()).unwrap();
+    let breaker = Arc::new(breaker);
+    let layer = CircuitBreakerLayer::new(Arc::clone(&breaker));
+    let mut a = ServiceBuilder::new()
+        .layer(layer)
+        .service(scripted(Arc::clone(&calls)));
+    let mut b = a.clone();
+
+    // Two failures in a row, through two clones: the shared breaker opens.
+    assert!(a.ready().await.unwrap().call(Call::Fail).await.is_err());
+    assert_eq!(breaker.state(), State::Closed);
+    assert!(b.ready().await.unwrap().call(Call::Fail).await.is_err());
+    assert_eq!(breaker.state(), State::Open);
+
+    // Open: refused without reaching the service, for the time left plus 1 ns.
+    let err = a.ready().await.unwrap().call(Call::Ok).await.unwrap_err();
+    assert_eq!(
+        refused_by(&err),
+        (
+            Layer::CircuitBreaker,
+            Some(SECS(10) + Duration::from_nanos(1))
+        )
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    tokio::time::advance(SECS(10)).await;
+    let err = b.ready().await.unwrap().call(Call::Ok).await.unwrap_err();
+    assert_eq!(
+        refused_by(&err),
+        (Layer::CircuitBreaker, Some(Duration::from_nanos(1)))
+    );
+    assert_eq!(
+        PipelineError::<()>::from(
+            *err.downcast_ref::<stanchion_std::tower::CircuitOpen>()
+                .unwrap()
+        )
+        .layer(),
+        Layer::CircuitBreaker
+    );
+
+    // Strictly after the open duration: one probe (the permit is taken in `call`). Tokio's
+    // timers tick in whole milliseconds, so step one to keep the sleeps below exact.
+    tokio::time::advance(MS(1)).await;
+    let probe = a.ready().await.unwrap().call(Call::Slow(SECS(1)));
+    assert_eq!(breaker.state(), State::HalfOpen);
+    let err = b.ready().await.unwrap().call(Call::Ok).await.unwrap_err();
+    assert_eq!(refused_by(&err), (Layer::CircuitBreaker, None)); // half-open, slot taken
+
+    // A dropped probe records nothing and gives its slot back.
+    drop(probe);
+    assert_eq!(breaker.state(), State::HalfOpen);
+    let started = TokioInstant::now();
+    assert_eq!(
+        b.ready()
+            .await
+            .unwrap()
+            .call(Call::Slow(SECS(1)))
+            .await
+            .unwrap(),
+        "slow"
+    );
+    assert_eq!(started.elapsed(), SECS(1));
+    assert_eq!(breaker.state(), State::Closed);
+    assert_eq!(a.ready().await.unwrap().call(Call::Ok).await.unwrap(), "ok");
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_denies_past_the_quota_with_the_exact_wait() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let limiter = WithClock::new(
+        TokenBucket::new(Quota::per_second(2).unwrap()),
+        TokioClock::new(),
+    );
+    let mut a = ServiceBuilder::new()
+        .layer(RateLimitLayer::new(Arc::new(limiter)))
+        .service(scripted(Arc::clone(&calls)));
+    let mut b = a.clone();
+    assert_eq!(a.ready().await.unwrap().call(Call::Ok).await.unwrap(), "ok");
+    assert_eq!(b.ready().await.unwrap().call(Call::Ok).await.unwrap(), "ok");
+    let err = a.ready().await.unwrap().call(Call::Ok).await.unwrap_err();
+    assert_eq!(refused_by(&err), (Layer::RateLimit, Some(MS(500))));
+    let limited = err.downcast_ref::<RateLimited>().unwrap();
+    assert_eq!(limited.policy.quota, Some(2));
+    assert_eq!(limited.policy.name, "default");
+    assert!(matches!(
+        PipelineError::<()>::from(*limited),
+        PipelineError::RateLimited(_)
+    ));
+    assert_eq!(calls.load(Ordering::SeqCst), 2); // the refused request never got in
+    tokio::time::advance(MS(499)).await;
+    let err = b.ready().await.unwrap().call(Call::Ok).await.unwrap_err();
+    assert_eq!(refused_by(&err), (Layer::RateLimit, Some(MS(1))));
+    tokio::time::advance(MS(1)).await;
+    assert_eq!(b.ready().await.unwrap().call(Call::Ok).await.unwrap(), "ok");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_above_the_burst_is_refused_for_good() {
+    let limiter = WithClock::new(
+        TokenBucket::new(Quota::per_second(2).unwrap()),
+        TokioClock::new(),
+    );
+    let svc = ServiceBuilder::new()
+        .layer(RateLimitLayer::new(Arc::new(limiter)).permits(3))
+        .service(scripted(Arc::new(AtomicU32::new(0))));
+    let err = svc.oneshot(Call::Ok).await.unwrap_err();
+    assert_eq!(refused_by(&err), (Layer::RateLimit, None));
+    let limited = err.downcast_ref::<RateLimited>().unwrap();
+    assert!(matches!(
+        limited.error,
+        RateLimitError::InsufficientCapacity(_)
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn keyed_rate_limit_keeps_one_quota_per_key() {
+    let table = KeyedTokenBucket::<64>::new(
+        Quota::per_second(1).unwrap(),
+        FullTablePolicy::DenyNewKeys,
+        (3, 4),
+    );
+    let limiter = WithClock::new(
+        SharedLimiter::<StdRawMutex, _>::new(table),
+        TokioClock::new(),
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let inner = service_fn(move |(user, n): (&'static str, u32)| {
+        log.lock().unwrap().push((user, n));
+        async move { Ok::<_, Infallible>(n) }
+    });
+    let mut svc = ServiceBuilder::new()
+        .layer(KeyedRateLimitLayer::new(
+            Arc::new(limiter),
+            |req: &(&'static str, u32)| req.0,
+        ))
+        .service(inner);
+    assert_eq!(
+        svc.ready().await.unwrap().call(("alice", 1)).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        svc.ready().await.unwrap().call(("bob", 2)).await.unwrap(),
+        2
+    );
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(("alice", 3))
+        .await
+        .unwrap_err();
+    assert_eq!(refused_by(&err), (Layer::RateLimit, Some(SECS(1))));
+    assert_eq!(
+        err.downcast_ref::<RateLimited>().unwrap().policy.quota,
+        Some(1)
+    );
+    tokio::time::advance(MS(400)).await;
+    let err = svc.clone().oneshot(("bob", 4)).await.unwrap_err();
+    assert_eq!(refused_by(&err), (Layer::RateLimit, Some(MS(600))));
+    assert_eq!(
+        svc.ready().await.unwrap().call(("carol", 5)).await.unwrap(),
+        5
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [("alice", 1), ("bob", 2), ("carol", 5)]
+    );
+}
+
+/// A limiter that answers only after a round trip, as a remote one does: the layer must
+/// await it in the response future.
+struct SlowLimiter {
+    round_trip: Duration,
+    left: AtomicU32,
+}
+
+impl AsyncRateLimiter for SlowLimiter {
+    async fn admit(&self, n: u32) -> Result<Admission, RateLimitError> {
+        tokio::time::sleep(self.round_trip).await;
+        let left = self.left.load(Ordering::SeqCst);
+        if left >= n {
+            self.left.store(left - n, Ordering::SeqCst);
+            Ok(Admission {
+                remaining: left - n,
+            })
+        } else {
+            Err(RateLimitError::Denied(stanchion::rate::Denied::new(SECS(
+                7,
+            ))))
+        }
+    }
+
+    fn max_acquire(&self) -> u32 {
+        1
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_remote_limiter_is_awaited_before_the_call() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let limiter = SlowLimiter {
+        round_trip: MS(20),
+        left: AtomicU32::new(1),
+    };
+    let svc = ServiceBuilder::new()
+        .layer(RateLimitLayer::new(Arc::new(limiter)))
+        .service(scripted(Arc::clone(&calls)));
+    let started = TokioInstant::now();
+    let pending = svc.clone().oneshot(Call::Slow(MS(5)));
+    assert_eq!(calls.load(Ordering::SeqCst), 0); // not before the admission
+    assert_eq!(pending.await.unwrap(), "slow");
+    assert_eq!(started.elapsed(), MS(25));
+    let err = svc.oneshot(Call::Ok).await.unwrap_err();
+    assert_eq!(refused_by(&err), (Layer::RateLimit, Some(SECS(7))));
+    assert_eq!(started.elapsed(), MS(45));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn bulkhead_rejects_when_full_and_a_dropped_request_frees_its_slot() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let bulkhead = Arc::new(Bulkhead::new(1).unwrap());
+    let mut a = ServiceBuilder::new()
+        .layer(BulkheadLayer::new(Arc::clone(&bulkhead)))
+        .service(scripted(Arc::clone(&calls)));
+    let mut b = a.clone();
+    let held = a.ready().await.unwrap().call(Call::Slow(SECS(1)));
+    assert_eq!(bulkhead.in_use(), 1);
+    let err = b.ready().await.unwrap().call(Call::Ok).await.unwrap_err();
+    assert_eq!(refused_by(&err), (Layer::Bulkhead, None));
+    drop(held);
+    assert_eq!(bulkhead.in_use(), 0);
+    let started = TokioInstant::now();
+    assert_eq!(
+        b.ready()
+            .await
+            .unwrap()
+            .call(Call::Slow(SECS(1)))
+            .await
+            .unwrap(),
+        "slow"
+    );
+    assert_eq!(started.elapsed(), SECS(1));
+    assert_eq!(bulkhead.in_use(), 0); // released when the response came
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_fails_late_answers_on_paused_time() {
+    let svc = ServiceBuilder::new()
+        .layer(TimeoutLayer::new(SECS(2)))
+        .service(scripted(Arc::new(AtomicU32::new(0))));
+    let started = TokioInstant::now();
+    assert_eq!(
+        svc.clone().oneshot(Call::Slow(MS(1_999))).await.unwrap(),
+        "slow"
+    );
+    assert_eq!(started.elapsed(), MS(1_999));
+    let err = svc.clone().oneshot(Call::Slow(SECS(60))).await.unwrap_err();
+    assert_eq!(started.elapsed(), MS(3_999));
+    assert_eq!(refused_by(&err), (Layer::AttemptTimeout, None));
+    assert_eq!(
+        *err.downcast_ref::<Elapsed>().unwrap(),
+        Elapsed {
+            after: SECS(2),
+            layer: Layer::AttemptTimeout
+        }
+    );
+    let overall = ServiceBuilder::new()
+        .layer(TimeoutLayer::overall(SECS(1)))
+        .service(scripted(Arc::new(AtomicU32::new(0))));
+    let err = overall.oneshot(Call::Slow(SECS(5))).await.unwrap_err();
+    let elapsed = *err.downcast_ref::<Elapsed>().unwrap();
+    assert!(matches!(
+        PipelineError::<()>::from(elapsed),
+        PipelineError::Timeout
+    ));
+}
+
+/// A service that fails its first `failures` calls, logging each call's time and request.
+fn flaky(
+    failures: u32,
+    log: Arc<Mutex<Vec<(Duration, u32)>>>,
+) -> impl Service<u32, Response = u32, Error = BoxError, Future: Send> + Clone {
+    let start = TokioInstant::now();
+    let calls = Arc::new(AtomicU32::new(0));
+    service_fn(move |request: u32| {
+        log.lock().unwrap().push((start.elapsed(), request));
+        let n = calls.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n < failures {
+                Err::<u32, BoxError>("unavailable".into())
+            } else {
+                Ok(request * 10)
+            }
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_resends_a_clone_of_the_request_after_the_exact_delays() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let backoff = Exponential::new(MS(100), Ratio::TWO, SECS(1)).unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(move |_clock| {
+            RetryPolicy::new(backoff, 5, fastrand::Rng::with_seed(1)).unwrap()
+        }))
+        .service(flaky(3, Arc::clone(&log)));
+    assert_eq!(svc.oneshot(7).await.unwrap(), 70);
+    assert_eq!(
+        *log.lock().unwrap(),
+        [(MS(0), 7), (MS(100), 7), (MS(300), 7), (MS(700), 7)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_gives_up_after_max_attempts_with_the_last_error() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(|_clock| {
+            RetryPolicy::new(Constant::new(SECS(1)), 3, fastrand::Rng::with_seed(1)).unwrap()
+        }))
+        .service(flaky(u32::MAX, Arc::clone(&log)));
+    let err = svc.oneshot(1).await.unwrap_err();
+    assert_eq!(err.to_string(), "unavailable");
+    let times: Vec<_> = log.lock().unwrap().iter().map(|(t, _)| *t).collect();
+    assert_eq!(times, [SECS(0), SECS(1), SECS(2)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_budget_limits_retries_across_requests() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    // Four tokens; a retry is allowed while more than two are left: one retry in all.
+    let budget = SharedBudget::new(TokenBudget::new(4, Ratio::percent(10)).unwrap());
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(move |_clock| {
+            RetryPolicy::new(Constant::new(SECS(1)), 5, fastrand::Rng::with_seed(1))
+                .unwrap()
+                .with_budget(budget.clone())
+        }))
+        .service(flaky(u32::MAX, Arc::clone(&log)));
+    assert!(svc.clone().oneshot(1).await.is_err());
+    assert!(svc.oneshot(2).await.is_err());
+    assert_eq!(
+        *log.lock().unwrap(),
+        [(SECS(0), 1), (SECS(1), 1), (SECS(1), 2)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_stops_when_the_breaker_below_opens() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let config = BreakerConfig::new()
+        .minimum_calls(1)
+        .open_duration(SECS(30));
+    let breaker: CircuitBreaker<ConsecutiveWindow, StdRawMutex> =
+        CircuitBreaker::new(config, ConsecutiveWindow::new(2).unwrap()).unwrap();
+    let breaker = Arc::new(breaker);
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(|_clock| {
+            RetryPolicy::new(Constant::new(SECS(1)), 10, fastrand::Rng::with_seed(1))
+                .unwrap()
+                .with_classifier(RefusalsArePermanent)
+        }))
+        .layer(CircuitBreakerLayer::new(Arc::clone(&breaker)))
+        .layer(TimeoutLayer::new(SECS(5)))
+        .service(flaky(u32::MAX, Arc::clone(&log)));
+    let err = svc.oneshot(1).await.unwrap_err();
+    // Two attempts open the breaker; the third is refused by it, and retry stops there.
+    assert_eq!(
+        refused_by(&err),
+        (
+            Layer::CircuitBreaker,
+            Some(SECS(29) + Duration::from_nanos(1))
+        )
+    );
+    assert_eq!(*log.lock().unwrap(), [(SECS(0), 1), (SECS(1), 1)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_retries_attempt_timeouts() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(|_clock| {
+            RetryPolicy::new(Constant::new(MS(500)), 3, fastrand::Rng::with_seed(1))
+                .unwrap()
+                .with_classifier(RefusalsArePermanent)
+        }))
+        .layer(TimeoutLayer::new(SECS(1)))
+        .service(scripted(Arc::clone(&calls)));
+    let started = TokioInstant::now();
+    let err = svc.oneshot(Call::Slow(SECS(10))).await.unwrap_err();
+    assert_eq!(refused_by(&err), (Layer::AttemptTimeout, None));
+    // Three attempts of 1 s each, 500 ms apart.
+    assert_eq!(started.elapsed(), MS(4_000));
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn queued_bulkhead_waits_in_line_then_refuses_past_its_bounds() {
+    use stanchion_std::BulkheadQueue;
+    use stanchion_std::tower::QueuedBulkheadLayer;
+
+    let calls = Arc::new(AtomicU32::new(0));
+    // One slot, one place in line, at most 2 s of waiting.
+    let queue = Arc::new(BulkheadQueue::new(1, 1, TokioClock::new()).unwrap());
+    let svc = ServiceBuilder::new()
+        .layer(QueuedBulkheadLayer::new(Arc::clone(&queue), Some(SECS(2))))
+        .service(scripted(Arc::clone(&calls)));
+    let start = TokioInstant::now();
+    let timed = |svc: &_, call| {
+        let svc: tower::util::BoxCloneService<_, _, _> = tower::util::BoxCloneService::clone(svc);
+        tokio::spawn(async move {
+            let result = svc.oneshot(call).await;
+            (result.map_err(|e| refused_by(&e)), start.elapsed())
+        })
+    };
+    let svc = tower::util::BoxCloneService::new(svc);
+
+    let first = timed(&svc, Call::Slow(SECS(1))); // takes the slot
+    tokio::task::yield_now().await;
+    let second = timed(&svc, Call::Slow(SECS(1))); // waits in line
+    tokio::task::yield_now().await;
+    assert_eq!(queue.waiting(), 1);
+    let third = timed(&svc, Call::Ok); // the line is full
+    assert_eq!(
+        third.await.unwrap(),
+        (Err((Layer::Bulkhead, None)), SECS(0))
+    );
+    assert_eq!(first.await.unwrap(), (Ok("slow"), SECS(1)));
+    // The second got the slot when the first released it, and ran 1 s.
+    assert_eq!(second.await.unwrap(), (Ok("slow"), SECS(2)));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+    // A wait longer than 2 s gives up at 2 s, having taken nothing.
+    let long = timed(&svc, Call::Slow(SECS(5)));
+    tokio::task::yield_now().await;
+    let late = timed(&svc, Call::Ok);
+    assert_eq!(late.await.unwrap(), (Err((Layer::Bulkhead, None)), SECS(4)));
+    assert_eq!(long.await.unwrap(), (Ok("slow"), SECS(7)));
+    assert_eq!((queue.waiting(), queue.bulkhead().in_use()), (0, 0));
+
+    // A waiting request that is dropped leaves the line.
+    let holder = timed(&svc, Call::Slow(SECS(1)));
+    tokio::task::yield_now().await;
+    let mut waiting = tower::util::BoxCloneService::clone(&svc);
+    let dropped = waiting.ready().await.unwrap().call(Call::Ok);
+    let mut dropped = Box::pin(dropped);
+    assert!(futures_poll_once(dropped.as_mut()).is_pending());
+    assert_eq!(queue.waiting(), 1);
+    drop(dropped);
+    assert_eq!(queue.waiting(), 0);
+    assert_eq!(holder.await.unwrap(), (Ok("slow"), SECS(8)));
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+}
+
+/// Polls a future once, with a waker that does nothing.
+fn futures_poll_once<F: std::future::Future>(
+    f: std::pin::Pin<&mut F>,
+) -> std::task::Poll<F::Output> {
+    f.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+}
