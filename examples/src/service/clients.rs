@@ -65,7 +65,9 @@ enum Store {
     #[cfg(feature = "redis")]
     Redis {
         keys: Vec<stanchion_std::redis::RedisRateLimiter>,
-        ips: stanchion_std::redis::RedisRateLimiter,
+        // Boxed: a Redis limiter (with its local fallback table) is much larger than the
+        // in-process variant.
+        ips: Box<stanchion_std::redis::RedisRateLimiter>,
     },
 }
 
@@ -150,7 +152,7 @@ impl ClientLimits {
                 .iter()
                 .map(|k| limiter(format!("stanchion:service:key:{}:", k.name), k.quota))
                 .collect::<Result<_, _>>()?,
-            ips: limiter("stanchion:service:ip:".to_owned(), ip_quota)?,
+            ips: Box::new(limiter("stanchion:service:ip:".to_owned(), ip_quota)?),
         };
         ClientLimits::with_store(keys, ip_quota, store, usize::MAX)
     }
