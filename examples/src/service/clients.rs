@@ -294,6 +294,22 @@ mod tests {
         assert_eq!(limits.identify(Some(&[b'k'; 129]), ip), Err(MalformedKey));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_of_distinct_ips_cannot_grow_the_table_or_buy_fresh_buckets() {
+        let limits = ClientLimits::local(&[], parse_quota("1/1h").unwrap(), 256).unwrap();
+        assert_eq!(limits.capacity(), 256);
+        let mut granted = 0;
+        for i in 0..10_000u32 {
+            let ip = IpAddr::from(i.wrapping_add(0x0a00_0000).to_be_bytes());
+            granted += u32::from(limits.admit(Client::Ip(ip)).await.is_ok());
+        }
+        // At most one bucket per slot: the table refuses new IPs once full.
+        assert!((1..=256).contains(&granted), "{granted} granted");
+        // An IP that got its request is still limited after the flood.
+        let first = Client::Ip(IpAddr::from(0x0a00_0000u32.to_be_bytes()));
+        assert!(limits.admit(first).await.is_err());
+    }
+
     #[test]
     fn bad_limits_are_refused_with_a_reason() {
         let q = parse_quota("3/1s").unwrap();
