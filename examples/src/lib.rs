@@ -14,9 +14,11 @@
 //! | [`circuit_breaker`] | `circuit_breaker` | three breaker windows on one failure pattern |
 //! | [`combined_patterns`] | `combined_patterns` | every layer in front of one flaky downstream |
 //! | all of the above | `tour` | the highlights and a summary table |
+//! | [`service`] | `service` | an HTTP service (axum) with every pattern in front of a flaky downstream |
 
 pub mod circuit_breaker;
 pub mod combined_patterns;
 pub mod rate_limiting;
 pub mod retry_patterns;
+pub mod service;
 pub mod timeline;

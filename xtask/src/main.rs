@@ -116,6 +116,18 @@ fn test() -> Result {
         "std adapter, all features: tests (Redis ones against a real redis-server)",
         cargo(&[&["test"], &std_all[..]].concat()),
     )?;
+    step(
+        "service example with --redis-url: two instances share quotas through redis-server",
+        cargo(&[
+            "test",
+            "-p",
+            "stanchion-examples",
+            "--features",
+            "redis",
+            "--test",
+            "service_redis",
+        ]),
+    )?;
     loom(Some(LOOM_CI_PREEMPTIONS))?;
     cross()?;
     firmware()?;

@@ -1,0 +1,420 @@
+//! The router: `/api/data` behind every pattern, `/health`, `/metrics` and the admin
+//! route; and the small middleware that turns refusals into HTTP answers.
+//!
+//! | refusal | status | fields |
+//! |---|---|---|
+//! | per-client rate limit | 429 Too Many Requests | `Retry-After`, `RateLimit`, `RateLimit-Policy` |
+//! | bulkhead full | 503 Service Unavailable | none (no one knows when a slot frees) |
+//! | circuit breaker open (also when it opens during the retries) | 503 Service Unavailable | `Retry-After` while open |
+//! | attempts timed out, or the request timeout passed | 504 Gateway Timeout | none |
+//! | the downstream failed on every attempt the retry policy allowed | 502 Bad Gateway | none |
+//! | malformed `X-Api-Key` | 400 Bad Request | none |
+//!
+//! The patterns in front of the downstream are `stanchion_std`'s tower layers, stacked in
+//! [`stanchion::pipeline`]'s order ([`Downstream`]); the answers are built by
+//! `stanchion_std::http` (status and fields), with a body that says what happened.
+//! `Retry-After` and `t` are whole seconds, rounded up, never 0. `RateLimit` and
+//! `RateLimit-Policy` follow draft-ietf-httpapi-ratelimit-headers-10:
+//! `RateLimit-Policy: "ip";q=60;w=60` and `RateLimit: "ip";r=0;t=1` (granted responses
+//! carry `r` without `t`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use stanchion::breaker::window::ConsecutiveWindow;
+use stanchion::breaker::{BreakerConfig, CircuitBreaker};
+use stanchion::pipeline::Layer;
+use stanchion::rate::RateLimitError;
+use stanchion::retry::{Exponential, Jitter, Ratio, RetryPolicy, TokenBudget};
+use stanchion::{Clock, Deadline};
+use stanchion_std::http::{
+    RateLimitHeaders, gateway_timeout, service_unavailable, too_many_requests,
+};
+use stanchion_std::tower::{
+    BoxError, BulkheadRejected, CircuitBreakerLayer, CircuitOpen, OnAdmission, QueuedBulkheadLayer,
+    RateLimitPolicy, RateLimited, RefusalsArePermanent, RetryLayer, SharedBudget, TimeoutLayer,
+    refusal,
+};
+use stanchion_std::{BulkheadQueue, StdRawMutex, TokioClock};
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt};
+
+use super::admin;
+use super::clients::ClientLimits;
+use super::config::{Config, DisplayDuration};
+use super::downstream::{DownstreamError, FlakyDownstream};
+use super::metrics::{Metrics, Snapshot};
+
+/// The API key field.
+pub const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// The breaker in front of the downstream.
+pub type Breaker = CircuitBreaker<ConsecutiveWindow, StdRawMutex>;
+
+/// One request to the downstream: the attempts it made so far (shared by its retries).
+#[derive(Clone, Debug, Default)]
+pub struct Attempts(Arc<AtomicU32>);
+
+impl Attempts {
+    /// Attempts made.
+    pub fn count(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The downstream behind the patterns, as one tower service (clones share every layer's
+/// state): overall timeout, bulkhead, retry, circuit breaker, per-attempt timeout, the
+/// order of [`stanchion::pipeline`] (in tower the breaker sits inside the retry, so that
+/// each attempt takes a breaker permit). The per-client rate limit runs before it, as
+/// middleware, because its quota depends on who asks.
+pub type Downstream = BoxCloneSyncService<Attempts, String, BoxError>;
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// The per-client limits.
+    pub limits: ClientLimits,
+    /// The patterns in front of the downstream.
+    pub stack: Downstream,
+    /// The breaker inside `stack`, for the metrics.
+    pub breaker: Arc<Breaker>,
+    /// The bulkhead inside `stack`, for the metrics and messages.
+    pub bulkhead: Arc<BulkheadQueue>,
+    /// The retry budget inside `stack`, for the metrics.
+    pub budget: SharedBudget<TokenBudget>,
+    /// The flaky downstream.
+    pub downstream: Arc<FlakyDownstream>,
+    /// The counters.
+    pub metrics: Arc<Metrics>,
+    /// The admin token.
+    pub admin_token: String,
+    /// The per-request timeout, for messages.
+    pub request_timeout: Duration,
+    /// The per-attempt timeout, for messages.
+    pub attempt_timeout: Duration,
+}
+
+impl AppState {
+    /// The state for `config`, whose admin token was checked; `limits` built from it.
+    ///
+    /// # Errors
+    ///
+    /// A setting core refuses, with the field and the allowed range.
+    pub fn new(
+        config: &Config,
+        admin_token: String,
+        limits: ClientLimits,
+    ) -> Result<AppState, String> {
+        let err = |e: stanchion::ConfigError| e.to_string();
+        let clock = TokioClock::new();
+        let seed = config.seed.unwrap_or_else(|| {
+            std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0x5eed_u64)
+        });
+        let budget = SharedBudget::new(
+            TokenBudget::new(config.retry_budget, Ratio::new(1, 10).map_err(err)?).map_err(err)?,
+        );
+        let cap = config.retry_base.saturating_mul(10);
+        let backoff = Exponential::new(config.retry_base, Ratio::TWO, cap)
+            .map_err(err)?
+            .with_jitter(Jitter::FULL);
+        // Each request gets a copy (see below).
+        let template =
+            RetryPolicy::new(backoff, config.max_attempts, fastrand::Rng::with_seed(seed))
+                .map_err(err)?
+                .with_classifier(RefusalsArePermanent)
+                .with_budget(budget.clone());
+        let probes = config.half_open_probes;
+        let breaker_config = BreakerConfig::new()
+            .open_duration(config.open_wait)
+            .permitted_calls_in_half_open(probes)
+            .minimum_calls(u32::from(probes));
+        let breaker: Arc<Breaker> = Arc::new(
+            CircuitBreaker::new(
+                breaker_config,
+                ConsecutiveWindow::new(config.breaker_failures).map_err(err)?,
+            )
+            .map_err(err)?,
+        );
+        let bulkhead = Arc::new(
+            BulkheadQueue::new(config.max_concurrent, config.max_waiting, clock).map_err(err)?,
+        );
+        let downstream = Arc::new(FlakyDownstream::new(
+            config.failure_rate,
+            config.latency,
+            seed ^ 0xd0,
+        ));
+        let metrics = Arc::new(Metrics::new());
+
+        let (request_timeout, requests) = (config.request_timeout, Arc::new(AtomicU64::new(0)));
+        let make_policy = move |clock: &TokioClock| {
+            let mut policy = template.clone();
+            // A random stream per request, so that concurrent retries do not jitter in step.
+            let n = requests.fetch_add(1, Ordering::Relaxed);
+            *policy.rng_mut() =
+                fastrand::Rng::with_seed(seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            // Never sleep past the request's deadline.
+            policy.with_deadline(Deadline::after(clock.now(), request_timeout))
+        };
+        let (calls_downstream, calls_metrics) = (downstream.clone(), metrics.clone());
+        let stack = ServiceBuilder::new()
+            .layer(TimeoutLayer::overall(config.request_timeout))
+            .layer(QueuedBulkheadLayer::new(
+                bulkhead.clone(),
+                Some(config.request_timeout),
+            ))
+            .layer(RetryLayer::new(make_policy))
+            .layer(CircuitBreakerLayer::new(breaker.clone()))
+            .layer(TimeoutLayer::new(config.attempt_timeout))
+            .service_fn(move |attempts: Attempts| {
+                let attempt = attempts.0.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+                calls_metrics.admitted(Layer::CircuitBreaker);
+                if attempt > 1 {
+                    calls_metrics.retried();
+                }
+                let downstream = calls_downstream.clone();
+                async move { downstream.call().await.map_err(BoxError::from) }
+            });
+        Ok(AppState {
+            limits,
+            stack: BoxCloneSyncService::new(stack),
+            breaker,
+            bulkhead,
+            budget,
+            downstream,
+            metrics,
+            admin_token,
+            request_timeout: config.request_timeout,
+            attempt_timeout: config.attempt_timeout,
+        })
+    }
+}
+
+/// The service's routes over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/api/data", get(api_data))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_responses,
+        ));
+    Router::new()
+        .merge(api)
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/admin/downstream", get(admin::show).post(admin::change))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Whole seconds, rounded up, at least 1 (as `Retry-After` says it).
+fn whole_seconds(d: Duration) -> u64 {
+    stanchion_std::http::retry_after_seconds(d)
+}
+
+fn text(status: StatusCode, message: String) -> Response {
+    (status, message + "\n").into_response()
+}
+
+/// `response` (a refusal from `stanchion_std::http`, status and fields) with `message`
+/// as its body.
+fn with_message(response: axum::http::Response<()>, message: String) -> Response {
+    let (parts, ()) = response.into_parts();
+    Response::from_parts(parts, Body::from(message + "\n"))
+}
+
+/// Counts every `/api` response by status.
+async fn count_responses(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let response = next.run(request).await;
+    state.metrics.responded(response.status().as_u16());
+    response
+}
+
+/// The per-client rate limit: 429 over quota, `RateLimit` fields on every answer.
+///
+/// Middleware of its own rather than `KeyedRateLimitLayer`: each API key has its own
+/// quota, so each answer names its own policy, which one layer's single policy cannot.
+async fn rate_limit(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let key = request.headers().get(&API_KEY).map(HeaderValue::as_bytes);
+    let client = match state.limits.identify(key, peer.ip()) {
+        Ok(client) => client,
+        Err(malformed) => return text(StatusCode::BAD_REQUEST, malformed.to_string()),
+    };
+    let policy = *state.limits.policy(client);
+    match state.limits.admit(client).await {
+        Ok(admission) => {
+            state.metrics.admitted(Layer::RateLimit);
+            let mut response = next.run(request).await;
+            RateLimitHeaders.on_admission(&mut response, admission, &policy);
+            response
+        }
+        Err(error) => {
+            state.metrics.rejected(Layer::RateLimit);
+            too_many(RateLimited { error, policy })
+        }
+    }
+}
+
+fn too_many(refused: RateLimited) -> Response {
+    let policy = refused.policy;
+    let message = match refused.retry_after() {
+        Some(d) => format!(
+            "rate limited: policy {} allows {} requests per {}; retry after {} s",
+            policy.name,
+            policy.quota.unwrap_or(0),
+            DisplayDuration(policy.window.unwrap_or_default()),
+            whole_seconds(d)
+        ),
+        None => format!(
+            "rate limited: policy {} can never grant this request",
+            policy.name
+        ),
+    };
+    with_message(too_many_requests(&refused), message)
+}
+
+/// The first error of type `T` in `error`'s source chain.
+fn find<'a, T: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut current = Some(error);
+    for _ in 0..16 {
+        let e = current?;
+        if let Some(t) = e.downcast_ref::<T>() {
+            return Some(t);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// `GET /api/data`: one call to the downstream through the patterns.
+async fn api_data(State(state): State<Arc<AppState>>) -> Response {
+    let attempts = Attempts::default();
+    let result = state.stack.clone().oneshot(attempts.clone()).await;
+    let error = match result {
+        Ok(body) => {
+            state.metrics.admitted(Layer::Bulkhead);
+            return (StatusCode::OK, body).into_response();
+        }
+        Err(error) => error,
+    };
+    let refused = refusal(&*error);
+    let layer = refused.map_or(Layer::Retry, |r| r.layer);
+    if attempts.count() > 0 || layer == Layer::CircuitBreaker {
+        state.metrics.admitted(Layer::Bulkhead);
+    }
+    state.metrics.rejected(layer);
+    let n = attempts.count();
+    match layer {
+        Layer::OverallTimeout => with_message(
+            gateway_timeout(),
+            format!(
+                "no answer from the downstream within the request timeout of {}",
+                DisplayDuration(state.request_timeout)
+            ),
+        ),
+        Layer::AttemptTimeout => with_message(
+            gateway_timeout(),
+            format!(
+                "the downstream did not answer within {} on any of {n} attempt(s)",
+                DisplayDuration(state.attempt_timeout)
+            ),
+        ),
+        Layer::Bulkhead => {
+            let full = find::<BulkheadRejected>(&*error).map(|r| r.full);
+            let (in_use, max) = full.map_or((0, 0), |f| (f.in_use(), f.max_concurrent()));
+            with_message(
+                service_unavailable(None),
+                format!(
+                    "bulkhead full: {in_use} of {max} downstream calls in flight; try again shortly"
+                ),
+            )
+        }
+        Layer::CircuitBreaker => {
+            let rejected = find::<CircuitOpen>(&*error).map(|c| c.rejected);
+            let retry_after = rejected.and_then(|r| r.retry_after);
+            let message = match (retry_after, rejected) {
+                (Some(d), _) => format!(
+                    "circuit breaker open: the downstream is failing; retry after {} s",
+                    whole_seconds(d)
+                ),
+                (None, Some(r)) => format!(
+                    "circuit breaker refused the call ({:?}): the downstream is failing or being probed",
+                    r.state
+                ),
+                (None, None) => "circuit breaker refused the call".to_owned(),
+            };
+            with_message(service_unavailable(retry_after), message)
+        }
+        Layer::RateLimit => {
+            let error = find::<RateLimited>(&*error).map_or(
+                RateLimitError::InsufficientCapacity(stanchion::rate::InsufficientCapacity::new(0)),
+                |r| r.error,
+            );
+            too_many(RateLimited {
+                error,
+                policy: RateLimitPolicy::new("downstream"),
+            })
+        }
+        Layer::Retry if find::<DownstreamError>(&*error).is_some() => text(
+            StatusCode::BAD_GATEWAY,
+            format!("the downstream failed on every attempt: gave up after {n} attempt(s)"),
+        ),
+        Layer::Retry => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error".to_owned(),
+        ),
+    }
+}
+
+/// `GET /health`: the process serves.
+async fn health() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /metrics`: Prometheus text.
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let snapshot = Snapshot {
+        breaker: state.breaker.state(),
+        bulkhead_in_use: state.bulkhead.bulkhead().in_use(),
+        budget_milli_tokens: state.budget.0.milli_tokens(),
+        failure_rate: state.downstream.failure_rate(),
+        latency_ms: u64::try_from(state.downstream.latency().as_millis()).unwrap_or(u64::MAX),
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(snapshot),
+    )
+        .into_response()
+}
+
+async fn not_found(method: Method, uri: Uri) -> Response {
+    let path: String = uri.path().chars().take(200).collect();
+    text(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no route {method} {path}; routes: GET /api/data, GET /health, GET /metrics, GET|POST /admin/downstream"
+        ),
+    )
+}

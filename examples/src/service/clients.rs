@@ -1,0 +1,331 @@
+//! Per-client rate limits: who a request is from, and its quota.
+//!
+//! A request with a configured API key (`X-Api-Key`) is limited by that key's own quota.
+//! A request with no key, or with a key nobody configured, is limited by its client IP
+//! (the TCP peer's address; `X-Forwarded-For` is not trusted, as the service is not
+//! behind a proxy): inventing keys buys nothing, as every invented key lands on the same
+//! IP bucket. The IP table has a fixed number of slots ([`ShardedKeyedLimiter`]), and a
+//! full table refuses new IPs rather than evicting (core's
+//! [`FullTablePolicy::DenyNewKeys`]), so a flood of distinct clients can neither grow
+//! memory nor buy anyone a fresh bucket.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use stanchion::ConfigError;
+use stanchion::rate::{FullTablePolicy, RateLimitError, TokenBucket, WithClock};
+use stanchion_std::tower::RateLimitPolicy;
+use stanchion_std::{
+    Admission, AsyncKeyedRateLimiter, AsyncRateLimiter, ShardedKeyedLimiter, TokioClock,
+};
+
+use super::config::{ApiKey, QuotaSpec};
+
+/// The longest API key accepted, in bytes.
+pub const MAX_KEY_LEN: usize = 128;
+
+/// Slots per shard of the IP table.
+const SLOTS_PER_SHARD: usize = 256;
+
+/// Whether `key` could be an API key: 1 to [`MAX_KEY_LEN`] visible ASCII characters.
+pub fn is_well_formed_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= MAX_KEY_LEN && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Who a request is charged to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Client {
+    /// The configured API key at this index.
+    Key(usize),
+    /// No key, or an unknown one: the client's IP address.
+    Ip(IpAddr),
+}
+
+/// A bad `X-Api-Key`: the request gets a 400 with this message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MalformedKey;
+
+impl std::fmt::Display for MalformedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "malformed X-Api-Key: a key is 1 to {MAX_KEY_LEN} visible ASCII characters"
+        )
+    }
+}
+
+/// Where the per-client buckets live.
+enum Store {
+    /// In this process: one GCRA word per API key, a sharded fixed-size table of IPs.
+    Local {
+        keys: Vec<WithClock<TokenBucket, TokioClock>>,
+        ips: WithClock<ShardedKeyedLimiter<SLOTS_PER_SHARD>, TokioClock>,
+    },
+    /// In Redis, shared by every instance of the service.
+    #[cfg(feature = "redis")]
+    Redis {
+        keys: Vec<stanchion_std::redis::RedisRateLimiter>,
+        // Boxed: a Redis limiter (with its local fallback table) is much larger than the
+        // in-process variant.
+        ips: Box<stanchion_std::redis::RedisRateLimiter>,
+    },
+}
+
+/// The per-client limits.
+pub struct ClientLimits {
+    names: Vec<RateLimitPolicy>,
+    by_key: HashMap<String, usize>,
+    ip_policy: RateLimitPolicy,
+    store: Store,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for ClientLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The keys' secrets stay out of logs.
+        f.debug_struct("ClientLimits")
+            .field("store", &self.store_name())
+            .field("keys", &self.names)
+            .field("ip", &self.ip_policy)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientLimits {
+    /// In-process limits: each of `keys` with its own quota, everyone else by IP with
+    /// `ip_quota`, in a table of at least `max_clients` IPs (rounded up to a multiple of
+    /// 256).
+    ///
+    /// # Errors
+    ///
+    /// `max_clients` of 0 or above 16 777 216, or two keys with the same secret.
+    pub fn local(
+        keys: &[ApiKey],
+        ip_quota: QuotaSpec,
+        max_clients: usize,
+    ) -> Result<ClientLimits, String> {
+        let shards = max_clients.div_ceil(SLOTS_PER_SHARD);
+        if shards == 0 || shards > ShardedKeyedLimiter::<SLOTS_PER_SHARD>::MAX_SHARDS {
+            return Err(format!(
+                "--max-clients {max_clients}: allowed range is 1..=16777216"
+            ));
+        }
+        let clock = TokioClock::new();
+        let table = ShardedKeyedLimiter::new(ip_quota.quota, FullTablePolicy::DenyNewKeys, shards)
+            .map_err(|e: ConfigError| e.to_string())?;
+        let capacity = table.capacity();
+        let store = Store::Local {
+            keys: keys
+                .iter()
+                .map(|k| WithClock::new(TokenBucket::new(k.quota.quota), clock))
+                .collect(),
+            ips: WithClock::new(table, clock),
+        };
+        ClientLimits::with_store(keys, ip_quota, store, capacity)
+    }
+
+    /// Limits kept in the Redis server at `url`, under keys starting `stanchion:service:`.
+    /// Connects lazily; while Redis is out of reach each instance applies the same quotas
+    /// locally.
+    ///
+    /// # Errors
+    ///
+    /// A malformed URL, or two keys with the same secret.
+    #[cfg(feature = "redis")]
+    pub fn redis(keys: &[ApiKey], ip_quota: QuotaSpec, url: &str) -> Result<ClientLimits, String> {
+        use stanchion_std::redis::{Fallback, RedisLimiterConfig, RedisRateLimiter};
+        let limiter = |prefix: String, spec: QuotaSpec| {
+            let config = RedisLimiterConfig::new(
+                prefix,
+                spec.quota,
+                Fallback::Local {
+                    numerator: 1,
+                    denominator: 1,
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            RedisRateLimiter::from_url(url, config).map_err(|e| format!("--redis-url: {e}"))
+        };
+        let store = Store::Redis {
+            keys: keys
+                .iter()
+                .map(|k| limiter(format!("stanchion:service:key:{}:", k.name), k.quota))
+                .collect::<Result<_, _>>()?,
+            ips: Box::new(limiter("stanchion:service:ip:".to_owned(), ip_quota)?),
+        };
+        ClientLimits::with_store(keys, ip_quota, store, usize::MAX)
+    }
+
+    fn with_store(
+        keys: &[ApiKey],
+        ip_quota: QuotaSpec,
+        store: Store,
+        capacity: usize,
+    ) -> Result<ClientLimits, String> {
+        let mut by_key = HashMap::new();
+        for (i, k) in keys.iter().enumerate() {
+            if by_key.insert(k.key.clone(), i).is_some() {
+                return Err(format!(
+                    "API key `{}` has the same secret as another key",
+                    k.name
+                ));
+            }
+        }
+        Ok(ClientLimits {
+            names: keys
+                .iter()
+                .map(|k| {
+                    // Policy names are `&'static str` in the HTTP helpers: one small
+                    // string per configured key, once, for the life of the process.
+                    let name: &'static str = Box::leak(format!("key-{}", k.name).into_boxed_str());
+                    RateLimitPolicy::new(name)
+                        .quota(k.quota.n)
+                        .window(k.quota.period)
+                })
+                .collect(),
+            by_key,
+            ip_policy: RateLimitPolicy::new("ip")
+                .quota(ip_quota.n)
+                .window(ip_quota.period),
+            store,
+            capacity,
+        })
+    }
+
+    /// IPs the in-process table can track at once (`usize::MAX` with Redis).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Where the limits live: `memory` or `redis`.
+    pub fn store_name(&self) -> &'static str {
+        match self.store {
+            Store::Local { .. } => "memory",
+            #[cfg(feature = "redis")]
+            Store::Redis { .. } => "redis",
+        }
+    }
+
+    /// Who a request with `api_key` (the `X-Api-Key` field, if any) from `ip` is
+    /// charged to.
+    ///
+    /// # Errors
+    ///
+    /// A key that is not 1 to [`MAX_KEY_LEN`] visible ASCII characters.
+    pub fn identify(&self, api_key: Option<&[u8]>, ip: IpAddr) -> Result<Client, MalformedKey> {
+        let Some(raw) = api_key else {
+            return Ok(Client::Ip(ip));
+        };
+        let key = std::str::from_utf8(raw).map_err(|_| MalformedKey)?;
+        if !is_well_formed_key(key) {
+            return Err(MalformedKey);
+        }
+        Ok(match self.by_key.get(key) {
+            Some(&i) => Client::Key(i),
+            None => Client::Ip(ip),
+        })
+    }
+
+    /// The policy `client` is limited by.
+    pub fn policy(&self, client: Client) -> &RateLimitPolicy {
+        match client {
+            Client::Key(i) => self.names.get(i).unwrap_or(&self.ip_policy),
+            Client::Ip(_) => &self.ip_policy,
+        }
+    }
+
+    /// Takes one request from `client`'s quota.
+    pub async fn admit(&self, client: Client) -> Result<Admission, RateLimitError> {
+        match (&self.store, client) {
+            (Store::Local { keys, .. }, Client::Key(i)) => match keys.get(i) {
+                Some(bucket) => bucket.admit(1).await,
+                None => Err(never()),
+            },
+            (Store::Local { ips, .. }, Client::Ip(ip)) => ips.admit(&ip, 1).await,
+            #[cfg(feature = "redis")]
+            (Store::Redis { keys, .. }, Client::Key(i)) => match keys.get(i) {
+                Some(limiter) => limiter.admit("k", 1).await,
+                None => Err(never()),
+            },
+            #[cfg(feature = "redis")]
+            (Store::Redis { ips, .. }, Client::Ip(ip)) => {
+                ips.admit(ip.to_string().as_str(), 1).await
+            }
+        }
+    }
+}
+
+/// A refusal for a client index that does not exist (never built by `identify`).
+fn never() -> RateLimitError {
+    RateLimitError::InsufficientCapacity(stanchion::rate::InsufficientCapacity::new(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::service::config::{parse_api_key, parse_quota};
+
+    #[tokio::test(start_paused = true)]
+    async fn known_keys_have_their_own_quota_and_invented_keys_share_the_ip_one() {
+        let keys = [parse_api_key("alice=a-key:2/1s").unwrap()];
+        let limits = ClientLimits::local(&keys, parse_quota("3/1s").unwrap(), 1000).unwrap();
+        assert_eq!(limits.capacity(), 1024);
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let alice = limits.identify(Some(b"a-key"), ip).unwrap();
+        assert_eq!(alice, Client::Key(0));
+        assert_eq!(limits.policy(alice).name, "key-alice");
+        assert_eq!(limits.admit(alice).await.unwrap().remaining, 1);
+        assert_eq!(limits.admit(alice).await.unwrap().remaining, 0);
+        let denied = limits.admit(alice).await.unwrap_err();
+        assert_eq!(denied.retry_after(), Some(Duration::from_millis(500)));
+        // Three invented keys and a keyless request: one IP quota of 3 between them.
+        let mut granted = 0;
+        for key in [Some(&b"x1"[..]), Some(b"x2"), None, Some(b"x3")] {
+            let client = limits.identify(key, ip).unwrap();
+            assert_eq!(client, Client::Ip(ip));
+            granted += u32::from(limits.admit(client).await.is_ok());
+        }
+        assert_eq!(granted, 3);
+        assert_eq!(limits.identify(Some(b"has space"), ip), Err(MalformedKey));
+        assert_eq!(limits.identify(Some(&[0xff, 0xfe]), ip), Err(MalformedKey));
+        assert_eq!(limits.identify(Some(&[b'k'; 129]), ip), Err(MalformedKey));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_of_distinct_ips_cannot_grow_the_table_or_buy_fresh_buckets() {
+        let limits = ClientLimits::local(&[], parse_quota("1/1h").unwrap(), 256).unwrap();
+        assert_eq!(limits.capacity(), 256);
+        let mut granted = 0;
+        for i in 0..10_000u32 {
+            let ip = IpAddr::from(i.wrapping_add(0x0a00_0000).to_be_bytes());
+            granted += u32::from(limits.admit(Client::Ip(ip)).await.is_ok());
+        }
+        // At most one bucket per slot: the table refuses new IPs once full.
+        assert!((1..=256).contains(&granted), "{granted} granted");
+        // An IP that got its request is still limited after the flood.
+        let first = Client::Ip(IpAddr::from(0x0a00_0000u32.to_be_bytes()));
+        assert!(limits.admit(first).await.is_err());
+    }
+
+    #[test]
+    fn bad_limits_are_refused_with_a_reason() {
+        let q = parse_quota("3/1s").unwrap();
+        assert!(
+            ClientLimits::local(&[], q, 0)
+                .unwrap_err()
+                .contains("--max-clients")
+        );
+        let twice = [
+            parse_api_key("a=same:1/1s").unwrap(),
+            parse_api_key("b=same:1/1s").unwrap(),
+        ];
+        assert!(
+            ClientLimits::local(&twice, q, 10)
+                .unwrap_err()
+                .contains("same secret")
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! The service's settings: command-line flags, each with an environment variable.
+
+use std::fmt;
+use std::time::Duration;
+
+use clap::Parser;
+use stanchion::rate::Quota;
+
+/// An HTTP service with every stanchion pattern in front of a flaky downstream.
+///
+/// Every flag can also be set by the environment variable shown.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "service", version, about, args_override_self = true)]
+pub struct Config {
+    /// Port on 127.0.0.1 (0 picks a free one; the first line printed says which).
+    #[arg(long, env = "STANCHION_PORT", default_value_t = 3000)]
+    pub port: u16,
+
+    /// Token for the admin route (`Authorization: Bearer TOKEN`). Required.
+    #[arg(long, env = "STANCHION_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// An API key and its own quota: `NAME=KEY:N/PERIOD`, e.g. `alice=s3cret:100/60s`.
+    /// Repeat for more keys (comma-separated in the variable).
+    #[arg(long = "api-key", env = "STANCHION_API_KEYS", value_delimiter = ',', value_parser = parse_api_key, hide_env_values = true)]
+    pub api_keys: Vec<ApiKey>,
+
+    /// Quota of each client IP, for requests with no API key or an unknown one: `N/PERIOD`.
+    #[arg(long, env = "STANCHION_IP_QUOTA", default_value = "60/60s", value_parser = parse_quota)]
+    pub ip_quota: QuotaSpec,
+
+    /// Most client IPs tracked at once (rounded up to a multiple of 256); the memory of
+    /// the per-IP table is fixed by it, whatever the number of clients.
+    #[arg(long, env = "STANCHION_MAX_CLIENTS", default_value_t = 16_384)]
+    pub max_clients: usize,
+
+    /// Keep the per-client limits in Redis (`redis://host:port/db`), shared by every
+    /// instance, instead of in this process (needs feature `redis`).
+    #[arg(long, env = "STANCHION_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Downstream: percentage of calls that fail (0 to 100), changeable at runtime.
+    #[arg(long, env = "STANCHION_FAILURE_RATE", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub failure_rate: u32,
+
+    /// Downstream: latency of each call, changeable at runtime.
+    #[arg(long, env = "STANCHION_LATENCY", default_value = "20ms", value_parser = parse_duration)]
+    pub latency: Duration,
+
+    /// Per-attempt timeout (a timed-out attempt is a failure, and may be retried).
+    #[arg(long, env = "STANCHION_ATTEMPT_TIMEOUT", default_value = "250ms", value_parser = parse_duration)]
+    pub attempt_timeout: Duration,
+
+    /// Per-request timeout, waits and retries included (504 when it passes).
+    #[arg(long, env = "STANCHION_REQUEST_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Attempts per request, the first included.
+    #[arg(long, env = "STANCHION_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub max_attempts: u32,
+
+    /// First retry delay (exponential, doubling, full jitter, capped at 10x this).
+    #[arg(long, env = "STANCHION_RETRY_BASE", default_value = "20ms", value_parser = parse_duration)]
+    pub retry_base: Duration,
+
+    /// Retry budget: at most this many retries in a row while nothing succeeds; each
+    /// success earns back a tenth of a retry.
+    #[arg(long, env = "STANCHION_RETRY_BUDGET", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub retry_budget: u32,
+
+    /// Consecutive failed attempts that open the circuit breaker.
+    #[arg(long, env = "STANCHION_BREAKER_FAILURES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub breaker_failures: u32,
+
+    /// How long the breaker stays open before it lets probes through.
+    #[arg(long, env = "STANCHION_OPEN_WAIT", default_value = "5s", value_parser = parse_duration)]
+    pub open_wait: Duration,
+
+    /// Probe calls let through when the open wait is over; once their outcomes are all
+    /// in, the breaker closes if fewer than half failed, and opens again otherwise.
+    #[arg(long, env = "STANCHION_HALF_OPEN_PROBES", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    pub half_open_probes: u16,
+
+    /// Bulkhead: downstream calls in flight at once.
+    #[arg(long, env = "STANCHION_MAX_CONCURRENT", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent: u32,
+
+    /// Bulkhead: requests that may wait for a slot (0: refuse at once when full).
+    #[arg(long, env = "STANCHION_MAX_WAITING", default_value_t = 0)]
+    pub max_waiting: usize,
+
+    /// Seed of the downstream's failures and of the retry jitter (random if not given).
+    #[arg(long, env = "STANCHION_SEED")]
+    pub seed: Option<u64>,
+}
+
+/// A configured API key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// The client's name (metrics and policy names; never the key itself).
+    pub name: String,
+    /// The secret the client sends in `X-Api-Key`.
+    pub key: String,
+    /// Its own quota.
+    pub quota: QuotaSpec,
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The secret stays out of logs.
+        f.debug_struct("ApiKey")
+            .field("name", &self.name)
+            .field("quota", &self.quota)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `N/PERIOD`: `n` requests per `period`, all of them available at once (burst `n`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotaSpec {
+    /// Requests per period (also the burst).
+    pub n: u32,
+    /// The period.
+    pub period: Duration,
+    /// The token bucket quota it stands for.
+    pub quota: Quota,
+}
+
+impl fmt::Display for QuotaSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.n, DisplayDuration(self.period))
+    }
+}
+
+/// A duration as the flags write it (`250ms`, `5s`).
+pub struct DisplayDuration(pub Duration);
+
+impl fmt::Display for DisplayDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d.subsec_nanos() == 0 {
+            write!(f, "{}s", d.as_secs())
+        } else if d.subsec_nanos() % 1_000_000 == 0 {
+            write!(f, "{}ms", d.as_millis())
+        } else {
+            write!(f, "{}ns", d.as_nanos())
+        }
+    }
+}
+
+/// Parses a duration: a whole number and a unit, `ms`, `s`, `m` or `h` (`250ms`, `5s`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("`{s}` is not a duration: write a whole number and a unit, such as 250ms or 5s")
+    })?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => {
+            return Err(format!(
+                "`{s}` has no known unit: use ms, s, m or h (such as 250ms or 5s)"
+            ));
+        }
+    };
+    Ok(d)
+}
+
+/// Parses a quota: `N/PERIOD`, such as `100/60s`.
+pub fn parse_quota(s: &str) -> Result<QuotaSpec, String> {
+    let (n, period) = s
+        .split_once('/')
+        .ok_or_else(|| format!("`{s}` is not a quota: write N/PERIOD, such as 100/60s"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: the count before `/` must be a whole number"))?;
+    let period = parse_duration(period)?;
+    let quota = Quota::per_interval(n, period).map_err(|e| format!("`{s}`: {e}"))?;
+    Ok(QuotaSpec { n, period, quota })
+}
+
+/// Parses an API key: `NAME=KEY:N/PERIOD`.
+pub fn parse_api_key(s: &str) -> Result<ApiKey, String> {
+    let usage = "write NAME=KEY:N/PERIOD, such as alice=s3cret:100/60s";
+    let (name, rest) = s
+        .split_once('=')
+        .ok_or_else(|| format!("an API key needs a name: {usage}"))?;
+    let (key, quota) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| format!("API key `{name}` needs a quota: {usage}"))?;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "API key name `{name}`: use letters, digits, `-` and `_` only"
+        ));
+    }
+    if !crate::service::clients::is_well_formed_key(key) {
+        return Err(format!(
+            "API key `{name}`: the key must be 1 to {} visible ASCII characters",
+            crate::service::clients::MAX_KEY_LEN
+        ));
+    }
+    Ok(ApiKey {
+        name: name.to_owned(),
+        key: key.to_owned(),
+        quota: parse_quota(quota)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_quotas_and_keys_parse_or_say_why_not() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5").unwrap_err().contains("no known unit"));
+        assert!(parse_duration("ms").unwrap_err().contains("not a duration"));
+        let q = parse_quota("100/60s").unwrap();
+        assert_eq!(
+            (q.n, q.period, q.quota.burst()),
+            (100, Duration::from_secs(60), 100)
+        );
+        assert_eq!(q.to_string(), "100/60s");
+        assert!(parse_quota("0/1s").is_err());
+        assert!(parse_quota("100").is_err());
+        let k = parse_api_key("alice=a:b:c:3/1s").unwrap();
+        assert_eq!(
+            (k.name.as_str(), k.key.as_str(), k.quota.n),
+            ("alice", "a:b:c", 3)
+        );
+        assert!(!format!("{k:?}").contains("a:b:c"));
+        assert!(parse_api_key("alice").is_err());
+        assert!(parse_api_key("al ice=k:1/1s").is_err());
+        assert!(parse_api_key("alice=:1/1s").is_err());
+    }
+}

@@ -1,0 +1,245 @@
+//! The service's metrics, in the Prometheus (OpenMetrics) text format, through
+//! `prometheus-client`.
+//!
+//! | metric | labels | what |
+//! |---|---|---|
+//! | `stanchion_admitted_total` | `layer` | requests a layer let through (`rate_limit`, `bulkhead`; `circuit_breaker` counts attempts) |
+//! | `stanchion_rejected_total` | `layer` | requests refused, by the layer that refused (core's [`Layer::name`]) |
+//! | `stanchion_retries_total` | | attempts after the first |
+//! | `stanchion_api_responses_total` | `status` | responses of `/api/*`, by status code |
+//! | `stanchion_breaker_state` | `state` | 1 for the breaker's current state, 0 for the others |
+//! | `stanchion_bulkhead_in_use` | | downstream calls in flight |
+//! | `stanchion_retry_budget_milli_tokens` | | retries left in the budget, in thousandths |
+//! | `stanchion_downstream_failure_rate_percent`, `stanchion_downstream_latency_milliseconds` | | the downstream's current settings |
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use stanchion::breaker::State;
+use stanchion::pipeline::Layer;
+
+/// A `layer` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LayerLabel {
+    layer: &'static str,
+}
+
+/// A `status` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: u16,
+}
+
+/// A `state` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+/// Every breaker state, with its label.
+const STATES: [(State, &str); 6] = [
+    (State::Closed, "closed"),
+    (State::Open, "open"),
+    (State::HalfOpen, "half_open"),
+    (State::Disabled, "disabled"),
+    (State::ForcedOpen, "forced_open"),
+    (State::MetricsOnly, "metrics_only"),
+];
+
+/// What the scrape reads from the patterns at the moment it runs.
+#[derive(Clone, Copy, Debug)]
+pub struct Snapshot {
+    /// The breaker's state.
+    pub breaker: State,
+    /// Bulkhead slots in use.
+    pub bulkhead_in_use: u32,
+    /// The retry budget, in thousandths of a retry.
+    pub budget_milli_tokens: u32,
+    /// The downstream's failure rate.
+    pub failure_rate: u32,
+    /// The downstream's latency.
+    pub latency_ms: u64,
+}
+
+/// The service's counters and gauges.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    admitted: Family<LayerLabel, Counter>,
+    rejected: Family<LayerLabel, Counter>,
+    retries: Counter,
+    responses: Family<StatusLabel, Counter>,
+    breaker: Family<StateLabel, Gauge>,
+    in_use: Gauge,
+    budget: Gauge,
+    failure_rate: Gauge,
+    latency: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Every metric at zero, registered.
+    pub fn new() -> Metrics {
+        let m = Metrics {
+            registry: Registry::default(),
+            admitted: Family::default(),
+            rejected: Family::default(),
+            retries: Counter::default(),
+            responses: Family::default(),
+            breaker: Family::default(),
+            in_use: Gauge::default(),
+            budget: Gauge::default(),
+            failure_rate: Gauge::default(),
+            latency: Gauge::default(),
+        };
+        let mut registry = Registry::default();
+        registry.register(
+            "stanchion_admitted",
+            "Requests a layer let through (circuit_breaker: attempts)",
+            m.admitted.clone(),
+        );
+        registry.register(
+            "stanchion_rejected",
+            "Requests refused, by the layer that refused",
+            m.rejected.clone(),
+        );
+        registry.register(
+            "stanchion_retries",
+            "Attempts after the first",
+            m.retries.clone(),
+        );
+        registry.register(
+            "stanchion_api_responses",
+            "Responses of /api, by status code",
+            m.responses.clone(),
+        );
+        registry.register(
+            "stanchion_breaker_state",
+            "1 for the circuit breaker's current state",
+            m.breaker.clone(),
+        );
+        registry.register(
+            "stanchion_bulkhead_in_use",
+            "Downstream calls in flight",
+            m.in_use.clone(),
+        );
+        registry.register(
+            "stanchion_retry_budget_milli_tokens",
+            "Retries left in the budget, in thousandths",
+            m.budget.clone(),
+        );
+        registry.register(
+            "stanchion_downstream_failure_rate_percent",
+            "The downstream's failure rate",
+            m.failure_rate.clone(),
+        );
+        registry.register(
+            "stanchion_downstream_latency_milliseconds",
+            "The downstream's latency",
+            m.latency.clone(),
+        );
+        // Every label that will ever appear, at zero, so that a scrape sees them all.
+        for layer in Layer::ORDER {
+            let _ = m.rejected.get_or_create(&LayerLabel {
+                layer: layer.name(),
+            });
+        }
+        for layer in [Layer::RateLimit, Layer::Bulkhead, Layer::CircuitBreaker] {
+            let _ = m.admitted.get_or_create(&LayerLabel {
+                layer: layer.name(),
+            });
+        }
+        Metrics { registry, ..m }
+    }
+
+    /// A layer let a request (or, for the breaker, an attempt) through.
+    pub fn admitted(&self, layer: Layer) {
+        self.admitted
+            .get_or_create(&LayerLabel {
+                layer: layer.name(),
+            })
+            .inc();
+    }
+
+    /// A layer refused a request.
+    pub fn rejected(&self, layer: Layer) {
+        self.rejected
+            .get_or_create(&LayerLabel {
+                layer: layer.name(),
+            })
+            .inc();
+    }
+
+    /// An attempt after the first started.
+    pub fn retried(&self) {
+        self.retries.inc();
+    }
+
+    /// An `/api` response went out with `status`.
+    pub fn responded(&self, status: u16) {
+        self.responses.get_or_create(&StatusLabel { status }).inc();
+    }
+
+    /// The text exposition, after setting the gauges from `snapshot`.
+    pub fn render(&self, snapshot: Snapshot) -> String {
+        for (state, label) in STATES {
+            self.breaker
+                .get_or_create(&StateLabel { state: label })
+                .set(i64::from(state == snapshot.breaker));
+        }
+        self.in_use.set(i64::from(snapshot.bulkhead_in_use));
+        self.budget.set(i64::from(snapshot.budget_milli_tokens));
+        self.failure_rate.set(i64::from(snapshot.failure_rate));
+        self.latency
+            .set(i64::try_from(snapshot.latency_ms).unwrap_or(i64::MAX));
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_states_show_in_the_text() {
+        let m = Metrics::new();
+        m.admitted(Layer::RateLimit);
+        m.rejected(Layer::Bulkhead);
+        m.rejected(Layer::Bulkhead);
+        m.retried();
+        m.responded(429);
+        let text = m.render(Snapshot {
+            breaker: State::Open,
+            bulkhead_in_use: 3,
+            budget_milli_tokens: 9500,
+            failure_rate: 100,
+            latency_ms: 20,
+        });
+        for line in [
+            "stanchion_admitted_total{layer=\"rate_limit\"} 1",
+            "stanchion_admitted_total{layer=\"bulkhead\"} 0",
+            "stanchion_rejected_total{layer=\"bulkhead\"} 2",
+            "stanchion_rejected_total{layer=\"overall_timeout\"} 0",
+            "stanchion_retries_total 1",
+            "stanchion_api_responses_total{status=\"429\"} 1",
+            "stanchion_breaker_state{state=\"open\"} 1",
+            "stanchion_breaker_state{state=\"closed\"} 0",
+            "stanchion_bulkhead_in_use 3",
+            "stanchion_retry_budget_milli_tokens 9500",
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+    }
+}

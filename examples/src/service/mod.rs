@@ -1,0 +1,117 @@
+//! The HTTP service example: every stanchion pattern in front of a deliberately flaky
+//! downstream, with per-client limits, an admin route, `/health` and `/metrics`.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`config`] | flags and environment variables (`clap`) |
+//! | [`clients`] | per-client keying: API keys with their own quotas, everyone else by IP |
+//! | [`downstream`] | the flaky in-process service |
+//! | [`app`] | the router, and the refusals as HTTP answers |
+//! | [`admin`] | the token-protected route that changes the downstream at runtime |
+//! | [`metrics`] | Prometheus text (`prometheus-client`) |
+//!
+//! Run it with `cargo run -p stanchion-examples --bin service -- --admin-token TOKEN`;
+//! the README's service section shows a session with curl.
+
+pub mod admin;
+pub mod app;
+pub mod clients;
+pub mod config;
+pub mod downstream;
+pub mod metrics;
+
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use self::app::{AppState, router};
+use self::clients::ClientLimits;
+use self::config::{Config, DisplayDuration};
+
+/// Parses the flags, starts the service, and serves until Ctrl-C.
+pub fn main() -> ExitCode {
+    let config = Config::parse();
+    let Some(admin_token) = config.admin_token.clone().filter(|t| !t.trim().is_empty()) else {
+        eprintln!(
+            "service: an admin token is required: pass --admin-token TOKEN or set STANCHION_ADMIN_TOKEN"
+        );
+        return ExitCode::from(2);
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("service: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config, admin_token)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("service: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn limits(config: &Config) -> Result<ClientLimits, String> {
+    match &config.redis_url {
+        None => ClientLimits::local(&config.api_keys, config.ip_quota, config.max_clients),
+        #[cfg(feature = "redis")]
+        Some(url) => ClientLimits::redis(&config.api_keys, config.ip_quota, url),
+        #[cfg(not(feature = "redis"))]
+        Some(_) => Err(
+            "--redis-url needs the `redis` feature: cargo run -p stanchion-examples --features redis --bin service"
+                .to_owned(),
+        ),
+    }
+}
+
+async fn serve(config: Config, admin_token: String) -> Result<(), String> {
+    let limits = limits(&config)?;
+    let state = Arc::new(AppState::new(&config, admin_token, limits)?);
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    // The first line says where: tests read it to find a port picked by the system.
+    println!("listening on http://{bound}");
+    println!(
+        "per-client limits in {}: {} API key(s), everyone else {} per IP (up to {} IPs tracked)",
+        state.limits.store_name(),
+        config.api_keys.len(),
+        config.ip_quota,
+        if config.redis_url.is_some() {
+            "any number of".to_owned()
+        } else {
+            state.limits.capacity().to_string()
+        },
+    );
+    println!(
+        "downstream: {}% failures, {} latency; request timeout {}, attempt timeout {}, {} attempts, breaker opens after {} failures for {}, bulkhead {}",
+        config.failure_rate,
+        DisplayDuration(config.latency),
+        DisplayDuration(config.request_timeout),
+        DisplayDuration(config.attempt_timeout),
+        config.max_attempts,
+        config.breaker_failures,
+        DisplayDuration(config.open_wait),
+        config.max_concurrent,
+    );
+    let _ = std::io::stdout().flush();
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| format!("serving: {e}"))
+}
