@@ -4,6 +4,7 @@
 //! - `cargo xtask cross`: only the cross-builds of core for the bare-metal targets.
 //! - `cargo xtask firmware`: build the firmware example and run it under QEMU.
 //! - `cargo xtask size`: the firmware's flash and RAM, and each pattern's share of them.
+//! - `cargo xtask miri`, `cargo xtask fuzz --seconds N`: core under Miri, the fuzz targets.
 //!
 //! `test` runs every step; the others run one step (or a longer form of one) alone.
 
@@ -14,6 +15,8 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+
+mod verify;
 
 /// The bare-metal targets core must build for, and the features each needs.
 ///
@@ -34,7 +37,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Run every check: fmt, clippy, docs, host tests, loom, cross-builds, firmware.
+    /// Run every check: fmt, clippy, docs, host tests, loom, Miri (a subset), fuzzing (a
+    /// smoke run), cross-builds, firmware.
     Test,
     /// Cross-build core (and the embassy adapter) for the bare-metal targets.
     Cross,
@@ -45,6 +49,14 @@ enum Task {
     /// Report the firmware's flash and RAM on thumbv7em, and each pattern's share; fails if
     /// the patterns together exceed their flash budget.
     Size,
+    /// Run all of core's tests under Miri (nightly; installs the component if missing).
+    Miri,
+    /// Run every cargo-fuzz target in `fuzz/` for the given time (installs cargo-fuzz).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -55,6 +67,8 @@ fn main() -> ExitCode {
         Task::Loom => loom(None),
         Task::Firmware => firmware(),
         Task::Size => size(),
+        Task::Miri => verify::miri_all(),
+        Task::Fuzz { seconds } => verify::fuzz(seconds),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -88,6 +102,8 @@ fn test() -> Result {
     )?;
     step("host tests", cargo(&["test", "--workspace", "--locked"]))?;
     loom(Some(LOOM_CI_PREEMPTIONS))?;
+    verify::miri_ci()?;
+    verify::fuzz_smoke()?;
     cross()?;
     firmware()?;
     size()?;
