@@ -282,10 +282,10 @@ fn token_bucket(bucket: TokenBucket, clock: &mut FuzzClock, ops: &[Op]) {
                 continue;
             }
             Op::Requota(n, interval, scale) => {
-                if let Ok(q) = Quota::per_interval(n % 10_000, duration(interval, scale)) {
-                    if bucket.set_quota(q).is_ok() {
-                        grants = Grants::default();
-                    }
+                if let Ok(q) = Quota::per_interval(n % 10_000, duration(interval, scale))
+                    && bucket.set_quota(q).is_ok()
+                {
+                    grants = Grants::default();
                 }
                 continue;
             }
