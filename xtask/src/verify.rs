@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{Result, command, step};
+use super::{Result, cargo, command, step};
 
 /// Miri's flags. Isolation stays on (no host clock, files or entropy: the run is
 /// deterministic, and Miri's own seeded generator feeds proptest). Proptest's failure
@@ -114,8 +114,11 @@ pub(crate) fn fuzz(seconds: u64) -> Result {
     Ok(())
 }
 
-/// The fuzz step of `cargo xtask test`: each target for [`FUZZ_SMOKE_SECONDS`].
+/// The fuzz step of `cargo xtask test`: the fuzz crate's formatting (it is outside the
+/// workspace, so the workspace's fmt step misses it), then each target for
+/// [`FUZZ_SMOKE_SECONDS`].
 pub(crate) fn fuzz_smoke() -> Result {
+    step("fuzz fmt", in_fuzz_dir(cargo(&["fmt", "--check"])))?;
     fuzz(FUZZ_SMOKE_SECONDS)
 }
 
