@@ -809,7 +809,7 @@ mod properties {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(500))]
+        #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(500)))]
 
         /// Any sequence of acquires, releases and changes of the maximum behaves like a
         /// plain counter and maximum: granted exactly when `in_use < max`.

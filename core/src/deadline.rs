@@ -262,7 +262,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(2_000))]
+            #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(2_000)))]
 
             #[test]
             fn remaining_expiry_and_clamp_agree(at in instant(), now in instant(), wait in duration()) {

@@ -77,3 +77,11 @@ pub use clock::{Clock, ManualClock};
 pub use deadline::Deadline;
 pub use error::ConfigError;
 pub use time::Instant;
+
+/// Proptest case count for core's property tests: `n` normally, a handful under Miri,
+/// which interprets every step (roughly a thousand times slower) and checks for undefined
+/// behaviour rather than for rare inputs; the full runs stay in `cargo test`.
+#[cfg(test)]
+pub(crate) const fn proptest_cases(n: u32) -> u32 {
+    if cfg!(miri) { 4 } else { n }
+}

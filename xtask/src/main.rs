@@ -4,6 +4,7 @@
 //! - `cargo xtask cross`: only the cross-builds of core for the bare-metal targets.
 //! - `cargo xtask firmware`: build the firmware example and run it under QEMU.
 //! - `cargo xtask size`: the firmware's flash and RAM, and each pattern's share of them.
+//! - `cargo xtask miri`, `cargo xtask fuzz --seconds N`: core under Miri, the fuzz targets.
 //!
 //! `test` runs every step; the others run one step (or a longer form of one) alone.
 
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 
 mod redis;
+mod verify;
 
 /// The bare-metal targets core must build for, and the features each needs.
 ///
@@ -36,7 +38,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Run every check: fmt, clippy, docs, host tests, loom, cross-builds, firmware.
+    /// Run every check: fmt, clippy, docs, host tests, loom, Miri (a subset), fuzzing (a
+    /// smoke run), cross-builds, firmware.
     Test,
     /// Cross-build core (and the embassy adapter) for the bare-metal targets.
     Cross,
@@ -50,6 +53,14 @@ enum Task {
         #[arg(long)]
         strict: bool,
     },
+    /// Run all of core's tests under Miri (nightly; installs the component if missing).
+    Miri,
+    /// Run every cargo-fuzz target in `fuzz/` for the given time (installs cargo-fuzz).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +71,8 @@ fn main() -> ExitCode {
         Task::Loom => loom(None),
         Task::Firmware => firmware(),
         Task::Size { strict } => size(strict),
+        Task::Miri => verify::miri_all(),
+        Task::Fuzz { seconds } => verify::fuzz(seconds),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -129,6 +142,8 @@ fn test() -> Result {
         ]),
     )?;
     loom(Some(LOOM_CI_PREEMPTIONS))?;
+    verify::miri_ci()?;
+    verify::fuzz_smoke()?;
     cross()?;
     firmware()?;
     // Fails if the patterns exceed their flash budget (see `PATTERN_FLASH_BUDGET`).

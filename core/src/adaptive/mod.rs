@@ -176,7 +176,7 @@ mod properties {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
+        #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(300)))]
 
         #[test]
         fn aimd_stays_in_bounds((min, max, initial) in limits(), backoff in 512u32..1024, samples in samples()) {

@@ -1100,7 +1100,7 @@ mod model {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
+        #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(256)))]
 
         #[test]
         fn count_window_breaker_agrees_with_the_model(

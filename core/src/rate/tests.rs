@@ -296,6 +296,10 @@ fn token_bucket_extremes_never_panic_nor_admit_extra() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "a million-step loop of safe arithmetic: hours under Miri"
+)]
 fn token_bucket_over_a_million_requests_has_no_drift() {
     // 3 per second (period 333_333_333 ns), burst 3; a request every millisecond.
     let q = Quota::per_second(3).unwrap();
@@ -435,6 +439,10 @@ fn fixed_window_counts_per_window_with_the_documented_boundary_burst() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "a million-step loop of safe arithmetic: hours under Miri"
+)]
 fn fixed_window_over_a_million_requests_has_no_drift() {
     let mut f = FixedWindow::new(WindowQuota::per_second(100).unwrap());
     let mut granted = 0u64;
@@ -676,7 +684,7 @@ fn arrivals(max_gap: u64, len: usize) -> impl Strategy<Value = Vec<(u64, u32)>> 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: crate::proptest_cases(256), ..ProptestConfig::default() })]
 
     #[test]
     fn token_bucket_equals_the_credit_model(

@@ -94,6 +94,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "100 000 draws of safe arithmetic: too slow under Miri")]
     fn bounds_and_conditional_mean_over_100k_draws() {
         let (base, cap) = (1_000_000u64, 50_000_000u64);
         let mut b =

@@ -236,6 +236,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "100 000 draws of safe arithmetic: too slow under Miri")]
     fn bounds_and_mean_over_100k_draws() {
         let median = 1_000_000u64;
         let mut b = DecorrelatedJitterV2::new(Duration::from_nanos(median), Duration::MAX).unwrap();

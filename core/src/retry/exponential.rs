@@ -186,6 +186,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "100 000 draws of safe arithmetic: too slow under Miri")]
     fn full_jitter_mean_over_the_sequence() {
         // Retry n has nominal 2^n ms (n < 10, below the cap); full jitter's mean is half.
         let mut rng = fastrand::Rng::with_seed(21);

@@ -168,12 +168,14 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "100 000 draws of safe arithmetic: too slow under Miri")]
     fn full_jitter_bounds_and_mean() {
         let d = 1_000_000_000;
         assert_mean(draws(Jitter::FULL, d, u64::MAX, 0, d, 11), d as f64 / 2.0);
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "100 000 draws of safe arithmetic: too slow under Miri")]
     fn equal_jitter_bounds_and_mean() {
         let d = 1_000_000_001;
         let m = draws(Jitter::EQUAL, d, u64::MAX, d / 2, d, 12);
@@ -181,6 +183,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "100 000 draws of safe arithmetic: too slow under Miri")]
     fn proportional_jitter_bounds_and_mean() {
         let d = 2_000_000_000;
         let j = Jitter::proportional(Ratio::percent(25)).unwrap();

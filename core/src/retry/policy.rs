@@ -612,7 +612,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
+        #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(256)))]
 
         /// No sequence of decisions sleeps past the deadline, whatever the backoff,
         /// hints, start, budget and attempts.

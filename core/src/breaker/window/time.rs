@@ -230,7 +230,7 @@ mod model {
     use super::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
+        #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(256)))]
 
         /// The running total equals a naive sum over every recorded call whose bucket
         /// index is within the last `B` of the latest index seen.
