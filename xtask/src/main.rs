@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod redis;
 
 /// The bare-metal targets core must build for, and the features each needs.
@@ -50,6 +51,12 @@ enum Task {
         #[arg(long)]
         strict: bool,
     },
+    /// Run every criterion bench (short flags; `--full` for criterion's defaults) and `size`.
+    Bench {
+        /// Use criterion's default warm-up and measurement times.
+        #[arg(long)]
+        full: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +67,7 @@ fn main() -> ExitCode {
         Task::Loom => loom(None),
         Task::Firmware => firmware(),
         Task::Size { strict } => size(strict),
+        Task::Bench { full } => bench::bench(full),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
