@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod redis;
 mod verify;
 
@@ -61,6 +62,12 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// Run every criterion bench (short flags; `--full` for criterion's defaults) and `size`.
+    Bench {
+        /// Use criterion's default warm-up and measurement times.
+        #[arg(long)]
+        full: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -73,6 +80,7 @@ fn main() -> ExitCode {
         Task::Size { strict } => size(strict),
         Task::Miri => verify::miri_all(),
         Task::Fuzz { seconds } => verify::fuzz(seconds),
+        Task::Bench { full } => bench::bench(full),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
