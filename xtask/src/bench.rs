@@ -1,19 +1,37 @@
-//! `cargo xtask bench`: every criterion bench of `stanchion-benches`, then the size report.
+//! `cargo xtask bench`: every criterion bench of `stanchion-benches` (the Redis bench too:
+//! it installs `redis-server` like `cargo xtask test`), then the size report; each writes
+//! its tables, which are then spliced into `BENCHMARKS.md` and the README (see `tables`).
 //!
 //! Short measurement flags by default so a run fits the shared 2-core machine; `--full`
 //! uses criterion's defaults. Not part of `cargo xtask test`.
 
-use crate::{Result, cargo, size, step};
+use crate::{Result, cargo, redis, size, step, tables};
 
 /// Criterion flags for the default (short) run.
 const SHORT: &[&str] = &["--warm-up-time", "1", "--measurement-time", "3"];
 
-/// Run every bench of `stanchion-benches`, then `size`.
+/// Run every bench of `stanchion-benches`, then `size`, then regenerate the tables.
 pub(crate) fn bench(full: bool) -> Result {
-    let mut args = vec!["bench", "-p", "stanchion-benches", "--benches", "--"];
+    redis::install_redis_server()?;
+    tables::clear()?;
+    tables::machine(if full {
+        "criterion's defaults (`cargo xtask bench --full`), median estimate"
+    } else {
+        "warm-up 1 s, measurement 3 s (`cargo xtask bench`), median estimate"
+    })?;
+    let mut args = vec![
+        "bench",
+        "-p",
+        "stanchion-benches",
+        "--features",
+        "redis",
+        "--benches",
+        "--",
+    ];
     if !full {
         args.extend_from_slice(SHORT);
     }
     step("criterion benches", cargo(&args))?;
-    size(false)
+    size(false)?;
+    tables::splice()
 }

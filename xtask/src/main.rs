@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod redis;
+mod tables;
 mod verify;
 
 /// The bare-metal targets core must build for, and the features each needs.

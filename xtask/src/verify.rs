@@ -217,7 +217,7 @@ fn in_fuzz_dir(mut c: Command) -> Command {
     c
 }
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap_or(Path::new("."))
