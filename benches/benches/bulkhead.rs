@@ -3,6 +3,8 @@
 //! one thread, and a refused acquire on a full semaphore. The limit algorithms have no
 //! peer in Rust; their cost per sample is measured alone.
 //!
+//! Writes the tables `bulkhead` and `adaptive` of `BENCHMARKS.md`.
+//!
 //! ```text
 //! cargo bench -p stanchion-benches --bench bulkhead -- --warm-up-time 1 --measurement-time 3
 //! ```
@@ -10,12 +12,13 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use stanchion::Instant;
 use stanchion::adaptive::{
     AdaptiveBulkhead, Aimd, AimdConfig, LimitAlgorithm, Outcome, Sample, Vegas, VegasConfig,
 };
 use stanchion::bulkhead::Bulkhead;
+use stanchion_benches::report::{self, Table};
 use stanchion_std::StdRawMutex;
 
 fn acquire_release(c: &mut Criterion) {
@@ -107,4 +110,63 @@ fn algorithms(c: &mut Criterion) {
 }
 
 criterion_group!(benches, acquire_release, refused, algorithms);
-criterion_main!(benches);
+
+fn main() {
+    report::main(&[benches], |e| {
+        let mut t = Table::new(
+            "bulkhead",
+            &[
+                "operation",
+                "stanchion `Bulkhead`",
+                "tokio `Semaphore`",
+                "ratio (stanchion / tokio)",
+                "met (<= 1.0x)",
+            ],
+        );
+        for (row, group) in [
+            (
+                "`try_acquire` + drop of the permit (granted)",
+                "bulkhead/acquire_release",
+            ),
+            (
+                "`try_acquire` on a full semaphore (refused)",
+                "bulkhead/refused_when_full",
+            ),
+        ] {
+            let (ours, theirs) = (
+                format!("{group}/stanchion::Bulkhead"),
+                format!("{group}/tokio::sync::Semaphore"),
+            );
+            t.row(vec![
+                row.into(),
+                e.time(&ours),
+                e.time(&theirs),
+                e.ratio(&ours, &theirs),
+                e.met(&ours, &theirs, 1.0),
+            ]);
+        }
+        t.write(e);
+        let mut t = Table::new("adaptive", &["operation", "time"]);
+        for (row, id) in [
+            ("`Aimd::on_sample`", "adaptive/on_sample/Aimd"),
+            ("`Vegas::on_sample`", "adaptive/on_sample/Vegas"),
+            (
+                "`AdaptiveBulkhead<StdRawMutex, Vegas>`: `try_acquire_at` + `record_at` (one sample, one lock)",
+                "adaptive/acquire_record/AdaptiveBulkhead<StdRawMutex, Vegas>",
+            ),
+        ] {
+            t.row(vec![row.into(), e.time(id)]);
+        }
+        t.write(e);
+        report::headline(
+            e,
+            "bulkhead",
+            &[(
+                "bulkhead acquire + release",
+                "tokio `Semaphore`",
+                "bulkhead/acquire_release/stanchion::Bulkhead",
+                "bulkhead/acquire_release/tokio::sync::Semaphore",
+            )],
+        );
+    });
+}

@@ -9,7 +9,9 @@
 //!   governor on its default clock (quanta).
 //! - `contended/grant`: two threads checking one limiter.
 //! - `keyed/1M_keys`: one check per key over 1,000,000 distinct keys; the bytes each
-//!   side holds afterwards are printed (counted by a global allocator here).
+//!   side holds afterwards are in the table (counted by a global allocator here).
+//!
+//! Writes the table `rate` of `BENCHMARKS.md` (see `stanchion_benches::report`).
 //!
 //! Run: `cargo bench -p stanchion-benches --bench rate -- --warm-up-time 1 --measurement-time 3`
 #![allow(unsafe_code)] // the counting allocator below
@@ -18,10 +20,11 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::num::NonZeroU32;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant as StdInstant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use governor::clock::FakeRelativeClock;
 use governor::{Quota as GQuota, RateLimiter as GLimiter};
 use stanchion::Instant;
@@ -29,6 +32,7 @@ use stanchion::rate::{
     FullTablePolicy, KeyedRateLimiter, KeyedTokenBucket, Quota, SharedLimiter, TokenBucket,
     WithClock,
 };
+use stanchion_benches::report::{self, Table};
 use stanchion_std::{QuantaClock, StdClock, StdRawMutex, TokioClock};
 
 /// Counts the bytes currently allocated, to report what the keyed limiters hold.
@@ -313,16 +317,132 @@ fn keyed(c: &mut Criterion) {
     }
     let theirs_bytes = HELD.load(Ordering::Relaxed) - before;
     g.finish();
-    eprintln!(
-        "rate/keyed memory after {KEYS} distinct keys: stanchion {ours_bytes} B \
-         ({} B per slot, {SLOTS} slots, fixed), governor {theirs_bytes} B ({:.1} B per key, \
-         {} keys held)",
-        KeyedTokenBucket::<SLOTS>::BYTES_PER_KEY,
-        theirs_bytes as f64 / theirs.len() as f64,
-        theirs.len(),
-    );
+    let _ = KEYED_BYTES.set((ours_bytes, theirs_bytes, theirs.len()));
     drop(ours);
 }
 
+/// Bytes held after every key was seen once: stanchion, governor, governor's key count.
+static KEYED_BYTES: OnceLock<(usize, usize, usize)> = OnceLock::new();
+
 criterion_group!(benches, caller_time, with_clock, contended, keyed);
-criterion_main!(benches);
+
+fn main() {
+    report::main(&[benches], |e| {
+        let mut t = Table::new(
+            "rate",
+            &["row", "stanchion", "governor", "ratio", "target", "met"],
+        );
+        let pair = |t: &mut Table, row: &str, ours: &str, theirs: &str, target: Option<f64>| {
+            t.row(vec![
+                row.into(),
+                e.time(ours),
+                e.time(theirs),
+                e.ratio(ours, theirs),
+                target.map_or("—".into(), |x| format!("<= {x:.1}x")),
+                target.map_or("—".into(), |x| e.met(ours, theirs, x)),
+            ]);
+        };
+        let g = "rate/caller_time";
+        pair(
+            &mut t,
+            "caller-supplied time, grant",
+            &format!("{g}/grant/stanchion"),
+            &format!("{g}/grant/governor"),
+            Some(0.8),
+        );
+        pair(
+            &mut t,
+            "caller-supplied time, denial",
+            &format!("{g}/deny/stanchion"),
+            &format!("{g}/deny/governor"),
+            Some(0.8),
+        );
+        let g = "rate/with_clock";
+        pair(
+            &mut t,
+            "with a clock (quanta, TSC), grant",
+            &format!("{g}/grant/stanchion_quanta"),
+            &format!("{g}/grant/governor_quanta"),
+            Some(1.0),
+        );
+        pair(
+            &mut t,
+            "with a clock (quanta, TSC), denial",
+            &format!("{g}/deny/stanchion_quanta"),
+            &format!("{g}/deny/governor_quanta"),
+            Some(1.0),
+        );
+        for (clock, id) in [
+            ("`StdClock`", "stanchion_std_clock"),
+            ("`TokioClock`", "stanchion_tokio_clock"),
+        ] {
+            t.row(vec![
+                format!("with {clock}, grant (for orientation: the clock read is the cost)"),
+                e.time(&format!("{g}/grant/{id}")),
+                "—".into(),
+                "—".into(),
+                "—".into(),
+                "—".into(),
+            ]);
+        }
+        pair(
+            &mut t,
+            "two threads on one limiter, grant (wall time per check)",
+            "rate/contended/grant/stanchion",
+            "rate/contended/grant/governor",
+            None,
+        );
+        pair(
+            &mut t,
+            "keyed, 1,000,000 distinct `u64` keys, grant",
+            "rate/keyed/1M_keys/stanchion",
+            "rate/keyed/1M_keys/governor",
+            Some(1.0),
+        );
+        if let Some(&(ours, theirs, keys)) = KEYED_BYTES.get() {
+            let per_key = theirs as f64 / keys.max(1) as f64;
+            let ratio = ours as f64 / theirs.max(1) as f64;
+            t.row(vec![
+                "keyed, bytes held after 1,000,000 keys".into(),
+                format!(
+                    "{ours} B ({} B per slot x {SLOTS}, fixed)",
+                    KeyedTokenBucket::<SLOTS>::BYTES_PER_KEY
+                ),
+                format!("{theirs} B ({per_key:.1} B per key, grows with keys)"),
+                format!("{ratio:.3}x"),
+                "<= 32 B per key, fixed".into(),
+                if KeyedTokenBucket::<SLOTS>::BYTES_PER_KEY <= 32 {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .into(),
+            ]);
+        }
+        t.write(e);
+        report::headline(
+            e,
+            "rate",
+            &[
+                (
+                    "rate limit check (GCRA), caller-supplied time",
+                    "governor",
+                    "rate/caller_time/grant/stanchion",
+                    "rate/caller_time/grant/governor",
+                ),
+                (
+                    "rate limit check with a clock (quanta)",
+                    "governor",
+                    "rate/with_clock/grant/stanchion_quanta",
+                    "rate/with_clock/grant/governor_quanta",
+                ),
+                (
+                    "keyed rate limit, 1,000,000 keys",
+                    "governor (dashmap)",
+                    "rate/keyed/1M_keys/stanchion",
+                    "rate/keyed/1M_keys/governor",
+                ),
+            ],
+        );
+    });
+}

@@ -8,6 +8,8 @@
 //! everything `admit` does (breaker permit, script, reply parsing, the check against core's
 //! GCRA, `remaining`); the peer's includes its script and a typed reply.
 //!
+//! Writes the table `redis` of `BENCHMARKS.md` (see `stanchion_benches::report`).
+//!
 //! Needs Debian's `redis-server`; started on a free loopback port and stopped after. Run:
 //! `cargo bench -p stanchion-benches --features redis --bench redis -- --warm-up-time 1 --measurement-time 3`
 #![allow(missing_docs)]
@@ -15,11 +17,13 @@
 use std::hint::black_box;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use redis::aio::ConnectionManager;
 use stanchion::rate::Quota;
+use stanchion_benches::report::{self, Table};
 use stanchion_std::AsyncKeyedRateLimiter;
 use stanchion_std::redis::{Fallback, RedisLimiterConfig, RedisRateLimiter};
 
@@ -197,6 +201,13 @@ fn bench_redis(c: &mut Criterion) {
             .unwrap_or_default()
             .to_string();
         println!("server time per call, {name}: {line}");
+        let usec = line
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("usec_per_call="))
+            .and_then(|v| v.parse::<f64>().ok());
+        if let Some(usec) = usec {
+            SERVER_USEC.lock().unwrap().push((name.to_string(), usec));
+        }
     };
     const CALLS: u32 = 20_000;
     server_usec("stanchion/grant", &mut || {
@@ -231,5 +242,69 @@ fn bench_redis(c: &mut Criterion) {
     assert_eq!(scarce_limiter.fallback_answers(), 0);
 }
 
+/// Redis's own time per script call (`INFO commandstats`), by row name.
+static SERVER_USEC: Mutex<Vec<(String, f64)>> = Mutex::new(Vec::new());
+
 criterion_group!(benches, bench_redis);
-criterion_main!(benches);
+
+fn main() {
+    report::main(&[benches], |e| {
+        let mut t = Table::new(
+            "redis",
+            &[
+                "operation",
+                "stanchion `RedisRateLimiter::admit`",
+                "float Lua script",
+                "ratio (stanchion / peer)",
+            ],
+        );
+        for kind in ["grant", "deny"] {
+            let (ours, theirs) = (
+                format!("redis/stanchion/{kind}"),
+                format!("redis/float_script/{kind}"),
+            );
+            t.row(vec![
+                format!("round trip, {kind}"),
+                e.time(&ours),
+                e.time(&theirs),
+                e.ratio(&ours, &theirs),
+            ]);
+        }
+        t.row(vec![
+            "`PING` (the floor: a round trip doing nothing)".into(),
+            e.time("redis/ping"),
+            "—".into(),
+            "—".into(),
+        ]);
+        let server = SERVER_USEC.lock().unwrap().clone();
+        let usec = |name: &str| server.iter().find(|(n, _)| n == name).map(|(_, u)| *u);
+        for kind in ["grant", "deny"] {
+            let (ours, theirs) = (
+                usec(&format!("stanchion/{kind}")),
+                usec(&format!("float_script/{kind}")),
+            );
+            let show = |u: Option<f64>| u.map_or("—".into(), |u| format!("{u:.2} µs"));
+            let ratio = match (ours, theirs) {
+                (Some(a), Some(b)) => report::format_ratio(a / b),
+                _ => "—".into(),
+            };
+            t.row(vec![
+                format!("server time per call, {kind} (`INFO commandstats`, 20,000 calls)"),
+                show(ours),
+                show(theirs),
+                ratio,
+            ]);
+        }
+        t.write(e);
+        report::headline(
+            e,
+            "redis",
+            &[(
+                "distributed rate limit (Redis), one granted decision's round trip",
+                "hand-written float GCRA script",
+                "redis/stanchion/grant",
+                "redis/float_script/grant",
+            )],
+        );
+    });
+}

@@ -8,15 +8,18 @@
 //! - `retry/succeeds_at_once`: a retry wrapper whose operation succeeds at once, sync
 //!   (backon's `BlockingRetry`) and async on tokio (backon's `Retry` future).
 //!
+//! Writes the table `retry` of `BENCHMARKS.md` (see `stanchion_benches::report`).
+//!
 //! Run: `cargo bench -p stanchion-benches --bench retry -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, BlockingRetryable, ExponentialBuilder, Retryable};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use stanchion::retry::{Backoff, Decision, Exponential, Jitter, Ratio, RetryPolicy};
 use stanchion::{Clock, Instant};
+use stanchion_benches::report::{self, Table};
 use stanchion_std::StdClock;
 
 const MIN: Duration = Duration::from_millis(100);
@@ -178,4 +181,73 @@ fn succeeds_at_once(c: &mut Criterion) {
 }
 
 criterion_group!(benches, next_delay, failing_operation, succeeds_at_once);
-criterion_main!(benches);
+
+fn main() {
+    report::main(&[benches], |e| {
+        let mut t = Table::new(
+            "retry",
+            &[
+                "benchmark",
+                "backon",
+                "stanchion",
+                "ratio (stanchion / backon)",
+                "met (<= 1.0x)",
+            ],
+        );
+        let rows = [
+            (
+                "`next_delay/plain`: one delay, long-lived exponential, no jitter",
+                "retry/next_delay/stanchion/plain",
+                "retry/next_delay/backon/plain",
+            ),
+            (
+                "`next_delay/jitter`: the same with jitter (backon: `d + U(0,d)` in f32; stanchion: full jitter, integer)",
+                "retry/next_delay/stanchion/jitter",
+                "retry/next_delay/backon/jitter",
+            ),
+            (
+                "`failing_operation`: new per-operation state + the 3 decisions of an operation failing 4 times",
+                "retry/failing_operation/stanchion",
+                "retry/failing_operation/backon",
+            ),
+            (
+                "`succeeds_at_once/sync`: retry wrapper, operation succeeds at once (backon `BlockingRetry`)",
+                "retry/succeeds_at_once/sync/stanchion",
+                "retry/succeeds_at_once/sync/backon",
+            ),
+            (
+                "`succeeds_at_once/tokio`: the same, async on a current-thread runtime (backon `Retry`)",
+                "retry/succeeds_at_once/tokio/stanchion",
+                "retry/succeeds_at_once/tokio/backon",
+            ),
+        ];
+        for (row, ours, theirs) in rows {
+            t.row(vec![
+                row.into(),
+                e.time(theirs),
+                e.time(ours),
+                e.ratio(ours, theirs),
+                e.met(ours, theirs, 1.0),
+            ]);
+        }
+        t.write(e);
+        report::headline(
+            e,
+            "retry",
+            &[
+                (
+                    "retry decisions of an operation failing 4 times",
+                    "backon",
+                    "retry/failing_operation/stanchion",
+                    "retry/failing_operation/backon",
+                ),
+                (
+                    "retry wrapper, async, first attempt succeeds",
+                    "backon",
+                    "retry/succeeds_at_once/tokio/stanchion",
+                    "retry/succeeds_at_once/tokio/backon",
+                ),
+            ],
+        );
+    });
+}
