@@ -21,6 +21,6 @@ pub(crate) fn bench(full: bool, load_only: bool) -> Result {
     }
     step("criterion benches", cargo(&args))?;
     size(false)?;
-    // About 30 s once the service is built (xtask/src/load.rs).
+    // 40 to 50 s once the service is built (xtask/src/load.rs).
     crate::load::load()
 }
