@@ -43,7 +43,13 @@ impl Service {
     /// Starts the service on port 0 with the admin token and `args`, and reads the
     /// address from its first line.
     async fn start(args: &[&str]) -> Service {
+        Service::start_with_env(args, &[]).await
+    }
+
+    /// [`Service::start`] with the environment variables `env` set as well.
+    async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Service {
         let mut child = command()
+            .envs(env.iter().copied())
             .args(["--port", "0", "--admin-token", TOKEN, "--seed", "7"])
             // Timeouts far above any scheduling delay, unless a test sets its own.
             .args(["--attempt-timeout", "10s", "--request-timeout", "20s"])
@@ -554,4 +560,100 @@ async fn it_refuses_to_start_without_an_admin_token_or_with_bad_flags() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(message), "{args:?}: {err}");
     }
+}
+
+#[tokio::test]
+async fn bypass_layers_serves_the_downstream_with_no_pattern_in_front() {
+    // Every pattern set to refuse at once if it were on: a quota of 1, one slot, a
+    // breaker that opens on the first failure, timeouts far below the latency.
+    let s = Service::start(&[
+        "--bypass-layers",
+        "--ip-quota",
+        "1/1h",
+        "--max-concurrent",
+        "1",
+        "--breaker-failures",
+        "1",
+        "--max-attempts",
+        "3",
+        "--attempt-timeout",
+        "50ms",
+        "--request-timeout",
+        "100ms",
+        "--latency",
+        "300ms",
+    ])
+    .await;
+    // Two at once, each slower than both timeouts: no bulkhead, no timeout.
+    let calls: Vec<_> = (0..2)
+        .map(|_| {
+            let (http, url) = (s.http.clone(), format!("{}/api/data", s.base));
+            tokio::spawn(async move { http.get(url).send().await.unwrap() })
+        })
+        .collect();
+    for call in calls {
+        let r = call.await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(
+            r.headers().get("ratelimit").is_none(),
+            "no rate limit fields"
+        );
+        let body = r.text().await.unwrap();
+        assert!(body.starts_with("downstream answer #"), "{body}");
+    }
+    s.set("latency=0ms").await;
+    // Past the quota of 1: still answered.
+    for _ in 0..3 {
+        assert_eq!(s.api(None).await.status(), StatusCode::OK);
+    }
+    // Failures: one attempt each, no retry, and no breaker to open (no 503).
+    s.set("failure_rate=100").await;
+    for _ in 0..3 {
+        let r = s.api(None).await;
+        assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            r.text().await.unwrap(),
+            "the downstream failed on every attempt: gave up after 1 attempt(s) (layers bypassed)\n"
+        );
+    }
+    let m = s.metrics().await;
+    assert_eq!((m.responses(200), m.responses(502)), (5.0, 3.0));
+    for layer in ["rate_limit", "bulkhead", "circuit_breaker"] {
+        assert_eq!(m.admitted(layer), 0.0, "{layer}");
+    }
+    for layer in ["rate_limit", "bulkhead", "circuit_breaker", "retry"] {
+        assert_eq!(m.rejected(layer), 0.0, "{layer}");
+    }
+    assert_eq!(m.get("stanchion_retries_total"), 0.0);
+    assert!(m.breaker("closed"));
+}
+
+#[tokio::test]
+async fn bypass_layers_is_also_set_by_its_environment_variable() {
+    let s = Service::start_with_env(
+        &["--ip-quota", "1/1h", "--latency", "0ms"],
+        &[("STANCHION_BYPASS_LAYERS", "yes")],
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(s.api(None).await.status(), StatusCode::OK);
+    }
+    // Off by the variable: the quota of 1 applies.
+    let s = Service::start_with_env(
+        &["--ip-quota", "1/1h", "--latency", "0ms"],
+        &[("STANCHION_BYPASS_LAYERS", "false")],
+    )
+    .await;
+    assert_eq!(s.api(None).await.status(), StatusCode::OK);
+    assert_eq!(s.api(None).await.status(), StatusCode::TOO_MANY_REQUESTS);
+    // A value that is not a yes or a no is refused at start-up.
+    let out = command()
+        .env("STANCHION_BYPASS_LAYERS", "maybe")
+        .args(["--admin-token", TOKEN, "--port", "0"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("maybe"), "{err}");
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: every criterion bench of `stanchion-benches` (the Redis bench too:
-//! it installs `redis-server` like `cargo xtask test`), then the size report; each writes
-//! its tables, which are then spliced into `BENCHMARKS.md` and the README (see `tables`).
+//! it installs `redis-server` like `cargo xtask test`), then the size report, then the load
+//! benchmark of the `service` example (`--load`: that alone); each writes its tables, which
+//! are then spliced into `BENCHMARKS.md` and the README (see `tables`).
 //!
 //! Short measurement flags by default so a run fits the shared 2-core machine; `--full`
 //! uses criterion's defaults. Not part of `cargo xtask test`.
@@ -10,8 +11,13 @@ use crate::{Result, cargo, redis, size, step, tables};
 /// Criterion flags for the default (short) run.
 const SHORT: &[&str] = &["--warm-up-time", "1", "--measurement-time", "3"];
 
-/// Run every bench of `stanchion-benches`, then `size`, then regenerate the tables.
-pub(crate) fn bench(full: bool) -> Result {
+/// Run every bench of `stanchion-benches`, then `size`, then the service's load benchmark
+/// (`load_only`: the load benchmark alone), then regenerate the tables.
+pub(crate) fn bench(full: bool, load_only: bool) -> Result {
+    if load_only {
+        crate::load::load()?;
+        return tables::splice();
+    }
     redis::install_redis_server()?;
     tables::clear()?;
     tables::machine(if full {
@@ -33,5 +39,7 @@ pub(crate) fn bench(full: bool) -> Result {
     }
     step("criterion benches", cargo(&args))?;
     size(false)?;
+    // 40 to 50 s once the service is built (xtask/src/load.rs).
+    crate::load::load()?;
     tables::splice()
 }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod load;
 mod redis;
 mod tables;
 mod verify;
@@ -68,6 +69,10 @@ enum Task {
         /// Use criterion's default warm-up and measurement times.
         #[arg(long)]
         full: bool,
+        /// Run only the load benchmark of the `service` example (wrk on loopback), which
+        /// a plain `bench` runs last.
+        #[arg(long)]
+        load: bool,
     },
 }
 
@@ -81,7 +86,7 @@ fn main() -> ExitCode {
         Task::Size { strict } => size(strict),
         Task::Miri => verify::miri_all(),
         Task::Fuzz { seconds } => verify::fuzz(seconds),
-        Task::Bench { full } => bench::bench(full),
+        Task::Bench { full, load } => bench::bench(full, load),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

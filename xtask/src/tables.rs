@@ -9,8 +9,9 @@
 
 use std::fs;
 use std::path::PathBuf;
+use std::process::Stdio;
 
-use super::{Result, command};
+use super::{Result, cargo, command};
 
 /// The documents whose tables are generated, relative to the workspace root.
 pub(crate) const DOCUMENTS: &[&str] = &["BENCHMARKS.md", "README.md"];
@@ -18,12 +19,28 @@ pub(crate) const DOCUMENTS: &[&str] = &["BENCHMARKS.md", "README.md"];
 /// The header of the README's headline table (its rows come from `headline-*.md`).
 const HEADLINE_HEADER: &str = "| what | against | stanchion / peer |\n| --- | --- | --- |\n";
 
-/// `target/bench-tables/`.
-pub(crate) fn dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+/// The workspace's target directory, from `cargo metadata`.
+pub(crate) fn target_directory() -> Result<PathBuf> {
+    let out = cargo(&["metadata", "--format-version", "1", "--no-deps"])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cargo metadata: cannot start: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cargo metadata failed ({})", out.status));
+    }
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("cargo metadata printed no JSON: {e}"))?;
+    json.get("target_directory")
+        .and_then(|v| v.as_str())
         .map(PathBuf::from)
-        .unwrap_or_else(|| super::verify::root().join("target"));
-    target.join("bench-tables")
+        .ok_or_else(|| "cargo metadata printed no target_directory".to_owned())
+}
+
+/// `target/bench-tables/` (the workspace's `target/` if `cargo metadata` cannot tell).
+pub(crate) fn dir() -> PathBuf {
+    target_directory()
+        .unwrap_or_else(|_| super::verify::root().join("target"))
+        .join("bench-tables")
 }
 
 /// Remove the tables of an earlier run, so that only this run's reach the documents.

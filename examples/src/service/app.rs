@@ -17,6 +17,10 @@
 //! `RateLimit-Policy` follow draft-ietf-httpapi-ratelimit-headers-10:
 //! `RateLimit-Policy: "ip";q=60;w=60` and `RateLimit: "ip";r=0;t=1` (granted responses
 //! carry `r` without `t`).
+//!
+//! With `--bypass-layers` the same downstream call is served with none of this in front
+//! (no 429, 503 or 504; a failed call is a 502 after its one attempt): the baseline that
+//! the load benchmark (`cargo xtask bench --load`) compares the layers against.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -100,6 +104,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// The per-attempt timeout, for messages.
     pub attempt_timeout: Duration,
+    /// `--bypass-layers`: `/api/data` calls the downstream with no pattern in front.
+    pub bypass_layers: bool,
 }
 
 impl AppState {
@@ -193,19 +199,27 @@ impl AppState {
             admin_token,
             request_timeout: config.request_timeout,
             attempt_timeout: config.attempt_timeout,
+            bypass_layers: config.bypass_layers,
         })
     }
 }
 
 /// The service's routes over `state`.
+///
+/// With [`AppState::bypass_layers`], `/api/data` calls the downstream directly: no
+/// per-client rate limit and no pattern, only the response counter that both forms share.
 pub fn router(state: Arc<AppState>) -> Router {
-    let api = Router::new()
-        .route("/api/data", get(api_data))
-        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            count_responses,
-        ));
+    let api = if state.bypass_layers {
+        Router::new().route("/api/data", get(api_data_bare))
+    } else {
+        Router::new()
+            .route("/api/data", get(api_data))
+            .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+    };
+    let api = api.layer(middleware::from_fn_with_state(
+        state.clone(),
+        count_responses,
+    ));
     Router::new()
         .merge(api)
         .route("/health", get(health))
@@ -381,6 +395,20 @@ async fn api_data(State(state): State<Arc<AppState>>) -> Response {
         Layer::Retry => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal error".to_owned(),
+        ),
+    }
+}
+
+/// `GET /api/data` with `--bypass-layers`: the same downstream call as [`api_data`] with
+/// no pattern in front, answered the same way (200 with the body, or 502 after its one
+/// attempt). The load benchmark's baseline.
+async fn api_data_bare(State(state): State<Arc<AppState>>) -> Response {
+    match state.downstream.call().await {
+        Ok(body) => (StatusCode::OK, body).into_response(),
+        Err(_) => text(
+            StatusCode::BAD_GATEWAY,
+            "the downstream failed on every attempt: gave up after 1 attempt(s) (layers bypassed)"
+                .to_owned(),
         ),
     }
 }

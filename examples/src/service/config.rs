@@ -92,6 +92,14 @@ pub struct Config {
     /// Seed of the downstream's failures and of the retry jitter (random if not given).
     #[arg(long, env = "STANCHION_SEED")]
     pub seed: Option<u64>,
+
+    /// Serve `/api/data` with the same downstream call but without any stanchion layer
+    /// (no rate limit, bulkhead, retry, breaker or timeout): the baseline of the load
+    /// benchmark (`cargo xtask bench --load`), so that the difference between a run with
+    /// and one without is what the layers cost. The variable takes true/false, yes/no,
+    /// on/off or 1/0.
+    #[arg(long, env = "STANCHION_BYPASS_LAYERS", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub bypass_layers: bool,
 }
 
 /// A configured API key.

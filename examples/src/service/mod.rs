@@ -106,6 +106,11 @@ async fn serve(config: Config, admin_token: String) -> Result<(), String> {
         DisplayDuration(config.open_wait),
         config.max_concurrent,
     );
+    if config.bypass_layers {
+        println!(
+            "layers bypassed (--bypass-layers): /api/data calls the downstream directly, with no rate limit, bulkhead, retry, breaker or timeout"
+        );
+    }
     let _ = std::io::stdout().flush();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
