@@ -3,7 +3,8 @@
 //! - `cargo xtask test`: every check CI runs (the README's second command).
 //! - `cargo xtask cross`: only the cross-builds of core for the bare-metal targets.
 //! - `cargo xtask firmware`: build the firmware example and run it under QEMU.
-//! - `cargo xtask size`: the firmware's flash and RAM, and each pattern's share of them.
+//! - `cargo xtask size`: the firmware's flash and RAM, each pattern's share of them, and
+//!   the peer crates' beside them (`size.rs`).
 //! - `cargo xtask miri`, `cargo xtask fuzz --seconds N`: core under Miri, the fuzz targets.
 //!
 //! `test` runs every step; the others run one step (or a longer form of one) alone.
@@ -19,8 +20,11 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod load;
 mod redis;
+mod size;
 mod tables;
 mod verify;
+
+use size::{Patterns, build_image, size};
 
 /// The bare-metal targets core must build for, and the features each needs.
 ///
@@ -374,110 +378,8 @@ fn firmware_summary(output: &[String]) -> Option<(u32, u32)> {
     })
 }
 
-/// The target the size report is for: a Cortex-M4F, the commonest class of device.
-const SIZE_TARGET: &str = "thumbv7em-none-eabihf";
-
-/// Flash that all patterns together may add to the size probe's baseline: issue 8's target
-/// (the aim is half of it). The probe (`examples/firmware/src/bin/size_probe.rs`) builds
-/// each pattern the way an application would, without the QEMU checks' own code, so its
-/// "all patterns" row is what a user pays: `cargo xtask size --strict` and `cargo xtask
-/// test` fail above it.
-const PATTERN_FLASH_BUDGET: u32 = 16 * 1024;
-
-/// The firmware crate's binaries: the QEMU checks, and the size probe.
+/// The firmware crate's QEMU checks binary (the size probe is `size::SIZE_PROBE_BIN`).
 const FIRMWARE_BIN: &str = "stanchion-firmware";
-const SIZE_PROBE_BIN: &str = "size_probe";
-
-/// Which of the firmware's pattern features a build enables.
-enum Patterns<'a> {
-    /// None: the baseline (executor, time driver, startup; the checks' image adds
-    /// semihosting and the clock checks).
-    None,
-    /// Exactly one.
-    Only(&'a str),
-    /// The default set: every pattern.
-    Default,
-}
-
-/// Prints two tables of flash and RAM on [`SIZE_TARGET`] (release profile, opt-level "s"),
-/// each with the baseline without any pattern, each pattern alone on top of it (its cost),
-/// and all patterns together. The patterns are the features of `examples/firmware/Cargo.toml`.
-///
-/// The first table is the size probe's: each pattern as an application builds and calls it,
-/// nothing else. Its "all patterns" row is compared with [`PATTERN_FLASH_BUDGET`] (an error
-/// when `strict`). The second is the QEMU checks' image, for context: a pattern's cost there
-/// includes its check's own code and messages, an upper bound on what the pattern costs.
-fn size(strict: bool) -> Result {
-    add_missing_targets(&[SIZE_TARGET])?;
-    let patterns = firmware_features()?;
-    let probe_flash = size_table(
-        SIZE_PROBE_BIN,
-        "size probe: what each pattern costs an application (gated)",
-        &patterns,
-    )?;
-    size_table(
-        FIRMWARE_BIN,
-        "QEMU checks image: each pattern with its check (context only)",
-        &patterns,
-    )?;
-    if probe_flash > PATTERN_FLASH_BUDGET {
-        let message = format!(
-            "all patterns together add {probe_flash} bytes of flash to the size probe, over \
-             the budget of {PATTERN_FLASH_BUDGET}"
-        );
-        if strict {
-            return Err(message);
-        }
-        println!("xtask: OVER BUDGET (`cargo xtask size --strict` fails): {message}");
-    } else {
-        println!(
-            "xtask: all patterns add {probe_flash} bytes of flash to the size probe, within \
-             the budget of {PATTERN_FLASH_BUDGET}"
-        );
-    }
-    Ok(())
-}
-
-/// Builds `bin` with no pattern, each pattern alone and every pattern, prints the table,
-/// and returns the flash that all patterns together add to the baseline.
-fn size_table(bin: &str, title: &str, patterns: &[String]) -> Result<u32> {
-    let baseline = elf_sizes(&build_image(SIZE_TARGET, bin, &Patterns::None)?)?;
-    let mut rows = vec![("baseline (no pattern)".to_string(), baseline, None)];
-    for pattern in patterns {
-        let sizes = elf_sizes(&build_image(SIZE_TARGET, bin, &Patterns::Only(pattern))?)?;
-        rows.push((format!("+ {pattern}"), sizes, Some(baseline)));
-    }
-    let all = elf_sizes(&build_image(SIZE_TARGET, bin, &Patterns::Default)?)?;
-    let patterns_flash = all.flash().saturating_sub(baseline.flash());
-    rows.push((
-        "all patterns (default features)".into(),
-        all,
-        Some(baseline),
-    ));
-
-    println!("xtask: {title}");
-    println!("xtask: `{bin}` on {SIZE_TARGET}, release, opt-level \"s\", in bytes");
-    println!("xtask: flash = text + rodata + data (its initial values); RAM = data + bss");
-    println!(
-        "{:<32} {:>8} {:>8} {:>9} {:>9}",
-        "image", "flash", "RAM", "Δ flash", "Δ RAM"
-    );
-    for (name, sizes, base) in rows {
-        let (delta_flash, delta_ram) = match base {
-            Some(b) => (
-                format!("{:+}", i64::from(sizes.flash()) - i64::from(b.flash())),
-                format!("{:+}", i64::from(sizes.ram()) - i64::from(b.ram())),
-            ),
-            None => (String::new(), String::new()),
-        };
-        println!(
-            "{name:<32} {:>8} {:>8} {delta_flash:>9} {delta_ram:>9}",
-            sizes.flash(),
-            sizes.ram()
-        );
-    }
-    Ok(patterns_flash)
-}
 
 /// The firmware crate's folder, and the target directory its builds go to (inside the
 /// workspace's, so that `cargo` finds the ELF at a known path).
@@ -498,40 +400,6 @@ fn build_firmware(target: &str, patterns: &Patterns<'_>) -> Result<PathBuf> {
     build_image(target, FIRMWARE_BIN, patterns)
 }
 
-/// Builds the firmware crate's binary `bin` (release) for `target` with the given patterns;
-/// returns the ELF.
-fn build_image(target: &str, bin: &str, patterns: &Patterns<'_>) -> Result<PathBuf> {
-    let target_dir = firmware_dirs().1;
-    let target_dir_arg = target_dir.to_string_lossy();
-    let mut args = vec![
-        "build",
-        "--release",
-        "--locked",
-        "--target",
-        target,
-        "--target-dir",
-        &target_dir_arg,
-        "--bin",
-        bin,
-    ];
-    let label = match patterns {
-        Patterns::None => {
-            args.push("--no-default-features");
-            "no pattern".to_string()
-        }
-        Patterns::Only(pattern) => {
-            args.extend(["--no-default-features", "--features", pattern]);
-            format!("only {pattern}")
-        }
-        Patterns::Default => "every pattern".to_string(),
-    };
-    step(
-        &format!("build firmware `{bin}` for {target} ({label})"),
-        firmware_cargo(&args),
-    )?;
-    Ok(target_dir.join(target).join("release").join(bin))
-}
-
 /// `cargo` with `args`, run in the firmware crate's folder: its own `.cargo/config.toml`
 /// (runners, `-Tlink.x`) applies only from there. RUSTFLAGS from the environment would
 /// replace that file's linker-script flag, so they are dropped.
@@ -542,98 +410,6 @@ fn firmware_cargo(args: &[&str]) -> Command {
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
     command
-}
-
-/// The pattern features of the firmware crate: the names in its `[features]` table, less
-/// `default`.
-fn firmware_features() -> Result<Vec<String>> {
-    let manifest_path = firmware_dirs().0.join("Cargo.toml");
-    let manifest = std::fs::read_to_string(&manifest_path)
-        .map_err(|e| format!("cannot read {}: {e}", manifest_path.display()))?;
-    let mut in_features = false;
-    let mut features = Vec::new();
-    for line in manifest.lines().map(str::trim) {
-        if line.starts_with('[') {
-            in_features = line == "[features]";
-        } else if in_features
-            && !line.starts_with('#')
-            && let Some((name, _)) = line.split_once('=')
-            && name.trim() != "default"
-        {
-            features.push(name.trim().to_string());
-        }
-    }
-    Ok(features)
-}
-
-/// Bytes of an image's allocated sections, by kind.
-#[derive(Clone, Copy, Debug, Default)]
-struct Sizes {
-    /// Executable code.
-    text: u32,
-    /// Read-only data, including the vector table.
-    rodata: u32,
-    /// Initialised writable data: in RAM, with its initial values in flash.
-    data: u32,
-    /// Zero-initialised (or uninitialised) RAM.
-    bss: u32,
-}
-
-impl Sizes {
-    fn flash(self) -> u32 {
-        self.text + self.rodata + self.data
-    }
-
-    fn ram(self) -> u32 {
-        self.data + self.bss
-    }
-}
-
-/// Reads the section headers of a 32-bit little-endian ELF file (what every Arm
-/// bare-metal target produces) and sums the allocated sections by kind, as `size -A` would.
-fn elf_sizes(path: &Path) -> Result<Sizes> {
-    const SHT_NOBITS: u32 = 8;
-    const SHF_WRITE: u32 = 0x1;
-    const SHF_ALLOC: u32 = 0x2;
-    const SHF_EXECINSTR: u32 = 0x4;
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let bad = || format!("{} is not a 32-bit little-endian ELF file", path.display());
-    let u16_at = |at: usize| -> Result<u32> {
-        let b = bytes.get(at..at.saturating_add(2)).ok_or_else(bad)?;
-        Ok(u32::from(u16::from_le_bytes([b[0], b[1]])))
-    };
-    let u32_at = |at: usize| -> Result<u32> {
-        let b = bytes.get(at..at.saturating_add(4)).ok_or_else(bad)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    // e_ident: magic, ELFCLASS32 (1), ELFDATA2LSB (1).
-    if bytes.get(..6) != Some(b"\x7fELF\x01\x01".as_slice()) {
-        return Err(bad());
-    }
-    let (section_headers, entry_size, count) = (u32_at(0x20)?, u16_at(0x2e)?, u16_at(0x30)?);
-    let mut sizes = Sizes::default();
-    for i in 0..count {
-        let header = (section_headers as usize).saturating_add((i * entry_size) as usize);
-        let (kind, flags, size) = (
-            u32_at(header + 4)?,
-            u32_at(header + 8)?,
-            u32_at(header + 20)?,
-        );
-        if flags & SHF_ALLOC == 0 {
-            continue;
-        }
-        let bucket = if flags & SHF_EXECINSTR != 0 {
-            &mut sizes.text
-        } else if kind == SHT_NOBITS {
-            &mut sizes.bss
-        } else if flags & SHF_WRITE != 0 {
-            &mut sizes.data
-        } else {
-            &mut sizes.rodata
-        };
-        *bucket += size;
-    }
-    Ok(sizes)
 }
 
 /// Adds the rustup targets in `targets` that are not installed yet.

@@ -10,6 +10,11 @@
 //! call, and shows up as a `core::panicking` symbol in the image rather than hiding in the
 //! baseline's formatting code.
 //!
+//! The `peer-*` features build the same patterns with the crates an application would pick
+//! instead (backon, governor, reliakit-circuit, embassy-sync's semaphore, embassy-time
+//! alone), in [`peers`], configured and called like stanchion's, for the comparison
+//! `cargo xtask size` prints beside stanchion's rows.
+//!
 //! The full firmware (`src/main.rs`) measures more: each pattern's QEMU check, with its
 //! async state machines and messages. Its sizes are reported beside these for context.
 #![no_std]
@@ -67,6 +72,10 @@ async fn main(_spawner: Spawner) {
         cortex_m::asm::udf()
     };
     time_driver::start(core.SYST);
+    #[cfg(feature = "peer-heap")]
+    peers::init_heap();
+    #[cfg(feature = "peer-governor")]
+    let limiter = peers::rate_limiter();
     loop {
         #[cfg(feature = "deadline")]
         patterns::deadline().await;
@@ -82,6 +91,22 @@ async fn main(_spawner: Spawner) {
         patterns::timeout().await;
         #[cfg(feature = "pipeline")]
         patterns::pipeline().await;
+        #[cfg(feature = "peer-embassy-time-deadline")]
+        peers::deadline().await;
+        #[cfg(feature = "peer-governor")]
+        peers::rate_limit(&limiter).await;
+        #[cfg(feature = "peer-backon")]
+        peers::retry().await;
+        #[cfg(feature = "peer-reliakit-circuit")]
+        peers::breaker().await;
+        #[cfg(feature = "peer-embassy-sync-semaphore")]
+        peers::bulkhead().await;
+        #[cfg(feature = "peer-embassy-time-timeout")]
+        peers::timeout().await;
+        #[cfg(feature = "peer-pipeline")]
+        peers::pipeline(&limiter).await;
+        #[cfg(feature = "peer-heap")]
+        peers::heap();
         embassy_time::Timer::after_millis(black_box(1)).await;
     }
 }
@@ -211,4 +236,271 @@ mod patterns {
             .attempt_timeout(millis());
         let _ = black_box(pipeline.call(&mut policy, operation).await);
     }
+}
+
+/// The peers: each pattern of [`patterns`] written with another crate, with the same
+/// configuration and the same calls, each gated on its `peer-*` feature.
+#[allow(dead_code, unused_imports)]
+mod peers {
+    use core::hint::black_box;
+    use core::time::Duration;
+
+    use super::{millis, operation};
+
+    /// `core::time::Duration` to embassy-time's, in microseconds (saturating).
+    fn embassy(d: Duration) -> embassy_time::Duration {
+        embassy_time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    }
+
+    /// A deadline `budget` from now, in embassy-time's own terms.
+    fn deadline_in(budget: Duration) -> embassy_time::Instant {
+        embassy_time::Instant::now().saturating_add(embassy(budget))
+    }
+
+    /// The same steps as `patterns::deadline`, with `embassy_time::Instant`.
+    #[cfg(feature = "peer-embassy-time-deadline")]
+    pub async fn deadline() {
+        let deadline = deadline_in(millis());
+        let left = deadline.saturating_duration_since(embassy_time::Instant::now());
+        let wait = embassy(millis()).min(left);
+        embassy_time::Timer::after(black_box(wait)).await;
+        embassy_time::Timer::at(deadline).await;
+        let now = embassy_time::Instant::now();
+        black_box((now >= deadline, deadline.saturating_duration_since(now)));
+    }
+
+    /// governor's clock: embassy-time's, as a `Duration` since boot.
+    #[cfg(feature = "peer-governor")]
+    #[derive(Clone, Copy, Debug)]
+    pub struct EmbassyTime;
+
+    #[cfg(feature = "peer-governor")]
+    impl governor::clock::Clock for EmbassyTime {
+        type Instant = Duration;
+        fn now(&self) -> Duration {
+            Duration::from_micros(embassy_time::Instant::now().as_micros())
+        }
+    }
+
+    /// governor's direct limiter on that clock.
+    #[cfg(feature = "peer-governor")]
+    pub type Limiter = governor::RateLimiter<
+        governor::state::NotKeyed,
+        governor::state::InMemoryState,
+        EmbassyTime,
+        governor::middleware::NoOpMiddleware<Duration>,
+    >;
+
+    /// Three at once, then one every 100 ms, as `patterns::RATE`. governor's constructor
+    /// is not `const`, so the task builds it once and lends it.
+    #[cfg(feature = "peer-governor")]
+    pub fn rate_limiter() -> Limiter {
+        let quota = governor::Quota::with_period(Duration::from_millis(100))
+            .unwrap_or_else(|| cortex_m::asm::udf())
+            .allow_burst(core::num::NonZeroU32::new(3).unwrap_or(core::num::NonZeroU32::MIN));
+        governor::RateLimiter::direct_with_clock(quota, EmbassyTime)
+    }
+
+    /// One permit, waiting until `deadline` at most: governor has no waiting form on
+    /// no_std (its `until_ready` needs std), so this is the loop an application writes.
+    #[cfg(feature = "peer-governor")]
+    async fn acquire(limiter: &Limiter, deadline: embassy_time::Instant) -> bool {
+        use governor::clock::Clock;
+        let n = core::num::NonZeroU32::new(black_box(1)).unwrap_or(core::num::NonZeroU32::MIN);
+        loop {
+            match limiter.check_n(n) {
+                Ok(Ok(())) => return true,
+                Ok(Err(not_until)) => {
+                    let at = embassy_time::Instant::now()
+                        .saturating_add(embassy(not_until.wait_time_from(EmbassyTime.now())));
+                    if at > deadline {
+                        return false;
+                    }
+                    embassy_time::Timer::at(at).await;
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
+    #[cfg(feature = "peer-governor")]
+    pub async fn rate_limit(limiter: &Limiter) {
+        black_box(acquire(limiter, deadline_in(millis())).await);
+    }
+
+    /// Exponential from 10 ms, doubling, at most 1 s, jitter, four attempts (three retries).
+    #[cfg(feature = "peer-backon")]
+    fn backoff() -> backon::ExponentialBuilder {
+        backon::ExponentialBuilder::default()
+            .with_min_delay(millis())
+            .with_factor(2.0)
+            .with_max_delay(Duration::from_secs(1))
+            .with_max_times(black_box(3))
+            .with_jitter()
+            .with_jitter_seed(black_box(7))
+    }
+
+    #[cfg(feature = "peer-backon")]
+    pub async fn retry() {
+        use backon::Retryable;
+        let mut attempt = 0u32;
+        let result = (|| {
+            attempt = attempt.wrapping_add(1);
+            operation(attempt)
+        })
+        .retry(backoff())
+        .sleep(backon::EmbassySleeper)
+        .await;
+        let _ = black_box(result);
+    }
+
+    /// Opens when 16 of the last 32 calls failed (reliakit counts failures, not a rate with
+    /// a minimum of calls), for 1 s (in milliseconds: the caller picks the unit).
+    #[cfg(feature = "peer-reliakit-circuit")]
+    static BREAKER: critical_section::Mutex<
+        core::cell::RefCell<reliakit_circuit::RollingBreaker<32>>,
+    > = critical_section::Mutex::new(core::cell::RefCell::new(
+        reliakit_circuit::RollingBreaker::new(16, 1000),
+    ));
+
+    #[cfg(feature = "peer-reliakit-circuit")]
+    fn now_ms() -> u64 {
+        embassy_time::Instant::now().as_millis()
+    }
+
+    /// Asks the breaker; `false` when open.
+    #[cfg(feature = "peer-reliakit-circuit")]
+    fn breaker_allows() -> bool {
+        critical_section::with(|cs| BREAKER.borrow_ref_mut(cs).allow(now_ms()))
+    }
+
+    /// Records one outcome.
+    #[cfg(feature = "peer-reliakit-circuit")]
+    fn breaker_records(success: bool) {
+        critical_section::with(|cs| {
+            let mut breaker = BREAKER.borrow_ref_mut(cs);
+            if success {
+                breaker.on_success();
+            } else {
+                breaker.on_failure(now_ms());
+            }
+        });
+    }
+
+    #[cfg(feature = "peer-reliakit-circuit")]
+    pub async fn breaker() {
+        if !breaker_allows() {
+            black_box(());
+            return;
+        }
+        let result = operation(black_box(0)).await;
+        breaker_records(result.is_ok());
+        let _ = black_box(result);
+    }
+
+    /// Two slots; two tasks may wait for one, in arrival order.
+    #[cfg(feature = "peer-embassy-sync-semaphore")]
+    static POOL: embassy_sync::semaphore::FairSemaphore<
+        embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex,
+        2,
+    > = embassy_sync::semaphore::FairSemaphore::new(2);
+
+    #[cfg(feature = "peer-embassy-sync-semaphore")]
+    pub async fn bulkhead() {
+        use embassy_sync::semaphore::Semaphore;
+        if let Ok(Ok(permit)) =
+            embassy_time::with_deadline(deadline_in(millis()), POOL.acquire(1)).await
+        {
+            let _ = black_box(operation(black_box(0)).await);
+            drop(permit);
+        }
+    }
+
+    #[cfg(feature = "peer-embassy-time-timeout")]
+    pub async fn timeout() {
+        let _ =
+            black_box(embassy_time::with_timeout(embassy(millis()), operation(black_box(0))).await);
+    }
+
+    /// Why a hand-composed pipeline call failed: the layer, as `PipelineError` says.
+    #[cfg(feature = "peer-pipeline")]
+    #[derive(Debug)]
+    pub enum Refused {
+        Timeout,
+        RateLimited,
+        BulkheadFull,
+        BreakerOpen,
+        AttemptTimeout,
+        Failed(u8),
+    }
+
+    /// Overall timeout 1 s, then the rate limit, the bulkhead, and retries of an attempt
+    /// that asks the breaker and runs under a 10 ms timeout: stanchion's layer order.
+    #[cfg(feature = "peer-pipeline")]
+    pub async fn pipeline(limiter: &Limiter) {
+        use backon::Retryable;
+        use embassy_sync::semaphore::Semaphore;
+        let deadline = deadline_in(Duration::from_secs(1));
+        let call = async {
+            if !acquire(limiter, deadline).await {
+                return Err(Refused::RateLimited);
+            }
+            let Ok(_permit) = POOL.acquire(1).await else {
+                return Err(Refused::BulkheadFull);
+            };
+            let mut attempt = 0u32;
+            (|| {
+                attempt = attempt.wrapping_add(1);
+                let this = attempt;
+                async move {
+                    if !breaker_allows() {
+                        return Err(Refused::BreakerOpen);
+                    }
+                    let outcome =
+                        embassy_time::with_timeout(embassy(millis()), operation(this)).await;
+                    breaker_records(matches!(outcome, Ok(Ok(_))));
+                    match outcome {
+                        Ok(Ok(v)) => Ok(v),
+                        Ok(Err(e)) => Err(Refused::Failed(e)),
+                        Err(_) => Err(Refused::AttemptTimeout),
+                    }
+                }
+            })
+            .retry(backoff())
+            .sleep(backon::EmbassySleeper)
+            .when(|e| !matches!(e, Refused::BreakerOpen))
+            .await
+        };
+        let result = match embassy_time::with_deadline(deadline, call).await {
+            Ok(r) => r,
+            Err(_) => Err(Refused::Timeout),
+        };
+        let _ = black_box(result);
+    }
+
+    /// The global allocator a peer that needs `alloc` requires, over a 256-byte heap.
+    #[cfg(feature = "peer-heap")]
+    #[global_allocator]
+    static HEAP: embedded_alloc::LlffHeap = embedded_alloc::LlffHeap::empty();
+
+    #[cfg(feature = "peer-heap")]
+    pub fn init_heap() {
+        use core::mem::MaybeUninit;
+        const SIZE: usize = 256;
+        static mut MEMORY: [MaybeUninit<u8>; SIZE] = [MaybeUninit::uninit(); SIZE];
+        // SAFETY: called once, at start-up, before anything allocates; nothing else
+        // touches `MEMORY`, which the heap owns from here on.
+        unsafe { HEAP.init(&raw mut MEMORY as usize, SIZE) }
+    }
+
+    /// With `peer-heap` alone, one allocation keeps the allocator in the image (governor
+    /// itself may not allocate on the paths the probe calls; its crate still links `alloc`).
+    #[cfg(all(feature = "peer-heap", not(feature = "peer-governor")))]
+    pub fn heap() {
+        extern crate alloc;
+        black_box(alloc::boxed::Box::new(black_box(7u32)));
+    }
+
+    #[cfg(feature = "peer-governor")]
+    pub fn heap() {}
 }
