@@ -381,13 +381,18 @@ fn firmware_summary(output: &[String]) -> Option<(u32, u32)> {
 /// The firmware crate's QEMU checks binary (the size probe is `size::SIZE_PROBE_BIN`).
 const FIRMWARE_BIN: &str = "stanchion-firmware";
 
+/// The workspace's root folder (xtask's parent).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
 /// The firmware crate's folder, and the target directory its builds go to (inside the
 /// workspace's, so that `cargo` finds the ELF at a known path).
 fn firmware_dirs() -> (PathBuf, PathBuf) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
+    let root = root();
     (
         root.join("examples").join("firmware"),
         root.join("target").join("firmware"),

@@ -39,7 +39,7 @@ pub(crate) fn target_directory() -> Result<PathBuf> {
 /// `target/bench-tables/` (the workspace's `target/` if `cargo metadata` cannot tell).
 pub(crate) fn dir() -> PathBuf {
     target_directory()
-        .unwrap_or_else(|_| super::verify::root().join("target"))
+        .unwrap_or_else(|_| super::root().join("target"))
         .join("bench-tables")
 }
 
@@ -97,7 +97,7 @@ pub(crate) fn machine(mode: &str) -> Result {
 
 /// Gather the headline rows, then splice every table of this run into the documents.
 pub(crate) fn splice() -> Result {
-    let root = super::verify::root();
+    let root = super::root();
     gather_headline()?;
     let mut used = Vec::new();
     let mut stale = Vec::new();

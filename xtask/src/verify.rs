@@ -9,10 +9,10 @@
 //! Both need the nightly toolchain; what is missing of it (the toolchain, the `miri` and
 //! `rust-src` components, `cargo-fuzz`) is installed on first use.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use super::{Result, cargo, command, step};
+use super::{Result, cargo, command, root, step};
 
 /// Miri's flags. Isolation stays on (no host clock, files or entropy: the run is
 /// deterministic, and Miri's own seeded generator feeds proptest). Proptest's failure
@@ -215,13 +215,6 @@ fn rustup(args: &[&str]) -> Command {
 fn in_fuzz_dir(mut c: Command) -> Command {
     c.current_dir(fuzz_dir());
     c
-}
-
-pub(crate) fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_path_buf()
 }
 
 fn fuzz_dir() -> PathBuf {
