@@ -9,6 +9,8 @@
 //!   `tokio::sync::Semaphore::acquire` (the fair, waiting bulkhead), failsafe's
 //!   consecutive-failures breaker, backon's retry, `tokio::time::timeout` per attempt.
 //!   `bare` is the operation alone. Current-thread runtime, real time, nothing waits.
+//!   The stacks and their configuration are `stanchion_benches::pipeline`'s, shared with
+//!   the `pipeline` bench (which adds the tower stacks and counts allocations).
 //! - `stdrun/keyed`: one check per key, keys cycling over 1,000,000 distinct `u64`s, at
 //!   one instant, every check a grant: `ShardedKeyedLimiter<4096>` x 16 shards (65,536
 //!   slots) against governor's keyed limiter (dashmap, itself sharded) and core's single
@@ -19,22 +21,14 @@ use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use governor::clock::FakeRelativeClock;
 use governor::{Quota as GQuota, RateLimiter as GLimiter};
 use stanchion::Instant;
-use stanchion::breaker::window::ConsecutiveWindow;
-use stanchion::breaker::{BreakerConfig, CircuitBreaker};
-use stanchion::rate::{
-    FullTablePolicy, KeyedRateLimiter, KeyedTokenBucket, Quota, SharedLimiter, TokenBucket,
-    WithClock,
-};
-use stanchion::retry::{Exponential, Ratio, RetryPolicy};
-use stanchion_std::{
-    BulkheadQueue, Pipeline, QuantaClock, RateLimitQueue, ShardedKeyedLimiter, StdRawMutex,
-    TokioClock,
-};
+use stanchion::rate::{FullTablePolicy, KeyedRateLimiter, KeyedTokenBucket, Quota, SharedLimiter};
+use stanchion_benches::pipeline::{self as setup, op};
+use stanchion_benches::report::{self, Table};
+use stanchion_std::{ShardedKeyedLimiter, StdRawMutex};
 
 fn nz(n: u32) -> NonZeroU32 {
     match NonZeroU32::new(n) {
@@ -50,13 +44,6 @@ fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
     }
 }
 
-async fn op() -> Result<u64, &'static str> {
-    Ok(black_box(7))
-}
-
-const OVERALL: Duration = Duration::from_secs(10);
-const ATTEMPT: Duration = Duration::from_secs(2);
-
 fn pipeline(c: &mut Criterion) {
     let mut g = c.benchmark_group("stdrun/pipeline");
     let rt = ok(tokio::runtime::Builder::new_current_thread()
@@ -67,95 +54,35 @@ fn pipeline(c: &mut Criterion) {
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let start = std::time::Instant::now();
-                for _ in 0..iters {
-                    black_box(op().await.ok());
+                for i in 0..iters {
+                    black_box(op(black_box(i)).await.ok());
                 }
                 start.elapsed()
             })
         })
     });
 
-    let ours = rt.block_on(async {
-        let clock = TokioClock::new();
-        let backoff = ok(Exponential::new(
-            Duration::from_millis(10),
-            Ratio::TWO,
-            Duration::from_secs(1),
-        ));
-        let breaker: CircuitBreaker<_, StdRawMutex> = ok(CircuitBreaker::new(
-            BreakerConfig::new(),
-            ok(ConsecutiveWindow::new(5)),
-        ));
-        Pipeline::new(clock)
-            .overall_timeout(OVERALL)
-            .rate_limit(RateLimitQueue::new(
-                WithClock::new(
-                    TokenBucket::new(ok(Quota::per_second(1_000_000_000))),
-                    QuantaClock::new(),
-                ),
-                clock,
-            ))
-            .bulkhead(ok(BulkheadQueue::new(64, 1024, clock)))
-            .circuit_breaker(breaker)
-            .retry(ok(RetryPolicy::new(
-                backoff,
-                3,
-                fastrand::Rng::with_seed(1),
-            )))
-            .attempt_timeout(ATTEMPT)
-    });
+    let ours = rt.block_on(async { setup::stanchion_pipeline() });
     g.bench_function("stanchion", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let start = std::time::Instant::now();
-                for _ in 0..iters {
-                    black_box(ours.call(|_| op()).await.ok());
+                for i in 0..iters {
+                    let x = black_box(i);
+                    black_box(ours.call(|_| op(x)).await.ok());
                 }
                 start.elapsed()
             })
         })
     });
 
-    let limiter = GLimiter::direct(GQuota::per_second(nz(1_000_000_000)));
-    let semaphore = tokio::sync::Semaphore::new(64);
-    let backoff = failsafe::backoff::constant(Duration::from_secs(60));
-    let breaker: failsafe::StateMachine<_, ()> = failsafe::Config::new()
-        .failure_policy(failsafe::failure_policy::consecutive_failures(5, backoff))
-        .build();
-    let retry = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(10))
-        .with_max_delay(Duration::from_secs(1))
-        .with_max_times(2);
+    let peers = setup::HandComposed::new();
     g.bench_function("peers", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let start = std::time::Instant::now();
-                for _ in 0..iters {
-                    let call = async {
-                        limiter.until_ready().await;
-                        let _slot = semaphore.acquire().await.map_err(|_| "closed")?;
-                        let attempt = || async {
-                            if !breaker.is_call_permitted() {
-                                return Err("open");
-                            }
-                            match tokio::time::timeout(ATTEMPT, op()).await {
-                                Ok(Ok(v)) => {
-                                    breaker.on_success();
-                                    Ok(v)
-                                }
-                                Ok(Err(e)) => {
-                                    breaker.on_error();
-                                    Err(e)
-                                }
-                                Err(_) => {
-                                    breaker.on_error();
-                                    Err("attempt timed out")
-                                }
-                            }
-                        };
-                        attempt.retry(retry).await
-                    };
-                    black_box(tokio::time::timeout(OVERALL, call).await.ok());
+                for i in 0..iters {
+                    black_box(peers.call(black_box(i)).await.ok());
                 }
                 start.elapsed()
             })
@@ -248,4 +175,86 @@ fn keyed(c: &mut Criterion) {
 }
 
 criterion_group!(benches, pipeline, keyed);
-criterion_main!(benches);
+
+fn main() {
+    // Unoptimised (`cargo test --benches`), core's 1.5 MiB keyed table is built on the
+    // stack before it is boxed, more than the main thread's 8 MiB allows once copied.
+    let run = std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(run_benches);
+    match run.map(std::thread::JoinHandle::join) {
+        Ok(Ok(())) => {}
+        _ => std::process::exit(1),
+    }
+}
+
+fn run_benches() {
+    report::main(&[benches], |e| {
+        let mut t = Table::new(
+            "stdrun",
+            &[
+                "row",
+                "stanchion",
+                "peer",
+                "peer time",
+                "ratio (stanchion / peer)",
+                "target <= 1.0x met",
+            ],
+        );
+        t.row(vec![
+            "pipeline, one successful call through every layer".into(),
+            e.time("stdrun/pipeline/stanchion"),
+            "governor + `Semaphore` + failsafe + backon + tokio timeouts".into(),
+            e.time("stdrun/pipeline/peers"),
+            e.ratio("stdrun/pipeline/stanchion", "stdrun/pipeline/peers"),
+            e.met("stdrun/pipeline/stanchion", "stdrun/pipeline/peers", 1.0),
+        ]);
+        t.row(vec![
+            "the operation alone (`bare`), for scale".into(),
+            e.time("stdrun/pipeline/bare"),
+            "".into(),
+            "".into(),
+            "".into(),
+            "".into(),
+        ]);
+        for threads in [1, 2] {
+            let ours = format!("stdrun/keyed/{threads}_threads/sharded");
+            for (peer, peer_id, target) in [
+                ("governor keyed (dashmap)", "governor", true),
+                ("core's single table behind one lock", "single_lock", false),
+            ] {
+                let theirs = format!("stdrun/keyed/{threads}_threads/{peer_id}");
+                t.row(vec![
+                    format!(
+                        "keyed, 1,000,000 distinct keys, {threads} thread{}, sharded 16 x 4096",
+                        if threads == 1 {
+                            ""
+                        } else {
+                            "s (wall time per check)"
+                        }
+                    ),
+                    e.time(&ours),
+                    peer.into(),
+                    e.time(&theirs),
+                    e.ratio(&ours, &theirs),
+                    if target {
+                        e.met(&ours, &theirs, 1.0)
+                    } else {
+                        "— (see note 2)".into()
+                    },
+                ]);
+            }
+        }
+        t.write(e);
+        report::headline(
+            e,
+            "stdrun",
+            &[(
+                "std `Pipeline`, one call through every layer",
+                "governor + Semaphore + failsafe + backon, composed by hand",
+                "stdrun/pipeline/stanchion",
+                "stdrun/pipeline/peers",
+            )],
+        );
+    });
+}

@@ -14,12 +14,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use stanchion::breaker::window::ConsecutiveWindow;
 use stanchion::breaker::{BreakerConfig, CircuitBreaker};
 use stanchion::bulkhead::Bulkhead;
 use stanchion::rate::{Quota, TokenBucket, WithClock};
 use stanchion::retry::{Constant, RetryPolicy};
+use stanchion_benches::report::{self, Table};
 use stanchion_std::tower as st;
 use stanchion_std::{QuantaClock, StdRawMutex, TokioClock};
 use tower::{Layer, Service};
@@ -76,7 +77,7 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let _context = rt.enter();
-    let mut g = c.benchmark_group("tower layer, one granted request");
+    let mut g = c.benchmark_group(GROUP);
 
     let mut ours = st::TimeoutLayer::new(Duration::from_secs(60)).layer(Echo);
     let mut theirs = tower::timeout::TimeoutLayer::new(Duration::from_secs(60)).layer(Echo);
@@ -159,4 +160,94 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+const GROUP: &str = "tower layer, one granted request";
+
+fn main() {
+    report::main(&[benches], |e| {
+        let id = |name: &str| format!("{GROUP}/{name}");
+        let mut t = Table::new(
+            "tower",
+            &[
+                "layer",
+                "stanchion",
+                "tower",
+                "ratio (stanchion / tower)",
+                "target <= 1.0x met",
+            ],
+        );
+        let pairs: [(&str, &str, &str); 5] = [
+            (
+                "timeout (`TimeoutLayer` vs `tower::timeout`)",
+                "timeout/stanchion",
+                "timeout/tower",
+            ),
+            (
+                "bulkhead, reject when full (`BulkheadLayer` vs `load_shed` + `concurrency_limit`)",
+                "bulkhead (reject when full)/stanchion",
+                "concurrency_limit + load_shed/tower",
+            ),
+            (
+                "rate limit, `TokenBucket` on `TokioClock` (vs `tower::limit::RateLimit`, fixed window)",
+                "rate limit/stanchion (GCRA)",
+                "rate limit/tower (fixed window)",
+            ),
+            (
+                "rate limit, `TokenBucket` on `QuantaClock`",
+                "rate limit/stanchion (GCRA, QuantaClock)",
+                "rate limit/tower (fixed window)",
+            ),
+            (
+                "retry, first attempt succeeds (`RetryLayer` vs `tower::retry`, a policy that never retries)",
+                "retry (first attempt succeeds)/stanchion",
+                "retry (first attempt succeeds)/tower",
+            ),
+        ];
+        for (layer, ours, theirs) in pairs.iter() {
+            t.row(vec![
+                (*layer).into(),
+                e.time(&id(ours)),
+                e.time(&id(theirs)),
+                e.ratio(&id(ours), &id(theirs)),
+                e.met(&id(ours), &id(theirs), 1.0),
+            ]);
+        }
+        for (layer, ours) in [
+            (
+                "circuit breaker, closed (`ConsecutiveWindow`), on `TokioClock`",
+                "circuit breaker (closed)/stanchion",
+            ),
+            (
+                "circuit breaker, closed, on `QuantaClock`",
+                "circuit breaker (closed)/stanchion (QuantaClock)",
+            ),
+        ] {
+            t.row(vec![
+                layer.into(),
+                e.time(&id(ours)),
+                "none (tower has no breaker)".into(),
+                "".into(),
+                "".into(),
+            ]);
+        }
+        t.write(e);
+        report::headline(
+            e,
+            "tower",
+            &[
+                (
+                    "tower bulkhead layer (reject when full), one request",
+                    "tower `load_shed` + `concurrency_limit`",
+                    &id("bulkhead (reject when full)/stanchion"),
+                    &id("concurrency_limit + load_shed/tower"),
+                ),
+                (
+                    "tower rate-limit layer on `TokioClock`, one request",
+                    "tower `RateLimit` (fixed window, not shared by clones)",
+                    &id("rate limit/stanchion (GCRA)"),
+                    &id("rate limit/tower (fixed window)"),
+                ),
+            ],
+        );
+    });
+}
