@@ -116,6 +116,13 @@ pub(crate) fn load() -> Result {
     let accuracy = accuracy_run(&binary, &script)?;
 
     let throughput_table = throughput_table(&bare, &layers);
+    let rps = layers.requests_per_second / bare.requests_per_second.max(1.0);
+    crate::tables::write(
+        "headline-load",
+        &format!(
+            "| HTTP requests per second of the `service` example with every layer (higher is better) | the same service with `--bypass-layers` | {rps:.2}x (what the layers cost) |\n"
+        ),
+    )?;
     let accuracy_table = accuracy.table();
     for (name, table) in [
         ("load", &throughput_table),

@@ -203,6 +203,7 @@ pub(crate) fn size(strict: bool) -> Result {
     );
     print!("{table}");
     write_table("firmware-size", &table)?;
+    write_table("headline-firmware", &headline_row(&probe, all_peers))?;
 
     let checks = measure(FIRMWARE_BIN, &patterns)?;
     let checks_table = checks_table(&checks);
@@ -332,6 +333,17 @@ fn peer_table(probe: &Measured, peers: &[(&str, Sizes)], all_peers: Sizes) -> St
 }
 
 /// The QEMU checks' image: stanchion only, for context.
+/// The README's headline row: all patterns' flash against every peer that builds.
+fn headline_row(probe: &Measured, all_peers: Sizes) -> String {
+    let (ours, _) = deltas(probe.all, probe.baseline);
+    let (theirs, _) = deltas(all_peers, probe.baseline);
+    let verdict = if ours <= theirs { "ahead" } else { "behind" };
+    format!(
+        "| firmware flash, all patterns together (thumbv7em; lower is better) | every peer that builds for the target, together | {} ({verdict}) |\n",
+        ratio(ours, theirs)
+    )
+}
+
 fn checks_table(checks: &Measured) -> String {
     let base = checks.baseline;
     let mut out = String::new();
