@@ -15,8 +15,9 @@ const SHORT: &[&str] = &["--warm-up-time", "1", "--measurement-time", "3"];
 /// (`load_only`: the load benchmark alone), then regenerate the tables.
 pub(crate) fn bench(full: bool, load_only: bool) -> Result {
     if load_only {
+        tables::clear()?;
         crate::load::load()?;
-        return tables::splice();
+        return tables::splice(false);
     }
     redis::install_redis_server()?;
     tables::clear()?;
@@ -41,5 +42,5 @@ pub(crate) fn bench(full: bool, load_only: bool) -> Result {
     size(false)?;
     // 40 to 50 s once the service is built (xtask/src/load.rs).
     crate::load::load()?;
-    tables::splice()
+    tables::splice(true)
 }

@@ -95,10 +95,14 @@ pub(crate) fn machine(mode: &str) -> Result {
     write("machine", &table)
 }
 
-/// Gather the headline rows, then splice every table of this run into the documents.
-pub(crate) fn splice() -> Result {
+/// Splice every table of this run into the documents; `whole_run`: every bench ran, so
+/// the README's headline table is gathered from their rows too (a partial run would
+/// leave it with only some of them).
+pub(crate) fn splice(whole_run: bool) -> Result {
     let root = super::root();
-    gather_headline()?;
+    if whole_run {
+        gather_headline()?;
+    }
     let mut used = Vec::new();
     let mut stale = Vec::new();
     for doc in DOCUMENTS {
