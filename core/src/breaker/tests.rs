@@ -1096,6 +1096,20 @@ mod model {
             }
             prop_assert_eq!(b.state(), m.state);
         }
+        // The counts agree too, successes counted in a batch included (reading the
+        // metrics hands the batch to the window).
+        if m.state == State::Closed && consecutive.is_none() {
+            let metrics = b.metrics_at(Instant::from_nanos(now));
+            prop_assert_eq!(metrics.calls as usize, m.window.len());
+            prop_assert_eq!(
+                metrics.failures as usize,
+                m.window.iter().filter(|c| c.0).count()
+            );
+            prop_assert_eq!(
+                metrics.slow_calls as usize,
+                m.window.iter().filter(|c| c.1).count()
+            );
+        }
         Ok(())
     }
 
@@ -1161,6 +1175,90 @@ mod loom_models {
             let granted: u32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
             assert_eq!(granted, 2);
             assert_eq!(b.metrics_at(Instant::ZERO).half_open_permits_taken, 2);
+        });
+    }
+
+    fn closed_count_breaker() -> Arc<CircuitBreaker<CountWindow<4>, CriticalSectionRawMutex>> {
+        let b = CircuitBreaker::new(
+            BreakerConfig::new()
+                .minimum_calls(2)
+                .failure_rate_threshold(50),
+            count::<4>(),
+        )
+        .unwrap();
+        // Two successes through the critical section: from then on successes are
+        // counted in the state word (the window holds `minimum_calls`).
+        for _ in 0..2 {
+            b.try_acquire_at(Instant::ZERO).unwrap().success(MS);
+        }
+        Arc::new(b)
+    }
+
+    /// Successes counted in the state word while another thread hands the batch to the
+    /// window (reading the metrics) are never lost nor counted twice.
+    #[test]
+    fn loom_batched_successes_are_counted_once() {
+        loom::model(|| {
+            let b = closed_count_breaker();
+            let threads: Vec<_> = (0..2)
+                .map(|_| {
+                    let b = b.clone();
+                    loom::thread::spawn(move || {
+                        b.try_acquire_at(Instant::ZERO).unwrap().success(MS)
+                    })
+                })
+                .collect();
+            let seen = b.metrics_at(Instant::ZERO).calls;
+            assert!((2..=4).contains(&seen));
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert_eq!(b.metrics_at(Instant::ZERO).calls, 4);
+            assert_eq!(b.state(), State::Closed);
+        });
+    }
+
+    /// A success counted in the word races two failures that trip the breaker: whatever
+    /// the order, the last four calls hold two failures (50 %), so it opens, exactly
+    /// once, and the success is either in the window it opened on or dropped as late.
+    #[test]
+    fn loom_batched_success_racing_a_trip() {
+        loom::model(|| {
+            let b = closed_count_breaker();
+            let b2 = b.clone();
+            let success = loom::thread::spawn(move || {
+                if let Ok(p) = b2.try_acquire_at(Instant::ZERO) {
+                    p.success(MS); // rejected if both failures came first
+                }
+            });
+            for _ in 0..2 {
+                if let Ok(p) = b.try_acquire_at(Instant::ZERO) {
+                    p.failure(MS);
+                }
+            }
+            success.join().unwrap();
+            assert_eq!(b.state(), State::Open);
+            let m = b.metrics_at(Instant::ZERO);
+            assert_eq!((m.calls, m.failures), (4, 2));
+        });
+    }
+
+    /// A permit of an earlier half-open period given back while the breaker goes through
+    /// open into a new half-open period frees no slot of the new one: the transition's
+    /// swap and the release's compare-and-swap order every change of the word.
+    #[test]
+    fn loom_stale_release_racing_a_new_half_open_period() {
+        loom::model(|| {
+            let b = half_open_breaker(1);
+            let stale = CircuitBreaker::try_acquire_owned_at(b.clone(), Instant::ZERO).unwrap();
+            let releases = loom::thread::spawn(move || drop(stale));
+            b.transition_at(State::Open, Instant::ZERO).unwrap();
+            b.transition_at(State::HalfOpen, Instant::ZERO).unwrap();
+            let held = b.try_acquire_at(Instant::ZERO).unwrap();
+            releases.join().unwrap();
+            assert_eq!(b.metrics_at(Instant::ZERO).half_open_permits_taken, 1);
+            assert!(b.try_acquire_at(Instant::ZERO).is_err());
+            core::mem::forget(held);
         });
     }
 
