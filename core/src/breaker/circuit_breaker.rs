@@ -297,7 +297,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
         let decision = self.config.half_open_decision_calls();
         let (word, totals, rates) = self.inner.with(|inner| {
             let word = self.word.load(Ordering::Acquire);
-            if matches!(state_of(word), State::Closed | State::MetricsOnly) {
+            if word & BATCH != 0 {
                 let word = self.drain(inner, word);
                 self.update_quiet(inner, word);
             }
@@ -607,14 +607,16 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
 
     /// Takes the successes counted in the word (`word`, just read) out of it and records
     /// them in the window; returns the word without them. Inside the critical section;
-    /// only closed and metrics-only words carry a batch.
+    /// only closed and metrics-only words carry the batch flag.
     fn drain(&self, inner: &mut Inner<W, B>, word: u64) -> u64 {
-        if !matches!(state_of(word), State::Closed | State::MetricsOnly) {
+        // The flag is set and cleared only inside the critical section, so the word read
+        // inside it shows the flag as the last holder left it; without it, nothing can
+        // have been counted since.
+        if word & BATCH == 0 {
             return word;
         }
-        // A read-modify-write, not a load and a store: successes may still be counted
-        // until the flag is off, and it reads the latest word, flag included, however the
-        // critical section orders memory (loom does not see a critical section).
+        // A read-modify-write, not a store: successes may still be counted until the flag
+        // is off.
         let before = self.word.fetch_and(!(BATCH | SLOT_FIELD), Ordering::AcqRel);
         let count = slots_of(before);
         if count > 0 {
