@@ -9,6 +9,12 @@
 //! - last 10 s: stanchion `TimeWindow<10>` reading `StdClock` once per call vs failsafe
 //!   `success_rate_over_time_window` (reads `Instant::now` per outcome).
 //!
+//! And what a user can do that failsafe cannot, against the same failsafe row: the time
+//! window given the time the caller already has (`time_10s/stanchion_caller_time`, a
+//! precomputed instant, no clock read) or read from the TSC (`time_10s/stanchion_quanta`,
+//! `QuantaClock`). `clock/std` and `clock/quanta` time one clock read alone, to show where
+//! the time of the like-for-like row goes.
+//!
 //! One call in 16 fails, below every threshold, so the breakers stay closed.
 
 use std::hint::black_box;
@@ -20,7 +26,7 @@ use stanchion::breaker::window::{ConsecutiveWindow, CountWindow, TimeWindow};
 use stanchion::breaker::{BreakerConfig, CircuitBreaker};
 use stanchion::sync::NoopRawMutex;
 use stanchion::{Clock, Instant};
-use stanchion_std::{StdClock, StdRawMutex};
+use stanchion_std::{QuantaClock, StdClock, StdRawMutex};
 
 /// The duration every stanchion call reports (below the slow-call duration).
 const CALL: Duration = Duration::from_micros(50);
@@ -157,6 +163,23 @@ fn single_thread(c: &mut Criterion) {
             stanchion_call!(time, clock.now(), i);
         })
     });
+    let caller: CircuitBreaker<TimeWindow<10>, StdRawMutex> =
+        CircuitBreaker::new(config(), TimeWindow::new(Duration::from_secs(10)).unwrap()).unwrap();
+    g.bench_function("time_10s/stanchion_caller_time", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            stanchion_call!(caller, black_box(now), i);
+        })
+    });
+    let quanta = QuantaClock::new();
+    let tsc: CircuitBreaker<TimeWindow<10>, StdRawMutex> =
+        CircuitBreaker::new(config(), TimeWindow::new(Duration::from_secs(10)).unwrap()).unwrap();
+    g.bench_function("time_10s/stanchion_quanta", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            stanchion_call!(tsc, quanta.now(), i);
+        })
+    });
     let fs = failsafe_time_window();
     g.bench_function("time_10s/failsafe", |b| {
         b.iter(|| {
@@ -164,6 +187,8 @@ fn single_thread(c: &mut Criterion) {
             failsafe_call(&fs, i);
         })
     });
+    g.bench_function("clock/std", |b| b.iter(|| black_box(clock.now())));
+    g.bench_function("clock/quanta", |b| b.iter(|| black_box(quanta.now())));
     g.finish();
 }
 
@@ -218,6 +243,17 @@ fn contended(c: &mut Criterion) {
         CircuitBreaker::new(config(), TimeWindow::new(Duration::from_secs(10)).unwrap()).unwrap();
     g.bench_function("time_10s/stanchion", |b| {
         b.iter_custom(|n| two_threads(n, |i| stanchion_call!(time, clock.now(), i)))
+    });
+    let caller: CircuitBreaker<TimeWindow<10>, StdRawMutex> =
+        CircuitBreaker::new(config(), TimeWindow::new(Duration::from_secs(10)).unwrap()).unwrap();
+    g.bench_function("time_10s/stanchion_caller_time", |b| {
+        b.iter_custom(|n| two_threads(n, |i| stanchion_call!(caller, black_box(now), i)))
+    });
+    let quanta = QuantaClock::new();
+    let tsc: CircuitBreaker<TimeWindow<10>, StdRawMutex> =
+        CircuitBreaker::new(config(), TimeWindow::new(Duration::from_secs(10)).unwrap()).unwrap();
+    g.bench_function("time_10s/stanchion_quanta", |b| {
+        b.iter_custom(|n| two_threads(n, |i| stanchion_call!(tsc, quanta.now(), i)))
     });
     let fs = failsafe_time_window();
     g.bench_function("time_10s/failsafe", |b| {

@@ -12,7 +12,8 @@ use super::config::{BreakerConfig, FixedOpenDuration};
 use super::listener::{BreakerListener, Threshold};
 use super::metrics::BreakerMetrics;
 use super::state::{
-    IllegalTransition, QUIET, Rejected, State, next_period, pack, period_of, slots_of, state_of,
+    BATCH, IllegalTransition, QUIET, Rejected, SLOT_FIELD, State, next_period, pack, period_of,
+    slots_of, state_of, with_slots,
 };
 use super::window::{CallRecord, Exceeded, Thresholds, Totals, Window};
 
@@ -39,15 +40,25 @@ const NEVER: u64 = u64::MAX;
 ///   the threshold check) and for every transition, so that each transition happens
 ///   exactly once. `M` is the caller's choice: `CriticalSectionRawMutex` on bare metal,
 ///   `stanchion_std::StdRawMutex` on threads, `NoopRawMutex` for one thread;
-/// - the one exception: while the window says a success changes nothing
-///   ([`Window::success_is_noop`]), the state word's *quiet* bit is set and such a
-///   success is recorded with one atomic load, without the critical section.
+/// - the exceptions, both for successes that are not slow in closed and metrics-only:
+///   while the window says such a success changes nothing ([`Window::success_is_noop`]),
+///   the state word's *quiet* bit is set and it is recorded with one atomic load; while
+///   the window says such successes can be recorded later as a batch and cannot reach a
+///   threshold ([`Window::batch_until`]: a count or time window holding `minimum_calls`),
+///   the word's *batch* bit is set and each is counted in the word with one
+///   compare-and-swap. The critical section takes that count out of the word (one
+///   `fetch_and`, or the `swap` of a transition) and records the batch in the window
+///   before it records anything else, so every outcome counts once, in the order of the
+///   word's updates. Failures, slow calls and the transitions they cause always take the
+///   critical section: deciding to open needs the window and the backoff together.
 ///
 /// The listener is called after the critical section ends.
 pub struct CircuitBreaker<W, M: RawMutex, B = FixedOpenDuration, L = ()> {
     word: AtomicU64,
     /// In open: the last instant that is still rejected. In half-open: the instant at which
-    /// the maximum wait runs out. [`NEVER`] otherwise. Written before the word that
+    /// the maximum wait runs out. In closed and metrics-only while the word's batch flag is
+    /// set: the last instant at which a success may be counted in the word
+    /// ([`Window::batch_until`]). [`NEVER`] otherwise. Written before the word that
     /// publishes it.
     deadline: AtomicU64,
     rejected: AtomicU64,
@@ -110,6 +121,10 @@ impl<W: Window, M: RawMutex> CircuitBreaker<W, M> {
     const_fn_unless_loom! {
         /// A closed breaker with `config`, `window`, the fixed open duration of the
         /// configuration, and no listener; or the first configuration error.
+        ///
+        /// Its random generator is seeded with 0, and never drawn from: a
+        /// [`FixedOpenDuration`] has no jitter. A backoff with jitter comes with
+        /// [`from_parts`](Self::from_parts), which takes the seed.
         pub fn new(config: BreakerConfig, window: W) -> Result<Self, ConfigError> {
             let backoff = FixedOpenDuration(config.open_duration);
             CircuitBreaker::from_parts(config, window, backoff, 0, ())
@@ -282,6 +297,10 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
         let decision = self.config.half_open_decision_calls();
         let (word, totals, rates) = self.inner.with(|inner| {
             let word = self.word.load(Ordering::Acquire);
+            if word & BATCH != 0 {
+                let word = self.drain(inner, word);
+                self.update_quiet(inner, word);
+            }
             if state_of(word) == State::HalfOpen {
                 let t = inner.probes;
                 let rates = (
@@ -445,7 +464,15 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
         if matches!(to, State::Closed | State::MetricsOnly) && inner.window.success_is_noop() {
             word |= QUIET;
         }
-        self.word.store(word, Ordering::Release);
+        // A swap, not a store: the word may have moved since `from` was read, outside the
+        // critical section (a half-open slot taken or given back, a success counted in a
+        // batch), and what it held is what this transition ends. Its period is `from`'s:
+        // only the critical section changes periods.
+        let ended = self.word.swap(word, Ordering::AcqRel);
+        if ended & BATCH != 0 && !matches!(to, State::Closed | State::MetricsOnly) {
+            // Successes counted before the transition belong to the window it keeps.
+            inner.window.record_successes(slots_of(ended));
+        }
         let from = state_of(from);
         if from != to {
             events.push(Event::Transition(from, to));
@@ -536,16 +563,66 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
         if state_of(issued) == State::Disabled {
             return;
         }
-        if outcome == Outcome::Success && !call.slow {
-            // The window says such a success changes nothing: skip the critical section.
-            // In closed and metrics-only the word changes only inside it, so a quiet word
-            // of the permit's period means no outcome has disturbed the window since.
-            let word = self.word.load(Ordering::Acquire);
-            if word & QUIET != 0 && period_of(word) == period_of(issued) {
-                return;
-            }
+        if outcome == Outcome::Success && !call.slow && self.record_success_unlocked(issued, end) {
+            return;
         }
         self.record_locked(issued, call, end);
+    }
+
+    /// Records a success that is not slow without the critical section, if the word of
+    /// the permit's period says so: quiet (nothing to record) or batch (counted in the
+    /// word, one compare-and-swap, if it ends within the window's bound). `false` sends it
+    /// to the critical section.
+    #[inline]
+    fn record_success_unlocked(&self, issued: u64, end: Instant) -> bool {
+        // In closed and metrics-only the flags are set only inside the critical section,
+        // and a batch count is taken out only there, so a quiet word of the permit's
+        // period means no outcome has disturbed the window since.
+        let mut word = self.word.load(Ordering::Acquire);
+        loop {
+            if period_of(word) != period_of(issued) {
+                return false;
+            }
+            if word & QUIET != 0 {
+                return true;
+            }
+            let count = slots_of(word);
+            if word & BATCH == 0
+                || count == u16::MAX
+                || end.as_nanos() > self.deadline.load(Ordering::Acquire)
+            {
+                return false;
+            }
+            match self.word.compare_exchange_weak(
+                word,
+                with_slots(word, count.saturating_add(1)),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    /// Takes the successes counted in the word (`word`, just read) out of it and records
+    /// them in the window; returns the word without them. Inside the critical section;
+    /// only closed and metrics-only words carry the batch flag.
+    fn drain(&self, inner: &mut Inner<W, B>, word: u64) -> u64 {
+        // The flag is set and cleared only inside the critical section, so the word read
+        // inside it shows the flag as the last holder left it; without it, nothing can
+        // have been counted since.
+        if word & BATCH == 0 {
+            return word;
+        }
+        // A read-modify-write, not a store: successes may still be counted until the flag
+        // is off.
+        let before = self.word.fetch_and(!(BATCH | SLOT_FIELD), Ordering::AcqRel);
+        let count = slots_of(before);
+        if count > 0 {
+            inner.window.record_successes(count);
+        }
+        before & !(BATCH | SLOT_FIELD)
     }
 
     /// The part of [`record`](Self::record) inside the critical section.
@@ -555,6 +632,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
             if period_of(word) != period_of(issued) {
                 return; // late: admitted in an earlier period
             }
+            let word = this.drain(inner, word);
             match state_of(word) {
                 // One arm for both states that record into the window, so that the window's
                 // code is compiled once into this function, not once per state.
@@ -609,17 +687,23 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
         });
     }
 
-    /// Publishes whether the window is quiet. Inside the critical section, in closed or
-    /// metrics-only, where nothing else writes the word.
+    /// Publishes whether the window is quiet, or takes successes in batches. Inside the
+    /// critical section, in closed or metrics-only, after [`drain`](Self::drain) (so the
+    /// batch flag is off and nothing else writes the word).
     #[inline]
-    fn update_quiet(&self, inner: &Inner<W, B>, word: u64) {
-        let quiet = if inner.window.success_is_noop() {
-            word | QUIET
+    fn update_quiet(&self, inner: &mut Inner<W, B>, word: u64) {
+        let mut flags = word & !(QUIET | BATCH);
+        if inner.window.success_is_noop() {
+            flags |= QUIET;
         } else {
-            word & !QUIET
-        };
-        if quiet != word {
-            self.word.store(quiet, Ordering::Release);
+            let thresholds = self.thresholds(&inner.window);
+            if let Some(until) = inner.window.batch_until(&thresholds) {
+                self.deadline.store(until.as_nanos(), Ordering::Release);
+                flags |= BATCH;
+            }
+        }
+        if flags != word {
+            self.word.store(flags, Ordering::Release);
         }
     }
 
@@ -652,7 +736,14 @@ impl<W, M: RawMutex, B, L> fmt::Debug for CircuitBreaker<W, M, B, L> {
         let word = self.word.load(Ordering::Acquire);
         f.debug_struct("CircuitBreaker")
             .field("state", &state_of(word))
-            .field("half_open_slots", &slots_of(word))
+            .field(
+                "half_open_slots",
+                &if state_of(word) == State::HalfOpen {
+                    slots_of(word)
+                } else {
+                    0
+                },
+            )
             .field("period", &period_of(word))
             .field("config", &self.config)
             .finish_non_exhaustive()

@@ -1,9 +1,11 @@
 //! The breaker's states, the errors its decisions return, and the packed state word.
 //!
-//! The word is one `u64`: the state in bits `0..7`, the *quiet* flag in bit 7 (in closed
-//! and metrics-only: a success that is not slow would leave the window unchanged, so it
-//! need not enter the critical section), the half-open slots in use in bits
-//! `8..24`, and the *period* in bits `24..64`. The period counts transitions (wrapping after
+//! The word is one `u64`: the state in bits `0..6`, the *batch* flag in bit 6 and the
+//! *quiet* flag in bit 7 (both only in closed and metrics-only; quiet: a success that is
+//! not slow would leave the window unchanged, so it need not enter the critical section;
+//! batch: such a success may be counted in the word and recorded in the window later), the
+//! half-open slots in use in bits `8..24` (in closed and metrics-only: the successes
+//! counted while the batch flag is set), and the *period* in bits `24..64`. The period counts transitions (wrapping after
 //! 2^40 of them): a permit remembers the period that issued it, so a late outcome or release
 //! from an earlier period is recognised and changes nothing.
 
@@ -127,11 +129,15 @@ impl fmt::Display for IllegalTransition {
 
 impl core::error::Error for IllegalTransition {}
 
-const STATE_MASK: u64 = 0x7F;
+const STATE_MASK: u64 = 0x3F;
+/// The batch flag (see the module docs).
+pub(crate) const BATCH: u64 = 0x40;
 /// The quiet flag (see the module docs).
 pub(crate) const QUIET: u64 = 0x80;
 const SLOT_SHIFT: u32 = 8;
 const SLOT_MASK: u64 = 0xFFFF;
+/// The slots field in place: the half-open slots, or the batched successes.
+pub(crate) const SLOT_FIELD: u64 = SLOT_MASK << SLOT_SHIFT;
 const PERIOD_SHIFT: u32 = 24;
 const PERIOD_MASK: u64 = (1 << 40) - 1;
 
@@ -154,6 +160,12 @@ pub(crate) const fn slots_of(word: u64) -> u16 {
 #[inline]
 pub(crate) const fn period_of(word: u64) -> u64 {
     word >> PERIOD_SHIFT
+}
+
+/// `word` with its slots field set to `slots`.
+#[inline]
+pub(crate) const fn with_slots(word: u64, slots: u16) -> u64 {
+    (word & !SLOT_FIELD) | ((slots as u64) << SLOT_SHIFT)
 }
 
 /// The period after `word`'s, wrapping after 2^40 transitions (wrap is the intent: only
@@ -182,6 +194,10 @@ mod tests {
             assert_eq!(slots_of(w), 65_535);
             assert_eq!(period_of(w), PERIOD_MASK);
             assert_eq!(next_period(w), 0);
+            let flagged = w | BATCH | QUIET;
+            assert_eq!(state_of(flagged), state);
+            assert_eq!(slots_of(with_slots(flagged, 7)), 7);
+            assert_eq!(with_slots(flagged, 7) & !SLOT_FIELD, flagged & !SLOT_FIELD);
         }
         assert_eq!(next_period(pack(State::Open, 3, 7)), 8);
     }

@@ -1096,6 +1096,20 @@ mod model {
             }
             prop_assert_eq!(b.state(), m.state);
         }
+        // The counts agree too, successes counted in a batch included (reading the
+        // metrics hands the batch to the window).
+        if m.state == State::Closed && consecutive.is_none() {
+            let metrics = b.metrics_at(Instant::from_nanos(now));
+            prop_assert_eq!(metrics.calls as usize, m.window.len());
+            prop_assert_eq!(
+                metrics.failures as usize,
+                m.window.iter().filter(|c| c.0).count()
+            );
+            prop_assert_eq!(
+                metrics.slow_calls as usize,
+                m.window.iter().filter(|c| c.1).count()
+            );
+        }
         Ok(())
     }
 
@@ -1164,6 +1178,25 @@ mod loom_models {
         });
     }
 
+    /// A permit of an earlier half-open period given back while the breaker goes through
+    /// open into a new half-open period frees no slot of the new one: the transition's
+    /// swap and the release's compare-and-swap order every change of the word.
+    #[test]
+    fn loom_stale_release_racing_a_new_half_open_period() {
+        loom::model(|| {
+            let b = half_open_breaker(1);
+            let stale = CircuitBreaker::try_acquire_owned_at(b.clone(), Instant::ZERO).unwrap();
+            let releases = loom::thread::spawn(move || drop(stale));
+            b.transition_at(State::Open, Instant::ZERO).unwrap();
+            b.transition_at(State::HalfOpen, Instant::ZERO).unwrap();
+            let held = b.try_acquire_at(Instant::ZERO).unwrap();
+            releases.join().unwrap();
+            assert_eq!(b.metrics_at(Instant::ZERO).half_open_permits_taken, 1);
+            assert!(b.try_acquire_at(Instant::ZERO).is_err());
+            core::mem::forget(held);
+        });
+    }
+
     #[test]
     fn loom_cancelled_permits_give_their_slot_back() {
         loom::model(|| {
@@ -1202,4 +1235,53 @@ fn owned_permits_outlive_the_borrow_and_release_on_drop() {
     std::thread::spawn(move || p.success(MS)).join().unwrap();
     assert_eq!(b.state(), State::Closed);
     assert_eq!(Arc::strong_count(&b), 1); // the permits released their pointers
+}
+
+/// Successes counted in the state word (no lock) racing failures, metrics reads and each
+/// other on real threads: at the end every outcome is in the window exactly once. (loom
+/// cannot model this race: it does not see the critical section, which the fallback of a
+/// batched success and the hand-over of the batch both take.)
+#[cfg(not(loom))]
+#[test]
+fn batched_successes_racing_locked_outcomes_are_counted_once() {
+    use std::sync::Arc;
+    const PER_THREAD: u32 = 4_000;
+    let b: Arc<CircuitBreaker<CountWindow<16_384>, CriticalSectionRawMutex>> = Arc::new(
+        CircuitBreaker::new(
+            BreakerConfig::new()
+                .minimum_calls(2)
+                .failure_rate_threshold(50),
+            count::<16_384>(),
+        )
+        .unwrap(),
+    );
+    for _ in 0..2 {
+        b.try_acquire_at(Instant::ZERO).unwrap().success(MS);
+    }
+    let threads: Vec<_> = (0..3)
+        .map(|t| {
+            let b = Arc::clone(&b);
+            std::thread::spawn(move || {
+                for i in 0..PER_THREAD {
+                    let p = b.try_acquire_at(Instant::ZERO).unwrap();
+                    if t == 0 && i % 16 == 15 {
+                        p.failure(MS);
+                    } else {
+                        p.success(MS);
+                    }
+                    if t == 1 && i % 64 == 0 {
+                        let m = b.metrics_at(Instant::ZERO);
+                        assert!(m.calls >= 2 && m.calls <= 2 + 3 * PER_THREAD);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let m = b.metrics_at(Instant::ZERO);
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(m.calls, 2 + 3 * PER_THREAD);
+    assert_eq!(m.failures, PER_THREAD / 16);
 }

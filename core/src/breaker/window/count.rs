@@ -19,14 +19,17 @@
 //! assert_eq!(w.totals(Instant::ZERO), Totals { calls: 2, failures: 0, slow: 0 });
 //! ```
 //!
-//! Cost: `N` bytes plus 24; O(1) per outcome and per evaluation.
+//! Cost: `N` bytes plus 24; O(1) per outcome and per evaluation. Once the window holds
+//! `minimum_calls`, the breaker counts successes that are not slow without its critical
+//! section and hands them over in one batch (at most `N` ring steps) at the next locked
+//! outcome, so a mostly successful closed path is one compare-and-swap per call.
 //!
 //! Origin: resilience4j's `FixedSizeSlidingWindowMetrics`.
 
 use crate::ConfigError;
 use crate::Instant;
 
-use super::{CallRecord, Totals, Window};
+use super::{CallRecord, SUCCESS, Thresholds, Totals, Window};
 
 const FAILURE: u8 = 1;
 const SLOW: u8 = 2;
@@ -94,6 +97,19 @@ impl<const N: usize> Window for CountWindow<N> {
     fn max_calls(&self) -> u32 {
         u32::try_from(N).unwrap_or(u32::MAX)
     }
+
+    /// Once `minimum_calls` are in, a success that is not slow only lowers the rates: it
+    /// adds a call that neither failed nor was slow, or replaces the oldest call with one.
+    fn batch_until(&mut self, thresholds: &Thresholds) -> Option<Instant> {
+        (self.totals.calls >= thresholds.minimum_calls).then_some(Instant::MAX)
+    }
+
+    /// At most `N` steps: `N` successes in a row replace every call in the ring.
+    fn record_successes(&mut self, count: u16) {
+        for _ in 0..usize::from(count).min(N) {
+            self.record(SUCCESS, Instant::ZERO);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +160,31 @@ mod tests {
         w.reset();
         assert_eq!(w.totals(Instant::ZERO), Totals::ZERO);
         assert_eq!(w.max_calls(), 3);
+        let rules = |minimum_calls| Thresholds {
+            failure_rate_percent: 50,
+            slow_call_rate_percent: 100,
+            minimum_calls,
+        };
+        w.record(fail, Instant::ZERO);
+        assert_eq!(w.batch_until(&rules(2)), None);
+        assert_eq!(w.batch_until(&rules(1)), Some(Instant::MAX));
+        w.record_successes(1);
+        assert_eq!(w.totals(Instant::ZERO).calls, 2);
+        // More successes than slots replace every call, in at most N steps.
+        w.record_successes(u16::MAX);
+        assert_eq!(
+            w.totals(Instant::ZERO),
+            Totals {
+                calls: 3,
+                failures: 0,
+                slow: 0
+            }
+        );
+        w.record(fail, Instant::ZERO);
+        w.record_successes(2);
+        assert_eq!(w.totals(Instant::ZERO).failures, 1);
+        w.record_successes(1); // evicts the failure
+        assert_eq!(w.totals(Instant::ZERO).failures, 0);
         assert!(CountWindow::<0>::new().is_err());
     }
 }

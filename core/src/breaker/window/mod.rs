@@ -7,6 +7,10 @@
 //! | [`TimeWindow<B>`](TimeWindow) | the calls of the last span, in `B` buckets | `12 * B` bytes + 28 | O(1) amortised |
 //!
 //! A window is a plain `&mut self` value; the breaker keeps it inside its critical section.
+//! A window may let the breaker count successes that are not slow without that critical
+//! section ([`Window::batch_until`]): [`CountWindow`] and [`TimeWindow`] do once they hold
+//! `minimum_calls` (from then on such successes can only lower the rates), within the
+//! current bucket for a time window; [`ConsecutiveWindow`] always does.
 
 mod consecutive;
 mod count;
@@ -27,6 +31,12 @@ pub struct CallRecord {
     /// The call took strictly longer than the slow-call duration.
     pub slow: bool,
 }
+
+/// A success that is not slow.
+pub(crate) const SUCCESS: CallRecord = CallRecord {
+    failure: false,
+    slow: false,
+};
 
 /// Counts of recorded calls.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -54,6 +64,12 @@ impl Totals {
         self.calls = self.calls.saturating_add(1);
         self.failures = self.failures.saturating_add(u32::from(call.failure));
         self.slow = self.slow.saturating_add(u32::from(call.slow));
+    }
+
+    /// Adds `count` successes that are not slow, saturating.
+    #[inline]
+    pub fn add_successes(&mut self, count: u32) {
+        self.calls = self.calls.saturating_add(count);
     }
 
     /// Removes one call, saturating at zero.
@@ -173,6 +189,33 @@ pub trait Window {
     /// always correct; [`ConsecutiveWindow`] says `true` while both streaks are zero.
     fn success_is_noop(&self) -> bool {
         false
+    }
+
+    /// Until which instant (inclusive) successes that are not slow may be counted outside
+    /// the window and recorded later, all at once, with
+    /// [`record_successes`](Window::record_successes). When it returns `Some(until)`, the
+    /// breaker counts such successes that end at or before `until` with one
+    /// compare-and-swap on its state word, without its critical section, and hands them to
+    /// the window before anything else touches it.
+    ///
+    /// Return `Some` only when both hold: recording any number of such successes, at any
+    /// instants up to `until`, leaves the window as
+    /// [`record_successes`](Window::record_successes) with their count does; and none of
+    /// them can make the window reach a threshold (in `thresholds`) that it does not reach
+    /// now. Bounds returned between two [`reset`](Window::reset)s never decrease. The
+    /// default is `None`, always correct.
+    fn batch_until(&mut self, thresholds: &Thresholds) -> Option<Instant> {
+        let _ = thresholds;
+        None
+    }
+
+    /// Records `count` successes that are not slow, at the latest instant the window has
+    /// seen. The default records them one by one at [`Instant::ZERO`] (which a window
+    /// treats as its latest instant).
+    fn record_successes(&mut self, count: u16) {
+        for _ in 0..count {
+            self.record(SUCCESS, Instant::ZERO);
+        }
     }
 
     /// Which thresholds the window reaches at `now`. The default compares the rates of

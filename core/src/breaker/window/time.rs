@@ -23,7 +23,10 @@
 //! ```
 //!
 //! Cost: 12 bytes per bucket plus 28; O(1) per outcome and per evaluation (a running
-//! total), plus one step per bucket that time has moved past, at most `B`.
+//! total), plus one step per bucket that time has moved past, at most `B`. Once the
+//! window holds `minimum_calls`, the breaker counts successes that are not slow and end
+//! within the latest bucket without its critical section (one compare-and-swap each), and
+//! hands them over in one O(1) batch at the next locked outcome.
 //!
 //! Origin: resilience4j's `SlidingTimeWindowMetrics` (one bucket per second there; here
 //! the bucket count is a const generic and the span any duration).
@@ -34,7 +37,7 @@ use crate::ConfigError;
 use crate::Instant;
 use crate::time::duration_to_nanos_saturating;
 
-use super::{CallRecord, Totals, Window};
+use super::{CallRecord, Thresholds, Totals, Window};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -143,6 +146,31 @@ impl<const B: usize> Window for TimeWindow<B> {
             bucket.totals = Totals::ZERO;
         }
     }
+
+    /// Within the latest bucket (an earlier instant counts as the latest) and once
+    /// `minimum_calls` are in, a success that is not slow evicts nothing and only lowers
+    /// the rates. The bound is the last instant of the latest bucket; it moves forward
+    /// only, as the latest bucket does.
+    fn batch_until(&mut self, thresholds: &Thresholds) -> Option<Instant> {
+        if self.sum.calls < thresholds.minimum_calls {
+            return None;
+        }
+        let end = self
+            .latest
+            .saturating_add(1)
+            .saturating_mul(self.bucket_nanos)
+            .saturating_sub(1);
+        Some(Instant::from_nanos(end))
+    }
+
+    /// O(1): all of them go into the latest bucket.
+    fn record_successes(&mut self, count: u16) {
+        let slot = Self::slot(self.latest);
+        if let Some(bucket) = self.buckets.get_mut(slot) {
+            bucket.totals.add_successes(u32::from(count));
+            self.sum.add_successes(u32::from(count));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -196,6 +224,34 @@ mod tests {
     }
 
     #[test]
+    fn batches_stay_within_the_latest_bucket() {
+        let rules = |minimum_calls| Thresholds {
+            failure_rate_percent: 50,
+            slow_call_rate_percent: 100,
+            minimum_calls,
+        };
+        let mut w = TimeWindow::<4>::new(Duration::from_secs(4)).unwrap();
+        w.record(FAIL, Instant::from_millis(1_500)); // bucket 1
+        assert_eq!(w.batch_until(&rules(2)), None);
+        assert_eq!(
+            w.batch_until(&rules(1)),
+            Some(Instant::from_nanos(1_999_999_999))
+        );
+        w.record_successes(3);
+        assert_eq!(
+            w.totals(Instant::from_millis(1_999)),
+            Totals {
+                calls: 4,
+                failures: 1,
+                slow: 0
+            }
+        );
+        // The batch went into bucket 1: it ages out with it.
+        assert_eq!(w.totals(Instant::from_secs(5)), Totals::ZERO);
+        assert_eq!(w.batch_until(&rules(1)), None);
+    }
+
+    #[test]
     fn backwards_time_counts_as_the_latest() {
         let mut w = TimeWindow::<2>::new(Duration::from_secs(2)).unwrap();
         w.record(FAIL, Instant::from_secs(10));
@@ -213,6 +269,15 @@ mod tests {
         let mut w = TimeWindow::<3>::new(Duration::from_nanos(3)).unwrap();
         w.record(FAIL, Instant::MAX);
         assert_eq!(w.totals(Instant::MAX).failures, 1);
+        let rules = Thresholds {
+            failure_rate_percent: 50,
+            slow_call_rate_percent: 100,
+            minimum_calls: 1,
+        };
+        assert_eq!(
+            w.batch_until(&rules),
+            Some(Instant::from_nanos(u64::MAX - 1))
+        );
         assert!(TimeWindow::<3>::new(Duration::from_nanos(2)).is_err());
         assert!(TimeWindow::<0>::new(Duration::from_secs(1)).is_err());
         w.reset();
