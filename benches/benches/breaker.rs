@@ -21,11 +21,12 @@ use std::hint::black_box;
 use std::sync::Barrier;
 use std::time::{Duration, Instant as StdInstant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use stanchion::breaker::window::{ConsecutiveWindow, CountWindow, TimeWindow};
 use stanchion::breaker::{BreakerConfig, CircuitBreaker};
 use stanchion::sync::NoopRawMutex;
 use stanchion::{Clock, Instant};
+use stanchion_benches::report::{self, Table};
 use stanchion_std::{QuantaClock, StdClock, StdRawMutex};
 
 /// The duration every stanchion call reports (below the slow-call duration).
@@ -263,4 +264,127 @@ fn contended(c: &mut Criterion) {
 }
 
 criterion_group!(benches, single_thread, contended);
-criterion_main!(benches);
+
+fn main() {
+    report::main(&[benches], |e| {
+        let mut t = Table::new(
+            "breaker",
+            &[
+                "window",
+                "threads",
+                "stanchion",
+                "peer",
+                "peer time",
+                "ratio (stanchion / peer)",
+                "met (<= 0.3x failsafe)",
+            ],
+        );
+        let failsafe_time = "failsafe `success_rate_over_time_window`";
+        let rows = [
+            (
+                "consecutive failures (5)",
+                "consecutive/stanchion",
+                "failsafe `consecutive_failures`",
+                "consecutive/failsafe",
+                true,
+            ),
+            (
+                "last 100 calls",
+                "count_100/stanchion",
+                "recloser `closed_len(100)`",
+                "count_100/recloser",
+                false,
+            ),
+            (
+                "last 10 s (10 buckets), both read `Instant::now` per call",
+                "time_10s/stanchion",
+                failsafe_time,
+                "time_10s/failsafe",
+                true,
+            ),
+            (
+                "last 10 s, caller-supplied time (no clock read)",
+                "time_10s/stanchion_caller_time",
+                failsafe_time,
+                "time_10s/failsafe",
+                true,
+            ),
+            (
+                "last 10 s, `QuantaClock` (TSC)",
+                "time_10s/stanchion_quanta",
+                failsafe_time,
+                "time_10s/failsafe",
+                true,
+            ),
+        ];
+        for (row, ours, peer, theirs, target) in &rows {
+            for (threads, group) in [
+                ("1", "breaker_closed/1_thread"),
+                ("2", "breaker_closed/2_threads"),
+            ] {
+                let (ours, theirs) = (format!("{group}/{ours}"), format!("{group}/{theirs}"));
+                t.row(vec![
+                    (*row).into(),
+                    threads.into(),
+                    e.time(&ours),
+                    (*peer).into(),
+                    e.time(&theirs),
+                    e.ratio(&ours, &theirs),
+                    if *target {
+                        e.met(&ours, &theirs, 0.3)
+                    } else {
+                        "no failsafe peer".into()
+                    },
+                ]);
+            }
+        }
+        let g = "breaker_closed/1_thread";
+        t.row(vec![
+            "last 100 calls, `NoopRawMutex` (single owner)".into(),
+            "1".into(),
+            e.time(&format!("{g}/count_100/stanchion_noop_mutex")),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
+        t.row(vec![
+            "one clock read alone: `StdClock` / `QuantaClock`".into(),
+            "1".into(),
+            format!(
+                "{} / {}",
+                e.time(&format!("{g}/clock/std")),
+                e.time(&format!("{g}/clock/quanta"))
+            ),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
+        t.write(e);
+        report::headline(
+            e,
+            "breaker",
+            &[
+                (
+                    "circuit breaker, closed path, consecutive window",
+                    "failsafe",
+                    "breaker_closed/1_thread/consecutive/stanchion",
+                    "breaker_closed/1_thread/consecutive/failsafe",
+                ),
+                (
+                    "circuit breaker, closed path, time window, both read `Instant::now`",
+                    "failsafe",
+                    "breaker_closed/1_thread/time_10s/stanchion",
+                    "breaker_closed/1_thread/time_10s/failsafe",
+                ),
+                (
+                    "the same, two threads on one breaker",
+                    "failsafe",
+                    "breaker_closed/2_threads/time_10s/stanchion",
+                    "breaker_closed/2_threads/time_10s/failsafe",
+                ),
+            ],
+        );
+    });
+}
