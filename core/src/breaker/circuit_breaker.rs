@@ -20,13 +20,12 @@ use super::window::{CallRecord, Exceeded, Thresholds, Totals, Window};
 /// `deadline` value that means "never".
 const NEVER: u64 = u64::MAX;
 
-/// How many times a success that is counted in the state word tries (compare-and-swap
-/// failures, and reads again of a word whose batch a critical section in progress has
-/// taken out: the word's busy flag) before it takes the critical section itself. That
-/// section is a few window operations long; waiting for it to publish the next batch
-/// costs less than queueing on its lock behind it, which on two threads turned one
-/// success in twenty into a lock hand-over. Under loom, a few, to keep the models small.
-const BUSY_SPINS: u32 = if cfg!(loom) { 3 } else { 64 };
+/// How many times a success that finds the batch taken out by a critical section in
+/// progress (the word's busy flag) reads the word again before it takes the critical
+/// section itself. That section is a few window operations long; waiting for it to
+/// publish the next batch costs less than queueing on its lock behind it, which on two
+/// threads turned one success in twenty into a lock hand-over. Under loom, one.
+const BUSY_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
 
 /// A circuit breaker over window `W`, sharing its state through a critical section of kind
 /// `M`, growing its open duration by backoff `B` and reporting to listener `L`.
@@ -590,28 +589,28 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
         // and a batch count is taken out only there, so a quiet word of the permit's
         // period means no outcome has disturbed the window since.
         let mut word = self.word.load(Ordering::Acquire);
-        // Bounded (compare-and-swap failures and waits for a busy word together), so that
-        // a success never waits long: past the bound, the critical section decides.
-        for _ in 0..BUSY_SPINS {
+        let mut spins = BUSY_SPINS;
+        loop {
             if period_of(word) != period_of(issued) {
                 return false;
             }
             if word & QUIET != 0 {
                 return true;
             }
-            if word & BUSY != 0 {
-                // A critical section has taken the batch out and is about to say whether
-                // the next one starts: wait for it, briefly, rather than queue on its lock.
-                spin();
-                word = self.word.load(Ordering::Acquire);
-                continue;
-            }
             let count = slots_of(word);
             if word & BATCH == 0
                 || count == u16::MAX
                 || end.as_nanos() > self.deadline.load(Ordering::Acquire)
             {
-                return false;
+                if word & BUSY == 0 || spins == 0 {
+                    return false;
+                }
+                // A critical section has taken the batch out and is about to say whether
+                // the next one starts: wait for it, briefly, rather than queue on its lock.
+                spins = spins.saturating_sub(1);
+                spin();
+                word = self.word.load(Ordering::Acquire);
+                continue;
             }
             match self.word.compare_exchange_weak(
                 word,
@@ -623,7 +622,6 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
                 Err(actual) => word = actual,
             }
         }
-        false
     }
 
     /// Takes the successes counted in the word (`word`, just read) out of it and records
