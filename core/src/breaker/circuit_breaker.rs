@@ -54,12 +54,13 @@ const BUSY_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
 ///   threshold ([`Window::batch_until`]: a count or time window holding `minimum_calls`),
 ///   the word's *batch* bit is set and each is counted in the word with one
 ///   compare-and-swap. The critical section takes that count out of the word (one
-///   `fetch_and`, or the `swap` of a transition) and records the batch in the window
+///   `fetch_xor`, or the `swap` of a transition) and records the batch in the window
 ///   before it records anything else, so every outcome counts once, in the order of the
 ///   word's updates. While a critical section has the batch out (the word's *busy* flag,
-///   from the hand-over to the store that ends the section), a success reads the word
-///   again a bounded number of times for the next batch before it takes the critical
-///   section itself: queueing on the lock behind that section cost more. Failures, slow calls and the transitions they cause always take the
+///   from that hand-over to the store or swap that ends the section), a success reads the
+///   word again, a bounded number of times, for the next batch before it takes the
+///   critical section itself: queueing on the lock behind that section costs more.
+///   Failures, slow calls and the transitions they cause always take the
 ///   critical section: deciding to open needs the window and the backoff together.
 ///
 /// The listener is called after the critical section ends.
