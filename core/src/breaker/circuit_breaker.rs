@@ -12,13 +12,20 @@ use super::config::{BreakerConfig, FixedOpenDuration};
 use super::listener::{BreakerListener, Threshold};
 use super::metrics::BreakerMetrics;
 use super::state::{
-    BATCH, IllegalTransition, QUIET, Rejected, SLOT_FIELD, State, next_period, pack, period_of,
-    slots_of, state_of, with_slots,
+    BATCH, BUSY, IllegalTransition, QUIET, Rejected, SLOT_FIELD, State, next_period, pack,
+    period_of, slots_of, state_of, with_slots,
 };
 use super::window::{CallRecord, Exceeded, Thresholds, Totals, Window};
 
 /// `deadline` value that means "never".
 const NEVER: u64 = u64::MAX;
+
+/// How many times a success that finds the batch taken out by a critical section in
+/// progress (the word's busy flag) reads the word again before it takes the critical
+/// section itself. That section is a few window operations long; waiting for it to
+/// publish the next batch costs less than queueing on its lock behind it, which on two
+/// threads turned one success in twenty into a lock hand-over. Under loom, one.
+const BUSY_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
 
 /// A circuit breaker over window `W`, sharing its state through a critical section of kind
 /// `M`, growing its open duration by backoff `B` and reporting to listener `L`.
@@ -47,9 +54,13 @@ const NEVER: u64 = u64::MAX;
 ///   threshold ([`Window::batch_until`]: a count or time window holding `minimum_calls`),
 ///   the word's *batch* bit is set and each is counted in the word with one
 ///   compare-and-swap. The critical section takes that count out of the word (one
-///   `fetch_and`, or the `swap` of a transition) and records the batch in the window
+///   `fetch_xor`, or the `swap` of a transition) and records the batch in the window
 ///   before it records anything else, so every outcome counts once, in the order of the
-///   word's updates. Failures, slow calls and the transitions they cause always take the
+///   word's updates. While a critical section has the batch out (the word's *busy* flag,
+///   from that hand-over to the store or swap that ends the section), a success reads the
+///   word again, a bounded number of times, for the next batch before it takes the
+///   critical section itself: queueing on the lock behind that section costs more.
+///   Failures, slow calls and the transitions they cause always take the
 ///   critical section: deciding to open needs the window and the backoff together.
 ///
 /// The listener is called after the critical section ends.
@@ -579,6 +590,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
         // and a batch count is taken out only there, so a quiet word of the permit's
         // period means no outcome has disturbed the window since.
         let mut word = self.word.load(Ordering::Acquire);
+        let mut spins = BUSY_SPINS;
         loop {
             if period_of(word) != period_of(issued) {
                 return false;
@@ -591,7 +603,15 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
                 || count == u16::MAX
                 || end.as_nanos() > self.deadline.load(Ordering::Acquire)
             {
-                return false;
+                if word & BUSY == 0 || spins == 0 {
+                    return false;
+                }
+                // A critical section has taken the batch out and is about to say whether
+                // the next one starts: wait for it, briefly, rather than queue on its lock.
+                spins = spins.saturating_sub(1);
+                spin();
+                word = self.word.load(Ordering::Acquire);
+                continue;
             }
             match self.word.compare_exchange_weak(
                 word,
@@ -616,13 +636,16 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
             return word;
         }
         // A read-modify-write, not a store: successes may still be counted until the flag
-        // is off.
-        let before = self.word.fetch_and(!(BATCH | SLOT_FIELD), Ordering::AcqRel);
+        // is off. It also sets the busy flag (known clear: only a critical section sets it,
+        // and every one that does ends with a store or swap of a word without it), which
+        // tells successes that the flags are about to be published again. The count stays
+        // in the word, meaningless without the batch flag, until that store or swap.
+        let before = self.word.fetch_xor(BATCH | BUSY, Ordering::AcqRel);
         let count = slots_of(before);
         if count > 0 {
             inner.window.record_successes(count);
         }
-        before & !(BATCH | SLOT_FIELD)
+        (before & !(BATCH | SLOT_FIELD)) | BUSY
     }
 
     /// The part of [`record`](Self::record) inside the critical section.
@@ -692,7 +715,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
     /// batch flag is off and nothing else writes the word).
     #[inline]
     fn update_quiet(&self, inner: &mut Inner<W, B>, word: u64) {
-        let mut flags = word & !(QUIET | BATCH);
+        let mut flags = word & !(QUIET | BATCH | BUSY);
         if inner.window.success_is_noop() {
             flags |= QUIET;
         } else {
@@ -894,5 +917,54 @@ where
             .field("period", &period_of(self.issued))
             .field("acquired_at", &self.acquired_at)
             .finish()
+    }
+}
+
+/// A pause in a busy wait: the processor's spin hint; under loom, a yield, so that the
+/// model runs the thread being waited for.
+#[inline]
+fn spin() {
+    #[cfg(not(loom))]
+    core::hint::spin_loop();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::breaker::window::CountWindow;
+    use crate::sync::CriticalSectionRawMutex;
+
+    /// Every critical section that takes the batch out ends with the busy flag clear (so
+    /// successes do not wait for a section that is over) and, while the window still
+    /// allows it, the batch flag set again.
+    #[test]
+    fn critical_sections_leave_the_busy_flag_clear() {
+        let config = BreakerConfig::new()
+            .minimum_calls(2)
+            .failure_rate_threshold(50);
+        let b: CircuitBreaker<CountWindow<8>, CriticalSectionRawMutex> =
+            CircuitBreaker::new(config, CountWindow::new().unwrap()).unwrap();
+        let ms = Duration::from_millis(1);
+        let at = Instant::ZERO;
+        let flags = |b: &CircuitBreaker<_, _>| b.word.load(Ordering::Acquire) & (BUSY | BATCH);
+        b.try_acquire_at(at).unwrap().success(ms);
+        assert_eq!(flags(&b), 0); // below the minimum: no batch yet
+        b.try_acquire_at(at).unwrap().success(ms);
+        assert_eq!(flags(&b), BATCH);
+        b.try_acquire_at(at).unwrap().success(ms); // counted in the word
+        assert_eq!(slots_of(b.word.load(Ordering::Acquire)), 1);
+        b.try_acquire_at(at).unwrap().failure(ms); // takes the batch out, records, re-arms
+        assert_eq!(flags(&b), BATCH);
+        assert_eq!(slots_of(b.word.load(Ordering::Acquire)), 0);
+        b.try_acquire_at(at).unwrap().success(ms);
+        assert_eq!(b.metrics_at(at).calls, 5);
+        assert_eq!(flags(&b), BATCH);
+        for _ in 0..3 {
+            b.try_acquire_at(at).unwrap().failure(ms); // 4 failures of 8: opens
+        }
+        assert_eq!(b.state(), State::Open);
+        assert_eq!(flags(&b), 0);
     }
 }

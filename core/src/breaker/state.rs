@@ -1,9 +1,11 @@
 //! The breaker's states, the errors its decisions return, and the packed state word.
 //!
-//! The word is one `u64`: the state in bits `0..6`, the *batch* flag in bit 6 and the
-//! *quiet* flag in bit 7 (both only in closed and metrics-only; quiet: a success that is
-//! not slow would leave the window unchanged, so it need not enter the critical section;
-//! batch: such a success may be counted in the word and recorded in the window later), the
+//! The word is one `u64`: the state in bits `0..5`, the *busy* flag in bit 5, the *batch*
+//! flag in bit 6 and the *quiet* flag in bit 7 (all three only in closed and metrics-only;
+//! quiet: a success that is not slow would leave the window unchanged, so it need not enter
+//! the critical section; batch: such a success may be counted in the word and recorded in
+//! the window later; busy: the critical section has taken the batch out and will set the
+//! batch flag again, or not, when it ends), the
 //! half-open slots in use in bits `8..24` (in closed and metrics-only: the successes
 //! counted while the batch flag is set), and the *period* in bits `24..64`. The period counts transitions (wrapping after
 //! 2^40 of them): a permit remembers the period that issued it, so a late outcome or release
@@ -129,7 +131,9 @@ impl fmt::Display for IllegalTransition {
 
 impl core::error::Error for IllegalTransition {}
 
-const STATE_MASK: u64 = 0x3F;
+const STATE_MASK: u64 = 0x1F;
+/// The busy flag (see the module docs).
+pub(crate) const BUSY: u64 = 0x20;
 /// The batch flag (see the module docs).
 pub(crate) const BATCH: u64 = 0x40;
 /// The quiet flag (see the module docs).
@@ -194,7 +198,7 @@ mod tests {
             assert_eq!(slots_of(w), 65_535);
             assert_eq!(period_of(w), PERIOD_MASK);
             assert_eq!(next_period(w), 0);
-            let flagged = w | BATCH | QUIET;
+            let flagged = w | BATCH | QUIET | BUSY;
             assert_eq!(state_of(flagged), state);
             assert_eq!(slots_of(with_slots(flagged, 7)), 7);
             assert_eq!(with_slots(flagged, 7) & !SLOT_FIELD, flagged & !SLOT_FIELD);
