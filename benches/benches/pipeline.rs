@@ -278,10 +278,10 @@ fn tables(e: &Estimates, allocs: &Allocs) {
     };
     let zero = allocs.get(PIPELINE).is_some_and(|c| c.allocations == 0);
     let ratio = ours / theirs;
-    let verdict = if ratio <= 1.0 && zero {
-        "ahead"
+    let verdict = if zero {
+        report::verdict(ratio)
     } else {
-        "behind"
+        "behind: it allocates"
     };
     report::write_fragment(
         "headline-pipeline",

@@ -273,17 +273,28 @@ pub fn write_fragment(name: &str, markdown: &str) {
     }
 }
 
+/// How a ratio of stanchion's time to the peer's reads: within 10% of 1.0 is parity on
+/// this machine (see BENCHMARKS.md), so neither side is called ahead there.
+pub fn verdict(ratio: f64) -> &'static str {
+    if ratio < 0.9 {
+        "ahead"
+    } else if ratio <= 1.1 {
+        "about even"
+    } else {
+        "behind"
+    }
+}
+
 /// One line of the README's headline table: what is compared, stanchion / peer, and
 /// whether that is ahead. Written as `target/bench-tables/headline-NAME.md` (rows only);
 /// `cargo xtask bench` gathers every such file into the README's `headline` table.
 pub fn headline(e: &Estimates, name: &str, rows: &[(&str, &str, &str, &str)]) {
     let mut out = String::new();
     for (what, peer, ours, theirs) in rows {
-        let cell = match e.ratio_value(ours, theirs) {
-            Some(r) if r <= 1.0 => format!("{} (ahead)", format_ratio(r)),
-            Some(r) => format!("{} (behind)", format_ratio(r)),
-            None => "—".into(),
-        };
+        let cell = e.ratio_value(ours, theirs).map_or_else(
+            || "—".into(),
+            |r| format!("{} ({})", format_ratio(r), verdict(r)),
+        );
         out.push_str(&format!("| {what} | {peer} | {cell} |\n"));
     }
     let missing = e.take_missing();
@@ -310,6 +321,10 @@ mod tests {
         assert_eq!(format_ns(2_500_000.0), "2.50 ms");
         assert_eq!(format_ratio(0.2213), "0.22x");
         assert_eq!(format_ratio(13.26), "13.3x");
+        assert_eq!(
+            [0.5, 0.9, 1.0, 1.1, 1.45].map(verdict),
+            ["ahead", "about even", "about even", "about even", "behind"]
+        );
     }
 
     #[test]

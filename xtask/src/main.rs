@@ -77,6 +77,10 @@ enum Task {
         /// a plain `bench` runs last.
         #[arg(long)]
         load: bool,
+        /// Measure nothing: splice the tables of the last run (`target/bench-tables/`)
+        /// into `BENCHMARKS.md` and the README again, e.g. after editing their prose.
+        #[arg(long, conflicts_with_all = ["full", "load"])]
+        splice: bool,
     },
 }
 
@@ -90,7 +94,13 @@ fn main() -> ExitCode {
         Task::Size { strict } => size(strict),
         Task::Miri => verify::miri_all(),
         Task::Fuzz { seconds } => verify::fuzz(seconds),
-        Task::Bench { full, load } => bench::bench(full, load),
+        Task::Bench { full, load, splice } => {
+            if splice {
+                tables::splice(true)
+            } else {
+                bench::bench(full, load)
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

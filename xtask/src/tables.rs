@@ -153,10 +153,27 @@ fn fragments() -> Vec<String> {
     names
 }
 
+/// The order of the headline rows: what a user pays for the whole first, then each
+/// family; rows of a bench not listed here come last, by name.
+const HEADLINE_ORDER: &[&str] = &[
+    "pipeline", "load", "stdrun", "tower", "rate", "retry", "breaker", "bulkhead", "redis",
+    "firmware",
+];
+
 fn gather_headline() -> Result {
-    let rows: String = fragments()
-        .iter()
+    let mut names: Vec<String> = fragments()
+        .into_iter()
         .filter(|n| n.starts_with("headline-"))
+        .collect();
+    let rank = |n: &str| {
+        HEADLINE_ORDER
+            .iter()
+            .position(|o| n.strip_prefix("headline-") == Some(*o))
+            .unwrap_or(HEADLINE_ORDER.len())
+    };
+    names.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
+    let rows: String = names
+        .iter()
         .filter_map(|n| fs::read_to_string(dir().join(format!("{n}.md"))).ok())
         .collect();
     if rows.is_empty() {
