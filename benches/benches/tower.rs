@@ -247,6 +247,12 @@ fn main() {
                     &id("rate limit/stanchion (GCRA)"),
                     &id("rate limit/tower (fixed window)"),
                 ),
+                (
+                    "tower retry layer, first attempt succeeds, one request",
+                    "`tower::retry` with a policy that never retries",
+                    &id("retry (first attempt succeeds)/stanchion"),
+                    &id("retry (first attempt succeeds)/tower"),
+                ),
             ],
         );
     });
