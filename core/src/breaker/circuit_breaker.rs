@@ -12,7 +12,7 @@ use super::config::{BreakerConfig, FixedOpenDuration};
 use super::listener::{BreakerListener, Threshold};
 use super::metrics::BreakerMetrics;
 use super::state::{
-    BATCH, BUSY, IllegalTransition, QUIET, Rejected, SLOT_FIELD, State, next_period, pack,
+    BATCH, BUSY, IllegalTransition, QUIET, Rejected, SLOT_FIELD, STREAK, State, next_period, pack,
     period_of, slots_of, state_of, with_slots,
 };
 use super::window::{CallRecord, Exceeded, Thresholds, Totals, Window};
@@ -20,9 +20,9 @@ use super::window::{CallRecord, Exceeded, Thresholds, Totals, Window};
 /// `deadline` value that means "never".
 const NEVER: u64 = u64::MAX;
 
-/// How many times a success that finds the batch taken out by a critical section in
-/// progress (the word's busy flag) reads the word again before it takes the critical
-/// section itself. That section is a few window operations long; waiting for it to
+/// How many times a call that finds the batch or the streak taken out by a critical
+/// section in progress (the word's busy flag) reads the word again before it takes the
+/// critical section itself. That section is a few window operations long; waiting for it to
 /// publish the next batch costs less than queueing on its lock behind it, which on two
 /// threads turned one success in twenty into a lock hand-over. Under loom, one.
 const BUSY_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
@@ -59,9 +59,17 @@ const BUSY_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
 ///   word's updates. While a critical section has the batch out (the word's *busy* flag,
 ///   from that hand-over to the store or swap that ends the section), a success reads the
 ///   word again, a bounded number of times, for the next batch before it takes the
-///   critical section itself: queueing on the lock behind that section costs more.
-///   Failures, slow calls and the transitions they cause always take the
-///   critical section: deciding to open needs the window and the backoff together.
+///   critical section itself: queueing on the lock behind that section costs more;
+/// - and, for a window that keeps a failure streak ([`Window::failure_streak`]:
+///   [`ConsecutiveWindow`](super::window::ConsecutiveWindow) while no slow streak runs),
+///   calls that are not slow in closed and metrics-only: the word's *streak* bit is set and
+///   the streak is kept in the word, so a success is one atomic load (no streak running)
+///   or one compare-and-swap (ending one), and a failure is one compare-and-swap while the
+///   streak stays below the threshold. The critical section takes the streak out of the
+///   word and back into the window as it does a batch.
+///
+/// Slow calls, failures (but those kept in a streak) and the transitions they cause take
+/// the critical section: deciding to open needs the window and the backoff together.
 ///
 /// The listener is called after the critical section ends.
 pub struct CircuitBreaker<W, M: RawMutex, B = FixedOpenDuration, L = ()> {
@@ -69,8 +77,8 @@ pub struct CircuitBreaker<W, M: RawMutex, B = FixedOpenDuration, L = ()> {
     /// In open: the last instant that is still rejected. In half-open: the instant at which
     /// the maximum wait runs out. In closed and metrics-only while the word's batch flag is
     /// set: the last instant at which a success may be counted in the word
-    /// ([`Window::batch_until`]). [`NEVER`] otherwise. Written before the word that
-    /// publishes it.
+    /// ([`Window::batch_until`]); while the streak flag is set: the longest failure streak
+    /// the word may hold. [`NEVER`] otherwise. Written before the word that publishes it.
     deadline: AtomicU64,
     rejected: AtomicU64,
     config: BreakerConfig,
@@ -308,7 +316,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
         let decision = self.config.half_open_decision_calls();
         let (word, totals, rates) = self.inner.with(|inner| {
             let word = self.word.load(Ordering::Acquire);
-            if word & BATCH != 0 {
+            if word & (BATCH | STREAK) != 0 {
                 let word = self.drain(inner, word);
                 self.update_quiet(inner, word);
             }
@@ -472,17 +480,26 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
         };
         self.deadline.store(deadline, Ordering::Release);
         let mut word = pack(to, slots, next_period(from));
-        if matches!(to, State::Closed | State::MetricsOnly) && inner.window.success_is_noop() {
-            word |= QUIET;
+        if matches!(to, State::Closed | State::MetricsOnly) {
+            if let Some(streak) = self.streak_mode(inner, word) {
+                word = streak;
+            } else if inner.window.success_is_noop() {
+                word |= QUIET;
+            }
         }
         // A swap, not a store: the word may have moved since `from` was read, outside the
         // critical section (a half-open slot taken or given back, a success counted in a
         // batch), and what it held is what this transition ends. Its period is `from`'s:
         // only the critical section changes periods.
         let ended = self.word.swap(word, Ordering::AcqRel);
-        if ended & BATCH != 0 && !matches!(to, State::Closed | State::MetricsOnly) {
-            // Successes counted before the transition belong to the window it keeps.
-            inner.window.record_successes(slots_of(ended));
+        if !matches!(to, State::Closed | State::MetricsOnly) {
+            // Calls recorded in the word before the transition belong to the window it
+            // keeps.
+            if ended & BATCH != 0 {
+                inner.window.record_successes(slots_of(ended));
+            } else if W::KEEPS_FAILURE_STREAKS && ended & STREAK != 0 {
+                inner.window.set_failure_streak(u32::from(slots_of(ended)));
+            }
         }
         let from = state_of(from);
         if from != to {
@@ -574,48 +591,72 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
         if state_of(issued) == State::Disabled {
             return;
         }
-        if outcome == Outcome::Success && !call.slow && self.record_success_unlocked(issued, end) {
+        if !call.slow
+            && (!call.failure || W::KEEPS_FAILURE_STREAKS)
+            && self.record_unlocked(issued, call.failure, end)
+        {
             return;
         }
         self.record_locked(issued, call, end);
     }
 
-    /// Records a success that is not slow without the critical section, if the word of
-    /// the permit's period says so: quiet (nothing to record) or batch (counted in the
-    /// word, one compare-and-swap, if it ends within the window's bound). `false` sends it
-    /// to the critical section.
+    /// Records a call that is not slow (a failure only for a window that keeps failure
+    /// streaks) without the critical section, if the word of the permit's period says so:
+    /// quiet (a success: nothing to record), batch (a success, counted in the word with one
+    /// compare-and-swap, if it ends within the window's bound) or streak (the streak in the
+    /// word reset by a success, one compare-and-swap unless it is zero already, or grown
+    /// by a failure, one compare-and-swap, while it stays within its limit). `false` sends
+    /// it to the critical section.
     #[inline]
-    fn record_success_unlocked(&self, issued: u64, end: Instant) -> bool {
+    fn record_unlocked(&self, issued: u64, failure: bool, end: Instant) -> bool {
         // In closed and metrics-only the flags are set only inside the critical section,
-        // and a batch count is taken out only there, so a quiet word of the permit's
-        // period means no outcome has disturbed the window since.
+        // and what is counted in the word is taken out only there, so a flagged word of
+        // the permit's period means no outcome has disturbed the window since.
         let mut word = self.word.load(Ordering::Acquire);
         let mut spins = BUSY_SPINS;
         loop {
             if period_of(word) != period_of(issued) {
                 return false;
             }
-            if word & QUIET != 0 {
-                return true;
-            }
             let count = slots_of(word);
-            if word & BATCH == 0
-                || count == u16::MAX
-                || end.as_nanos() > self.deadline.load(Ordering::Acquire)
+            let next = if W::KEEPS_FAILURE_STREAKS && word & STREAK != 0 {
+                if !failure {
+                    if count == 0 {
+                        return true;
+                    }
+                    Some(0)
+                } else if u64::from(count) < self.deadline.load(Ordering::Acquire) {
+                    Some(count.saturating_add(1))
+                } else {
+                    None // this failure may reach the threshold: the critical section decides
+                }
+            } else if failure {
+                None
+            } else if word & QUIET != 0 {
+                return true;
+            } else if word & BATCH != 0
+                && count < u16::MAX
+                && end.as_nanos() <= self.deadline.load(Ordering::Acquire)
             {
+                Some(count.saturating_add(1))
+            } else {
+                None
+            };
+            let Some(next) = next else {
                 if word & BUSY == 0 || spins == 0 {
                     return false;
                 }
-                // A critical section has taken the batch out and is about to say whether
-                // the next one starts: wait for it, briefly, rather than queue on its lock.
+                // A critical section has taken the batch or the streak out and is about
+                // to say whether it goes back: wait for it, briefly, rather than queue on
+                // its lock.
                 spins = spins.saturating_sub(1);
                 spin();
                 word = self.word.load(Ordering::Acquire);
                 continue;
-            }
+            };
             match self.word.compare_exchange_weak(
                 word,
-                with_slots(word, count.saturating_add(1)),
+                with_slots(word, next),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -625,27 +666,38 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
         }
     }
 
-    /// Takes the successes counted in the word (`word`, just read) out of it and records
-    /// them in the window; returns the word without them. Inside the critical section;
-    /// only closed and metrics-only words carry the batch flag.
+    /// Takes what the word holds for the window (the successes counted while the batch
+    /// flag is set, or the failure streak while the streak flag is set) out of it and
+    /// into the window; returns the word without it. Inside the critical section; only
+    /// closed and metrics-only words carry these flags.
     fn drain(&self, inner: &mut Inner<W, B>, word: u64) -> u64 {
-        // The flag is set and cleared only inside the critical section, so the word read
-        // inside it shows the flag as the last holder left it; without it, nothing can
-        // have been counted since.
-        if word & BATCH == 0 {
+        // The flags are set and cleared only inside the critical section, so the word read
+        // inside it shows them as the last holder left them; without them, nothing can
+        // have been recorded in the word since.
+        let flag = word
+            & if W::KEEPS_FAILURE_STREAKS {
+                BATCH | STREAK
+            } else {
+                BATCH
+            };
+        if flag == 0 {
             return word;
         }
-        // A read-modify-write, not a store: successes may still be counted until the flag
-        // is off. It also sets the busy flag (known clear: only a critical section sets it,
-        // and every one that does ends with a store or swap of a word without it), which
-        // tells successes that the flags are about to be published again. The count stays
-        // in the word, meaningless without the batch flag, until that store or swap.
-        let before = self.word.fetch_xor(BATCH | BUSY, Ordering::AcqRel);
+        // A read-modify-write, not a store: calls may still be recorded in the word until
+        // the flag is off. It also sets the busy flag (known clear: only a critical section
+        // sets it, and every one that does ends with a store or swap of a word without it),
+        // which tells those calls that the flags are about to be published again. The
+        // count stays in the word, meaningless without its flag, until that store or swap.
+        let before = self.word.fetch_xor(flag | BUSY, Ordering::AcqRel);
         let count = slots_of(before);
-        if count > 0 {
-            inner.window.record_successes(count);
+        if !W::KEEPS_FAILURE_STREAKS || flag == BATCH {
+            if count > 0 {
+                inner.window.record_successes(count);
+            }
+        } else if W::KEEPS_FAILURE_STREAKS {
+            inner.window.set_failure_streak(u32::from(count));
         }
-        (before & !(BATCH | SLOT_FIELD)) | BUSY
+        (before & !(flag | SLOT_FIELD)) | BUSY
     }
 
     /// The part of [`record`](Self::record) inside the critical section.
@@ -710,13 +762,16 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
         });
     }
 
-    /// Publishes whether the window is quiet, or takes successes in batches. Inside the
-    /// critical section, in closed or metrics-only, after [`drain`](Self::drain) (so the
-    /// batch flag is off and nothing else writes the word).
+    /// Publishes how calls that are not slow are recorded without the critical section
+    /// (streak, quiet, batch, or not at all). Inside the critical section, in closed or
+    /// metrics-only, after [`drain`](Self::drain) (so the batch and streak flags are off
+    /// and nothing else writes the word).
     #[inline]
     fn update_quiet(&self, inner: &mut Inner<W, B>, word: u64) {
         let mut flags = word & !(QUIET | BATCH | BUSY);
-        if inner.window.success_is_noop() {
+        if let Some(streak) = self.streak_mode(inner, flags) {
+            flags = streak;
+        } else if inner.window.success_is_noop() {
             flags |= QUIET;
         } else {
             let thresholds = self.thresholds(&inner.window);
@@ -728,6 +783,26 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
         if flags != word {
             self.word.store(flags, Ordering::Release);
         }
+    }
+
+    /// `word` (closed or metrics-only, without flags) with the window's failure streak in
+    /// it and the streak flag set, if the window hands its streak out
+    /// ([`Window::failure_streak`]) and it fits; the streak's limit is stored in
+    /// `deadline`, before the caller publishes the word.
+    #[inline]
+    fn streak_mode(&self, inner: &mut Inner<W, B>, word: u64) -> Option<u64> {
+        if !W::KEEPS_FAILURE_STREAKS {
+            return None;
+        }
+        let thresholds = self.thresholds(&inner.window);
+        let streak = inner.window.failure_streak(&thresholds)?;
+        let limit = streak.limit.min(u32::from(u16::MAX));
+        let failures = u16::try_from(streak.failures).ok()?;
+        if u32::from(failures) > limit {
+            return None;
+        }
+        self.deadline.store(u64::from(limit), Ordering::Release);
+        Some(with_slots(word, failures) | STREAK)
     }
 
     fn report_exceeded(
@@ -933,8 +1008,72 @@ fn spin() {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::breaker::window::CountWindow;
+    use crate::breaker::window::{ConsecutiveWindow, CountWindow};
     use crate::sync::CriticalSectionRawMutex;
+
+    /// A consecutive window's failure streak is kept in the state word: successes and the
+    /// failures below the streak length are recorded there, without the critical section;
+    /// the failure that reaches the length, slow calls, metrics reads and transitions take
+    /// the critical section, which takes the streak back into the window first.
+    #[test]
+    fn the_failure_streak_is_kept_in_the_word() {
+        let config = BreakerConfig::new().slow_call_duration(Duration::from_millis(100));
+        let b: CircuitBreaker<ConsecutiveWindow, CriticalSectionRawMutex> =
+            CircuitBreaker::new(config, ConsecutiveWindow::new(3).unwrap()).unwrap();
+        let (fast, slow) = (Duration::from_millis(1), Duration::from_millis(101));
+        let at = Instant::ZERO;
+        let word = |b: &CircuitBreaker<_, _>| b.word.load(Ordering::Acquire);
+        let flags = |b: &CircuitBreaker<_, _>| word(b) & (STREAK | BUSY | BATCH | QUIET);
+        let streak = |b: &CircuitBreaker<_, _>| slots_of(word(b));
+        // The window's own failure count, as the last critical section left it (reading it
+        // takes the lock but, unlike a metrics read, does not hand the word's streak over).
+        let in_window = |b: &CircuitBreaker<ConsecutiveWindow, _>| {
+            b.inner.with(|inner| inner.window.totals(at).failures)
+        };
+
+        b.try_acquire_at(at).unwrap().success(fast); // a new breaker publishes nothing yet
+        assert_eq!(flags(&b), STREAK);
+        b.try_acquire_at(at).unwrap().failure(fast);
+        b.try_acquire_at(at).unwrap().failure(fast);
+        assert_eq!((streak(&b), in_window(&b)), (2, 0));
+        b.try_acquire_at(at).unwrap().success(fast); // ends the streak: one CAS
+        b.try_acquire_at(at).unwrap().success(fast); // no streak: one load
+        b.try_acquire_at(at).unwrap().failure(fast);
+        assert_eq!((streak(&b), in_window(&b)), (1, 0));
+
+        // A metrics read takes the streak into the window and puts it back.
+        assert_eq!(b.metrics_at(at).failures, 1);
+        assert_eq!((flags(&b), streak(&b), in_window(&b)), (STREAK, 1, 1));
+
+        // A slow call takes the streak out, and while a slow streak runs it stays out.
+        b.try_acquire_at(at).unwrap().success(slow);
+        assert_eq!((flags(&b), in_window(&b)), (0, 0));
+        let m = b.metrics_at(at);
+        assert_eq!((m.failures, m.slow_calls), (0, 1));
+        assert_eq!(flags(&b), 0); // a metrics read does not put it back either
+        b.try_acquire_at(at).unwrap().failure(fast); // ends the slow streak
+        assert_eq!((flags(&b), streak(&b), in_window(&b)), (STREAK, 1, 1));
+        b.try_acquire_at(at).unwrap().success(fast);
+        assert_eq!((flags(&b), streak(&b), in_window(&b)), (STREAK, 0, 1));
+
+        // A transition keeps the streak in the window it leaves with.
+        b.try_acquire_at(at).unwrap().failure(fast);
+        b.try_acquire_at(at).unwrap().failure(fast);
+        assert_eq!((streak(&b), in_window(&b)), (2, 1));
+        b.transition_at(State::ForcedOpen, at).unwrap();
+        assert_eq!(flags(&b), 0);
+        assert_eq!(b.metrics_at(at).failures, 2);
+
+        // The failure that reaches the length takes the critical section and opens.
+        b.transition_at(State::Closed, at).unwrap();
+        assert_eq!((flags(&b), streak(&b)), (STREAK, 0));
+        b.try_acquire_at(at).unwrap().failure(fast);
+        b.try_acquire_at(at).unwrap().failure(fast);
+        assert_eq!((streak(&b), in_window(&b)), (2, 0));
+        b.try_acquire_at(at).unwrap().failure(fast);
+        assert_eq!((b.state(), flags(&b)), (State::Open, 0));
+        assert_eq!(b.metrics_at(at).failures, 3);
+    }
 
     /// Every critical section that takes the batch out ends with the busy flag clear (so
     /// successes do not wait for a section that is over) and, while the window still

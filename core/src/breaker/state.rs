@@ -1,15 +1,17 @@
 //! The breaker's states, the errors its decisions return, and the packed state word.
 //!
-//! The word is one `u64`: the state in bits `0..5`, the *busy* flag in bit 5, the *batch*
-//! flag in bit 6 and the *quiet* flag in bit 7 (all three only in closed and metrics-only;
-//! quiet: a success that is not slow would leave the window unchanged, so it need not enter
-//! the critical section; batch: such a success may be counted in the word and recorded in
-//! the window later; busy: the critical section has taken the batch out and will set the
-//! batch flag again, or not, when it ends), the
-//! half-open slots in use in bits `8..24` (in closed and metrics-only: the successes
-//! counted while the batch flag is set), and the *period* in bits `24..64`. The period counts transitions (wrapping after
-//! 2^40 of them): a permit remembers the period that issued it, so a late outcome or release
-//! from an earlier period is recognised and changes nothing.
+//! The word is one `u64`: the state in bits `0..4`, and four flags, set only in closed and
+//! metrics-only: *streak* in bit 4 (the window's failure streak is kept in the word, where
+//! calls that are not slow update it), *busy* in bit 5 (the critical section has taken the
+//! batch or the streak out of the word and will set its flag again, or not, when it ends),
+//! *batch* in bit 6 (a success that is not slow may be counted in the word and recorded in
+//! the window later) and *quiet* in bit 7 (such a success would leave the window
+//! unchanged, so it need not enter the critical section). Bits `8..24` hold the half-open
+//! slots in use; in closed and metrics-only, the successes counted while the batch flag is
+//! set, or the failure streak while the streak flag is set. Bits `24..64` hold the
+//! *period*, which counts transitions (wrapping after 2^40 of them): a permit remembers
+//! the period that issued it, so a late outcome or release from an earlier period is
+//! recognised and changes nothing.
 
 use core::fmt;
 use core::time::Duration;
@@ -131,7 +133,9 @@ impl fmt::Display for IllegalTransition {
 
 impl core::error::Error for IllegalTransition {}
 
-const STATE_MASK: u64 = 0x1F;
+const STATE_MASK: u64 = 0x0F;
+/// The streak flag (see the module docs).
+pub(crate) const STREAK: u64 = 0x10;
 /// The busy flag (see the module docs).
 pub(crate) const BUSY: u64 = 0x20;
 /// The batch flag (see the module docs).
@@ -198,7 +202,7 @@ mod tests {
             assert_eq!(slots_of(w), 65_535);
             assert_eq!(period_of(w), PERIOD_MASK);
             assert_eq!(next_period(w), 0);
-            let flagged = w | BATCH | QUIET | BUSY;
+            let flagged = w | BATCH | QUIET | BUSY | STREAK;
             assert_eq!(state_of(flagged), state);
             assert_eq!(slots_of(with_slots(flagged, 7)), 7);
             assert_eq!(with_slots(flagged, 7) & !SLOT_FIELD, flagged & !SLOT_FIELD);

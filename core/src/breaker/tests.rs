@@ -1096,8 +1096,13 @@ mod model {
             }
             prop_assert_eq!(b.state(), m.state);
         }
-        // The counts agree too, successes counted in a batch included (reading the
-        // metrics hands the batch to the window).
+        // The counts agree too, successes counted in a batch and a streak kept in the
+        // state word included (reading the metrics hands them to the window).
+        if m.state == State::Closed && consecutive.is_some() {
+            let metrics = b.metrics_at(Instant::from_nanos(now));
+            prop_assert_eq!(metrics.failures, m.streaks.0);
+            prop_assert_eq!(metrics.slow_calls, m.streaks.1);
+        }
         if m.state == State::Closed && consecutive.is_none() {
             let metrics = b.metrics_at(Instant::from_nanos(now));
             prop_assert_eq!(metrics.calls as usize, m.window.len());
@@ -1284,4 +1289,59 @@ fn batched_successes_racing_locked_outcomes_are_counted_once() {
     assert_eq!(b.state(), State::Closed);
     assert_eq!(m.calls, 2 + 3 * PER_THREAD);
     assert_eq!(m.failures, PER_THREAD / 16);
+}
+
+/// Failures kept as a streak in the state word (no lock) racing each other and metrics
+/// reads (which take the streak into the window and put it back) on real threads: every
+/// failure counts once, and the one that reaches the length opens the breaker, once.
+#[cfg(not(loom))]
+#[test]
+fn streak_failures_racing_on_threads_are_counted_once() {
+    use std::sync::{Arc, Barrier};
+    // Both threads' failures fit the word's streak (at most 65,535).
+    const PER_THREAD: u32 = 30_000;
+    for length in [2 * PER_THREAD + 1, 2 * PER_THREAD] {
+        let b: Arc<Breaker<ConsecutiveWindow>> = Arc::new(
+            CircuitBreaker::from_parts(
+                BreakerConfig::new(),
+                ConsecutiveWindow::new(length).unwrap(),
+                FixedOpenDuration(Duration::from_secs(60)),
+                0,
+                Recorder::default(),
+            )
+            .unwrap(),
+        );
+        b.try_acquire_at(Instant::ZERO).unwrap().success(MS); // publishes the streak
+        let start = Arc::new(Barrier::new(2));
+        let threads: Vec<_> = (0..2)
+            .map(|t| {
+                let b = Arc::clone(&b);
+                let start = Arc::clone(&start);
+                std::thread::spawn(move || {
+                    start.wait();
+                    for i in 0..PER_THREAD {
+                        if let Ok(p) = b.try_acquire_at(Instant::ZERO) {
+                            p.failure(MS);
+                        }
+                        if t == 1 && i % 16 == 0 {
+                            let m = b.metrics_at(Instant::ZERO);
+                            assert!(m.failures <= 2 * PER_THREAD);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let m = b.metrics_at(Instant::ZERO);
+        assert_eq!(m.failures, 2 * PER_THREAD);
+        if length > 2 * PER_THREAD {
+            assert_eq!(b.state(), State::Closed);
+            assert_eq!(b.listener().transitions(), []);
+        } else {
+            assert_eq!(b.state(), State::Open);
+            assert_eq!(b.listener().transitions(), [(State::Closed, State::Open)]);
+        }
+    }
 }

@@ -23,8 +23,11 @@
 //! assert!(w.exceeded(Instant::ZERO, &rules).failure_rate);
 //! ```
 //!
-//! Cost: 12 bytes; O(1) per outcome. While no streak is running, a success that is not
-//! slow is recorded without the breaker's critical section (one atomic load).
+//! Cost: 12 bytes; O(1) per outcome. While no slow streak is running, the breaker keeps
+//! the failure streak in its state word ([`Window::failure_streak`]): a success that is
+//! not slow is one atomic load (no failure streak running) or one compare-and-swap (ending
+//! one), and a failure that is not slow is one compare-and-swap, except the one that
+//! reaches `length`, which takes the critical section and opens the breaker.
 //!
 //! Origin: the consecutive-failures policy of failsafe-rs and Polly's original circuit
 //! breaker; resilience4j has no such window.
@@ -32,7 +35,7 @@
 use crate::ConfigError;
 use crate::Instant;
 
-use super::{CallRecord, Exceeded, Thresholds, Totals, Window};
+use super::{CallRecord, Exceeded, FailureStreak, Thresholds, Totals, Window};
 
 /// Reaches its threshold after `length` consecutive failures or slow calls.
 ///
@@ -103,6 +106,23 @@ impl Window for ConsecutiveWindow {
         self.failures == 0 && self.slow == 0
     }
 
+    const KEEPS_FAILURE_STREAKS: bool = true;
+
+    /// The failure streak, while no slow streak runs (a call that is not slow then leaves
+    /// the slow streak at zero); `limit` is `length - 1`.
+    #[inline]
+    fn failure_streak(&self, _thresholds: &Thresholds) -> Option<FailureStreak> {
+        (self.slow == 0).then_some(FailureStreak {
+            failures: self.failures,
+            limit: self.length.saturating_sub(1),
+        })
+    }
+
+    #[inline]
+    fn set_failure_streak(&mut self, failures: u32) {
+        self.failures = failures;
+    }
+
     #[inline]
     fn exceeded(&mut self, _now: Instant, _thresholds: &Thresholds) -> Exceeded {
         Exceeded {
@@ -151,6 +171,33 @@ mod tests {
         w.reset();
         assert_eq!(w.totals(Instant::ZERO), Totals::ZERO);
         assert_eq!(ConsecutiveWindow::new(0).unwrap_err().field(), "length");
+    }
+
+    #[test]
+    fn the_failure_streak_is_handed_out_while_no_slow_streak_runs() {
+        let mut w = ConsecutiveWindow::new(3).unwrap();
+        w.record(FAIL, Instant::ZERO);
+        assert_eq!(
+            w.failure_streak(&RULES),
+            Some(FailureStreak {
+                failures: 1,
+                limit: 2
+            })
+        );
+        w.set_failure_streak(2);
+        assert_eq!(w.totals(Instant::ZERO).failures, 2);
+        w.record(FAIL, Instant::ZERO);
+        assert!(w.exceeded(Instant::ZERO, &RULES).failure_rate);
+        w.record(SLOW, Instant::ZERO);
+        assert_eq!(w.failure_streak(&RULES), None);
+        w.record(OK, Instant::ZERO);
+        assert_eq!(
+            w.failure_streak(&RULES),
+            Some(FailureStreak {
+                failures: 0,
+                limit: 2
+            })
+        );
     }
 
     #[test]

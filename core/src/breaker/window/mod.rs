@@ -2,15 +2,17 @@
 //!
 //! | window | remembers | state | cost per outcome |
 //! |---|---|---|---|
-//! | [`ConsecutiveWindow`] | the current failure and slow streaks | 8 bytes | O(1) |
+//! | [`ConsecutiveWindow`] | the current failure and slow streaks | 12 bytes | O(1) |
 //! | [`CountWindow<N>`](CountWindow) | the last `N` calls | `N` bytes + 24 | O(1) |
 //! | [`TimeWindow<B>`](TimeWindow) | the calls of the last span, in `B` buckets | `12 * B` bytes + 28 | O(1) amortised |
 //!
 //! A window is a plain `&mut self` value; the breaker keeps it inside its critical section.
-//! A window may let the breaker count successes that are not slow without that critical
-//! section ([`Window::batch_until`]): [`CountWindow`] and [`TimeWindow`] do once they hold
-//! `minimum_calls` (from then on such successes can only lower the rates), within the
-//! current bucket for a time window; [`ConsecutiveWindow`] always does.
+//! A window may let the breaker record calls that are not slow without that critical
+//! section: [`CountWindow`] and [`TimeWindow`] let it count successes
+//! ([`Window::batch_until`]) once they hold `minimum_calls` (from then on such successes
+//! can only lower the rates), within the current bucket for a time window;
+//! [`ConsecutiveWindow`] lets it keep the failure streak
+//! ([`Window::failure_streak`]) while no slow streak runs.
 
 mod consecutive;
 mod count;
@@ -138,6 +140,17 @@ pub struct Thresholds {
     pub minimum_calls: u32,
 }
 
+/// A window's failure streak, handed to the breaker to keep (see
+/// [`Window::failure_streak`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct FailureStreak {
+    /// The failures in a row recorded so far.
+    pub failures: u32,
+    /// The longest streak that reaches no threshold.
+    pub limit: u32,
+}
+
 /// Which thresholds were reached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -216,6 +229,34 @@ pub trait Window {
         for _ in 0..count {
             self.record(SUCCESS, Instant::ZERO);
         }
+    }
+
+    /// Whether [`failure_streak`](Window::failure_streak) can return `Some`. The breaker
+    /// compiles its lock-free failure path only for windows that say `true`. The default
+    /// is `false`; [`ConsecutiveWindow`] says `true`.
+    const KEEPS_FAILURE_STREAKS: bool = false;
+
+    /// The window's failure streak, if the breaker may keep it in its state word and
+    /// record calls that are not slow there, without its critical section, until it hands
+    /// the streak back with [`set_failure_streak`](Window::set_failure_streak).
+    ///
+    /// Return `Some` only when all hold, at any later instant: recording a success that is
+    /// not slow sets the streak to zero, recording a failure that is not slow adds one, and
+    /// neither changes anything else in the window; and a streak of at most `limit`
+    /// reaches no threshold (in `thresholds`). The breaker then counts such a failure with
+    /// one compare-and-swap while the streak stays within `limit` (the failure that would
+    /// pass it takes the critical section), and such a success with one atomic load (no
+    /// streak running) or one compare-and-swap. The default is `None`, always correct.
+    fn failure_streak(&self, thresholds: &Thresholds) -> Option<FailureStreak> {
+        let _ = thresholds;
+        None
+    }
+
+    /// Takes back the failure streak that the breaker kept since
+    /// [`failure_streak`](Window::failure_streak) (the failures in a row recorded since
+    /// then, counting those it returned). Only called on windows that returned `Some`.
+    fn set_failure_streak(&mut self, failures: u32) {
+        let _ = failures;
     }
 
     /// Which thresholds the window reaches at `now`. The default compares the rates of
