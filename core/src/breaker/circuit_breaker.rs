@@ -47,29 +47,29 @@ const BUSY_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
 ///   the threshold check) and for every transition, so that each transition happens
 ///   exactly once. `M` is the caller's choice: `CriticalSectionRawMutex` on bare metal,
 ///   `stanchion_std::StdRawMutex` on threads, `NoopRawMutex` for one thread;
-/// - the exceptions, both for successes that are not slow in closed and metrics-only:
-///   while the window says such a success changes nothing ([`Window::success_is_noop`]),
-///   the state word's *quiet* bit is set and it is recorded with one atomic load; while
-///   the window says such successes can be recorded later as a batch and cannot reach a
-///   threshold ([`Window::batch_until`]: a count or time window holding `minimum_calls`),
-///   the word's *batch* bit is set and each is counted in the word with one
-///   compare-and-swap. The critical section takes that count out of the word (one
-///   `fetch_xor`, or the `swap` of a transition) and records the batch in the window
-///   before it records anything else, so every outcome counts once, in the order of the
-///   word's updates. While a critical section has the batch out (the word's *busy* flag,
-///   from that hand-over to the store or swap that ends the section), a success reads the
-///   word again, a bounded number of times, for the next batch before it takes the
-///   critical section itself: queueing on the lock behind that section costs more;
-/// - and, for a window that keeps a failure streak ([`Window::failure_streak`]:
-///   [`ConsecutiveWindow`](super::window::ConsecutiveWindow) while no slow streak runs),
-///   calls that are not slow in closed and metrics-only: the word's *streak* bit is set and
-///   the streak is kept in the word, so a success is one atomic load (no streak running)
-///   or one compare-and-swap (ending one), and a failure is one compare-and-swap while the
-///   streak stays below the threshold. The critical section takes the streak out of the
-///   word and back into the window as it does a batch.
+/// - the exceptions, for calls that are not slow in closed and metrics-only, which the
+///   state word's flags allow:
+///   - *streak*: for a window that hands out its failure streak
+///     ([`Window::failure_streak`]: a [`ConsecutiveWindow`](super::window::ConsecutiveWindow)
+///     while no slow streak runs), the streak is kept in the word: a success is one
+///     atomic load (no streak running) or one compare-and-swap (ending one), a failure
+///     one compare-and-swap while the streak stays within its limit;
+///   - *quiet*: while the window says a success changes nothing
+///     ([`Window::success_is_noop`]), a success is one atomic load;
+///   - *batch*: while the window says successes can be recorded later as a batch and
+///     cannot reach a threshold ([`Window::batch_until`]: a count or time window holding
+///     `minimum_calls`), a success is counted in the word with one compare-and-swap.
 ///
-/// Slow calls, failures (but those kept in a streak) and the transitions they cause take
-/// the critical section: deciding to open needs the window and the backoff together.
+///   The critical section takes the streak or the count out of the word (one
+///   `fetch_xor`, or the `swap` of a transition) and into the window before it records
+///   anything else, so every outcome counts once, in the order of the word's updates.
+///   While a critical section has it out (the word's *busy* flag, from that hand-over to
+///   the store or swap that ends the section), such a call reads the word again, a
+///   bounded number of times, for the flag to come back before it takes the critical
+///   section itself: queueing on the lock behind that section costs more.
+///
+/// Slow calls, the other failures and the transitions they cause take the critical
+/// section: deciding to open needs the window and the backoff together.
 ///
 /// The listener is called after the critical section ends.
 pub struct CircuitBreaker<W, M: RawMutex, B = FixedOpenDuration, L = ()> {

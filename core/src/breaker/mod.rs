@@ -114,17 +114,23 @@
 //! - Acquire in half-open: one compare-and-swap per probe slot.
 //! - Outcome: one critical section holding the window update and the threshold check
 //!   (O(1) for every window; a time window also steps over the buckets that time has
-//!   moved past, at most `B`); a transition adds two atomic stores. A success that the
-//!   window says changes nothing (a [`ConsecutiveWindow`](window::ConsecutiveWindow) with
-//!   no streak running) is one atomic load and no lock: the state word carries a *quiet*
-//!   bit, kept inside the critical section. A success that is not slow, once a
-//!   [`CountWindow`](window::CountWindow) or [`TimeWindow`](window::TimeWindow) holds
-//!   `minimum_calls` (and, for a time window, within its latest bucket), is one
-//!   compare-and-swap and no lock: it is counted in the state word (the *batch* bit) and
-//!   the next critical section records the batch in the window first, so outcomes count
-//!   once each and in order. Failures and slow calls always take the critical section,
-//!   which decides whether to open. Ignored outcomes and dropped permits take no lock
-//!   (one compare-and-swap in half-open, nothing otherwise).
+//!   moved past, at most `B`); a transition adds two atomic stores. Calls that are not
+//!   slow mostly skip it, in closed and metrics-only:
+//!   - with a [`ConsecutiveWindow`](window::ConsecutiveWindow), while no slow streak
+//!     runs, the failure streak is kept in the state word (the *streak* bit): a success
+//!     is one atomic load (no streak running) or one compare-and-swap (ending one), a
+//!     failure one compare-and-swap, but the failure that reaches the streak length,
+//!     which takes the critical section and opens;
+//!   - with a [`CountWindow`](window::CountWindow) or [`TimeWindow`](window::TimeWindow)
+//!     holding `minimum_calls` (and, for a time window, within its latest bucket), a
+//!     success is one compare-and-swap: it is counted in the state word (the *batch*
+//!     bit); failures take the critical section, which decides whether to open;
+//!   - a custom window may say that a success changes nothing (the *quiet* bit: one
+//!     atomic load).
+//!
+//!   The next critical section takes what the word holds back into the window first, so
+//!   outcomes count once each and in order. Ignored outcomes and dropped permits take no
+//!   lock (one compare-and-swap in half-open, nothing otherwise).
 //!
 //! Measured against failsafe and recloser in `BENCHMARKS.md`: a closed call (acquire and
 //! record) with a consecutive window costs a few nanoseconds on one thread.
