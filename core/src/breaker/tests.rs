@@ -1141,9 +1141,10 @@ mod loom_models {
     use crate::sync::loom_mutex::{LoomRawMutex, locks_taken_by_this_thread};
     use loom::sync::Arc;
 
-    fn half_open_breaker(
-        permitted: u16,
-    ) -> Arc<CircuitBreaker<CountWindow<1>, CriticalSectionRawMutex>> {
+    /// A half-open breaker with `permitted` probe slots. Its transitions take the
+    /// critical section on the calling thread, the model's main thread (see
+    /// [`LoomRawMutex`]).
+    fn half_open_breaker(permitted: u16) -> Arc<CircuitBreaker<CountWindow<1>, LoomRawMutex>> {
         let b = CircuitBreaker::new(
             BreakerConfig::new().permitted_calls_in_half_open(permitted),
             count::<1>(),
