@@ -47,7 +47,10 @@
 //!
 //! No feature is on by default.
 #![no_std]
-#![forbid(unsafe_code)]
+// Core has no unsafe code. The one exception, in core's loom tests only, is the unsafe
+// `RawMutex` implementation of the loom models' mutex (`sync::loom_mutex`), under an `allow`.
+#![cfg_attr(not(all(test, loom)), forbid(unsafe_code))]
+#![cfg_attr(all(test, loom), deny(unsafe_code))]
 #![deny(missing_docs)]
 #![cfg_attr(
     not(test),

@@ -104,3 +104,85 @@ impl<M: RawMutex, T: core::fmt::Debug> core::fmt::Debug for Locked<M, T> {
         })
     }
 }
+
+#[cfg(all(test, loom))]
+pub(crate) mod loom_mutex {
+    //! A [`RawMutex`] that loom sees, for core's loom models.
+    //!
+    //! [`CriticalSectionRawMutex`](super::CriticalSectionRawMutex) under a test is the
+    //! `critical-section` crate's std implementation: a std mutex that loom does not see,
+    //! with an "already locked" flag in a std thread-local for re-entry. Loom runs all of
+    //! a model's threads on one OS thread, so a loom thread that enters while loom has
+    //! parked another inside finds the flag set, takes itself for a re-entry and runs
+    //! inside too (core's `Locked` then panics: the state is already borrowed).
+    //! [`LoomRawMutex`] is a `loom::sync::Mutex<()>`: loom explores every order in which
+    //! threads take it, with the happens-before edges it creates.
+    //!
+    //! Compiled only for core's loom models (`cfg(all(test, loom))`). A pattern's loom
+    //! models use it as the `M` of its [`Locked`](super::Locked) state, and
+    //! [`locks_taken_by_this_thread`] to tell which path a call took.
+
+    extern crate std;
+
+    use core::cell::Cell;
+    use std::sync::{OnceLock, PoisonError};
+
+    use super::RawMutex;
+
+    /// A per-instance lock that loom models: a `loom::sync::Mutex<()>`, created when it
+    /// is first taken.
+    ///
+    /// `RawMutex::INIT` must be a constant and `loom::sync::Mutex::new` is not (it
+    /// registers the mutex with the running model), hence the `OnceLock`. Rules for the
+    /// models that use it:
+    ///
+    /// - Take it first on the model's main thread, before any thread is spawned (for
+    ///   example by an outcome or a `metrics_at` call that enters the critical section).
+    ///   The `OnceLock` is a std primitive that loom does not model; initialised before
+    ///   the threads exist, it is not part of any interleaving that loom explores.
+    /// - Build the instance inside the `loom::model` closure, so that each execution gets
+    ///   a fresh mutex: a loom mutex belongs to the execution that created it, so one kept
+    ///   in a `static` would be used by a later execution after it was gone.
+    /// - Do not re-enter it from the thread that holds it (embassy-sync's trait allows
+    ///   re-entry; core never re-enters a [`Locked`](super::Locked)): loom reports that as
+    ///   a deadlock.
+    pub(crate) struct LoomRawMutex {
+        lock: OnceLock<loom::sync::Mutex<()>>,
+    }
+
+    loom::thread_local! {
+        /// How many times the current loom thread has taken any `LoomRawMutex`.
+        static LOCKS_TAKEN: Cell<u32> = Cell::new(0);
+    }
+
+    // SAFETY: `RawMutex` requires that `lock` runs at most one closure at a time for a
+    // given instance. The closure runs while the guard of the instance's one loom mutex is
+    // held (the `OnceLock` hands every caller the same mutex), and a loom mutex admits one
+    // holder at a time. Loom never poisons its mutex; recovering a poisoned guard would
+    // keep that property anyway.
+    #[allow(unsafe_code)]
+    unsafe impl RawMutex for LoomRawMutex {
+        const INIT: Self = LoomRawMutex {
+            lock: OnceLock::new(),
+        };
+
+        fn lock<R>(&self, f: impl FnOnce() -> R) -> R {
+            let _guard = self
+                .lock
+                .get_or_init(|| loom::sync::Mutex::new(()))
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            LOCKS_TAKEN.with(|n| n.set(n.get().saturating_add(1)));
+            f()
+        }
+    }
+
+    /// How many times the calling loom thread has taken a [`LoomRawMutex`] (any
+    /// instance) in the current execution; 0 when a thread starts. Two readings tell a
+    /// model whether a call between them entered the critical section: for example,
+    /// whether a success was counted in a breaker's state word (no lock) or went through
+    /// the lock.
+    pub(crate) fn locks_taken_by_this_thread() -> u32 {
+        LOCKS_TAKEN.with(Cell::get)
+    }
+}

@@ -1143,11 +1143,13 @@ mod model {
 #[cfg(loom)]
 mod loom_models {
     use super::*;
+    use crate::sync::loom_mutex::{LoomRawMutex, locks_taken_by_this_thread};
     use loom::sync::Arc;
 
-    fn half_open_breaker(
-        permitted: u16,
-    ) -> Arc<CircuitBreaker<CountWindow<1>, CriticalSectionRawMutex>> {
+    /// A half-open breaker with `permitted` probe slots. Its transitions take the
+    /// critical section on the calling thread, the model's main thread (see
+    /// [`LoomRawMutex`]).
+    fn half_open_breaker(permitted: u16) -> Arc<CircuitBreaker<CountWindow<1>, LoomRawMutex>> {
         let b = CircuitBreaker::new(
             BreakerConfig::new().permitted_calls_in_half_open(permitted),
             count::<1>(),
@@ -1224,6 +1226,126 @@ mod loom_models {
             assert_eq!(b.metrics_at(Instant::ZERO).half_open_permits_taken, holder);
         });
     }
+
+    /// A closed breaker over a count window of 8 (minimum 2 calls, failure-rate threshold
+    /// `percent`) whose state word holds a batch of one success, for the models of the
+    /// lock-free success batch. Its critical section is a [`LoomRawMutex`], so those models
+    /// may race outcomes that take it.
+    ///
+    /// Call it on the model's main thread before spawning: its first success takes the
+    /// critical section, which creates the loom mutex there (see [`LoomRawMutex`]).
+    fn batching(percent: u8) -> Arc<CircuitBreaker<CountWindow<8>, LoomRawMutex>> {
+        let b = Arc::new(
+            CircuitBreaker::new(
+                BreakerConfig::new()
+                    .minimum_calls(2)
+                    .failure_rate_threshold(percent),
+                count::<8>(),
+            )
+            .unwrap(),
+        );
+        // Two successes through the critical section: after the second the window holds
+        // the minimum, so that section sets the batch flag.
+        for _ in 0..2 {
+            b.try_acquire_at(Instant::ZERO).unwrap().success(MS);
+        }
+        assert_eq!(locks_taken_by_this_thread(), 2);
+        // A third, counted in the word without the lock: the batch is armed, and the race
+        // starts with a count for the critical section to hand over.
+        b.try_acquire_at(Instant::ZERO).unwrap().success(MS);
+        assert_eq!(locks_taken_by_this_thread(), 2);
+        b
+    }
+
+    /// A thread recording two successes, each counted in the state word or through the
+    /// critical section, races a failure that takes the critical section, takes the
+    /// batch out of the word (`drain`'s `fetch_xor`), records it and the failure, and
+    /// arms the batch again (the rate stays below the threshold). Whatever the order,
+    /// every outcome is in the window exactly once, and the last critical section leaves
+    /// the batch armed.
+    #[test]
+    fn loom_batched_successes_racing_a_failure_are_counted_once() {
+        loom::model(|| {
+            let b = batching(50);
+            let p1 = CircuitBreaker::try_acquire_owned_at(b.clone(), Instant::ZERO).unwrap();
+            let p2 = CircuitBreaker::try_acquire_owned_at(b.clone(), Instant::ZERO).unwrap();
+            let succeeds = loom::thread::spawn(move || {
+                p1.success(MS);
+                p2.success(MS);
+            });
+            b.try_acquire_at(Instant::ZERO).unwrap().failure(MS);
+            succeeds.join().unwrap();
+            // Armed again: a success is counted in the word, without the lock.
+            let locks = locks_taken_by_this_thread();
+            b.try_acquire_at(Instant::ZERO).unwrap().success(MS);
+            assert_eq!(locks_taken_by_this_thread(), locks);
+            // 3 before the race, 2 successes and the failure in it, 1 after: 1 failure
+            // of 7, below 50%.
+            let m = b.metrics_at(Instant::ZERO);
+            assert_eq!((m.state, m.calls, m.failures), (State::Closed, 7, 1));
+        });
+    }
+
+    /// A success racing a manual transition to forced-open. The transition's `swap`
+    /// takes the batch out of the word and records it in the window, which forced-open
+    /// keeps. Either the success was counted in the word first (it took no lock) and is
+    /// in that window, or it found the new period, took the critical section and changed
+    /// nothing (late). It is never lost (counted in the word after the hand-over) nor
+    /// counted twice.
+    #[test]
+    fn loom_batched_success_racing_a_transition_is_kept_or_late() {
+        loom::model(|| {
+            let b = batching(50);
+            let p = CircuitBreaker::try_acquire_owned_at(b.clone(), Instant::ZERO).unwrap();
+            let succeeds = loom::thread::spawn(move || {
+                p.success(MS);
+                locks_taken_by_this_thread()
+            });
+            b.transition_at(State::ForcedOpen, Instant::ZERO).unwrap();
+            let locks = succeeds.join().unwrap();
+            let m = b.metrics_at(Instant::ZERO);
+            // The 3 successes before the race (the third handed over by the swap), and
+            // the racing one if it came first.
+            let calls = match locks {
+                0 => 4, // counted in the word before the swap
+                1 => 3, // late: the transition came first
+                n => panic!("one success took the lock {n} times"),
+            };
+            assert_eq!(
+                (m.state, m.calls, m.failures),
+                (State::ForcedOpen, calls, 0)
+            );
+        });
+    }
+
+    /// A success racing a failure that opens the breaker whether or not the success is
+    /// in the window (1 failure of 4 or of 5 reaches 20%). The failure's critical section
+    /// takes the batch out (`drain`), records the failure and opens, keeping the window.
+    /// Either the success was counted in the word before that hand-over (no lock) and is
+    /// in the window, or it found the batch taken out or the new period, took the
+    /// critical section after the failure's and was late. Never lost, never twice.
+    #[test]
+    fn loom_batched_success_racing_an_opening_failure_is_kept_or_late() {
+        loom::model(|| {
+            let b = batching(20);
+            let p = CircuitBreaker::try_acquire_owned_at(b.clone(), Instant::ZERO).unwrap();
+            let succeeds = loom::thread::spawn(move || {
+                p.success(MS);
+                locks_taken_by_this_thread()
+            });
+            b.try_acquire_at(Instant::ZERO).unwrap().failure(MS);
+            let locks = succeeds.join().unwrap();
+            let m = b.metrics_at(Instant::ZERO);
+            // The 3 successes before the race and the failure, and the racing success if
+            // it was counted in the word before the failure took the batch out.
+            let calls = match locks {
+                0 => 5,
+                1 => 4,
+                n => panic!("one success took the lock {n} times"),
+            };
+            assert_eq!((m.state, m.calls, m.failures), (State::Open, calls, 1));
+        });
+    }
 }
 
 #[cfg(not(loom))]
@@ -1243,9 +1365,9 @@ fn owned_permits_outlive_the_borrow_and_release_on_drop() {
 }
 
 /// Successes counted in the state word (no lock) racing failures, metrics reads and each
-/// other on real threads: at the end every outcome is in the window exactly once. (loom
-/// cannot model this race: it does not see the critical section, which the fallback of a
-/// batched success and the hand-over of the batch both take.)
+/// other on real threads, many times over: at the end every outcome is in the window
+/// exactly once. The loom models `loom_batched_success*` in `loom_models` check the same
+/// hand-over exhaustively, for one or two successes racing one failure or transition.
 #[cfg(not(loom))]
 #[test]
 fn batched_successes_racing_locked_outcomes_are_counted_once() {
