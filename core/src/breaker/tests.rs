@@ -1346,6 +1346,89 @@ mod loom_models {
             assert_eq!((m.state, m.calls, m.failures), (State::Open, calls, 1));
         });
     }
+
+    /// A closed breaker over a consecutive window of 3 whose state word holds a failure
+    /// streak of 1, for the models of the lock-free failure streak. Call it on the model's
+    /// main thread before spawning (see [`batching`]).
+    fn streaking() -> Arc<CircuitBreaker<ConsecutiveWindow, LoomRawMutex>> {
+        let b = Arc::new(
+            CircuitBreaker::new(BreakerConfig::new(), ConsecutiveWindow::new(3).unwrap()).unwrap(),
+        );
+        // The first outcome takes the critical section, which puts the streak in the word.
+        b.try_acquire_at(Instant::ZERO).unwrap().success(MS);
+        assert_eq!(locks_taken_by_this_thread(), 1);
+        b.try_acquire_at(Instant::ZERO).unwrap().failure(MS);
+        assert_eq!(locks_taken_by_this_thread(), 1);
+        b
+    }
+
+    /// Two failures racing on a streak of 1, with a limit of 2 in the word: one grows the
+    /// streak in the word, the other finds it at the limit, takes the critical section,
+    /// which takes the streak out, records the third failure and opens. Whatever the
+    /// order: exactly one lock between them, open, a streak of 3.
+    #[test]
+    fn loom_streak_failures_racing_open_the_breaker_once() {
+        loom::model(|| {
+            let b = streaking();
+            let p = CircuitBreaker::try_acquire_owned_at(b.clone(), Instant::ZERO).unwrap();
+            let fails = loom::thread::spawn(move || {
+                p.failure(MS);
+                locks_taken_by_this_thread()
+            });
+            let before = locks_taken_by_this_thread();
+            b.try_acquire_at(Instant::ZERO).unwrap().failure(MS);
+            let locks = locks_taken_by_this_thread() - before + fails.join().unwrap();
+            assert_eq!(locks, 1);
+            let m = b.metrics_at(Instant::ZERO);
+            assert_eq!((m.state, m.failures), (State::Open, 3));
+        });
+    }
+
+    /// A failure racing a metrics read, whose critical section takes the streak out of
+    /// the word into the window (`drain`'s `fetch_xor`) and puts it back. The read sees
+    /// the failure or not; afterwards the streak holds it exactly once.
+    #[test]
+    fn loom_streak_failure_racing_a_hand_over_is_counted_once() {
+        loom::model(|| {
+            let b = streaking();
+            let p = CircuitBreaker::try_acquire_owned_at(b.clone(), Instant::ZERO).unwrap();
+            let fails = loom::thread::spawn(move || p.failure(MS));
+            let seen = b.metrics_at(Instant::ZERO).failures;
+            assert!(seen == 1 || seen == 2, "{seen}");
+            fails.join().unwrap();
+            let m = b.metrics_at(Instant::ZERO);
+            assert_eq!((m.state, m.failures), (State::Closed, 2));
+            // The streak is back in the word: a success ends it without the lock.
+            let locks = locks_taken_by_this_thread();
+            b.try_acquire_at(Instant::ZERO).unwrap().success(MS);
+            assert_eq!(locks_taken_by_this_thread(), locks);
+            assert_eq!(b.metrics_at(Instant::ZERO).failures, 0);
+        });
+    }
+
+    /// A failure racing a manual transition to forced-open: the transition's `swap` takes
+    /// the streak out of the word into the window, which forced-open keeps. Either the
+    /// failure grew the streak in the word first (no lock) and the window holds 2, or it
+    /// found the new period, took the critical section and changed nothing (late): 1.
+    #[test]
+    fn loom_streak_failure_racing_a_transition_is_kept_or_late() {
+        loom::model(|| {
+            let b = streaking();
+            let p = CircuitBreaker::try_acquire_owned_at(b.clone(), Instant::ZERO).unwrap();
+            let fails = loom::thread::spawn(move || {
+                p.failure(MS);
+                locks_taken_by_this_thread()
+            });
+            b.transition_at(State::ForcedOpen, Instant::ZERO).unwrap();
+            let failures = match fails.join().unwrap() {
+                0 => 2,
+                1 => 1,
+                n => panic!("one failure took the lock {n} times"),
+            };
+            let m = b.metrics_at(Instant::ZERO);
+            assert_eq!((m.state, m.failures), (State::ForcedOpen, failures));
+        });
+    }
 }
 
 #[cfg(not(loom))]
