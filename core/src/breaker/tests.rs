@@ -549,6 +549,31 @@ fn metrics_only_reports_each_threshold_once_and_never_opens() {
     );
 }
 
+/// The same with a consecutive window, whose failure streak is kept in the state word
+/// below its length: the failure that reaches the length reports once, the longer
+/// streak after it reports nothing, and the next streak that reaches it in the same
+/// metrics-only period reports nothing either.
+#[test]
+fn metrics_only_with_a_consecutive_window_reports_the_streak_once() {
+    let b = breaker(BreakerConfig::new(), ConsecutiveWindow::new(3).unwrap());
+    b.transition_at(State::MetricsOnly, Instant::ZERO).unwrap();
+    let _ = b.listener().take();
+    feed(&b, Instant::ZERO, &[F, F]);
+    assert_eq!(b.listener().take(), []);
+    feed(&b, Instant::ZERO, &[F, F, F]);
+    assert_eq!(
+        b.listener().take(),
+        [Ev::Exceeded(Threshold::FailureRate, 10_000)]
+    );
+    assert_eq!(b.metrics_at(Instant::ZERO).failures, 5);
+    feed(&b, Instant::ZERO, &[S, F, F]);
+    assert_eq!(b.metrics_at(Instant::ZERO).failures, 2);
+    feed(&b, Instant::ZERO, &[F]);
+    assert_eq!(b.listener().take(), []);
+    let m = b.metrics_at(Instant::ZERO);
+    assert_eq!((m.state, m.failures), (State::MetricsOnly, 3));
+}
+
 #[test]
 fn open_for_and_open_until_do_not_touch_the_backoff() {
     let b: Breaker<CountWindow<1>, Doubling> = CircuitBreaker::from_parts(
