@@ -68,8 +68,8 @@ impl<E: fmt::Display> fmt::Display for BreakerError<E> {
 impl<E: fmt::Debug + fmt::Display> core::error::Error for BreakerError<E> {}
 
 /// Runs `op` if the breaker admits it, and records `Ok` as a success, `Err` as a failure.
-pub async fn call<W, M, B, L, T, E, F, Fut>(
-    breaker: &CircuitBreaker<W, M, B, L>,
+pub async fn call<W, M, B, L, T, E, F, Fut, const S: usize>(
+    breaker: &CircuitBreaker<W, M, B, L, S>,
     op: F,
 ) -> Result<T, BreakerError<E>>
 where
@@ -90,8 +90,8 @@ where
 /// Runs `op` if the breaker admits it, and records what `classify` makes of its outcome
 /// ([`Outcome::Ignored`] for an error that says nothing about the dependency, such as a
 /// bad request).
-pub async fn call_classified<W, M, B, L, T, E, F, Fut, K>(
-    breaker: &CircuitBreaker<W, M, B, L>,
+pub async fn call_classified<W, M, B, L, T, E, F, Fut, K, const S: usize>(
+    breaker: &CircuitBreaker<W, M, B, L, S>,
     op: F,
     classify: K,
 ) -> Result<T, BreakerError<E>>

@@ -164,8 +164,8 @@ impl BreakerLayer for () {
     fn record(_permit: (), _outcome: Outcome, _end: Instant) {}
 }
 
-impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> BreakerLayer
-    for CircuitBreaker<W, M, B, L>
+impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize> BreakerLayer
+    for CircuitBreaker<W, M, B, L, S>
 {
     type Permit<'a>
         = Permit<&'a Self>

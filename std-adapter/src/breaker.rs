@@ -106,8 +106,8 @@ pub trait BreakerLayer {
         Self: 'a;
 }
 
-impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> BreakerLayer
-    for CircuitBreaker<W, M, B, L>
+impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize> BreakerLayer
+    for CircuitBreaker<W, M, B, L, S>
 {
     type Permit<'a>
         = Permit<&'a Self>

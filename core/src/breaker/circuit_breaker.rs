@@ -17,6 +17,38 @@ use super::state::{
 };
 use super::window::{CallRecord, Exceeded, Thresholds, Totals, Window};
 
+/// How many cache lines a breaker counts its successes in, by default: 4 on targets with an
+/// operating system and 64-bit atomics (multi-core machines, where counting every success
+/// in the one state word would move its cache line between cores at every call), 0 on bare
+/// metal (successes are counted in the state word itself, which costs no memory).
+pub const DEFAULT_STRIPES: usize = if cfg!(all(target_has_atomic = "64", not(target_os = "none"))) {
+    4
+} else {
+    0
+};
+
+/// Bits of a stripe that hold its count (the rest hold the period it counts for).
+const STRIPE_COUNT: u64 = (1 << 24) - 1;
+
+/// One counter of successes, alone on its cache line where stripes are the default.
+#[cfg_attr(
+    all(target_has_atomic = "64", not(target_os = "none")),
+    repr(align(64))
+)]
+struct Stripe(AtomicU64);
+
+impl Stripe {
+    #[cfg(not(loom))]
+    const fn array<const S: usize>() -> [Stripe; S] {
+        [const { Stripe(AtomicU64::new(0)) }; S]
+    }
+
+    #[cfg(loom)]
+    fn array<const S: usize>() -> [Stripe; S] {
+        core::array::from_fn(|_| Stripe(AtomicU64::new(0)))
+    }
+}
+
 /// `deadline` value that means "never".
 const NEVER: u64 = u64::MAX;
 
@@ -28,7 +60,9 @@ const NEVER: u64 = u64::MAX;
 const BUSY_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
 
 /// A circuit breaker over window `W`, sharing its state through a critical section of kind
-/// `M`, growing its open duration by backoff `B` and reporting to listener `L`.
+/// `M`, growing its open duration by backoff `B`, reporting to listener `L` and counting
+/// batched successes in `S` stripes (see [Stripes](#stripes); the default suits the
+/// target).
 ///
 /// See the [module docs](super) for the rules, an example and the costs.
 ///
@@ -58,7 +92,9 @@ const BUSY_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
 ///     ([`Window::success_is_noop`]), a success is one atomic load;
 ///   - *batch*: while the window says successes can be recorded later as a batch and
 ///     cannot reach a threshold ([`Window::batch_until`]: a count or time window holding
-///     `minimum_calls`), a success is counted in the word with one compare-and-swap.
+///     `minimum_calls`), a success is counted with one compare-and-swap: with `S = 0`, in
+///     the word; with `S > 0` stripes, in one of them (see below), and the word is not
+///     written at all.
 ///
 ///   The critical section takes the streak or the count out of the word (one
 ///   `fetch_xor`, or the `swap` of a transition) and into the window before it records
@@ -71,9 +107,34 @@ const BUSY_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
 /// Slow calls, the other failures and the transitions they cause take the critical
 /// section: deciding to open needs the window and the backoff together.
 ///
+/// # Stripes
+///
+/// Counting every success in the one state word makes that word's cache line move to
+/// the core of each caller in turn, which on a multi-core machine costs more than the rest
+/// of the call. With `S > 0` (the default on targets with an operating system, see
+/// [`DEFAULT_STRIPES`]) a batched success is counted in one of `S` counters ("stripes"),
+/// each on a cache line of its own, picked by the page of the calling thread's stack (so
+/// threads tend to keep to their own), the next one if another thread just changed it.
+/// A stripe holds a count and the period it counts for. Every critical section first
+/// empties the stripes (one `swap` each, a load for an empty one) and records the counts
+/// of the current period in the window; a transition empties them too, into the window
+/// it keeps. A success counted after the sweep of a transition is left behind, tagged
+/// with the period that ended, and never counted in a later one: it came too late, like
+/// any outcome recorded after the breaker changed state. The cost is `S` cache lines of
+/// memory (64 bytes each) and `S` loads per critical section.
+///
 /// The listener is called after the critical section ends.
-pub struct CircuitBreaker<W, M: RawMutex, B = FixedOpenDuration, L = ()> {
+pub struct CircuitBreaker<
+    W,
+    M: RawMutex,
+    B = FixedOpenDuration,
+    L = (),
+    const S: usize = DEFAULT_STRIPES,
+> {
     word: AtomicU64,
+    /// Where successes are counted while the batch flag is set, when `S > 0` (see
+    /// [`DEFAULT_STRIPES`]): each `period << 24 | count`.
+    stripes: [Stripe; S],
     /// In open: the last instant that is still rejected. In half-open: the instant at which
     /// the maximum wait runs out. In closed and metrics-only while the word's batch flag is
     /// set: the last instant at which a success may be counted in the word
@@ -136,7 +197,7 @@ impl Events {
     }
 }
 
-impl<W: Window, M: RawMutex> CircuitBreaker<W, M> {
+impl<W: Window, M: RawMutex, const S: usize> CircuitBreaker<W, M, FixedOpenDuration, (), S> {
     const_fn_unless_loom! {
         /// A closed breaker with `config`, `window`, the fixed open duration of the
         /// configuration, and no listener; or the first configuration error.
@@ -151,7 +212,9 @@ impl<W: Window, M: RawMutex> CircuitBreaker<W, M> {
     }
 }
 
-impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M, B, L> {
+impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
+    CircuitBreaker<W, M, B, L, S>
+{
     const_fn_unless_loom! {
         /// A closed breaker whose open duration is drawn from `backoff` at each opening
         /// (reset when it closes; `config.open_duration` is then unused), with jitter drawn
@@ -174,6 +237,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
             }
             Ok(CircuitBreaker {
                 word: AtomicU64::new(pack(State::Closed, 0, 0)),
+                stripes: Stripe::array(),
                 deadline: AtomicU64::new(NEVER),
                 rejected: AtomicU64::new(0),
                 config,
@@ -316,7 +380,11 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
         let decision = self.config.half_open_decision_calls();
         let (word, totals, rates) = self.inner.with(|inner| {
             let word = self.word.load(Ordering::Acquire);
-            if word & (BATCH | STREAK) != 0 {
+            // Only closed and metrics-only words carry these flags, and only their periods
+            // have successes counted in stripes.
+            let counted = word & (BATCH | STREAK) != 0
+                || (S > 0 && matches!(state_of(word), State::Closed | State::MetricsOnly));
+            if counted {
                 let word = self.drain(inner, word);
                 self.update_quiet(inner, word);
             }
@@ -492,7 +560,13 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
         // batch), and what it held is what this transition ends. Its period is `from`'s:
         // only the critical section changes periods.
         let ended = self.word.swap(word, Ordering::AcqRel);
-        if !matches!(to, State::Closed | State::MetricsOnly) {
+        let keeps = !matches!(to, State::Closed | State::MetricsOnly);
+        if S > 0 {
+            // Successes counted for the period that ended belong to the window it keeps;
+            // those counted after this sweep are late.
+            self.sweep(inner, period_of(ended), keeps);
+        }
+        if keeps {
             // Calls recorded in the word before the transition belong to the window it
             // keeps.
             if ended & BATCH != 0 {
@@ -635,9 +709,12 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
             } else if word & QUIET != 0 {
                 return true;
             } else if word & BATCH != 0
-                && count < u16::MAX
+                && (S > 0 || count < u16::MAX)
                 && end.as_nanos() <= self.deadline.load(Ordering::Acquire)
             {
+                if S > 0 {
+                    return self.count_in_stripe(period_of(word));
+                }
                 Some(count.saturating_add(1))
             } else {
                 None
@@ -666,6 +743,64 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
         }
     }
 
+    /// Counts a success of `period` in one of the stripes (`S > 0`): one compare-and-swap
+    /// on the stripe this thread's stack picks, or on the next one if another thread
+    /// changed it meanwhile. `false` (the critical section then records it) when every
+    /// stripe tried is full or holds another period's count.
+    #[inline]
+    fn count_in_stripe(&self, period: u64) -> bool {
+        let marker = 0u8;
+        // Threads' stacks lie in different pages: the page of a local picks a stripe that
+        // differs between threads and stays put within one.
+        let page = (core::ptr::addr_of!(marker).addr() as u64) >> 12;
+        let mut at = (page.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize;
+        for _ in 0..S {
+            at = at.checked_rem(S).unwrap_or(0);
+            let Some(stripe) = self.stripes.get(at) else {
+                return false;
+            };
+            let s = stripe.0.load(Ordering::Relaxed);
+            let next = if s >> 24 == period && s & STRIPE_COUNT < STRIPE_COUNT {
+                s.saturating_add(1)
+            } else if s & STRIPE_COUNT == 0 {
+                (period << 24) | 1
+            } else {
+                at = at.wrapping_add(1);
+                continue;
+            };
+            if stripe
+                .0
+                .compare_exchange(s, next, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return true;
+            }
+            at = at.wrapping_add(1);
+        }
+        false
+    }
+
+    /// Empties the stripes, and records in the window the successes they counted for
+    /// `period` if `record`. Inside the critical section.
+    fn sweep(&self, inner: &mut Inner<W, B>, period: u64, record: bool) {
+        let mut total: u64 = 0;
+        for stripe in &self.stripes {
+            if stripe.0.load(Ordering::Relaxed) != 0 {
+                let s = stripe.0.swap(0, Ordering::AcqRel);
+                if s >> 24 == period {
+                    total = total.saturating_add(s & STRIPE_COUNT);
+                }
+            }
+        }
+        if record {
+            while total > 0 {
+                let n = u16::try_from(total).unwrap_or(u16::MAX);
+                inner.window.record_successes(n);
+                total = total.saturating_sub(u64::from(n));
+            }
+        }
+    }
+
     /// Takes what the word holds for the window (the successes counted while the batch
     /// flag is set, or the failure streak while the streak flag is set) out of it and
     /// into the window; returns the word without it. Inside the critical section; only
@@ -674,12 +809,11 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
         // The flags are set and cleared only inside the critical section, so the word read
         // inside it shows them as the last holder left them; without them, nothing can
         // have been recorded in the word since.
+        if S > 0 {
+            self.sweep(inner, period_of(word), true);
+        }
         let flag = word
-            & if W::KEEPS_FAILURE_STREAKS {
-                BATCH | STREAK
-            } else {
-                BATCH
-            };
+            & (if S == 0 { BATCH } else { 0 } | if W::KEEPS_FAILURE_STREAKS { STREAK } else { 0 });
         if flag == 0 {
             return word;
         }
@@ -776,7 +910,11 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
         } else {
             let thresholds = self.thresholds(&inner.window);
             if let Some(until) = inner.window.batch_until(&thresholds) {
-                self.deadline.store(until.as_nanos(), Ordering::Release);
+                // With stripes, stored only when it changes: successes read it at every
+                // call, from other cores, and an unchanged line stays in their caches.
+                if S == 0 || self.deadline.load(Ordering::Relaxed) != until.as_nanos() {
+                    self.deadline.store(until.as_nanos(), Ordering::Release);
+                }
                 flags |= BATCH;
             }
         }
@@ -829,7 +967,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> CircuitBreaker<W, M
     }
 }
 
-impl<W, M: RawMutex, B, L> fmt::Debug for CircuitBreaker<W, M, B, L> {
+impl<W, M: RawMutex, B, L, const S: usize> fmt::Debug for CircuitBreaker<W, M, B, L, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let word = self.word.load(Ordering::Acquire);
         f.debug_struct("CircuitBreaker")
@@ -852,8 +990,8 @@ mod sealed {
     pub trait Sealed {}
 }
 
-impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> sealed::Sealed
-    for CircuitBreaker<W, M, B, L>
+impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize> sealed::Sealed
+    for CircuitBreaker<W, M, B, L, S>
 {
 }
 
@@ -867,8 +1005,8 @@ pub trait IssuesPermits: sealed::Sealed {
     fn release(&self, issued: u64);
 }
 
-impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener> IssuesPermits
-    for CircuitBreaker<W, M, B, L>
+impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize> IssuesPermits
+    for CircuitBreaker<W, M, B, L, S>
 {
     #[inline]
     fn settle(&self, issued: u64, outcome: Outcome, duration: Duration, end: Instant) {
@@ -995,6 +1133,22 @@ where
     }
 }
 
+#[cfg(all(test, loom))]
+impl<W, M: RawMutex, B, L, const S: usize> CircuitBreaker<W, M, B, L, S> {
+    /// The state word, for tests of its flags.
+    pub(crate) fn word_for_test(&self) -> u64 {
+        self.word.load(Ordering::Acquire)
+    }
+
+    /// The successes counted in the stripes (any period), for tests.
+    pub(crate) fn stripes_for_test(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.0.load(Ordering::Acquire) & STRIPE_COUNT)
+            .sum()
+    }
+}
+
 /// A pause in a busy wait: the processor's spin hint; under loom, a yield, so that the
 /// model runs the thread being waited for.
 #[inline]
@@ -1010,6 +1164,60 @@ mod tests {
     use super::*;
     use crate::breaker::window::{ConsecutiveWindow, CountWindow};
     use crate::sync::CriticalSectionRawMutex;
+
+    /// With stripes: a batched success is counted in a stripe, tagged with its period,
+    /// and the state word is not written; a critical section sweeps the stripes into the
+    /// window and, while the batch stays allowed, leaves the word as it was; a transition
+    /// sweeps them too.
+    #[test]
+    fn batched_successes_go_to_the_stripes_and_the_word_stays_put() {
+        type Striped =
+            CircuitBreaker<CountWindow<8>, CriticalSectionRawMutex, FixedOpenDuration, (), 4>;
+        let config = BreakerConfig::new()
+            .minimum_calls(2)
+            .failure_rate_threshold(50);
+        let b: Striped = CircuitBreaker::new(config, CountWindow::new().unwrap()).unwrap();
+        let ms = Duration::from_millis(1);
+        let at = Instant::ZERO;
+        let word = |b: &Striped| b.word.load(Ordering::Acquire);
+        let stripes = |b: &Striped| -> [u64; 4] {
+            core::array::from_fn(|i| b.stripes[i].0.load(Ordering::Acquire))
+        };
+        let in_window = |b: &Striped| b.inner.with(|inner| inner.window.totals(at).calls);
+        b.try_acquire_at(at).unwrap().success(ms);
+        b.try_acquire_at(at).unwrap().success(ms);
+        let armed = word(&b);
+        assert_eq!(armed & (BATCH | BUSY | QUIET | STREAK), BATCH);
+        for _ in 0..3 {
+            b.try_acquire_at(at).unwrap().success(ms);
+        }
+        assert_eq!(word(&b), armed);
+        assert_eq!(in_window(&b), 2);
+        // One thread, one stack page: all three in one stripe, for period 0.
+        let counted = stripes(&b);
+        assert_eq!(counted.iter().filter(|&&s| s != 0).count(), 1);
+        assert_eq!(counted.iter().sum::<u64>(), 3);
+        b.try_acquire_at(at).unwrap().failure(ms); // sweeps, records, stays armed
+        assert_eq!((word(&b), stripes(&b), in_window(&b)), (armed, [0; 4], 6));
+        b.try_acquire_at(at).unwrap().success(ms);
+        assert_eq!(b.metrics_at(at).calls, 7); // a metrics read sweeps too
+        assert_eq!((word(&b), stripes(&b)), (armed, [0; 4]));
+        b.try_acquire_at(at).unwrap().success(ms);
+        b.transition_at(State::ForcedOpen, at).unwrap(); // the window it keeps has it
+        assert_eq!(stripes(&b), [0; 4]);
+        let m = b.metrics_at(at);
+        assert_eq!((m.state, m.calls, m.failures), (State::ForcedOpen, 8, 1));
+        // A success of an earlier period left in a stripe is not counted in a later one.
+        b.transition_at(State::Closed, at).unwrap();
+        let period = period_of(word(&b));
+        b.stripes[0]
+            .0
+            .store(((period - 1) << 24) | 5, Ordering::Release);
+        b.try_acquire_at(at).unwrap().success(ms);
+        b.try_acquire_at(at).unwrap().success(ms);
+        assert_eq!(b.metrics_at(at).calls, 2);
+        assert_eq!(stripes(&b), [0; 4]);
+    }
 
     /// A consecutive window's failure streak is kept in the state word: successes and the
     /// failures below the streak length are recorded there, without the critical section;
@@ -1075,19 +1283,20 @@ mod tests {
         assert_eq!(b.metrics_at(at).failures, 3);
     }
 
-    /// Every critical section that takes the batch out ends with the busy flag clear (so
-    /// successes do not wait for a section that is over) and, while the window still
-    /// allows it, the batch flag set again.
+    /// Without stripes: every critical section that takes the batch out ends with the
+    /// busy flag clear (so successes do not wait for a section that is over) and, while
+    /// the window still allows it, the batch flag set again.
     #[test]
     fn critical_sections_leave_the_busy_flag_clear() {
+        type InWord =
+            CircuitBreaker<CountWindow<8>, CriticalSectionRawMutex, FixedOpenDuration, (), 0>;
         let config = BreakerConfig::new()
             .minimum_calls(2)
             .failure_rate_threshold(50);
-        let b: CircuitBreaker<CountWindow<8>, CriticalSectionRawMutex> =
-            CircuitBreaker::new(config, CountWindow::new().unwrap()).unwrap();
+        let b: InWord = CircuitBreaker::new(config, CountWindow::new().unwrap()).unwrap();
         let ms = Duration::from_millis(1);
         let at = Instant::ZERO;
-        let flags = |b: &CircuitBreaker<_, _>| b.word.load(Ordering::Acquire) & (BUSY | BATCH);
+        let flags = |b: &InWord| b.word.load(Ordering::Acquire) & (BUSY | BATCH);
         b.try_acquire_at(at).unwrap().success(ms);
         assert_eq!(flags(&b), 0); // below the minimum: no batch yet
         b.try_acquire_at(at).unwrap().success(ms);

@@ -104,8 +104,9 @@
 //! # Cost
 //!
 //! State: three `u64` atomics (state word, deadline, rejection count), the configuration
-//! (48 bytes), the window (see [`window`]), the backoff, a random generator (8 bytes) and
-//! the lock of kind `M`.
+//! (48 bytes), the window (see [`window`]), the backoff, a random generator (8 bytes), the
+//! lock of kind `M`, and `S` stripes of 64 bytes each (256 bytes by default on targets
+//! with an operating system; none on bare metal).
 //!
 //! - Acquire in closed, disabled, metrics-only: one atomic load; nothing written.
 //! - Acquire in open: two or three atomic loads and a comparison while rejecting (plus the
@@ -123,8 +124,11 @@
 //!     which takes the critical section and opens;
 //!   - with a [`CountWindow`](window::CountWindow) or [`TimeWindow`](window::TimeWindow)
 //!     holding `minimum_calls` (and, for a time window, within its latest bucket), a
-//!     success is one compare-and-swap: it is counted in the state word (the *batch*
-//!     bit); failures take the critical section, which decides whether to open;
+//!     success is one compare-and-swap (the *batch* bit): on bare metal it is counted in
+//!     the state word; on targets with an operating system, in one of four counters on
+//!     cache lines of their own, so that threads on different cores do not pass one line
+//!     back and forth ([`DEFAULT_STRIPES`], the breaker's `S` parameter); failures take
+//!     the critical section, which decides whether to open;
 //!   - a custom window may say that a success changes nothing (the *quiet* bit: one
 //!     atomic load).
 //!
@@ -164,7 +168,7 @@ pub mod window;
 #[cfg(test)]
 mod tests;
 
-pub use circuit_breaker::{CircuitBreaker, IssuesPermits, Outcome, Permit};
+pub use circuit_breaker::{CircuitBreaker, DEFAULT_STRIPES, IssuesPermits, Outcome, Permit};
 pub use config::{AfterMaxWait, BreakerConfig, FixedOpenDuration};
 pub use listener::{BreakerListener, Threshold};
 pub use metrics::BreakerMetrics;

@@ -85,7 +85,8 @@ impl Backoff for Doubling {
     }
 }
 
-type Breaker<W, B = FixedOpenDuration> = CircuitBreaker<W, CriticalSectionRawMutex, B, Recorder>;
+type Breaker<W, B = FixedOpenDuration, const S: usize = DEFAULT_STRIPES> =
+    CircuitBreaker<W, CriticalSectionRawMutex, B, Recorder, S>;
 
 fn breaker<W: Window>(config: BreakerConfig, window: W) -> Breaker<W> {
     let backoff = FixedOpenDuration(config.open_duration);
@@ -1043,7 +1044,7 @@ mod model {
 
     /// Drives `window` through `ops` in the breaker and in the model, comparing every
     /// decision and state.
-    fn agree<W: Window>(
+    fn agree<W: Window, const S: usize>(
         p: Params,
         window: W,
         consecutive: Option<u32>,
@@ -1058,7 +1059,7 @@ mod model {
         if let Some(w) = p.max_wait {
             config = config.max_wait_in_half_open(ms(w), AfterMaxWait::Open);
         }
-        let b: Breaker<W, Doubling> = CircuitBreaker::from_parts(
+        let b: Breaker<W, Doubling, S> = CircuitBreaker::from_parts(
             config,
             window,
             Doubling::new(ms(500)),
@@ -1151,7 +1152,16 @@ mod model {
             p in params(),
             ops in proptest::collection::vec(op(), 1..200),
         ) {
-            agree(p, count::<5>(), None, &ops)?;
+            agree::<_, 0>(p, count::<5>(), None, &ops)?;
+        }
+
+        /// The same with successes counted in stripes.
+        #[test]
+        fn striped_count_window_breaker_agrees_with_the_model(
+            p in params(),
+            ops in proptest::collection::vec(op(), 1..200),
+        ) {
+            agree::<_, 4>(p, count::<5>(), None, &ops)?;
         }
 
         #[test]
@@ -1160,7 +1170,7 @@ mod model {
             length in 1u32..5,
             ops in proptest::collection::vec(op(), 1..200),
         ) {
-            agree(p, ConsecutiveWindow::new(length).unwrap(), Some(length), &ops)?;
+            agree::<_, DEFAULT_STRIPES>(p, ConsecutiveWindow::new(length).unwrap(), Some(length), &ops)?;
         }
     }
 }
@@ -1253,13 +1263,16 @@ mod loom_models {
     }
 
     /// A closed breaker over a count window of 8 (minimum 2 calls, failure-rate threshold
-    /// `percent`) whose state word holds a batch of one success, for the models of the
+    /// `percent`), with `S` stripes, that holds a batch of one success (in its state word,
+    /// or in a stripe), for the models of the
     /// lock-free success batch. Its critical section is a [`LoomRawMutex`], so those models
     /// may race outcomes that take it.
     ///
     /// Call it on the model's main thread before spawning: its first success takes the
     /// critical section, which creates the loom mutex there (see [`LoomRawMutex`]).
-    fn batching(percent: u8) -> Arc<CircuitBreaker<CountWindow<8>, LoomRawMutex>> {
+    fn batching<const S: usize>(
+        percent: u8,
+    ) -> Arc<CircuitBreaker<CountWindow<8>, LoomRawMutex, FixedOpenDuration, (), S>> {
         let b = Arc::new(
             CircuitBreaker::new(
                 BreakerConfig::new()
@@ -1291,7 +1304,7 @@ mod loom_models {
     #[test]
     fn loom_batched_successes_racing_a_failure_are_counted_once() {
         loom::model(|| {
-            let b = batching(50);
+            let b = batching::<0>(50);
             let p1 = CircuitBreaker::try_acquire_owned_at(b.clone(), Instant::ZERO).unwrap();
             let p2 = CircuitBreaker::try_acquire_owned_at(b.clone(), Instant::ZERO).unwrap();
             let succeeds = loom::thread::spawn(move || {
@@ -1320,7 +1333,7 @@ mod loom_models {
     #[test]
     fn loom_batched_success_racing_a_transition_is_kept_or_late() {
         loom::model(|| {
-            let b = batching(50);
+            let b = batching::<0>(50);
             let p = CircuitBreaker::try_acquire_owned_at(b.clone(), Instant::ZERO).unwrap();
             let succeeds = loom::thread::spawn(move || {
                 p.success(MS);
@@ -1352,7 +1365,7 @@ mod loom_models {
     #[test]
     fn loom_batched_success_racing_an_opening_failure_is_kept_or_late() {
         loom::model(|| {
-            let b = batching(20);
+            let b = batching::<0>(20);
             let p = CircuitBreaker::try_acquire_owned_at(b.clone(), Instant::ZERO).unwrap();
             let succeeds = loom::thread::spawn(move || {
                 p.success(MS);
@@ -1369,6 +1382,61 @@ mod loom_models {
                 n => panic!("one success took the lock {n} times"),
             };
             assert_eq!((m.state, m.calls, m.failures), (State::Open, calls, 1));
+        });
+    }
+
+    /// With stripes: two successes counted in stripes (no lock) racing a failure whose
+    /// critical section sweeps the stripes into the window. The breaker stays in its
+    /// period, so a success the sweep missed is swept by the next critical section: at the
+    /// end every outcome is in the window exactly once, and the word was never written.
+    #[test]
+    fn loom_striped_successes_racing_a_failure_are_counted_once() {
+        loom::model(|| {
+            let b = batching::<2>(50);
+            let armed = b.word_for_test();
+            let p1 = CircuitBreaker::try_acquire_owned_at(b.clone(), Instant::ZERO).unwrap();
+            let p2 = CircuitBreaker::try_acquire_owned_at(b.clone(), Instant::ZERO).unwrap();
+            let succeeds = loom::thread::spawn(move || {
+                p1.success(MS);
+                p2.success(MS);
+                locks_taken_by_this_thread()
+            });
+            b.try_acquire_at(Instant::ZERO).unwrap().failure(MS);
+            assert_eq!(succeeds.join().unwrap(), 0);
+            assert_eq!(b.word_for_test(), armed);
+            let m = b.metrics_at(Instant::ZERO);
+            assert_eq!((m.state, m.calls, m.failures), (State::Closed, 6, 1));
+        });
+    }
+
+    /// With stripes: a success racing a manual transition to forced-open, which sweeps
+    /// the stripes into the window it keeps. Either the success was counted before the
+    /// sweep (in the window), or after it (left in its stripe, tagged with the period that
+    /// ended: late, and never counted in a later period), or it found the new period and
+    /// took the critical section (late). Never lost, never twice.
+    #[test]
+    fn loom_striped_success_racing_a_transition_is_kept_or_late() {
+        loom::model(|| {
+            let b = batching::<2>(50);
+            let p = CircuitBreaker::try_acquire_owned_at(b.clone(), Instant::ZERO).unwrap();
+            let succeeds = loom::thread::spawn(move || {
+                p.success(MS);
+                locks_taken_by_this_thread()
+            });
+            b.transition_at(State::ForcedOpen, Instant::ZERO).unwrap();
+            let locks = succeeds.join().unwrap();
+            let left = b.stripes_for_test();
+            let m = b.metrics_at(Instant::ZERO);
+            assert_eq!(m.state, State::ForcedOpen);
+            match (locks, left) {
+                (0, 0) => assert_eq!(m.calls, 4), // counted before the sweep
+                (0, 1) | (1, 0) => assert_eq!(m.calls, 3), // late
+                other => panic!("unexpected (locks, left in stripes): {other:?}"),
+            }
+            // What was left behind does not count in the next closed period.
+            b.transition_at(State::Closed, Instant::ZERO).unwrap();
+            b.try_acquire_at(Instant::ZERO).unwrap().success(MS);
+            assert_eq!(b.metrics_at(Instant::ZERO).calls, 1);
         });
     }
 
@@ -1479,9 +1547,17 @@ fn owned_permits_outlive_the_borrow_and_release_on_drop() {
 #[cfg(not(loom))]
 #[test]
 fn batched_successes_racing_locked_outcomes_are_counted_once() {
+    batched_successes_race::<0>(); // counted in the state word
+    batched_successes_race::<4>(); // counted in stripes
+}
+
+#[cfg(not(loom))]
+fn batched_successes_race<const S: usize>() {
     use std::sync::Arc;
-    const PER_THREAD: u32 = 4_000;
-    let b: Arc<CircuitBreaker<CountWindow<16_384>, CriticalSectionRawMutex>> = Arc::new(
+    const PER_THREAD: u32 = if cfg!(miri) { 400 } else { 4_000 };
+    let b: Arc<
+        CircuitBreaker<CountWindow<16_384>, CriticalSectionRawMutex, FixedOpenDuration, (), S>,
+    > = Arc::new(
         CircuitBreaker::new(
             BreakerConfig::new()
                 .minimum_calls(2)
@@ -1528,8 +1604,9 @@ fn batched_successes_racing_locked_outcomes_are_counted_once() {
 #[test]
 fn streak_failures_racing_on_threads_are_counted_once() {
     use std::sync::{Arc, Barrier};
-    // Both threads' failures fit the word's streak (at most 65,535).
-    const PER_THREAD: u32 = 30_000;
+    // Both threads' failures fit the word's streak (at most 65,535). Fewer under Miri,
+    // which runs each step thousands of times slower.
+    const PER_THREAD: u32 = if cfg!(miri) { 300 } else { 30_000 };
     for length in [2 * PER_THREAD + 1, 2 * PER_THREAD] {
         let b: Arc<Breaker<ConsecutiveWindow>> = Arc::new(
             CircuitBreaker::from_parts(

@@ -208,8 +208,8 @@ pub trait Window {
     /// the window and recorded later, all at once, with
     /// [`record_successes`](Window::record_successes). When it returns `Some(until)`, the
     /// breaker counts such successes that end at or before `until` with one
-    /// compare-and-swap on its state word, without its critical section, and hands them to
-    /// the window before anything else touches it.
+    /// compare-and-swap on its state word or one of its stripes, without its critical
+    /// section, and hands them to the window before anything else touches it.
     ///
     /// Return `Some` only when both hold: recording any number of such successes, at any
     /// instants up to `until`, leaves the window as

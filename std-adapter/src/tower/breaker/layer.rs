@@ -17,7 +17,7 @@ pub trait SharedBreaker: IssuesPermits + Send + Sync + 'static {
     fn acquire_owned_at(this: Arc<Self>, now: Instant) -> Result<Permit<Arc<Self>>, Rejected>;
 }
 
-impl<W, M, B, L> SharedBreaker for CircuitBreaker<W, M, B, L>
+impl<W, M, B, L, const S: usize> SharedBreaker for CircuitBreaker<W, M, B, L, S>
 where
     W: Window,
     M: RawMutex,
