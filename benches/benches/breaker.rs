@@ -193,26 +193,28 @@ fn single_thread(c: &mut Criterion) {
     g.finish();
 }
 
-/// Runs `call` `iters` times on each of two threads at once; returns the wall time.
+/// Runs `call` `iters` times on each of two spawned threads at once, as a service's worker
+/// pool runs calls; returns the wall time from the start until both are done.
 fn two_threads(iters: u64, call: impl Fn(u64) + Sync) -> Duration {
-    let barrier = Barrier::new(2);
-    let mut elapsed = Duration::ZERO;
+    let barrier = Barrier::new(3);
     std::thread::scope(|s| {
-        let other = s.spawn(|| {
-            barrier.wait();
-            for i in 0..iters {
-                call(i);
-            }
-        });
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    for i in 0..iters {
+                        call(i);
+                    }
+                })
+            })
+            .collect();
         barrier.wait();
         let start = StdInstant::now();
-        for i in 0..iters {
-            call(i);
+        for worker in workers {
+            worker.join().unwrap();
         }
-        other.join().unwrap();
-        elapsed = start.elapsed();
-    });
-    elapsed
+        start.elapsed()
+    })
 }
 
 fn contended(c: &mut Criterion) {

@@ -113,8 +113,10 @@ const BUSY_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
 /// the core of each caller in turn, which on a multi-core machine costs more than the rest
 /// of the call. With `S > 0` (the default on targets with an operating system, see
 /// [`DEFAULT_STRIPES`]) a batched success is counted in one of `S` counters ("stripes"),
-/// each on a cache line of its own, picked by the page of the calling thread's stack (so
-/// threads tend to keep to their own), the next one if another thread just changed it.
+/// each on a cache line of its own, picked by the page of the calling thread's stack: the
+/// threads of one pool (tokio's workers, say), whose stacks the operating system maps one
+/// after the other, each keep to their own, up to `S` of them; other threads may share
+/// one. A success moves to the next stripe when another thread changed its own meanwhile.
 /// A stripe holds a count and the period it counts for. Every critical section first
 /// empties the stripes (one `swap` each, a load for an empty one) and records the counts
 /// of the current period in the window; a transition empties them too, into the window
@@ -569,7 +571,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         if keeps {
             // Calls recorded in the word before the transition belong to the window it
             // keeps.
-            if ended & BATCH != 0 {
+            if S == 0 && ended & BATCH != 0 {
                 inner.window.record_successes(slots_of(ended));
             } else if W::KEEPS_FAILURE_STREAKS && ended & STREAK != 0 {
                 inner.window.set_failure_streak(u32::from(slots_of(ended)));
@@ -750,10 +752,16 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     #[inline]
     fn count_in_stripe(&self, period: u64) -> bool {
         let marker = 0u8;
-        // Threads' stacks lie in different pages: the page of a local picks a stripe that
-        // differs between threads and stays put within one.
-        let page = (core::ptr::addr_of!(marker).addr() as u64) >> 12;
-        let mut at = (page.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize;
+        // The page of a local of this call: it stays put within a thread, and the threads
+        // of one pool, whose stacks the operating system maps one after the other (a
+        // power-of-two size and a guard page apart), fall on consecutive stripes. Under
+        // loom, always the first stripe: its threads' stacks are not the operating
+        // system's, and a model must explore the same code whatever their addresses.
+        let mut at = if cfg!(loom) {
+            0
+        } else {
+            core::ptr::addr_of!(marker).addr() >> 12
+        };
         for _ in 0..S {
             at = at.checked_rem(S).unwrap_or(0);
             let Some(stripe) = self.stripes.get(at) else {
