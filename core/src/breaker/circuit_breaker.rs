@@ -767,10 +767,10 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
             let Some(stripe) = self.stripes.get(at) else {
                 return false;
             };
-            let s = stripe.0.load(Ordering::Relaxed);
-            let next = if s >> 24 == period && s & STRIPE_COUNT < STRIPE_COUNT {
-                s.saturating_add(1)
-            } else if s & STRIPE_COUNT == 0 {
+            let seen = stripe.0.load(Ordering::Relaxed);
+            let next = if seen >> 24 == period && seen & STRIPE_COUNT < STRIPE_COUNT {
+                seen.saturating_add(1)
+            } else if seen & STRIPE_COUNT == 0 {
                 (period << 24) | 1
             } else {
                 at = at.wrapping_add(1);
@@ -778,7 +778,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
             };
             if stripe
                 .0
-                .compare_exchange(s, next, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(seen, next, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
                 return true;
@@ -794,9 +794,9 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         let mut total: u64 = 0;
         for stripe in &self.stripes {
             if stripe.0.load(Ordering::Relaxed) != 0 {
-                let s = stripe.0.swap(0, Ordering::AcqRel);
-                if s >> 24 == period {
-                    total = total.saturating_add(s & STRIPE_COUNT);
+                let taken = stripe.0.swap(0, Ordering::AcqRel);
+                if taken >> 24 == period {
+                    total = total.saturating_add(taken & STRIPE_COUNT);
                 }
             }
         }
@@ -836,7 +836,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
             if count > 0 {
                 inner.window.record_successes(count);
             }
-        } else if W::KEEPS_FAILURE_STREAKS {
+        } else {
             inner.window.set_failure_streak(u32::from(count));
         }
         (before & !(flag | SLOT_FIELD)) | BUSY
