@@ -4,7 +4,8 @@
 //! - `cargo xtask cross`: only the cross-builds of core for the bare-metal targets.
 //! - `cargo xtask firmware`: build the firmware example and run it under QEMU.
 //! - `cargo xtask size`: the firmware's flash and RAM, each pattern's share of them, and
-//!   the peer crates' beside them (`size.rs`).
+//!   the peer crates' beside them (`size.rs`); `--symbols FEATURES` says which symbols
+//!   make up one row.
 //! - `cargo xtask miri`, `cargo xtask fuzz --seconds N`: core under Miri, the fuzz targets.
 //!
 //! `test` runs every step; the others run one step (or a longer form of one) alone.
@@ -59,6 +60,11 @@ enum Task {
         /// Fail if the patterns together exceed their flash budget (issue 8's target).
         #[arg(long)]
         strict: bool,
+        /// Instead of the table: what the size probe built with these firmware features
+        /// (one, or several separated by commas, e.g. `breaker` or `peer-governor`) adds
+        /// over the baseline, symbol by symbol.
+        #[arg(long, value_name = "FEATURES", conflicts_with = "strict")]
+        symbols: Option<String>,
     },
     /// Run all of core's tests under Miri (nightly; installs the component if missing).
     Miri,
@@ -91,7 +97,10 @@ fn main() -> ExitCode {
         Task::Cross => cross(),
         Task::Loom => loom(None),
         Task::Firmware => firmware(),
-        Task::Size { strict } => size(strict),
+        Task::Size { strict, symbols } => match symbols {
+            Some(features) => size::symbols(&features),
+            None => size(strict),
+        },
         Task::Miri => verify::miri_all(),
         Task::Fuzz { seconds } => verify::fuzz(seconds),
         Task::Bench { full, load, splice } => {
@@ -452,7 +461,7 @@ fn cargo(args: &[&str]) -> Command {
     )
 }
 
-fn command(program: &str, args: &[&str]) -> Command {
+pub(crate) fn command(program: &str, args: &[&str]) -> Command {
     let mut c = Command::new(program);
     c.args(args);
     c

@@ -501,3 +501,98 @@ fn elf_sizes(path: &Path) -> Result<Sizes> {
     }
     Ok(sizes)
 }
+
+/// `cargo xtask size --symbols FEATURES`: builds the size probe with no pattern and with
+/// `features`, and prints what the second adds over the first, symbol by symbol (as `nm`
+/// sees them: code that the optimiser inlined is counted in the function it went into,
+/// often the executor's `TaskStorage<F>::poll`), largest first, then the total beside the
+/// row's flash from the section sizes. What the symbols do not account for (alignment
+/// padding, unsized symbols) is printed as the rest, so every byte of the row is somewhere.
+pub(crate) fn symbols(features: &str) -> Result {
+    add_missing_targets(&[SIZE_TARGET])?;
+    crate::ensure_debian_package("nm", "binutils")?;
+    let baseline = build_image(SIZE_TARGET, SIZE_PROBE_BIN, &Patterns::None)?;
+    let baseline_symbols = symbol_sizes(&baseline)?;
+    let baseline_sizes = elf_sizes(&baseline)?;
+    let image = build_image(SIZE_TARGET, SIZE_PROBE_BIN, &Patterns::Only(features))?;
+    let image_symbols = symbol_sizes(&image)?;
+    let (flash, ram) = deltas(elf_sizes(&image)?, baseline_sizes);
+
+    let mut rows: Vec<(i64, char, &str)> = Vec::new();
+    for ((kind, name), size) in &image_symbols {
+        let before = baseline_symbols
+            .get(&(*kind, name.clone()))
+            .copied()
+            .unwrap_or(0);
+        if *size != before {
+            rows.push((*size - before, *kind, name));
+        }
+    }
+    for ((kind, name), size) in &baseline_symbols {
+        if !image_symbols.contains_key(&(*kind, name.clone())) {
+            rows.push((-*size, *kind, name));
+        }
+    }
+    rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.2.cmp(b.2)));
+    println!("xtask: what `{features}` adds to the size probe on {SIZE_TARGET}, by symbol");
+    println!("| bytes | kind | symbol |\n|---:|---|---|");
+    let (mut in_flash, mut in_ram) = (0i64, 0i64);
+    for (delta, kind, name) in &rows {
+        println!("| {delta:+} | {} | `{name}` |", kind_name(*kind));
+        match kind.to_ascii_lowercase() {
+            't' | 'r' => in_flash += delta,
+            'd' => {
+                in_flash += delta;
+                in_ram += delta;
+            }
+            'b' => in_ram += delta,
+            _ => {}
+        }
+    }
+    println!(
+        "xtask: flash {flash:+} ({in_flash:+} in the symbols above, {:+} in padding and \
+         unsized symbols); RAM {ram:+} ({in_ram:+} in symbols)",
+        flash - in_flash
+    );
+    Ok(())
+}
+
+/// `nm`'s one-letter symbol kind, in words.
+fn kind_name(kind: char) -> &'static str {
+    match kind.to_ascii_lowercase() {
+        't' => "code",
+        'r' => "read-only data",
+        'd' => "data (flash and RAM)",
+        'b' => "zeroed RAM",
+        _ => "other",
+    }
+}
+
+/// The sized symbols of an ELF file, by kind and demangled name,
+/// summed over symbols that share a name: `nm --print-size --demangle`.
+fn symbol_sizes(path: &Path) -> Result<std::collections::BTreeMap<(char, String), i64>> {
+    let out = crate::command("nm", &["--print-size", "--size-sort", "--demangle"])
+        .arg(path)
+        .output()
+        .map_err(|e| format!("cannot run nm: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("nm {} failed ({})", path.display(), out.status));
+    }
+    let mut sizes = std::collections::BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // address, size, kind, name (the name may hold spaces: `<T as Trait>::f`).
+        let mut fields = line.splitn(4, ' ');
+        let (Some(_), Some(size), Some(kind), Some(name)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let (Ok(size), Some(kind)) = (i64::from_str_radix(size, 16), kind.chars().next()) else {
+            continue;
+        };
+        *sizes
+            .entry((kind.to_ascii_lowercase(), name.to_string()))
+            .or_insert(0) += size;
+    }
+    Ok(sizes)
+}
