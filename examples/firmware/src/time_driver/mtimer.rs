@@ -3,9 +3,10 @@
 //! tick's worth of counts on from where it was (not from `mtime`, so a handler that runs a
 //! little late does not stretch the tick). If the handler runs a whole tick late (the host
 //! did not run QEMU for a while), the missed ticks are dropped rather than caught up in a
-//! burst: the firmware's time then pauses with QEMU, as it does with SysTick on the Arm
-//! machines, instead of leaping ahead between two polls of a task, which would wake timers
-//! of different lengths at once and defeat the checks' ordering in time.
+//! burst: the firmware's time then pauses with QEMU instead of leaping ahead between two
+//! polls of a task. Caught up, a burst wakes timers of different lengths at once, and on a
+//! loaded host the checks that order events in time failed now and then (the bulkhead's
+//! deadline, seen here); dropped, they passed every run.
 //!
 //! The addresses are those of QEMU's `virt` machine (hart 0), from its memory map.
 
