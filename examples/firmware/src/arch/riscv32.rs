@@ -63,9 +63,10 @@ fn machine_soft() {
 }
 
 /// Any exception (illegal instruction, access fault, misaligned access...): the RISC-V
-/// counterpart of Arm's HardFault.
+/// counterpart of Arm's HardFault. `riscv-rt` calls it (and [`default_handler`]) through
+/// an `extern "C"` declaration.
 #[unsafe(export_name = "ExceptionHandler")]
-fn exception_handler(_frame: &riscv_rt::TrapFrame) -> ! {
+extern "C" fn exception_handler(_frame: &riscv_rt::TrapFrame) -> ! {
     // `mcause` names the exception (2: illegal instruction, 5 and 7: load and store access
     // faults), `mepc` the instruction, `mtval` the address or instruction at fault.
     hprintln!(
@@ -79,7 +80,7 @@ fn exception_handler(_frame: &riscv_rt::TrapFrame) -> ! {
 
 /// An interrupt this firmware does not enable.
 #[unsafe(export_name = "DefaultHandler")]
-fn default_handler() {
+extern "C" fn default_handler() {
     hprintln!(
         "firmware: unexpected interrupt (mcause {:#x})",
         mcause::read().bits()
