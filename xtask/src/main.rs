@@ -53,7 +53,8 @@ enum Task {
     Cross,
     /// Model-check core's lock-free code with loom, without CI's preemption bound.
     Loom,
-    /// Build the firmware example and run it under QEMU on a Cortex-M3 and a Cortex-M0.
+    /// Build the firmware example and run it under QEMU on a Cortex-M3, a Cortex-M0 and a
+    /// 32-bit RISC-V core.
     Firmware,
     /// Report the firmware's flash and RAM on thumbv7em, and each pattern's share.
     Size {
@@ -248,23 +249,36 @@ fn loom(max_preemptions: Option<u32>) -> Result {
     step("loom models of core", command)
 }
 
-/// The firmware images `cargo xtask firmware` runs: (target, QEMU `-cpu`, QEMU `-machine`).
-/// `examples/firmware/.cargo/config.toml` has the same command lines as cargo runners.
-const FIRMWARE_MACHINES: &[(&str, &str, &str)] = &[
-    ("thumbv7m-none-eabi", "cortex-m3", "lm3s6965evb"),
-    ("thumbv6m-none-eabi", "cortex-m0", "microbit"),
+/// The firmware images `cargo xtask firmware` runs: (target, QEMU `-cpu`, QEMU `-machine`,
+/// QEMU). `examples/firmware/.cargo/config.toml` has the same command lines as cargo runners.
+const FIRMWARE_MACHINES: &[(&str, &str, &str, Qemu)] = &[
+    ("thumbv7m-none-eabi", "cortex-m3", "lm3s6965evb", QEMU_ARM),
+    ("thumbv6m-none-eabi", "cortex-m0", "microbit", QEMU_ARM),
+    ("riscv32imc-unknown-none-elf", "rv32", "virt", QEMU_RISCV32),
 ];
+
+/// A QEMU program, the Debian package that installs it, and the arguments it needs for a
+/// bare image beside `-cpu`, `-machine` and `-kernel`.
+type Qemu = (&'static str, &'static str, &'static [&'static str]);
+const QEMU_ARM: Qemu = ("qemu-system-arm", "qemu-system-arm", &[]);
+/// `-bios none`: no firmware (OpenSBI) before the image; QEMU loads it into the `virt`
+/// machine's DRAM and starts it at 0x8000_0000 in machine mode.
+const QEMU_RISCV32: Qemu = (
+    "qemu-system-riscv32",
+    "qemu-system-misc",
+    &["-bios", "none"],
+);
 
 /// How long one firmware image may run under QEMU (it needs well under a second).
 const FIRMWARE_TIME_BOUND: Duration = Duration::from_secs(60);
-
-const QEMU: &str = "qemu-system-arm";
 
 /// Lints the firmware crate (it is outside the workspace, so the workspace's fmt and clippy
 /// steps miss it), builds it with every pattern and runs it under QEMU on each machine;
 /// fails if an image reports a failed check, exits with failure, or outlives its time bound.
 fn firmware() -> Result {
-    ensure_debian_package(QEMU, "qemu-system-arm")?;
+    for (.., (qemu, package, _)) in FIRMWARE_MACHINES {
+        ensure_debian_package(qemu, package)?;
+    }
     let targets: Vec<&str> = FIRMWARE_MACHINES.iter().map(|(t, ..)| *t).collect();
     add_missing_targets(&targets)?;
     step("firmware fmt", firmware_cargo(&["fmt", "--check"]))?;
@@ -286,13 +300,13 @@ fn firmware() -> Result {
             ]),
         )?;
     }
-    for (target, cpu, machine) in FIRMWARE_MACHINES {
+    for (target, cpu, machine, (qemu, _, extra)) in FIRMWARE_MACHINES {
         let elf = build_firmware(target, &Patterns::Default)?;
         let name = format!("firmware on {machine} ({target})");
         println!("xtask: ==> {name}");
         let started = Instant::now();
         let mut qemu = command(
-            QEMU,
+            qemu,
             &[
                 "-cpu",
                 cpu,
@@ -301,10 +315,9 @@ fn firmware() -> Result {
                 "-nographic",
                 "-semihosting-config",
                 "enable=on,target=native",
-                "-kernel",
             ],
         );
-        qemu.arg(&elf);
+        qemu.args(*extra).arg("-kernel").arg(&elf);
         let (status, output) =
             run_with_time_bound(qemu, FIRMWARE_TIME_BOUND).map_err(|e| format!("{name}: {e}"))?;
         match firmware_summary(&output) {

@@ -1,5 +1,7 @@
-//! stanchion in firmware, under QEMU: a Cortex-M3 (`thumbv7m-none-eabi`, LM3S6965) and a
-//! Cortex-M0 (`thumbv6m-none-eabi`, nRF51 on the micro:bit, no compare-and-swap).
+//! stanchion in firmware, under QEMU: a Cortex-M3 (`thumbv7m-none-eabi`, LM3S6965), a
+//! Cortex-M0 (`thumbv6m-none-eabi`, nRF51 on the micro:bit, no compare-and-swap), and a
+//! 32-bit RISC-V core without atomics (`riscv32imc-unknown-none-elf`, QEMU's `virt` machine
+//! in machine mode, no compare-and-swap either).
 //!
 //! It runs a list of named checks on the embassy executor, prints `check <name>: ok` or
 //! `check <name>: FAIL (<why>)` for each over semihosting, then
@@ -7,7 +9,12 @@
 //! every check passed. A panic or a fault exits with failure too.
 //!
 //! Run it with `cargo xtask firmware` from the repository, or from this folder with
-//! `cargo run --release --target thumbv7m-none-eabi` (or `thumbv6m-none-eabi`).
+//! `cargo run --release --target thumbv7m-none-eabi` (or `thumbv6m-none-eabi`, or
+//! `riscv32imc-unknown-none-elf`).
+//!
+//! The checks are the same code on every machine; what differs per architecture (startup,
+//! the tick's timer, the interrupt that shares state with thread mode, semihosting, fault
+//! handlers) is in `src/arch/` and `src/time_driver/`.
 //!
 //! Adding a check: write `pub async fn name() -> Outcome` in `src/checks/`, using
 //! [`ensure!`] and [`ensure_eq!`], and add one `report.record(...)` line below; gate both on
@@ -15,6 +22,7 @@
 #![no_std]
 #![no_main]
 
+mod arch;
 mod checks;
 mod irq;
 mod report;
@@ -25,21 +33,14 @@ mod machine {
     include!(concat!(env!("OUT_DIR"), "/machine.rs"));
 }
 
-use cortex_m_rt::{ExceptionFrame, exception};
-use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
-use cortex_m_semihosting::hprintln;
 use embassy_executor::Spawner;
-use panic_semihosting as _;
 
+use arch::hprintln;
 use report::Report;
 
 #[embassy_executor::main]
 async fn main(_spawner: Spawner) {
-    let Some(mut core) = cortex_m::Peripherals::take() else {
-        fail("core peripherals already taken");
-    };
-    irq::init(&mut core.SCB);
-    time_driver::start(core.SYST);
+    arch::init();
     hprintln!(
         "firmware: stanchion on {} (QEMU {})",
         machine::TARGET,
@@ -78,28 +79,11 @@ async fn main(_spawner: Spawner) {
     #[cfg(feature = "pipeline")]
     report.record("pipeline", checks::pipeline::run().await);
 
-    let passed = report.finish();
-    debug::exit(if passed { EXIT_SUCCESS } else { EXIT_FAILURE });
+    arch::exit(report.finish());
 }
 
 /// Prints `why` and exits with failure.
 pub fn fail(why: &str) -> ! {
     hprintln!("firmware: {}", why);
-    debug::exit(EXIT_FAILURE);
-    // Only reached without a debugger or emulator that honours semihosting.
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
-
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    hprintln!("firmware: hard fault at pc {:#010x}", frame.pc());
-    fail("hard fault")
-}
-
-#[exception]
-unsafe fn DefaultHandler(irqn: i16) {
-    hprintln!("firmware: unexpected exception or interrupt {}", irqn);
-    fail("unexpected interrupt")
+    arch::exit(false)
 }

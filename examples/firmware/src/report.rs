@@ -6,7 +6,7 @@
 
 use core::fmt;
 
-use cortex_m_semihosting::hprintln;
+use crate::arch::hprintln;
 
 /// What a check found wrong.
 pub struct Failure {

@@ -1,10 +1,11 @@
-//! A time driver for embassy-time on the SysTick timer: one interrupt per tick.
+//! A time driver for embassy-time on a periodic timer: one interrupt per tick.
 //!
-//! SysTick counts the core clock down from `CORE_HZ / TICK_HZ` and raises its exception
-//! at zero, once per tick (1 ms). The handler bumps a 64-bit tick counter, which never
-//! overflows (584 million years at 1 kHz), and wakes every timer whose instant has come.
-//! Timers wait in `embassy-time-queue-utils`' generic queue (8 entries: this firmware has
-//! one task, and embassy-time needs one entry per concurrently waiting timer).
+//! The timer raises an interrupt once per tick (1 ms): SysTick on Arm
+//! (`time_driver/systick.rs`), the CLINT's machine timer on RISC-V (`time_driver/mtimer.rs`).
+//! The handler bumps a 64-bit tick counter, which never overflows (584 million years at
+//! 1 kHz), and wakes every timer whose instant has come. Timers wait in
+//! `embassy-time-queue-utils`' generic queue (8 entries: this firmware has one task, and
+//! embassy-time needs one entry per concurrently waiting timer).
 //!
 //! All state sits in one `critical_section::Mutex`: the handler and thread-mode code run on
 //! the same core, and masking interrupts is the only sound way to share it with an
@@ -12,23 +13,22 @@
 //! preempts it).
 //!
 //! A one-tick-per-interrupt driver is the simplest correct one; a production driver on a
-//! real chip would use a free-running timer with a compare register instead, so that an
-//! idle core is not woken every millisecond.
+//! real chip would program the compare register for the next timer's instant instead, so
+//! that an idle core is not woken every millisecond.
 
 use core::cell::RefCell;
 use core::task::Waker;
 
-use cortex_m::peripheral::SYST;
-use cortex_m::peripheral::syst::SystClkSource;
-use cortex_m_rt::exception;
 use critical_section::Mutex;
-use embassy_time_driver::{Driver, TICK_HZ};
+use embassy_time_driver::Driver;
 use embassy_time_queue_utils::Queue;
 
-use crate::machine::CORE_HZ;
+/// The timer: its `start`, and its interrupt handler, which calls [`tick`].
+#[cfg_attr(target_arch = "arm", path = "time_driver/systick.rs")]
+#[cfg_attr(target_arch = "riscv32", path = "time_driver/mtimer.rs")]
+mod timer;
 
-/// SysTick's reload value: it counts `RELOAD + 1` core cycles per tick.
-const RELOAD: u32 = CORE_HZ / TICK_HZ as u32 - 1;
+pub use timer::start;
 
 struct State {
     /// Ticks since `start`.
@@ -39,11 +39,11 @@ struct State {
 }
 
 /// The driver registered with embassy-time.
-pub struct SysTickDriver {
+pub struct TickDriver {
     state: Mutex<RefCell<State>>,
 }
 
-embassy_time_driver::time_driver_impl!(static DRIVER: SysTickDriver = SysTickDriver {
+embassy_time_driver::time_driver_impl!(static DRIVER: TickDriver = TickDriver {
     state: Mutex::new(RefCell::new(State {
         ticks: 0,
         next_alarm: u64::MAX,
@@ -51,16 +51,7 @@ embassy_time_driver::time_driver_impl!(static DRIVER: SysTickDriver = SysTickDri
     })),
 });
 
-/// Starts SysTick at one exception per tick. Call once, before anything sleeps.
-pub fn start(mut syst: SYST) {
-    syst.set_clock_source(SystClkSource::Core);
-    syst.set_reload(RELOAD);
-    syst.clear_current();
-    syst.enable_interrupt();
-    syst.enable_counter();
-}
-
-impl SysTickDriver {
+impl TickDriver {
     fn on_tick(&self) {
         critical_section::with(|cs| {
             let mut state = self.state.borrow_ref_mut(cs);
@@ -74,7 +65,7 @@ impl SysTickDriver {
     }
 }
 
-impl Driver for SysTickDriver {
+impl Driver for TickDriver {
     fn now(&self) -> u64 {
         critical_section::with(|cs| self.state.borrow_ref(cs).ticks)
     }
@@ -92,8 +83,8 @@ impl Driver for SysTickDriver {
     }
 }
 
-#[exception]
-fn SysTick() {
+/// One tick has passed: called by the timer's interrupt handler, once per tick.
+fn tick() {
     DRIVER.on_tick();
     crate::irq::on_tick();
 }

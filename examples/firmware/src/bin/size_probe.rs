@@ -34,6 +34,34 @@ mod irq {
     pub fn on_tick() {}
 }
 
+/// The core operations the probe needs. It is measured on Arm (thumbv7em); for RISC-V it
+/// only builds, so that every binary of the crate builds (and is linted) for every target.
+mod core_ops {
+    /// Halts (the panic handler, and what cannot happen).
+    #[cfg(target_arch = "arm")]
+    pub use cortex_m::asm::udf as halt;
+    #[cfg(target_arch = "riscv32")]
+    pub fn halt() -> ! {
+        loop {
+            riscv::asm::wfi();
+        }
+    }
+
+    /// Starts the time driver's timer.
+    #[cfg(target_arch = "arm")]
+    #[inline(always)]
+    pub fn start_time() {
+        let Some(core) = cortex_m::Peripherals::take() else {
+            halt()
+        };
+        crate::time_driver::start(core.SYST);
+    }
+    #[cfg(target_arch = "riscv32")]
+    pub fn start_time() {
+        crate::time_driver::start();
+    }
+}
+
 use core::hint::black_box;
 #[allow(unused_imports)]
 use core::num::NonZeroU32;
@@ -48,7 +76,7 @@ use stanchion_embassy::EmbassyClock;
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
-    cortex_m::asm::udf()
+    core_ops::halt()
 }
 
 /// An operation whose outcome the compiler cannot see: what a driver call returns.
@@ -68,10 +96,7 @@ fn millis() -> Duration {
 
 #[embassy_executor::main]
 async fn main(_spawner: Spawner) {
-    let Some(core) = cortex_m::Peripherals::take() else {
-        cortex_m::asm::udf()
-    };
-    time_driver::start(core.SYST);
+    core_ops::start_time();
     #[cfg(feature = "peer-heap")]
     peers::init_heap();
     #[cfg(feature = "peer-governor")]
@@ -296,7 +321,7 @@ mod peers {
     #[cfg(feature = "peer-governor")]
     pub fn rate_limiter() -> Limiter {
         let quota = governor::Quota::with_period(Duration::from_millis(100))
-            .unwrap_or_else(|| cortex_m::asm::udf())
+            .unwrap_or_else(|| crate::core_ops::halt())
             .allow_burst(core::num::NonZeroU32::new(3).unwrap_or(core::num::NonZeroU32::MIN));
         governor::RateLimiter::direct_with_clock(quota, EmbassyTime)
     }

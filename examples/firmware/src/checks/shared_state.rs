@@ -1,17 +1,21 @@
 //! State shared between an interrupt handler and thread-mode code, both updating it while
 //! both run: every update must land (no lost update) and nothing may deadlock.
 //!
-//! The interrupt is PendSV, pended on every tick ([`crate::irq`]). Thread mode updates the
-//! same three counters in a loop, and sleeps now and then so the executor runs too:
+//! The interrupt is the hook interrupt (PendSV on Arm, the machine software interrupt on
+//! RISC-V), pended on every tick ([`crate::irq`]). Thread mode updates the same three
+//! counters in a loop, and sleeps now and then so the executor runs too:
 //!
 //! - a [`Locked`] tally behind a [`CriticalSectionRawMutex`]: how a rate limiter or breaker
 //!   whose state does not fit one word is shared with an interrupt handler;
 //! - a `portable_atomic::AtomicU64`, as a one-word limiter holds its state: wider than the
-//!   Cortex-M3's atomics, and with no compare-and-swap at all on the Cortex-M0, so
-//!   `portable-atomic` emulates it, which must mask interrupts (see `Cargo.toml`): its
-//!   default for the Cortex-M3, a spinlock, deadlocks here, and the watchdog reports it;
+//!   Cortex-M3's atomics, and with no compare-and-swap at all on the Cortex-M0 and on
+//!   `riscv32imc`, so `portable-atomic` emulates it, which must mask interrupts (see
+//!   `Cargo.toml`): its default for the Cortex-M3, a spinlock, deadlocks here, and the
+//!   watchdog reports it;
 //! - a control: a plain load, the 64-bit updates, then a store. The interrupt must lose some of these
 //!   updates, or it never landed inside a read-modify-write and the check proved nothing.
+
+use core::time::Duration;
 
 use embassy_time::Timer;
 use portable_atomic::{AtomicU32, AtomicU64, Ordering};
@@ -43,15 +47,20 @@ static CONTROL: AtomicU32 = AtomicU32::new(0);
 const INTERRUPTS: u32 = 100;
 /// Step limit: loop iterations at most, so a bug cannot loop forever.
 const MAX_STEPS: u64 = 1_000_000;
-/// Sleep for a tick every this many iterations, so the executor sleeps and wakes too.
-const SLEEP_EVERY: u64 = 256;
+/// Sleep for a tick once the loop has run this long since it last woke, so the executor
+/// sleeps and wakes too, and at least one tick (and the interrupt with it) lands while the
+/// loop runs, whatever the emulator's speed. (Sleeping every N iterations instead locks the
+/// loop in phase with the tick on a fast host: it wakes just after a tick, finishes its N
+/// iterations within the tick, and sleeps again, so every interrupt runs while it sleeps and
+/// none inside an update.)
+const AWAKE: Duration = Duration::from_millis(2);
 /// 64-bit updates per iteration, made between the control's load and its store: most of
 /// the loop's time, so that most interrupts land inside the control's window and inside a
 /// 64-bit update (a 64-bit atomic that is not sound against interrupt handlers, such as a
 /// spinlock, then deadlocks at once, and the watchdog in [`crate::irq`] reports it).
 const WIDE_BURST: u64 = 64;
 
-/// Runs from PendSV on every tick.
+/// Runs from the hook interrupt on every tick.
 fn on_interrupt() {
     TALLY.with(|t| {
         t.interrupt = t.interrupt.wrapping_add(1);
@@ -68,6 +77,7 @@ pub async fn interrupt_and_thread() -> Outcome {
     let mut steps: u64 = 0;
     let mut backwards: u64 = 0;
     let mut last = EmbassyClock.now();
+    let mut woke = last;
     while irq::runs().wrapping_sub(first_run) < INTERRUPTS && steps < MAX_STEPS {
         TALLY.with(|t| {
             t.thread = t.thread.wrapping_add(1);
@@ -85,8 +95,9 @@ pub async fn interrupt_and_thread() -> Outcome {
         }
         last = now;
         steps = steps.wrapping_add(1);
-        if steps % SLEEP_EVERY == 0 {
+        if now - woke >= AWAKE {
             Timer::after_ticks(1).await;
+            woke = EmbassyClock.now();
         }
     }
     let interrupts = u64::from(irq::uninstall().wrapping_sub(first_run));
