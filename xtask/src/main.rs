@@ -269,6 +269,13 @@ const QEMU_RISCV32: Qemu = (
     &["-bios", "none"],
 );
 
+/// QEMU's virtual time, tied to the instructions the guest runs (16 ns each), and jumping
+/// ahead to the next timer when the guest waits for one (`sleep=off`): every run of an image
+/// sees the same interleaving of timer interrupts and code, whatever else the host is doing,
+/// and prints the same lines. Without it, QEMU's timers follow the host's clock, and a busy
+/// host delivered missed SysTick ticks in bursts that failed a timing check now and then.
+const QEMU_ICOUNT: &str = "shift=4,sleep=off";
+
 /// How long one firmware image may run under QEMU (it needs well under a second).
 const FIRMWARE_TIME_BOUND: Duration = Duration::from_secs(60);
 
@@ -315,6 +322,8 @@ fn firmware() -> Result {
                 "-nographic",
                 "-semihosting-config",
                 "enable=on,target=native",
+                "-icount",
+                QEMU_ICOUNT,
             ],
         );
         qemu.args(*extra).arg("-kernel").arg(&elf);
