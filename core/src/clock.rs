@@ -9,7 +9,13 @@
 
 use core::time::Duration;
 
-use portable_atomic::{AtomicU64, Ordering};
+// Core's 64-bit atomic (interrupt-safe in every supported set-up); under loom,
+// portable-atomic's, since loom's atomics cannot be built in these `const fn` constructors.
+#[cfg(not(loom))]
+use crate::sync::AtomicU64;
+use crate::sync::Ordering;
+#[cfg(loom)]
+use portable_atomic::AtomicU64;
 
 use crate::time::{Instant, duration_to_nanos_saturating};
 

@@ -26,14 +26,26 @@ mod verify;
 
 use size::{Patterns, build_image, size};
 
-/// The bare-metal targets core must build for, and the features each needs.
-///
-/// `thumbv6m` has no compare-and-swap: atomics go through `critical-section`.
-/// `thumbv7em` has no 64-bit atomics. `riscv32imc` has no atomics extension at all.
-const CROSS_TARGETS: &[(&str, &str)] = &[
-    ("thumbv6m-none-eabi", "critical-section"),
-    ("thumbv7em-none-eabihf", ""),
-    ("riscv32imc-unknown-none-elf", "critical-section"),
+/// The bare-metal targets core must build for. None has native 64-bit atomics
+/// (`thumbv6m` and `riscv32imc` have no compare-and-swap at all, `thumbv7em` no 64-bit
+/// atomics), so each builds only with one of core's two atomics set-ups
+/// ([`ATOMICS_SETUPS`]), and [`cross`] checks that a build with neither fails to compile.
+const CROSS_TARGETS: &[&str] = &[
+    "thumbv6m-none-eabi",
+    "thumbv7em-none-eabihf",
+    "riscv32imc-unknown-none-elf",
+];
+
+/// Core's atomics set-ups for firmware, one of which a bare-metal build without native
+/// 64-bit atomics must enable (core's crate docs, "Firmware").
+const ATOMICS_SETUPS: &[&str] = &["critical-section", "single-core"];
+
+/// What core's `compile_error!` says when a bare-metal build enables neither set-up: it must
+/// name both features.
+const MISSING_SETUP_ERROR: &[&str] = &[
+    "stanchion: this target has no native 64-bit atomics",
+    "`critical-section`",
+    "`single-core`",
 ];
 
 #[derive(Parser)]
@@ -181,35 +193,80 @@ fn test() -> Result {
 }
 
 fn cross() -> Result {
-    let targets: Vec<&str> = CROSS_TARGETS.iter().map(|(t, _)| *t).collect();
-    add_missing_targets(&targets)?;
-    for (target, features) in CROSS_TARGETS {
-        let with_defmt = if features.is_empty() {
-            "defmt".to_string()
-        } else {
-            format!("{features},defmt")
-        };
-        for features in [*features, with_defmt.as_str()] {
-            let mut args = vec!["build", "-p", "stanchion", "--target", target, "--locked"];
-            if !features.is_empty() {
-                args.extend(["--features", features]);
-            }
-            step(&format!("core for {target} [{features}]"), cargo(&args))?;
-        }
-        step(
-            &format!("embassy adapter for {target}"),
-            cargo(&[
-                "build",
-                "-p",
-                "stanchion-embassy",
-                "--target",
-                target,
-                "--locked",
-                "--features",
-                "stanchion/critical-section",
-            ]),
+    add_missing_targets(CROSS_TARGETS)?;
+    step(
+        "core's critical-section 64-bit atomic, on the host",
+        cargo(&[
+            "test",
+            "-p",
+            "stanchion",
+            "--lib",
+            "--locked",
+            "--features",
+            "critical-section",
+            "cs_atomic",
+        ]),
+    )?;
+    for target in CROSS_TARGETS {
+        expect_build_failure(
+            &format!("core for {target} with no atomics set-up fails, naming both"),
+            cargo(&["build", "-p", "stanchion", "--target", target, "--locked"]),
+            MISSING_SETUP_ERROR,
         )?;
+        for setup in ATOMICS_SETUPS {
+            let with_defmt = format!("{setup},defmt");
+            for features in [*setup, with_defmt.as_str()] {
+                step(
+                    &format!("core for {target} [{features}]"),
+                    cargo(&[
+                        "build",
+                        "-p",
+                        "stanchion",
+                        "--target",
+                        target,
+                        "--locked",
+                        "--features",
+                        features,
+                    ]),
+                )?;
+            }
+            step(
+                &format!("embassy adapter for {target} [{setup}]"),
+                cargo(&[
+                    "build",
+                    "-p",
+                    "stanchion-embassy",
+                    "--target",
+                    target,
+                    "--locked",
+                    "--features",
+                    setup,
+                ]),
+            )?;
+        }
     }
+    Ok(())
+}
+
+/// Runs a build that must fail, and fails unless it does and its error output contains
+/// every string in `expected`.
+fn expect_build_failure(name: &str, mut command: Command, expected: &[&str]) -> Result {
+    println!("xtask: ==> {name}");
+    let started = Instant::now();
+    let output = command
+        .output()
+        .map_err(|e| format!("{name}: cannot start: {e}"))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if output.status.success() {
+        return Err(format!("{name}: the build succeeded"));
+    }
+    if let Some(missing) = expected.iter().find(|e| !stderr.contains(**e)) {
+        eprintln!("{stderr}");
+        return Err(format!(
+            "{name}: the build failed without saying {missing:?}"
+        ));
+    }
+    println!("xtask: <== {name} ok ({:.1?})", started.elapsed());
     Ok(())
 }
 
