@@ -303,6 +303,21 @@ const FIRMWARE_MACHINES: &[(&str, &str, &str)] = &[
     ("thumbv6m-none-eabi", "cortex-m0", "microbit"),
 ];
 
+/// The atomics set-ups (firmware features, one run each) a firmware target runs in; a
+/// target not listed runs once, in the set-up the firmware's `Cargo.toml` gives it.
+const FIRMWARE_SETUPS: &[(&str, &[&str])] = &[(
+    "thumbv7m-none-eabi",
+    &["atomics-critical-section", "atomics-single-core"],
+)];
+
+/// The atomics set-ups `target` runs in: its features, or one run with none.
+fn firmware_setups(target: &str) -> &'static [&'static str] {
+    FIRMWARE_SETUPS
+        .iter()
+        .find(|(t, _)| *t == target)
+        .map_or(&[""], |(_, setups)| setups)
+}
+
 /// How long one firmware image may run under QEMU (it needs well under a second).
 const FIRMWARE_TIME_BOUND: Duration = Duration::from_secs(60);
 
@@ -318,30 +333,55 @@ fn firmware() -> Result {
     step("firmware fmt", firmware_cargo(&["fmt", "--check"]))?;
     let target_dir = firmware_dirs().1;
     for (target, ..) in FIRMWARE_MACHINES {
-        step(
-            &format!("firmware clippy for {target}"),
-            firmware_cargo(&[
-                "clippy",
-                "--release",
-                "--locked",
-                "--target",
-                target,
-                "--target-dir",
-                &target_dir.to_string_lossy(),
-                "--",
-                "-D",
-                "warnings",
-            ]),
-        )?;
+        for setup in firmware_setups(target) {
+            step(
+                &format!("firmware clippy for {target} [{setup}]"),
+                firmware_cargo(&[
+                    "clippy",
+                    "--release",
+                    "--locked",
+                    "--target",
+                    target,
+                    "--target-dir",
+                    &target_dir.to_string_lossy(),
+                    "--features",
+                    setup,
+                    "--",
+                    "-D",
+                    "warnings",
+                ]),
+            )?;
+        }
     }
-    for (target, cpu, machine) in FIRMWARE_MACHINES {
-        let elf = build_firmware(target, &Patterns::Default)?;
-        let name = format!("firmware on {machine} ({target})");
+    let runs = FIRMWARE_MACHINES.iter().flat_map(|machine| {
+        firmware_setups(machine.0)
+            .iter()
+            .map(move |setup| (machine, *setup))
+    });
+    for ((target, cpu, machine), setup) in runs {
+        let patterns = if setup.is_empty() {
+            Patterns::Default
+        } else {
+            Patterns::DefaultAnd(setup)
+        };
+        let elf = build_firmware(target, &patterns)?;
+        let setup_label = if setup.is_empty() {
+            "atomics set-up from Cargo.toml"
+        } else {
+            setup
+        };
+        let name = format!("firmware on {machine} ({target}) [{setup_label}]");
         println!("xtask: ==> {name}");
         let started = Instant::now();
         let mut qemu = command(
             QEMU,
             &[
+                // One instruction per translation block: QEMU takes interrupts only between
+                // blocks, so without it an interrupt seldom lands inside a short
+                // read-modify-write, and a check of sharing with an interrupt handler (such
+                // as a spinlock that deadlocks) passes by luck. QEMU 8.1 and later also
+                // spell it `-one-insn-per-tb`.
+                "-singlestep",
                 "-cpu",
                 cpu,
                 "-machine",
