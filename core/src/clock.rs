@@ -79,9 +79,8 @@ impl<C: Clock + ?Sized> Clock for &C {
 /// ```
 ///
 /// Cost: one atomic word; `now` is one atomic load, `advance` one read-modify-write
-/// (on targets without compare-and-swap, such as `thumbv6m`, it goes through
-/// `portable-atomic`'s critical section and needs this crate's `critical-section`
-/// feature).
+/// (on targets without 64-bit atomics, such as every Cortex-M, emulated as the crate's
+/// `critical-section` or `single-core` feature says; see the crate docs, "Firmware").
 #[derive(Debug, Default)]
 pub struct ManualClock {
     nanos: AtomicU64,

@@ -2,7 +2,12 @@
 //!
 //! State that fits one word lives in an atomic from `portable-atomic` (so it builds on
 //! targets without compare-and-swap, through a critical section), and a grant is one
-//! compare-and-swap. Under `--cfg loom` the same names resolve to loom's atomics, so the
+//! compare-and-swap. On targets without native 64-bit atomics, the 64-bit ones are
+//! emulated so that interrupt handlers can share them: by masking interrupts inline
+//! (`single-core`), or, with `critical-section`, by core's own 64-bit atomic, whose every
+//! operation runs inside `critical_section::with` (portable-atomic's own fallback there is
+//! a spinlock, which deadlocks against an interrupt handler; see the crate docs,
+//! "Firmware"). Under `--cfg loom` the same names resolve to loom's atomics, so the
 //! model checker explores every interleaving of that code.
 //!
 //! State that does not fit one word is a plain `&mut self` state machine, shared through

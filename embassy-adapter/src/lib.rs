@@ -75,6 +75,10 @@
 //!   share it as `Locked<CriticalSectionRawMutex, _>`, which masks interrupts for the few
 //!   instructions of an update (embassy-sync's `CriticalSectionRawMutex` needs a
 //!   `critical-section` implementation whichever feature you pick).
+//! - **`critical-section` covers stanchion's atomics, not other crates'.** Another crate in
+//!   the firmware that uses `portable_atomic::AtomicU64` itself still gets portable-atomic's
+//!   spinlock on a Cortex-M3/M4/M7 (and its lock table, about 2 KiB of RAM). On a
+//!   single-core chip, `single-core` covers every crate's `portable-atomic` atomics at once.
 //! - The two features are exclusive: `portable-atomic` refuses its `critical-section` and
 //!   `unsafe-assume-single-core` together.
 //!
