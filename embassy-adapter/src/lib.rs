@@ -86,6 +86,28 @@
 //! set-up under QEMU: `critical-section` on a Cortex-M0 and on a Cortex-M3, `single-core`
 //! on a Cortex-M3, each with one token bucket hammered from thread mode and an interrupt
 //! handler at once.
+//!
+//! # Interrupt handlers: what to call from one
+//!
+//! An interrupt handler may call anything that never waits, on a `static` shared with
+//! thread mode, once the atomics set-up above is chosen and every [`Locked`](stanchion::sync::Locked) or
+//! [`RawMutex`](stanchion::sync::RawMutex) parameter is `CriticalSectionRawMutex`:
+//!
+//! | fine in an interrupt handler | not in an interrupt handler |
+//! |---|---|
+//! | rate limiters: `acquire_at`, `peek_at`, `remaining_at`, `reset`, `set_quota` (a [`SharedLimiter`](stanchion::rate::SharedLimiter) too, with `CriticalSectionRawMutex`); the clock-bound forms with [`EmbassyClock`] | [`RateLimitQueue::acquire`] (it awaits) |
+//! | breakers: `try_acquire_at`, recording through the permit (`success`, `failure`, `ignored`, `record_at`), `state`, `metrics_at`, the manual transitions; the breaker's listener then runs in the handler | [`breaker::call`] and [`breaker::call_classified`] (they await the call) |
+//! | bulkheads: `try_acquire` on [`BulkheadQueue::bulkhead`], dropping a permit (it wakes the front waiter) | [`BulkheadQueue::acquire`] |
+//! | `Locked::with` with `CriticalSectionRawMutex` (keep the closure short: interrupts stay masked) | anything behind `NoopRawMutex` (one executor only; it is `!Sync`, so it cannot be a shared `static`) |
+//! | a `RetryPolicy`'s decisions (`on_failure_at`, ...), on state the handler owns | [`retry()`], [`retry_with_hint`], [`timeout()`], [`timeout_at`], [`Pipeline`] (all async) |
+//!
+//! An interrupt handler does not wait in line: [`RateLimitQueue`] and [`BulkheadQueue`]
+//! keep their arrival order among the tasks that await them, but a handler that calls the
+//! limiter or the bulkhead directly takes what is there, ahead of the queue. A handler
+//! that takes permits as fast as they come can starve the queued tasks (in a user's stress
+//! test, thread mode got 2 permits of 20): give the handler a limiter of its own, or a
+//! share of the quota ([`Quota::share`](stanchion::rate::Quota::share)), when both must
+//! progress.
 #![no_std]
 #![deny(missing_docs)]
 
