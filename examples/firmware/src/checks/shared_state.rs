@@ -81,12 +81,29 @@ const INTERRUPTS: u32 = 300;
 const MAX_STEPS: u64 = 1_000_000;
 /// Sleep for a tick every this many iterations, so the executor sleeps and wakes too.
 const SLEEP_EVERY: u64 = 64;
-/// Token requests (one token each) per thread-mode iteration, made between the control's
-/// load and its store: most of the loop's time, so that most interrupts land inside the
-/// control's window and inside a 64-bit update (a 64-bit atomic that is not sound against
-/// interrupt handlers, such as a spinlock, then deadlocks at once, and the watchdog in
-/// [`crate::irq`] reports it).
-const THREAD_BURST: u64 = 64;
+/// Token requests (one token each) per thread-mode iteration, at most, made between the
+/// control's load and its store: most of the loop's time, so that most interrupts land
+/// inside the control's window and inside a 64-bit update (a 64-bit atomic that is not
+/// sound against interrupt handlers, such as a spinlock, then deadlocks at once, and the
+/// watchdog in [`crate::irq`] reports it).
+const THREAD_BURST: u32 = 64;
+
+/// The number of token requests of each thread-mode iteration: 1 to [`THREAD_BURST`], from
+/// a xorshift generator. QEMU counts time in instructions (`-icount`), so a loop of one
+/// fixed length would meet each tick at the same point of its body, every time; lengths
+/// that vary move the interrupt across the whole body.
+struct Burst(u32);
+
+impl Burst {
+    fn next(&mut self) -> u32 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.0 = x;
+        x % THREAD_BURST + 1
+    }
+}
 /// Token requests (two tokens each) per interrupt.
 const IRQ_BURST: u32 = 8;
 /// Tokens per interrupt request.
@@ -142,6 +159,7 @@ pub async fn interrupt_and_thread() -> Outcome {
     let mut backwards: u64 = 0;
     let (mut thread_tokens, mut fills, mut thread_slots): (u64, u64, u64) = (0, 1, 0);
     let mut last = EmbassyClock.now();
+    let mut burst = Burst(0x9e37_79b9);
     while irq::runs().wrapping_sub(first_run) < INTERRUPTS && steps < MAX_STEPS {
         TALLY.with(|t| {
             t.thread = t.thread.wrapping_add(1);
@@ -149,7 +167,7 @@ pub async fn interrupt_and_thread() -> Outcome {
         });
         let seen = CONTROL.load(Ordering::Relaxed);
         let now = EmbassyClock.now();
-        for _ in 0..THREAD_BURST {
+        for _ in 0..burst.next() {
             if BUCKET.acquire_at(1, now).is_ok() {
                 thread_tokens += 1;
             } else {
