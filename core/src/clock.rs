@@ -9,7 +9,13 @@
 
 use core::time::Duration;
 
-use portable_atomic::{AtomicU64, Ordering};
+// Core's 64-bit atomic (interrupt-safe in every supported set-up); under loom,
+// portable-atomic's, since loom's atomics cannot be built in these `const fn` constructors.
+#[cfg(not(loom))]
+use crate::sync::AtomicU64;
+use crate::sync::Ordering;
+#[cfg(loom)]
+use portable_atomic::AtomicU64;
 
 use crate::time::{Instant, duration_to_nanos_saturating};
 
@@ -73,9 +79,8 @@ impl<C: Clock + ?Sized> Clock for &C {
 /// ```
 ///
 /// Cost: one atomic word; `now` is one atomic load, `advance` one read-modify-write
-/// (on targets without compare-and-swap, such as `thumbv6m`, it goes through
-/// `portable-atomic`'s critical section and needs this crate's `critical-section`
-/// feature).
+/// (on targets without 64-bit atomics, such as every Cortex-M, emulated as the crate's
+/// `critical-section` or `single-core` feature says; see the crate docs, "Firmware").
 #[derive(Debug, Default)]
 pub struct ManualClock {
     nanos: AtomicU64,

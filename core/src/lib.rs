@@ -43,9 +43,36 @@
 //! | feature | what it does |
 //! |---|---|
 //! | `defmt` | derives `defmt::Format` for every public type |
-//! | `critical-section` | routes every atomic read-modify-write through `critical-section`, for targets without compare-and-swap (`thumbv6m`, `riscv32imc`); on single-core chips with 32-bit compare-and-swap but no 64-bit atomics (`thumbv7m`, `thumbv7em`) enable `portable-atomic/unsafe-assume-single-core` in the firmware instead (see `stanchion-embassy`'s docs for why: the default emulation there is a spinlock, which deadlocks against interrupt handlers) |
+//! | `critical-section` | firmware, any chip: every atomic stanchion uses is made safe to share with interrupt handlers through the `critical-section` crate (the binary links an implementation, such as `cortex-m/critical-section-single-core` or a HAL's multi-core one) |
+//! | `single-core` | firmware on a single-core chip running privileged code only: atomics the chip lacks are emulated by masking interrupts directly (`portable-atomic/unsafe-assume-single-core`); smaller and faster than `critical-section`, unsound on several cores |
 //!
-//! No feature is on by default.
+//! No feature is on by default, and hosts need none.
+//!
+//! # Firmware: pick `critical-section` or `single-core`
+//!
+//! Every limiter that holds an [`Instant`] keeps it in a 64-bit atomic, and a grant is a
+//! compare-and-swap. Microcontrollers lack some of these: a Cortex-M3/M4/M7 has no 64-bit
+//! atomics, a Cortex-M0/M0+ or a `riscv32imc` has no compare-and-swap at all. Emulating them
+//! must stay sound when an interrupt handler preempts thread mode in the middle of an
+//! update, and the safe emulation depends on the chip, which a library cannot know. So a
+//! bare-metal build (`target_os = "none"`) of a target without native 64-bit atomics that
+//! enables neither feature fails to compile, with a message naming both:
+//!
+//! - **`critical-section`**: correct on any chip, single- or multi-core. Each emulated
+//!   operation runs inside `critical_section::with`, so an interrupt handler never sees one
+//!   half done and never waits for one. The default choice.
+//! - **`single-core`**: only for a chip with one core whose code runs privileged (thread
+//!   mode on Cortex-M is, unless an RTOS drops it). Each emulated operation masks
+//!   interrupts inline (PRIMASK on Cortex-M), with no call into a `critical-section`
+//!   implementation, and loads and stores up to 32 bits are plain instructions.
+//!
+//! The two are exclusive (`portable-atomic` refuses its `critical-section` and
+//! `unsafe-assume-single-core` together). Without either, `portable-atomic`'s fallback for
+//! 64-bit atomics on a chip with 32-bit compare-and-swap is a global spinlock: an interrupt
+//! handler that touches one while thread mode holds the lock spins forever, which is why
+//! stanchion refuses to build that way rather than hang under load. The firmware example
+//! (`examples/firmware`) runs both set-ups under QEMU with a limiter hammered from thread
+//! mode and an interrupt handler at once.
 #![no_std]
 // Core has no unsafe code. The one exception, in core's loom tests only, is the unsafe
 // `RawMutex` implementation of the loom models' mutex (`sync::loom_mutex`), under an `allow`.
@@ -63,6 +90,24 @@
     )
 )]
 #![cfg_attr(not(test), warn(clippy::expect_used))]
+
+// A bare-metal build without a safe way to emulate the 64-bit atomics the target lacks
+// (see "Firmware" above) fails here rather than hang under an interrupt.
+#[cfg(all(
+    target_os = "none",
+    not(target_has_atomic = "64"),
+    not(feature = "critical-section"),
+    not(feature = "single-core"),
+))]
+compile_error!(
+    "stanchion: this target has no native 64-bit atomics, so stanchion needs to know how to \
+     emulate them safely against interrupt handlers: enable stanchion's (or stanchion-embassy's) \
+     `critical-section` feature (any chip; the binary links a `critical-section` \
+     implementation, such as `cortex-m/critical-section-single-core`), or its `single-core` \
+     feature (single-core chips running privileged code only; smaller and faster). \
+     Without either, portable-atomic's spinlock fallback deadlocks when an interrupt handler \
+     preempts thread mode in a 64-bit update. See stanchion's crate docs, \"Firmware\"."
+);
 
 pub mod adaptive;
 pub mod breaker;

@@ -2,7 +2,12 @@
 //!
 //! State that fits one word lives in an atomic from `portable-atomic` (so it builds on
 //! targets without compare-and-swap, through a critical section), and a grant is one
-//! compare-and-swap. Under `--cfg loom` the same names resolve to loom's atomics, so the
+//! compare-and-swap. On targets without native 64-bit atomics, the 64-bit ones are
+//! emulated so that interrupt handlers can share them: by masking interrupts inline
+//! (`single-core`), or, with `critical-section`, by core's own 64-bit atomic, whose every
+//! operation runs inside `critical_section::with` (portable-atomic's own fallback there is
+//! a spinlock, which deadlocks against an interrupt handler; see the crate docs,
+//! "Firmware"). Under `--cfg loom` the same names resolve to loom's atomics, so the
 //! model checker explores every interleaving of that code.
 //!
 //! State that does not fit one word is a plain `&mut self` state machine, shared through
@@ -22,9 +27,206 @@ pub use embassy_sync::blocking_mutex::raw::{CriticalSectionRawMutex, NoopRawMute
 
 #[cfg(not(loom))]
 #[allow(unused_imports)]
-pub(crate) use portable_atomic::{
-    AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering,
-};
+pub(crate) use portable_atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
+
+// 64-bit atomics. Where the target has them, or the firmware chose `single-core`
+// (portable-atomic then masks interrupts around each 64-bit operation), they come from
+// portable-atomic. Where the target lacks them and the firmware chose `critical-section`,
+// they are core's own [`cs_atomic::AtomicU64`]: portable-atomic's `critical-section`
+// feature covers only targets without compare-and-swap, and on a Cortex-M3/M4/M7 it would
+// leave 64-bit atomics to its lock-based fallback, a global spinlock that deadlocks when an
+// interrupt handler preempts its holder.
+#[cfg(all(
+    not(loom),
+    any(target_has_atomic = "64", not(feature = "critical-section"))
+))]
+#[allow(unused_imports)]
+pub(crate) use portable_atomic::AtomicU64;
+
+#[cfg(all(not(loom), not(target_has_atomic = "64"), feature = "critical-section"))]
+pub(crate) use cs_atomic::AtomicU64;
+
+// Compiled with the feature on every target, so that host tests exercise it too (where it
+// is not otherwise used: hosts have native 64-bit atomics).
+#[cfg(all(not(loom), feature = "critical-section"))]
+#[cfg_attr(target_has_atomic = "64", allow(dead_code))]
+pub(crate) mod cs_atomic {
+    //! A 64-bit atomic whose every operation runs inside `critical_section::with`.
+    //!
+    //! The `critical-section` implementation the binary links decides what that means: on
+    //! one core it masks interrupts for the few instructions of the operation (so an
+    //! interrupt handler never finds an operation half done, and never waits on one); on
+    //! several cores it also takes a hardware or spin lock, with interrupts masked first,
+    //! so a holder is never preempted on its own core. A critical section orders memory at
+    //! least as strongly as `SeqCst` for the data inside it, so the `Ordering` arguments
+    //! are accepted and need not be acted on.
+    //!
+    //! Same names and signatures as `portable_atomic::AtomicU64`, for the methods core uses
+    //! (a new one is added here when core needs it: the cross-builds fail until it is).
+
+    use core::cell::Cell;
+
+    use critical_section::Mutex;
+    use portable_atomic::Ordering;
+
+    /// A `u64` shared through a critical section, with the methods of an atomic.
+    pub(crate) struct AtomicU64 {
+        value: Mutex<Cell<u64>>,
+    }
+
+    impl AtomicU64 {
+        /// Holds `value`.
+        pub(crate) const fn new(value: u64) -> Self {
+            AtomicU64 {
+                value: Mutex::new(Cell::new(value)),
+            }
+        }
+
+        /// Runs `f` on the value inside a critical section.
+        #[inline]
+        fn with<R>(&self, f: impl FnOnce(&Cell<u64>) -> R) -> R {
+            critical_section::with(|cs| f(self.value.borrow(cs)))
+        }
+
+        /// Replaces the value by `f(value)`, returning the previous value.
+        #[inline]
+        fn update(&self, f: impl FnOnce(u64) -> u64) -> u64 {
+            self.with(|cell| {
+                let previous = cell.get();
+                cell.set(f(previous));
+                previous
+            })
+        }
+
+        pub(crate) fn load(&self, _: Ordering) -> u64 {
+            self.with(Cell::get)
+        }
+
+        pub(crate) fn store(&self, value: u64, _: Ordering) {
+            self.with(|cell| cell.set(value));
+        }
+
+        pub(crate) fn swap(&self, value: u64, _: Ordering) -> u64 {
+            self.with(|cell| cell.replace(value))
+        }
+
+        pub(crate) fn compare_exchange(
+            &self,
+            current: u64,
+            new: u64,
+            _: Ordering,
+            _: Ordering,
+        ) -> Result<u64, u64> {
+            self.with(|cell| {
+                let seen = cell.get();
+                if seen == current {
+                    cell.set(new);
+                    Ok(seen)
+                } else {
+                    Err(seen)
+                }
+            })
+        }
+
+        /// As [`compare_exchange`](Self::compare_exchange): it never fails spuriously.
+        pub(crate) fn compare_exchange_weak(
+            &self,
+            current: u64,
+            new: u64,
+            success: Ordering,
+            failure: Ordering,
+        ) -> Result<u64, u64> {
+            self.compare_exchange(current, new, success, failure)
+        }
+
+        /// Calls `f` once, inside the critical section (so it never retries): `f` must be
+        /// short, as interrupts stay masked while it runs.
+        pub(crate) fn fetch_update(
+            &self,
+            _: Ordering,
+            _: Ordering,
+            f: impl FnOnce(u64) -> Option<u64>,
+        ) -> Result<u64, u64> {
+            self.with(|cell| {
+                let previous = cell.get();
+                match f(previous) {
+                    Some(next) => {
+                        cell.set(next);
+                        Ok(previous)
+                    }
+                    None => Err(previous),
+                }
+            })
+        }
+
+        pub(crate) fn fetch_add(&self, value: u64, _: Ordering) -> u64 {
+            self.update(|v| v.wrapping_add(value))
+        }
+
+        pub(crate) fn fetch_sub(&self, value: u64, _: Ordering) -> u64 {
+            self.update(|v| v.wrapping_sub(value))
+        }
+
+        pub(crate) fn fetch_xor(&self, value: u64, _: Ordering) -> u64 {
+            self.update(|v| v ^ value)
+        }
+    }
+
+    impl Default for AtomicU64 {
+        fn default() -> Self {
+            AtomicU64::new(0)
+        }
+    }
+
+    impl core::fmt::Debug for AtomicU64 {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            core::fmt::Debug::fmt(&self.load(Ordering::Relaxed), f)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        extern crate std;
+
+        use super::*;
+
+        #[test]
+        fn every_operation_returns_and_stores_what_an_atomic_does() {
+            let a = AtomicU64::new(5);
+            let r = Ordering::Relaxed;
+            assert_eq!(a.load(r), 5);
+            a.store(7, r);
+            assert_eq!(a.swap(9, r), 7);
+            assert_eq!(a.compare_exchange(1, 2, r, r), Err(9));
+            assert_eq!(a.compare_exchange_weak(9, 10, r, r), Ok(9));
+            assert_eq!(a.fetch_add(u64::MAX, r), 10); // wraps, as an atomic does
+            assert_eq!(a.fetch_sub(u64::MAX, r), 9);
+            assert_eq!(a.fetch_xor(0b0011, r), 10);
+            assert_eq!(a.fetch_update(r, r, |v| v.checked_sub(100)), Err(0b1001));
+            assert_eq!(a.fetch_update(r, r, |v| Some(v * 2)), Ok(0b1001));
+            assert_eq!(std::format!("{a:?}"), "18");
+            assert_eq!(AtomicU64::default().load(r), 0);
+        }
+
+        #[test]
+        fn threads_adding_at_once_lose_no_update() {
+            let a = AtomicU64::new(0);
+            std::thread::scope(|s| {
+                for _ in 0..4 {
+                    s.spawn(|| {
+                        for _ in 0..10_000 {
+                            a.fetch_add(1, Ordering::AcqRel);
+                            let _ = a.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                                Some(v + (1 << 32))
+                            });
+                        }
+                    });
+                }
+            });
+            assert_eq!(a.load(Ordering::Acquire), 40_000 + (40_000 << 32));
+        }
+    }
+}
 
 #[cfg(loom)]
 #[allow(unused_imports)]

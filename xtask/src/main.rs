@@ -27,14 +27,26 @@ mod verify;
 
 use size::{Patterns, build_image, size};
 
-/// The bare-metal targets core must build for, and the features each needs.
-///
-/// `thumbv6m` has no compare-and-swap: atomics go through `critical-section`.
-/// `thumbv7em` has no 64-bit atomics. `riscv32imc` has no atomics extension at all.
-const CROSS_TARGETS: &[(&str, &str)] = &[
-    ("thumbv6m-none-eabi", "critical-section"),
-    ("thumbv7em-none-eabihf", ""),
-    ("riscv32imc-unknown-none-elf", "critical-section"),
+/// The bare-metal targets core must build for. None has native 64-bit atomics
+/// (`thumbv6m` and `riscv32imc` have no compare-and-swap at all, `thumbv7em` no 64-bit
+/// atomics), so each builds only with one of core's two atomics set-ups
+/// ([`ATOMICS_SETUPS`]), and [`cross`] checks that a build with neither fails to compile.
+const CROSS_TARGETS: &[&str] = &[
+    "thumbv6m-none-eabi",
+    "thumbv7em-none-eabihf",
+    "riscv32imc-unknown-none-elf",
+];
+
+/// Core's atomics set-ups for firmware, one of which a bare-metal build without native
+/// 64-bit atomics must enable (core's crate docs, "Firmware").
+const ATOMICS_SETUPS: &[&str] = &["critical-section", "single-core"];
+
+/// What core's `compile_error!` says when a bare-metal build enables neither set-up: it must
+/// name both features.
+const MISSING_SETUP_ERROR: &[&str] = &[
+    "stanchion: this target has no native 64-bit atomics",
+    "`critical-section`",
+    "`single-core`",
 ];
 
 #[derive(Parser)]
@@ -191,35 +203,80 @@ fn test() -> Result {
 }
 
 fn cross() -> Result {
-    let targets: Vec<&str> = CROSS_TARGETS.iter().map(|(t, _)| *t).collect();
-    add_missing_targets(&targets)?;
-    for (target, features) in CROSS_TARGETS {
-        let with_defmt = if features.is_empty() {
-            "defmt".to_string()
-        } else {
-            format!("{features},defmt")
-        };
-        for features in [*features, with_defmt.as_str()] {
-            let mut args = vec!["build", "-p", "stanchion", "--target", target, "--locked"];
-            if !features.is_empty() {
-                args.extend(["--features", features]);
-            }
-            step(&format!("core for {target} [{features}]"), cargo(&args))?;
-        }
-        step(
-            &format!("embassy adapter for {target}"),
-            cargo(&[
-                "build",
-                "-p",
-                "stanchion-embassy",
-                "--target",
-                target,
-                "--locked",
-                "--features",
-                "stanchion/critical-section",
-            ]),
+    add_missing_targets(CROSS_TARGETS)?;
+    step(
+        "core's critical-section 64-bit atomic, on the host",
+        cargo(&[
+            "test",
+            "-p",
+            "stanchion",
+            "--lib",
+            "--locked",
+            "--features",
+            "critical-section",
+            "cs_atomic",
+        ]),
+    )?;
+    for target in CROSS_TARGETS {
+        expect_build_failure(
+            &format!("core for {target} with no atomics set-up fails, naming both"),
+            cargo(&["build", "-p", "stanchion", "--target", target, "--locked"]),
+            MISSING_SETUP_ERROR,
         )?;
+        for setup in ATOMICS_SETUPS {
+            let with_defmt = format!("{setup},defmt");
+            for features in [*setup, with_defmt.as_str()] {
+                step(
+                    &format!("core for {target} [{features}]"),
+                    cargo(&[
+                        "build",
+                        "-p",
+                        "stanchion",
+                        "--target",
+                        target,
+                        "--locked",
+                        "--features",
+                        features,
+                    ]),
+                )?;
+            }
+            step(
+                &format!("embassy adapter for {target} [{setup}]"),
+                cargo(&[
+                    "build",
+                    "-p",
+                    "stanchion-embassy",
+                    "--target",
+                    target,
+                    "--locked",
+                    "--features",
+                    setup,
+                ]),
+            )?;
+        }
     }
+    Ok(())
+}
+
+/// Runs a build that must fail, and fails unless it does and its error output contains
+/// every string in `expected`.
+fn expect_build_failure(name: &str, mut command: Command, expected: &[&str]) -> Result {
+    println!("xtask: ==> {name}");
+    let started = Instant::now();
+    let output = command
+        .output()
+        .map_err(|e| format!("{name}: cannot start: {e}"))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if output.status.success() {
+        return Err(format!("{name}: the build succeeded"));
+    }
+    if let Some(missing) = expected.iter().find(|e| !stderr.contains(**e)) {
+        eprintln!("{stderr}");
+        return Err(format!(
+            "{name}: the build failed without saying {missing:?}"
+        ));
+    }
+    println!("xtask: <== {name} ok ({:.1?})", started.elapsed());
     Ok(())
 }
 
@@ -269,12 +326,29 @@ const QEMU_RISCV32: Qemu = (
     &["-bios", "none"],
 );
 
-/// QEMU's virtual time, tied to the instructions the guest runs (16 ns each), and jumping
-/// ahead to the next timer when the guest waits for one (`sleep=off`): every run of an image
-/// sees the same interleaving of timer interrupts and code, whatever else the host is doing,
-/// and prints the same lines. Without it, QEMU's timers follow the host's clock, and a busy
-/// host delivered missed SysTick ticks in bursts that failed a timing check now and then.
-const QEMU_ICOUNT: &str = "shift=4,sleep=off";
+/// The atomics set-ups (firmware features, one run each) a firmware target runs in; a
+/// target not listed runs once, in the set-up the firmware's `Cargo.toml` gives it.
+const FIRMWARE_SETUPS: &[(&str, &[&str])] = &[(
+    "thumbv7m-none-eabi",
+    &["atomics-critical-section", "atomics-single-core"],
+)];
+
+/// The atomics set-ups `target` runs in: its features, or one run with none.
+fn firmware_setups(target: &str) -> &'static [&'static str] {
+    FIRMWARE_SETUPS
+        .iter()
+        .find(|(t, _)| *t == target)
+        .map_or(&[""], |(_, setups)| setups)
+}
+
+/// QEMU's clock: virtual time counted in instructions (2^4 ns each, about 62 MHz, near
+/// the lm3s6965's 50 MHz), and no waiting while the CPU sleeps. Each run is then the same
+/// whatever the host's load (the checks' timings cannot be upset by a busy CI machine), and
+/// the timer interrupt lands at an exact instruction, anywhere inside a block (by default
+/// QEMU takes interrupts only between its translation blocks, so an interrupt seldom lands
+/// inside a short read-modify-write, and a check of sharing with an interrupt handler
+/// passes by luck). Keep in step with the runners in the firmware's `.cargo/config.toml`.
+const QEMU_CLOCK: [&str; 2] = ["-icount", "shift=4,sleep=off"];
 
 /// How long one firmware image may run under QEMU (it needs well under a second).
 const FIRMWARE_TIME_BOUND: Duration = Duration::from_secs(60);
@@ -291,30 +365,51 @@ fn firmware() -> Result {
     step("firmware fmt", firmware_cargo(&["fmt", "--check"]))?;
     let target_dir = firmware_dirs().1;
     for (target, ..) in FIRMWARE_MACHINES {
-        step(
-            &format!("firmware clippy for {target}"),
-            firmware_cargo(&[
-                "clippy",
-                "--release",
-                "--locked",
-                "--target",
-                target,
-                "--target-dir",
-                &target_dir.to_string_lossy(),
-                "--",
-                "-D",
-                "warnings",
-            ]),
-        )?;
+        for setup in firmware_setups(target) {
+            step(
+                &format!("firmware clippy for {target} [{setup}]"),
+                firmware_cargo(&[
+                    "clippy",
+                    "--release",
+                    "--locked",
+                    "--target",
+                    target,
+                    "--target-dir",
+                    &target_dir.to_string_lossy(),
+                    "--features",
+                    setup,
+                    "--",
+                    "-D",
+                    "warnings",
+                ]),
+            )?;
+        }
     }
-    for (target, cpu, machine, (qemu, _, extra)) in FIRMWARE_MACHINES {
-        let elf = build_firmware(target, &Patterns::Default)?;
-        let name = format!("firmware on {machine} ({target})");
+    let runs = FIRMWARE_MACHINES.iter().flat_map(|machine| {
+        firmware_setups(machine.0)
+            .iter()
+            .map(move |setup| (machine, *setup))
+    });
+    for ((target, cpu, machine, (qemu, _, extra)), setup) in runs {
+        let patterns = if setup.is_empty() {
+            Patterns::Default
+        } else {
+            Patterns::DefaultAnd(setup)
+        };
+        let elf = build_firmware(target, &patterns)?;
+        let setup_label = if setup.is_empty() {
+            "atomics set-up from Cargo.toml"
+        } else {
+            setup
+        };
+        let name = format!("firmware on {machine} ({target}) [{setup_label}]");
         println!("xtask: ==> {name}");
         let started = Instant::now();
         let mut qemu = command(
             qemu,
             &[
+                QEMU_CLOCK[0],
+                QEMU_CLOCK[1],
                 "-cpu",
                 cpu,
                 "-machine",
@@ -322,8 +417,6 @@ fn firmware() -> Result {
                 "-nographic",
                 "-semihosting-config",
                 "enable=on,target=native",
-                "-icount",
-                QEMU_ICOUNT,
             ],
         );
         qemu.args(*extra).arg("-kernel").arg(&elf);

@@ -28,6 +28,11 @@ const SIZE_PROBE_BIN: &str = "size_probe";
 /// The prefix of the firmware crate's peer features: not patterns, built only for the probe.
 const PEER_PREFIX: &str = "peer-";
 
+/// The prefix of the firmware crate's atomics set-up features (`cargo xtask firmware` runs
+/// the Cortex-M3 image with each): not patterns; the probe's target gets its set-up from
+/// the firmware's `Cargo.toml`.
+const SETUP_PREFIX: &str = "atomics-";
+
 /// A peer crate: what an application would use instead of one stanchion pattern.
 struct Peer {
     /// The stanchion pattern (feature) it stands beside.
@@ -126,6 +131,8 @@ pub(crate) enum Patterns<'a> {
     Only(&'a str),
     /// The default set: every pattern.
     Default,
+    /// The default set and these features (an atomics set-up).
+    DefaultAnd(&'a str),
 }
 
 /// Builds the size probe with no pattern, each pattern, every pattern, and each peer and
@@ -397,6 +404,10 @@ pub(crate) fn build_image(target: &str, bin: &str, patterns: &Patterns<'_>) -> R
             format!("only {features}")
         }
         Patterns::Default => "every pattern".to_string(),
+        Patterns::DefaultAnd(features) => {
+            args.extend(["--features", features]);
+            format!("every pattern, {features}")
+        }
     };
     step(
         &format!("build firmware `{bin}` for {target} ({label})"),
@@ -406,7 +417,8 @@ pub(crate) fn build_image(target: &str, bin: &str, patterns: &Patterns<'_>) -> R
 }
 
 /// The features of the firmware crate: the names in its `[features]` table, less
-/// `default`, split into patterns and peers (`peer-*`).
+/// `default` and the atomics set-ups (`atomics-*`), split into patterns and peers
+/// (`peer-*`).
 fn firmware_features() -> Result<(Vec<String>, Vec<String>)> {
     let manifest_path = firmware_dirs().0.join("Cargo.toml");
     let manifest = std::fs::read_to_string(&manifest_path)
@@ -424,7 +436,7 @@ fn firmware_features() -> Result<(Vec<String>, Vec<String>)> {
             let name = name.trim().to_string();
             if name.starts_with(PEER_PREFIX) {
                 peers.push(name);
-            } else {
+            } else if !name.starts_with(SETUP_PREFIX) {
                 patterns.push(name);
             }
         }

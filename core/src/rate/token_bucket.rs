@@ -69,13 +69,22 @@ use super::{Quota, QuotaChangeConflict, RateLimitError, RateLimiter};
 /// loop and a denial writes nothing. The quota can change at runtime through `&self`
 /// ([`set_quota`](TokenBucket::set_quota)) without a lock (see its docs).
 ///
+/// With an interrupt handler on a microcontroller: a `static` bucket can be taken from in
+/// thread mode and in the handler at once (`acquire_at`, `peek_at`, `remaining_at` and
+/// `reset` never wait, so they are fine in a handler; the adapters' async waits are not). The words are 64-bit, which Cortex-M chips
+/// emulate: enable this crate's `critical-section` or `single-core` feature (see the crate
+/// docs, "Firmware"; a bare-metal build with neither does not compile), and every word
+/// stays sound against the handler. The firmware example hammers one bucket from both at
+/// once under QEMU, in each set-up.
+///
 /// # Cost
 ///
 /// 48 bytes: the state word, and the quota in two slots plus a version word. A call is
 /// four loads (version, quota pair, version) plus one load and, on a grant, one
 /// compare-and-swap, with a handful of integer operations and no division; `remaining`
-/// has one division. On targets without 64-bit atomics the words go through
-/// `portable-atomic`'s fallback.
+/// has one division. On targets without 64-bit atomics each 64-bit load or
+/// compare-and-swap is emulated by masking interrupts for a few instructions (the
+/// `critical-section` or `single-core` feature).
 ///
 /// # Where it comes from
 ///
