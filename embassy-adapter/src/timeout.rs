@@ -40,7 +40,7 @@ use core::time::Duration;
 
 use embassy_time::Timer;
 use pin_project_lite::pin_project;
-use stanchion::{Clock, Deadline};
+use stanchion::Deadline;
 
 use crate::EmbassyClock;
 
@@ -75,7 +75,10 @@ pub fn timeout_at<F: Future>(deadline: Deadline, fut: F) -> Timeout<F> {
 /// Runs `fut` for at most `budget` from now (the deadline is `now + budget`, saturating;
 /// "now" is read when `timeout` is called, as `embassy_time::with_timeout` does).
 pub fn timeout<F: Future>(budget: Duration, fut: F) -> Timeout<F> {
-    timeout_at(Deadline::after(EmbassyClock.now(), budget), fut)
+    Timeout {
+        fut,
+        timer: EmbassyClock::deadline_after(budget).map(Timer::at),
+    }
 }
 
 pin_project! {

@@ -420,7 +420,10 @@ impl<B: Backoff, K, R: RetryBudget> RetryPolicy<B, K, R> {
             Some(h) => Duration::from_nanos(duration_to_nanos_saturating(h).min(self.max_hint)),
             None => computed,
         };
-        if !self.deadline.is_never() && after >= self.deadline.remaining(now) {
+        // `after >= remaining(now)`, without turning nanoseconds into a `Duration`: `now`
+        // is before the deadline here, so the wait reaches it exactly when `now + after`
+        // does (saturating at `Instant::MAX`, which a deadline other than NEVER is before).
+        if !self.deadline.is_never() && now.saturating_add(after) >= self.deadline.instant() {
             return give_up(GiveUpReason::Deadline);
         }
         if !self.budget.try_withdraw_at(now) {
