@@ -335,6 +335,16 @@ impl<B: Backoff, K, R: RetryBudget> RetryPolicy<B, K, R> {
         self.deposited = false;
     }
 
+    /// What the classifier makes of `outcome`, deciding nothing: for runners that need
+    /// the verdict before they ask for the decision ([`on_verdict_at`](Self::on_verdict_at)).
+    #[inline]
+    pub fn classify<O: ?Sized>(&self, outcome: &O) -> Verdict
+    where
+        K: Classify<O>,
+    {
+        self.classifier.classify(outcome)
+    }
+
     /// The decision after an attempt whose outcome was `outcome`, at `now`, with the
     /// server's retry hint if any.
     #[inline]
