@@ -139,11 +139,12 @@ pub(crate) fn uniform(rng: &mut fastrand::Rng, low: u64, high: u64) -> u64 {
             // The whole range of `u64`: every raw draw is uniform.
             return r;
         }
-        let m = u128::from(r) * u128::from(n);
+        // Cannot overflow: a product of two `u64`s fits a `u128`.
+        let m = u128::from(r).wrapping_mul(u128::from(n));
         let lo = m as u64;
         // Biased only when `lo < (2^64 - n) % n`, which is below `n`: test the cheap
-        // bound first, as fastrand does.
-        if lo >= n || lo >= n.wrapping_neg() % n {
+        // bound first, as fastrand does (`n` is not zero here).
+        if lo >= n || lo >= n.wrapping_neg().checked_rem(n).unwrap_or(0) {
             return low.wrapping_add((m >> 64) as u64);
         }
     }
