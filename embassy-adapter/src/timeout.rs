@@ -1,6 +1,8 @@
 //! Timeouts: a future bounded by a span or by a [`Deadline`].
 //!
-//! [`timeout_at`] races the future against `embassy_time::Timer::at` the deadline's
+//! [`timeout_at`] and [`timeout`] return a [`Timeout`] future (as embassy-time's
+//! `with_deadline` and `with_timeout` do, with the span's deadline fixed when `timeout` is
+//! called). It races the future against `embassy_time::Timer::at` the deadline's
 //! instant, rounded up to the next tick (so it never fires before the deadline; the
 //! deadline is expired from its instant on, inclusive). [`Deadline::NEVER`] sets no timer
 //! at all. The future is polled first, so one that is ready at its first poll wins even
@@ -29,8 +31,9 @@
 //! # }
 //! ```
 //!
-//! Cost: a `Timer` (an instant and a flag) beside the future, in one [`Timeout`] future that
-//! holds it in place; no allocation.
+//! Cost: a `Timer` (an instant and a flag) beside the future, which stays in place inside
+//! the [`Timeout`] (never copied once polled); no allocation. With a tick rate that divides
+//! 10^9, [`timeout`] finds its deadline without a 64-bit division.
 
 use core::fmt;
 use core::future::Future;
