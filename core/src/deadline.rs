@@ -62,6 +62,8 @@ impl Deadline {
     }
 
     /// Time left at `now`: zero once expired (and when `now` is past it).
+    // On bare metal, one copy (a 64-bit division) serves every caller; hosts inline it.
+    #[cfg_attr(target_os = "none", inline(never))]
     pub const fn remaining(self, now: Instant) -> Duration {
         if self.is_never() {
             return Duration::from_nanos(u64::MAX);
@@ -86,7 +88,10 @@ impl Deadline {
     /// `wait`, shortened so that waiting from `now` does not pass the deadline.
     pub const fn clamp_wait(self, now: Instant, wait: Duration) -> Duration {
         let left = self.remaining(now);
-        if wait.as_nanos() <= left.as_nanos() {
+        // `wait.min(left)`, in a `const fn`: `Duration`s compare by seconds, then by
+        // nanoseconds (cheaper than comparing their 128-bit nanosecond counts).
+        let (ws, ls) = (wait.as_secs(), left.as_secs());
+        if ws < ls || (ws == ls && wait.subsec_nanos() <= left.subsec_nanos()) {
             wait
         } else {
             left

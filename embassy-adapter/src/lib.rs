@@ -128,4 +128,4 @@ pub use rate::RateLimitQueue;
 pub use retry::{retry, retry_with_hint};
 pub use stanchion;
 pub use stanchion::retry::RetryError;
-pub use timeout::{Elapsed, timeout, timeout_at};
+pub use timeout::{Elapsed, Timeout, timeout, timeout_at};

@@ -335,71 +335,69 @@ where
             .await
             .map_err(PipelineError::BulkheadFull)?;
         loop {
-            let attempts = policy.attempt();
-            let start = EmbassyClock.now();
-            let permit = match self.breaker.try_acquire_at(start) {
-                Ok(permit) => permit,
-                Err(rejected) if attempts <= 1 => return Err(PipelineError::CircuitOpen(rejected)),
-                Err(rejected) => {
-                    policy.on_verdict_at(start, Verdict::Permanent, None);
-                    return Err(PipelineError::GaveUp {
-                        last: AttemptError::CircuitOpen(rejected),
-                        reason: GiveUpReason::Permanent,
-                        // The refused attempt did not run.
-                        attempts: attempts.saturating_sub(1),
-                    });
-                }
-            };
-            let attempt_deadline = match self.attempt {
-                Some(budget) => {
-                    let own = Deadline::after(start, budget);
-                    if own < overall { own } else { Deadline::NEVER }
-                }
-                None => Deadline::NEVER,
-            };
-            let result = timeout_at(attempt_deadline, op(attempts)).await;
-            let end = EmbassyClock.now();
-            let (decision, last) = match result {
-                Ok(outcome) => {
-                    let kind = if outcome.is_ok() {
-                        Outcome::Success
-                    } else {
-                        Outcome::Failure
-                    };
-                    B::record(permit, kind, end);
-                    let decision = policy.on_outcome_at(end, &outcome, None);
-                    match outcome {
-                        // Done, or given up on an `Ok` the classifier called transient.
-                        Ok(value) if !matches!(decision, Decision::Retry { .. }) => {
-                            return Ok(value);
-                        }
-                        Ok(_) => (decision, None),
-                        Err(e) => (decision, Some(AttemptError::Operation(e))),
+            // One attempt, in a block of its own so that its outcome is gone before the
+            // sleep (held across it, the outcome would take room in the future).
+            let wake = 'attempt: {
+                let attempts = policy.attempt();
+                let start = EmbassyClock.now();
+                let permit = match self.breaker.try_acquire_at(start) {
+                    Ok(permit) => permit,
+                    Err(rejected) if attempts <= 1 => {
+                        return Err(PipelineError::CircuitOpen(rejected));
                     }
-                }
-                Err(Elapsed) => {
-                    B::record(permit, Outcome::Failure, end);
-                    let decision = policy.on_verdict_at(end, Verdict::Transient, None);
-                    (decision, Some(AttemptError::Timeout))
-                }
-            };
-            let reason = match decision {
-                Decision::Retry { after, .. } => {
-                    sleep_until(end.saturating_add(after)).await;
-                    continue;
-                }
-                Decision::GiveUp { reason } => reason,
-                // An `Err` the classifier called a success ends the call, as permanent.
-                Decision::Done => GiveUpReason::Permanent,
-            };
-            // `last` is `None` only for an `Ok` that retries, handled above.
-            if let Some(last) = last {
-                return Err(PipelineError::GaveUp {
+                    Err(rejected) => {
+                        policy.on_verdict_at(start, Verdict::Permanent, None);
+                        return Err(PipelineError::GaveUp {
+                            last: AttemptError::CircuitOpen(rejected),
+                            reason: GiveUpReason::Permanent,
+                            // The refused attempt did not run.
+                            attempts: attempts.saturating_sub(1),
+                        });
+                    }
+                };
+                let attempt_deadline = match self.attempt {
+                    Some(budget) => {
+                        let own = Deadline::after(start, budget);
+                        if own < overall { own } else { Deadline::NEVER }
+                    }
+                    None => Deadline::NEVER,
+                };
+                let result = timeout_at(attempt_deadline, op(attempts)).await;
+                let end = EmbassyClock.now();
+                // One outcome for the breaker, one verdict for the policy, and what the call
+                // returns if this attempt is the last.
+                let (recorded, verdict, last) = match result {
+                    Ok(outcome) => {
+                        let recorded = if outcome.is_ok() {
+                            Outcome::Success
+                        } else {
+                            Outcome::Failure
+                        };
+                        let verdict = policy.classify(&outcome);
+                        (recorded, verdict, outcome.map_err(AttemptError::Operation))
+                    }
+                    Err(Elapsed) => (
+                        Outcome::Failure,
+                        Verdict::Transient,
+                        Err(AttemptError::Timeout),
+                    ),
+                };
+                B::record(permit, recorded, end);
+                let reason = match policy.on_verdict_at(end, verdict, None) {
+                    // Also after an `Ok` the classifier called transient.
+                    Decision::Retry { after, .. } => break 'attempt end.saturating_add(after),
+                    Decision::GiveUp { reason } => reason,
+                    // An `Err` the classifier called a success ends the call, as permanent.
+                    Decision::Done => GiveUpReason::Permanent,
+                };
+                // Done, or given up (on an `Ok` the classifier called transient, too).
+                return last.map_err(|last| PipelineError::GaveUp {
                     last,
                     reason,
                     attempts,
                 });
-            }
+            };
+            sleep_until(wake).await;
         }
     }
 }

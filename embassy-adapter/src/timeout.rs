@@ -1,6 +1,8 @@
 //! Timeouts: a future bounded by a span or by a [`Deadline`].
 //!
-//! [`timeout_at`] races the future against `embassy_time::Timer::at` the deadline's
+//! [`timeout_at`] and [`timeout`] return a [`Timeout`] future (as embassy-time's
+//! `with_deadline` and `with_timeout` do, with the span's deadline fixed when `timeout` is
+//! called). It races the future against `embassy_time::Timer::at` the deadline's
 //! instant, rounded up to the next tick (so it never fires before the deadline; the
 //! deadline is expired from its instant on, inclusive). [`Deadline::NEVER`] sets no timer
 //! at all. The future is polled first, so one that is ready at its first poll wins even
@@ -29,13 +31,19 @@
 //! # }
 //! ```
 //!
-//! Cost: a `Timer` (two words) beside the future; no allocation.
+//! Cost: a `Timer` (an instant and a flag) beside the future, which stays in place inside
+//! the [`Timeout`] (never copied once polled); no allocation. With a tick rate that divides
+//! 10^9, [`timeout`] finds its deadline without a 64-bit division.
 
 use core::fmt;
 use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
 use core::time::Duration;
 
-use stanchion::{Clock, Deadline};
+use embassy_time::Timer;
+use pin_project_lite::pin_project;
+use stanchion::Deadline;
 
 use crate::EmbassyClock;
 
@@ -53,21 +61,60 @@ impl fmt::Display for Elapsed {
 impl core::error::Error for Elapsed {}
 
 /// Runs `fut` until it finishes or `deadline` passes, whichever comes first.
-pub async fn timeout_at<F: Future>(deadline: Deadline, fut: F) -> Result<F::Output, Elapsed> {
-    if deadline.is_never() {
-        return Ok(fut.await);
+///
+/// The returned future holds `fut` in place (it is never moved again once polled) and,
+/// unless the deadline is [`Deadline::NEVER`], a `Timer` for the deadline.
+pub fn timeout_at<F: Future>(deadline: Deadline, fut: F) -> Timeout<F> {
+    Timeout {
+        fut,
+        timer: if deadline.is_never() {
+            None
+        } else {
+            Some(Timer::at(EmbassyClock::to_embassy(deadline.instant())))
+        },
     }
-    embassy_time::with_deadline(EmbassyClock::to_embassy(deadline.instant()), fut)
-        .await
-        .map_err(|_| Elapsed)
 }
 
-/// Runs `fut` for at most `budget` from now (the deadline is `now + budget`, saturating).
-pub async fn timeout<F: Future>(budget: Duration, fut: F) -> Result<F::Output, Elapsed> {
-    timeout_at(Deadline::after(EmbassyClock.now(), budget), fut).await
+/// Runs `fut` for at most `budget` from now (the deadline is `now + budget`, saturating;
+/// "now" is read when `timeout` is called, as `embassy_time::with_timeout` does).
+pub fn timeout<F: Future>(budget: Duration, fut: F) -> Timeout<F> {
+    Timeout {
+        fut,
+        timer: EmbassyClock::deadline_after(budget).map(Timer::at),
+    }
+}
+
+pin_project! {
+    /// The future of [`timeout`] and [`timeout_at`]: `fut`'s output, or [`Elapsed`] once
+    /// the deadline has passed. `fut` is polled first, then the timer.
+    #[must_use = "futures do nothing unless polled"]
+    #[derive(Debug)]
+    pub struct Timeout<F> {
+        #[pin]
+        fut: F,
+        // `None` for `Deadline::NEVER`: no timer at all.
+        timer: Option<Timer>,
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.fut.poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        if let Some(timer) = this.timer {
+            if Pin::new(timer).poll(cx).is_ready() {
+                return Poll::Ready(Err(Elapsed));
+            }
+        }
+        Poll::Pending
+    }
 }
 
 /// Sleeps until `at` (rounded up to the next tick; at once if it has passed).
-pub(crate) async fn sleep_until(at: stanchion::Instant) {
-    embassy_time::Timer::at(EmbassyClock::to_embassy(at)).await;
+pub(crate) fn sleep_until(at: stanchion::Instant) -> Timer {
+    Timer::at(EmbassyClock::to_embassy(at))
 }

@@ -169,6 +169,16 @@ fn timeouts_fire_at_the_deadline_and_not_before() {
     advance_to(now() + 3_600_000 * MS);
     pending(forever.as_mut());
 
+    // `timeout` fixes its deadline when called, as `embassy_time::with_timeout` does: a
+    // timeout first polled 3 ms later still fires 5 ms after the call (sub-tick budgets
+    // round up to the next tick).
+    let start = now();
+    let t = timeout(Duration::from_nanos(5 * 1_000_000 + 1), never::<()>());
+    advance_to(start + 3 * MS);
+    let mut t = pin!(t);
+    pending(t.as_mut());
+    assert_eq!(ready_at(t.as_mut(), start + 5 * MS + 1), Err(Elapsed));
+
     // An inner future finishing before the deadline returns its value.
     let mut t = pin!(timeout(
         Duration::from_millis(10),

@@ -66,7 +66,7 @@ impl Backoff for DecorrelatedJitter {
         // `previous >= base` always (base <= cap), so the range is never empty.
         let high = self.previous.saturating_mul(3);
         let low = if self.base < high { self.base } else { high };
-        let drawn = rng.u64(low..=high);
+        let drawn = super::jitter::uniform(rng, low, high);
         let d = if drawn < self.cap { drawn } else { self.cap };
         self.previous = d;
         Duration::from_nanos(d)

@@ -335,6 +335,16 @@ impl<B: Backoff, K, R: RetryBudget> RetryPolicy<B, K, R> {
         self.deposited = false;
     }
 
+    /// What the classifier makes of `outcome`, deciding nothing: for runners that need
+    /// the verdict before they ask for the decision ([`on_verdict_at`](Self::on_verdict_at)).
+    #[inline]
+    pub fn classify<O: ?Sized>(&self, outcome: &O) -> Verdict
+    where
+        K: Classify<O>,
+    {
+        self.classifier.classify(outcome)
+    }
+
     /// The decision after an attempt whose outcome was `outcome`, at `now`, with the
     /// server's retry hint if any.
     #[inline]
@@ -420,7 +430,10 @@ impl<B: Backoff, K, R: RetryBudget> RetryPolicy<B, K, R> {
             Some(h) => Duration::from_nanos(duration_to_nanos_saturating(h).min(self.max_hint)),
             None => computed,
         };
-        if !self.deadline.is_never() && after >= self.deadline.remaining(now) {
+        // `after >= remaining(now)`, without turning nanoseconds into a `Duration`: `now`
+        // is before the deadline here, so the wait reaches it exactly when `now + after`
+        // does (saturating at `Instant::MAX`, which a deadline other than NEVER is before).
+        if !self.deadline.is_never() && now.saturating_add(after) >= self.deadline.instant() {
             return give_up(GiveUpReason::Deadline);
         }
         if !self.budget.try_withdraw_at(now) {
