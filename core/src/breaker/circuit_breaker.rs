@@ -27,6 +27,15 @@ pub const DEFAULT_STRIPES: usize = if cfg!(all(target_has_atomic = "64", not(tar
     0
 };
 
+/// Whether calls that are not slow may be recorded in the state word, without the
+/// critical section (the streak, quiet and batch flags, and the busy spins): only where
+/// 64-bit atomics are native. Elsewhere (`thumbv6m`, `thumbv7em`, `riscv32imc`) every
+/// 64-bit atomic operation is itself a short critical section (`portable-atomic`'s
+/// fallback), so recording in the word would cost about what the breaker's critical
+/// section costs, in more code: there every outcome takes the critical section, and the
+/// word's flags are never set.
+const WORD_RECORDS: bool = cfg!(target_has_atomic = "64");
+
 /// Bits of a stripe that hold its count (the rest hold the period it counts for).
 const STRIPE_COUNT: u64 = (1 << 24) - 1;
 
@@ -47,6 +56,28 @@ impl Stripe {
     fn array<const S: usize>() -> [Stripe; S] {
         core::array::from_fn(|_| Stripe(AtomicU64::new(0)))
     }
+}
+
+/// `Duration::from_nanos(nanos)`, without a 64-bit division: on 32-bit targets that
+/// division is a library routine of about 900 bytes, which the breaker would otherwise be
+/// alone to need. `nanos / 10^9` is `(nanos >> 9) / 1_953_125`, done in 32-bit divisions,
+/// 11 bits at a time (a remainder below 2^21, shifted by 11, still fits 32 bits).
+#[inline(never)]
+fn duration_from_nanos(nanos: u64) -> Duration {
+    const DIVISOR: u32 = 1_953_125; // 10^9 / 2^9
+    let high = nanos >> 9; // below 2^55: five 11-bit digits
+    let (mut secs, mut rest) = (0u64, 0u32);
+    let mut shift = 55u32;
+    while shift > 0 {
+        shift = shift.saturating_sub(11);
+        let digit = u32::try_from((high >> shift) & 0x7FF).unwrap_or(0);
+        let part = (rest << 11) | digit;
+        secs = (secs << 11) | u64::from(part / DIVISOR);
+        rest = part % DIVISOR;
+    }
+    // `rest * 2^9 + (nanos mod 2^9)` is below 10^9.
+    let subsec = (u64::from(rest) << 9) | (nanos & 0x1FF);
+    Duration::from_secs(secs).saturating_add(Duration::from_nanos(subsec))
 }
 
 /// `deadline` value that means "never".
@@ -329,11 +360,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                     }
                     if now.as_nanos() <= until {
                         let wait = until.saturating_sub(now.as_nanos()).saturating_add(1);
-                        return Err(self.reject(
-                            State::Open,
-                            Some(Duration::from_nanos(wait)),
-                            now,
-                        ));
+                        return Err(self.reject(State::Open, Some(duration_from_nanos(wait)), now));
                     }
                     if let Some(issued) = self.leave_open(word, now) {
                         return Ok(issued);
@@ -384,8 +411,9 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
             let word = self.word.load(Ordering::Acquire);
             // Only closed and metrics-only words carry these flags, and only their periods
             // have successes counted in stripes.
-            let counted = word & (BATCH | STREAK) != 0
-                || (S > 0 && matches!(state_of(word), State::Closed | State::MetricsOnly));
+            let counted = WORD_RECORDS
+                && (word & (BATCH | STREAK) != 0
+                    || (S > 0 && matches!(state_of(word), State::Closed | State::MetricsOnly)));
             if counted {
                 let word = self.drain(inner, word);
                 self.update_quiet(inner, word);
@@ -501,6 +529,9 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     ) -> R {
         let mut events = Events::new();
         let result = self.inner.with(|inner| f(self, inner, &mut events));
+        if !L::LISTENS {
+            return result;
+        }
         for event in events.list.iter().take(events.len).flatten() {
             match *event {
                 Event::Transition(from, to) => self.listener.on_state_transition(from, to, now),
@@ -550,7 +581,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         };
         self.deadline.store(deadline, Ordering::Release);
         let mut word = pack(to, slots, next_period(from));
-        if matches!(to, State::Closed | State::MetricsOnly) {
+        if WORD_RECORDS && matches!(to, State::Closed | State::MetricsOnly) {
             if let Some(streak) = self.streak_mode(inner, word) {
                 word = streak;
             } else if inner.window.success_is_noop() {
@@ -568,7 +599,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
             // those counted after this sweep are late.
             self.sweep(inner, period_of(ended), keeps);
         }
-        if keeps {
+        if WORD_RECORDS && keeps {
             // Calls recorded in the word before the transition belong to the window it
             // keeps.
             if S == 0 && ended & BATCH != 0 {
@@ -578,7 +609,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
             }
         }
         let from = state_of(from);
-        if from != to {
+        if L::LISTENS && from != to {
             events.push(Event::Transition(from, to));
         }
         word
@@ -667,7 +698,8 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         if state_of(issued) == State::Disabled {
             return;
         }
-        if !call.slow
+        if WORD_RECORDS
+            && !call.slow
             && (!call.failure || W::KEEPS_FAILURE_STREAKS)
             && self.record_unlocked(issued, call.failure, end)
         {
@@ -817,6 +849,9 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         // The flags are set and cleared only inside the critical section, so the word read
         // inside it shows them as the last holder left them; without them, nothing can
         // have been recorded in the word since.
+        if !WORD_RECORDS {
+            return word;
+        }
         if S > 0 {
             self.sweep(inner, period_of(word), true);
         }
@@ -910,6 +945,9 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     /// and nothing else writes the word).
     #[inline]
     fn update_quiet(&self, inner: &mut Inner<W, B>, word: u64) {
+        if !WORD_RECORDS {
+            return;
+        }
         let mut flags = word & !(QUIET | BATCH | BUSY);
         if let Some(streak) = self.streak_mode(inner, flags) {
             flags = streak;
@@ -959,6 +997,9 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         now: Instant,
         events: &mut Events,
     ) {
+        if !L::LISTENS {
+            return;
+        }
         let (failure, slow) = inner.window.rates(now, minimum);
         if exceeded.failure_rate {
             events.push(Event::Exceeded(
@@ -1112,7 +1153,8 @@ where
     #[inline]
     pub fn record_at(mut self, outcome: Outcome, end: Instant) {
         let issued = core::mem::replace(&mut self.issued, SETTLED);
-        let duration = end.saturating_duration_since(self.acquired_at);
+        let duration =
+            duration_from_nanos(end.as_nanos().saturating_sub(self.acquired_at.as_nanos()));
         self.breaker
             .settle(issued, outcome, duration, end.max(self.acquired_at));
     }
@@ -1172,6 +1214,29 @@ mod tests {
     use super::*;
     use crate::breaker::window::{ConsecutiveWindow, CountWindow};
     use crate::sync::CriticalSectionRawMutex;
+
+    #[test]
+    fn durations_from_nanos_without_division() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let edges = [
+            0,
+            1,
+            511,
+            512,
+            999_999_999,
+            1_000_000_000,
+            1_000_000_001,
+            u64::MAX,
+        ];
+        for n in edges.into_iter().chain((0..100_000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x >> (x % 64)
+        })) {
+            assert_eq!(duration_from_nanos(n), Duration::from_nanos(n), "{n}");
+        }
+    }
 
     /// With stripes: a batched success is counted in a stripe, tagged with its period,
     /// and the state word is not written; a critical section sweeps the stripes into the

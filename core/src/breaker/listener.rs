@@ -26,6 +26,12 @@ pub enum Threshold {
 /// which they happened. A listener must not block and should be cheap: it runs in the
 /// caller's path.
 pub trait BreakerListener {
+    /// Whether the listener wants events at all. `false` only for a listener whose
+    /// methods all do nothing (as `()`): the breaker then neither collects its events nor
+    /// computes the rates it would report, and that code compiles away. The default is
+    /// `true`.
+    const LISTENS: bool = true;
+
     /// The breaker moved from `from` to `to` at `at`.
     fn on_state_transition(&self, from: State, to: State, at: Instant) {
         let _ = (from, to, at);
@@ -51,9 +57,12 @@ pub trait BreakerListener {
     }
 }
 
-impl BreakerListener for () {}
+impl BreakerListener for () {
+    const LISTENS: bool = false;
+}
 
 impl<T: BreakerListener + ?Sized> BreakerListener for &T {
+    const LISTENS: bool = T::LISTENS;
     fn on_state_transition(&self, from: State, to: State, at: Instant) {
         (**self).on_state_transition(from, to, at);
     }

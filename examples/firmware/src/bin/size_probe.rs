@@ -85,6 +85,8 @@ async fn main(_spawner: Spawner) {
         patterns::retry().await;
         #[cfg(feature = "breaker")]
         patterns::breaker().await;
+        #[cfg(feature = "breaker-consecutive")]
+        patterns::breaker_consecutive().await;
         #[cfg(feature = "bulkhead")]
         patterns::bulkhead().await;
         #[cfg(feature = "timeout")]
@@ -99,6 +101,8 @@ async fn main(_spawner: Spawner) {
         peers::retry().await;
         #[cfg(feature = "peer-reliakit-circuit")]
         peers::breaker().await;
+        #[cfg(feature = "peer-reliakit-circuit-consecutive")]
+        peers::breaker_consecutive().await;
         #[cfg(feature = "peer-embassy-sync-semaphore")]
         peers::bulkhead().await;
         #[cfg(feature = "peer-embassy-time-timeout")]
@@ -118,7 +122,7 @@ mod patterns {
     use core::num::NonZeroU32;
     use core::time::Duration;
 
-    use stanchion::breaker::window::CountWindow;
+    use stanchion::breaker::window::{ConsecutiveWindow, CountWindow};
     use stanchion::breaker::{BreakerConfig, CircuitBreaker};
     use stanchion::rate::{Quota, TokenBucket};
     use stanchion::retry::{Exponential, Jitter, Ratio, RetryPolicy};
@@ -153,6 +157,21 @@ mod patterns {
                 BreakerConfig::new()
                     .failure_rate_threshold(50)
                     .minimum_calls(8)
+                    .open_duration(Duration::from_secs(1)),
+                window,
+            ) {
+                Ok(b) => b,
+                Err(_) => panic!("bad breaker"),
+            },
+            Err(_) => panic!("bad window"),
+        };
+
+    /// Opens after 5 failures in a row, for 1 s; one probe in half-open decides.
+    static CONSECUTIVE: CircuitBreaker<ConsecutiveWindow, CriticalSectionRawMutex> =
+        match ConsecutiveWindow::new(5) {
+            Ok(window) => match CircuitBreaker::new(
+                BreakerConfig::new()
+                    .permitted_calls_in_half_open(1)
                     .open_duration(Duration::from_secs(1)),
                 window,
             ) {
@@ -210,6 +229,13 @@ mod patterns {
     pub async fn breaker() {
         let _ =
             black_box(stanchion_embassy::breaker::call(&BREAKER, || operation(black_box(0))).await);
+    }
+
+    #[cfg(feature = "breaker-consecutive")]
+    pub async fn breaker_consecutive() {
+        let _ = black_box(
+            stanchion_embassy::breaker::call(&CONSECUTIVE, || operation(black_box(0))).await,
+        );
     }
 
     #[cfg(feature = "bulkhead")]
@@ -363,7 +389,10 @@ mod peers {
         reliakit_circuit::RollingBreaker::new(16, 1000),
     ));
 
-    #[cfg(feature = "peer-reliakit-circuit")]
+    #[cfg(any(
+        feature = "peer-reliakit-circuit",
+        feature = "peer-reliakit-circuit-consecutive"
+    ))]
     fn now_ms() -> u64 {
         embassy_time::Instant::now().as_millis()
     }
@@ -395,6 +424,33 @@ mod peers {
         }
         let result = operation(black_box(0)).await;
         breaker_records(result.is_ok());
+        let _ = black_box(result);
+    }
+
+    /// Opens after 5 failures in a row, for 1 s (in milliseconds); one success in
+    /// half-open closes it, as `patterns::CONSECUTIVE`.
+    #[cfg(feature = "peer-reliakit-circuit-consecutive")]
+    static CONSECUTIVE: critical_section::Mutex<
+        core::cell::RefCell<reliakit_circuit::CircuitBreaker>,
+    > = critical_section::Mutex::new(core::cell::RefCell::new(
+        reliakit_circuit::CircuitBreaker::new(5, 1000),
+    ));
+
+    #[cfg(feature = "peer-reliakit-circuit-consecutive")]
+    pub async fn breaker_consecutive() {
+        if !critical_section::with(|cs| CONSECUTIVE.borrow_ref_mut(cs).allow(now_ms())) {
+            black_box(());
+            return;
+        }
+        let result = operation(black_box(0)).await;
+        critical_section::with(|cs| {
+            let mut breaker = CONSECUTIVE.borrow_ref_mut(cs);
+            if result.is_ok() {
+                breaker.on_success();
+            } else {
+                breaker.on_failure(now_ms());
+            }
+        });
         let _ = black_box(result);
     }
 
