@@ -345,12 +345,13 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
 
     /// The open, half-open and forced-open part of [`try_acquire_at`](Self::try_acquire_at).
     fn try_acquire_slow(&self, mut word: u64, now: Instant) -> Result<u64, Rejected> {
-        loop {
+        // One rejection at the end, whichever state rejects: its code is compiled once.
+        let (state, retry_after) = loop {
             match state_of(word) {
                 State::Closed | State::Disabled | State::MetricsOnly => {
                     return Ok(word);
                 }
-                State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None, now)),
+                State::ForcedOpen => break (State::ForcedOpen, None),
                 State::Open => {
                     let until = self.deadline.load(Ordering::Acquire);
                     let again = self.word.load(Ordering::Acquire);
@@ -360,7 +361,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                     }
                     if now.as_nanos() <= until {
                         let wait = until.saturating_sub(now.as_nanos()).saturating_add(1);
-                        return Err(self.reject(State::Open, Some(duration_from_nanos(wait)), now));
+                        break (State::Open, Some(duration_from_nanos(wait)));
                     }
                     if let Some(issued) = self.leave_open(word, now) {
                         return Ok(issued);
@@ -381,7 +382,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                     }
                     let slots = slots_of(word);
                     if slots >= self.config.permitted_calls_in_half_open {
-                        return Err(self.reject(State::HalfOpen, None, now));
+                        break (State::HalfOpen, None);
                     }
                     let taken = pack(State::HalfOpen, slots.saturating_add(1), period_of(word));
                     match self.word.compare_exchange_weak(
@@ -395,7 +396,8 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                     }
                 }
             }
-        }
+        };
+        Err(self.reject(state, retry_after, now))
     }
 
     /// [`try_acquire_at`](Self::try_acquire_at) at `clock.now()`.

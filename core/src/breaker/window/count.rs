@@ -88,8 +88,9 @@ impl<const N: usize> Window for CountWindow<N> {
         self.totals
     }
 
+    /// The ring's position stays where it is: the next `N` calls fill it from there, and
+    /// only then is anything evicted (fewer stores than a full clear, no `memset`).
     fn reset(&mut self) {
-        self.next = 0;
         self.filled = 0;
         self.totals = Totals::ZERO;
     }
