@@ -558,29 +558,26 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         events: &mut Events,
     ) -> u64 {
         inner.probes = Totals::ZERO;
-        let deadline = match to {
-            State::Open => {
-                let until = match open_until {
-                    Some(until) => until,
-                    None => now.saturating_add(inner.backoff.next_delay(&mut inner.rng)),
-                };
-                until.as_nanos()
-            }
-            State::HalfOpen => match self.config.max_wait_in_half_open {
-                Some(wait) => now.saturating_add(wait).as_nanos(),
-                None => NEVER,
+        // Open: until the given instant, or for the backoff's next delay; half-open: for
+        // the maximum wait, if any. One addition of a delay to `now` serves both.
+        let mut deadline = NEVER;
+        let mut delay = None;
+        match to {
+            State::Open => match open_until {
+                Some(until) => deadline = until.as_nanos(),
+                None => delay = Some(inner.backoff.next_delay(&mut inner.rng)),
             },
+            State::HalfOpen => delay = self.config.max_wait_in_half_open,
             State::Closed | State::MetricsOnly => {
                 inner.window.reset();
                 inner.backoff.reset();
                 inner.reported = Exceeded::NONE;
-                NEVER
             }
-            State::Disabled | State::ForcedOpen => {
-                inner.backoff.reset();
-                NEVER
-            }
-        };
+            State::Disabled | State::ForcedOpen => inner.backoff.reset(),
+        }
+        if let Some(delay) = delay {
+            deadline = now.saturating_add(delay).as_nanos();
+        }
         self.deadline.store(deadline, Ordering::Release);
         let mut word = pack(to, slots, next_period(from));
         if WORD_RECORDS && matches!(to, State::Closed | State::MetricsOnly) {
