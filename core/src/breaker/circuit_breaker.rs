@@ -12,8 +12,8 @@ use super::config::{BreakerConfig, FixedOpenDuration};
 use super::listener::{BreakerListener, Threshold};
 use super::metrics::BreakerMetrics;
 use super::state::{
-    BATCH, BUSY, IllegalTransition, QUIET, Rejected, SLOT_FIELD, STREAK, State, next_period, pack,
-    period_of, slots_of, state_of, with_slots,
+    BATCH, BUSY, IllegalTransition, QUIET, Rejected, SLOT_FIELD, STREAK, State, is, next_period,
+    pack, passes, period_of, records, slots_of, state_of, with_slots,
 };
 use super::window::{CallRecord, Exceeded, Thresholds, Totals, Window};
 
@@ -334,10 +334,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     #[inline]
     fn acquire_word(&self, now: Instant) -> Result<u64, Rejected> {
         let word = self.word.load(Ordering::Acquire);
-        if matches!(
-            state_of(word),
-            State::Closed | State::Disabled | State::MetricsOnly
-        ) {
+        if passes(word) {
             return Ok(word);
         }
         self.try_acquire_slow(word, now)
@@ -592,7 +589,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         // batch), and what it held is what this transition ends. Its period is `from`'s:
         // only the critical section changes periods.
         let ended = self.word.swap(word, Ordering::AcqRel);
-        let keeps = !matches!(to, State::Closed | State::MetricsOnly);
+        let keeps = !records(word);
         if S > 0 {
             // Successes counted for the period that ended belong to the window it keeps;
             // those counted after this sweep are late.
@@ -639,7 +636,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     ) -> bool {
         let word = self.word.load(Ordering::Acquire);
         let deadline = self.deadline.load(Ordering::Acquire);
-        if state_of(word) != State::HalfOpen
+        if !is(word, State::HalfOpen)
             || period_of(word) != period_of(seen)
             || deadline == NEVER
             || now.as_nanos() < deadline
@@ -662,7 +659,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     fn release_slot(&self, issued: u64) {
         let mut word = self.word.load(Ordering::Acquire);
         loop {
-            if period_of(word) != period_of(issued) || state_of(word) != State::HalfOpen {
+            if period_of(word) != period_of(issued) || !is(word, State::HalfOpen) {
                 return;
             }
             let Some(slots) = slots_of(word).checked_sub(1) else {
@@ -684,7 +681,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     fn record(&self, issued: u64, outcome: Outcome, duration: Duration, end: Instant) {
         let call = match outcome {
             Outcome::Ignored => {
-                if state_of(issued) == State::HalfOpen {
+                if is(issued, State::HalfOpen) {
                     self.release_slot(issued);
                 }
                 return;
@@ -694,7 +691,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                 slow: duration > self.config.slow_call_duration,
             },
         };
-        if state_of(issued) == State::Disabled {
+        if is(issued, State::Disabled) {
             return;
         }
         if WORD_RECORDS
@@ -1063,7 +1060,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize> Iss
 
     #[inline]
     fn release(&self, issued: u64) {
-        if state_of(issued) == State::HalfOpen {
+        if is(issued, State::HalfOpen) {
             self.release_slot(issued);
         }
     }
