@@ -360,7 +360,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                         let wait = until.saturating_sub(now.as_nanos()).saturating_add(1);
                         break (State::Open, Some(duration_from_nanos(wait)));
                     }
-                    if let Some(issued) = self.leave_open(word, now) {
+                    if let Some(issued) = self.leave_in_time(word, now) {
                         return Ok(issued);
                     }
                     word = self.word.load(Ordering::Acquire);
@@ -371,9 +371,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                     // or lets us try the compare-and-swap, which fails if the word moved.
                     let deadline = self.deadline.load(Ordering::Acquire);
                     if deadline != NEVER && now.as_nanos() >= deadline {
-                        self.with_events(now, |this, inner, events| {
-                            this.leave_half_open_if_expired(inner, word, now, events);
-                        });
+                        self.leave_in_time(word, now);
                         word = self.word.load(Ordering::Acquire);
                         continue;
                     }
@@ -611,12 +609,18 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         word
     }
 
-    /// Open to half-open, lazily, on the first acquire strictly after the open duration;
-    /// that acquire takes the first probe slot. `None` if another caller changed the state
-    /// first.
+    /// The moves that time makes, lazily, on an acquire: open to half-open on the first
+    /// acquire strictly after the open duration, which takes the first probe slot (the
+    /// word that issues it is returned; `None` if another caller changed the state
+    /// first); out of a half-open `seen` whose maximum wait has run out (`None`). One
+    /// function for both, so that the critical section is compiled once for them.
     #[cold]
-    fn leave_open(&self, seen: u64, now: Instant) -> Option<u64> {
+    fn leave_in_time(&self, seen: u64, now: Instant) -> Option<u64> {
         self.with_events(now, |this, inner, events| {
+            if is(seen, State::HalfOpen) {
+                this.leave_half_open_if_expired(inner, seen, now, events);
+                return None;
+            }
             let word = this.word.load(Ordering::Acquire);
             if word != seen || now.as_nanos() <= this.deadline.load(Ordering::Acquire) {
                 return None;
@@ -903,11 +907,14 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                         }
                         return;
                     }
+                    this.update_quiet(inner, word);
+                    if !L::LISTENS {
+                        return; // what was reported matters only to a listener
+                    }
                     let new = Exceeded {
                         failure_rate: exceeded.failure_rate && !inner.reported.failure_rate,
                         slow_call_rate: exceeded.slow_call_rate && !inner.reported.slow_call_rate,
                     };
-                    this.update_quiet(inner, word);
                     if new.any() {
                         inner.reported.failure_rate |= new.failure_rate;
                         inner.reported.slow_call_rate |= new.slow_call_rate;
