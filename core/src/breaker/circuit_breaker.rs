@@ -542,6 +542,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     /// Enters `to` from `from` (the word read under the lock), starting a new period with
     /// `slots` half-open slots taken. Must run inside the critical section.
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     fn enter(
         &self,
         inner: &mut Inner<W, B>,
