@@ -58,12 +58,22 @@ impl Stripe {
     }
 }
 
+/// `Duration::from_nanos(nanos)`. On 64-bit targets, the same: its division by a constant
+/// is a multiplication there.
+#[cfg(target_pointer_width = "64")]
+#[inline]
+fn duration_from_nanos(nanos: u64) -> Duration {
+    Duration::from_nanos(nanos)
+}
+
 /// `Duration::from_nanos(nanos)`, without a 64-bit division: on 32-bit targets that
 /// division is a library routine of about 900 bytes, which the breaker would otherwise be
-/// alone to need. `nanos / 10^9` is `(nanos >> 9) / 1_953_125`, done in 32-bit divisions,
-/// 11 bits at a time (a remainder below 2^21, shifted by 11, still fits 32 bits).
+/// alone to need. `nanos / 10^9` is `(nanos >> 9) / 1_953_125`, done in 32-bit divisions
+/// by a constant (multiplications), 11 bits at a time (a remainder below 2^21, shifted by
+/// 11, still fits 32 bits). Compiled on 64-bit targets too, for its test.
+#[cfg_attr(target_pointer_width = "64", allow(dead_code))]
 #[inline(never)]
-fn duration_from_nanos(nanos: u64) -> Duration {
+fn duration_from_nanos_32(nanos: u64) -> Duration {
     const DIVISOR: u32 = 1_953_125; // 10^9 / 2^9
     let high = nanos >> 9; // below 2^55: five 11-bit digits
     let (mut secs, mut rest) = (0u64, 0u32);
@@ -79,6 +89,9 @@ fn duration_from_nanos(nanos: u64) -> Duration {
     let subsec = (u64::from(rest) << 9) | (nanos & 0x1FF);
     Duration::from_secs(secs).saturating_add(Duration::from_nanos(subsec))
 }
+
+#[cfg(not(target_pointer_width = "64"))]
+use duration_from_nanos_32 as duration_from_nanos;
 
 /// `deadline` value that means "never".
 const NEVER: u64 = u64::MAX;
@@ -1238,6 +1251,7 @@ mod tests {
             x ^= x << 17;
             x >> (x % 64)
         })) {
+            assert_eq!(duration_from_nanos_32(n), Duration::from_nanos(n), "{n}");
             assert_eq!(duration_from_nanos(n), Duration::from_nanos(n), "{n}");
         }
     }
