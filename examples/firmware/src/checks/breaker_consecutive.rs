@@ -30,7 +30,11 @@ static BREAKER: CircuitBreaker<ConsecutiveWindow, CriticalSectionRawMutex> =
 
 /// One call through the breaker that succeeds when `ok`.
 async fn call(ok: bool) -> Result<(), BreakerError<()>> {
-    breaker::call(&BREAKER, || async move { if ok { Ok(()) } else { Err(()) } }).await
+    breaker::call(
+        &BREAKER,
+        || async move { if ok { Ok(()) } else { Err(()) } },
+    )
+    .await
 }
 
 /// Two failures, a success, two failures: still closed; the third in a row opens; a call
@@ -39,18 +43,27 @@ pub async fn run() -> Outcome {
     for ok in [false, false, true, false, false] {
         let _ = call(ok).await;
     }
-    ensure!(BREAKER.state() == State::Closed, "opened without three in a row");
+    ensure!(
+        BREAKER.state() == State::Closed,
+        "opened without three in a row"
+    );
     ensure!(
         call(false).await == Err(BreakerError::Operation(())),
         "a failing call did not fail"
     );
-    ensure!(BREAKER.state() == State::Open, "not open after three in a row");
+    ensure!(
+        BREAKER.state() == State::Open,
+        "not open after three in a row"
+    );
     ensure!(
         matches!(call(true).await, Err(BreakerError::Rejected(_))),
         "an open breaker let a call through"
     );
     Timer::after_millis(6).await;
     ensure!(call(true).await == Ok(()), "the probe did not go through");
-    ensure!(BREAKER.state() == State::Closed, "not closed after the probe");
+    ensure!(
+        BREAKER.state() == State::Closed,
+        "not closed after the probe"
+    );
     Ok(())
 }
