@@ -20,7 +20,8 @@ use super::window::{CallRecord, Exceeded, Thresholds, Totals, Window};
 /// How many cache lines a breaker counts its successes in, by default: 4 on targets with an
 /// operating system and 64-bit atomics (multi-core machines, where counting every success
 /// in the one state word would move its cache line between cores at every call), 0 on bare
-/// metal (successes are counted in the state word itself, which costs no memory).
+/// metal (successes are counted in the state word itself, which costs no memory, or, on
+/// targets without native 64-bit atomics, recorded in the critical section).
 pub const DEFAULT_STRIPES: usize = if cfg!(all(target_has_atomic = "64", not(target_os = "none"))) {
     4
 } else {
@@ -126,7 +127,9 @@ const BUSY_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
 ///   exactly once. `M` is the caller's choice: `CriticalSectionRawMutex` on bare metal,
 ///   `stanchion_std::StdRawMutex` on threads, `NoopRawMutex` for one thread;
 /// - the exceptions, for calls that are not slow in closed and metrics-only, which the
-///   state word's flags allow:
+///   state word's flags allow (on targets with native 64-bit atomics only: elsewhere each
+///   atomic operation on the word is a critical section already, and every outcome takes
+///   the breaker's):
 ///   - *streak*: for a window that hands out its failure streak
 ///     ([`Window::failure_streak`]: a [`ConsecutiveWindow`](super::window::ConsecutiveWindow)
 ///     while no slow streak runs), the streak is kept in the word: a success is one

@@ -19,7 +19,8 @@
 //! assert_eq!(w.totals(Instant::ZERO), Totals { calls: 2, failures: 0, slow: 0 });
 //! ```
 //!
-//! Cost: `N` bytes plus 24; O(1) per outcome and per evaluation. Once the window holds
+//! Cost: `N` bytes plus 24; O(1) per outcome and per evaluation. On targets with native
+//! 64-bit atomics, once the window holds
 //! `minimum_calls`, the breaker counts successes that are not slow without its critical
 //! section and hands them over in one batch (at most `N` ring steps) at the next locked
 //! outcome, so a mostly successful closed path is one compare-and-swap per call.

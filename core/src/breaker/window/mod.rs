@@ -8,7 +8,7 @@
 //!
 //! A window is a plain `&mut self` value; the breaker keeps it inside its critical section.
 //! A window may let the breaker record calls that are not slow without that critical
-//! section: [`CountWindow`] and [`TimeWindow`] let it count successes
+//! section, on targets with native 64-bit atomics: [`CountWindow`] and [`TimeWindow`] let it count successes
 //! ([`Window::batch_until`]) once they hold `minimum_calls` (from then on such successes
 //! can only lower the rates), within the current bucket for a time window;
 //! [`ConsecutiveWindow`] lets it keep the failure streak
