@@ -4,9 +4,9 @@
 //!
 //! Each pattern is built the way an application would use it: one limiter, one retry
 //! policy, one breaker (over a count window, and over a consecutive-failures window), one
-//! bulkhead, one timeout, one pipeline, each a `static` or a local
-//! built once, and its main operations called on inputs the compiler cannot see
-//! ([`black_box`]), so that nothing is folded away. There is no formatting and no message:
+//! bulkhead, one timeout, one pipeline, each a `static` or a local built once, and its
+//! main operations called on inputs the compiler cannot see ([`black_box`]), so that
+//! nothing is folded away. There is no formatting and no message:
 //! the panic handler halts, so a panicking path that survives in the library costs only its
 //! call, and shows up as a `core::panicking` symbol in the image rather than hiding in the
 //! baseline's formatting code.
