@@ -358,7 +358,8 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
 
     /// The open, half-open and forced-open part of [`try_acquire_at`](Self::try_acquire_at).
     fn try_acquire_slow(&self, mut word: u64, now: Instant) -> Result<u64, Rejected> {
-        // One rejection at the end, whichever state rejects: its code is compiled once.
+        // One rejection at the end, whichever state rejects, and one call of the critical
+        // section for the moves time makes: their code is compiled once.
         let (state, retry_after) = loop {
             match state_of(word) {
                 State::Closed | State::Disabled | State::MetricsOnly => {
@@ -376,37 +377,39 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                         let wait = until.saturating_sub(now.as_nanos()).saturating_add(1);
                         break (State::Open, Some(duration_from_nanos(wait)));
                     }
-                    if let Some(issued) = self.leave_in_time(word, now) {
-                        return Ok(issued);
-                    }
-                    word = self.word.load(Ordering::Acquire);
+                    // Past the open duration: on to half-open, below.
                 }
                 State::HalfOpen => {
                     // No re-read of the word is needed here: a deadline of a later period
                     // either sends us to the critical section, which re-checks the period,
                     // or lets us try the compare-and-swap, which fails if the word moved.
                     let deadline = self.deadline.load(Ordering::Acquire);
-                    if deadline != NEVER && now.as_nanos() >= deadline {
-                        self.leave_in_time(word, now);
-                        word = self.word.load(Ordering::Acquire);
+                    if deadline == NEVER || now.as_nanos() < deadline {
+                        let slots = slots_of(word);
+                        if slots >= self.config.permitted_calls_in_half_open {
+                            break (State::HalfOpen, None);
+                        }
+                        let taken = pack(State::HalfOpen, slots.saturating_add(1), period_of(word));
+                        match self.word.compare_exchange_weak(
+                            word,
+                            taken,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        ) {
+                            Ok(_) => return Ok(taken),
+                            Err(actual) => word = actual,
+                        }
                         continue;
                     }
-                    let slots = slots_of(word);
-                    if slots >= self.config.permitted_calls_in_half_open {
-                        break (State::HalfOpen, None);
-                    }
-                    let taken = pack(State::HalfOpen, slots.saturating_add(1), period_of(word));
-                    match self.word.compare_exchange_weak(
-                        word,
-                        taken,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) => return Ok(taken),
-                        Err(actual) => word = actual,
-                    }
+                    // Past the maximum wait: out of half-open, below.
                 }
             }
+            // Time has moved the state on: the critical section moves it (from open, it
+            // also issues the first probe's permit), and the acquire starts again.
+            if let Some(issued) = self.leave_in_time(word, now) {
+                return Ok(issued);
+            }
+            word = self.word.load(Ordering::Acquire);
         };
         Err(self.reject(state, retry_after, now))
     }
