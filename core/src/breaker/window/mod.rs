@@ -3,7 +3,7 @@
 //! | window | remembers | state | cost per outcome |
 //! |---|---|---|---|
 //! | [`ConsecutiveWindow`] | the current failure and slow streaks | 12 bytes | O(1) |
-//! | [`CountWindow<N>`](CountWindow) | the last `N` calls | `N` bytes + 24 | O(1) |
+//! | [`CountWindow<N>`](CountWindow) | the last `N` calls | `N` bytes + 20 | O(1) |
 //! | [`TimeWindow<B>`](TimeWindow) | the calls of the last span, in `B` buckets | `12 * B` bytes + 28 | O(1) amortised |
 //!
 //! A window is a plain `&mut self` value; the breaker keeps it inside its critical section.
