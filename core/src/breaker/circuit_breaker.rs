@@ -545,7 +545,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     ) -> R {
         let mut events = Events::new();
         let result = self.inner.with(|inner| f(self, inner, &mut events));
-        if !L::LISTENS {
+        if !self.listener.listens() {
             return result;
         }
         for event in events.list.iter().take(events.len).flatten() {
@@ -623,7 +623,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
             }
         }
         let from = state_of(from);
-        if L::LISTENS && from != to {
+        if self.listener.listens() && from != to {
             events.push(Event::Transition(from, to));
         }
         word
@@ -928,7 +928,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                         return;
                     }
                     this.update_quiet(inner, word);
-                    if !L::LISTENS {
+                    if !this.listener.listens() {
                         return; // what was reported matters only to a listener
                     }
                     let new = Exceeded {
@@ -1020,7 +1020,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         now: Instant,
         events: &mut Events,
     ) {
-        if !L::LISTENS {
+        if !self.listener.listens() {
             return;
         }
         let (failure, slow) = inner.window.rates(now, minimum);

@@ -28,9 +28,13 @@ pub enum Threshold {
 pub trait BreakerListener {
     /// Whether the listener wants events at all. `false` only for a listener whose
     /// methods all do nothing (as `()`): the breaker then neither collects its events nor
-    /// computes the rates it would report, and that code compiles away. The default is
-    /// `true`.
-    const LISTENS: bool = true;
+    /// computes the rates it would report, and for a listener type that says so by a
+    /// constant, that code compiles away. The default is `true`. (A method, not an
+    /// associated constant, so that `dyn BreakerListener` stays possible.)
+    #[inline]
+    fn listens(&self) -> bool {
+        true
+    }
 
     /// The breaker moved from `from` to `to` at `at`.
     fn on_state_transition(&self, from: State, to: State, at: Instant) {
@@ -58,11 +62,17 @@ pub trait BreakerListener {
 }
 
 impl BreakerListener for () {
-    const LISTENS: bool = false;
+    #[inline]
+    fn listens(&self) -> bool {
+        false
+    }
 }
 
 impl<T: BreakerListener + ?Sized> BreakerListener for &T {
-    const LISTENS: bool = T::LISTENS;
+    #[inline]
+    fn listens(&self) -> bool {
+        (**self).listens()
+    }
     fn on_state_transition(&self, from: State, to: State, at: Instant) {
         (**self).on_state_transition(from, to, at);
     }
@@ -74,5 +84,24 @@ impl<T: BreakerListener + ?Sized> BreakerListener for &T {
     }
     fn on_reset(&self, from: State, at: Instant) {
         (**self).on_reset(from, at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `()` ignores events, so the breaker need not collect them; any other listener,
+    /// a borrowed one and a `dyn` one included, gets them.
+    #[test]
+    fn who_listens() {
+        struct Counts;
+        impl BreakerListener for Counts {}
+        assert!(!().listens());
+        assert!(!BreakerListener::listens(&&()));
+        assert!(Counts.listens());
+        let dynamic: &dyn BreakerListener = &Counts;
+        assert!(dynamic.listens());
+        assert!(!(&() as &dyn BreakerListener).listens());
     }
 }

@@ -146,7 +146,7 @@
 //! breaker's own critical section costs, so every outcome takes that critical section and
 //! none of the lock-free paths above (streak, batch, quiet, stripes) is compiled in: the
 //! firmware pays only for the code it runs. Nor, with the listener `()`, are events
-//! collected or the rates they report computed ([`BreakerListener::LISTENS`]).
+//! collected or the rates they report computed ([`BreakerListener::listens`]).
 //!
 //! # Where it comes from
 //!
