@@ -67,6 +67,12 @@ impl<E: fmt::Display> fmt::Display for BreakerError<E> {
 
 impl<E: fmt::Debug + fmt::Display> core::error::Error for BreakerError<E> {}
 
+/// The clock read of both ends of a call, compiled once rather than at each.
+#[inline(never)]
+fn now() -> stanchion::Instant {
+    EmbassyClock.now()
+}
+
 /// Runs `op` if the breaker admits it, and records `Ok` as a success, `Err` as a failure.
 pub async fn call<W, M, B, L, T, E, F, Fut, const S: usize>(
     breaker: &CircuitBreaker<W, M, B, L, S>,
@@ -105,9 +111,9 @@ where
     K: FnOnce(&Result<T, E>) -> Outcome,
 {
     let permit = breaker
-        .try_acquire_at(EmbassyClock.now())
+        .try_acquire_at(now())
         .map_err(BreakerError::Rejected)?;
     let outcome = op().await;
-    permit.record_at(classify(&outcome), EmbassyClock.now());
+    permit.record_at(classify(&outcome), now());
     outcome.map_err(BreakerError::Operation)
 }

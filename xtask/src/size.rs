@@ -106,6 +106,12 @@ const PEERS: &[Peer] = &[
         build: PeerBuild::DoesNotBuild("std only (threads, `std::time`, `parking_lot`)"),
     },
     Peer {
+        pattern: "breaker-consecutive",
+        name: "reliakit-circuit 1.1 `CircuitBreaker`: opens after N failures in a row, one \
+               success in half-open closes; in a critical-section `Mutex`",
+        build: PeerBuild::Feature("peer-reliakit-circuit-consecutive"),
+    },
+    Peer {
         pattern: "bulkhead",
         name: "embassy-sync 0.8 `FairSemaphore<_, 2>` under `with_deadline`",
         build: PeerBuild::Feature("peer-embassy-sync-semaphore"),

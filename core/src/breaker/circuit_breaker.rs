@@ -12,20 +12,30 @@ use super::config::{BreakerConfig, FixedOpenDuration};
 use super::listener::{BreakerListener, Threshold};
 use super::metrics::BreakerMetrics;
 use super::state::{
-    BATCH, BUSY, IllegalTransition, QUIET, Rejected, SLOT_FIELD, STREAK, State, next_period, pack,
-    period_of, slots_of, state_of, with_slots,
+    BATCH, BUSY, IllegalTransition, QUIET, Rejected, SLOT_FIELD, STREAK, State, is, next_period,
+    pack, passes, period_of, records, slots_of, state_of, with_slots,
 };
 use super::window::{CallRecord, Exceeded, Thresholds, Totals, Window};
 
 /// How many cache lines a breaker counts its successes in, by default: 4 on targets with an
 /// operating system and 64-bit atomics (multi-core machines, where counting every success
 /// in the one state word would move its cache line between cores at every call), 0 on bare
-/// metal (successes are counted in the state word itself, which costs no memory).
+/// metal (successes are counted in the state word itself, which costs no memory, or, on
+/// targets without native 64-bit atomics, recorded in the critical section).
 pub const DEFAULT_STRIPES: usize = if cfg!(all(target_has_atomic = "64", not(target_os = "none"))) {
     4
 } else {
     0
 };
+
+/// Whether calls that are not slow may be recorded in the state word, without the
+/// critical section (the streak, quiet and batch flags, and the busy spins): only where
+/// 64-bit atomics are native. Elsewhere (`thumbv6m`, `thumbv7em`, `riscv32imc`) every
+/// 64-bit atomic operation is itself a short critical section (`portable-atomic`'s
+/// fallback), so recording in the word would cost about what the breaker's critical
+/// section costs, in more code: there every outcome takes the critical section, and the
+/// word's flags are never set.
+const WORD_RECORDS: bool = cfg!(target_has_atomic = "64");
 
 /// Bits of a stripe that hold its count (the rest hold the period it counts for).
 const STRIPE_COUNT: u64 = (1 << 24) - 1;
@@ -48,6 +58,41 @@ impl Stripe {
         core::array::from_fn(|_| Stripe(AtomicU64::new(0)))
     }
 }
+
+/// `Duration::from_nanos(nanos)`. On 64-bit targets, the same: its division by a constant
+/// is a multiplication there.
+#[cfg(target_pointer_width = "64")]
+#[inline]
+fn duration_from_nanos(nanos: u64) -> Duration {
+    Duration::from_nanos(nanos)
+}
+
+/// `Duration::from_nanos(nanos)`, without a 64-bit division: on 32-bit targets that
+/// division is a library routine of about 900 bytes, which the breaker would otherwise be
+/// alone to need. `nanos / 10^9` is `(nanos >> 9) / 1_953_125`, done in 32-bit divisions
+/// by a constant (multiplications), 11 bits at a time (a remainder below 2^21, shifted by
+/// 11, still fits 32 bits). Compiled on 64-bit targets too, for its test.
+#[cfg_attr(target_pointer_width = "64", allow(dead_code))]
+#[inline(never)]
+fn duration_from_nanos_32(nanos: u64) -> Duration {
+    const DIVISOR: u32 = 1_953_125; // 10^9 / 2^9
+    let high = nanos >> 9; // below 2^55: five 11-bit digits
+    let (mut secs, mut rest) = (0u64, 0u32);
+    let mut shift = 55u32;
+    while shift > 0 {
+        shift = shift.saturating_sub(11);
+        let digit = u32::try_from((high >> shift) & 0x7FF).unwrap_or(0);
+        let part = (rest << 11) | digit;
+        secs = (secs << 11) | u64::from(part / DIVISOR);
+        rest = part % DIVISOR;
+    }
+    // `rest * 2^9 + (nanos mod 2^9)` is below 10^9.
+    let subsec = (u64::from(rest) << 9) | (nanos & 0x1FF);
+    Duration::from_secs(secs).saturating_add(Duration::from_nanos(subsec))
+}
+
+#[cfg(not(target_pointer_width = "64"))]
+use duration_from_nanos_32 as duration_from_nanos;
 
 /// `deadline` value that means "never".
 const NEVER: u64 = u64::MAX;
@@ -82,7 +127,9 @@ const BUSY_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
 ///   exactly once. `M` is the caller's choice: `CriticalSectionRawMutex` on bare metal,
 ///   `stanchion_std::StdRawMutex` on threads, `NoopRawMutex` for one thread;
 /// - the exceptions, for calls that are not slow in closed and metrics-only, which the
-///   state word's flags allow:
+///   state word's flags allow (on targets with native 64-bit atomics only: elsewhere each
+///   atomic operation on the word is a critical section already, and every outcome takes
+///   the breaker's):
 ///   - *streak*: for a window that hands out its failure streak
 ///     ([`Window::failure_streak`]: a [`ConsecutiveWindow`](super::window::ConsecutiveWindow)
 ///     while no slow streak runs), the streak is kept in the word: a success is one
@@ -303,10 +350,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     #[inline]
     fn acquire_word(&self, now: Instant) -> Result<u64, Rejected> {
         let word = self.word.load(Ordering::Acquire);
-        if matches!(
-            state_of(word),
-            State::Closed | State::Disabled | State::MetricsOnly
-        ) {
+        if passes(word) {
             return Ok(word);
         }
         self.try_acquire_slow(word, now)
@@ -314,12 +358,14 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
 
     /// The open, half-open and forced-open part of [`try_acquire_at`](Self::try_acquire_at).
     fn try_acquire_slow(&self, mut word: u64, now: Instant) -> Result<u64, Rejected> {
-        loop {
+        // One rejection at the end, whichever state rejects, and one call of the critical
+        // section for the moves time makes: their code is compiled once.
+        let (state, retry_after) = loop {
             match state_of(word) {
                 State::Closed | State::Disabled | State::MetricsOnly => {
                     return Ok(word);
                 }
-                State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None, now)),
+                State::ForcedOpen => break (State::ForcedOpen, None),
                 State::Open => {
                     let until = self.deadline.load(Ordering::Acquire);
                     let again = self.word.load(Ordering::Acquire);
@@ -329,46 +375,43 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                     }
                     if now.as_nanos() <= until {
                         let wait = until.saturating_sub(now.as_nanos()).saturating_add(1);
-                        return Err(self.reject(
-                            State::Open,
-                            Some(Duration::from_nanos(wait)),
-                            now,
-                        ));
+                        break (State::Open, Some(duration_from_nanos(wait)));
                     }
-                    if let Some(issued) = self.leave_open(word, now) {
-                        return Ok(issued);
-                    }
-                    word = self.word.load(Ordering::Acquire);
+                    // Past the open duration: on to half-open, below.
                 }
                 State::HalfOpen => {
                     // No re-read of the word is needed here: a deadline of a later period
                     // either sends us to the critical section, which re-checks the period,
                     // or lets us try the compare-and-swap, which fails if the word moved.
                     let deadline = self.deadline.load(Ordering::Acquire);
-                    if deadline != NEVER && now.as_nanos() >= deadline {
-                        self.with_events(now, |this, inner, events| {
-                            this.leave_half_open_if_expired(inner, word, now, events);
-                        });
-                        word = self.word.load(Ordering::Acquire);
+                    if deadline == NEVER || now.as_nanos() < deadline {
+                        let slots = slots_of(word);
+                        if slots >= self.config.permitted_calls_in_half_open {
+                            break (State::HalfOpen, None);
+                        }
+                        let taken = pack(State::HalfOpen, slots.saturating_add(1), period_of(word));
+                        match self.word.compare_exchange_weak(
+                            word,
+                            taken,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        ) {
+                            Ok(_) => return Ok(taken),
+                            Err(actual) => word = actual,
+                        }
                         continue;
                     }
-                    let slots = slots_of(word);
-                    if slots >= self.config.permitted_calls_in_half_open {
-                        return Err(self.reject(State::HalfOpen, None, now));
-                    }
-                    let taken = pack(State::HalfOpen, slots.saturating_add(1), period_of(word));
-                    match self.word.compare_exchange_weak(
-                        word,
-                        taken,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) => return Ok(taken),
-                        Err(actual) => word = actual,
-                    }
+                    // Past the maximum wait: out of half-open, below.
                 }
             }
-        }
+            // Time has moved the state on: the critical section moves it (from open, it
+            // also issues the first probe's permit), and the acquire starts again.
+            if let Some(issued) = self.leave_in_time(word, now) {
+                return Ok(issued);
+            }
+            word = self.word.load(Ordering::Acquire);
+        };
+        Err(self.reject(state, retry_after, now))
     }
 
     /// [`try_acquire_at`](Self::try_acquire_at) at `clock.now()`.
@@ -384,8 +427,9 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
             let word = self.word.load(Ordering::Acquire);
             // Only closed and metrics-only words carry these flags, and only their periods
             // have successes counted in stripes.
-            let counted = word & (BATCH | STREAK) != 0
-                || (S > 0 && matches!(state_of(word), State::Closed | State::MetricsOnly));
+            let counted = WORD_RECORDS
+                && (word & (BATCH | STREAK) != 0
+                    || (S > 0 && matches!(state_of(word), State::Closed | State::MetricsOnly)));
             if counted {
                 let word = self.drain(inner, word);
                 self.update_quiet(inner, word);
@@ -501,6 +545,9 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     ) -> R {
         let mut events = Events::new();
         let result = self.inner.with(|inner| f(self, inner, &mut events));
+        if !self.listener.listens() {
+            return result;
+        }
         for event in events.list.iter().take(events.len).flatten() {
             match *event {
                 Event::Transition(from, to) => self.listener.on_state_transition(from, to, now),
@@ -514,6 +561,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     /// Enters `to` from `from` (the word read under the lock), starting a new period with
     /// `slots` half-open slots taken. Must run inside the critical section.
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     fn enter(
         &self,
         inner: &mut Inner<W, B>,
@@ -525,32 +573,29 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         events: &mut Events,
     ) -> u64 {
         inner.probes = Totals::ZERO;
-        let deadline = match to {
-            State::Open => {
-                let until = match open_until {
-                    Some(until) => until,
-                    None => now.saturating_add(inner.backoff.next_delay(&mut inner.rng)),
-                };
-                until.as_nanos()
-            }
-            State::HalfOpen => match self.config.max_wait_in_half_open {
-                Some(wait) => now.saturating_add(wait).as_nanos(),
-                None => NEVER,
+        // Open: until the given instant, or for the backoff's next delay; half-open: for
+        // the maximum wait, if any. One addition of a delay to `now` serves both.
+        let mut deadline = NEVER;
+        let mut delay = None;
+        match to {
+            State::Open => match open_until {
+                Some(until) => deadline = until.as_nanos(),
+                None => delay = Some(inner.backoff.next_delay(&mut inner.rng)),
             },
+            State::HalfOpen => delay = self.config.max_wait_in_half_open,
             State::Closed | State::MetricsOnly => {
                 inner.window.reset();
                 inner.backoff.reset();
                 inner.reported = Exceeded::NONE;
-                NEVER
             }
-            State::Disabled | State::ForcedOpen => {
-                inner.backoff.reset();
-                NEVER
-            }
-        };
+            State::Disabled | State::ForcedOpen => inner.backoff.reset(),
+        }
+        if let Some(delay) = delay {
+            deadline = now.saturating_add(delay).as_nanos();
+        }
         self.deadline.store(deadline, Ordering::Release);
         let mut word = pack(to, slots, next_period(from));
-        if matches!(to, State::Closed | State::MetricsOnly) {
+        if WORD_RECORDS && matches!(to, State::Closed | State::MetricsOnly) {
             if let Some(streak) = self.streak_mode(inner, word) {
                 word = streak;
             } else if inner.window.success_is_noop() {
@@ -562,13 +607,13 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         // batch), and what it held is what this transition ends. Its period is `from`'s:
         // only the critical section changes periods.
         let ended = self.word.swap(word, Ordering::AcqRel);
-        let keeps = !matches!(to, State::Closed | State::MetricsOnly);
+        let keeps = !records(word);
         if S > 0 {
             // Successes counted for the period that ended belong to the window it keeps;
             // those counted after this sweep are late.
             self.sweep(inner, period_of(ended), keeps);
         }
-        if keeps {
+        if WORD_RECORDS && keeps {
             // Calls recorded in the word before the transition belong to the window it
             // keeps.
             if S == 0 && ended & BATCH != 0 {
@@ -578,18 +623,24 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
             }
         }
         let from = state_of(from);
-        if from != to {
+        if self.listener.listens() && from != to {
             events.push(Event::Transition(from, to));
         }
         word
     }
 
-    /// Open to half-open, lazily, on the first acquire strictly after the open duration;
-    /// that acquire takes the first probe slot. `None` if another caller changed the state
-    /// first.
+    /// The moves that time makes, lazily, on an acquire: open to half-open on the first
+    /// acquire strictly after the open duration, which takes the first probe slot (the
+    /// word that issues it is returned; `None` if another caller changed the state
+    /// first); out of a half-open `seen` whose maximum wait has run out (`None`). One
+    /// function for both, so that the critical section is compiled once for them.
     #[cold]
-    fn leave_open(&self, seen: u64, now: Instant) -> Option<u64> {
+    fn leave_in_time(&self, seen: u64, now: Instant) -> Option<u64> {
         self.with_events(now, |this, inner, events| {
+            if is(seen, State::HalfOpen) {
+                this.leave_half_open_if_expired(inner, seen, now, events);
+                return None;
+            }
             let word = this.word.load(Ordering::Acquire);
             if word != seen || now.as_nanos() <= this.deadline.load(Ordering::Acquire) {
                 return None;
@@ -609,7 +660,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     ) -> bool {
         let word = self.word.load(Ordering::Acquire);
         let deadline = self.deadline.load(Ordering::Acquire);
-        if state_of(word) != State::HalfOpen
+        if !is(word, State::HalfOpen)
             || period_of(word) != period_of(seen)
             || deadline == NEVER
             || now.as_nanos() < deadline
@@ -632,7 +683,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     fn release_slot(&self, issued: u64) {
         let mut word = self.word.load(Ordering::Acquire);
         loop {
-            if period_of(word) != period_of(issued) || state_of(word) != State::HalfOpen {
+            if period_of(word) != period_of(issued) || !is(word, State::HalfOpen) {
                 return;
             }
             let Some(slots) = slots_of(word).checked_sub(1) else {
@@ -654,7 +705,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     fn record(&self, issued: u64, outcome: Outcome, duration: Duration, end: Instant) {
         let call = match outcome {
             Outcome::Ignored => {
-                if state_of(issued) == State::HalfOpen {
+                if is(issued, State::HalfOpen) {
                     self.release_slot(issued);
                 }
                 return;
@@ -664,10 +715,11 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                 slow: duration > self.config.slow_call_duration,
             },
         };
-        if state_of(issued) == State::Disabled {
+        if is(issued, State::Disabled) {
             return;
         }
-        if !call.slow
+        if WORD_RECORDS
+            && !call.slow
             && (!call.failure || W::KEEPS_FAILURE_STREAKS)
             && self.record_unlocked(issued, call.failure, end)
         {
@@ -817,6 +869,9 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         // The flags are set and cleared only inside the critical section, so the word read
         // inside it shows them as the last holder left them; without them, nothing can
         // have been recorded in the word since.
+        if !WORD_RECORDS {
+            return word;
+        }
         if S > 0 {
             self.sweep(inner, period_of(word), true);
         }
@@ -872,11 +927,14 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                         }
                         return;
                     }
+                    this.update_quiet(inner, word);
+                    if !this.listener.listens() {
+                        return; // what was reported matters only to a listener
+                    }
                     let new = Exceeded {
                         failure_rate: exceeded.failure_rate && !inner.reported.failure_rate,
                         slow_call_rate: exceeded.slow_call_rate && !inner.reported.slow_call_rate,
                     };
-                    this.update_quiet(inner, word);
                     if new.any() {
                         inner.reported.failure_rate |= new.failure_rate;
                         inner.reported.slow_call_rate |= new.slow_call_rate;
@@ -910,6 +968,9 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     /// and nothing else writes the word).
     #[inline]
     fn update_quiet(&self, inner: &mut Inner<W, B>, word: u64) {
+        if !WORD_RECORDS {
+            return;
+        }
         let mut flags = word & !(QUIET | BATCH | BUSY);
         if let Some(streak) = self.streak_mode(inner, flags) {
             flags = streak;
@@ -959,6 +1020,9 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         now: Instant,
         events: &mut Events,
     ) {
+        if !self.listener.listens() {
+            return;
+        }
         let (failure, slow) = inner.window.rates(now, minimum);
         if exceeded.failure_rate {
             events.push(Event::Exceeded(
@@ -1023,7 +1087,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize> Iss
 
     #[inline]
     fn release(&self, issued: u64) {
-        if state_of(issued) == State::HalfOpen {
+        if is(issued, State::HalfOpen) {
             self.release_slot(issued);
         }
     }
@@ -1112,7 +1176,8 @@ where
     #[inline]
     pub fn record_at(mut self, outcome: Outcome, end: Instant) {
         let issued = core::mem::replace(&mut self.issued, SETTLED);
-        let duration = end.saturating_duration_since(self.acquired_at);
+        let duration =
+            duration_from_nanos(end.as_nanos().saturating_sub(self.acquired_at.as_nanos()));
         self.breaker
             .settle(issued, outcome, duration, end.max(self.acquired_at));
     }
@@ -1172,6 +1237,30 @@ mod tests {
     use super::*;
     use crate::breaker::window::{ConsecutiveWindow, CountWindow};
     use crate::sync::CriticalSectionRawMutex;
+
+    #[test]
+    fn durations_from_nanos_without_division() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let edges = [
+            0,
+            1,
+            511,
+            512,
+            999_999_999,
+            1_000_000_000,
+            1_000_000_001,
+            u64::MAX,
+        ];
+        for n in edges.into_iter().chain((0..100_000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x >> (x % 64)
+        })) {
+            assert_eq!(duration_from_nanos_32(n), Duration::from_nanos(n), "{n}");
+            assert_eq!(duration_from_nanos(n), Duration::from_nanos(n), "{n}");
+        }
+    }
 
     /// With stripes: a batched success is counted in a stripe, tagged with its period,
     /// and the state word is not written; a critical section sweeps the stripes into the

@@ -26,6 +26,16 @@ pub enum Threshold {
 /// which they happened. A listener must not block and should be cheap: it runs in the
 /// caller's path.
 pub trait BreakerListener {
+    /// Whether the listener wants events at all. `false` only for a listener whose
+    /// methods all do nothing (as `()`): the breaker then neither collects its events nor
+    /// computes the rates it would report, and for a listener type that says so by a
+    /// constant, that code compiles away. The default is `true`. (A method, not an
+    /// associated constant, so that `dyn BreakerListener` stays possible.)
+    #[inline]
+    fn listens(&self) -> bool {
+        true
+    }
+
     /// The breaker moved from `from` to `to` at `at`.
     fn on_state_transition(&self, from: State, to: State, at: Instant) {
         let _ = (from, to, at);
@@ -51,9 +61,18 @@ pub trait BreakerListener {
     }
 }
 
-impl BreakerListener for () {}
+impl BreakerListener for () {
+    #[inline]
+    fn listens(&self) -> bool {
+        false
+    }
+}
 
 impl<T: BreakerListener + ?Sized> BreakerListener for &T {
+    #[inline]
+    fn listens(&self) -> bool {
+        (**self).listens()
+    }
     fn on_state_transition(&self, from: State, to: State, at: Instant) {
         (**self).on_state_transition(from, to, at);
     }
@@ -65,5 +84,24 @@ impl<T: BreakerListener + ?Sized> BreakerListener for &T {
     }
     fn on_reset(&self, from: State, at: Instant) {
         (**self).on_reset(from, at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `()` ignores events, so the breaker need not collect them; any other listener,
+    /// a borrowed one and a `dyn` one included, gets them.
+    #[test]
+    fn who_listens() {
+        struct Counts;
+        impl BreakerListener for Counts {}
+        assert!(!().listens());
+        assert!(!BreakerListener::listens(&&()));
+        assert!(Counts.listens());
+        let dynamic: &dyn BreakerListener = &Counts;
+        assert!(dynamic.listens());
+        assert!(!(&() as &dyn BreakerListener).listens());
     }
 }

@@ -116,7 +116,8 @@
 //! - Outcome: one critical section holding the window update and the threshold check
 //!   (O(1) for every window; a time window also steps over the buckets that time has
 //!   moved past, at most `B`); a transition adds two atomic stores. Calls that are not
-//!   slow mostly skip it, in closed and metrics-only:
+//!   slow mostly skip it, in closed and metrics-only, on targets with native 64-bit
+//!   atomics:
 //!   - with a [`ConsecutiveWindow`](window::ConsecutiveWindow), while no slow streak
 //!     runs, the failure streak is kept in the state word (the *streak* bit): a success
 //!     is one atomic load (no streak running) or one compare-and-swap (ending one), a
@@ -124,8 +125,8 @@
 //!     which takes the critical section and opens;
 //!   - with a [`CountWindow`](window::CountWindow) or [`TimeWindow`](window::TimeWindow)
 //!     holding `minimum_calls` (and, for a time window, within its latest bucket), a
-//!     success is one compare-and-swap (the *batch* bit): on bare metal it is counted in
-//!     the state word; on targets with an operating system, in one of four counters on
+//!     success is one compare-and-swap (the *batch* bit): without an operating system it
+//!     is counted in the state word; with one, in one of four counters on
 //!     cache lines of their own, so that threads on different cores do not pass one line
 //!     back and forth ([`DEFAULT_STRIPES`], the breaker's `S` parameter); failures take
 //!     the critical section, which decides whether to open;
@@ -141,7 +142,11 @@
 //!
 //! On targets without 64-bit atomics (`thumbv6m`, `thumbv7em`, `riscv32imc`) the atomics
 //! go through `portable-atomic`'s fallback (a critical section, with the
-//! `critical-section` feature).
+//! `critical-section` feature). There a compare-and-swap on the word costs about what the
+//! breaker's own critical section costs, so every outcome takes that critical section and
+//! none of the lock-free paths above (streak, batch, quiet, stripes) is compiled in: the
+//! firmware pays only for the code it runs. Nor, with the listener `()`, are events
+//! collected or the rates they report computed ([`BreakerListener::listens`]).
 //!
 //! # Where it comes from
 //!

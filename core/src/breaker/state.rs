@@ -37,25 +37,28 @@ pub enum State {
 }
 
 impl State {
+    /// The state's code in the word: the states that let calls through without asking
+    /// have bit 2 clear ([`passes`]), and of those, the two that record outcomes in the
+    /// window are below 2 ([`records`]); one bit test each.
     pub(crate) const fn code(self) -> u64 {
         match self {
             State::Closed => 0,
-            State::Open => 1,
-            State::HalfOpen => 2,
-            State::Disabled => 3,
-            State::ForcedOpen => 4,
-            State::MetricsOnly => 5,
+            State::MetricsOnly => 1,
+            State::Disabled => 2,
+            State::Open => 4,
+            State::HalfOpen => 5,
+            State::ForcedOpen => 6,
         }
     }
 
     pub(crate) const fn from_code(code: u64) -> State {
         match code {
             0 => State::Closed,
-            1 => State::Open,
-            2 => State::HalfOpen,
-            3 => State::Disabled,
-            4 => State::ForcedOpen,
-            _ => State::MetricsOnly,
+            1 => State::MetricsOnly,
+            2 | 3 => State::Disabled,
+            4 => State::Open,
+            5 => State::HalfOpen,
+            _ => State::ForcedOpen,
         }
     }
 
@@ -160,6 +163,25 @@ pub(crate) const fn state_of(word: u64) -> State {
     State::from_code(word & STATE_MASK)
 }
 
+/// Whether `word`'s state lets calls through without asking: closed, disabled,
+/// metrics-only.
+#[inline]
+pub(crate) const fn passes(word: u64) -> bool {
+    word & 0x4 == 0
+}
+
+/// Whether `word`'s state records outcomes in the window: closed, metrics-only.
+#[inline]
+pub(crate) const fn records(word: u64) -> bool {
+    word & 0x6 == 0
+}
+
+/// Whether `word`'s state is `state`.
+#[inline]
+pub(crate) const fn is(word: u64, state: State) -> bool {
+    word & STATE_MASK == state.code()
+}
+
 #[inline]
 pub(crate) const fn slots_of(word: u64) -> u16 {
     ((word >> SLOT_SHIFT) & SLOT_MASK) as u16
@@ -204,6 +226,15 @@ mod tests {
             assert_eq!(next_period(w), 0);
             let flagged = w | BATCH | QUIET | BUSY | STREAK;
             assert_eq!(state_of(flagged), state);
+            assert!(is(flagged, state));
+            assert_eq!(
+                passes(flagged),
+                matches!(state, State::Closed | State::Disabled | State::MetricsOnly)
+            );
+            assert_eq!(
+                records(flagged),
+                matches!(state, State::Closed | State::MetricsOnly)
+            );
             assert_eq!(slots_of(with_slots(flagged, 7)), 7);
             assert_eq!(with_slots(flagged, 7) & !SLOT_FIELD, flagged & !SLOT_FIELD);
         }

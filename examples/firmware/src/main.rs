@@ -72,6 +72,11 @@ async fn main(_spawner: Spawner) {
     report.record("breaker-states", checks::breaker::states().await);
     #[cfg(feature = "breaker")]
     report.record("breaker-interrupt", checks::breaker::interrupt().await);
+    #[cfg(feature = "breaker-consecutive")]
+    report.record(
+        "breaker-consecutive",
+        checks::breaker_consecutive::run().await,
+    );
     #[cfg(feature = "bulkhead")]
     report.record("bulkhead-queue", checks::bulkhead::run().await);
     #[cfg(feature = "timeout")]

@@ -23,7 +23,8 @@
 //! assert!(w.exceeded(Instant::ZERO, &rules).failure_rate);
 //! ```
 //!
-//! Cost: 12 bytes; O(1) per outcome. While no slow streak is running, the breaker keeps
+//! Cost: 12 bytes; O(1) per outcome. On targets with native 64-bit atomics, while no slow
+//! streak is running, the breaker keeps
 //! the failure streak in its state word ([`Window::failure_streak`]): a success that is
 //! not slow is one atomic load (no failure streak running) or one compare-and-swap (ending
 //! one), and a failure that is not slow is one compare-and-swap, except the one that

@@ -3,12 +3,12 @@
 //! | window | remembers | state | cost per outcome |
 //! |---|---|---|---|
 //! | [`ConsecutiveWindow`] | the current failure and slow streaks | 12 bytes | O(1) |
-//! | [`CountWindow<N>`](CountWindow) | the last `N` calls | `N` bytes + 24 | O(1) |
+//! | [`CountWindow<N>`](CountWindow) | the last `N` calls | `N` bytes + 20 | O(1) |
 //! | [`TimeWindow<B>`](TimeWindow) | the calls of the last span, in `B` buckets | `12 * B` bytes + 28 | O(1) amortised |
 //!
 //! A window is a plain `&mut self` value; the breaker keeps it inside its critical section.
 //! A window may let the breaker record calls that are not slow without that critical
-//! section: [`CountWindow`] and [`TimeWindow`] let it count successes
+//! section, on targets with native 64-bit atomics: [`CountWindow`] and [`TimeWindow`] let it count successes
 //! ([`Window::batch_until`]) once they hold `minimum_calls` (from then on such successes
 //! can only lower the rates), within the current bucket for a time window;
 //! [`ConsecutiveWindow`] lets it keep the failure streak

@@ -3,9 +3,10 @@
 //! pattern's feature alone, and reports the differences. It is never run.
 //!
 //! Each pattern is built the way an application would use it: one limiter, one retry
-//! policy, one breaker, one bulkhead, one timeout, one pipeline, each a `static` or a local
-//! built once, and its main operations called on inputs the compiler cannot see
-//! ([`black_box`]), so that nothing is folded away. There is no formatting and no message:
+//! policy, one breaker (over a count window, and over a consecutive-failures window), one
+//! bulkhead, one timeout, one pipeline, each a `static` or a local built once, and its
+//! main operations called on inputs the compiler cannot see ([`black_box`]), so that
+//! nothing is folded away. There is no formatting and no message:
 //! the panic handler halts, so a panicking path that survives in the library costs only its
 //! call, and shows up as a `core::panicking` symbol in the image rather than hiding in the
 //! baseline's formatting code.
@@ -110,6 +111,8 @@ async fn main(_spawner: Spawner) {
         patterns::retry().await;
         #[cfg(feature = "breaker")]
         patterns::breaker().await;
+        #[cfg(feature = "breaker-consecutive")]
+        patterns::breaker_consecutive().await;
         #[cfg(feature = "bulkhead")]
         patterns::bulkhead().await;
         #[cfg(feature = "timeout")]
@@ -124,6 +127,8 @@ async fn main(_spawner: Spawner) {
         peers::retry().await;
         #[cfg(feature = "peer-reliakit-circuit")]
         peers::breaker().await;
+        #[cfg(feature = "peer-reliakit-circuit-consecutive")]
+        peers::breaker_consecutive().await;
         #[cfg(feature = "peer-embassy-sync-semaphore")]
         peers::bulkhead().await;
         #[cfg(feature = "peer-embassy-time-timeout")]
@@ -143,7 +148,7 @@ mod patterns {
     use core::num::NonZeroU32;
     use core::time::Duration;
 
-    use stanchion::breaker::window::CountWindow;
+    use stanchion::breaker::window::{ConsecutiveWindow, CountWindow};
     use stanchion::breaker::{BreakerConfig, CircuitBreaker};
     use stanchion::rate::{Quota, TokenBucket};
     use stanchion::retry::{Exponential, Jitter, Ratio, RetryPolicy};
@@ -178,6 +183,21 @@ mod patterns {
                 BreakerConfig::new()
                     .failure_rate_threshold(50)
                     .minimum_calls(8)
+                    .open_duration(Duration::from_secs(1)),
+                window,
+            ) {
+                Ok(b) => b,
+                Err(_) => panic!("bad breaker"),
+            },
+            Err(_) => panic!("bad window"),
+        };
+
+    /// Opens after 5 failures in a row, for 1 s; one probe in half-open decides.
+    static CONSECUTIVE: CircuitBreaker<ConsecutiveWindow, CriticalSectionRawMutex> =
+        match ConsecutiveWindow::new(5) {
+            Ok(window) => match CircuitBreaker::new(
+                BreakerConfig::new()
+                    .permitted_calls_in_half_open(1)
                     .open_duration(Duration::from_secs(1)),
                 window,
             ) {
@@ -235,6 +255,13 @@ mod patterns {
     pub async fn breaker() {
         let _ =
             black_box(stanchion_embassy::breaker::call(&BREAKER, || operation(black_box(0))).await);
+    }
+
+    #[cfg(feature = "breaker-consecutive")]
+    pub async fn breaker_consecutive() {
+        let _ = black_box(
+            stanchion_embassy::breaker::call(&CONSECUTIVE, || operation(black_box(0))).await,
+        );
     }
 
     #[cfg(feature = "bulkhead")]
@@ -388,7 +415,10 @@ mod peers {
         reliakit_circuit::RollingBreaker::new(16, 1000),
     ));
 
-    #[cfg(feature = "peer-reliakit-circuit")]
+    #[cfg(any(
+        feature = "peer-reliakit-circuit",
+        feature = "peer-reliakit-circuit-consecutive"
+    ))]
     fn now_ms() -> u64 {
         embassy_time::Instant::now().as_millis()
     }
@@ -420,6 +450,33 @@ mod peers {
         }
         let result = operation(black_box(0)).await;
         breaker_records(result.is_ok());
+        let _ = black_box(result);
+    }
+
+    /// Opens after 5 failures in a row, for 1 s (in milliseconds); one success in
+    /// half-open closes it, as `patterns::CONSECUTIVE`.
+    #[cfg(feature = "peer-reliakit-circuit-consecutive")]
+    static CONSECUTIVE: critical_section::Mutex<
+        core::cell::RefCell<reliakit_circuit::CircuitBreaker>,
+    > = critical_section::Mutex::new(core::cell::RefCell::new(
+        reliakit_circuit::CircuitBreaker::new(5, 1000),
+    ));
+
+    #[cfg(feature = "peer-reliakit-circuit-consecutive")]
+    pub async fn breaker_consecutive() {
+        if !critical_section::with(|cs| CONSECUTIVE.borrow_ref_mut(cs).allow(now_ms())) {
+            black_box(());
+            return;
+        }
+        let result = operation(black_box(0)).await;
+        critical_section::with(|cs| {
+            let mut breaker = CONSECUTIVE.borrow_ref_mut(cs);
+            if result.is_ok() {
+                breaker.on_success();
+            } else {
+                breaker.on_failure(now_ms());
+            }
+        });
         let _ = black_box(result);
     }
 

@@ -13,6 +13,8 @@ use core::time::Duration;
 
 #[cfg(feature = "breaker")]
 pub mod breaker;
+#[cfg(feature = "breaker-consecutive")]
+pub mod breaker_consecutive;
 #[cfg(feature = "bulkhead")]
 pub mod bulkhead;
 pub mod clock;
