@@ -2,9 +2,9 @@
 //! pattern, with the peer crates that build for the same target beside stanchion's rows.
 //!
 //! The size probe (`examples/firmware/src/bin/size_probe.rs`) is built once with no
-//! feature (the baseline), once per pattern feature, once with every pattern; then once per
-//! peer feature (`peer-*`: the same pattern written with another crate, see [`PEERS`]) and
-//! once with every peer. A row is an image minus the baseline. The table goes to standard
+//! feature (the baseline), once per pattern feature, once with every pattern (one
+//! configuration of each: not the [`VARIANTS`]); then once per peer feature (`peer-*`: the
+//! same pattern written with another crate, see [`PEERS`]) and once with every peer. A row is an image minus the baseline. The table goes to standard
 //! output and to `<target>/bench-tables/firmware-size.md`; the QEMU checks' image gets a
 //! second table, for context, in `firmware-size-checks.md`.
 
@@ -27,6 +27,13 @@ const SIZE_PROBE_BIN: &str = "size_probe";
 
 /// The prefix of the firmware crate's peer features: not patterns, built only for the probe.
 const PEER_PREFIX: &str = "peer-";
+
+/// Pattern features that measure a second configuration of a pattern already in the probe
+/// (a breaker with a consecutive-failures window beside the count window): each gets its
+/// row, beside its own peer, but neither it nor its peer is in the "all patterns together"
+/// builds, which stay one configuration of each pattern, what one application pays (and
+/// the figure the flash budget gates).
+const VARIANTS: &[&str] = &["breaker-consecutive"];
 
 /// The prefix of the firmware crate's atomics set-up features (`cargo xtask firmware` runs
 /// the Cortex-M3 image with each): not patterns; the probe's target gets its set-up from
@@ -202,10 +209,18 @@ pub(crate) fn size(strict: bool) -> Result {
         )?)?;
         peer_sizes.push((*feature, sizes));
     }
+    let peers_together: Vec<&str> = PEERS
+        .iter()
+        .filter(|p| !VARIANTS.contains(&p.pattern))
+        .filter_map(|p| match p.build {
+            PeerBuild::Feature(f) | PeerBuild::ForScale(f) => Some(f),
+            PeerBuild::DoesNotBuild(_) => None,
+        })
+        .collect();
     let all_peers = elf_sizes(&build_image(
         SIZE_TARGET,
         SIZE_PROBE_BIN,
-        &Patterns::Only(&peers.join(",")),
+        &Patterns::Only(&peers_together.join(",")),
     )?)?;
     let table = peer_table(&probe, &peer_sizes, all_peers);
     println!(
@@ -252,7 +267,8 @@ struct Measured {
     all: Sizes,
 }
 
-/// Builds `bin` with no pattern, each pattern alone and every pattern.
+/// Builds `bin` with no pattern, each pattern alone and every pattern but the
+/// [`VARIANTS`].
 fn measure(bin: &str, patterns: &[String]) -> Result<Measured> {
     let baseline = elf_sizes(&build_image(SIZE_TARGET, bin, &Patterns::None)?)?;
     let mut each = Vec::new();
@@ -260,7 +276,16 @@ fn measure(bin: &str, patterns: &[String]) -> Result<Measured> {
         let sizes = elf_sizes(&build_image(SIZE_TARGET, bin, &Patterns::Only(pattern))?)?;
         each.push((pattern.clone(), sizes));
     }
-    let all = elf_sizes(&build_image(SIZE_TARGET, bin, &Patterns::Default)?)?;
+    let together: Vec<&str> = patterns
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !VARIANTS.contains(p))
+        .collect();
+    let all = elf_sizes(&build_image(
+        SIZE_TARGET,
+        bin,
+        &Patterns::Only(&together.join(",")),
+    )?)?;
     Ok(Measured {
         baseline,
         patterns: each,
@@ -339,7 +364,7 @@ fn peer_table(probe: &Measured, peers: &[(&str, Sizes)], all_peers: Sizes) -> St
     let (pf, pr) = deltas(all_peers, base);
     let _ = writeln!(
         out,
-        "| **all patterns together** | **+{flash}** | +{ram} | every peer that builds, together | +{pf} | +{pr} | {} |",
+        "| **all patterns together** (one breaker: the count window) | **+{flash}** | +{ram} | every peer that builds, together (one breaker) | +{pf} | +{pr} | {} |",
         ratio(pf, flash)
     );
     out
