@@ -39,9 +39,10 @@
 //! compare-and-swap plus the queue's two short critical sections.
 
 use core::cell::RefCell;
-use core::future::poll_fn;
+use core::future::Future;
 use core::num::NonZeroU32;
-use core::task::{Poll, Waker};
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
 
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::waitqueue::WakerRegistration;
@@ -49,8 +50,7 @@ use stanchion::Deadline;
 use stanchion::bulkhead::{Bulkhead, BulkheadFull, BulkheadListener, BulkheadPermit};
 use stanchion::sync::RawMutex;
 
-use crate::fifo::Fifo;
-use crate::timeout::timeout_at;
+use crate::fifo::{Fifo, Place, wake_at_deadline};
 
 /// A bulkhead listener that wakes the task waiting at the front of a [`BulkheadQueue`]
 /// when a slot may have freed.
@@ -129,24 +129,57 @@ impl<M: RawMutex, const N: usize> BulkheadQueue<M, N> {
     }
 
     /// A slot, waiting in line for it until `deadline` at the latest.
-    pub async fn acquire(&self, deadline: Deadline) -> Result<QueuedPermit<'_, M>, BulkheadFull> {
-        let Ok(Ok(_turn)) = timeout_at(deadline, self.fifo.enter()).await else {
-            // The queue was full, or the deadline passed in it.
-            return Err(self.bulkhead.full());
-        };
-        if N == 0 {
-            return self.bulkhead.try_acquire();
+    pub fn acquire(
+        &self,
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<QueuedPermit<'_, M>, BulkheadFull>> {
+        Acquire {
+            queue: self,
+            deadline,
+            place: Place::New,
         }
-        let wait = poll_fn(|cx| {
-            // Registered before trying, so that a release between the two is not missed.
-            self.bulkhead.listener().register(cx.waker());
-            match self.bulkhead.try_acquire() {
-                Ok(permit) => Poll::Ready(permit),
-                Err(_) => Poll::Pending,
+    }
+}
+
+/// The future of [`BulkheadQueue::acquire`]: a few words, polled in place. Dropped before
+/// it is ready, it leaves the line.
+struct Acquire<'a, M: RawMutex, const N: usize> {
+    queue: &'a BulkheadQueue<M, N>,
+    deadline: Deadline,
+    place: Place,
+}
+
+impl<'a, M: RawMutex, const N: usize> Future for Acquire<'a, M, N> {
+    type Output = Result<QueuedPermit<'a, M>, BulkheadFull>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let q = this.queue;
+        let answer = match q.fifo.poll_turn(&mut this.place, this.deadline, cx) {
+            Poll::Pending => return Poll::Pending,
+            // The queue was full, or the deadline passed in it.
+            Poll::Ready(false) => Err(q.bulkhead.full()),
+            Poll::Ready(true) => {
+                // Registered before trying, so that a release between the two is not
+                // missed.
+                if N != 0 {
+                    q.bulkhead.listener().register(cx.waker());
+                }
+                match q.bulkhead.try_acquire() {
+                    Err(_) if N != 0 && wake_at_deadline(this.deadline, cx) => {
+                        return Poll::Pending;
+                    }
+                    answer => answer,
+                }
             }
-        });
-        timeout_at(deadline, wait)
-            .await
-            .map_err(|_| self.bulkhead.full())
+        };
+        q.fifo.leave(&mut this.place);
+        Poll::Ready(answer)
+    }
+}
+
+impl<M: RawMutex, const N: usize> Drop for Acquire<'_, M, N> {
+    fn drop(&mut self) {
+        self.queue.fifo.leave(&mut self.place);
     }
 }

@@ -2,89 +2,77 @@
 //! runners ([`RateLimitQueue`](crate::RateLimitQueue), [`BulkheadQueue`](crate::BulkheadQueue)).
 //!
 //! One task at a time holds the turn (it is the one that waits on the limiter or the
-//! bulkhead); the others wait in arrival order behind it, each with a ticket. At most `N`
-//! tasks wait, the holder included; a task can always take a free turn to *try*, so with
-//! `N = 0` no one ever waits.
+//! bulkhead); the others wait in arrival order behind it, each in a slot of a ring. At
+//! most `N` tasks wait, the holder included; a task can always take a free turn to *try*,
+//! so with `N = 0` no one ever waits.
 //! A waiter whose future is dropped leaves its place (and, if the turn was passing to it,
 //! passes it on), so cancellation never strands the tasks behind it.
+//!
+//! The runners' futures are written by hand around [`Fifo::poll_turn`] and
+//! [`Fifo::leave`]: a few words each, polled where they lie (nothing is moved into a
+//! combinator), with the deadline checked and its wake-up scheduled here, in one place.
 //!
 //! Cost: `N` waker slots and three words, behind one blocking mutex of kind `M`; entering
 //! and leaving is one short critical section each.
 
 use core::cell::RefCell;
-use core::future::Future;
-use core::pin::Pin;
-use core::task::{Context, Poll, Waker};
+use core::task::{Context, Poll};
 
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
+use stanchion::Deadline;
 
-/// `N` tasks were waiting already.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct QueueFull;
+use crate::EmbassyClock;
 
-enum Slot {
-    /// A waiter, with the waker of its last poll.
-    Waiting(Waker),
-    /// A waiter that left (its future was dropped); skipped when it reaches the front.
-    Left,
+/// Where a waiter stands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// Not polled yet.
+    New,
+    /// Queued in the slot of this index.
+    Queued(usize),
+    /// Holding the turn.
+    Front,
+    /// Finished: the turn (or place) is given back.
+    Done,
 }
 
 struct State<const N: usize> {
     /// Whether a task holds the turn.
     held: bool,
-    /// The ticket of the front slot.
-    head: u32,
     /// Index of the front slot in `slots`.
     start: usize,
     /// Waiters queued, counting those that left but are not yet skipped.
     len: usize,
-    slots: [Option<Slot>; N],
+    /// The waiters' wakers, from `start` on, `len` of them; `None` for a waiter that left
+    /// (skipped when it reaches the front). A queued waiter's slot never moves, so its
+    /// index is its place.
+    slots: [Option<core::task::Waker>; N],
 }
 
 impl<const N: usize> State<N> {
-    fn index(&self, offset: usize) -> Option<usize> {
-        self.start.checked_add(offset)?.checked_rem(N)
+    fn index(&self, offset: usize) -> usize {
+        self.start.wrapping_add(offset).checked_rem(N).unwrap_or(0)
     }
 
-    fn front(&self) -> Option<&Slot> {
-        if self.len == 0 {
-            return None;
-        }
-        self.slots.get(self.index(0)?)?.as_ref()
-    }
-
-    fn pop_front(&mut self) {
-        if self.len == 0 {
-            return;
-        }
-        if let Some(slot) = self.index(0).and_then(|i| self.slots.get_mut(i)) {
-            *slot = None;
-        }
-        self.start = self.index(1).unwrap_or(0);
-        self.len -= 1;
-        self.head = self.head.wrapping_add(1);
-    }
-
-    /// Skips the waiters that left, then wakes the front one if the turn is free.
+    /// Skips the waiters that left, then wakes the front one if the turn is free. Run
+    /// after every change, so the front slot is never one that left.
     fn settle(&mut self) {
-        while let Some(Slot::Left) = self.front() {
-            self.pop_front();
+        while self.len > 0 {
+            let start = self.start;
+            match self.slots.get(start) {
+                Some(Some(waker)) => {
+                    if !self.held {
+                        waker.wake_by_ref();
+                    }
+                    return;
+                }
+                _ => {
+                    self.start = self.index(1);
+                    self.len -= 1;
+                }
+            }
         }
-        if !self.held
-            && let Some(Slot::Waiting(waker)) = self.front()
-        {
-            waker.wake_by_ref();
-        }
-    }
-
-    fn slot_of(&mut self, ticket: u32) -> Option<&mut Option<Slot>> {
-        let offset = ticket.wrapping_sub(self.head) as usize;
-        if offset >= self.len {
-            return None;
-        }
-        let i = self.index(offset)?;
-        self.slots.get_mut(i)
     }
 }
 
@@ -98,21 +86,10 @@ impl<M: RawMutex, const N: usize> Fifo<M, N> {
         Fifo {
             state: Mutex::new(RefCell::new(State {
                 held: false,
-                head: 0,
                 start: 0,
                 len: 0,
                 slots: [const { None }; N],
             })),
-        }
-    }
-
-    /// Waits for the turn: at once if no one holds it or waits for it, otherwise after
-    /// everyone who came before. Fails at once if `N` tasks wait already (the holder
-    /// counts).
-    pub(crate) fn enter(&self) -> Enter<'_, M, N> {
-        Enter {
-            fifo: self,
-            ticket: None,
         }
     }
 
@@ -121,92 +98,102 @@ impl<M: RawMutex, const N: usize> Fifo<M, N> {
         self.state.lock(|s| s.borrow().len)
     }
 
-    fn leave(&self) {
-        self.state.lock(|s| {
+    /// Moves a waiter at `place` towards the turn: `Ready(true)` once it holds it (at once
+    /// if no one holds it or waits for it, otherwise after everyone who came before);
+    /// `Ready(false)` if it cannot have it: `N` tasks wait already (the holder counts), or
+    /// `deadline` passed while it waited (it has left then). While it waits, its task is
+    /// woken when the turn passes to it and at the deadline.
+    pub(crate) fn poll_turn(
+        &self,
+        place: &mut Place,
+        deadline: Deadline,
+        cx: &mut Context<'_>,
+    ) -> Poll<bool> {
+        let queued = self.state.lock(|s| {
             let mut s = s.borrow_mut();
-            s.held = false;
-            s.settle();
-        });
-    }
-}
-
-/// The turn: the next waiter gets it when this is dropped.
-pub(crate) struct Turn<'a, M: RawMutex, const N: usize> {
-    fifo: &'a Fifo<M, N>,
-}
-
-impl<M: RawMutex, const N: usize> Drop for Turn<'_, M, N> {
-    fn drop(&mut self) {
-        self.fifo.leave();
-    }
-}
-
-/// The future of [`Fifo::enter`]. Dropping it before it is ready gives up its place.
-pub(crate) struct Enter<'a, M: RawMutex, const N: usize> {
-    fifo: &'a Fifo<M, N>,
-    ticket: Option<u32>,
-}
-
-impl<'a, M: RawMutex, const N: usize> Future for Enter<'a, M, N> {
-    type Output = Result<Turn<'a, M, N>, QueueFull>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let fifo = this.fifo;
-        fifo.state.lock(|s| {
-            let mut s = s.borrow_mut();
-            s.settle();
-            match this.ticket {
-                None if !s.held && s.len == 0 => {
-                    s.held = true;
-                    Poll::Ready(Ok(Turn { fifo }))
-                }
-                None => {
-                    // Waiting now: those queued, and the holder (it holds the turn only to
-                    // wait at the front).
+            match *place {
+                Place::Front => return Ok(()),
+                Place::Done => return Err(false),
+                Place::New if !s.held && s.len == 0 => {}
+                Place::New => {
+                    // Waiting now: those queued, and the holder (it holds the turn only
+                    // to wait at the front).
                     if s.len + usize::from(s.held) >= N {
-                        return Poll::Ready(Err(QueueFull));
+                        return Err(false);
                     }
-                    let ticket = s.head.wrapping_add(s.len as u32);
-                    let Some(i) = s.index(s.len) else {
-                        return Poll::Ready(Err(QueueFull));
-                    };
+                    let i = s.index(s.len);
                     if let Some(slot) = s.slots.get_mut(i) {
-                        *slot = Some(Slot::Waiting(cx.waker().clone()));
+                        *slot = Some(cx.waker().clone());
                     }
                     s.len += 1;
-                    this.ticket = Some(ticket);
-                    Poll::Pending
+                    *place = Place::Queued(i);
+                    return Err(true);
                 }
-                Some(ticket) if !s.held && ticket == s.head => {
-                    s.pop_front();
-                    s.held = true;
-                    this.ticket = None;
-                    Poll::Ready(Ok(Turn { fifo }))
+                Place::Queued(i) if !s.held && i == s.start => {
+                    s.start = s.index(1);
+                    s.len -= 1;
+                    if let Some(slot) = s.slots.get_mut(i) {
+                        *slot = None;
+                    }
                 }
-                Some(ticket) => {
-                    if let Some(Some(Slot::Waiting(waker))) = s.slot_of(ticket)
+                Place::Queued(i) => {
+                    if let Some(Some(waker)) = s.slots.get_mut(i)
                         && !waker.will_wake(cx.waker())
                     {
                         *waker = cx.waker().clone();
                     }
-                    Poll::Pending
+                    return Err(true);
                 }
             }
-        })
+            s.held = true;
+            *place = Place::Front;
+            Ok(())
+        });
+        match queued {
+            Ok(()) => Poll::Ready(true),
+            Err(false) => Poll::Ready(false),
+            Err(true) => {
+                if wake_at_deadline(deadline, cx) {
+                    Poll::Pending
+                } else {
+                    self.leave(place);
+                    Poll::Ready(false)
+                }
+            }
+        }
     }
-}
 
-impl<M: RawMutex, const N: usize> Drop for Enter<'_, M, N> {
-    fn drop(&mut self) {
-        if let Some(ticket) = self.ticket.take() {
-            self.fifo.state.lock(|s| {
+    /// Leaves from `place`: gives the turn (or the place in line) to the next waiter.
+    pub(crate) fn leave(&self, place: &mut Place) {
+        let left = core::mem::replace(place, Place::Done);
+        if let Place::Queued(_) | Place::Front = left {
+            self.state.lock(|s| {
                 let mut s = s.borrow_mut();
-                if let Some(slot) = s.slot_of(ticket) {
-                    *slot = Some(Slot::Left);
+                match left {
+                    Place::Queued(i) => {
+                        if let Some(slot) = s.slots.get_mut(i) {
+                            *slot = None;
+                        }
+                    }
+                    _ => s.held = false,
                 }
                 s.settle();
             });
         }
     }
+}
+
+/// Whether `deadline` is still ahead; if so, the task is woken when it passes (or never,
+/// for [`Deadline::NEVER`]). Expired from its instant on, rounded up to the next tick, as
+/// [`timeout_at`](crate::timeout_at).
+pub(crate) fn wake_at_deadline(deadline: Deadline, cx: &mut Context<'_>) -> bool {
+    if deadline.is_never() {
+        return true;
+    }
+    let at = EmbassyClock::instant_to_ticks(deadline.instant());
+    if embassy_time_driver::now() >= at {
+        return false;
+    }
+    embassy_time_driver::schedule_wake(at, cx.waker());
+    true
 }

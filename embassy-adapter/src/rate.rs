@@ -50,13 +50,16 @@
 //! when only one executor uses it). An uncontended `acquire` is one critical section to
 //! enter and one to leave around the limiter's decision.
 
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
 use stanchion::rate::{Denied, InsufficientCapacity, RateLimitError, RateLimiter};
 use stanchion::sync::RawMutex;
 use stanchion::{Clock, Deadline};
 
 use crate::EmbassyClock;
-use crate::fifo::Fifo;
-use crate::timeout::{sleep_until, timeout_at};
+use crate::fifo::{Fifo, Place};
 
 /// A rate limiter that tasks wait for in arrival order, at most `N` at a time (the front
 /// one included). See the
@@ -87,33 +90,16 @@ impl<M: RawMutex, L: RateLimiter, const N: usize> RateLimitQueue<M, L, N> {
 
     /// Takes `n` permits, waiting in line for them until `deadline` at the latest. See the
     /// [module docs](self) for when it refuses.
-    pub async fn acquire(&self, n: u32, deadline: Deadline) -> Result<(), RateLimitError> {
-        let max = self.limiter.max_acquire();
-        if n > max {
-            return Err(InsufficientCapacity::new(max).into());
-        }
-        let (peeked, now) = self.peek(n);
-        if let Err(refused) = peeked
-            && would_pass(refused, now, deadline)
-        {
-            return Err(refused);
-        }
-        let Ok(Ok(_turn)) = timeout_at(deadline, self.fifo.enter()).await else {
-            // The queue was full, or the deadline passed in it.
-            return Err(self.refusal(n));
-        };
-        loop {
-            let now = EmbassyClock.now();
-            match self.limiter.acquire_at(n, now) {
-                Ok(()) => return Ok(()),
-                Err(RateLimitError::Denied(denied)) => {
-                    if N == 0 || would_pass(denied.into(), now, deadline) {
-                        return Err(denied.into());
-                    }
-                    sleep_until(denied.earliest(now)).await;
-                }
-                Err(refused) => return Err(refused),
-            }
+    pub fn acquire(
+        &self,
+        n: u32,
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<(), RateLimitError>> + '_ {
+        Acquire {
+            queue: self,
+            n,
+            deadline,
+            place: Place::New,
         }
     }
 
@@ -133,6 +119,73 @@ impl<M: RawMutex, L: RateLimiter, const N: usize> RateLimitQueue<M, L, N> {
     fn peek(&self, n: u32) -> (Result<(), RateLimitError>, stanchion::Instant) {
         let now = EmbassyClock.now();
         (self.limiter.peek_at(n, now), now)
+    }
+}
+
+/// The future of [`RateLimitQueue::acquire`]: a few words, polled in place. Dropped
+/// before it is ready, it leaves the line and takes nothing from the limiter.
+struct Acquire<'a, M: RawMutex, L: RateLimiter, const N: usize> {
+    queue: &'a RateLimitQueue<M, L, N>,
+    n: u32,
+    deadline: Deadline,
+    place: Place,
+}
+
+impl<M: RawMutex, L: RateLimiter, const N: usize> Acquire<'_, M, L, N> {
+    /// The answer to the first poll, before queueing, if there is one.
+    fn refused_at_once(&self) -> Option<RateLimitError> {
+        let (q, n) = (self.queue, self.n);
+        let max = q.limiter.max_acquire();
+        if n > max {
+            return Some(InsufficientCapacity::new(max).into());
+        }
+        let (peeked, now) = q.peek(n);
+        match peeked {
+            Err(refused) if would_pass(refused, now, self.deadline) => Some(refused),
+            _ => None,
+        }
+    }
+}
+
+impl<M: RawMutex, L: RateLimiter, const N: usize> Future for Acquire<'_, M, L, N> {
+    type Output = Result<(), RateLimitError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let (q, n) = (this.queue, this.n);
+        if this.place == Place::New
+            && let Some(refused) = this.refused_at_once()
+        {
+            this.place = Place::Done;
+            return Poll::Ready(Err(refused));
+        }
+        match q.fifo.poll_turn(&mut this.place, this.deadline, cx) {
+            Poll::Pending => return Poll::Pending,
+            // The queue was full, or the deadline passed in it.
+            Poll::Ready(false) => return Poll::Ready(Err(q.refusal(n))),
+            Poll::Ready(true) => {}
+        }
+        let now = EmbassyClock.now();
+        let answer = match q.limiter.acquire_at(n, now) {
+            Err(RateLimitError::Denied(denied))
+                if N != 0 && !would_pass(denied.into(), now, this.deadline) =>
+            {
+                // Asks again when the wait is over (or if woken before: a denial takes
+                // nothing).
+                let at = EmbassyClock::instant_to_ticks(denied.earliest(now));
+                embassy_time_driver::schedule_wake(at, cx.waker());
+                return Poll::Pending;
+            }
+            answer => answer,
+        };
+        q.fifo.leave(&mut this.place);
+        Poll::Ready(answer)
+    }
+}
+
+impl<M: RawMutex, L: RateLimiter, const N: usize> Drop for Acquire<'_, M, L, N> {
+    fn drop(&mut self) {
+        self.queue.fifo.leave(&mut self.place);
     }
 }
 
