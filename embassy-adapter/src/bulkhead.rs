@@ -20,7 +20,7 @@
 //! # embassy_time::MockDriver::get().reset();
 //! use core::num::NonZeroU32;
 //! use stanchion::sync::CriticalSectionRawMutex;
-//! use stanchion::Deadline;
+//! use stanchion::{Clock, Deadline};
 //! use stanchion_embassy::BulkheadQueue;
 //!
 //! static POOL: BulkheadQueue<CriticalSectionRawMutex, 4> = BulkheadQueue::new(NonZeroU32::MIN);
@@ -46,11 +46,12 @@ use core::task::{Context, Poll, Waker};
 
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::waitqueue::WakerRegistration;
-use stanchion::Deadline;
 use stanchion::bulkhead::{Bulkhead, BulkheadFull, BulkheadListener, BulkheadPermit};
 use stanchion::sync::RawMutex;
+use stanchion::{Clock, Deadline};
 
-use crate::fifo::{Fifo, Place, wake_at_deadline};
+use crate::EmbassyClock;
+use crate::fifo::{Fifo, Place, Turn, wake_at};
 
 /// A bulkhead listener that wakes the task waiting at the front of a [`BulkheadQueue`]
 /// when a slot may have freed.
@@ -155,24 +156,25 @@ impl<'a, M: RawMutex, const N: usize> Future for Acquire<'a, M, N> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let q = this.queue;
-        let answer = match q.fifo.poll_turn(&mut this.place, this.deadline, cx) {
-            Poll::Pending => return Poll::Pending,
-            // The queue was full, or the deadline passed in it.
-            Poll::Ready(false) => Err(q.bulkhead.full()),
-            Poll::Ready(true) => {
-                // Registered before trying, so that a release between the two is not
-                // missed.
-                if N != 0 {
-                    q.bulkhead.listener().register(cx.waker());
-                }
-                match q.bulkhead.try_acquire() {
-                    Err(_) if N != 0 && wake_at_deadline(this.deadline, cx) => {
-                        return Poll::Pending;
-                    }
-                    answer => answer,
-                }
+        let turn = q.fifo.poll_turn(&mut this.place, cx);
+        let answer = if turn == Turn::Front {
+            // Registered before trying, so that a release between the two is not missed.
+            if N != 0 {
+                q.bulkhead.listener().register(cx.waker());
             }
+            q.bulkhead.try_acquire()
+        } else {
+            // The queue was full, or the task waits in it.
+            Err(q.bulkhead.full())
         };
+        if answer.is_err()
+            && turn != Turn::Full
+            && N != 0
+            && !this.deadline.is_expired(EmbassyClock.now())
+        {
+            wake_at(this.deadline.instant(), cx);
+            return Poll::Pending;
+        }
         q.fifo.leave(&mut this.place);
         Poll::Ready(answer)
     }

@@ -10,19 +10,30 @@
 //!
 //! The runners' futures are written by hand around [`Fifo::poll_turn`] and
 //! [`Fifo::leave`]: a few words each, polled where they lie (nothing is moved into a
-//! combinator), with the deadline checked and its wake-up scheduled here, in one place.
+//! combinator); they wake their task at an instant through [`wake_at`].
 //!
 //! Cost: `N` waker slots and three words, behind one blocking mutex of kind `M`; entering
 //! and leaving is one short critical section each.
 
 use core::cell::RefCell;
-use core::task::{Context, Poll};
+use core::task::Context;
 
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
-use stanchion::Deadline;
+use stanchion::Instant;
 
 use crate::EmbassyClock;
+
+/// What [`Fifo::poll_turn`] found.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Turn {
+    /// The waiter holds the turn.
+    Front,
+    /// The waiter waits in line.
+    Queued,
+    /// `N` tasks wait already: no room.
+    Full,
+}
 
 /// Where a waiter stands.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -98,28 +109,22 @@ impl<M: RawMutex, const N: usize> Fifo<M, N> {
         self.state.lock(|s| s.borrow().len)
     }
 
-    /// Moves a waiter at `place` towards the turn: `Ready(true)` once it holds it (at once
-    /// if no one holds it or waits for it, otherwise after everyone who came before);
-    /// `Ready(false)` if it cannot have it: `N` tasks wait already (the holder counts), or
-    /// `deadline` passed while it waited (it has left then). While it waits, its task is
-    /// woken when the turn passes to it and at the deadline.
-    pub(crate) fn poll_turn(
-        &self,
-        place: &mut Place,
-        deadline: Deadline,
-        cx: &mut Context<'_>,
-    ) -> Poll<bool> {
-        let queued = self.state.lock(|s| {
+    /// Moves a waiter at `place` towards the turn: [`Turn::Front`] once it holds it (at
+    /// once if no one holds it or waits for it, otherwise after everyone who came before;
+    /// its task is woken when the turn passes to it); [`Turn::Full`] if `N` tasks wait
+    /// already (the holder counts).
+    pub(crate) fn poll_turn(&self, place: &mut Place, cx: &mut Context<'_>) -> Turn {
+        self.state.lock(|s| {
             let mut s = s.borrow_mut();
             match *place {
-                Place::Front => return Ok(()),
-                Place::Done => return Err(false),
+                Place::Front => return Turn::Front,
+                Place::Done => return Turn::Full,
                 Place::New if !s.held && s.len == 0 => {}
                 Place::New => {
                     // Waiting now: those queued, and the holder (it holds the turn only
                     // to wait at the front).
                     if s.len + usize::from(s.held) >= N {
-                        return Err(false);
+                        return Turn::Full;
                     }
                     let i = s.index(s.len);
                     if let Some(slot) = s.slots.get_mut(i) {
@@ -127,7 +132,7 @@ impl<M: RawMutex, const N: usize> Fifo<M, N> {
                     }
                     s.len += 1;
                     *place = Place::Queued(i);
-                    return Err(true);
+                    return Turn::Queued;
                 }
                 Place::Queued(i) if !s.held && i == s.start => {
                     s.start = s.index(1);
@@ -142,25 +147,13 @@ impl<M: RawMutex, const N: usize> Fifo<M, N> {
                     {
                         *waker = cx.waker().clone();
                     }
-                    return Err(true);
+                    return Turn::Queued;
                 }
             }
             s.held = true;
             *place = Place::Front;
-            Ok(())
-        });
-        match queued {
-            Ok(()) => Poll::Ready(true),
-            Err(false) => Poll::Ready(false),
-            Err(true) => {
-                if wake_at_deadline(deadline, cx) {
-                    Poll::Pending
-                } else {
-                    self.leave(place);
-                    Poll::Ready(false)
-                }
-            }
-        }
+            Turn::Front
+        })
     }
 
     /// Leaves from `place`: gives the turn (or the place in line) to the next waiter.
@@ -183,17 +176,12 @@ impl<M: RawMutex, const N: usize> Fifo<M, N> {
     }
 }
 
-/// Whether `deadline` is still ahead; if so, the task is woken when it passes (or never,
-/// for [`Deadline::NEVER`]). Expired from its instant on, rounded up to the next tick, as
-/// [`timeout_at`](crate::timeout_at).
-pub(crate) fn wake_at_deadline(deadline: Deadline, cx: &mut Context<'_>) -> bool {
-    if deadline.is_never() {
-        return true;
+/// Wakes the task at `at` (rounded up to the next tick), or never for [`Instant::MAX`]
+/// (the instant of [`Deadline::NEVER`](stanchion::Deadline::NEVER)). Out of line: the one
+/// place where both runners convert an instant to ticks and schedule a wake-up.
+#[inline(never)]
+pub(crate) fn wake_at(at: Instant, cx: &mut Context<'_>) {
+    if at != Instant::MAX {
+        embassy_time_driver::schedule_wake(EmbassyClock::instant_to_ticks(at), cx.waker());
     }
-    let at = EmbassyClock::instant_to_ticks(deadline.instant());
-    if embassy_time_driver::now() >= at {
-        return false;
-    }
-    embassy_time_driver::schedule_wake(at, cx.waker());
-    true
 }

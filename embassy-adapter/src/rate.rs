@@ -59,7 +59,7 @@ use stanchion::sync::RawMutex;
 use stanchion::{Clock, Deadline};
 
 use crate::EmbassyClock;
-use crate::fifo::{Fifo, Place};
+use crate::fifo::{Fifo, Place, Turn, wake_at};
 
 /// A rate limiter that tasks wait for in arrival order, at most `N` at a time (the front
 /// one included). See the
@@ -103,22 +103,12 @@ impl<M: RawMutex, L: RateLimiter, const N: usize> RateLimitQueue<M, L, N> {
         }
     }
 
-    /// The limiter's answer now, for a task that was refused without asking it.
-    fn refusal(&self, n: u32) -> RateLimitError {
-        match self.peek(n).0 {
-            Err(refused) => refused,
-            // Free now, but others were in line first: come back after the shortest wait.
-            Ok(()) => Denied::from_nanos(1).into(),
-        }
-    }
-
-    /// What the limiter would answer to `n` now, and when now is. Out of line: both the
-    /// check before queueing and [`refusal`](Self::refusal) ask it, and one copy of the
+    /// What the limiter would answer to `n` at `now`. Out of line: both the check before
+    /// queueing and the refusal of a task that got no turn ask it, and one copy of the
     /// limiter's decision serves both.
     #[inline(never)]
-    fn peek(&self, n: u32) -> (Result<(), RateLimitError>, stanchion::Instant) {
-        let now = EmbassyClock.now();
-        (self.limiter.peek_at(n, now), now)
+    fn peek(&self, n: u32, now: stanchion::Instant) -> Result<(), RateLimitError> {
+        self.limiter.peek_at(n, now)
     }
 }
 
@@ -131,52 +121,49 @@ struct Acquire<'a, M: RawMutex, L: RateLimiter, const N: usize> {
     place: Place,
 }
 
-impl<M: RawMutex, L: RateLimiter, const N: usize> Acquire<'_, M, L, N> {
-    /// The answer to the first poll, before queueing, if there is one.
-    fn refused_at_once(&self) -> Option<RateLimitError> {
-        let (q, n) = (self.queue, self.n);
-        let max = q.limiter.max_acquire();
-        if n > max {
-            return Some(InsufficientCapacity::new(max).into());
-        }
-        let (peeked, now) = q.peek(n);
-        match peeked {
-            Err(refused) if would_pass(refused, now, self.deadline) => Some(refused),
-            _ => None,
-        }
-    }
-}
-
 impl<M: RawMutex, L: RateLimiter, const N: usize> Future for Acquire<'_, M, L, N> {
     type Output = Result<(), RateLimitError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let (q, n) = (this.queue, this.n);
-        if this.place == Place::New
-            && let Some(refused) = this.refused_at_once()
-        {
-            this.place = Place::Done;
-            return Poll::Ready(Err(refused));
-        }
-        match q.fifo.poll_turn(&mut this.place, this.deadline, cx) {
-            Poll::Pending => return Poll::Pending,
-            // The queue was full, or the deadline passed in it.
-            Poll::Ready(false) => return Poll::Ready(Err(q.refusal(n))),
-            Poll::Ready(true) => {}
-        }
+        let (q, n, deadline) = (this.queue, this.n, this.deadline);
         let now = EmbassyClock.now();
-        let answer = match q.limiter.acquire_at(n, now) {
-            Err(RateLimitError::Denied(denied))
-                if N != 0 && !would_pass(denied.into(), now, this.deadline) =>
+        if this.place == Place::New {
+            let max = q.limiter.max_acquire();
+            if n > max {
+                this.place = Place::Done;
+                return Poll::Ready(Err(InsufficientCapacity::new(max).into()));
+            }
+            if let Err(refused) = q.peek(n, now)
+                && would_pass(refused, now, deadline)
             {
-                // Asks again when the wait is over (or if woken before: a denial takes
-                // nothing).
-                let at = EmbassyClock::instant_to_ticks(denied.earliest(now));
-                embassy_time_driver::schedule_wake(at, cx.waker());
+                this.place = Place::Done;
+                return Poll::Ready(Err(refused));
+            }
+        }
+        let answer = match q.fifo.poll_turn(&mut this.place, cx) {
+            Turn::Queued if !deadline.is_expired(now) => {
+                wake_at(deadline.instant(), cx);
                 return Poll::Pending;
             }
-            answer => answer,
+            // The queue was full, or the deadline passed in it: the limiter's answer now.
+            Turn::Queued | Turn::Full => match q.peek(n, now) {
+                Err(refused) => Err(refused),
+                // Free now, but others were in line first: come back after the shortest
+                // wait.
+                Ok(()) => Err(Denied::from_nanos(1).into()),
+            },
+            Turn::Front => match q.limiter.acquire_at(n, now) {
+                Err(RateLimitError::Denied(denied))
+                    if N != 0 && !would_pass(denied.into(), now, deadline) =>
+                {
+                    // Asks again when the wait is over (or if woken before: a denial
+                    // takes nothing).
+                    wake_at(denied.earliest(now), cx);
+                    return Poll::Pending;
+                }
+                answer => answer,
+            },
         };
         q.fifo.leave(&mut this.place);
         Poll::Ready(answer)
