@@ -5,9 +5,9 @@
 //! tries the bulkhead only at the front of the queue (a newcomer never overtakes a
 //! waiter), at most `N` tasks wait, the front one included (the next is refused at
 //! once; with `N = 0` no one waits), and the front task
-//! sleeps until the bulkhead's listener, a [`SlotSignal`], says a slot may have freed
-//! (a permit dropped, or the maximum raised), then tries again. Dropping the future leaves
-//! the queue and passes the turn on.
+//! sleeps until the bulkhead's listener, a [`SlotSignal`] (the waiting line itself), says
+//! a slot may have freed (a permit dropped, or the maximum raised), then tries again.
+//! Dropping the future leaves the queue and passes the turn on.
 //!
 //! A caller gives a [`Deadline`]; a task that has no slot when it passes is refused with
 //! [`BulkheadFull`] (the usage at that moment, from [`Bulkhead::full`]), as is a task that
@@ -34,18 +34,16 @@
 //! assert!(poll_once(second.as_mut()).is_ready()); // woken, takes the slot
 //! ```
 //!
-//! Cost: the bulkhead (8 bytes), a waker slot, and the queue's `N` waker slots and three
-//! words, behind blocking mutexes of kind `M`. An uncontended acquire is the bulkhead's one
-//! compare-and-swap plus the queue's two short critical sections.
+//! Cost: the bulkhead (8 bytes) and, as its listener, the line: `N` waker slots and three
+//! words behind one blocking mutex of kind `M`; the future of `acquire` holds a reference,
+//! the deadline and a slot index. An uncontended acquire is the bulkhead's one
+//! compare-and-swap plus the line's two short critical sections.
 
-use core::cell::RefCell;
 use core::future::Future;
 use core::num::NonZeroU32;
 use core::pin::Pin;
-use core::task::{Context, Poll, Waker};
+use core::task::{Context, Poll};
 
-use embassy_sync::blocking_mutex::Mutex;
-use embassy_sync::waitqueue::WakerRegistration;
 use stanchion::bulkhead::{Bulkhead, BulkheadFull, BulkheadListener, BulkheadPermit};
 use stanchion::sync::RawMutex;
 use stanchion::{Clock, Deadline};
@@ -53,56 +51,47 @@ use stanchion::{Clock, Deadline};
 use crate::EmbassyClock;
 use crate::fifo::{Fifo, Place, Turn, wake_at};
 
-/// A bulkhead listener that wakes the task waiting at the front of a [`BulkheadQueue`]
-/// when a slot may have freed.
-pub struct SlotSignal<M: RawMutex> {
-    waker: Mutex<M, RefCell<WakerRegistration>>,
+/// The waiting line of a [`BulkheadQueue`], and its bulkhead's listener: when a slot may
+/// have freed (a permit dropped, or the maximum raised), it wakes the task at the front of
+/// the line. Living in the bulkhead, it needs no waker of its own.
+pub struct SlotSignal<M: RawMutex, const N: usize> {
+    line: Fifo<M, N>,
 }
 
-impl<M: RawMutex> SlotSignal<M> {
-    /// No task registered yet.
+impl<M: RawMutex, const N: usize> SlotSignal<M, N> {
+    /// An empty line.
     pub const fn new() -> Self {
-        SlotSignal {
-            waker: Mutex::new(RefCell::new(WakerRegistration::new())),
-        }
-    }
-
-    fn register(&self, waker: &Waker) {
-        self.waker.lock(|w| w.borrow_mut().register(waker));
-    }
-
-    fn wake(&self) {
-        self.waker.lock(|w| w.borrow_mut().wake());
+        SlotSignal { line: Fifo::new() }
     }
 }
 
-impl<M: RawMutex> Default for SlotSignal<M> {
+impl<M: RawMutex, const N: usize> Default for SlotSignal<M, N> {
     fn default() -> Self {
         SlotSignal::new()
     }
 }
 
-impl<M: RawMutex> BulkheadListener for SlotSignal<M> {
+impl<M: RawMutex, const N: usize> BulkheadListener for SlotSignal<M, N> {
     fn on_released(&self, _in_use: u32) {
-        self.wake();
+        self.line.wake_front();
     }
 
     fn on_max_changed(&self, old: u32, new: u32) {
         if new > old {
-            self.wake();
+            self.line.wake_front();
         }
     }
 }
 
 /// A permit of a [`BulkheadQueue`]'s bulkhead: it frees the slot when dropped.
-pub type QueuedPermit<'a, M> = BulkheadPermit<&'a Bulkhead<SlotSignal<M>>, SlotSignal<M>>;
+pub type QueuedPermit<'a, M, const N: usize> =
+    BulkheadPermit<&'a Bulkhead<SlotSignal<M, N>>, SlotSignal<M, N>>;
 
 /// A bulkhead that tasks wait for in arrival order, at most `N` at a time (the front one
 /// included). See the
 /// [module docs](self).
 pub struct BulkheadQueue<M: RawMutex, const N: usize> {
-    bulkhead: Bulkhead<SlotSignal<M>>,
-    fifo: Fifo<M, N>,
+    bulkhead: Bulkhead<SlotSignal<M, N>>,
 }
 
 impl<M: RawMutex, const N: usize> BulkheadQueue<M, N> {
@@ -113,31 +102,34 @@ impl<M: RawMutex, const N: usize> BulkheadQueue<M, N> {
     pub const fn new(max_concurrent: NonZeroU32) -> Self {
         BulkheadQueue {
             bulkhead: Bulkhead::with_nonzero_max(max_concurrent.get(), SlotSignal::new()),
-            fifo: Fifo::new(),
         }
     }
 
     /// The bulkhead: its metrics, its maximum (which may be changed at run time), and
     /// `try_acquire` for callers that must not wait (they do not queue, and may take a
     /// slot ahead of the waiters).
-    pub const fn bulkhead(&self) -> &Bulkhead<SlotSignal<M>> {
+    pub const fn bulkhead(&self) -> &Bulkhead<SlotSignal<M, N>> {
         &self.bulkhead
     }
 
     /// Tasks queued now behind the one at the front (which holds the turn).
     pub fn waiting(&self) -> usize {
-        self.fifo.waiting()
+        self.line().waiting()
+    }
+
+    fn line(&self) -> &Fifo<M, N> {
+        &self.bulkhead.listener().line
     }
 
     /// A slot, waiting in line for it until `deadline` at the latest.
     pub fn acquire(
         &self,
         deadline: Deadline,
-    ) -> impl Future<Output = Result<QueuedPermit<'_, M>, BulkheadFull>> {
+    ) -> impl Future<Output = Result<QueuedPermit<'_, M, N>, BulkheadFull>> {
         Acquire {
             queue: self,
             deadline,
-            place: Place::New,
+            place: Place::NEW,
         }
     }
 }
@@ -151,17 +143,15 @@ struct Acquire<'a, M: RawMutex, const N: usize> {
 }
 
 impl<'a, M: RawMutex, const N: usize> Future for Acquire<'a, M, N> {
-    type Output = Result<QueuedPermit<'a, M>, BulkheadFull>;
+    type Output = Result<QueuedPermit<'a, M, N>, BulkheadFull>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let q = this.queue;
-        let turn = q.fifo.poll_turn(&mut this.place, cx);
+        let turn = q.line().poll_turn(&mut this.place, cx);
         let answer = if turn == Turn::Front {
-            // Registered before trying, so that a release between the two is not missed.
-            if N != 0 {
-                q.bulkhead.listener().register(cx.waker());
-            }
+            // The line holds the front task's waker from before it tries, so that a release
+            // between the two is not missed.
             q.bulkhead.try_acquire()
         } else {
             // The queue was full, or the task waits in it.
@@ -175,13 +165,13 @@ impl<'a, M: RawMutex, const N: usize> Future for Acquire<'a, M, N> {
             wake_at(this.deadline.instant(), cx);
             return Poll::Pending;
         }
-        q.fifo.leave(&mut this.place);
+        q.line().leave(&mut this.place);
         Poll::Ready(answer)
     }
 }
 
 impl<M: RawMutex, const N: usize> Drop for Acquire<'_, M, N> {
     fn drop(&mut self) {
-        self.queue.fifo.leave(&mut self.place);
+        self.queue.line().leave(&mut self.place);
     }
 }

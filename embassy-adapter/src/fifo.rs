@@ -1,12 +1,12 @@
 //! [`Fifo`]: a first-come, first-served turn with a bounded queue, shared by the waiting
 //! runners ([`RateLimitQueue`](crate::RateLimitQueue), [`BulkheadQueue`](crate::BulkheadQueue)).
 //!
-//! One task at a time holds the turn (it is the one that waits on the limiter or the
-//! bulkhead); the others wait in arrival order behind it, each in a slot of a ring. At
-//! most `N` tasks wait, the holder included; a task can always take a free turn to *try*,
-//! so with `N = 0` no one ever waits.
-//! A waiter whose future is dropped leaves its place (and, if the turn was passing to it,
-//! passes it on), so cancellation never strands the tasks behind it.
+//! Every waiter takes a slot of a ring, in arrival order; the one in the front slot holds
+//! the turn (it is the one that waits on the limiter or the bulkhead), the others wait
+//! behind it. At most `N` tasks wait, the front one included; with `N = 0` there is no
+//! line: every task tries at once and no one ever waits.
+//! A waiter whose future is dropped leaves its place (and, if it was at the front, passes
+//! the turn on), so cancellation never strands the tasks behind it.
 //!
 //! The runners' futures are written by hand around [`Fifo::poll_turn`] and
 //! [`Fifo::leave`]: a few words each, polled where they lie (nothing is moved into a
@@ -16,7 +16,7 @@
 //! and leaving is one short critical section each.
 
 use core::cell::RefCell;
-use core::task::Context;
+use core::task::{Context, Waker};
 
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::RawMutex;
@@ -35,30 +35,29 @@ pub(crate) enum Turn {
     Full,
 }
 
-/// Where a waiter stands.
+/// Where a waiter stands: not in line yet, done, or the index of its slot (a queued
+/// waiter's slot never moves until it leaves).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Place {
+pub(crate) struct Place(usize);
+
+impl Place {
     /// Not polled yet.
-    New,
-    /// Queued in the slot of this index.
-    Queued(usize),
-    /// Holding the turn.
-    Front,
-    /// Finished: the turn (or place) is given back.
-    Done,
+    pub(crate) const NEW: Place = Place(usize::MAX);
+    /// Out of line for good: finished, or refused.
+    pub(crate) const DONE: Place = Place(usize::MAX - 1);
 }
 
 struct State<const N: usize> {
-    /// Whether a task holds the turn.
+    /// Whether the front waiter has taken the turn (it is woken to take it).
     held: bool,
     /// Index of the front slot in `slots`.
     start: usize,
-    /// Waiters queued, counting those that left but are not yet skipped.
+    /// Slots in line from `start` on, counting those of waiters that left but are not yet
+    /// skipped.
     len: usize,
-    /// The waiters' wakers, from `start` on, `len` of them; `None` for a waiter that left
-    /// (skipped when it reaches the front). A queued waiter's slot never moves, so its
-    /// index is its place.
-    slots: [Option<core::task::Waker>; N],
+    /// The waiters' wakers; `None` for a waiter that left (skipped when it reaches the
+    /// front) and outside the line.
+    slots: [Option<Waker>; N],
 }
 
 impl<const N: usize> State<N> {
@@ -66,28 +65,18 @@ impl<const N: usize> State<N> {
         self.start.wrapping_add(offset).checked_rem(N).unwrap_or(0)
     }
 
-    /// Skips the waiters that left, then wakes the front one if the turn is free. Run
-    /// after every change, so the front slot is never one that left.
-    fn settle(&mut self) {
-        while self.len > 0 {
-            let start = self.start;
-            match self.slots.get(start) {
-                Some(Some(waker)) => {
-                    if !self.held {
-                        waker.wake_by_ref();
-                    }
-                    return;
-                }
-                _ => {
-                    self.start = self.index(1);
-                    self.len -= 1;
-                }
-            }
+    /// Wakes the front waiter, if any.
+    fn wake_front(&self) {
+        if self.len > 0
+            && let Some(Some(waker)) = self.slots.get(self.start)
+        {
+            waker.wake_by_ref();
         }
     }
 }
 
-/// A first-come, first-served turn, with at most `N` tasks waiting (its holder included).
+/// A first-come, first-served turn, with at most `N` tasks waiting (the front one
+/// included).
 pub(crate) struct Fifo<M: RawMutex, const N: usize> {
     state: Mutex<M, RefCell<State<N>>>,
 }
@@ -104,75 +93,78 @@ impl<M: RawMutex, const N: usize> Fifo<M, N> {
         }
     }
 
-    /// Tasks waiting for the turn (not counting its holder).
+    /// Tasks waiting for the turn (not counting the one that holds it).
     pub(crate) fn waiting(&self) -> usize {
-        self.state.lock(|s| s.borrow().len)
-    }
-
-    /// Moves a waiter at `place` towards the turn: [`Turn::Front`] once it holds it (at
-    /// once if no one holds it or waits for it, otherwise after everyone who came before;
-    /// its task is woken when the turn passes to it); [`Turn::Full`] if `N` tasks wait
-    /// already (the holder counts).
-    pub(crate) fn poll_turn(&self, place: &mut Place, cx: &mut Context<'_>) -> Turn {
         self.state.lock(|s| {
-            let mut s = s.borrow_mut();
-            match *place {
-                Place::Front => return Turn::Front,
-                Place::Done => return Turn::Full,
-                Place::New if !s.held && s.len == 0 => {}
-                Place::New => {
-                    // Waiting now: those queued, and the holder (it holds the turn only
-                    // to wait at the front).
-                    if s.len + usize::from(s.held) >= N {
-                        return Turn::Full;
-                    }
-                    let i = s.index(s.len);
-                    if let Some(slot) = s.slots.get_mut(i) {
-                        *slot = Some(cx.waker().clone());
-                    }
-                    s.len += 1;
-                    *place = Place::Queued(i);
-                    return Turn::Queued;
-                }
-                Place::Queued(i) if !s.held && i == s.start => {
-                    s.start = s.index(1);
-                    s.len -= 1;
-                    if let Some(slot) = s.slots.get_mut(i) {
-                        *slot = None;
-                    }
-                }
-                Place::Queued(i) => {
-                    if let Some(Some(waker)) = s.slots.get_mut(i)
-                        && !waker.will_wake(cx.waker())
-                    {
-                        *waker = cx.waker().clone();
-                    }
-                    return Turn::Queued;
-                }
-            }
-            s.held = true;
-            *place = Place::Front;
-            Turn::Front
+            let s = s.borrow();
+            s.len.saturating_sub(usize::from(s.held))
         })
     }
 
-    /// Leaves from `place`: gives the turn (or the place in line) to the next waiter.
-    pub(crate) fn leave(&self, place: &mut Place) {
-        let left = core::mem::replace(place, Place::Done);
-        if let Place::Queued(_) | Place::Front = left {
-            self.state.lock(|s| {
-                let mut s = s.borrow_mut();
-                match left {
-                    Place::Queued(i) => {
-                        if let Some(slot) = s.slots.get_mut(i) {
-                            *slot = None;
-                        }
-                    }
-                    _ => s.held = false,
-                }
-                s.settle();
-            });
+    /// Moves a waiter at `place` towards the turn: [`Turn::Front`] once it holds it (at
+    /// once if no one waits, otherwise after everyone who came before; its task is woken
+    /// when the turn passes to it); [`Turn::Full`] if `N` tasks wait already. With
+    /// `N = 0`, always [`Turn::Front`], out of line.
+    pub(crate) fn poll_turn(&self, place: &mut Place, cx: &mut Context<'_>) -> Turn {
+        if N == 0 {
+            *place = Place::DONE;
+            return Turn::Front;
         }
+        self.state.lock(|s| {
+            let mut s = s.borrow_mut();
+            let i = match *place {
+                Place::DONE => return Turn::Full,
+                Place::NEW if s.len >= N => return Turn::Full,
+                Place::NEW => {
+                    let i = s.index(s.len);
+                    s.len += 1;
+                    *place = Place(i);
+                    i
+                }
+                Place(i) => i,
+            };
+            if let Some(slot) = s.slots.get_mut(i) {
+                match slot {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    slot => *slot = Some(cx.waker().clone()),
+                }
+            }
+            if i == s.start {
+                s.held = true;
+                Turn::Front
+            } else {
+                Turn::Queued
+            }
+        })
+    }
+
+    /// Leaves from `place`: frees its slot and, from the front, gives the turn to the next
+    /// waiter.
+    pub(crate) fn leave(&self, place: &mut Place) {
+        let Place(i) = core::mem::replace(place, Place::DONE);
+        if i >= N {
+            return;
+        }
+        self.state.lock(|s| {
+            let mut s = s.borrow_mut();
+            if let Some(slot) = s.slots.get_mut(i) {
+                *slot = None;
+            }
+            if i == s.start {
+                s.held = false;
+                // Skips the front slot and those of waiters that left behind it.
+                while s.len > 0 && matches!(s.slots.get(s.start), Some(None)) {
+                    s.start = s.index(1);
+                    s.len -= 1;
+                }
+                s.wake_front();
+            }
+        });
+    }
+
+    /// Wakes the waiter at the front, if any: what it waits for may have come.
+    pub(crate) fn wake_front(&self) {
+        self.state.lock(|s| s.borrow().wake_front());
     }
 }
 

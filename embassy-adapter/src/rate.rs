@@ -99,7 +99,7 @@ impl<M: RawMutex, L: RateLimiter, const N: usize> RateLimitQueue<M, L, N> {
             queue: self,
             n,
             deadline,
-            place: Place::New,
+            place: Place::NEW,
         }
     }
 
@@ -128,16 +128,16 @@ impl<M: RawMutex, L: RateLimiter, const N: usize> Future for Acquire<'_, M, L, N
         let this = self.get_mut();
         let (q, n, deadline) = (this.queue, this.n, this.deadline);
         let now = EmbassyClock.now();
-        if this.place == Place::New {
+        if this.place == Place::NEW {
             let max = q.limiter.max_acquire();
             if n > max {
-                this.place = Place::Done;
+                this.place = Place::DONE;
                 return Poll::Ready(Err(InsufficientCapacity::new(max).into()));
             }
             if let Err(refused) = q.peek(n, now)
                 && would_pass(refused, now, deadline)
             {
-                this.place = Place::Done;
+                this.place = Place::DONE;
                 return Poll::Ready(Err(refused));
             }
         }
