@@ -525,6 +525,34 @@ fn shared_window_limiters_through_a_critical_section() {
     assert_eq!(l.remaining_at(ms(10)), 1001);
 }
 
+/// Above `max_acquire`, `acquire_at` and `peek_at` answer `InsufficientCapacity`, on a
+/// fresh limiter and on an emptied one alike (the contract of `RateLimiter` that the
+/// waiting adapters rely on to refuse at once).
+fn assert_too_large_is_insufficient(l: &impl RateLimiter) {
+    let max = l.max_acquire();
+    for now in [ms(0), ms(1_000)] {
+        assert_eq!(l.peek_at(max + 1, now), too_large(max));
+        assert_eq!(l.acquire_at(max + 1, now), too_large(max));
+        assert_eq!(l.peek_at(u32::MAX, now), too_large(max));
+        while l.acquire_at(1, now).is_ok() {}
+    }
+}
+
+#[test]
+fn every_limiter_answers_insufficient_capacity_above_its_maximum() {
+    let q = Quota::per_second(10).unwrap().with_burst(3).unwrap();
+    let w = WindowQuota::new(3, Duration::from_secs(1)).unwrap();
+    assert_too_large_is_insufficient(&TokenBucket::new(q));
+    assert_too_large_is_insufficient(&LeakyBucket::new(
+        Spacing::new(Duration::from_millis(100), Duration::from_millis(200)).unwrap(),
+    ));
+    assert_too_large_is_insufficient(&SharedLimiter::<Cs, _>::new(FixedWindow::new(w)));
+    assert_too_large_is_insufficient(&SharedLimiter::<Cs, _>::new(SlidingWindowCounter::new(w)));
+    assert_too_large_is_insufficient(&SharedLimiter::<Cs, _>::new(
+        SlidingWindowLog::<3>::new(w).unwrap(),
+    ));
+}
+
 // ---------------------------------------------------------------------------------------
 // Keyed
 // ---------------------------------------------------------------------------------------

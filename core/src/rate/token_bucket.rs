@@ -111,6 +111,21 @@ impl TokenBucket {
     /// Takes `n` permits at `now`, all or nothing. `n = 0` is always granted.
     #[inline]
     pub fn acquire_at(&self, n: u32, now: Instant) -> Result<(), RateLimitError> {
+        self.decide_at(n, now, true)
+    }
+
+    /// What [`acquire_at`](TokenBucket::acquire_at) would answer, without consuming.
+    #[inline]
+    pub fn peek_at(&self, n: u32, now: Instant) -> Result<(), RateLimitError> {
+        self.decide_at(n, now, false)
+    }
+
+    /// The decision for `n` permits at `now`, taking them if `take`. Inlined on hosts,
+    /// where `take` is known at each call and the two uses fold into their own code; out
+    /// of line on firmware, where taking and peeking share one copy of the decision.
+    #[cfg_attr(not(target_os = "none"), inline)]
+    #[cfg_attr(target_os = "none", inline(never))]
+    fn decide_at(&self, n: u32, now: Instant, take: bool) -> Result<(), RateLimitError> {
         if n == 0 {
             return Ok(());
         }
@@ -120,11 +135,16 @@ impl TokenBucket {
         // published through it. Coherence of the one location orders the updates.
         let mut tat = self.tat.load(Ordering::Relaxed);
         loop {
-            let next = if n == 1 {
+            // On hosts, `n = 1` skips a multiplication; firmware keeps one copy of the
+            // decision instead (the same answer: `decide` for `n = 1` is `decide_one`).
+            let next = if cfg!(not(target_os = "none")) && n == 1 {
                 p.decide_one(tat, now)?
             } else {
                 p.decide(tat, now, n)?
             };
+            if !take {
+                return Ok(());
+            }
             match self
                 .tat
                 .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
@@ -133,17 +153,6 @@ impl TokenBucket {
                 Err(actual) => tat = actual,
             }
         }
-    }
-
-    /// What [`acquire_at`](TokenBucket::acquire_at) would answer, without consuming.
-    #[inline]
-    pub fn peek_at(&self, n: u32, now: Instant) -> Result<(), RateLimitError> {
-        if n == 0 {
-            return Ok(());
-        }
-        let p = self.params.load();
-        p.decide(self.tat.load(Ordering::Relaxed), now.as_nanos(), n)
-            .map(|_| ())
     }
 
     /// How many permits one request could take at `now`.
