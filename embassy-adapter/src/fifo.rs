@@ -105,6 +105,7 @@ impl<M: RawMutex, const N: usize> Fifo<M, N> {
     /// once if no one waits, otherwise after everyone who came before; its task is woken
     /// when the turn passes to it); [`Turn::Full`] if `N` tasks wait already. With
     /// `N = 0`, always [`Turn::Front`], out of line.
+    #[inline(never)]
     pub(crate) fn poll_turn(&self, place: &mut Place, cx: &mut Context<'_>) -> Turn {
         if N == 0 {
             *place = Place::DONE;

@@ -54,7 +54,7 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use stanchion::rate::{Denied, InsufficientCapacity, RateLimitError, RateLimiter};
+use stanchion::rate::{Denied, RateLimitError, RateLimiter};
 use stanchion::sync::RawMutex;
 use stanchion::{Clock, Deadline};
 
@@ -103,9 +103,8 @@ impl<M: RawMutex, L: RateLimiter, const N: usize> RateLimitQueue<M, L, N> {
         }
     }
 
-    /// What the limiter would answer to `n` at `now`. Out of line: both the check before
-    /// queueing and the refusal of a task that got no turn ask it, and one copy of the
-    /// limiter's decision serves both.
+    /// What the limiter would answer to `n` at `now`, without taking. Out of line: the
+    /// decision itself is the limiter's, and the runner only needs its answer.
     #[inline(never)]
     fn peek(&self, n: u32, now: stanchion::Instant) -> Result<(), RateLimitError> {
         self.limiter.peek_at(n, now)
@@ -128,30 +127,27 @@ impl<M: RawMutex, L: RateLimiter, const N: usize> Future for Acquire<'_, M, L, N
         let this = self.get_mut();
         let (q, n, deadline) = (this.queue, this.n, this.deadline);
         let now = EmbassyClock.now();
-        if this.place == Place::NEW {
-            let max = q.limiter.max_acquire();
-            if n > max {
-                this.place = Place::DONE;
-                return Poll::Ready(Err(InsufficientCapacity::new(max).into()));
-            }
-            if let Err(refused) = q.peek(n, now)
-                && would_pass(refused, now, deadline)
-            {
-                this.place = Place::DONE;
-                return Poll::Ready(Err(refused));
-            }
+        let (new, expired) = (this.place == Place::NEW, deadline.is_expired(now));
+        // The limiter's answer without taking: for the check before queueing, and for the
+        // refusal of a task that gets no turn (the queue full, or the deadline passed).
+        let peeked = (new || expired).then(|| q.peek(n, now));
+        if new
+            && let Some(Err(refused)) = peeked
+            && would_pass(refused, now, deadline)
+        {
+            this.place = Place::DONE;
+            return Poll::Ready(Err(refused));
         }
         let answer = match q.fifo.poll_turn(&mut this.place, cx) {
-            Turn::Queued if !deadline.is_expired(now) => {
+            Turn::Queued if !expired => {
                 wake_at(deadline.instant(), cx);
                 return Poll::Pending;
             }
-            // The queue was full, or the deadline passed in it: the limiter's answer now.
-            Turn::Queued | Turn::Full => match q.peek(n, now) {
-                Err(refused) => Err(refused),
+            Turn::Queued | Turn::Full => match peeked {
+                Some(Err(refused)) => Err(refused),
                 // Free now, but others were in line first: come back after the shortest
                 // wait.
-                Ok(()) => Err(Denied::from_nanos(1).into()),
+                _ => Err(Denied::from_nanos(1).into()),
             },
             Turn::Front => match q.limiter.acquire_at(n, now) {
                 Err(RateLimitError::Denied(denied))
