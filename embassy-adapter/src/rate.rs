@@ -102,13 +102,6 @@ impl<M: RawMutex, L: RateLimiter, const N: usize> RateLimitQueue<M, L, N> {
             place: Place::NEW,
         }
     }
-
-    /// What the limiter would answer to `n` at `now`, without taking. Out of line: the
-    /// decision itself is the limiter's, and the runner only needs its answer.
-    #[inline(never)]
-    fn peek(&self, n: u32, now: stanchion::Instant) -> Result<(), RateLimitError> {
-        self.limiter.peek_at(n, now)
-    }
 }
 
 /// The future of [`RateLimitQueue::acquire`]: a few words, polled in place. Dropped
@@ -130,7 +123,7 @@ impl<M: RawMutex, L: RateLimiter, const N: usize> Future for Acquire<'_, M, L, N
         let (new, expired) = (this.place == Place::NEW, deadline.is_expired(now));
         // The limiter's answer without taking: for the check before queueing, and for the
         // refusal of a task that gets no turn (the queue full, or the deadline passed).
-        let peeked = (new || expired).then(|| q.peek(n, now));
+        let peeked = (new || expired).then(|| q.limiter.peek_at(n, now));
         if new
             && let Some(Err(refused)) = peeked
             && would_pass(refused, now, deadline)
