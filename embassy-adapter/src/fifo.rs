@@ -1,19 +1,20 @@
 //! [`Fifo`]: a first-come, first-served turn with a bounded queue, shared by the waiting
 //! runners ([`RateLimitQueue`](crate::RateLimitQueue), [`BulkheadQueue`](crate::BulkheadQueue)).
 //!
-//! Every waiter takes a slot of a ring, in arrival order; the one in the front slot holds
-//! the turn (it is the one that waits on the limiter or the bulkhead), the others wait
-//! behind it. At most `N` tasks wait, the front one included; with `N = 0` there is no
-//! line: every task tries at once and no one ever waits.
-//! A waiter whose future is dropped leaves its place (and, if it was at the front, passes
-//! the turn on), so cancellation never strands the tasks behind it.
+//! Every waiter takes a place in line, in arrival order; the one at the front holds the
+//! turn (it is the one that waits on the limiter or the bulkhead), the others wait behind
+//! it. At most `N` tasks wait, the front one included; with `N = 0` there is no line:
+//! every task tries at once and no one ever waits. A waiter whose future is dropped
+//! leaves at once, wherever it stands: the ones behind move up, its place is free for the
+//! next arrival, and if it was at the front the turn passes on, so cancellation never
+//! strands the tasks behind it.
 //!
 //! The runners' futures are written by hand around [`Fifo::poll_turn`] and
 //! [`Fifo::leave`]: a few words each, polled where they lie (nothing is moved into a
 //! combinator); they wake their task at an instant through [`wake_at`].
 //!
-//! Cost: `N` waker slots and three words, behind one blocking mutex of kind `M`; entering
-//! and leaving is one short critical section each.
+//! Cost: `N` waker slots, `N` words for the order and two more, behind one blocking mutex
+//! of kind `M`; entering and leaving is one short critical section each.
 
 use core::cell::RefCell;
 use core::task::{Context, Waker};
@@ -35,8 +36,8 @@ pub(crate) enum Turn {
     Full,
 }
 
-/// Where a waiter stands: not in line yet, done, or the index of its slot (a queued
-/// waiter's slot never moves until it leaves).
+/// Where a waiter stands: not in line yet, done, or in line in the slot of this index
+/// (a waiter's slot never changes while it is in line; its place in the order does).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Place(usize);
 
@@ -50,26 +51,29 @@ impl Place {
 struct State<const N: usize> {
     /// Whether the front waiter has taken the turn (it is woken to take it).
     held: bool,
-    /// Index of the front slot in `slots`.
-    start: usize,
-    /// Slots in line from `start` on, counting those of waiters that left but are not yet
-    /// skipped.
+    /// Waiters in line.
     len: usize,
-    /// The waiters' wakers; `None` for a waiter that left (skipped when it reaches the
-    /// front) and outside the line.
+    /// The slots of the waiters in line, in arrival order, the front one first (the
+    /// first `len` entries). A waiter that leaves is taken out at once, closing the gap,
+    /// so its place is free for the next arrival.
+    order: [usize; N],
+    /// The waker of each waiter's last poll, by slot; `None` for a free slot.
     slots: [Option<Waker>; N],
 }
 
 impl<const N: usize> State<N> {
-    fn index(&self, offset: usize) -> usize {
-        self.start.wrapping_add(offset).checked_rem(N).unwrap_or(0)
+    /// The slot of the front waiter, if any.
+    fn front(&self) -> Option<usize> {
+        if self.len > 0 {
+            self.order.first().copied()
+        } else {
+            None
+        }
     }
 
     /// Wakes the front waiter, if any.
     fn wake_front(&self) {
-        if self.len > 0
-            && let Some(Some(waker)) = self.slots.get(self.start)
-        {
+        if let Some(Some(waker)) = self.front().and_then(|i| self.slots.get(i)) {
             waker.wake_by_ref();
         }
     }
@@ -86,8 +90,8 @@ impl<M: RawMutex, const N: usize> Fifo<M, N> {
         Fifo {
             state: Mutex::new(RefCell::new(State {
                 held: false,
-                start: 0,
                 len: 0,
+                order: [0; N],
                 slots: [const { None }; N],
             })),
         }
@@ -115,10 +119,16 @@ impl<M: RawMutex, const N: usize> Fifo<M, N> {
             let mut s = s.borrow_mut();
             let i = match *place {
                 Place::DONE => return Turn::Full,
-                Place::NEW if s.len >= N => return Turn::Full,
                 Place::NEW => {
-                    let i = s.index(s.len);
-                    s.len += 1;
+                    // A free slot: there is one unless `N` wait.
+                    let len = s.len;
+                    let Some(i) = s.slots.iter().position(Option::is_none) else {
+                        return Turn::Full;
+                    };
+                    if let Some(last) = s.order.get_mut(len) {
+                        *last = i;
+                    }
+                    s.len = len + 1;
                     *place = Place(i);
                     i
                 }
@@ -130,7 +140,7 @@ impl<M: RawMutex, const N: usize> Fifo<M, N> {
                     slot => *slot = Some(cx.waker().clone()),
                 }
             }
-            if i == s.start {
+            if s.front() == Some(i) {
                 s.held = true;
                 Turn::Front
             } else {
@@ -139,8 +149,8 @@ impl<M: RawMutex, const N: usize> Fifo<M, N> {
         })
     }
 
-    /// Leaves from `place`: frees its slot and, from the front, gives the turn to the next
-    /// waiter.
+    /// Leaves from `place`: takes the waiter out of line and, from the front, gives the
+    /// turn to the next one.
     pub(crate) fn leave(&self, place: &mut Place) {
         let Place(i) = core::mem::replace(place, Place::DONE);
         if i >= N {
@@ -151,13 +161,20 @@ impl<M: RawMutex, const N: usize> Fifo<M, N> {
             if let Some(slot) = s.slots.get_mut(i) {
                 *slot = None;
             }
-            if i == s.start {
+            let len = s.len;
+            let Some(order) = s.order.get_mut(..len) else {
+                return;
+            };
+            let Some(at) = order.iter().position(|&o| o == i) else {
+                return;
+            };
+            // The ones behind move one place up.
+            for k in at + 1..order.len() {
+                order[k - 1] = order[k];
+            }
+            s.len = len - 1;
+            if at == 0 {
                 s.held = false;
-                // Skips the front slot and those of waiters that left behind it.
-                while s.len > 0 && matches!(s.slots.get(s.start), Some(None)) {
-                    s.start = s.index(1);
-                    s.len -= 1;
-                }
                 s.wake_front();
             }
         });
