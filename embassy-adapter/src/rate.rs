@@ -121,41 +121,42 @@ impl<M: RawMutex, L: RateLimiter, const N: usize> Future for Acquire<'_, M, L, N
         let (q, n, deadline) = (this.queue, this.n, this.deadline);
         let now = EmbassyClock.now();
         let (new, expired) = (this.place == Place::NEW, deadline.is_expired(now));
-        // The limiter's answer without taking: for the check before queueing, and for the
-        // refusal of a task that gets no turn (the queue full, or the deadline passed).
-        let peeked = (new || expired).then(|| q.limiter.peek_at(n, now));
-        if new
-            && let Some(Err(refused)) = peeked
-            && would_pass(refused, now, deadline)
-        {
-            this.place = Place::DONE;
-            return Poll::Ready(Err(refused));
+        let turn = q.fifo.poll_turn(&mut this.place, cx);
+        let front = turn == Turn::Front;
+        if !front && !new && !expired {
+            // Waiting in line.
+            wake_at(deadline.instant(), cx);
+            return Poll::Pending;
         }
-        let answer = match q.fifo.poll_turn(&mut this.place, cx) {
-            Turn::Queued if !expired => {
-                wake_at(deadline.instant(), cx);
-                return Poll::Pending;
-            }
-            Turn::Queued | Turn::Full => match peeked {
-                Some(Err(refused)) => Err(refused),
-                // Free now, but others were in line first: come back after the shortest
-                // wait.
-                _ => Err(Denied::from_nanos(1).into()),
-            },
-            Turn::Front => match q.limiter.acquire_at(n, now) {
-                Err(RateLimitError::Denied(denied))
-                    if N != 0 && !would_pass(denied.into(), now, deadline) =>
-                {
-                    // Asks again when the wait is over (or if woken before: a denial
-                    // takes nothing).
-                    wake_at(denied.earliest(now), cx);
-                    return Poll::Pending;
-                }
-                answer => answer,
-            },
+        // The front task takes; a task that gets no turn asks what the limiter would
+        // answer, to refuse with it: at once if the limiter alone says the wait would
+        // pass the deadline, when the line is full, or once its deadline passed.
+        let answer = if front {
+            q.limiter.acquire_at(n, now)
+        } else {
+            q.limiter.peek_at(n, now)
         };
+        let wake = match answer {
+            // Refused: the wait would reach the deadline, or never end.
+            Err(refused) if would_pass(refused, now, deadline) => None,
+            // The front task asks again when the wait is over (or if woken before: a
+            // denial takes nothing).
+            Err(RateLimitError::Denied(denied)) if front && N != 0 => Some(denied.earliest(now)),
+            // A newcomer queued behind others waits its turn, until its deadline at most.
+            _ if turn == Turn::Queued && !expired => Some(deadline.instant()),
+            // Granted, the line full, the deadline passed in it, or no room to wait.
+            _ => None,
+        };
+        if let Some(at) = wake {
+            wake_at(at, cx);
+            return Poll::Pending;
+        }
         q.fifo.leave(&mut this.place);
-        Poll::Ready(answer)
+        Poll::Ready(match answer {
+            // Free now, but others were in line first: come back after the shortest wait.
+            Ok(()) if !front => Err(Denied::from_nanos(1).into()),
+            answer => answer,
+        })
     }
 }
 
