@@ -149,15 +149,14 @@ impl<'a, M: RawMutex, const N: usize> Future for Acquire<'a, M, N> {
         let this = self.get_mut();
         let q = this.queue;
         let turn = q.line().poll_turn(&mut this.place, cx);
-        let answer = if turn == Turn::Front {
-            // The line holds the front task's waker from before it tries, so that a release
-            // between the two is not missed.
-            q.bulkhead.try_acquire()
+        // The line holds the front task's waker from before it tries, so that a release
+        // between the two is not missed.
+        let permit = if turn == Turn::Front {
+            q.bulkhead.try_acquire().ok()
         } else {
-            // The queue was full, or the task waits in it.
-            Err(q.bulkhead.full())
+            None
         };
-        if answer.is_err()
+        if permit.is_none()
             && turn != Turn::Full
             && N != 0
             && !this.deadline.is_expired(EmbassyClock.now())
@@ -166,7 +165,8 @@ impl<'a, M: RawMutex, const N: usize> Future for Acquire<'a, M, N> {
             return Poll::Pending;
         }
         q.line().leave(&mut this.place);
-        Poll::Ready(answer)
+        // Refused (the queue full, the deadline passed, or no room to wait): the usage now.
+        Poll::Ready(permit.ok_or_else(|| q.bulkhead.full()))
     }
 }
 
