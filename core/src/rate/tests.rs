@@ -714,6 +714,22 @@ fn arrivals(max_gap: u64, len: usize) -> impl Strategy<Value = Vec<(u64, u32)>> 
 proptest! {
     #![proptest_config(ProptestConfig { cases: crate::proptest_cases(256), ..ProptestConfig::default() })]
 
+    /// The firmware form of the token bucket (one out-of-line decision for taking and
+    /// peeking) answers as the host form, step by step, on the same arrivals.
+    #[test]
+    fn token_bucket_firmware_decision_equals_the_host_one(
+        period in 1u64..5_000,
+        burst in 1u32..6,
+        steps in arrivals(20_000, 200),
+    ) {
+        let q = Quota::per_period(Duration::from_nanos(period)).unwrap().with_burst(burst).unwrap();
+        let (host, firmware) = (TokenBucket::new(q), TokenBucket::new(q));
+        for &(t, n) in &steps {
+            prop_assert_eq!(firmware.decide_at(n, at(t), false), host.peek_at(n, at(t)));
+            prop_assert_eq!(firmware.decide_at(n, at(t), true), host.acquire_at(n, at(t)));
+        }
+    }
+
     #[test]
     fn token_bucket_equals_the_credit_model(
         period in 1u64..5_000,
