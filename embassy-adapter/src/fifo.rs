@@ -53,11 +53,12 @@ struct State<const N: usize> {
     held: bool,
     /// Waiters in line.
     len: usize,
-    /// The slots of the waiters in line, in arrival order, the front one first (the
-    /// first `len` entries). A waiter that leaves is taken out at once, closing the gap,
-    /// so its place is free for the next arrival.
+    /// Every slot once: first those of the waiters in line, in arrival order, the front
+    /// one first (`len` of them), then the free ones. A waiter that leaves is taken out
+    /// at once, closing the gap, and its slot goes to the free ones, for the next
+    /// arrival.
     order: [usize; N],
-    /// The waker of each waiter's last poll, by slot; `None` for a free slot.
+    /// The waker of each waiter's last poll, by slot.
     slots: [Option<Waker>; N],
 }
 
@@ -91,7 +92,15 @@ impl<M: RawMutex, const N: usize> Fifo<M, N> {
             state: Mutex::new(RefCell::new(State {
                 held: false,
                 len: 0,
-                order: [0; N],
+                order: {
+                    let mut order = [0; N];
+                    let mut i = 0;
+                    while i < N {
+                        order[i] = i;
+                        i += 1;
+                    }
+                    order
+                },
                 slots: [const { None }; N],
             })),
         }
@@ -120,14 +129,11 @@ impl<M: RawMutex, const N: usize> Fifo<M, N> {
             let i = match *place {
                 Place::DONE => return Turn::Full,
                 Place::NEW => {
-                    // A free slot: there is one unless `N` wait.
+                    // The first free slot: there is one unless `N` wait.
                     let len = s.len;
-                    let Some(i) = s.slots.iter().position(Option::is_none) else {
+                    let Some(&i) = s.order.get(len) else {
                         return Turn::Full;
                     };
-                    if let Some(last) = s.order.get_mut(len) {
-                        *last = i;
-                    }
                     s.len = len + 1;
                     *place = Place(i);
                     i
@@ -168,9 +174,12 @@ impl<M: RawMutex, const N: usize> Fifo<M, N> {
             let Some(at) = order.iter().position(|&o| o == i) else {
                 return;
             };
-            // The ones behind move one place up.
+            // The ones behind move one place up; the slot goes first among the free.
             for k in at + 1..order.len() {
                 order[k - 1] = order[k];
+            }
+            if let Some(last) = order.last_mut() {
+                *last = i;
             }
             s.len = len - 1;
             if at == 0 {
