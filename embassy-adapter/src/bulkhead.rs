@@ -34,9 +34,9 @@
 //! assert!(poll_once(second.as_mut()).is_ready()); // woken, takes the slot
 //! ```
 //!
-//! Cost: the bulkhead (8 bytes) and, as its listener, the line: `N` waker slots and three
-//! words behind one blocking mutex of kind `M`; the future of `acquire` holds a reference,
-//! the deadline and a slot index. An uncontended acquire is the bulkhead's one
+//! Cost: the bulkhead (8 bytes) and, as its listener, the line: `N` waker slots, `N` words
+//! for their order and two more, behind one blocking mutex of kind `M`; the future of
+//! `acquire` holds a reference, the deadline and a slot index. An uncontended acquire is the bulkhead's one
 //! compare-and-swap plus the line's two short critical sections.
 
 use core::future::Future;

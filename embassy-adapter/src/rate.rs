@@ -2,9 +2,10 @@
 //!
 //! Any core [`RateLimiter`] (a [`TokenBucket`](stanchion::rate::TokenBucket), a
 //! [`SharedLimiter`](stanchion::rate::SharedLimiter) window, ...) decides; this runner
-//! only waits. The task at the front of the queue asks the limiter; on a denial it sleeps
-//! with `Timer::at` the instant the denial names (`now + retry_after`, rounded up to the
-//! next tick) and asks again. The others wait behind it in arrival order, so a large
+//! only waits. The task at the front of the queue asks the limiter; on a denial its task
+//! is woken at the instant the denial names (`now + retry_after`, rounded up to the next
+//! tick, as `Timer::at` rounds) and asks again (woken earlier, it only asks again: a
+//! denial takes nothing). The others wait behind it in arrival order, so a large
 //! request is never starved by a stream of small ones. At most `N` tasks wait, the front
 //! one included; the next one is refused at once (with `N = 0`, every task that cannot
 //! have its permits at once is refused).
@@ -14,8 +15,8 @@
 //! task is refused as soon as its own wait would; a task still queued when the deadline
 //! passes is refused then. A refusal is the limiter's [`RateLimitError`] at that moment
 //! ([`Denied`] says how long until the limiter, not the queue, would grant). A request
-//! above the limiter's [`max_acquire`](RateLimiter::max_acquire) is refused at once
-//! ([`RateLimitError::InsufficientCapacity`]).
+//! above the limiter's [`max_acquire`](RateLimiter::max_acquire) is refused at once, with
+//! the limiter's own [`RateLimitError::InsufficientCapacity`].
 //!
 //! Dropping the future (a timeout, a `select`) leaves the queue and passes the turn on; it
 //! takes nothing from the limiter. Tasks that call the limiter directly (an interrupt
@@ -45,10 +46,12 @@
 //! # Ok::<(), stanchion::ConfigError>(())
 //! ```
 //!
-//! Cost: the limiter, plus `N` waker slots and three words behind a blocking mutex of kind
-//! `M` (`CriticalSectionRawMutex` when interrupt handlers wake tasks in it, `NoopRawMutex`
-//! when only one executor uses it). An uncontended `acquire` is one critical section to
-//! enter and one to leave around the limiter's decision.
+//! Cost: the limiter, plus the line: `N` waker slots, `N` words for their order and two
+//! more, behind a blocking mutex of kind `M` (`CriticalSectionRawMutex` when interrupt
+//! handlers wake tasks in it, `NoopRawMutex` when only one executor uses it). The future
+//! of `acquire` holds a reference, `n`, the deadline and a slot index. An uncontended
+//! `acquire` is one critical section to enter and one to leave around the limiter's
+//! decision.
 
 use core::future::Future;
 use core::pin::Pin;
