@@ -16,7 +16,7 @@
 //! Cost: `N` waker slots, `N` words for the order and two more, behind one blocking mutex
 //! of kind `M`; entering and leaving is one short critical section each.
 
-use core::cell::RefCell;
+use core::cell::Cell;
 use core::task::{Context, Waker};
 
 use embassy_sync::blocking_mutex::Mutex;
@@ -48,25 +48,27 @@ impl Place {
     pub(crate) const DONE: Place = Place(usize::MAX - 1);
 }
 
+/// The line's state, in cells: the blocking mutex gives shared access only, and cells
+/// need no borrow flag (nor a panic path) where a `RefCell` would.
 struct State<const N: usize> {
     /// Whether the front waiter has taken the turn (it is woken to take it).
-    held: bool,
+    held: Cell<bool>,
     /// Waiters in line.
-    len: usize,
+    len: Cell<usize>,
     /// Every slot once: first those of the waiters in line, in arrival order, the front
     /// one first (`len` of them), then the free ones. A waiter that leaves is taken out
     /// at once, closing the gap, and its slot goes to the free ones, for the next
     /// arrival.
-    order: [usize; N],
+    order: [Cell<usize>; N],
     /// The waker of each waiter's last poll, by slot.
-    slots: [Option<Waker>; N],
+    slots: [Cell<Option<Waker>>; N],
 }
 
 impl<const N: usize> State<N> {
     /// The slot of the front waiter, if any.
     fn front(&self) -> Option<usize> {
-        if self.len > 0 {
-            self.order.first().copied()
+        if self.len.get() > 0 {
+            self.order.first().map(Cell::get)
         } else {
             None
         }
@@ -74,8 +76,12 @@ impl<const N: usize> State<N> {
 
     /// Wakes the front waiter, if any.
     fn wake_front(&self) {
-        if let Some(Some(waker)) = self.front().and_then(|i| self.slots.get(i)) {
-            waker.wake_by_ref();
+        if let Some(slot) = self.front().and_then(|i| self.slots.get(i)) {
+            let waker = slot.take();
+            if let Some(waker) = &waker {
+                waker.wake_by_ref();
+            }
+            slot.set(waker);
         }
     }
 }
@@ -83,35 +89,33 @@ impl<const N: usize> State<N> {
 /// A first-come, first-served turn, with at most `N` tasks waiting (the front one
 /// included).
 pub(crate) struct Fifo<M: RawMutex, const N: usize> {
-    state: Mutex<M, RefCell<State<N>>>,
+    state: Mutex<M, State<N>>,
 }
 
 impl<M: RawMutex, const N: usize> Fifo<M, N> {
     pub(crate) const fn new() -> Self {
         Fifo {
-            state: Mutex::new(RefCell::new(State {
-                held: false,
-                len: 0,
+            state: Mutex::new(State {
+                held: Cell::new(false),
+                len: Cell::new(0),
                 order: {
-                    let mut order = [0; N];
+                    let mut order = [const { Cell::new(0) }; N];
                     let mut i = 0;
                     while i < N {
-                        order[i] = i;
+                        order[i] = Cell::new(i);
                         i += 1;
                     }
                     order
                 },
-                slots: [const { None }; N],
-            })),
+                slots: [const { Cell::new(None) }; N],
+            }),
         }
     }
 
     /// Tasks waiting for the turn (not counting the one that holds it).
     pub(crate) fn waiting(&self) -> usize {
-        self.state.lock(|s| {
-            let s = s.borrow();
-            s.len.saturating_sub(usize::from(s.held))
-        })
+        self.state
+            .lock(|s| s.len.get().saturating_sub(usize::from(s.held.get())))
     }
 
     /// Moves a waiter at `place` towards the turn: [`Turn::Front`] once it holds it (at
@@ -125,29 +129,29 @@ impl<M: RawMutex, const N: usize> Fifo<M, N> {
             return Turn::Front;
         }
         self.state.lock(|s| {
-            let mut s = s.borrow_mut();
             let i = match *place {
                 Place::DONE => return Turn::Full,
                 Place::NEW => {
                     // The first free slot: there is one unless `N` wait.
-                    let len = s.len;
-                    let Some(&i) = s.order.get(len) else {
+                    let len = s.len.get();
+                    let Some(i) = s.order.get(len).map(Cell::get) else {
                         return Turn::Full;
                     };
-                    s.len = len + 1;
+                    s.len.set(len + 1);
                     *place = Place(i);
                     i
                 }
                 Place(i) => i,
             };
-            if let Some(slot) = s.slots.get_mut(i) {
-                match slot {
-                    Some(waker) if waker.will_wake(cx.waker()) => {}
-                    slot => *slot = Some(cx.waker().clone()),
-                }
+            if let Some(slot) = s.slots.get(i) {
+                let waker = match slot.take() {
+                    Some(waker) if waker.will_wake(cx.waker()) => waker,
+                    _ => cx.waker().clone(),
+                };
+                slot.set(Some(waker));
             }
             if s.front() == Some(i) {
-                s.held = true;
+                s.held.set(true);
                 Turn::Front
             } else {
                 Turn::Queued
@@ -163,27 +167,26 @@ impl<M: RawMutex, const N: usize> Fifo<M, N> {
             return;
         }
         self.state.lock(|s| {
-            let mut s = s.borrow_mut();
-            if let Some(slot) = s.slots.get_mut(i) {
-                *slot = None;
+            if let Some(slot) = s.slots.get(i) {
+                slot.set(None);
             }
-            let len = s.len;
-            let Some(order) = s.order.get_mut(..len) else {
+            let len = s.len.get();
+            let Some(order) = s.order.get(..len) else {
                 return;
             };
-            let Some(at) = order.iter().position(|&o| o == i) else {
+            let Some(at) = order.iter().position(|o| o.get() == i) else {
                 return;
             };
             // The ones behind move one place up; the slot goes first among the free.
             for k in at + 1..order.len() {
-                order[k - 1] = order[k];
+                order[k - 1].set(order[k].get());
             }
-            if let Some(last) = order.last_mut() {
-                *last = i;
+            if let Some(last) = order.last() {
+                last.set(i);
             }
-            s.len = len - 1;
+            s.len.set(len - 1);
             if at == 0 {
-                s.held = false;
+                s.held.set(false);
                 s.wake_front();
             }
         });
@@ -191,7 +194,7 @@ impl<M: RawMutex, const N: usize> Fifo<M, N> {
 
     /// Wakes the waiter at the front, if any: what it waits for may have come.
     pub(crate) fn wake_front(&self) {
-        self.state.lock(|s| s.borrow().wake_front());
+        self.state.lock(State::wake_front);
     }
 }
 
