@@ -10,8 +10,8 @@
 //! one included; the next one is refused at once (with `N = 0`, every task that cannot
 //! have its permits at once is refused).
 //!
-//! A caller gives a [`Deadline`]. The request is refused at once, without queueing, when
-//! the limiter alone already says its wait would end at or after the deadline; the front
+//! A caller gives a [`Deadline`]. The request is refused at once, without waiting in line,
+//! when the limiter alone already says its wait would end at or after the deadline; the front
 //! task is refused as soon as its own wait would; a task still queued when the deadline
 //! passes is refused then. A refusal is the limiter's [`RateLimitError`] at that moment
 //! ([`Denied`] says how long until the limiter, not the queue, would grant). A request
