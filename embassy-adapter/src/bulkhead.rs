@@ -5,9 +5,9 @@
 //! tries the bulkhead only at the front of the queue (a newcomer never overtakes a
 //! waiter), at most `N` tasks wait, the front one included (the next is refused at
 //! once; with `N = 0` no one waits), and the front task
-//! sleeps until the bulkhead's listener, a [`SlotSignal`], says a slot may have freed
-//! (a permit dropped, or the maximum raised), then tries again. Dropping the future leaves
-//! the queue and passes the turn on.
+//! sleeps until the bulkhead's listener, a [`SlotSignal`] (the waiting line itself), says
+//! a slot may have freed (a permit dropped, or the maximum raised), then tries again.
+//! Dropping the future leaves the queue and passes the turn on.
 //!
 //! A caller gives a [`Deadline`]; a task that has no slot when it passes is refused with
 //! [`BulkheadFull`] (the usage at that moment, from [`Bulkhead::full`]), as is a task that
@@ -20,7 +20,7 @@
 //! # embassy_time::MockDriver::get().reset();
 //! use core::num::NonZeroU32;
 //! use stanchion::sync::CriticalSectionRawMutex;
-//! use stanchion::Deadline;
+//! use stanchion::{Clock, Deadline};
 //! use stanchion_embassy::BulkheadQueue;
 //!
 //! static POOL: BulkheadQueue<CriticalSectionRawMutex, 4> = BulkheadQueue::new(NonZeroU32::MIN);
@@ -34,74 +34,64 @@
 //! assert!(poll_once(second.as_mut()).is_ready()); // woken, takes the slot
 //! ```
 //!
-//! Cost: the bulkhead (8 bytes), a waker slot, and the queue's `N` waker slots and three
-//! words, behind blocking mutexes of kind `M`. An uncontended acquire is the bulkhead's one
-//! compare-and-swap plus the queue's two short critical sections.
+//! Cost: the bulkhead (8 bytes) and, as its listener, the line: `N` waker slots, `N` words
+//! for their order and two more, behind one blocking mutex of kind `M`; the future of
+//! `acquire` holds a reference, the deadline and a slot index. An uncontended acquire is the bulkhead's one
+//! compare-and-swap plus the line's two short critical sections.
 
-use core::cell::RefCell;
-use core::future::poll_fn;
+use core::future::Future;
 use core::num::NonZeroU32;
-use core::task::{Poll, Waker};
+use core::pin::Pin;
+use core::task::{Context, Poll};
 
-use embassy_sync::blocking_mutex::Mutex;
-use embassy_sync::waitqueue::WakerRegistration;
-use stanchion::Deadline;
 use stanchion::bulkhead::{Bulkhead, BulkheadFull, BulkheadListener, BulkheadPermit};
 use stanchion::sync::RawMutex;
+use stanchion::{Clock, Deadline};
 
-use crate::fifo::Fifo;
-use crate::timeout::timeout_at;
+use crate::EmbassyClock;
+use crate::fifo::{Fifo, Place, Turn, wake_at};
 
-/// A bulkhead listener that wakes the task waiting at the front of a [`BulkheadQueue`]
-/// when a slot may have freed.
-pub struct SlotSignal<M: RawMutex> {
-    waker: Mutex<M, RefCell<WakerRegistration>>,
+/// The waiting line of a [`BulkheadQueue`], and its bulkhead's listener: when a slot may
+/// have freed (a permit dropped, or the maximum raised), it wakes the task at the front of
+/// the line. Living in the bulkhead, it needs no waker of its own.
+pub struct SlotSignal<M: RawMutex, const N: usize> {
+    line: Fifo<M, N>,
 }
 
-impl<M: RawMutex> SlotSignal<M> {
-    /// No task registered yet.
+impl<M: RawMutex, const N: usize> SlotSignal<M, N> {
+    /// An empty line.
     pub const fn new() -> Self {
-        SlotSignal {
-            waker: Mutex::new(RefCell::new(WakerRegistration::new())),
-        }
-    }
-
-    fn register(&self, waker: &Waker) {
-        self.waker.lock(|w| w.borrow_mut().register(waker));
-    }
-
-    fn wake(&self) {
-        self.waker.lock(|w| w.borrow_mut().wake());
+        SlotSignal { line: Fifo::new() }
     }
 }
 
-impl<M: RawMutex> Default for SlotSignal<M> {
+impl<M: RawMutex, const N: usize> Default for SlotSignal<M, N> {
     fn default() -> Self {
         SlotSignal::new()
     }
 }
 
-impl<M: RawMutex> BulkheadListener for SlotSignal<M> {
+impl<M: RawMutex, const N: usize> BulkheadListener for SlotSignal<M, N> {
     fn on_released(&self, _in_use: u32) {
-        self.wake();
+        self.line.wake_front();
     }
 
     fn on_max_changed(&self, old: u32, new: u32) {
         if new > old {
-            self.wake();
+            self.line.wake_front();
         }
     }
 }
 
 /// A permit of a [`BulkheadQueue`]'s bulkhead: it frees the slot when dropped.
-pub type QueuedPermit<'a, M> = BulkheadPermit<&'a Bulkhead<SlotSignal<M>>, SlotSignal<M>>;
+pub type QueuedPermit<'a, M, const N: usize> =
+    BulkheadPermit<&'a Bulkhead<SlotSignal<M, N>>, SlotSignal<M, N>>;
 
 /// A bulkhead that tasks wait for in arrival order, at most `N` at a time (the front one
 /// included). See the
 /// [module docs](self).
 pub struct BulkheadQueue<M: RawMutex, const N: usize> {
-    bulkhead: Bulkhead<SlotSignal<M>>,
-    fifo: Fifo<M, N>,
+    bulkhead: Bulkhead<SlotSignal<M, N>>,
 }
 
 impl<M: RawMutex, const N: usize> BulkheadQueue<M, N> {
@@ -112,41 +102,76 @@ impl<M: RawMutex, const N: usize> BulkheadQueue<M, N> {
     pub const fn new(max_concurrent: NonZeroU32) -> Self {
         BulkheadQueue {
             bulkhead: Bulkhead::with_nonzero_max(max_concurrent.get(), SlotSignal::new()),
-            fifo: Fifo::new(),
         }
     }
 
     /// The bulkhead: its metrics, its maximum (which may be changed at run time), and
     /// `try_acquire` for callers that must not wait (they do not queue, and may take a
     /// slot ahead of the waiters).
-    pub const fn bulkhead(&self) -> &Bulkhead<SlotSignal<M>> {
+    pub const fn bulkhead(&self) -> &Bulkhead<SlotSignal<M, N>> {
         &self.bulkhead
     }
 
     /// Tasks queued now behind the one at the front (which holds the turn).
     pub fn waiting(&self) -> usize {
-        self.fifo.waiting()
+        self.line().waiting()
+    }
+
+    fn line(&self) -> &Fifo<M, N> {
+        &self.bulkhead.listener().line
     }
 
     /// A slot, waiting in line for it until `deadline` at the latest.
-    pub async fn acquire(&self, deadline: Deadline) -> Result<QueuedPermit<'_, M>, BulkheadFull> {
-        let Ok(Ok(_turn)) = timeout_at(deadline, self.fifo.enter()).await else {
-            // The queue was full, or the deadline passed in it.
-            return Err(self.bulkhead.full());
-        };
-        if N == 0 {
-            return self.bulkhead.try_acquire();
+    pub fn acquire(
+        &self,
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<QueuedPermit<'_, M, N>, BulkheadFull>> {
+        Acquire {
+            queue: self,
+            deadline,
+            place: Place::NEW,
         }
-        let wait = poll_fn(|cx| {
-            // Registered before trying, so that a release between the two is not missed.
-            self.bulkhead.listener().register(cx.waker());
-            match self.bulkhead.try_acquire() {
-                Ok(permit) => Poll::Ready(permit),
-                Err(_) => Poll::Pending,
-            }
-        });
-        timeout_at(deadline, wait)
-            .await
-            .map_err(|_| self.bulkhead.full())
+    }
+}
+
+/// The future of [`BulkheadQueue::acquire`]: a few words, polled in place. Dropped before
+/// it is ready, it leaves the line.
+struct Acquire<'a, M: RawMutex, const N: usize> {
+    queue: &'a BulkheadQueue<M, N>,
+    deadline: Deadline,
+    place: Place,
+}
+
+impl<'a, M: RawMutex, const N: usize> Future for Acquire<'a, M, N> {
+    type Output = Result<QueuedPermit<'a, M, N>, BulkheadFull>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let q = this.queue;
+        let turn = q.line().poll_turn(&mut this.place, cx);
+        // The line holds the front task's waker from before it tries, so that a release
+        // between the two is not missed.
+        let permit = if turn == Turn::Front {
+            q.bulkhead.try_acquire().ok()
+        } else {
+            None
+        };
+        if permit.is_none()
+            && turn != Turn::Full
+            && N != 0
+            && !this.deadline.is_expired(EmbassyClock.now())
+        {
+            wake_at(this.deadline.instant(), cx);
+            return Poll::Pending;
+        }
+        q.line().leave(&mut this.place);
+        // Refused (the queue full, the deadline passed, or no room to wait): the usage now.
+        Poll::Ready(permit.ok_or_else(|| q.bulkhead.full()))
+    }
+}
+
+impl<M: RawMutex, const N: usize> Drop for Acquire<'_, M, N> {
+    fn drop(&mut self) {
+        self.queue.line().leave(&mut self.place);
     }
 }

@@ -133,6 +133,9 @@ impl EmbassyClock {
 }
 
 impl Clock for EmbassyClock {
+    /// Out of line: the driver's read and the conversion are some 80 bytes on a
+    /// Cortex-M, and a firmware reads the clock in many places (each runner, each
+    /// deadline).
     #[inline(never)]
     fn now(&self) -> Instant {
         Self::from_embassy(embassy_time::Instant::now())

@@ -130,11 +130,11 @@ impl BulkheadLayer for () {
 
 impl<M: RawMutex, const N: usize> BulkheadLayer for BulkheadQueue<M, N> {
     type Slot<'a>
-        = QueuedPermit<'a, M>
+        = QueuedPermit<'a, M, N>
     where
         Self: 'a;
 
-    fn enter(&self) -> impl Future<Output = Result<QueuedPermit<'_, M>, BulkheadFull>> {
+    fn enter(&self) -> impl Future<Output = Result<QueuedPermit<'_, M, N>, BulkheadFull>> {
         // The overall timeout bounds the wait: running out of time there is a timeout.
         self.acquire(Deadline::NEVER)
     }

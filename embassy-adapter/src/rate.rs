@@ -2,20 +2,21 @@
 //!
 //! Any core [`RateLimiter`] (a [`TokenBucket`](stanchion::rate::TokenBucket), a
 //! [`SharedLimiter`](stanchion::rate::SharedLimiter) window, ...) decides; this runner
-//! only waits. The task at the front of the queue asks the limiter; on a denial it sleeps
-//! with `Timer::at` the instant the denial names (`now + retry_after`, rounded up to the
-//! next tick) and asks again. The others wait behind it in arrival order, so a large
+//! only waits. The task at the front of the queue asks the limiter; on a denial its task
+//! is woken at the instant the denial names (`now + retry_after`, rounded up to the next
+//! tick, as `Timer::at` rounds) and asks again (woken earlier, it only asks again: a
+//! denial takes nothing). The others wait behind it in arrival order, so a large
 //! request is never starved by a stream of small ones. At most `N` tasks wait, the front
 //! one included; the next one is refused at once (with `N = 0`, every task that cannot
 //! have its permits at once is refused).
 //!
-//! A caller gives a [`Deadline`]. The request is refused at once, without queueing, when
-//! the limiter alone already says its wait would end at or after the deadline; the front
+//! A caller gives a [`Deadline`]. The request is refused at once, without waiting in line,
+//! when the limiter alone already says its wait would end at or after the deadline; the front
 //! task is refused as soon as its own wait would; a task still queued when the deadline
 //! passes is refused then. A refusal is the limiter's [`RateLimitError`] at that moment
 //! ([`Denied`] says how long until the limiter, not the queue, would grant). A request
-//! above the limiter's [`max_acquire`](RateLimiter::max_acquire) is refused at once
-//! ([`RateLimitError::InsufficientCapacity`]).
+//! above the limiter's [`max_acquire`](RateLimiter::max_acquire) is refused at once, with
+//! the limiter's own [`RateLimitError::InsufficientCapacity`].
 //!
 //! Dropping the future (a timeout, a `select`) leaves the queue and passes the turn on; it
 //! takes nothing from the limiter. Tasks that call the limiter directly (an interrupt
@@ -45,18 +46,23 @@
 //! # Ok::<(), stanchion::ConfigError>(())
 //! ```
 //!
-//! Cost: the limiter, plus `N` waker slots and three words behind a blocking mutex of kind
-//! `M` (`CriticalSectionRawMutex` when interrupt handlers wake tasks in it, `NoopRawMutex`
-//! when only one executor uses it). An uncontended `acquire` is one critical section to
-//! enter and one to leave around the limiter's decision.
+//! Cost: the limiter, plus the line: `N` waker slots, `N` words for their order and two
+//! more, behind a blocking mutex of kind `M` (`CriticalSectionRawMutex` when interrupt
+//! handlers wake tasks in it, `NoopRawMutex` when only one executor uses it). The future
+//! of `acquire` holds a reference, `n`, the deadline and a slot index. An uncontended
+//! `acquire` is one critical section to enter and one to leave around the limiter's
+//! decision.
 
-use stanchion::rate::{Denied, InsufficientCapacity, RateLimitError, RateLimiter};
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use stanchion::rate::{Denied, RateLimitError, RateLimiter};
 use stanchion::sync::RawMutex;
 use stanchion::{Clock, Deadline};
 
 use crate::EmbassyClock;
-use crate::fifo::Fifo;
-use crate::timeout::{sleep_until, timeout_at};
+use crate::fifo::{Fifo, Place, Turn, wake_at};
 
 /// A rate limiter that tasks wait for in arrival order, at most `N` at a time (the front
 /// one included). See the
@@ -87,52 +93,79 @@ impl<M: RawMutex, L: RateLimiter, const N: usize> RateLimitQueue<M, L, N> {
 
     /// Takes `n` permits, waiting in line for them until `deadline` at the latest. See the
     /// [module docs](self) for when it refuses.
-    pub async fn acquire(&self, n: u32, deadline: Deadline) -> Result<(), RateLimitError> {
-        let max = self.limiter.max_acquire();
-        if n > max {
-            return Err(InsufficientCapacity::new(max).into());
-        }
-        let (peeked, now) = self.peek(n);
-        if let Err(refused) = peeked
-            && would_pass(refused, now, deadline)
-        {
-            return Err(refused);
-        }
-        let Ok(Ok(_turn)) = timeout_at(deadline, self.fifo.enter()).await else {
-            // The queue was full, or the deadline passed in it.
-            return Err(self.refusal(n));
-        };
-        loop {
-            let now = EmbassyClock.now();
-            match self.limiter.acquire_at(n, now) {
-                Ok(()) => return Ok(()),
-                Err(RateLimitError::Denied(denied)) => {
-                    if N == 0 || would_pass(denied.into(), now, deadline) {
-                        return Err(denied.into());
-                    }
-                    sleep_until(denied.earliest(now)).await;
-                }
-                Err(refused) => return Err(refused),
-            }
+    pub fn acquire(
+        &self,
+        n: u32,
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<(), RateLimitError>> + '_ {
+        Acquire {
+            queue: self,
+            n,
+            deadline,
+            place: Place::NEW,
         }
     }
+}
 
-    /// The limiter's answer now, for a task that was refused without asking it.
-    fn refusal(&self, n: u32) -> RateLimitError {
-        match self.peek(n).0 {
-            Err(refused) => refused,
-            // Free now, but others were in line first: come back after the shortest wait.
-            Ok(()) => Denied::from_nanos(1).into(),
-        }
-    }
+/// The future of [`RateLimitQueue::acquire`]: a few words, polled in place. Dropped
+/// before it is ready, it leaves the line and takes nothing from the limiter.
+struct Acquire<'a, M: RawMutex, L: RateLimiter, const N: usize> {
+    queue: &'a RateLimitQueue<M, L, N>,
+    n: u32,
+    deadline: Deadline,
+    place: Place,
+}
 
-    /// What the limiter would answer to `n` now, and when now is. Out of line: both the
-    /// check before queueing and [`refusal`](Self::refusal) ask it, and one copy of the
-    /// limiter's decision serves both.
-    #[inline(never)]
-    fn peek(&self, n: u32) -> (Result<(), RateLimitError>, stanchion::Instant) {
+impl<M: RawMutex, L: RateLimiter, const N: usize> Future for Acquire<'_, M, L, N> {
+    type Output = Result<(), RateLimitError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let (q, n, deadline) = (this.queue, this.n, this.deadline);
         let now = EmbassyClock.now();
-        (self.limiter.peek_at(n, now), now)
+        let (new, expired) = (this.place == Place::NEW, deadline.is_expired(now));
+        let turn = q.fifo.poll_turn(&mut this.place, cx);
+        let front = turn == Turn::Front;
+        if !front && !new && !expired {
+            // Waiting in line.
+            wake_at(deadline.instant(), cx);
+            return Poll::Pending;
+        }
+        // The front task takes; a task that gets no turn asks what the limiter would
+        // answer, to refuse with it: at once if the limiter alone says the wait would
+        // pass the deadline, when the line is full, or once its deadline passed.
+        let answer = if front {
+            q.limiter.acquire_at(n, now)
+        } else {
+            q.limiter.peek_at(n, now)
+        };
+        let wake = match answer {
+            // Refused: the wait would reach the deadline, or never end.
+            Err(refused) if would_pass(refused, now, deadline) => None,
+            // The front task asks again when the wait is over (or if woken before: a
+            // denial takes nothing).
+            Err(RateLimitError::Denied(denied)) if front && N != 0 => Some(denied.earliest(now)),
+            // A newcomer queued behind others waits its turn, until its deadline at most.
+            _ if turn == Turn::Queued && !expired => Some(deadline.instant()),
+            // Granted, the line full, the deadline passed in it, or no room to wait.
+            _ => None,
+        };
+        if let Some(at) = wake {
+            wake_at(at, cx);
+            return Poll::Pending;
+        }
+        q.fifo.leave(&mut this.place);
+        Poll::Ready(match answer {
+            // Free now, but others were in line first: come back after the shortest wait.
+            Ok(()) if !front => Err(Denied::from_nanos(1).into()),
+            answer => answer,
+        })
+    }
+}
+
+impl<M: RawMutex, L: RateLimiter, const N: usize> Drop for Acquire<'_, M, L, N> {
+    fn drop(&mut self) {
+        self.queue.fifo.leave(&mut self.place);
     }
 }
 

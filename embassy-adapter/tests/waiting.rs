@@ -53,6 +53,8 @@ fn waiting_in_line_on_the_mock_driver() {
     bulkhead_waiters_are_served_in_arrival_order();
     reset();
     bulkhead_deadlines_and_cancellation();
+    reset();
+    a_place_left_in_the_middle_is_free_at_once();
 }
 
 fn rate_waiters_are_served_in_arrival_order() {
@@ -252,4 +254,31 @@ fn bulkhead_deadlines_and_cancellation() {
     assert_eq!(pool.bulkhead().in_use(), 2);
     drop((c, d));
     assert_eq!(pool.bulkhead().in_use(), 0);
+}
+
+fn a_place_left_in_the_middle_is_free_at_once() {
+    let pool: BulkheadQueue<NoopRawMutex, 3> = BulkheadQueue::new(NonZeroU32::MIN);
+    let a = ready(pin!(pool.acquire(Deadline::NEVER)).as_mut()).unwrap();
+    let mut b = pin!(pool.acquire(Deadline::NEVER));
+    let mut c = Box::pin(pool.acquire(Deadline::NEVER));
+    let mut d = pin!(pool.acquire(Deadline::NEVER));
+    pending(b.as_mut());
+    pending(c.as_mut());
+    pending(d.as_mut());
+    assert!(ready(pin!(pool.acquire(Deadline::NEVER)).as_mut()).is_err());
+    // c leaves from the middle of the line: its place is free for the next arrival, who
+    // waits behind d.
+    drop(c);
+    assert_eq!(pool.waiting(), 1);
+    let mut e = pin!(pool.acquire(Deadline::NEVER));
+    pending(e.as_mut());
+    assert_eq!(pool.waiting(), 2);
+    drop(a);
+    let b = ready(b.as_mut()).unwrap();
+    drop(b);
+    pending(e.as_mut());
+    let d = ready(d.as_mut()).unwrap();
+    drop(d);
+    drop(ready(e.as_mut()).unwrap());
+    assert_eq!(pool.waiting(), 0);
 }

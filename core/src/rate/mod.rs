@@ -481,7 +481,9 @@ impl WindowQuota {
 ///
 /// Implementations never panic, never read a clock, and treat a `now` earlier than one
 /// they have seen as "no time passed": a clock that steps backwards never makes them
-/// admit more.
+/// admit more. A request for more than [`max_acquire`](RateLimiter::max_acquire) permits
+/// is answered [`InsufficientCapacity`] by both `acquire_at` and `peek_at`, whatever the
+/// state: adapters rely on it to refuse such a request at once rather than wait for it.
 ///
 /// ```
 /// use core::time::Duration;

@@ -525,6 +525,34 @@ fn shared_window_limiters_through_a_critical_section() {
     assert_eq!(l.remaining_at(ms(10)), 1001);
 }
 
+/// Above `max_acquire`, `acquire_at` and `peek_at` answer `InsufficientCapacity`, on a
+/// fresh limiter and on an emptied one alike (the contract of `RateLimiter` that the
+/// waiting adapters rely on to refuse at once).
+fn assert_too_large_is_insufficient(l: &impl RateLimiter) {
+    let max = l.max_acquire();
+    for now in [ms(0), ms(1_000)] {
+        assert_eq!(l.peek_at(max + 1, now), too_large(max));
+        assert_eq!(l.acquire_at(max + 1, now), too_large(max));
+        assert_eq!(l.peek_at(u32::MAX, now), too_large(max));
+        while l.acquire_at(1, now).is_ok() {}
+    }
+}
+
+#[test]
+fn every_limiter_answers_insufficient_capacity_above_its_maximum() {
+    let q = Quota::per_second(10).unwrap().with_burst(3).unwrap();
+    let w = WindowQuota::new(3, Duration::from_secs(1)).unwrap();
+    assert_too_large_is_insufficient(&TokenBucket::new(q));
+    assert_too_large_is_insufficient(&LeakyBucket::new(
+        Spacing::new(Duration::from_millis(100), Duration::from_millis(200)).unwrap(),
+    ));
+    assert_too_large_is_insufficient(&SharedLimiter::<Cs, _>::new(FixedWindow::new(w)));
+    assert_too_large_is_insufficient(&SharedLimiter::<Cs, _>::new(SlidingWindowCounter::new(w)));
+    assert_too_large_is_insufficient(&SharedLimiter::<Cs, _>::new(
+        SlidingWindowLog::<3>::new(w).unwrap(),
+    ));
+}
+
 // ---------------------------------------------------------------------------------------
 // Keyed
 // ---------------------------------------------------------------------------------------
@@ -685,6 +713,22 @@ fn arrivals(max_gap: u64, len: usize) -> impl Strategy<Value = Vec<(u64, u32)>> 
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: crate::proptest_cases(256), ..ProptestConfig::default() })]
+
+    /// The firmware form of the token bucket (one out-of-line decision for taking and
+    /// peeking) answers as the host form, step by step, on the same arrivals.
+    #[test]
+    fn token_bucket_firmware_decision_equals_the_host_one(
+        period in 1u64..5_000,
+        burst in 1u32..6,
+        steps in arrivals(20_000, 200),
+    ) {
+        let q = Quota::per_period(Duration::from_nanos(period)).unwrap().with_burst(burst).unwrap();
+        let (host, firmware) = (TokenBucket::new(q), TokenBucket::new(q));
+        for &(t, n) in &steps {
+            prop_assert_eq!(firmware.decide_at(n, at(t), false), host.peek_at(n, at(t)));
+            prop_assert_eq!(firmware.decide_at(n, at(t), true), host.acquire_at(n, at(t)));
+        }
+    }
 
     #[test]
     fn token_bucket_equals_the_credit_model(

@@ -120,6 +120,9 @@ impl TokenBucket {
     /// Takes `n` permits at `now`, all or nothing. `n = 0` is always granted.
     #[inline]
     pub fn acquire_at(&self, n: u32, now: Instant) -> Result<(), RateLimitError> {
+        if cfg!(target_os = "none") {
+            return self.decide_at(n, now, true);
+        }
         if n == 0 {
             return Ok(());
         }
@@ -129,6 +132,7 @@ impl TokenBucket {
         // published through it. Coherence of the one location orders the updates.
         let mut tat = self.tat.load(Ordering::Relaxed);
         loop {
+            // `n = 1`, the common case, skips a multiplication.
             let next = if n == 1 {
                 p.decide_one(tat, now)?
             } else {
@@ -147,12 +151,43 @@ impl TokenBucket {
     /// What [`acquire_at`](TokenBucket::acquire_at) would answer, without consuming.
     #[inline]
     pub fn peek_at(&self, n: u32, now: Instant) -> Result<(), RateLimitError> {
+        if cfg!(target_os = "none") {
+            return self.decide_at(n, now, false);
+        }
         if n == 0 {
             return Ok(());
         }
         let p = self.params.load();
         p.decide(self.tat.load(Ordering::Relaxed), now.as_nanos(), n)
             .map(|_| ())
+    }
+
+    /// On firmware (`target_os = "none"`), [`acquire_at`](TokenBucket::acquire_at) and
+    /// [`peek_at`](TokenBucket::peek_at) in one function, out of line: the decision for
+    /// `n` permits at `now`, taking them if `take`. A waiting runner both peeks and takes,
+    /// and one copy of the decision serves both. (Hosts keep the two apart, each with its
+    /// own shortcuts; the answers are the same: `decide` for `n = 1` is `decide_one`.)
+    #[inline(never)]
+    pub(super) fn decide_at(&self, n: u32, now: Instant, take: bool) -> Result<(), RateLimitError> {
+        if n == 0 {
+            return Ok(());
+        }
+        let p = self.params.load();
+        let now = now.as_nanos();
+        let mut tat = self.tat.load(Ordering::Relaxed);
+        loop {
+            let next = p.decide(tat, now, n)?;
+            if !take {
+                return Ok(());
+            }
+            match self
+                .tat
+                .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(actual) => tat = actual,
+            }
+        }
     }
 
     /// How many permits one request could take at `now`.

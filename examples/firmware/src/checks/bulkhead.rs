@@ -19,7 +19,7 @@ static POOL: BulkheadQueue<CriticalSectionRawMutex, 2> = BulkheadQueue::new(NonZ
 /// Waits for the slot (one call site of the runner: compiled once).
 async fn acquire(
     deadline: Deadline,
-) -> Result<QueuedPermit<'static, CriticalSectionRawMutex>, BulkheadFull> {
+) -> Result<QueuedPermit<'static, CriticalSectionRawMutex, 2>, BulkheadFull> {
     POOL.acquire(deadline).await
 }
 
