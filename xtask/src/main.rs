@@ -70,9 +70,13 @@ enum Task {
     Firmware,
     /// Report the firmware's flash and RAM on thumbv7em, and each pattern's share.
     Size {
-        /// Fail if the patterns together exceed their flash budget (issue 8's target).
+        /// Fail if the patterns together exceed their flash budget (`PATTERN_FLASH_BUDGET`).
         #[arg(long)]
         strict: bool,
+        /// Then splice the firmware tables into BENCHMARKS.md (the README's headline
+        /// table is gathered only by a whole `cargo xtask bench` run).
+        #[arg(long, conflicts_with = "symbols")]
+        splice: bool,
         /// Instead of the table: what the size probe built with these firmware features
         /// (one, or several separated by commas, e.g. `breaker` or `peer-governor`) adds
         /// over the baseline, symbol by symbol.
@@ -110,9 +114,19 @@ fn main() -> ExitCode {
         Task::Cross => cross(),
         Task::Loom => loom(None),
         Task::Firmware => firmware(),
-        Task::Size { strict, symbols } => match symbols {
+        Task::Size {
+            strict,
+            symbols,
+            splice,
+        } => match symbols {
             Some(features) => size::symbols(&features),
-            None => size(strict),
+            None => size(strict).and_then(|()| {
+                if splice {
+                    tables::splice(false)
+                } else {
+                    Ok(())
+                }
+            }),
         },
         Task::Miri => verify::miri_all(),
         Task::Fuzz { seconds } => verify::fuzz(seconds),
