@@ -11,9 +11,11 @@ use crate::{Clock, ConfigError, Instant};
 use super::config::{BreakerConfig, FixedOpenDuration};
 use super::listener::{BreakerListener, Threshold};
 use super::metrics::BreakerMetrics;
+#[cfg(target_has_atomic = "64")]
+use super::state::SLOT_FIELD;
 use super::state::{
-    BATCH, BUSY, IllegalTransition, QUIET, Rejected, SLOT_FIELD, STREAK, State, is, next_period,
-    pack, passes, period_of, records, slots_of, state_of, with_slots,
+    BATCH, BUSY, IllegalTransition, QUIET, Rejected, STREAK, State, is, next_period, pack, passes,
+    period_of, records, slots_of, state_of, with_slots,
 };
 use super::window::{CallRecord, Exceeded, Thresholds, Totals, Window};
 
@@ -102,6 +104,7 @@ const NEVER: u64 = u64::MAX;
 /// critical section itself. That section is a few window operations long; waiting for it to
 /// publish the next batch costs less than queueing on its lock behind it, which on two
 /// threads turned one success in twenty into a lock hand-over. Under loom, one.
+#[cfg(target_has_atomic = "64")]
 const BUSY_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
 
 /// A circuit breaker over window `W`, sharing its state through a critical section of kind
@@ -180,6 +183,7 @@ pub struct CircuitBreaker<
     L = (),
     const S: usize = DEFAULT_STRIPES,
 > {
+    #[cfg(target_has_atomic = "64")]
     word: AtomicU64,
     /// Where successes are counted while the batch flag is set, when `S > 0` (see
     /// [`DEFAULT_STRIPES`]): each `period << 24 | count`.
@@ -189,6 +193,7 @@ pub struct CircuitBreaker<
     /// set: the last instant at which a success may be counted in the word
     /// ([`Window::batch_until`]); while the streak flag is set: the longest failure streak
     /// the word may hold. [`NEVER`] otherwise. Written before the word that publishes it.
+    #[cfg(target_has_atomic = "64")]
     deadline: AtomicU64,
     rejected: AtomicU64,
     config: BreakerConfig,
@@ -202,6 +207,14 @@ struct Inner<W, B> {
     rng: fastrand::Rng,
     probes: Totals,
     reported: Exceeded,
+    /// Where 64-bit atomics are not native: the state word and the deadline, here, read and
+    /// written only inside the critical section (see [`WORD_RECORDS`]). Each emulated
+    /// atomic operation would be a critical section of its own; here an acquire and a
+    /// record are each one critical section over plain fields.
+    #[cfg(not(target_has_atomic = "64"))]
+    word: u64,
+    #[cfg(not(target_has_atomic = "64"))]
+    deadline: u64,
 }
 
 /// What a recorded call turned out to be.
@@ -285,8 +298,10 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                 return Err(e);
             }
             Ok(CircuitBreaker {
+                #[cfg(target_has_atomic = "64")]
                 word: AtomicU64::new(pack(State::Closed, 0, 0)),
                 stripes: Stripe::array(),
+                #[cfg(target_has_atomic = "64")]
                 deadline: AtomicU64::new(NEVER),
                 rejected: AtomicU64::new(0),
                 config,
@@ -296,6 +311,10 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                     rng: fastrand::Rng::with_seed(seed),
                     probes: Totals::ZERO,
                     reported: Exceeded::NONE,
+                    #[cfg(not(target_has_atomic = "64"))]
+                    word: pack(State::Closed, 0, 0),
+                    #[cfg(not(target_has_atomic = "64"))]
+                    deadline: NEVER,
                 }),
                 listener,
             })
@@ -315,7 +334,82 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     /// The current state. Transitions in time are lazy: an open breaker whose open
     /// duration has passed reads [`State::Open`] until the next acquire moves it.
     pub fn state(&self) -> State {
-        state_of(self.word.load(Ordering::Acquire))
+        state_of(self.load_word())
+    }
+
+    /// The state word, read inside the critical section.
+    #[inline]
+    fn word_in(&self, inner: &Inner<W, B>) -> u64 {
+        #[cfg(target_has_atomic = "64")]
+        return {
+            let _ = inner;
+            self.word.load(Ordering::Acquire)
+        };
+        #[cfg(not(target_has_atomic = "64"))]
+        return {
+            let _ = self;
+            inner.word
+        };
+    }
+
+    /// Writes the state word inside the critical section; returns what it held.
+    #[inline]
+    fn swap_word(&self, inner: &mut Inner<W, B>, word: u64) -> u64 {
+        #[cfg(target_has_atomic = "64")]
+        return {
+            let _ = inner;
+            self.word.swap(word, Ordering::AcqRel)
+        };
+        #[cfg(not(target_has_atomic = "64"))]
+        return {
+            let _ = self;
+            core::mem::replace(&mut inner.word, word)
+        };
+    }
+
+    /// Writes the state word inside the critical section.
+    #[inline]
+    fn store_word(&self, inner: &mut Inner<W, B>, word: u64) {
+        #[cfg(target_has_atomic = "64")]
+        {
+            let _ = inner;
+            self.word.store(word, Ordering::Release);
+        }
+        #[cfg(not(target_has_atomic = "64"))]
+        {
+            let _ = self;
+            inner.word = word;
+        }
+    }
+
+    /// The deadline, read inside the critical section.
+    #[inline]
+    fn deadline_in(&self, inner: &Inner<W, B>, order: Ordering) -> u64 {
+        #[cfg(target_has_atomic = "64")]
+        return {
+            let _ = inner;
+            self.deadline.load(order)
+        };
+        #[cfg(not(target_has_atomic = "64"))]
+        return {
+            let _ = (self, order);
+            inner.deadline
+        };
+    }
+
+    /// Writes the deadline inside the critical section.
+    #[inline]
+    fn store_deadline(&self, inner: &mut Inner<W, B>, deadline: u64) {
+        #[cfg(target_has_atomic = "64")]
+        {
+            let _ = inner;
+            self.deadline.store(deadline, Ordering::Release);
+        }
+        #[cfg(not(target_has_atomic = "64"))]
+        {
+            let _ = self;
+            inner.deadline = deadline;
+        }
     }
 
     /// Asks to make a call at `now`.
@@ -347,6 +441,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     }
 
     /// The decision of an acquire: the state word that issues the permit.
+    #[cfg(target_has_atomic = "64")]
     #[inline]
     fn acquire_word(&self, now: Instant) -> Result<u64, Rejected> {
         let word = self.word.load(Ordering::Acquire);
@@ -356,7 +451,69 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         self.try_acquire_slow(word, now)
     }
 
+    /// The decision of an acquire: the state word that issues the permit. Without native
+    /// 64-bit atomics, one critical section, whatever the state.
+    #[cfg(not(target_has_atomic = "64"))]
+    #[inline]
+    fn acquire_word(&self, now: Instant) -> Result<u64, Rejected> {
+        match self.with_events(now, |this, inner, events| {
+            this.acquire_locked(inner, now, events)
+        }) {
+            Ok(word) => Ok(word),
+            Err((state, retry_after)) => Err(self.reject(state, retry_after, now)),
+        }
+    }
+
+    /// The decision of an acquire inside the critical section, where the word and the
+    /// deadline are plain fields: the word that issues the permit, or the state that
+    /// rejects and when to retry. The same decisions as
+    /// [`try_acquire_slow`](Self::try_acquire_slow)'s.
+    #[cfg(not(target_has_atomic = "64"))]
+    #[inline]
+    fn acquire_locked(
+        &self,
+        inner: &mut Inner<W, B>,
+        now: Instant,
+        events: &mut Events,
+    ) -> Result<u64, (State, Option<Duration>)> {
+        loop {
+            let word = inner.word;
+            if passes(word) {
+                return Ok(word);
+            }
+            let deadline = inner.deadline;
+            match state_of(word) {
+                State::Closed | State::Disabled | State::MetricsOnly => return Ok(word),
+                State::ForcedOpen => return Err((State::ForcedOpen, None)),
+                State::Open => {
+                    if now.as_nanos() <= deadline {
+                        let wait = deadline.saturating_sub(now.as_nanos()).saturating_add(1);
+                        return Err((State::Open, Some(duration_from_nanos(wait))));
+                    }
+                    // Past the open duration: half-open, with the first probe slot taken.
+                    return Ok(self.enter(inner, word, State::HalfOpen, now, None, 1, events));
+                }
+                State::HalfOpen => {
+                    if deadline == NEVER || now.as_nanos() < deadline {
+                        let slots = slots_of(word);
+                        if slots >= self.config.permitted_calls_in_half_open {
+                            return Err((State::HalfOpen, None));
+                        }
+                        inner.word =
+                            pack(State::HalfOpen, slots.saturating_add(1), period_of(word));
+                        return Ok(inner.word);
+                    }
+                    // Past the maximum wait: to open (which rejects) or closed (which
+                    // admits), and the decision again.
+                    let to = self.config.after_max_wait.state();
+                    self.enter(inner, word, to, now, None, 0, events);
+                }
+            }
+        }
+    }
+
     /// The open, half-open and forced-open part of [`try_acquire_at`](Self::try_acquire_at).
+    #[cfg(target_has_atomic = "64")]
     fn try_acquire_slow(&self, mut word: u64, now: Instant) -> Result<u64, Rejected> {
         // One rejection at the end, whichever state rejects, and one call of the critical
         // section for the moves time makes: their code is compiled once.
@@ -424,7 +581,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     pub fn metrics_at(&self, now: Instant) -> BreakerMetrics {
         let decision = self.config.half_open_decision_calls();
         let (word, totals, rates) = self.inner.with(|inner| {
-            let word = self.word.load(Ordering::Acquire);
+            let word = self.word_in(inner);
             // Only closed and metrics-only words carry these flags, and only their periods
             // have successes counted in stripes.
             let counted = WORD_RECORDS
@@ -495,7 +652,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     /// and permits issued before are void. Reported as a reset, not a transition.
     pub fn reset_at(&self, now: Instant) {
         self.with_events(now, |this, inner, events| {
-            let word = this.word.load(Ordering::Acquire);
+            let word = this.word_in(inner);
             this.enter(inner, word, State::Closed, now, None, 0, &mut Events::new());
             this.rejected.store(0, Ordering::Relaxed);
             events.push(Event::Reset(state_of(word)));
@@ -509,7 +666,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         now: Instant,
     ) -> Result<(), IllegalTransition> {
         self.with_events(now, |this, inner, events| {
-            let word = this.word.load(Ordering::Acquire);
+            let word = this.word_in(inner);
             let from = state_of(word);
             if !from.can_transition_to(to) {
                 return Err(IllegalTransition { from, to });
@@ -593,7 +750,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         if let Some(delay) = delay {
             deadline = now.saturating_add(delay).as_nanos();
         }
-        self.deadline.store(deadline, Ordering::Release);
+        self.store_deadline(inner, deadline);
         let mut word = pack(to, slots, next_period(from));
         if WORD_RECORDS && matches!(to, State::Closed | State::MetricsOnly) {
             if let Some(streak) = self.streak_mode(inner, word) {
@@ -606,7 +763,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         // critical section (a half-open slot taken or given back, a success counted in a
         // batch), and what it held is what this transition ends. Its period is `from`'s:
         // only the critical section changes periods.
-        let ended = self.word.swap(word, Ordering::AcqRel);
+        let ended = self.swap_word(inner, word);
         let keeps = !records(word);
         if S > 0 {
             // Successes counted for the period that ended belong to the window it keeps;
@@ -634,6 +791,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     /// word that issues it is returned; `None` if another caller changed the state
     /// first); out of a half-open `seen` whose maximum wait has run out (`None`). One
     /// function for both, so that the critical section is compiled once for them.
+    #[cfg(target_has_atomic = "64")]
     #[cold]
     fn leave_in_time(&self, seen: u64, now: Instant) -> Option<u64> {
         self.with_events(now, |this, inner, events| {
@@ -641,8 +799,8 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                 this.leave_half_open_if_expired(inner, seen, now, events);
                 return None;
             }
-            let word = this.word.load(Ordering::Acquire);
-            if word != seen || now.as_nanos() <= this.deadline.load(Ordering::Acquire) {
+            let word = this.word_in(inner);
+            if word != seen || now.as_nanos() <= this.deadline_in(inner, Ordering::Acquire) {
                 return None;
             }
             Some(this.enter(inner, word, State::HalfOpen, now, None, 1, events))
@@ -658,8 +816,8 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         now: Instant,
         events: &mut Events,
     ) -> bool {
-        let word = self.word.load(Ordering::Acquire);
-        let deadline = self.deadline.load(Ordering::Acquire);
+        let word = self.word_in(inner);
+        let deadline = self.deadline_in(inner, Ordering::Acquire);
         if !is(word, State::HalfOpen)
             || period_of(word) != period_of(seen)
             || deadline == NEVER
@@ -680,6 +838,22 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     }
 
     /// Gives back a half-open slot taken in `issued`'s period, if that period is current.
+    /// Without native 64-bit atomics, in the critical section.
+    #[cfg(not(target_has_atomic = "64"))]
+    fn release_slot(&self, issued: u64) {
+        self.inner.with(|inner| {
+            let word = inner.word;
+            if period_of(word) != period_of(issued) || !is(word, State::HalfOpen) {
+                return;
+            }
+            if let Some(slots) = slots_of(word).checked_sub(1) {
+                inner.word = pack(State::HalfOpen, slots, period_of(word));
+            }
+        });
+    }
+
+    /// Gives back a half-open slot taken in `issued`'s period, if that period is current.
+    #[cfg(target_has_atomic = "64")]
     fn release_slot(&self, issued: u64) {
         let mut word = self.word.load(Ordering::Acquire);
         loop {
@@ -735,6 +909,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     /// word reset by a success, one compare-and-swap unless it is zero already, or grown
     /// by a failure, one compare-and-swap, while it stays within its limit). `false` sends
     /// it to the critical section.
+    #[cfg(target_has_atomic = "64")]
     #[inline]
     fn record_unlocked(&self, issued: u64, failure: bool, end: Instant) -> bool {
         // In closed and metrics-only the flags are set only inside the critical section,
@@ -797,10 +972,18 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         }
     }
 
+    /// Without native 64-bit atomics nothing is recorded in the word ([`WORD_RECORDS`]).
+    #[cfg(not(target_has_atomic = "64"))]
+    #[inline]
+    fn record_unlocked(&self, _issued: u64, _failure: bool, _end: Instant) -> bool {
+        false
+    }
+
     /// Counts a success of `period` in one of the stripes (`S > 0`): one compare-and-swap
     /// on the stripe this thread's stack picks, or on the next one if another thread
     /// changed it meanwhile. `false` (the critical section then records it) when every
     /// stripe tried is full or holds another period's count.
+    #[cfg(target_has_atomic = "64")]
     #[inline]
     fn count_in_stripe(&self, period: u64) -> bool {
         let marker = 0u8;
@@ -864,7 +1047,19 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     /// Takes what the word holds for the window (the successes counted while the batch
     /// flag is set, or the failure streak while the streak flag is set) out of it and
     /// into the window; returns the word without it. Inside the critical section; only
+    /// closed and metrics-only words carry these flags. Without native 64-bit atomics
+    /// nothing is recorded in the word ([`WORD_RECORDS`]): the word as it is.
+    #[cfg(not(target_has_atomic = "64"))]
+    #[inline]
+    fn drain(&self, _inner: &mut Inner<W, B>, word: u64) -> u64 {
+        word
+    }
+
+    /// Takes what the word holds for the window (the successes counted while the batch
+    /// flag is set, or the failure streak while the streak flag is set) out of it and
+    /// into the window; returns the word without it. Inside the critical section; only
     /// closed and metrics-only words carry these flags.
+    #[cfg(target_has_atomic = "64")]
     fn drain(&self, inner: &mut Inner<W, B>, word: u64) -> u64 {
         // The flags are set and cleared only inside the critical section, so the word read
         // inside it shows them as the last holder left them; without them, nothing can
@@ -900,7 +1095,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     /// The part of [`record`](Self::record) inside the critical section.
     fn record_locked(&self, issued: u64, call: CallRecord, end: Instant) {
         self.with_events(end, |this, inner, events| {
-            let word = this.word.load(Ordering::Acquire);
+            let word = this.word_in(inner);
             if period_of(word) != period_of(issued) {
                 return; // late: admitted in an earlier period
             }
@@ -981,14 +1176,14 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
             if let Some(until) = inner.window.batch_until(&thresholds) {
                 // With stripes, stored only when it changes: successes read it at every
                 // call, from other cores, and an unchanged line stays in their caches.
-                if S == 0 || self.deadline.load(Ordering::Relaxed) != until.as_nanos() {
-                    self.deadline.store(until.as_nanos(), Ordering::Release);
+                if S == 0 || self.deadline_in(inner, Ordering::Relaxed) != until.as_nanos() {
+                    self.store_deadline(inner, until.as_nanos());
                 }
                 flags |= BATCH;
             }
         }
         if flags != word {
-            self.word.store(flags, Ordering::Release);
+            self.store_word(inner, flags);
         }
     }
 
@@ -1008,7 +1203,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         if u32::from(failures) > limit {
             return None;
         }
-        self.deadline.store(u64::from(limit), Ordering::Release);
+        self.store_deadline(inner, u64::from(limit));
         Some(with_slots(word, failures) | STREAK)
     }
 
@@ -1039,9 +1234,20 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     }
 }
 
+impl<W, M: RawMutex, B, L, const S: usize> CircuitBreaker<W, M, B, L, S> {
+    /// The state word, read outside the critical section.
+    #[inline]
+    fn load_word(&self) -> u64 {
+        #[cfg(target_has_atomic = "64")]
+        return self.word.load(Ordering::Acquire);
+        #[cfg(not(target_has_atomic = "64"))]
+        return self.inner.with(|inner| inner.word);
+    }
+}
+
 impl<W, M: RawMutex, B, L, const S: usize> fmt::Debug for CircuitBreaker<W, M, B, L, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let word = self.word.load(Ordering::Acquire);
+        let word = self.load_word();
         f.debug_struct("CircuitBreaker")
             .field("state", &state_of(word))
             .field(
@@ -1224,6 +1430,7 @@ impl<W, M: RawMutex, B, L, const S: usize> CircuitBreaker<W, M, B, L, S> {
 
 /// A pause in a busy wait: the processor's spin hint; under loom, a yield, so that the
 /// model runs the thread being waited for.
+#[cfg(target_has_atomic = "64")]
 #[inline]
 fn spin() {
     #[cfg(not(loom))]
