@@ -72,20 +72,23 @@ fn duration_from_nanos(nanos: u64) -> Duration {
 /// `Duration::from_nanos(nanos)`, without a 64-bit division: on 32-bit targets that
 /// division is a library routine of about 900 bytes, which the breaker would otherwise be
 /// alone to need. `nanos / 10^9` is `(nanos >> 9) / 1_953_125`, done in 32-bit divisions
-/// by a constant (multiplications), 11 bits at a time (a remainder below 2^21, shifted by
-/// 11, still fits 32 bits). Compiled on 64-bit targets too, for its test.
+/// by a constant (multiplications): the top 23 bits, then the low 32 bits in digits of 11,
+/// 11 and 10 bits (a remainder below 2^21, shifted by 11, still fits 32 bits), each with
+/// shifts by constants only. Compiled on 64-bit targets too, for its test.
 #[cfg_attr(target_pointer_width = "64", allow(dead_code))]
 #[inline(never)]
 fn duration_from_nanos_32(nanos: u64) -> Duration {
     const DIVISOR: u32 = 1_953_125; // 10^9 / 2^9
-    let high = nanos >> 9; // below 2^55: five 11-bit digits
-    let (mut secs, mut rest) = (0u64, 0u32);
-    let mut shift = 55u32;
+    let high = nanos >> 9; // below 2^55
+    let top = u32::try_from(high >> 32).unwrap_or(0); // below 2^23
+    let low = u32::try_from(high & 0xFFFF_FFFF).unwrap_or(0);
+    let mut secs = u64::from(top / DIVISOR);
+    let mut rest = top % DIVISOR;
+    let mut shift = 32u32;
     while shift > 0 {
-        shift = shift.saturating_sub(11);
-        let digit = u32::try_from((high >> shift) & 0x7FF).unwrap_or(0);
-        let part = (rest << 11) | digit;
-        secs = (secs << 11) | u64::from(part / DIVISOR);
+        shift = shift.saturating_sub(8);
+        let part = (rest << 8) | ((low >> shift) & 0xFF);
+        secs = (secs << 8) | u64::from(part / DIVISOR);
         rest = part % DIVISOR;
     }
     // `rest * 2^9 + (nanos mod 2^9)` is below 10^9.
