@@ -481,9 +481,6 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     ) -> Result<u64, (State, Option<Duration>)> {
         loop {
             let word = inner.word;
-            if passes(word) {
-                return Ok(word);
-            }
             let deadline = inner.deadline;
             match state_of(word) {
                 State::Closed | State::Disabled | State::MetricsOnly => return Ok(word),
