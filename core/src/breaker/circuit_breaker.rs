@@ -165,6 +165,11 @@ const BUSY_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
 /// Slow calls, the other failures and the transitions they cause take the critical
 /// section: deciding to open needs the window and the backoff together.
 ///
+/// On targets without native 64-bit atomics, where every 64-bit atomic operation would be
+/// a critical section of its own, the state word and the deadline are plain fields of the
+/// `Locked` state instead: an acquire is one critical section, whatever the state, and so
+/// is an outcome (or the release of a half-open slot).
+///
 /// # Stripes
 ///
 /// Counting every success in the one state word makes that word's cache line move to
