@@ -12,9 +12,11 @@ use super::config::{BreakerConfig, FixedOpenDuration};
 use super::listener::{BreakerListener, Threshold};
 use super::metrics::BreakerMetrics;
 use super::state::{
-    BATCH, BUSY, IllegalTransition, QUIET, Rejected, SLOT_FIELD, STREAK, State, is, next_period,
-    pack, passes, period_of, records, slots_of, state_of, with_slots,
+    BATCH, BUSY, IllegalTransition, QUIET, Rejected, STREAK, State, is, next_period, pack,
+    period_of, records, slots_of, state_of, with_slots,
 };
+#[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
+use super::state::{SLOT_FIELD, passes};
 use super::window::{CallRecord, Exceeded, Thresholds, Totals, Window};
 
 /// How many cache lines a breaker counts its successes in, by default: 4 on targets with an
@@ -34,8 +36,13 @@ pub const DEFAULT_STRIPES: usize = if cfg!(all(target_has_atomic = "64", not(tar
 /// 64-bit atomic operation is itself a short critical section (`portable-atomic`'s
 /// fallback), so recording in the word would cost about what the breaker's critical
 /// section costs, in more code: there every outcome takes the critical section, and the
-/// word's flags are never set.
-const WORD_RECORDS: bool = cfg!(target_has_atomic = "64");
+/// word's flags are never set. There the word and the deadline move into the locked
+/// state too, as plain fields: an acquire and a record are each one critical section.
+///
+/// `--cfg stanchion_breaker_locked` gives a host that form too, so that the breaker's
+/// tests run on hosts against what firmware runs:
+/// `RUSTFLAGS="--cfg stanchion_breaker_locked" cargo test -p stanchion --lib breaker`.
+const WORD_RECORDS: bool = cfg!(all(target_has_atomic = "64", not(stanchion_breaker_locked)));
 
 /// Bits of a stripe that hold its count (the rest hold the period it counts for).
 const STRIPE_COUNT: u64 = (1 << 24) - 1;
@@ -70,20 +77,23 @@ fn duration_from_nanos(nanos: u64) -> Duration {
 /// `Duration::from_nanos(nanos)`, without a 64-bit division: on 32-bit targets that
 /// division is a library routine of about 900 bytes, which the breaker would otherwise be
 /// alone to need. `nanos / 10^9` is `(nanos >> 9) / 1_953_125`, done in 32-bit divisions
-/// by a constant (multiplications), 11 bits at a time (a remainder below 2^21, shifted by
-/// 11, still fits 32 bits). Compiled on 64-bit targets too, for its test.
+/// by a constant (multiplications): the top 23 bits, then the low 32 bits in digits of 11,
+/// 11 and 10 bits (a remainder below 2^21, shifted by 11, still fits 32 bits), each with
+/// shifts by constants only. Compiled on 64-bit targets too, for its test.
 #[cfg_attr(target_pointer_width = "64", allow(dead_code))]
 #[inline(never)]
 fn duration_from_nanos_32(nanos: u64) -> Duration {
     const DIVISOR: u32 = 1_953_125; // 10^9 / 2^9
-    let high = nanos >> 9; // below 2^55: five 11-bit digits
-    let (mut secs, mut rest) = (0u64, 0u32);
-    let mut shift = 55u32;
+    let high = nanos >> 9; // below 2^55
+    let top = u32::try_from(high >> 32).unwrap_or(0); // below 2^23
+    let low = u32::try_from(high & 0xFFFF_FFFF).unwrap_or(0);
+    let mut secs = u64::from(top / DIVISOR);
+    let mut rest = top % DIVISOR;
+    let mut shift = 32u32;
     while shift > 0 {
-        shift = shift.saturating_sub(11);
-        let digit = u32::try_from((high >> shift) & 0x7FF).unwrap_or(0);
-        let part = (rest << 11) | digit;
-        secs = (secs << 11) | u64::from(part / DIVISOR);
+        shift = shift.saturating_sub(8);
+        let part = (rest << 8) | ((low >> shift) & 0xFF);
+        secs = (secs << 8) | u64::from(part / DIVISOR);
         rest = part % DIVISOR;
     }
     // `rest * 2^9 + (nanos mod 2^9)` is below 10^9.
@@ -102,6 +112,7 @@ const NEVER: u64 = u64::MAX;
 /// critical section itself. That section is a few window operations long; waiting for it to
 /// publish the next batch costs less than queueing on its lock behind it, which on two
 /// threads turned one success in twenty into a lock hand-over. Under loom, one.
+#[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
 const BUSY_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
 
 /// A circuit breaker over window `W`, sharing its state through a critical section of kind
@@ -154,6 +165,11 @@ const BUSY_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
 /// Slow calls, the other failures and the transitions they cause take the critical
 /// section: deciding to open needs the window and the backoff together.
 ///
+/// On targets without native 64-bit atomics, where every 64-bit atomic operation would be
+/// a critical section of its own, the state word and the deadline are plain fields of the
+/// `Locked` state instead: an acquire is one critical section, whatever the state, and so
+/// is an outcome (or the release of a half-open slot).
+///
 /// # Stripes
 ///
 /// Counting every success in the one state word makes that word's cache line move to
@@ -180,6 +196,7 @@ pub struct CircuitBreaker<
     L = (),
     const S: usize = DEFAULT_STRIPES,
 > {
+    #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
     word: AtomicU64,
     /// Where successes are counted while the batch flag is set, when `S > 0` (see
     /// [`DEFAULT_STRIPES`]): each `period << 24 | count`.
@@ -189,6 +206,7 @@ pub struct CircuitBreaker<
     /// set: the last instant at which a success may be counted in the word
     /// ([`Window::batch_until`]); while the streak flag is set: the longest failure streak
     /// the word may hold. [`NEVER`] otherwise. Written before the word that publishes it.
+    #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
     deadline: AtomicU64,
     rejected: AtomicU64,
     config: BreakerConfig,
@@ -202,6 +220,14 @@ struct Inner<W, B> {
     rng: fastrand::Rng,
     probes: Totals,
     reported: Exceeded,
+    /// Where 64-bit atomics are not native: the state word and the deadline, here, read and
+    /// written only inside the critical section (see [`WORD_RECORDS`]). Each emulated
+    /// atomic operation would be a critical section of its own; here an acquire and a
+    /// record are each one critical section over plain fields.
+    #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
+    word: u64,
+    #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
+    deadline: u64,
 }
 
 /// What a recorded call turned out to be.
@@ -285,8 +311,10 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                 return Err(e);
             }
             Ok(CircuitBreaker {
+                #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
                 word: AtomicU64::new(pack(State::Closed, 0, 0)),
                 stripes: Stripe::array(),
+                #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
                 deadline: AtomicU64::new(NEVER),
                 rejected: AtomicU64::new(0),
                 config,
@@ -296,6 +324,10 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                     rng: fastrand::Rng::with_seed(seed),
                     probes: Totals::ZERO,
                     reported: Exceeded::NONE,
+                    #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
+                    word: pack(State::Closed, 0, 0),
+                    #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
+                    deadline: NEVER,
                 }),
                 listener,
             })
@@ -315,7 +347,82 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     /// The current state. Transitions in time are lazy: an open breaker whose open
     /// duration has passed reads [`State::Open`] until the next acquire moves it.
     pub fn state(&self) -> State {
-        state_of(self.word.load(Ordering::Acquire))
+        state_of(self.load_word())
+    }
+
+    /// The state word, read inside the critical section.
+    #[inline]
+    fn word_in(&self, inner: &Inner<W, B>) -> u64 {
+        #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
+        return {
+            let _ = inner;
+            self.word.load(Ordering::Acquire)
+        };
+        #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
+        return {
+            let _ = self;
+            inner.word
+        };
+    }
+
+    /// Writes the state word inside the critical section; returns what it held.
+    #[inline]
+    fn swap_word(&self, inner: &mut Inner<W, B>, word: u64) -> u64 {
+        #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
+        return {
+            let _ = inner;
+            self.word.swap(word, Ordering::AcqRel)
+        };
+        #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
+        return {
+            let _ = self;
+            core::mem::replace(&mut inner.word, word)
+        };
+    }
+
+    /// Writes the state word inside the critical section.
+    #[inline]
+    fn store_word(&self, inner: &mut Inner<W, B>, word: u64) {
+        #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
+        {
+            let _ = inner;
+            self.word.store(word, Ordering::Release);
+        }
+        #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
+        {
+            let _ = self;
+            inner.word = word;
+        }
+    }
+
+    /// The deadline, read inside the critical section.
+    #[inline]
+    fn deadline_in(&self, inner: &Inner<W, B>, order: Ordering) -> u64 {
+        #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
+        return {
+            let _ = inner;
+            self.deadline.load(order)
+        };
+        #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
+        return {
+            let _ = (self, order);
+            inner.deadline
+        };
+    }
+
+    /// Writes the deadline inside the critical section.
+    #[inline]
+    fn store_deadline(&self, inner: &mut Inner<W, B>, deadline: u64) {
+        #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
+        {
+            let _ = inner;
+            self.deadline.store(deadline, Ordering::Release);
+        }
+        #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
+        {
+            let _ = self;
+            inner.deadline = deadline;
+        }
     }
 
     /// Asks to make a call at `now`.
@@ -347,6 +454,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     }
 
     /// The decision of an acquire: the state word that issues the permit.
+    #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
     #[inline]
     fn acquire_word(&self, now: Instant) -> Result<u64, Rejected> {
         let word = self.word.load(Ordering::Acquire);
@@ -356,7 +464,66 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         self.try_acquire_slow(word, now)
     }
 
+    /// The decision of an acquire: the state word that issues the permit. Without native
+    /// 64-bit atomics, one critical section, whatever the state.
+    #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
+    #[inline]
+    fn acquire_word(&self, now: Instant) -> Result<u64, Rejected> {
+        match self.with_events(now, |this, inner, events| {
+            this.acquire_locked(inner, now, events)
+        }) {
+            Ok(word) => Ok(word),
+            Err((state, retry_after)) => Err(self.reject(state, retry_after, now)),
+        }
+    }
+
+    /// The decision of an acquire inside the critical section, where the word and the
+    /// deadline are plain fields: the word that issues the permit, or the state that
+    /// rejects and when to retry. The same decisions as
+    /// [`try_acquire_slow`](Self::try_acquire_slow)'s.
+    #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
+    #[inline]
+    fn acquire_locked(
+        &self,
+        inner: &mut Inner<W, B>,
+        now: Instant,
+        events: &mut Events,
+    ) -> Result<u64, (State, Option<Duration>)> {
+        loop {
+            let word = inner.word;
+            let deadline = inner.deadline;
+            match state_of(word) {
+                State::Closed | State::Disabled | State::MetricsOnly => return Ok(word),
+                State::ForcedOpen => return Err((State::ForcedOpen, None)),
+                State::Open => {
+                    if now.as_nanos() <= deadline {
+                        let wait = deadline.saturating_sub(now.as_nanos()).saturating_add(1);
+                        return Err((State::Open, Some(duration_from_nanos(wait))));
+                    }
+                    // Past the open duration: half-open, with the first probe slot taken.
+                    return Ok(self.enter(inner, word, State::HalfOpen, now, None, 1, events));
+                }
+                State::HalfOpen => {
+                    if deadline == NEVER || now.as_nanos() < deadline {
+                        let slots = slots_of(word);
+                        if slots >= self.config.permitted_calls_in_half_open {
+                            return Err((State::HalfOpen, None));
+                        }
+                        inner.word =
+                            pack(State::HalfOpen, slots.saturating_add(1), period_of(word));
+                        return Ok(inner.word);
+                    }
+                    // Past the maximum wait: to open (which rejects) or closed (which
+                    // admits), and the decision again.
+                    let to = self.config.after_max_wait.state();
+                    self.enter(inner, word, to, now, None, 0, events);
+                }
+            }
+        }
+    }
+
     /// The open, half-open and forced-open part of [`try_acquire_at`](Self::try_acquire_at).
+    #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
     fn try_acquire_slow(&self, mut word: u64, now: Instant) -> Result<u64, Rejected> {
         // One rejection at the end, whichever state rejects, and one call of the critical
         // section for the moves time makes: their code is compiled once.
@@ -424,7 +591,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     pub fn metrics_at(&self, now: Instant) -> BreakerMetrics {
         let decision = self.config.half_open_decision_calls();
         let (word, totals, rates) = self.inner.with(|inner| {
-            let word = self.word.load(Ordering::Acquire);
+            let word = self.word_in(inner);
             // Only closed and metrics-only words carry these flags, and only their periods
             // have successes counted in stripes.
             let counted = WORD_RECORDS
@@ -495,7 +662,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     /// and permits issued before are void. Reported as a reset, not a transition.
     pub fn reset_at(&self, now: Instant) {
         self.with_events(now, |this, inner, events| {
-            let word = this.word.load(Ordering::Acquire);
+            let word = this.word_in(inner);
             this.enter(inner, word, State::Closed, now, None, 0, &mut Events::new());
             this.rejected.store(0, Ordering::Relaxed);
             events.push(Event::Reset(state_of(word)));
@@ -509,7 +676,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         now: Instant,
     ) -> Result<(), IllegalTransition> {
         self.with_events(now, |this, inner, events| {
-            let word = this.word.load(Ordering::Acquire);
+            let word = this.word_in(inner);
             let from = state_of(word);
             if !from.can_transition_to(to) {
                 return Err(IllegalTransition { from, to });
@@ -593,7 +760,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         if let Some(delay) = delay {
             deadline = now.saturating_add(delay).as_nanos();
         }
-        self.deadline.store(deadline, Ordering::Release);
+        self.store_deadline(inner, deadline);
         let mut word = pack(to, slots, next_period(from));
         if WORD_RECORDS && matches!(to, State::Closed | State::MetricsOnly) {
             if let Some(streak) = self.streak_mode(inner, word) {
@@ -606,7 +773,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         // critical section (a half-open slot taken or given back, a success counted in a
         // batch), and what it held is what this transition ends. Its period is `from`'s:
         // only the critical section changes periods.
-        let ended = self.word.swap(word, Ordering::AcqRel);
+        let ended = self.swap_word(inner, word);
         let keeps = !records(word);
         if S > 0 {
             // Successes counted for the period that ended belong to the window it keeps;
@@ -634,6 +801,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     /// word that issues it is returned; `None` if another caller changed the state
     /// first); out of a half-open `seen` whose maximum wait has run out (`None`). One
     /// function for both, so that the critical section is compiled once for them.
+    #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
     #[cold]
     fn leave_in_time(&self, seen: u64, now: Instant) -> Option<u64> {
         self.with_events(now, |this, inner, events| {
@@ -641,8 +809,8 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                 this.leave_half_open_if_expired(inner, seen, now, events);
                 return None;
             }
-            let word = this.word.load(Ordering::Acquire);
-            if word != seen || now.as_nanos() <= this.deadline.load(Ordering::Acquire) {
+            let word = this.word_in(inner);
+            if word != seen || now.as_nanos() <= this.deadline_in(inner, Ordering::Acquire) {
                 return None;
             }
             Some(this.enter(inner, word, State::HalfOpen, now, None, 1, events))
@@ -658,8 +826,8 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         now: Instant,
         events: &mut Events,
     ) -> bool {
-        let word = self.word.load(Ordering::Acquire);
-        let deadline = self.deadline.load(Ordering::Acquire);
+        let word = self.word_in(inner);
+        let deadline = self.deadline_in(inner, Ordering::Acquire);
         if !is(word, State::HalfOpen)
             || period_of(word) != period_of(seen)
             || deadline == NEVER
@@ -680,6 +848,22 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     }
 
     /// Gives back a half-open slot taken in `issued`'s period, if that period is current.
+    /// Without native 64-bit atomics, in the critical section.
+    #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
+    fn release_slot(&self, issued: u64) {
+        self.inner.with(|inner| {
+            let word = inner.word;
+            if period_of(word) != period_of(issued) || !is(word, State::HalfOpen) {
+                return;
+            }
+            if let Some(slots) = slots_of(word).checked_sub(1) {
+                inner.word = pack(State::HalfOpen, slots, period_of(word));
+            }
+        });
+    }
+
+    /// Gives back a half-open slot taken in `issued`'s period, if that period is current.
+    #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
     fn release_slot(&self, issued: u64) {
         let mut word = self.word.load(Ordering::Acquire);
         loop {
@@ -735,6 +919,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     /// word reset by a success, one compare-and-swap unless it is zero already, or grown
     /// by a failure, one compare-and-swap, while it stays within its limit). `false` sends
     /// it to the critical section.
+    #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
     #[inline]
     fn record_unlocked(&self, issued: u64, failure: bool, end: Instant) -> bool {
         // In closed and metrics-only the flags are set only inside the critical section,
@@ -797,10 +982,18 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         }
     }
 
+    /// Without native 64-bit atomics nothing is recorded in the word ([`WORD_RECORDS`]).
+    #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
+    #[inline]
+    fn record_unlocked(&self, _issued: u64, _failure: bool, _end: Instant) -> bool {
+        false
+    }
+
     /// Counts a success of `period` in one of the stripes (`S > 0`): one compare-and-swap
     /// on the stripe this thread's stack picks, or on the next one if another thread
     /// changed it meanwhile. `false` (the critical section then records it) when every
     /// stripe tried is full or holds another period's count.
+    #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
     #[inline]
     fn count_in_stripe(&self, period: u64) -> bool {
         let marker = 0u8;
@@ -866,7 +1059,19 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     /// Takes what the word holds for the window (the successes counted while the batch
     /// flag is set, or the failure streak while the streak flag is set) out of it and
     /// into the window; returns the word without it. Inside the critical section; only
+    /// closed and metrics-only words carry these flags. Without native 64-bit atomics
+    /// nothing is recorded in the word ([`WORD_RECORDS`]): the word as it is.
+    #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
+    #[inline]
+    fn drain(&self, _inner: &mut Inner<W, B>, word: u64) -> u64 {
+        word
+    }
+
+    /// Takes what the word holds for the window (the successes counted while the batch
+    /// flag is set, or the failure streak while the streak flag is set) out of it and
+    /// into the window; returns the word without it. Inside the critical section; only
     /// closed and metrics-only words carry these flags.
+    #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
     fn drain(&self, inner: &mut Inner<W, B>, word: u64) -> u64 {
         // The flags are set and cleared only inside the critical section, so the word read
         // inside it shows them as the last holder left them; without them, nothing can
@@ -902,7 +1107,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     /// The part of [`record`](Self::record) inside the critical section.
     fn record_locked(&self, issued: u64, call: CallRecord, end: Instant) {
         self.with_events(end, |this, inner, events| {
-            let word = this.word.load(Ordering::Acquire);
+            let word = this.word_in(inner);
             if period_of(word) != period_of(issued) {
                 return; // late: admitted in an earlier period
             }
@@ -983,14 +1188,14 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
             if let Some(until) = inner.window.batch_until(&thresholds) {
                 // With stripes, stored only when it changes: successes read it at every
                 // call, from other cores, and an unchanged line stays in their caches.
-                if S == 0 || self.deadline.load(Ordering::Relaxed) != until.as_nanos() {
-                    self.deadline.store(until.as_nanos(), Ordering::Release);
+                if S == 0 || self.deadline_in(inner, Ordering::Relaxed) != until.as_nanos() {
+                    self.store_deadline(inner, until.as_nanos());
                 }
                 flags |= BATCH;
             }
         }
         if flags != word {
-            self.word.store(flags, Ordering::Release);
+            self.store_word(inner, flags);
         }
     }
 
@@ -1010,7 +1215,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         if u32::from(failures) > limit {
             return None;
         }
-        self.deadline.store(u64::from(limit), Ordering::Release);
+        self.store_deadline(inner, u64::from(limit));
         Some(with_slots(word, failures) | STREAK)
     }
 
@@ -1041,9 +1246,20 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     }
 }
 
+impl<W, M: RawMutex, B, L, const S: usize> CircuitBreaker<W, M, B, L, S> {
+    /// The state word, read outside the critical section.
+    #[inline]
+    fn load_word(&self) -> u64 {
+        #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
+        return self.word.load(Ordering::Acquire);
+        #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
+        return self.inner.with(|inner| inner.word);
+    }
+}
+
 impl<W, M: RawMutex, B, L, const S: usize> fmt::Debug for CircuitBreaker<W, M, B, L, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let word = self.word.load(Ordering::Acquire);
+        let word = self.load_word();
         f.debug_struct("CircuitBreaker")
             .field("state", &state_of(word))
             .field(
@@ -1226,6 +1442,7 @@ impl<W, M: RawMutex, B, L, const S: usize> CircuitBreaker<W, M, B, L, S> {
 
 /// A pause in a busy wait: the processor's spin hint; under loom, a yield, so that the
 /// model runs the thread being waited for.
+#[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
 #[inline]
 fn spin() {
     #[cfg(not(loom))]
@@ -1237,7 +1454,10 @@ fn spin() {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    // The tests of the word's flags and the stripes need the lock-free form.
+    #[cfg_attr(stanchion_breaker_locked, allow(unused_imports))]
     use crate::breaker::window::{ConsecutiveWindow, CountWindow};
+    #[cfg_attr(stanchion_breaker_locked, allow(unused_imports))]
     use crate::sync::CriticalSectionRawMutex;
 
     #[test]
@@ -1271,6 +1491,7 @@ mod tests {
     /// window and, while the batch stays allowed, leaves the word as it was; a transition
     /// sweeps them too.
     #[test]
+    #[cfg(not(stanchion_breaker_locked))]
     fn batched_successes_go_to_the_stripes_and_the_word_stays_put() {
         type Striped =
             CircuitBreaker<CountWindow<8>, CriticalSectionRawMutex, FixedOpenDuration, (), 4>;
@@ -1325,6 +1546,7 @@ mod tests {
     /// the failure that reaches the length, slow calls, metrics reads and transitions take
     /// the critical section, which takes the streak back into the window first.
     #[test]
+    #[cfg(not(stanchion_breaker_locked))]
     fn the_failure_streak_is_kept_in_the_word() {
         let config = BreakerConfig::new().slow_call_duration(Duration::from_millis(100));
         let b: CircuitBreaker<ConsecutiveWindow, CriticalSectionRawMutex> =
@@ -1388,6 +1610,7 @@ mod tests {
     /// busy flag clear (so successes do not wait for a section that is over) and, while
     /// the window still allows it, the batch flag set again.
     #[test]
+    #[cfg(not(stanchion_breaker_locked))]
     fn critical_sections_leave_the_busy_flag_clear() {
         type InWord =
             CircuitBreaker<CountWindow<8>, CriticalSectionRawMutex, FixedOpenDuration, (), 0>;

@@ -103,7 +103,8 @@
 //!
 //! # Cost
 //!
-//! State: three `u64` atomics (state word, deadline, rejection count), the configuration
+//! State: three `u64`s (state word, deadline, rejection count: atomics; on targets
+//! without native 64-bit atomics the first two are fields of the locked state), the configuration
 //! (48 bytes), the window (see [`window`]), the backoff, a random generator (8 bytes), the
 //! lock of kind `M`, and `S` stripes of 64 bytes each (256 bytes by default on targets
 //! with an operating system; none on bare metal).
@@ -143,9 +144,12 @@
 //! On targets without 64-bit atomics (`thumbv6m`, `thumbv7em`, `riscv32imc`) the atomics
 //! go through `portable-atomic`'s fallback (a critical section, with the
 //! `critical-section` feature). There a compare-and-swap on the word costs about what the
-//! breaker's own critical section costs, so every outcome takes that critical section and
-//! none of the lock-free paths above (streak, batch, quiet, stripes) is compiled in: the
-//! firmware pays only for the code it runs. Nor, with the listener `()`, are events
+//! breaker's own critical section costs, so the state word and the deadline live in the
+//! locked state as plain fields: an acquire is one critical section in every state, an
+//! outcome another (a dropped or ignored half-open permit too), and none of the lock-free
+//! paths above (streak, batch, quiet, stripes) is compiled in: the firmware pays only for
+//! the code it runs, and each operation masks interrupts once rather than once per
+//! atomic. Nor, with the listener `()`, are events
 //! collected or the rates they report computed ([`BreakerListener::listens`]).
 //!
 //! # Where it comes from
