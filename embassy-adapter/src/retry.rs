@@ -83,13 +83,15 @@ where
         let attempts = policy.attempt();
         let outcome = op(attempts).await;
         let now = EmbassyClock.now();
-        let reason = match policy.on_outcome_at(now, &outcome, hint(&outcome)) {
-            Decision::Retry { after, .. } => {
-                sleep_until(now.saturating_add(after)).await;
+        let verdict = policy.classify(&outcome);
+        let reason = match policy.next_attempt_at(now, verdict, hint(&outcome)) {
+            Ok(wake) => {
+                sleep_until(wake).await;
                 continue;
             }
-            Decision::Done => GiveUpReason::Permanent,
-            Decision::GiveUp { reason } => reason,
+            Err(Decision::GiveUp { reason }) => reason,
+            // Done: an `Err` the classifier called a success ends the retries.
+            Err(_) => GiveUpReason::Permanent,
         };
         return outcome.map_err(|last| RetryError {
             last,
