@@ -150,8 +150,11 @@ pub(crate) fn uniform(rng: &mut fastrand::Rng, low: u64, high: u64) -> u64 {
     }
 }
 
-/// `x * q` for a 32.32 fixed-point `q`, rounded down, saturating at `u64::MAX`.
-#[inline]
+/// `x * q` for a 32.32 fixed-point `q`, rounded down, saturating at `u64::MAX`. On a
+/// 32-bit target a 64x64-bit multiplication is several instructions: one copy serves the
+/// exponential growth and the proportional spread on bare metal; hosts inline it.
+#[cfg_attr(target_os = "none", inline(never))]
+#[cfg_attr(not(target_os = "none"), inline)]
 pub(crate) const fn mul_q32(x: u64, q: u64) -> u64 {
     let p = (x as u128).saturating_mul(q as u128) >> 32;
     if p > u64::MAX as u128 {
