@@ -457,8 +457,11 @@ impl<B: Backoff, K, R: RetryBudget> RetryPolicy<B, K, R> {
         verdict: Verdict,
         hint: Option<Duration>,
     ) -> Result<W, Decision> {
-        if !self.deposited {
-            self.deposited = true;
+        // The flag is written every time, without a branch: with `NoBudget`, whose
+        // deposit is nothing, that is one store.
+        let first = !self.deposited;
+        self.deposited = true;
+        if first {
             self.budget.deposit_at(now);
         }
         match verdict {
