@@ -45,23 +45,13 @@ use super::Ratio;
 use crate::ConfigError;
 
 /// How a nominal delay is randomised. See the [module docs](self) for the formulas.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Jitter {
-    /// One word (an enum with a `u64` payload would take two): a proportional spread as
-    /// 32.32 fixed point, at most `1 << 32`, or one of the codes `NONE`, `FULL` and
-    /// `EQUAL` above that.
-    code: u64,
+    kind: Kind,
 }
 
-/// [`Jitter::NONE`]'s code.
-const NONE: u64 = u64::MAX;
-/// [`Jitter::FULL`]'s code.
-const FULL: u64 = u64::MAX - 1;
-/// [`Jitter::EQUAL`]'s code.
-const EQUAL: u64 = u64::MAX - 2;
-
-/// A jitter's kind, decoded, for `Debug` and `Display`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 enum Kind {
     None,
@@ -73,12 +63,12 @@ enum Kind {
 
 impl Jitter {
     /// No jitter: the nominal delay.
-    pub const NONE: Jitter = Jitter { code: NONE };
+    pub const NONE: Jitter = Jitter { kind: Kind::None };
     /// Full jitter: `U(0, d)`.
-    pub const FULL: Jitter = Jitter { code: FULL };
+    pub const FULL: Jitter = Jitter { kind: Kind::Full };
     /// Equal jitter: `d/2 + U(0, d/2)` (the halves are `floor(d/2)` and `ceil(d/2)`, so
     /// the largest draw is exactly `d`).
-    pub const EQUAL: Jitter = Jitter { code: EQUAL };
+    pub const EQUAL: Jitter = Jitter { kind: Kind::Equal };
 
     /// Proportional jitter: `U(d - f*d, d + f*d)`, with the spread `f` in `0..=1`.
     /// `f*d` is rounded down to the nanosecond.
@@ -86,17 +76,9 @@ impl Jitter {
         if !f.le(Ratio::ONE) {
             return Err(ConfigError::new("jitter", "a spread in 0..=1"));
         }
-        Ok(Jitter { code: f.to_q32() })
-    }
-
-    /// The kind, decoded.
-    fn kind(self) -> Kind {
-        match self.code {
-            NONE => Kind::None,
-            FULL => Kind::Full,
-            EQUAL => Kind::Equal,
-            f => Kind::Proportional(f),
-        }
+        Ok(Jitter {
+            kind: Kind::Proportional(f.to_q32()),
+        })
     }
 
     /// Jitters the nominal delay `nominal` (nanoseconds), capping it first and the
@@ -106,11 +88,11 @@ impl Jitter {
         let d = if nominal < cap { nominal } else { cap };
         // Every jitter draws from a range `low..=high` around `d`: one draw site. Equal
         // jitter's `d/2 + U(0, d - d/2)` is `U(d/2, d)`, from the same raw draws.
-        let (low, high) = match self.code {
-            NONE => return d,
-            FULL => (0, d),
-            EQUAL => (d / 2, d),
-            f => {
+        let (low, high) = match self.kind {
+            Kind::None => return d,
+            Kind::Full => (0, d),
+            Kind::Equal => (d / 2, d),
+            Kind::Proportional(f) => {
                 let spread = mul_q32(d, f);
                 (d.saturating_sub(spread), d.saturating_add(spread))
             }
@@ -127,25 +109,9 @@ impl Default for Jitter {
     }
 }
 
-impl fmt::Debug for Jitter {
-    /// As the derived `Debug` of `Jitter { kind: Kind }`: `Jitter { kind: Full }`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Jitter")
-            .field("kind", &self.kind())
-            .finish()
-    }
-}
-
-#[cfg(feature = "defmt")]
-impl defmt::Format for Jitter {
-    fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "Jitter {{ kind: {} }}", self.kind());
-    }
-}
-
 impl fmt::Display for Jitter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind() {
+        match self.kind {
             Kind::None => f.write_str("no jitter"),
             Kind::Full => f.write_str("full jitter"),
             Kind::Equal => f.write_str("equal jitter"),
@@ -297,27 +263,6 @@ mod tests {
             Err(ConfigError::new("jitter", "a spread in 0..=1"))
         );
         assert_eq!(std::format!("{j}"), "proportional jitter of 500000 ppm");
-    }
-
-    #[test]
-    fn one_word_and_the_same_debug_output() {
-        assert_eq!(core::mem::size_of::<Jitter>(), 8);
-        assert_eq!(std::format!("{:?}", Jitter::NONE), "Jitter { kind: None }");
-        assert_eq!(std::format!("{:?}", Jitter::FULL), "Jitter { kind: Full }");
-        assert_eq!(
-            std::format!("{:?}", Jitter::EQUAL),
-            "Jitter { kind: Equal }"
-        );
-        let one = Jitter::proportional(Ratio::ONE).unwrap();
-        assert_eq!(
-            std::format!("{one:?}"),
-            "Jitter { kind: Proportional(4294967296) }"
-        );
-        assert_eq!(std::format!("{one}"), "proportional jitter of 1000000 ppm");
-        let none = Jitter::proportional(Ratio::ZERO).unwrap();
-        assert_ne!(none, Jitter::NONE);
-        assert_eq!(std::format!("{none}"), "proportional jitter of 0 ppm");
-        assert_eq!(Jitter::default(), Jitter::NONE);
     }
 
     #[test]
