@@ -346,7 +346,7 @@ where
                         return Err(PipelineError::CircuitOpen(rejected));
                     }
                     Err(rejected) => {
-                        policy.on_verdict_at(start, Verdict::Permanent, None);
+                        let _ = policy.next_attempt_at(start, Verdict::Permanent, None);
                         return Err(PipelineError::GaveUp {
                             last: AttemptError::CircuitOpen(rejected),
                             reason: GiveUpReason::Permanent,
@@ -383,12 +383,13 @@ where
                     ),
                 };
                 B::record(permit, recorded, end);
-                let reason = match policy.on_verdict_at(end, verdict, None) {
+                let reason = match policy.next_attempt_at(end, verdict, None) {
                     // Also after an `Ok` the classifier called transient.
-                    Decision::Retry { after, .. } => break 'attempt end.saturating_add(after),
-                    Decision::GiveUp { reason } => reason,
-                    // An `Err` the classifier called a success ends the call, as permanent.
-                    Decision::Done => GiveUpReason::Permanent,
+                    Ok(wake) => break 'attempt wake,
+                    Err(Decision::GiveUp { reason }) => reason,
+                    // Done: an `Err` the classifier called a success ends the call, as
+                    // permanent.
+                    Err(_) => GiveUpReason::Permanent,
                 };
                 // Done, or given up (on an `Ok` the classifier called transient, too).
                 return last.map_err(|last| PipelineError::GaveUp {

@@ -80,21 +80,25 @@ where
     H: Fn(&Result<T, E>) -> Option<Duration>,
 {
     loop {
-        let attempts = policy.attempt();
-        let outcome = op(attempts).await;
-        let now = EmbassyClock.now();
-        let reason = match policy.on_outcome_at(now, &outcome, hint(&outcome)) {
-            Decision::Retry { after, .. } => {
-                sleep_until(now.saturating_add(after)).await;
-                continue;
-            }
-            Decision::Done => GiveUpReason::Permanent,
-            Decision::GiveUp { reason } => reason,
+        // One attempt, in a block of its own so that its outcome is gone before the sleep
+        // (held across it, the outcome would take room in the future).
+        let wake = 'attempt: {
+            let attempts = policy.attempt();
+            let outcome = op(attempts).await;
+            let now = EmbassyClock.now();
+            let verdict = policy.classify(&outcome);
+            let reason = match policy.next_attempt_at(now, verdict, hint(&outcome)) {
+                Ok(wake) => break 'attempt wake,
+                Err(Decision::GiveUp { reason }) => reason,
+                // Done: an `Err` the classifier called a success ends the retries.
+                Err(_) => GiveUpReason::Permanent,
+            };
+            return outcome.map_err(|last| RetryError {
+                last,
+                reason,
+                attempts,
+            });
         };
-        return outcome.map_err(|last| RetryError {
-            last,
-            reason,
-            attempts,
-        });
+        sleep_until(wake).await;
     }
 }

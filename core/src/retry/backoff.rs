@@ -16,6 +16,8 @@
 
 use core::time::Duration;
 
+use crate::time::duration_to_nanos_saturating;
+
 /// A sequence of delays, one per consecutive failure: the delay before the first retry,
 /// then before the second, and so on, until [`reset`](Backoff::reset).
 ///
@@ -43,6 +45,18 @@ pub trait Backoff {
     /// The next delay in the sequence.
     fn next_delay(&mut self, rng: &mut fastrand::Rng) -> Duration;
 
+    /// The next delay in the sequence, as [`next_delay`](Backoff::next_delay) gives it,
+    /// in whole nanoseconds (saturating at `u64::MAX`): for callers that add it to an
+    /// [`Instant`](crate::Instant), as a retry runner that sleeps until an instant does
+    /// ([`RetryPolicy::next_attempt_at`](super::RetryPolicy::next_attempt_at)). The
+    /// strategies of this crate hold their delays in nanoseconds and return them without
+    /// the round trip through `Duration` (on a 32-bit target, a 64-bit division and a
+    /// multiplication back); the default converts `next_delay`.
+    #[inline]
+    fn next_delay_nanos(&mut self, rng: &mut fastrand::Rng) -> u64 {
+        duration_to_nanos_saturating(self.next_delay(rng))
+    }
+
     /// Back to the start of the sequence.
     fn reset(&mut self);
 
@@ -59,6 +73,11 @@ impl<B: Backoff + ?Sized> Backoff for &mut B {
     #[inline]
     fn next_delay(&mut self, rng: &mut fastrand::Rng) -> Duration {
         (**self).next_delay(rng)
+    }
+
+    #[inline]
+    fn next_delay_nanos(&mut self, rng: &mut fastrand::Rng) -> u64 {
+        (**self).next_delay_nanos(rng)
     }
 
     #[inline]

@@ -39,6 +39,11 @@ impl Backoff for Immediate {
     }
 
     #[inline]
+    fn next_delay_nanos(&mut self, _rng: &mut fastrand::Rng) -> u64 {
+        0
+    }
+
+    #[inline]
     fn reset(&mut self) {}
 }
 
@@ -70,7 +75,12 @@ impl Constant {
 impl Backoff for Constant {
     #[inline]
     fn next_delay(&mut self, rng: &mut fastrand::Rng) -> Duration {
-        Duration::from_nanos(self.jitter.apply(self.delay, u64::MAX, rng))
+        Duration::from_nanos(self.next_delay_nanos(rng))
+    }
+
+    #[inline]
+    fn next_delay_nanos(&mut self, rng: &mut fastrand::Rng) -> u64 {
+        self.jitter.apply(self.delay, u64::MAX, rng)
     }
 
     #[inline]

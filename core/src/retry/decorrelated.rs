@@ -63,13 +63,18 @@ impl DecorrelatedJitter {
 impl Backoff for DecorrelatedJitter {
     #[inline]
     fn next_delay(&mut self, rng: &mut fastrand::Rng) -> Duration {
+        Duration::from_nanos(self.next_delay_nanos(rng))
+    }
+
+    #[inline]
+    fn next_delay_nanos(&mut self, rng: &mut fastrand::Rng) -> u64 {
         // `previous >= base` always (base <= cap), so the range is never empty.
         let high = self.previous.saturating_mul(3);
         let low = if self.base < high { self.base } else { high };
         let drawn = super::jitter::uniform(rng, low, high);
         let d = if drawn < self.cap { drawn } else { self.cap };
         self.previous = d;
-        Duration::from_nanos(d)
+        d
     }
 
     #[inline]

@@ -89,10 +89,15 @@ impl Exponential {
 impl Backoff for Exponential {
     #[inline]
     fn next_delay(&mut self, rng: &mut fastrand::Rng) -> Duration {
+        Duration::from_nanos(self.next_delay_nanos(rng))
+    }
+
+    #[inline]
+    fn next_delay_nanos(&mut self, rng: &mut fastrand::Rng) -> u64 {
         let nominal = self.next;
         let grown = mul_q32(nominal, self.factor);
         self.next = if grown < self.cap { grown } else { self.cap };
-        Duration::from_nanos(self.jitter.apply(nominal, self.cap, rng))
+        self.jitter.apply(nominal, self.cap, rng)
     }
 
     #[inline]

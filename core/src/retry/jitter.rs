@@ -86,18 +86,18 @@ impl Jitter {
     #[inline]
     pub(crate) fn apply(self, nominal: u64, cap: u64, rng: &mut fastrand::Rng) -> u64 {
         let d = if nominal < cap { nominal } else { cap };
-        let jittered = match self.kind {
-            Kind::None => d,
-            Kind::Full => uniform(rng, 0, d),
-            Kind::Equal => {
-                let low = d / 2;
-                low.saturating_add(uniform(rng, 0, d.saturating_sub(low)))
-            }
+        // Every jitter draws from a range `low..=high` around `d`: one draw site. Equal
+        // jitter's `d/2 + U(0, d - d/2)` is `U(d/2, d)`, from the same raw draws.
+        let (low, high) = match self.kind {
+            Kind::None => return d,
+            Kind::Full => (0, d),
+            Kind::Equal => (d / 2, d),
             Kind::Proportional(f) => {
                 let spread = mul_q32(d, f);
-                uniform(rng, d.saturating_sub(spread), d.saturating_add(spread))
+                (d.saturating_sub(spread), d.saturating_add(spread))
             }
         };
+        let jittered = uniform(rng, low, high);
         if jittered < cap { jittered } else { cap }
     }
 }
@@ -150,8 +150,11 @@ pub(crate) fn uniform(rng: &mut fastrand::Rng, low: u64, high: u64) -> u64 {
     }
 }
 
-/// `x * q` for a 32.32 fixed-point `q`, rounded down, saturating at `u64::MAX`.
-#[inline]
+/// `x * q` for a 32.32 fixed-point `q`, rounded down, saturating at `u64::MAX`. On a
+/// 32-bit target a 64x64-bit multiplication is several instructions: one copy serves the
+/// exponential growth and the proportional spread on bare metal; hosts inline it.
+#[cfg_attr(target_os = "none", inline(never))]
+#[cfg_attr(not(target_os = "none"), inline)]
 pub(crate) const fn mul_q32(x: u64, q: u64) -> u64 {
     let p = (x as u128).saturating_mul(q as u128) >> 32;
     if p > u64::MAX as u128 {

@@ -407,43 +407,140 @@ impl<B: Backoff, K, R: RetryBudget> RetryPolicy<B, K, R> {
         verdict: Verdict,
         hint: Option<Duration>,
     ) -> Decision {
-        if !self.deposited {
-            self.deposited = true;
+        match self.decide_at::<Duration>(now, verdict, hint) {
+            Ok(after) => Decision::Retry {
+                after,
+                attempt: self.attempt,
+            },
+            Err(decision) => decision,
+        }
+    }
+
+    /// [`on_verdict_at`](Self::on_verdict_at) for runners that sleep until an instant:
+    /// where that method says [`Decision::Retry`], `Ok` with the instant the wait ends
+    /// (`now` plus the wait, saturating at [`Instant::MAX`]; the attempt it allows is
+    /// [`attempt`](Self::attempt)); otherwise `Err` with the same decision. The same
+    /// decision, drawn from [`Backoff::next_delay_nanos`], without turning the wait into
+    /// a `Duration` and back (on a 32-bit target, a 64-bit division and a multiplication).
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use stanchion::retry::{Constant, Decision, GiveUpReason, RetryPolicy, Verdict};
+    /// use stanchion::Instant;
+    ///
+    /// let backoff = Constant::new(Duration::from_millis(5));
+    /// let mut policy = RetryPolicy::new(backoff, 2, fastrand::Rng::with_seed(1)).unwrap();
+    /// let now = Instant::from_millis(10);
+    /// assert_eq!(policy.next_attempt_at(now, Verdict::Transient, None), Ok(Instant::from_millis(15)));
+    /// assert_eq!(policy.attempt(), 2);
+    /// assert_eq!(
+    ///     policy.next_attempt_at(now, Verdict::Transient, None),
+    ///     Err(Decision::GiveUp { reason: GiveUpReason::AttemptsExhausted })
+    /// );
+    /// ```
+    pub fn next_attempt_at(
+        &mut self,
+        now: Instant,
+        verdict: Verdict,
+        hint: Option<Duration>,
+    ) -> Result<Instant, Decision> {
+        self.decide_at::<u64>(now, verdict, hint)
+            .map(|after| Instant::from_nanos(now.as_nanos().saturating_add(after)))
+    }
+
+    /// The decision, with the wait as `W` (a `Duration`, or nanoseconds) when it is to
+    /// retry.
+    #[inline]
+    fn decide_at<W: Wait>(
+        &mut self,
+        now: Instant,
+        verdict: Verdict,
+        hint: Option<Duration>,
+    ) -> Result<W, Decision> {
+        // The flag is written every time, without a branch: with `NoBudget`, whose
+        // deposit is nothing, that is one store.
+        let first = !self.deposited;
+        self.deposited = true;
+        if first {
             self.budget.deposit_at(now);
         }
         match verdict {
             Verdict::Success => {
                 self.budget.record_success_at(now);
-                return Decision::Done;
+                return Err(Decision::Done);
             }
-            Verdict::Permanent => return give_up(GiveUpReason::Permanent),
+            Verdict::Permanent => return Err(give_up(GiveUpReason::Permanent)),
             Verdict::Transient => {}
         }
         if self.attempt >= self.max_attempts {
-            return give_up(GiveUpReason::AttemptsExhausted);
+            return Err(give_up(GiveUpReason::AttemptsExhausted));
         }
         if self.deadline.is_expired(now) {
-            return give_up(GiveUpReason::Deadline);
+            return Err(give_up(GiveUpReason::Deadline));
         }
-        let computed = self.backoff.next_delay(&mut self.rng);
+        let computed = W::next(&mut self.backoff, &mut self.rng);
         let after = match hint {
-            Some(h) => Duration::from_nanos(duration_to_nanos_saturating(h).min(self.max_hint)),
+            Some(h) => W::from_nanos(duration_to_nanos_saturating(h).min(self.max_hint)),
             None => computed,
         };
         // `after >= remaining(now)`, without turning nanoseconds into a `Duration`: `now`
         // is before the deadline here, so the wait reaches it exactly when `now + after`
         // does (saturating at `Instant::MAX`, which a deadline other than NEVER is before).
-        if !self.deadline.is_never() && now.saturating_add(after) >= self.deadline.instant() {
-            return give_up(GiveUpReason::Deadline);
+        if !self.deadline.is_never()
+            && now.as_nanos().saturating_add(after.nanos()) >= self.deadline.instant().as_nanos()
+        {
+            return Err(give_up(GiveUpReason::Deadline));
         }
         if !self.budget.try_withdraw_at(now) {
-            return give_up(GiveUpReason::BudgetExhausted);
+            return Err(give_up(GiveUpReason::BudgetExhausted));
         }
         self.attempt = self.attempt.saturating_add(1);
-        Decision::Retry {
-            after,
-            attempt: self.attempt,
-        }
+        Ok(after)
+    }
+}
+
+/// A wait as the policy hands it out: a `Duration` ([`RetryPolicy::on_verdict_at`]) or
+/// whole nanoseconds ([`RetryPolicy::next_attempt_at`]).
+trait Wait: Copy {
+    /// The backoff's next delay.
+    fn next<B: Backoff>(backoff: &mut B, rng: &mut fastrand::Rng) -> Self;
+    /// A wait of `nanos` nanoseconds.
+    fn from_nanos(nanos: u64) -> Self;
+    /// The wait in nanoseconds, saturating.
+    fn nanos(self) -> u64;
+}
+
+impl Wait for Duration {
+    #[inline]
+    fn next<B: Backoff>(backoff: &mut B, rng: &mut fastrand::Rng) -> Self {
+        backoff.next_delay(rng)
+    }
+
+    #[inline]
+    fn from_nanos(nanos: u64) -> Self {
+        Duration::from_nanos(nanos)
+    }
+
+    #[inline]
+    fn nanos(self) -> u64 {
+        duration_to_nanos_saturating(self)
+    }
+}
+
+impl Wait for u64 {
+    #[inline]
+    fn next<B: Backoff>(backoff: &mut B, rng: &mut fastrand::Rng) -> Self {
+        backoff.next_delay_nanos(rng)
+    }
+
+    #[inline]
+    fn from_nanos(nanos: u64) -> Self {
+        nanos
+    }
+
+    #[inline]
+    fn nanos(self) -> u64 {
+        self
     }
 }
 
@@ -609,6 +706,49 @@ mod tests {
             p.on_failure_at(Instant::MAX, None),
             give_up(GiveUpReason::Deadline)
         );
+    }
+
+    #[test]
+    fn next_attempt_at_decides_as_on_verdict_at() {
+        // Two copies of one policy, driven through the same verdicts, hints and times:
+        // the same decisions, the wake instant `now + after`, the same random stream.
+        let backoff = exp().with_jitter(Jitter::FULL);
+        let start = Instant::from_secs(3);
+        let mut a = RetryPolicy::new(backoff, 12, rng())
+            .unwrap()
+            .with_deadline(Deadline::after(start, Duration::from_secs(20)));
+        let mut b = a.clone();
+        let hints = [
+            None,
+            Some(Duration::from_millis(300)),
+            None,
+            Some(Duration::MAX),
+        ];
+        let mut now = start;
+        for i in 0..20 {
+            let verdict = if i == 9 {
+                Verdict::Permanent
+            } else {
+                Verdict::Transient
+            };
+            let hint = hints[i % hints.len()];
+            let decision = a.on_verdict_at(now, verdict, hint);
+            match (decision, b.next_attempt_at(now, verdict, hint)) {
+                (Decision::Retry { after, attempt }, Ok(wake)) => {
+                    assert_eq!(wake, now.saturating_add(after));
+                    assert_eq!(attempt, b.attempt());
+                    now = wake;
+                }
+                (d, Err(e)) => {
+                    assert_eq!(d, e);
+                    a.reset(Deadline::after(now, Duration::from_secs(20)));
+                    b.reset(Deadline::after(now, Duration::from_secs(20)));
+                }
+                (d, w) => panic!("{d:?} against {w:?}"),
+            }
+            assert_eq!(a.attempt(), b.attempt());
+        }
+        assert_eq!(a.rng_mut().u64(..), b.rng_mut().u64(..));
     }
 
     #[test]
