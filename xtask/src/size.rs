@@ -17,12 +17,12 @@ use crate::{FIRMWARE_BIN, Result, add_missing_targets, firmware_cargo, firmware_
 const SIZE_TARGET: &str = "thumbv7em-none-eabihf";
 
 /// Flash that all patterns together may add to the size probe's baseline: what issue 17
-/// reached (10,656 bytes, from 16,364), rounded up to the next 256 bytes, so that nothing
+/// reached (9,956 bytes, from 16,364), rounded up to the next 256 bytes, so that nothing
 /// grows back; lower it as the total falls (the aim is 8 KiB). The probe builds each
 /// pattern the way an application would, without the QEMU checks' own code, so its "all
 /// patterns" row is what a user pays: `cargo xtask size --strict` and `cargo xtask test`
 /// fail above it. Peers are not gated.
-const PATTERN_FLASH_BUDGET: u32 = 42 * 256;
+const PATTERN_FLASH_BUDGET: u32 = 39 * 256;
 
 /// The firmware crate's size probe binary.
 const SIZE_PROBE_BIN: &str = "size_probe";
