@@ -44,7 +44,7 @@
 //! |---|---|
 //! | `defmt` | derives `defmt::Format` for every public type |
 //! | `critical-section` | firmware, any chip: every atomic stanchion uses is made safe to share with interrupt handlers through the `critical-section` crate (the binary links an implementation, such as `cortex-m/critical-section-single-core` or a HAL's multi-core one) |
-//! | `single-core` | firmware on a single-core chip running privileged code only: atomics the chip lacks are emulated by masking interrupts directly (`portable-atomic/unsafe-assume-single-core`); smaller and faster than `critical-section`, unsound on several cores |
+//! | `single-core` | firmware on a single-core chip running privileged code only: atomics the chip lacks are emulated by masking interrupts directly (`portable-atomic/unsafe-assume-single-core`); faster than `critical-section`, unsound on several cores |
 //!
 //! No feature is on by default, and hosts need none.
 //!
@@ -104,7 +104,7 @@ compile_error!(
      emulate them safely against interrupt handlers: enable stanchion's (or stanchion-embassy's) \
      `critical-section` feature (any chip; the binary links a `critical-section` \
      implementation, such as `cortex-m/critical-section-single-core`), or its `single-core` \
-     feature (single-core chips running privileged code only; smaller and faster). \
+     feature (single-core chips running privileged code only; faster). \
      Without either, portable-atomic's spinlock fallback deadlocks when an interrupt handler \
      preempts thread mode in a 64-bit update. See stanchion's crate docs, \"Firmware\"."
 );

@@ -61,7 +61,7 @@
 //!   read-modify-write on `thumbv6m`, every 64-bit operation on `thumbv7m`/`thumbv7em`)
 //!   runs inside `critical_section::with`: on one core it masks interrupts for the few
 //!   instructions of the operation, so an interrupt handler never finds one half done.
-//! - **`single-core` is smaller and faster** (`portable-atomic/unsafe-assume-single-core`):
+//! - **`single-core` is faster** (`portable-atomic/unsafe-assume-single-core`):
 //!   the masking is inline (PRIMASK), with no call into a `critical-section`
 //!   implementation, and loads and stores up to 32 bits need none. It is sound only on one
 //!   core running privileged code, hence `unsafe` in portable-atomic's name for it.
