@@ -262,9 +262,73 @@ pub const fn duration_to_nanos_saturating(d: Duration) -> u64 {
     }
 }
 
+/// `Duration::from_nanos(nanos)`. On 64-bit targets, the same: its division by a constant
+/// is a multiplication there.
+#[cfg(target_pointer_width = "64")]
+#[inline]
+pub(crate) fn duration_from_nanos(nanos: u64) -> Duration {
+    Duration::from_nanos(nanos)
+}
+
+/// `Duration::from_nanos(nanos)`, without a 64-bit division: on 32-bit targets that
+/// division is a library routine of about 900 bytes, which a firmware with only a breaker
+/// would otherwise be alone to need. `nanos / 10^9` is `(nanos >> 9) / 1_953_125`, done in
+/// 32-bit divisions by a constant (multiplications): the top 23 bits, then the low 32 bits
+/// in four digits of 8 bits (a remainder below 2^21, shifted by 8, still fits 32 bits), each
+/// with shifts by constants only. Compiled on 64-bit targets too, for its test.
+#[cfg_attr(target_pointer_width = "64", allow(dead_code))]
+#[inline(never)]
+pub(crate) fn duration_from_nanos_32(nanos: u64) -> Duration {
+    const DIVISOR: u32 = 1_953_125; // 10^9 / 2^9
+    let high = nanos >> 9; // below 2^55
+    let top = u32::try_from(high >> 32).unwrap_or(0); // below 2^23
+    let low = u32::try_from(high & 0xFFFF_FFFF).unwrap_or(0);
+    let mut secs = u64::from(top / DIVISOR);
+    let mut rest = top % DIVISOR;
+    let mut shift = 32u32;
+    while shift > 0 {
+        shift = shift.saturating_sub(8);
+        let part = (rest << 8) | ((low >> shift) & 0xFF);
+        secs = (secs << 8) | u64::from(part / DIVISOR);
+        rest = part % DIVISOR;
+    }
+    // `rest * 2^9 + (nanos mod 2^9)` is below 10^9.
+    let subsec = (u64::from(rest) << 9) | (nanos & 0x1FF);
+    Duration::from_secs(secs).saturating_add(Duration::from_nanos(subsec))
+}
+
+#[cfg(not(target_pointer_width = "64"))]
+pub(crate) use duration_from_nanos_32 as duration_from_nanos;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_from_nanos_without_division() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let edges = [
+            0,
+            1,
+            511,
+            512,
+            999_999_999,
+            1_000_000_000,
+            1_000_000_001,
+            u64::MAX,
+        ];
+        // Fewer under Miri, which interprets every step.
+        let draws = if cfg!(miri) { 500 } else { 100_000 };
+        for n in edges.into_iter().chain((0..draws).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x >> (x % 64)
+        })) {
+            assert_eq!(duration_from_nanos_32(n), Duration::from_nanos(n), "{n}");
+            assert_eq!(duration_from_nanos(n), Duration::from_nanos(n), "{n}");
+        }
+    }
 
     #[test]
     fn constructors_saturate() {

@@ -52,6 +52,16 @@ struct Peer {
     build: PeerBuild,
 }
 
+impl Peer {
+    /// The size probe's feature that builds it, if it builds.
+    fn feature(&self) -> Option<&'static str> {
+        match self.build {
+            PeerBuild::Feature(f) | PeerBuild::ForScale(f) => Some(f),
+            PeerBuild::DoesNotBuild(_) => None,
+        }
+    }
+}
+
 /// How a peer is measured.
 enum PeerBuild {
     /// The size probe's feature that builds it.
@@ -166,7 +176,7 @@ pub(crate) fn size(strict: bool) -> Result {
                 peer.pattern
             ));
         }
-        if let PeerBuild::Feature(feature) | PeerBuild::ForScale(feature) = peer.build
+        if let Some(feature) = peer.feature()
             && !peer_features.iter().any(|f| f == feature)
         {
             return Err(format!(
@@ -174,13 +184,7 @@ pub(crate) fn size(strict: bool) -> Result {
             ));
         }
     }
-    let peers: Vec<&str> = PEERS
-        .iter()
-        .filter_map(|p| match p.build {
-            PeerBuild::Feature(f) | PeerBuild::ForScale(f) => Some(f),
-            PeerBuild::DoesNotBuild(_) => None,
-        })
-        .collect();
+    let peers: Vec<&str> = PEERS.iter().filter_map(Peer::feature).collect();
     step(
         "firmware clippy: the size probe with every peer",
         firmware_cargo(&[
@@ -214,10 +218,7 @@ pub(crate) fn size(strict: bool) -> Result {
     let peers_together: Vec<&str> = PEERS
         .iter()
         .filter(|p| !VARIANTS.contains(&p.pattern))
-        .filter_map(|p| match p.build {
-            PeerBuild::Feature(f) | PeerBuild::ForScale(f) => Some(f),
-            PeerBuild::DoesNotBuild(_) => None,
-        })
+        .filter_map(Peer::feature)
         .collect();
     let all_peers = elf_sizes(&build_image(
         SIZE_TARGET,

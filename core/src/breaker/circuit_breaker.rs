@@ -6,6 +6,7 @@ use core::time::Duration;
 
 use crate::retry::Backoff;
 use crate::sync::{AtomicU64, Locked, Ordering, RawMutex, const_fn_unless_loom};
+use crate::time::duration_from_nanos;
 use crate::{Clock, ConfigError, Instant};
 
 use super::config::{BreakerConfig, FixedOpenDuration};
@@ -65,44 +66,6 @@ impl Stripe {
         core::array::from_fn(|_| Stripe(AtomicU64::new(0)))
     }
 }
-
-/// `Duration::from_nanos(nanos)`. On 64-bit targets, the same: its division by a constant
-/// is a multiplication there.
-#[cfg(target_pointer_width = "64")]
-#[inline]
-fn duration_from_nanos(nanos: u64) -> Duration {
-    Duration::from_nanos(nanos)
-}
-
-/// `Duration::from_nanos(nanos)`, without a 64-bit division: on 32-bit targets that
-/// division is a library routine of about 900 bytes, which the breaker would otherwise be
-/// alone to need. `nanos / 10^9` is `(nanos >> 9) / 1_953_125`, done in 32-bit divisions
-/// by a constant (multiplications): the top 23 bits, then the low 32 bits in digits of 11,
-/// 11 and 10 bits (a remainder below 2^21, shifted by 11, still fits 32 bits), each with
-/// shifts by constants only. Compiled on 64-bit targets too, for its test.
-#[cfg_attr(target_pointer_width = "64", allow(dead_code))]
-#[inline(never)]
-fn duration_from_nanos_32(nanos: u64) -> Duration {
-    const DIVISOR: u32 = 1_953_125; // 10^9 / 2^9
-    let high = nanos >> 9; // below 2^55
-    let top = u32::try_from(high >> 32).unwrap_or(0); // below 2^23
-    let low = u32::try_from(high & 0xFFFF_FFFF).unwrap_or(0);
-    let mut secs = u64::from(top / DIVISOR);
-    let mut rest = top % DIVISOR;
-    let mut shift = 32u32;
-    while shift > 0 {
-        shift = shift.saturating_sub(8);
-        let part = (rest << 8) | ((low >> shift) & 0xFF);
-        secs = (secs << 8) | u64::from(part / DIVISOR);
-        rest = part % DIVISOR;
-    }
-    // `rest * 2^9 + (nanos mod 2^9)` is below 10^9.
-    let subsec = (u64::from(rest) << 9) | (nanos & 0x1FF);
-    Duration::from_secs(secs).saturating_add(Duration::from_nanos(subsec))
-}
-
-#[cfg(not(target_pointer_width = "64"))]
-use duration_from_nanos_32 as duration_from_nanos;
 
 /// `deadline` value that means "never".
 const NEVER: u64 = u64::MAX;
@@ -1451,47 +1414,18 @@ fn spin() {
     loom::thread::yield_now();
 }
 
-#[cfg(all(test, not(loom)))]
+// The tests of the word's flags and the stripes: they need the lock-free form.
+#[cfg(all(test, not(loom), not(stanchion_breaker_locked)))]
 mod tests {
     use super::*;
-    // The tests of the word's flags and the stripes need the lock-free form.
-    #[cfg_attr(stanchion_breaker_locked, allow(unused_imports))]
     use crate::breaker::window::{ConsecutiveWindow, CountWindow};
-    #[cfg_attr(stanchion_breaker_locked, allow(unused_imports))]
     use crate::sync::CriticalSectionRawMutex;
-
-    #[test]
-    fn durations_from_nanos_without_division() {
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let edges = [
-            0,
-            1,
-            511,
-            512,
-            999_999_999,
-            1_000_000_000,
-            1_000_000_001,
-            u64::MAX,
-        ];
-        // Fewer under Miri, which interprets every step.
-        let draws = if cfg!(miri) { 500 } else { 100_000 };
-        for n in edges.into_iter().chain((0..draws).map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x >> (x % 64)
-        })) {
-            assert_eq!(duration_from_nanos_32(n), Duration::from_nanos(n), "{n}");
-            assert_eq!(duration_from_nanos(n), Duration::from_nanos(n), "{n}");
-        }
-    }
 
     /// With stripes: a batched success is counted in a stripe, tagged with its period,
     /// and the state word is not written; a critical section sweeps the stripes into the
     /// window and, while the batch stays allowed, leaves the word as it was; a transition
     /// sweeps them too.
     #[test]
-    #[cfg(not(stanchion_breaker_locked))]
     fn batched_successes_go_to_the_stripes_and_the_word_stays_put() {
         type Striped =
             CircuitBreaker<CountWindow<8>, CriticalSectionRawMutex, FixedOpenDuration, (), 4>;
@@ -1546,7 +1480,6 @@ mod tests {
     /// the failure that reaches the length, slow calls, metrics reads and transitions take
     /// the critical section, which takes the streak back into the window first.
     #[test]
-    #[cfg(not(stanchion_breaker_locked))]
     fn the_failure_streak_is_kept_in_the_word() {
         let config = BreakerConfig::new().slow_call_duration(Duration::from_millis(100));
         let b: CircuitBreaker<ConsecutiveWindow, CriticalSectionRawMutex> =
@@ -1610,7 +1543,6 @@ mod tests {
     /// busy flag clear (so successes do not wait for a section that is over) and, while
     /// the window still allows it, the batch flag set again.
     #[test]
-    #[cfg(not(stanchion_breaker_locked))]
     fn critical_sections_leave_the_busy_flag_clear() {
         type InWord =
             CircuitBreaker<CountWindow<8>, CriticalSectionRawMutex, FixedOpenDuration, (), 0>;
