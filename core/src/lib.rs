@@ -114,6 +114,7 @@ pub mod breaker;
 pub mod bulkhead;
 pub mod clock;
 pub mod deadline;
+mod div;
 pub mod error;
 pub mod pipeline;
 pub mod rate;

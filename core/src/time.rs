@@ -10,6 +10,8 @@ use core::fmt;
 use core::ops::{Add, AddAssign, Sub, SubAssign};
 use core::time::Duration;
 
+use crate::div::{checked_div, checked_div_rem, div_rem_nonzero};
+
 const NANOS_PER_MICRO: u64 = 1_000;
 const NANOS_PER_MILLI: u64 = 1_000_000;
 const NANOS_PER_SEC: u64 = 1_000_000_000;
@@ -80,25 +82,25 @@ impl Instant {
     /// Whole microseconds since the epoch (rounded down).
     #[inline]
     pub const fn as_micros(self) -> u64 {
-        self.nanos / NANOS_PER_MICRO
+        whole(self.nanos, NANOS_PER_MICRO)
     }
 
     /// Whole milliseconds since the epoch (rounded down).
     #[inline]
     pub const fn as_millis(self) -> u64 {
-        self.nanos / NANOS_PER_MILLI
+        whole(self.nanos, NANOS_PER_MILLI)
     }
 
     /// Whole seconds since the epoch (rounded down).
     #[inline]
     pub const fn as_secs(self) -> u64 {
-        self.nanos / NANOS_PER_SEC
+        whole(self.nanos, NANOS_PER_SEC)
     }
 
     /// The span since the epoch.
     #[inline]
     pub const fn since_epoch(self) -> Duration {
-        Duration::from_nanos(self.nanos)
+        duration_from_nanos(self.nanos)
     }
 
     /// `self + d`, or `None` if that is past [`Instant::MAX`].
@@ -148,7 +150,7 @@ impl Instant {
     #[inline]
     pub const fn checked_duration_since(self, earlier: Instant) -> Option<Duration> {
         match self.nanos.checked_sub(earlier.nanos) {
-            Some(n) => Some(Duration::from_nanos(n)),
+            Some(n) => Some(duration_from_nanos(n)),
             None => None,
         }
     }
@@ -158,7 +160,7 @@ impl Instant {
     /// This is what `self - earlier` computes: time that ran backwards counts as none.
     #[inline]
     pub const fn saturating_duration_since(self, earlier: Instant) -> Duration {
-        Duration::from_nanos(self.nanos.saturating_sub(earlier.nanos))
+        duration_from_nanos(self.nanos.saturating_sub(earlier.nanos))
     }
 
     /// The later of two instants.
@@ -242,6 +244,103 @@ impl Sub<Instant> for Instant {
     }
 }
 
+/// The rate of a clock that counts ticks, to convert between its ticks and [`Instant`]s:
+/// what a [`Clock`](crate::Clock) over a hardware timer needs (the embassy adapter converts
+/// `embassy-time`'s ticks with it). Exact for every rate (a tick need not be a whole number
+/// of nanoseconds: 32,768 Hz is 30,517.578125 ns), saturating, and without 64-bit division
+/// routines on 32-bit targets.
+///
+/// Instants are rounded down to the nanosecond; ticks for a point in time are rounded up,
+/// so that a timer set from them never fires before that point.
+///
+/// ```
+/// use stanchion::Instant;
+/// use stanchion::time::TickRate;
+///
+/// const RTC: TickRate = match TickRate::hz(32_768) {
+///     Ok(rate) => rate,
+///     Err(_) => panic!("bad tick rate"),
+/// };
+/// assert_eq!(RTC.instant(32_768), Instant::from_secs(1));
+/// assert_eq!(RTC.instant(1), Instant::from_nanos(30_517)); // rounded down
+/// assert_eq!(RTC.ticks_at(Instant::from_nanos(30_517)), 1);
+/// assert_eq!(RTC.ticks_at(Instant::from_nanos(30_518)), 2); // rounded up
+/// assert_eq!(RTC.ticks_at(Instant::MAX), 604_462_909_807_315); // u64::MAX ns, rounded up
+/// assert!(TickRate::hz(0).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TickRate {
+    /// A tick is `nanos / ticks` nanoseconds, the fraction in lowest terms: `hz / g` and
+    /// `10^9 / g`, `g` their greatest common divisor. Their product is at most `u64::MAX`.
+    ticks: u64,
+    nanos: u64,
+}
+
+impl TickRate {
+    /// The highest rate: `u64::MAX / 10^9` ticks per second (about 18.4 GHz), so that a
+    /// remainder times either term of the fraction fits a `u64`.
+    pub const MAX_HZ: u64 = u64::MAX / NANOS_PER_SEC;
+
+    /// A clock counting `hz` ticks per second, `1..=`[`MAX_HZ`](TickRate::MAX_HZ).
+    pub const fn hz(hz: u64) -> Result<TickRate, crate::ConfigError> {
+        if hz == 0 || hz > Self::MAX_HZ {
+            return Err(crate::ConfigError::new("hz", "1..=18446744073"));
+        }
+        // Euclid's algorithm; `a` ends as the greatest common divisor (at least 1).
+        let (mut a, mut b) = (hz, NANOS_PER_SEC);
+        while let Some((_, r)) = checked_div_rem(a, b) {
+            a = b;
+            b = r;
+        }
+        Ok(TickRate {
+            ticks: whole(hz, a),
+            nanos: whole(NANOS_PER_SEC, a),
+        })
+    }
+
+    /// The instant `ticks` ticks after the clock's epoch, rounded down to the nanosecond,
+    /// saturating at [`Instant::MAX`].
+    #[inline]
+    pub const fn instant(self, ticks: u64) -> Instant {
+        if self.ticks == 1 {
+            // A whole number of nanoseconds per tick: no division.
+            return Instant::from_nanos(ticks.saturating_mul(self.nanos));
+        }
+        // ticks * nanos / self.ticks = q * nanos + r * nanos / self.ticks, with r below
+        // self.ticks, so `r * nanos` fits.
+        let (q, r) = match checked_div_rem(ticks, self.ticks) {
+            Some(qr) => qr,
+            None => (0, 0), // not reached: `self.ticks` is at least 1
+        };
+        let part = whole(r.saturating_mul(self.nanos), self.ticks);
+        Instant::from_nanos(q.saturating_mul(self.nanos).saturating_add(part))
+    }
+
+    /// The first tick at or after `t`: `t` in ticks, rounded up, saturating at `u64::MAX`.
+    #[inline]
+    pub const fn ticks_at(self, t: Instant) -> u64 {
+        // nanos * ticks / self.nanos = q * ticks + r * ticks / self.nanos, rounded up, with
+        // r below self.nanos, so `r * ticks` fits.
+        let (q, r) = match checked_div_rem(t.nanos, self.nanos) {
+            Some(qr) => qr,
+            None => (0, 0), // not reached: `self.nanos` is at least 1
+        };
+        let part = if r == 0 {
+            0
+        } else if self.ticks == 1 {
+            1
+        } else {
+            match checked_div_rem(r.saturating_mul(self.ticks), self.nanos) {
+                Some((p, 0)) => p,
+                Some((p, _)) => p.saturating_add(1),
+                None => 0,
+            }
+        };
+        q.saturating_mul(self.ticks).saturating_add(part)
+    }
+}
+
 /// The whole nanoseconds in `d`, or `None` if they do not fit a `u64` (about 584 years).
 #[inline]
 pub const fn duration_to_nanos(d: Duration) -> Option<u64> {
@@ -266,39 +365,38 @@ pub const fn duration_to_nanos_saturating(d: Duration) -> u64 {
 /// is a multiplication there.
 #[cfg(target_pointer_width = "64")]
 #[inline]
-pub(crate) fn duration_from_nanos(nanos: u64) -> Duration {
+pub(crate) const fn duration_from_nanos(nanos: u64) -> Duration {
     Duration::from_nanos(nanos)
 }
 
-/// `Duration::from_nanos(nanos)`, without a 64-bit division: on 32-bit targets that
-/// division is a library routine of about 900 bytes, which a firmware with only a breaker
-/// would otherwise be alone to need. `nanos / 10^9` is `(nanos >> 9) / 1_953_125`, done in
-/// 32-bit divisions by a constant (multiplications): the top 23 bits, then the low 32 bits
-/// in four digits of 8 bits (a remainder below 2^21, shifted by 8, still fits 32 bits), each
-/// with shifts by constants only. Compiled on 64-bit targets too, for its test.
+/// `Duration::from_nanos(nanos)`, without the 64-bit division routine (see
+/// [`crate::div`]): as many steps of long division as the seconds have bits. Out of line:
+/// one copy serves every caller. Compiled on 64-bit targets too, for its test.
 #[cfg_attr(target_pointer_width = "64", allow(dead_code))]
 #[inline(never)]
-pub(crate) fn duration_from_nanos_32(nanos: u64) -> Duration {
-    const DIVISOR: u32 = 1_953_125; // 10^9 / 2^9
-    let high = nanos >> 9; // below 2^55
-    let top = u32::try_from(high >> 32).unwrap_or(0); // below 2^23
-    let low = u32::try_from(high & 0xFFFF_FFFF).unwrap_or(0);
-    let mut secs = u64::from(top / DIVISOR);
-    let mut rest = top % DIVISOR;
-    let mut shift = 32u32;
-    while shift > 0 {
-        shift = shift.saturating_sub(8);
-        let part = (rest << 8) | ((low >> shift) & 0xFF);
-        secs = (secs << 8) | u64::from(part / DIVISOR);
-        rest = part % DIVISOR;
+pub(crate) const fn duration_from_nanos_32(nanos: u64) -> Duration {
+    let (secs, subsec) = div_rem_nonzero(nanos, NANOS_PER_SEC);
+    // The remainder is below 10^9, so `Duration::new` has nothing to carry; the test
+    // tells the compiler so.
+    let subsec = subsec as u32;
+    if subsec < NANOS_PER_SEC as u32 {
+        Duration::new(secs, subsec)
+    } else {
+        Duration::ZERO
     }
-    // `rest * 2^9 + (nanos mod 2^9)` is below 10^9.
-    let subsec = (u64::from(rest) << 9) | (nanos & 0x1FF);
-    Duration::from_secs(secs).saturating_add(Duration::from_nanos(subsec))
 }
 
 #[cfg(not(target_pointer_width = "64"))]
 pub(crate) use duration_from_nanos_32 as duration_from_nanos;
+
+/// `a / b` rounded down, for a divisor that is not zero (zero if it were).
+#[inline]
+const fn whole(a: u64, b: u64) -> u64 {
+    match checked_div(a, b) {
+        Some(q) => q,
+        None => 0,
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -449,5 +547,79 @@ mod tests {
         );
         assert_eq!(format!("{}", Instant::MAX), "t=18446744073.709551615s");
         assert_eq!(format!("{:?}", Instant::from_millis(1500)), "Instant(1.5s)");
+    }
+
+    /// `ticks * 10^9 / hz` rounded down and `nanos * hz / 10^9` rounded up, in `u128`,
+    /// saturating: what `TickRate` computes without division routines.
+    fn reference(hz: u64, ticks: u64, nanos: u64) -> (u64, u64) {
+        let n = u128::from(ticks) * 1_000_000_000 / u128::from(hz);
+        let t = (u128::from(nanos) * u128::from(hz)).div_ceil(1_000_000_000);
+        (
+            u64::try_from(n).unwrap_or(u64::MAX),
+            u64::try_from(t).unwrap_or(u64::MAX),
+        )
+    }
+
+    #[test]
+    fn tick_rates_convert_exactly_and_saturate() {
+        let rates = [
+            1,
+            3,
+            7,
+            1_000,
+            32_768,
+            1_000_000,
+            16_000_000,
+            80_000_000,
+            999_999_999,
+            1_000_000_000,
+            1_000_000_007,
+            5_242_880_000,
+            TickRate::MAX_HZ - 1,
+            TickRate::MAX_HZ,
+        ];
+        let values = [
+            0,
+            1,
+            2,
+            999,
+            30_517,
+            30_518,
+            1_000_000_000,
+            u64::MAX / 1_000_000_000,
+            u64::MAX / 32_768,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let draws = if cfg!(miri) { 20 } else { 2_000 };
+        for hz in rates {
+            let rate = TickRate::hz(hz).unwrap();
+            let random = (0..draws).map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x >> (x % 64)
+            });
+            for v in values.into_iter().chain(random) {
+                let (nanos, ticks) = reference(hz, v, v);
+                assert_eq!(
+                    rate.instant(v),
+                    Instant::from_nanos(nanos),
+                    "{hz} Hz, {v} ticks"
+                );
+                assert_eq!(
+                    rate.ticks_at(Instant::from_nanos(v)),
+                    ticks,
+                    "{hz} Hz, {v} ns"
+                );
+            }
+        }
+        assert_eq!(
+            TickRate::hz(0),
+            Err(crate::ConfigError::new("hz", "1..=18446744073"))
+        );
+        assert!(TickRate::hz(TickRate::MAX_HZ + 1).is_err());
+        assert!(TickRate::hz(u64::MAX).is_err());
     }
 }

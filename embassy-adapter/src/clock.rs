@@ -3,9 +3,17 @@
 use core::time::Duration;
 
 use embassy_time::TICK_HZ;
+use stanchion::time::TickRate;
 use stanchion::{Clock, Deadline, Instant};
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
+
+/// embassy-time's tick rate, for core's exact conversions (without 64- or 128-bit division
+/// routines, which would cost a firmware about a kilobyte of flash).
+const RATE: TickRate = match TickRate::hz(TICK_HZ) {
+    Ok(rate) => rate,
+    Err(_) => panic!("embassy-time's TICK_HZ is above stanchion's TickRate::MAX_HZ"),
+};
 
 /// A clock on `embassy_time::Instant`: the tick counter of the firmware's time driver
 /// (or of embassy-time's mock driver in tests).
@@ -17,7 +25,8 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 /// instant never wakes before it.
 ///
 /// Cost: a zero-sized type; `now` is one `embassy_time::Instant::now()` and, for tick
-/// rates that divide 10^9, one saturating multiplication.
+/// rates that divide 10^9, one saturating multiplication (otherwise a few steps of long
+/// division, see [`TickRate`]).
 ///
 /// ```standalone_crate
 /// use stanchion::{Clock, Instant};
@@ -37,38 +46,14 @@ impl EmbassyClock {
     /// Converts embassy ticks to core's nanoseconds, rounding down and saturating.
     #[inline]
     pub const fn ticks_to_instant(ticks: u64) -> Instant {
-        if NANOS_PER_SEC % TICK_HZ == 0 {
-            Instant::from_nanos(ticks.saturating_mul(NANOS_PER_SEC / TICK_HZ))
-        } else {
-            let nanos = ticks as u128 * NANOS_PER_SEC as u128 / TICK_HZ as u128;
-            Instant::from_nanos(if nanos > u64::MAX as u128 {
-                u64::MAX
-            } else {
-                nanos as u64
-            })
-        }
+        RATE.instant(ticks)
     }
 
     /// Converts core's nanoseconds to embassy ticks, rounding up (so that sleeping until
     /// the result never wakes early) and saturating.
     #[inline]
     pub const fn instant_to_ticks(t: Instant) -> u64 {
-        let nanos = t.as_nanos();
-        if NANOS_PER_SEC % TICK_HZ == 0 {
-            // `nanos.div_ceil(k)`, without multiplying the quotient back to find the
-            // remainder: `(n - 1) / k + 1` for every `n` above zero, never overflowing.
-            match nanos.checked_sub(1) {
-                Some(n) => n / (NANOS_PER_SEC / TICK_HZ) + 1,
-                None => 0,
-            }
-        } else {
-            let ticks = (nanos as u128 * TICK_HZ as u128).div_ceil(NANOS_PER_SEC as u128);
-            if ticks > u64::MAX as u128 {
-                u64::MAX
-            } else {
-                ticks as u64
-            }
-        }
+        RATE.ticks_at(t)
     }
 
     /// The embassy instant at or just after `t` (rounded up to a whole tick), for

@@ -6,7 +6,7 @@ use core::time::Duration;
 
 use crate::retry::Backoff;
 use crate::sync::{AtomicU64, Locked, Ordering, RawMutex, const_fn_unless_loom};
-use crate::time::duration_from_nanos;
+use crate::time::{duration_from_nanos, duration_to_nanos_saturating};
 use crate::{Clock, ConfigError, Instant};
 
 use super::config::{BreakerConfig, FixedOpenDuration};
@@ -847,9 +847,10 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         }
     }
 
-    /// Records the outcome of a call admitted in `issued`'s period, which ended at `end`.
+    /// Records the outcome of a call admitted in `issued`'s period, which took `nanos`
+    /// (saturating) and ended at `end`.
     #[inline]
-    fn record(&self, issued: u64, outcome: Outcome, duration: Duration, end: Instant) {
+    fn record(&self, issued: u64, outcome: Outcome, nanos: u64, end: Instant) {
         let call = match outcome {
             Outcome::Ignored => {
                 if is(issued, State::HalfOpen) {
@@ -859,7 +860,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
             }
             Outcome::Success | Outcome::Failure => CallRecord {
                 failure: outcome == Outcome::Failure,
-                slow: duration > self.config.slow_call_duration,
+                slow: nanos > self.config.slow_call_nanos,
             },
         };
         if is(issued, State::Disabled) {
@@ -1253,7 +1254,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize> sea
 /// its breaker (`&CircuitBreaker`, `Arc<CircuitBreaker>`, ...).
 pub trait IssuesPermits: sealed::Sealed {
     #[doc(hidden)]
-    fn settle(&self, issued: u64, outcome: Outcome, duration: Duration, end: Instant);
+    fn settle(&self, issued: u64, outcome: Outcome, nanos: u64, end: Instant);
     #[doc(hidden)]
     fn release(&self, issued: u64);
 }
@@ -1262,8 +1263,8 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize> Iss
     for CircuitBreaker<W, M, B, L, S>
 {
     #[inline]
-    fn settle(&self, issued: u64, outcome: Outcome, duration: Duration, end: Instant) {
-        self.record(issued, outcome, duration, end);
+    fn settle(&self, issued: u64, outcome: Outcome, nanos: u64, end: Instant) {
+        self.record(issued, outcome, nanos, end);
     }
 
     #[inline]
@@ -1349,7 +1350,8 @@ where
         // The outcome replaces the release: the drop that follows finds a settled word.
         let issued = core::mem::replace(&mut self.issued, SETTLED);
         let end = self.acquired_at.saturating_add(duration);
-        self.breaker.settle(issued, outcome, duration, end);
+        self.breaker
+            .settle(issued, outcome, duration_to_nanos_saturating(duration), end);
     }
 
     /// Records `outcome` for a call that ended at `end` (its duration is
@@ -1357,10 +1359,9 @@ where
     #[inline]
     pub fn record_at(mut self, outcome: Outcome, end: Instant) {
         let issued = core::mem::replace(&mut self.issued, SETTLED);
-        let duration =
-            duration_from_nanos(end.as_nanos().saturating_sub(self.acquired_at.as_nanos()));
+        let nanos = end.as_nanos().saturating_sub(self.acquired_at.as_nanos());
         self.breaker
-            .settle(issued, outcome, duration, end.max(self.acquired_at));
+            .settle(issued, outcome, nanos, end.max(self.acquired_at));
     }
 }
 

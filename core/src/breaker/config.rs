@@ -5,6 +5,7 @@ use core::time::Duration;
 
 use crate::ConfigError;
 use crate::retry::Backoff;
+use crate::time::duration_to_nanos_saturating;
 
 use super::state::State;
 
@@ -59,7 +60,8 @@ impl AfterMaxWait {
 pub struct BreakerConfig {
     pub(crate) failure_rate_threshold: u8,
     pub(crate) slow_call_rate_threshold: u8,
-    pub(crate) slow_call_duration: Duration,
+    /// In whole nanoseconds, saturating (what the breaker compares a call's duration to).
+    pub(crate) slow_call_nanos: u64,
     pub(crate) minimum_calls: u32,
     pub(crate) permitted_calls_in_half_open: u16,
     pub(crate) max_wait_in_half_open: Option<Duration>,
@@ -79,7 +81,7 @@ impl BreakerConfig {
         BreakerConfig {
             failure_rate_threshold: 50,
             slow_call_rate_threshold: 100,
-            slow_call_duration: Duration::from_secs(60),
+            slow_call_nanos: 60_000_000_000,
             minimum_calls: 100,
             permitted_calls_in_half_open: 10,
             max_wait_in_half_open: None,
@@ -102,9 +104,10 @@ impl BreakerConfig {
         self
     }
 
-    /// A call is slow when its duration is strictly longer than this.
+    /// A call is slow when its duration is strictly longer than this. Durations are
+    /// compared in whole nanoseconds, saturating at `u64::MAX` (about 584 years).
     pub const fn slow_call_duration(mut self, duration: Duration) -> Self {
-        self.slow_call_duration = duration;
+        self.slow_call_nanos = duration_to_nanos_saturating(duration);
         self
     }
 

@@ -30,7 +30,7 @@ impl Params {
     /// The most permits one request may take: `tau / t + 1`, saturating at `u32::MAX`.
     #[inline]
     pub(crate) const fn max_n(self) -> u32 {
-        let m = match self.tau.checked_div(self.t) {
+        let m = match crate::div::checked_div(self.tau, self.t) {
             Some(m) => m,
             None => 0,
         };
@@ -220,7 +220,7 @@ impl Gcra {
     /// after that, the stored state may be forgotten without changing any decision.
     #[inline]
     pub const fn time_to_full_at(&self, tat: Instant, now: Instant) -> Duration {
-        Duration::from_nanos(tat.as_nanos().saturating_sub(now.as_nanos()))
+        crate::time::duration_from_nanos(tat.as_nanos().saturating_sub(now.as_nanos()))
     }
 
     /// The largest `n` that can ever be granted at once (the burst).

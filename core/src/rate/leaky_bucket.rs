@@ -49,12 +49,12 @@ impl Spacing {
 
     /// The interval between two consecutive requests.
     pub const fn period(&self) -> Duration {
-        Duration::from_nanos(self.period_nanos)
+        crate::time::duration_from_nanos(self.period_nanos)
     }
 
     /// The longest a request may wait.
     pub const fn max_delay(&self) -> Duration {
-        Duration::from_nanos(self.max_delay_nanos)
+        crate::time::duration_from_nanos(self.max_delay_nanos)
     }
 
     /// How many requests an idle bucket accepts at one instant: the one that goes now,
@@ -183,7 +183,9 @@ impl LeakyBucket {
         }
         let tat = self.tat.load(Ordering::Relaxed);
         self.params.load().decide(tat, now.as_nanos(), n)?;
-        Ok(Duration::from_nanos(tat.saturating_sub(now.as_nanos())))
+        Ok(crate::time::duration_from_nanos(
+            tat.saturating_sub(now.as_nanos()),
+        ))
     }
 
     /// The configuration in force.

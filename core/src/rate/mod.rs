@@ -96,7 +96,7 @@ impl Denied {
     /// How long to wait before the same request can be granted; never zero.
     #[inline]
     pub const fn retry_after(&self) -> Duration {
-        Duration::from_nanos(self.retry_after_nanos)
+        crate::time::duration_from_nanos(self.retry_after_nanos)
     }
 
     /// [`retry_after`](Denied::retry_after) in nanoseconds.
@@ -380,12 +380,12 @@ impl Quota {
 
     /// The time to regain one permit.
     pub const fn period(&self) -> Duration {
-        Duration::from_nanos(self.period_nanos)
+        crate::time::duration_from_nanos(self.period_nanos)
     }
 
     /// The time an empty bucket takes to fill up: `period * burst`, saturating.
     pub const fn burst_refill_time(&self) -> Duration {
-        Duration::from_nanos(self.period_nanos.saturating_mul(self.burst as u64))
+        crate::time::duration_from_nanos(self.period_nanos.saturating_mul(self.burst as u64))
     }
 
     /// Rebuilds a quota from validated parts (period >= 1 ns, burst >= 1, tolerance fits).
@@ -465,7 +465,7 @@ impl WindowQuota {
 
     /// The window's length.
     pub const fn window(&self) -> Duration {
-        Duration::from_nanos(self.window_nanos)
+        crate::time::duration_from_nanos(self.window_nanos)
     }
 
     pub(crate) const fn window_nanos(&self) -> u64 {

@@ -199,7 +199,7 @@ impl TokenBucket {
 
     /// The time until the bucket is full again, seen from `now` (zero if it is full).
     pub fn time_to_full_at(&self, now: Instant) -> Duration {
-        Duration::from_nanos(
+        crate::time::duration_from_nanos(
             self.tat
                 .load(Ordering::Relaxed)
                 .saturating_sub(now.as_nanos()),

@@ -75,7 +75,7 @@ impl Constant {
 impl Backoff for Constant {
     #[inline]
     fn next_delay(&mut self, rng: &mut fastrand::Rng) -> Duration {
-        Duration::from_nanos(self.next_delay_nanos(rng))
+        crate::time::duration_from_nanos(self.next_delay_nanos(rng))
     }
 
     #[inline]

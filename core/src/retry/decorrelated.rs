@@ -63,7 +63,7 @@ impl DecorrelatedJitter {
 impl Backoff for DecorrelatedJitter {
     #[inline]
     fn next_delay(&mut self, rng: &mut fastrand::Rng) -> Duration {
-        Duration::from_nanos(self.next_delay_nanos(rng))
+        crate::time::duration_from_nanos(self.next_delay_nanos(rng))
     }
 
     #[inline]

@@ -83,7 +83,7 @@ impl Backoff for DecorrelatedJitterV2 {
         let retry = self.retry;
         self.retry = retry.saturating_add(1);
         if retry > LAST_COMPUTED_RETRY {
-            return Duration::from_nanos(self.cap);
+            return crate::time::duration_from_nanos(self.cap);
         }
         let t = (u64::from(retry) << 32) | u64::from(rng.u32(..));
         let next = polevoy_q32(t);
@@ -98,7 +98,7 @@ impl Backoff for DecorrelatedJitterV2 {
             Some(n) if n < u128::from(self.cap) => n as u64,
             _ => self.cap,
         };
-        Duration::from_nanos(d)
+        crate::time::duration_from_nanos(d)
     }
 
     #[inline]

@@ -89,7 +89,7 @@ impl Exponential {
 impl Backoff for Exponential {
     #[inline]
     fn next_delay(&mut self, rng: &mut fastrand::Rng) -> Duration {
-        Duration::from_nanos(self.next_delay_nanos(rng))
+        crate::time::duration_from_nanos(self.next_delay_nanos(rng))
     }
 
     #[inline]

@@ -144,7 +144,7 @@ pub(crate) fn uniform(rng: &mut fastrand::Rng, low: u64, high: u64) -> u64 {
         let lo = m as u64;
         // Biased only when `lo < (2^64 - n) % n`, which is below `n`: test the cheap
         // bound first, as fastrand does (`n` is not zero here).
-        if lo >= n || lo >= n.wrapping_neg().checked_rem(n).unwrap_or(0) {
+        if lo >= n || lo >= crate::div::checked_div_rem(n.wrapping_neg(), n).map_or(0, |(_, r)| r) {
             return low.wrapping_add((m >> 64) as u64);
         }
     }

@@ -76,7 +76,7 @@ impl Linear {
 impl Backoff for Linear {
     #[inline]
     fn next_delay(&mut self, rng: &mut fastrand::Rng) -> Duration {
-        Duration::from_nanos(self.next_delay_nanos(rng))
+        crate::time::duration_from_nanos(self.next_delay_nanos(rng))
     }
 
     #[inline]

@@ -518,7 +518,7 @@ impl Wait for Duration {
 
     #[inline]
     fn from_nanos(nanos: u64) -> Self {
-        Duration::from_nanos(nanos)
+        crate::time::duration_from_nanos(nanos)
     }
 
     #[inline]

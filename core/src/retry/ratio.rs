@@ -94,7 +94,7 @@ impl Ratio {
     /// `u32::MAX / 1`, is below 2^32.
     pub(crate) const fn to_q32(self) -> u64 {
         // den >= 1 by construction; `checked_div` keeps the division total regardless.
-        match ((self.num as u64) << 32).checked_div(self.den as u64) {
+        match crate::div::checked_div((self.num as u64) << 32, self.den as u64) {
             Some(q) => q,
             None => u64::MAX,
         }
