@@ -118,6 +118,7 @@ mod fifo;
 pub mod pipeline;
 pub mod rate;
 pub mod retry;
+pub mod sleep;
 pub mod timeout;
 
 pub use breaker::BreakerError;
@@ -126,6 +127,7 @@ pub use clock::EmbassyClock;
 pub use pipeline::Pipeline;
 pub use rate::RateLimitQueue;
 pub use retry::{retry, retry_with_hint};
+pub use sleep::{sleep, sleep_until};
 pub use stanchion;
 pub use stanchion::retry::RetryError;
 pub use timeout::{Elapsed, Timeout, timeout, timeout_at};

@@ -89,7 +89,8 @@ use stanchion::{Clock, Deadline, Instant};
 use crate::EmbassyClock;
 use crate::bulkhead::{BulkheadQueue, QueuedPermit};
 use crate::rate::RateLimitQueue;
-use crate::timeout::{Elapsed, sleep_until, timeout_at};
+use crate::sleep::sleep_until;
+use crate::timeout::{Elapsed, timeout_at};
 
 /// The rate-limit layer: a [`RateLimitQueue`], or `()` for none.
 pub trait RateLimitLayer {

@@ -43,7 +43,7 @@ use stanchion::retry::{
 };
 
 use crate::EmbassyClock;
-use crate::timeout::sleep_until;
+use crate::sleep::sleep_until;
 
 /// Runs `op(attempt)` (attempt 1, 2, ...) until the policy says done or gives up, sleeping
 /// between attempts as it says. Returns the last outcome: an `Ok` (also one the classifier

@@ -113,8 +113,3 @@ impl<F: Future> Future for Timeout<F> {
         Poll::Pending
     }
 }
-
-/// Sleeps until `at` (rounded up to the next tick; at once if it has passed).
-pub(crate) fn sleep_until(at: stanchion::Instant) -> Timer {
-    Timer::at(EmbassyClock::to_embassy(at))
-}

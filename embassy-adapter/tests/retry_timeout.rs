@@ -11,7 +11,9 @@ use core::time::Duration;
 use common::*;
 use stanchion::retry::{Constant, Decision, Exponential, GiveUpReason, Jitter, Ratio, RetryPolicy};
 use stanchion::{Deadline, Instant};
-use stanchion_embassy::{Elapsed, RetryError, retry, retry_with_hint, timeout, timeout_at};
+use stanchion_embassy::{
+    Elapsed, RetryError, retry, retry_with_hint, sleep, sleep_until, timeout, timeout_at,
+};
 
 fn constant(ms: u64, attempts: u32) -> RetryPolicy<Constant> {
     RetryPolicy::new(
@@ -36,6 +38,8 @@ fn retry_and_timeouts_on_the_mock_driver() {
     a_server_hint_replaces_the_backoff();
     reset();
     timeouts_fire_at_the_deadline_and_not_before();
+    reset();
+    sleeps_wake_at_the_next_tick_and_not_before();
 }
 
 fn retry_sleeps_exactly_as_the_policy_says() {
@@ -187,4 +191,32 @@ fn timeouts_fire_at_the_deadline_and_not_before() {
     let start = now();
     pending(t.as_mut());
     assert_eq!(ready_at(t.as_mut(), start + 4 * MS), Ok(()));
+}
+
+fn sleeps_wake_at_the_next_tick_and_not_before() {
+    // The mock driver counts microseconds: 2.5005 ms is between ticks 2_500 and 2_501.
+    let start = now();
+    let mut s = pin!(sleep_until(Instant::from_nanos(start * 1_000 + 2_500_500)));
+    pending(s.as_mut());
+    ready_at(s.as_mut(), start + 2_501);
+
+    let start = now();
+    let mut s = pin!(sleep(Duration::from_nanos(7 * 1_000_000 + 1)));
+    pending(s.as_mut());
+    ready_at(s.as_mut(), start + 7 * MS + 1);
+
+    // A past instant wakes without time passing, after one yield (as every embassy
+    // `Timer` does); `Instant::MAX` and a span past the end never wake.
+    for mut s in [
+        pin!(sleep_until(Instant::ZERO)),
+        pin!(sleep(Duration::ZERO)),
+    ] {
+        pending(s.as_mut());
+        ready(s.as_mut());
+    }
+    let mut forever = pin!(sleep_until(Instant::MAX));
+    let mut too_long = pin!(sleep(Duration::MAX));
+    advance_to(now() + 3_600_000 * MS);
+    pending(forever.as_mut());
+    pending(too_long.as_mut());
 }
