@@ -22,10 +22,7 @@
 //! ```
 //! use stanchion::bulkhead::Bulkhead;
 //!
-//! static POOL: Bulkhead = match Bulkhead::new(2) {
-//!     Ok(b) => b,
-//!     Err(_) => panic!("bad bulkhead size"),
-//! };
+//! static POOL: Bulkhead = stanchion::const_config!(Bulkhead::new(2));
 //!
 //! let a = POOL.try_acquire().unwrap();
 //! let b = POOL.try_acquire().unwrap();

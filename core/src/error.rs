@@ -7,8 +7,10 @@
 //! invalid configuration: `capacity` must be at least 1
 //! ```
 //!
-//! Constructors return `Result<Self, ConfigError>`. Where a constructor is a `const fn`,
-//! a bad configuration in a `static` fails the build rather than the device:
+//! Constructors return `Result<Self, ConfigError>`. Every constructor is a `const fn`, so
+//! a constant or a `static` unwraps it with [`const_config!`](crate::const_config), and a
+//! bad constant fails the build rather than the device. A value known only at run time
+//! (read from flash, from a file) is checked at run time:
 //!
 //! ```
 //! use stanchion::ConfigError;
@@ -68,3 +70,59 @@ impl fmt::Display for ConfigError {
 }
 
 impl core::error::Error for ConfigError {}
+
+/// Unwraps a configuration constructor's `Result` for a constant or a `static`: the
+/// expression is evaluated at compile time (in a `const` block), so a bad constant fails
+/// the build, and the error names the offending field (`evaluation panicked: burst`); it
+/// can never panic at run time. For values known only at run time, handle the `Result`.
+///
+/// ```
+/// use core::time::Duration;
+/// use stanchion::const_config;
+/// use stanchion::rate::{Quota, TokenBucket};
+/// use stanchion::retry::{Exponential, Jitter, Ratio, RetryPolicy};
+///
+/// /// Three at once, then one every 100 ms.
+/// static BUCKET: TokenBucket = TokenBucket::new(const_config!(
+///     const_config!(Quota::per_period(Duration::from_millis(100))).with_burst(3)
+/// ));
+///
+/// /// Each operation starts from a copy of this constant.
+/// const POLICY: RetryPolicy<Exponential> = const_config!(RetryPolicy::new(
+///     const_config!(Exponential::new(
+///         Duration::from_millis(10),
+///         Ratio::TWO,
+///         Duration::from_secs(1)
+///     ))
+///     .with_jitter(Jitter::FULL),
+///     4,
+///     fastrand::Rng::with_seed(7),
+/// ));
+///
+/// let mut policy = POLICY;
+/// assert_eq!(policy.max_attempts(), 4);
+/// # let _ = (&BUCKET, &mut policy);
+/// ```
+///
+/// A burst of zero does not build:
+///
+/// ```compile_fail,E0080
+/// use stanchion::const_config;
+/// use stanchion::rate::Quota;
+///
+/// static QUOTA: Quota = const_config!(const_config!(Quota::per_second(10)).with_burst(0));
+/// ```
+#[macro_export]
+macro_rules! const_config {
+    ($constructor:expr $(,)?) => {
+        const {
+            match $constructor {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => {
+                    let error: $crate::ConfigError = error;
+                    ::core::panic!("{}", error.field())
+                }
+            }
+        }
+    };
+}

@@ -15,10 +15,38 @@
 //! | [`BulkheadQueue`]: wait for a bulkhead slot, in line (FIFO), bounded, with a deadline | [`mod@bulkhead`] |
 //! | [`breaker::call`]: one breaker permit per call, held across the `.await` | [`breaker`] |
 //! | [`Pipeline`]: all of them in core's order, returning core's `PipelineError` | [`pipeline`] |
+//! | [`sleep()`], [`sleep_until`]: sleep on core's `Duration` and `Instant`, without 64-bit division | [`mod@sleep`] |
 //!
 //! Every runner is a plain `async fn` or a `const`-constructible struct, so the shared
-//! parts (queues, limiters, breakers) can be `static`s. Host tests run them on
-//! embassy-time's mock driver (`tests/`), the firmware example under QEMU.
+//! parts (queues, limiters, breakers) can be `static`s. Every configuration constructor is
+//! a `const fn` returning a `Result`; [`const_config!`](stanchion::const_config) unwraps it at
+//! compile time, so a bad constant fails the build and names the field:
+//!
+//! ```
+//! use core::time::Duration;
+//! use stanchion::breaker::{BreakerConfig, CircuitBreaker, window::ConsecutiveWindow};
+//! use stanchion::const_config;
+//! use stanchion::rate::{Quota, TokenBucket};
+//! use stanchion::sync::CriticalSectionRawMutex;
+//! use stanchion_embassy::RateLimitQueue;
+//!
+//! /// Three at once, then one every 100 ms; two tasks may wait in line.
+//! static UPLINK: RateLimitQueue<CriticalSectionRawMutex, TokenBucket, 2> =
+//!     RateLimitQueue::new(TokenBucket::new(const_config!(
+//!         const_config!(Quota::per_period(Duration::from_millis(100))).with_burst(3)
+//!     )));
+//!
+//! /// Opens after 5 failures in a row, for 10 s.
+//! static SENSOR: CircuitBreaker<ConsecutiveWindow, CriticalSectionRawMutex> =
+//!     const_config!(CircuitBreaker::new(
+//!         BreakerConfig::new().open_duration(Duration::from_secs(10)),
+//!         const_config!(ConsecutiveWindow::new(5)),
+//!     ));
+//! # let _ = (&UPLINK, &SENSOR);
+//! ```
+//!
+//! Host tests run the runners on embassy-time's mock driver (`tests/`), the firmware
+//! example under QEMU.
 //!
 //! # Dependencies and features
 //!

@@ -88,16 +88,14 @@
 //!
 //! ```
 //! use stanchion::breaker::{BreakerConfig, CircuitBreaker, window::ConsecutiveWindow};
+//! use stanchion::const_config;
 //! use stanchion::sync::CriticalSectionRawMutex;
 //!
 //! static BREAKER: CircuitBreaker<ConsecutiveWindow, CriticalSectionRawMutex> =
-//!     match ConsecutiveWindow::new(5) {
-//!         Ok(window) => match CircuitBreaker::new(BreakerConfig::new(), window) {
-//!             Ok(breaker) => breaker,
-//!             Err(_) => panic!("bad breaker configuration"),
-//!         },
-//!         Err(_) => panic!("bad window"),
-//!     };
+//!     const_config!(CircuitBreaker::new(
+//!         BreakerConfig::new(),
+//!         const_config!(ConsecutiveWindow::new(5)),
+//!     ));
 //! assert!(BREAKER.try_acquire_at(stanchion::Instant::ZERO).is_ok());
 //! ```
 //!

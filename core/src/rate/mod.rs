@@ -571,10 +571,7 @@ pub trait RateLimitState {
 /// use stanchion::sync::CriticalSectionRawMutex;
 ///
 /// static LIMITER: SharedLimiter<CriticalSectionRawMutex, FixedWindow> =
-///     SharedLimiter::new(FixedWindow::new(match WindowQuota::per_second(2) {
-///         Ok(q) => q,
-///         Err(_) => panic!("bad quota"),
-///     }));
+///     SharedLimiter::new(FixedWindow::new(stanchion::const_config!(WindowQuota::per_second(2))));
 ///
 /// assert!(LIMITER.acquire_at(2, Instant::ZERO).is_ok());
 /// let err = LIMITER.acquire_at(1, Instant::from_millis(300)).unwrap_err();

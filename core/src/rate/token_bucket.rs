@@ -55,10 +55,8 @@ use super::{Quota, QuotaChangeConflict, RateLimitError, RateLimiter};
 /// ```
 /// use stanchion::rate::{Quota, TokenBucket};
 ///
-/// static UPLINK: TokenBucket = TokenBucket::new(match Quota::per_second(50) {
-///     Ok(q) => q,
-///     Err(_) => panic!("bad quota"),
-/// });
+/// // A bad constant fails the build (see `const_config!`).
+/// static UPLINK: TokenBucket = TokenBucket::new(stanchion::const_config!(Quota::per_second(50)));
 /// # assert!(UPLINK.acquire_at(1, stanchion::Instant::ZERO).is_ok());
 /// ```
 ///

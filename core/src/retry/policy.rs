@@ -240,12 +240,18 @@ impl<B: Backoff> RetryPolicy<B> {
     /// call), waiting as `backoff` says, drawing jitter from `rng` (seed it per device or
     /// per process: there is no default seed). No deadline, every `Err` transient, no
     /// budget, server hints bounded by [`DEFAULT_MAX_RETRY_AFTER`].
-    pub fn new(
+    ///
+    /// A `const fn`: a constant policy is checked at compile time with
+    /// [`const_config!`](crate::const_config), and each operation starts from a copy of it.
+    /// (On an error, `backoff` is forgotten rather than dropped, which a `const fn` needs;
+    /// the backoffs of this crate are plain values.)
+    pub const fn new(
         backoff: B,
         max_attempts: u32,
         rng: fastrand::Rng,
     ) -> Result<RetryPolicy<B>, ConfigError> {
         if max_attempts == 0 {
+            core::mem::forget(backoff);
             return Err(ConfigError::new("max_attempts", "at least 1"));
         }
         Ok(RetryPolicy {

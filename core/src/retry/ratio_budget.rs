@@ -22,11 +22,11 @@
 //! use stanchion::retry::{Ratio, RatioBudget, RetryBudget};
 //!
 //! // 20% of the requests of the last 10 s (in 10 buckets of 1 s), at least 1 retry.
-//! static BUDGET: RatioBudget<10> =
-//!     match RatioBudget::new(Duration::from_secs(10), Ratio::percent(20), 1) {
-//!         Ok(b) => b,
-//!         Err(_) => panic!("bad retry budget"),
-//!     };
+//! static BUDGET: RatioBudget<10> = stanchion::const_config!(RatioBudget::new(
+//!     Duration::from_secs(10),
+//!     Ratio::percent(20),
+//!     1
+//! ));
 //! let now = Instant::from_secs(100);
 //! for _ in 0..10 {
 //!     BUDGET.deposit_at(now); // ten requests

@@ -16,10 +16,7 @@
 //! use stanchion::Instant;
 //! use stanchion::retry::{Ratio, RetryBudget, TokenBudget};
 //!
-//! static BUDGET: TokenBudget = match TokenBudget::new(10, Ratio::percent(10)) {
-//!     Ok(b) => b,
-//!     Err(_) => panic!("bad retry budget"),
-//! };
+//! static BUDGET: TokenBudget = stanchion::const_config!(TokenBudget::new(10, Ratio::percent(10)));
 //! let now = Instant::ZERO;
 //! let allowed = (0..20).filter(|_| BUDGET.try_withdraw_at(now)).count();
 //! assert_eq!(allowed, 4); // 9, 8, 7, 6 tokens left are above 5; 5 and below are not

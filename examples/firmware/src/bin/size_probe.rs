@@ -157,21 +157,16 @@ mod patterns {
     use stanchion::rate::{Quota, TokenBucket};
     use stanchion::retry::{Exponential, Jitter, Ratio, RetryPolicy};
     use stanchion::sync::CriticalSectionRawMutex;
-    use stanchion::{Clock, Deadline};
+    use stanchion::{Clock, Deadline, const_config};
     use stanchion_embassy::{BulkheadQueue, EmbassyClock, Pipeline, RateLimitQueue};
 
     use super::{millis, operation};
 
     /// A token bucket: three at once, then one every 100 ms; two tasks may wait in line.
-    static RATE: RateLimitQueue<CriticalSectionRawMutex, TokenBucket, 2> = RateLimitQueue::new(
-        TokenBucket::new(match Quota::per_period(Duration::from_millis(100)) {
-            Ok(q) => match q.with_burst(3) {
-                Ok(q) => q,
-                Err(_) => panic!("bad burst"),
-            },
-            Err(_) => panic!("bad period"),
-        }),
-    );
+    static RATE: RateLimitQueue<CriticalSectionRawMutex, TokenBucket, 2> =
+        RateLimitQueue::new(TokenBucket::new(const_config!(
+            const_config!(Quota::per_period(Duration::from_millis(100))).with_burst(3)
+        )));
 
     /// Two slots; two tasks may wait for one.
     static POOL: BulkheadQueue<CriticalSectionRawMutex, 2> =
@@ -182,34 +177,22 @@ mod patterns {
 
     /// Opens when half of the last 32 calls (at least 8) failed, for 1 s.
     static BREAKER: CircuitBreaker<CountWindow<32>, CriticalSectionRawMutex> =
-        match CountWindow::new() {
-            Ok(window) => match CircuitBreaker::new(
-                BreakerConfig::new()
-                    .failure_rate_threshold(50)
-                    .minimum_calls(8)
-                    .open_duration(Duration::from_secs(1)),
-                window,
-            ) {
-                Ok(b) => b,
-                Err(_) => panic!("bad breaker"),
-            },
-            Err(_) => panic!("bad window"),
-        };
+        const_config!(CircuitBreaker::new(
+            BreakerConfig::new()
+                .failure_rate_threshold(50)
+                .minimum_calls(8)
+                .open_duration(Duration::from_secs(1)),
+            const_config!(CountWindow::new()),
+        ));
 
     /// Opens after 5 failures in a row, for 1 s; one probe in half-open decides.
     static CONSECUTIVE: CircuitBreaker<ConsecutiveWindow, CriticalSectionRawMutex> =
-        match ConsecutiveWindow::new(5) {
-            Ok(window) => match CircuitBreaker::new(
-                BreakerConfig::new()
-                    .permitted_calls_in_half_open(1)
-                    .open_duration(Duration::from_secs(1)),
-                window,
-            ) {
-                Ok(b) => b,
-                Err(_) => panic!("bad breaker"),
-            },
-            Err(_) => panic!("bad window"),
-        };
+        const_config!(CircuitBreaker::new(
+            BreakerConfig::new()
+                .permitted_calls_in_half_open(1)
+                .open_duration(Duration::from_secs(1)),
+            const_config!(ConsecutiveWindow::new(5)),
+        ));
 
     /// Exponential backoff from 10 ms, doubling, at most 1 s, full jitter; four attempts.
     fn policy() -> Option<RetryPolicy<Exponential>> {
