@@ -45,6 +45,7 @@ use stanchion::retry::Backoff;
 use stanchion::sync::RawMutex;
 
 use crate::EmbassyClock;
+use crate::events::event;
 
 /// Why a call through the breaker did not succeed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -110,9 +111,10 @@ where
     Fut: Future<Output = Result<T, E>>,
     K: FnOnce(&Result<T, E>) -> Outcome,
 {
-    let permit = breaker
-        .try_acquire_at(now())
-        .map_err(BreakerError::Rejected)?;
+    let permit = breaker.try_acquire_at(now()).map_err(|rejected| {
+        event!(debug, "breaker: refused a call, {}", rejected);
+        BreakerError::Rejected(rejected)
+    })?;
     let outcome = op().await;
     permit.record_at(classify(&outcome), now());
     outcome.map_err(BreakerError::Operation)

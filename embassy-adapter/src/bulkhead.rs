@@ -49,6 +49,7 @@ use stanchion::sync::RawMutex;
 use stanchion::{Clock, Deadline};
 
 use crate::EmbassyClock;
+use crate::events::event;
 use crate::fifo::{Fifo, Place, Turn, wake_at};
 
 /// The waiting line of a [`BulkheadQueue`], and its bulkhead's listener: when a slot may
@@ -166,7 +167,11 @@ impl<'a, M: RawMutex, const N: usize> Future for Acquire<'a, M, N> {
         }
         q.line().leave(&mut this.place);
         // Refused (the queue full, the deadline passed, or no room to wait): the usage now.
-        Poll::Ready(permit.ok_or_else(|| q.bulkhead.full()))
+        Poll::Ready(permit.ok_or_else(|| {
+            let full = q.bulkhead.full();
+            event!(debug, "bulkhead: refused, {}", full);
+            full
+        }))
     }
 }
 

@@ -66,7 +66,7 @@
 //! |---|---|
 //! | `critical-section` | core's `critical-section`: every atomic stanchion uses is safe to share with interrupt handlers, on any chip, through the binary's `critical-section` implementation |
 //! | `single-core` | core's `single-core`: atomics the chip lacks mask interrupts inline (`portable-atomic/unsafe-assume-single-core`); single-core chips running privileged code only |
-//! | `defmt` | derives `defmt::Format` for every public type, core's included |
+//! | `defmt` | derives `defmt::Format` for every public type, core's included; the runners log their refusals and retries, and [`events`] has `defmt` listeners for a breaker and a bulkhead |
 //!
 //! # Firmware: which atomics feature to pick
 //!
@@ -142,6 +142,7 @@
 pub mod breaker;
 pub mod bulkhead;
 mod clock;
+pub mod events;
 mod fifo;
 pub mod pipeline;
 pub mod rate;
@@ -152,6 +153,8 @@ pub mod timeout;
 pub use breaker::BreakerError;
 pub use bulkhead::{BulkheadQueue, QueuedPermit, SlotSignal};
 pub use clock::EmbassyClock;
+#[cfg(feature = "defmt")]
+pub use events::{DefmtBreakerListener, DefmtBulkheadListener};
 pub use pipeline::Pipeline;
 pub use rate::RateLimitQueue;
 pub use retry::{retry, retry_with_hint};

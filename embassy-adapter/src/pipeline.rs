@@ -88,6 +88,8 @@ use stanchion::{Clock, Deadline, Instant};
 
 use crate::EmbassyClock;
 use crate::bulkhead::{BulkheadQueue, QueuedPermit};
+#[cfg(feature = "defmt")]
+use crate::events::event;
 use crate::rate::RateLimitQueue;
 use crate::sleep::sleep_until;
 use crate::timeout::{Elapsed, timeout_at};
@@ -307,10 +309,29 @@ where
         // The call's deadline replaces whatever the policy holds: the policy is reused
         // across calls, so the one it holds is the last call's, long passed.
         policy.reset(overall);
-        match timeout_at(overall, self.layers(policy, op, overall)).await {
+        let result = match timeout_at(overall, self.layers(policy, op, overall)).await {
             Ok(result) => result,
             Err(Elapsed) => Err(PipelineError::Timeout),
+        };
+        #[cfg(feature = "defmt")]
+        if let Err(e) = &result {
+            match e {
+                PipelineError::GaveUp {
+                    reason, attempts, ..
+                } => event!(
+                    warn,
+                    "pipeline: gave up after {=u32} attempt(s): {}",
+                    attempts,
+                    reason
+                ),
+                refused => event!(
+                    debug,
+                    "pipeline: refused by the {=str}",
+                    refused.layer().name()
+                ),
+            }
         }
+        result
     }
 
     async fn layers<T, E, F, Fut, Bk, K, Bu>(

@@ -62,6 +62,8 @@ use stanchion::sync::RawMutex;
 use stanchion::{Clock, Deadline};
 
 use crate::EmbassyClock;
+#[cfg(feature = "defmt")]
+use crate::events::event;
 use crate::fifo::{Fifo, Place, Turn, wake_at};
 
 /// A rate limiter that tasks wait for in arrival order, at most `N` at a time (the front
@@ -155,11 +157,21 @@ impl<M: RawMutex, L: RateLimiter, const N: usize> Future for Acquire<'_, M, L, N
             return Poll::Pending;
         }
         q.fifo.leave(&mut this.place);
-        Poll::Ready(match answer {
+        let answer = match answer {
             // Free now, but others were in line first: come back after the shortest wait.
             Ok(()) if !front => Err(Denied::from_nanos(1).into()),
             answer => answer,
-        })
+        };
+        #[cfg(feature = "defmt")]
+        if let Err(refused) = answer {
+            event!(
+                debug,
+                "rate limit: refused {=u32} permit(s): {}",
+                n,
+                refused
+            );
+        }
+        Poll::Ready(answer)
     }
 }
 

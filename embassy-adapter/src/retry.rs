@@ -43,6 +43,7 @@ use stanchion::retry::{
 };
 
 use crate::EmbassyClock;
+use crate::events::event;
 use crate::sleep::sleep_until;
 
 /// Runs `op(attempt)` (attempt 1, 2, ...) until the policy says done or gives up, sleeping
@@ -88,11 +89,27 @@ where
             let now = EmbassyClock.now();
             let verdict = policy.classify(&outcome);
             let reason = match policy.next_attempt_at(now, verdict, hint(&outcome)) {
-                Ok(wake) => break 'attempt wake,
+                Ok(wake) => {
+                    event!(
+                        debug,
+                        "retry: attempt {=u32} failed; the next at {=u64} ns",
+                        attempts,
+                        wake.as_nanos()
+                    );
+                    break 'attempt wake;
+                }
                 Err(Decision::GiveUp { reason }) => reason,
                 // Done: an `Err` the classifier called a success ends the retries.
                 Err(_) => GiveUpReason::Permanent,
             };
+            if outcome.is_err() {
+                event!(
+                    warn,
+                    "retry: gave up after {=u32} attempt(s): {}",
+                    attempts,
+                    reason
+                );
+            }
             return outcome.map_err(|last| RetryError {
                 last,
                 reason,

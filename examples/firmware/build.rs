@@ -102,6 +102,10 @@ fn main() {
     )
     .expect("write machine.rs");
     println!("cargo:rustc-link-search={}", out_dir().display());
+    // defmt's log frames are interned in sections its own linker script lays out.
+    if env::var_os("CARGO_FEATURE_LOG_DEFMT").is_some() {
+        println!("cargo:rustc-link-arg=-Tdefmt.x");
+    }
     println!("cargo:rerun-if-changed=build.rs");
 }
 

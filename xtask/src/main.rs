@@ -263,19 +263,21 @@ fn cross() -> Result {
                     ]),
                 )?;
             }
-            step(
-                &format!("embassy adapter for {target} [{setup}]"),
-                cargo(&[
-                    "build",
-                    "-p",
-                    "stanchion-embassy",
-                    "--target",
-                    target,
-                    "--locked",
-                    "--features",
-                    setup,
-                ]),
-            )?;
+            for features in [*setup, with_defmt.as_str()] {
+                step(
+                    &format!("embassy adapter for {target} [{features}]"),
+                    cargo(&[
+                        "build",
+                        "-p",
+                        "stanchion-embassy",
+                        "--target",
+                        target,
+                        "--locked",
+                        "--features",
+                        features,
+                    ]),
+                )?;
+            }
         }
     }
     Ok(())
@@ -353,7 +355,7 @@ const QEMU_RISCV32: Qemu = (
 /// target not listed runs once, in the set-up the firmware's `Cargo.toml` gives it.
 const FIRMWARE_SETUPS: &[(&str, &[&str])] = &[(
     "thumbv7m-none-eabi",
-    &["atomics-critical-section", "atomics-single-core"],
+    &["atomics-critical-section,log-defmt", "atomics-single-core"],
 )];
 
 /// The atomics set-ups `target` runs in: its features, or one run with none.

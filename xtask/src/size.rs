@@ -42,6 +42,9 @@ const VARIANTS: &[&str] = &["breaker-consecutive"];
 /// the firmware's `Cargo.toml`.
 const SETUP_PREFIX: &str = "atomics-";
 
+/// The prefix of the firmware crate's logging features (`log-defmt`): not patterns.
+const LOG_PREFIX: &str = "log-";
+
 /// A peer crate: what an application would use instead of one stanchion pattern.
 struct Peer {
     /// The stanchion pattern (feature) it stands beside.
@@ -451,7 +454,7 @@ pub(crate) fn build_image(target: &str, bin: &str, patterns: &Patterns<'_>) -> R
 }
 
 /// The features of the firmware crate: the names in its `[features]` table, less
-/// `default` and the atomics set-ups (`atomics-*`), split into patterns and peers
+/// `default`, the atomics set-ups (`atomics-*`) and logging (`log-*`), split into patterns and peers
 /// (`peer-*`).
 fn firmware_features() -> Result<(Vec<String>, Vec<String>)> {
     let manifest_path = firmware_dirs().0.join("Cargo.toml");
@@ -470,7 +473,7 @@ fn firmware_features() -> Result<(Vec<String>, Vec<String>)> {
             let name = name.trim().to_string();
             if name.starts_with(PEER_PREFIX) {
                 peers.push(name);
-            } else if !name.starts_with(SETUP_PREFIX) {
+            } else if !name.starts_with(SETUP_PREFIX) && !name.starts_with(LOG_PREFIX) {
                 patterns.push(name);
             }
         }

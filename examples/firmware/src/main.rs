@@ -24,6 +24,8 @@
 
 mod arch;
 mod checks;
+#[cfg(feature = "log-defmt")]
+mod defmt_log;
 mod irq;
 mod report;
 mod time_driver;
@@ -83,6 +85,8 @@ async fn main(_spawner: Spawner) {
     report.record("timeout", checks::timeout::run().await);
     #[cfg(feature = "pipeline")]
     report.record("pipeline", checks::pipeline::run().await);
+    #[cfg(feature = "log-defmt")]
+    report.record("defmt-events", checks::defmt_events::run().await);
 
     arch::exit(report.finish());
 }

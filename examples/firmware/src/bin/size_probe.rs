@@ -24,6 +24,13 @@
 #[path = "../time_driver.rs"]
 mod time_driver;
 
+/// The counting `defmt` logger, so that the image links with the firmware's `log-defmt`
+/// feature too (the size probe is measured without it).
+#[cfg(feature = "log-defmt")]
+#[allow(dead_code)]
+#[path = "../defmt_log.rs"]
+mod defmt_log;
+
 /// The machine this image is built for, written by `build.rs`.
 #[allow(dead_code)]
 mod machine {

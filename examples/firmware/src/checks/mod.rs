@@ -20,6 +20,8 @@ pub mod bulkhead;
 pub mod clock;
 #[cfg(feature = "deadline")]
 pub mod deadline;
+#[cfg(feature = "log-defmt")]
+pub mod defmt_events;
 #[cfg(any(
     feature = "retry",
     feature = "breaker",
