@@ -529,3 +529,93 @@ fn futures_poll_once<F: std::future::Future>(
 ) -> std::task::Poll<F::Output> {
     f.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
 }
+
+/// The wait before the first retry of each of `n` requests, sent one after another
+/// through `layer` to a service that fails every first attempt. The closure seeds every
+/// policy alike: the jitter differs only if the layer gives each request a stream.
+async fn first_retry_waits<P>(layer: RetryLayer<P>, n: u32) -> Vec<Duration>
+where
+    RetryLayer<P>: tower::Layer<
+            tower::util::BoxCloneService<u32, u32, BoxError>,
+            Service: Service<u32, Response = u32, Error = BoxError>,
+        >,
+{
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let inner = {
+        let log = Arc::clone(&log);
+        service_fn(move |request: u32| {
+            log.lock().unwrap().push((request, TokioInstant::now()));
+            let first = log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(r, _)| *r == request)
+                .count()
+                == 1;
+            async move {
+                if first {
+                    Err::<u32, BoxError>("unavailable".into())
+                } else {
+                    Ok(request)
+                }
+            }
+        })
+    };
+    let mut svc = ServiceBuilder::new()
+        .layer(layer)
+        .service(tower::util::BoxCloneService::new(inner));
+    for request in 0..n {
+        let ready = svc.ready().await.unwrap();
+        assert_eq!(ready.call(request).await.unwrap(), request);
+    }
+    let log = log.lock().unwrap();
+    (0..n)
+        .map(|request| {
+            let times: Vec<_> = log
+                .iter()
+                .filter(|(r, _)| *r == request)
+                .map(|(_, t)| *t)
+                .collect();
+            assert_eq!(times.len(), 2);
+            times[1] - times[0]
+        })
+        .collect()
+}
+
+/// Full jitter over 10^7 s: tokio's timer counts whole milliseconds, so waits drawn from
+/// different streams coincide with a chance of about 5 in 10^7 among 100 requests.
+const LONG: Duration = Duration::from_secs(10_000_000);
+
+fn same_seed_for_every_request(_: &TokioClock) -> RetryPolicy<Constant> {
+    let backoff = Constant::new(LONG).with_jitter(stanchion::retry::Jitter::FULL);
+    RetryPolicy::new(backoff, 2, fastrand::Rng::with_seed(7)).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_gives_each_request_its_own_jitter() {
+    let waits = first_retry_waits(RetryLayer::new(same_seed_for_every_request), 100).await;
+    let mut distinct = waits.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 100, "pairwise different waits: {waits:?}");
+    assert!(waits.iter().all(|w| *w <= LONG));
+
+    // A fixed layer seed gives the same waits in every run, still one stream per request.
+    let seeded = first_retry_waits(RetryLayer::new(same_seed_for_every_request).seed(3), 100).await;
+    let again = first_retry_waits(RetryLayer::new(same_seed_for_every_request).seed(3), 100).await;
+    assert_eq!(seeded, again);
+    let mut distinct = seeded.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 100);
+    let other = first_retry_waits(RetryLayer::new(same_seed_for_every_request).seed(4), 100).await;
+    assert_ne!(seeded, other);
+
+    // Keeping the closure's generator: one seed, every request waits alike.
+    let alike = first_retry_waits(
+        RetryLayer::new(same_seed_for_every_request).rng_from_policy(),
+        100,
+    )
+    .await;
+    assert!(alike.iter().all(|w| *w == alike[0]), "{alike:?}");
+}

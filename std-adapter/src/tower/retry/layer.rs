@@ -1,3 +1,7 @@
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use stanchion::pipeline::Layer as PipelineLayer;
@@ -63,27 +67,34 @@ impl<T> Classify<Result<T, BoxError>> for RefusalsArePermanent {
 
 /// Retries requests as a per-request core policy says; see the [module docs](super).
 ///
+/// Each request's policy draws its jitter from a random stream of its own: the layer
+/// reseeds the policy that the closure built with a seed derived from the layer's seed
+/// and the request's number (see [`seed`](RetryLayer::seed)), so that requests failing
+/// together do not retry in step even when the closure seeds every policy alike.
+///
 /// ```
 /// use std::time::Duration;
-/// use stanchion::retry::{Constant, RetryPolicy};
+/// use stanchion::retry::{Constant, Jitter, RetryPolicy};
 /// use stanchion_std::tower::RetryLayer;
 ///
 /// let layer = RetryLayer::new(|_clock| {
-///     RetryPolicy::new(Constant::new(Duration::from_millis(100)), 3, fastrand::Rng::new())
-///         .expect("3 attempts is valid")
+///     let backoff = Constant::new(Duration::from_millis(100)).with_jitter(Jitter::FULL);
+///     // The layer gives each request a stream of its own: this seed is replaced.
+///     RetryPolicy::new(backoff, 3, fastrand::Rng::with_seed(0)).expect("3 attempts is valid")
 /// });
 /// # let _ = layer;
 /// ```
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct RetryLayer<P, H = NoHint, C = TokioClock> {
     make_policy: P,
     hint: H,
     clock: C,
+    streams: Streams,
 }
 
 impl<P> RetryLayer<P> {
     /// A layer building each request's policy with `make_policy(&clock)`, on a
-    /// [`TokioClock`] whose epoch is now.
+    /// [`TokioClock`], with random streams from a seed drawn at random.
     pub fn new<B, K, R>(make_policy: P) -> Self
     where
         P: Fn(&TokioClock) -> RetryPolicy<B, K, R>,
@@ -93,8 +104,9 @@ impl<P> RetryLayer<P> {
 }
 
 impl<P, C> RetryLayer<P, NoHint, C> {
-    /// A layer building each request's policy with `make_policy(&clock)`, reading `clock`.
-    pub const fn with_clock<B, K, R>(make_policy: P, clock: C) -> Self
+    /// A layer building each request's policy with `make_policy(&clock)`, reading
+    /// `clock`, with random streams from a seed drawn at random.
+    pub fn with_clock<B, K, R>(make_policy: P, clock: C) -> Self
     where
         P: Fn(&C) -> RetryPolicy<B, K, R>,
     {
@@ -102,6 +114,7 @@ impl<P, C> RetryLayer<P, NoHint, C> {
             make_policy,
             hint: NoHint,
             clock,
+            streams: Streams::random(),
         }
     }
 }
@@ -113,6 +126,41 @@ impl<P, H, C> RetryLayer<P, H, C> {
             make_policy: self.make_policy,
             hint,
             clock: self.clock,
+            streams: self.streams,
+        }
+    }
+
+    /// The same layer deriving each request's random stream from `seed` (instead of a
+    /// seed drawn at random): the `n`th request through the layer (counted across every
+    /// service it makes and their clones) gets the same stream in every run, so a test
+    /// or a replay sees the same jitter. Requests still get different streams.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stanchion::retry::{Constant, RetryPolicy};
+    /// use stanchion_std::tower::RetryLayer;
+    ///
+    /// let layer = RetryLayer::new(|_clock| {
+    ///     RetryPolicy::new(Constant::new(Duration::from_millis(100)), 3, fastrand::Rng::new())
+    ///         .expect("3 attempts is valid")
+    /// })
+    /// .seed(42);
+    /// # let _ = layer;
+    /// ```
+    pub fn seed(self, seed: u64) -> Self {
+        RetryLayer {
+            streams: Streams::seeded(seed),
+            ..self
+        }
+    }
+
+    /// The same layer leaving each policy's random generator as the closure built it.
+    /// Give each request a stream of its own then: one seed for every request makes
+    /// their retries jitter alike, in step, the herd that jitter exists to break.
+    pub fn rng_from_policy(self) -> Self {
+        RetryLayer {
+            streams: Streams::FromPolicy,
+            ..self
         }
     }
 }
@@ -126,6 +174,60 @@ impl<S, P: Clone, H: Clone, C: Clone> Layer<S> for RetryLayer<P, H, C> {
             self.make_policy.clone(),
             self.hint.clone(),
             self.clock.clone(),
+            self.streams.clone(),
         )
     }
+}
+
+/// Where each request's random stream (the jitter of its backoff) comes from.
+#[derive(Clone, Debug)]
+pub(super) enum Streams {
+    /// A stream per request, derived from `seed` and the request's number, counted in
+    /// `next` (shared by the layer, its services and their clones).
+    Derived { seed: u64, next: Arc<AtomicU64> },
+    /// The stream the policy closure built, as it is.
+    FromPolicy,
+}
+
+impl Streams {
+    fn seeded(seed: u64) -> Streams {
+        Streams::Derived {
+            seed,
+            next: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Streams from a seed drawn at random (std's per-process random hash keys).
+    fn random() -> Streams {
+        Streams::seeded(RandomState::new().hash_one(0x5eed_u64))
+    }
+
+    /// The seed of the next request's stream; `None` to keep the policy's own.
+    ///
+    /// Request `n` gets splitmix64's output for `seed + (n + 1) * golden ratio`: a
+    /// bijection of `n` for a given seed, so no two of the first 2^64 requests share a
+    /// stream, and streams of neighbouring requests are unrelated.
+    #[inline]
+    pub(super) fn next_seed(&self) -> Option<u64> {
+        match self {
+            Streams::Derived { seed, next } => {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                Some(splitmix64(
+                    seed.wrapping_add(n.wrapping_add(1).wrapping_mul(GOLDEN_GAMMA)),
+                ))
+            }
+            Streams::FromPolicy => None,
+        }
+    }
+}
+
+/// 2^64 divided by the golden ratio, odd: splitmix64's increment.
+const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// splitmix64's output function (Steele, Lea and Flood, 2014): a bijection on `u64`.
+#[inline]
+fn splitmix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

@@ -7,6 +7,11 @@
 //!   without one costs no clock read): its backoff, jitter, max attempts, deadline,
 //!   classifier and budget decide; the layer only sleeps. Share a budget across requests
 //!   with a `&'static` budget or a [`SharedBudget`] (an `Arc`).
+//! - A random stream per request: the layer reseeds each policy's generator with a seed
+//!   derived from one layer seed and the request's number, so that requests failing
+//!   together spread their retries even when the closure seeds every policy alike. The
+//!   layer seed is drawn at random; [`RetryLayer::seed`] fixes it for reproducible runs,
+//!   and [`RetryLayer::rng_from_policy`] keeps the generator the closure built.
 //! - The request is cloned for every attempt (`Req: Clone`); the inner service is cloned
 //!   once per request and made ready again before each retry.
 //! - The outcome is transparent: the layer returns the last attempt's response or error
@@ -17,8 +22,8 @@
 //!   the retries, as [`stanchion::pipeline`] says), and retries other errors, per-attempt
 //!   timeouts included.
 //!
-//! Cost per request: the policy (a few words), a clone of the service and one of the
-//! request; per retry, a clone of the request and a tokio timer.
+//! Cost per request: the policy (a few words), one atomic addition for its seed, a clone
+//! of the service and one of the request; per retry, a clone of the request and a tokio timer.
 
 mod budget;
 mod future;

@@ -4,6 +4,7 @@ use stanchion::Clock;
 use stanchion::retry::{Backoff, Classify, RetryBudget, RetryPolicy};
 use tower_service::Service;
 
+use super::layer::Streams;
 use super::{ResponseFuture, RetryHint};
 
 /// Retries requests as a per-request core policy says; see
@@ -14,15 +15,17 @@ pub struct RetryService<S, P, H, C> {
     make_policy: P,
     hint: H,
     clock: C,
+    streams: Streams,
 }
 
 impl<S, P, H, C> RetryService<S, P, H, C> {
-    pub(super) fn new(inner: S, make_policy: P, hint: H, clock: C) -> Self {
+    pub(super) fn new(inner: S, make_policy: P, hint: H, clock: C, streams: Streams) -> Self {
         RetryService {
             inner,
             make_policy,
             hint,
             clock,
+            streams,
         }
     }
 
@@ -52,7 +55,10 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let policy = (self.make_policy)(&self.clock);
+        let mut policy = (self.make_policy)(&self.clock);
+        if let Some(seed) = self.streams.next_seed() {
+            policy.rng_mut().seed(seed);
+        }
         // The ready service makes the first attempt and, made ready again, the retries.
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
