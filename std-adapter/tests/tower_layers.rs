@@ -619,3 +619,76 @@ async fn retry_gives_each_request_its_own_jitter() {
     .await;
     assert!(alike.iter().all(|w| *w == alike[0]), "{alike:?}");
 }
+
+/// A retry layer with the default classifier (every error transient) over a breaker that
+/// opens after two failures, over a service that always fails.
+async fn retries_through_an_opening_breaker(
+    retry_refusals: bool,
+) -> (BoxError, Vec<(Duration, u32)>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let config = BreakerConfig::new()
+        .minimum_calls(1)
+        .open_duration(SECS(30));
+    let breaker: CircuitBreaker<ConsecutiveWindow, StdRawMutex> =
+        CircuitBreaker::new(config, ConsecutiveWindow::new(2).unwrap()).unwrap();
+    let retry = RetryLayer::new(|_clock| {
+        RetryPolicy::new(Constant::new(SECS(1)), 4, fastrand::Rng::with_seed(1)).unwrap()
+    });
+    let retry = if retry_refusals {
+        retry.retry_refusals()
+    } else {
+        retry
+    };
+    let svc = ServiceBuilder::new()
+        .layer(retry)
+        .layer(CircuitBreakerLayer::new(Arc::new(breaker)))
+        .service(flaky(u32::MAX, Arc::clone(&log)));
+    let err = svc.oneshot(1).await.unwrap_err();
+    let log = log.lock().unwrap().clone();
+    (err, log)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breaker_is_not_retried_by_default() {
+    let (err, log) = retries_through_an_opening_breaker(false).await;
+    // Two attempts open the breaker; the third is refused, and the retries stop there.
+    assert_eq!(log, [(SECS(0), 1), (SECS(1), 1)]);
+    assert_eq!(
+        refused_by(&err),
+        (
+            Layer::CircuitBreaker,
+            Some(SECS(29) + Duration::from_nanos(1))
+        )
+    );
+    // Opting back in: the classifier retries the refusal, to the fourth attempt at 3 s.
+    let (err, log) = retries_through_an_opening_breaker(true).await;
+    assert_eq!(log, [(SECS(0), 1), (SECS(1), 1)]);
+    assert_eq!(
+        refused_by(&err),
+        (
+            Layer::CircuitBreaker,
+            Some(SECS(28) + Duration::from_nanos(1))
+        )
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn refusals_of_any_error_type_are_not_retried() {
+    // The inner service's error is a refusal type itself, not a `BoxError`.
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&calls);
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(|_clock| {
+            RetryPolicy::new(Constant::new(SECS(1)), 3, fastrand::Rng::with_seed(1)).unwrap()
+        }))
+        .service(service_fn(move |_: u32| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {
+                Err::<u32, _>(stanchion_std::tower::BulkheadRejected {
+                    full: Bulkhead::new(1).unwrap().full(),
+                })
+            }
+        }));
+    assert!(svc.oneshot(1).await.is_err());
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}

@@ -1,4 +1,6 @@
+use std::any::Any;
 use std::collections::hash_map::RandomState;
+use std::error::Error;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,7 +12,9 @@ use tower_layer::Layer;
 
 use super::RetryService;
 use crate::TokioClock;
-use crate::tower::{BoxError, refusal};
+use crate::tower::{
+    BoxError, BulkheadRejected, CircuitOpen, Elapsed, RateLimited, Refusal, refusal,
+};
 
 /// A server's hint of when to retry, read from an attempt's result (an HTTP
 /// `Retry-After`); it replaces the backoff's delay, bounded by the policy's
@@ -49,6 +53,10 @@ impl<Response, Error> RetryHint<Response, Error> for NoHint {
 /// rate limiter, bulkhead or circuit breaker, or an overall timeout, is permanent (the
 /// breaker opened: stop); every other error, a per-attempt timeout included, is
 /// transient.
+///
+/// [`RetryLayer`] already treats those refusals as permanent, whatever the policy's
+/// classifier, unless [`RetryLayer::retry_refusals`] says otherwise; this classifier is
+/// for runners that ask the policy alone.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RefusalsArePermanent;
 
@@ -56,13 +64,40 @@ impl<T> Classify<Result<T, BoxError>> for RefusalsArePermanent {
     fn classify(&self, outcome: &Result<T, BoxError>) -> Verdict {
         match outcome {
             Ok(_) => Verdict::Success,
-            Err(e) => match refusal(&**e) {
-                Some(r) if r.layer == PipelineLayer::AttemptTimeout => Verdict::Transient,
-                Some(_) => Verdict::Permanent,
-                None => Verdict::Transient,
-            },
+            Err(e) if is_permanent_refusal(refusal(&**e)) => Verdict::Permanent,
+            Err(_) => Verdict::Transient,
         }
     }
+}
+
+/// Whether `refused` is a refusal not worth retrying: any but a per-attempt timeout.
+fn is_permanent_refusal(refused: Option<Refusal>) -> bool {
+    refused.is_some_and(|r| r.layer != PipelineLayer::AttemptTimeout)
+}
+
+/// Whether `error`, of any error type, is a refusal of this module's layers (as
+/// [`refusal`] finds it) that is not worth retrying: a rate limit, a full bulkhead, an
+/// open breaker or an overall timeout. Errors boxed as [`BoxError`] (or as
+/// `Box<dyn Error + Send>`, `Box<dyn Error>`) and the refusal types themselves are looked
+/// into; any other error type is not a refusal.
+pub(super) fn is_permanent_stack_refusal<E: 'static>(error: &E) -> bool {
+    let error: &dyn Any = error;
+    let refused = if let Some(e) = error.downcast_ref::<BoxError>() {
+        refusal(&**e)
+    } else if let Some(e) = error.downcast_ref::<Box<dyn Error + Send>>() {
+        refusal(&**e)
+    } else if let Some(e) = error.downcast_ref::<Box<dyn Error>>() {
+        refusal(&**e)
+    } else if let Some(e) = error.downcast_ref::<RateLimited>() {
+        Some(e.refusal())
+    } else if let Some(e) = error.downcast_ref::<BulkheadRejected>() {
+        Some(e.refusal())
+    } else if let Some(e) = error.downcast_ref::<CircuitOpen>() {
+        Some(e.refusal())
+    } else {
+        error.downcast_ref::<Elapsed>().map(Elapsed::refusal)
+    };
+    is_permanent_refusal(refused)
 }
 
 /// Retries requests as a per-request core policy says; see the [module docs](super).
@@ -90,6 +125,7 @@ pub struct RetryLayer<P, H = NoHint, C = TokioClock> {
     hint: H,
     clock: C,
     streams: Streams,
+    retry_refusals: bool,
 }
 
 impl<P> RetryLayer<P> {
@@ -115,6 +151,7 @@ impl<P, C> RetryLayer<P, NoHint, C> {
             hint: NoHint,
             clock,
             streams: Streams::random(),
+            retry_refusals: false,
         }
     }
 }
@@ -127,6 +164,7 @@ impl<P, H, C> RetryLayer<P, H, C> {
             hint,
             clock: self.clock,
             streams: self.streams,
+            retry_refusals: self.retry_refusals,
         }
     }
 
@@ -163,6 +201,19 @@ impl<P, H, C> RetryLayer<P, H, C> {
             ..self
         }
     }
+
+    /// The same layer letting the policy's classifier decide on the refusals of this
+    /// module's layers below it too. By default the layer returns a refusal by a rate
+    /// limiter, a bulkhead or an open circuit breaker, or an overall timeout, at once,
+    /// whatever the classifier says: retrying it with backoff only keeps asking a
+    /// dependency that was just found unhealthy or a quota that is spent. Per-attempt
+    /// timeouts are retried either way (as the classifier says).
+    pub fn retry_refusals(self) -> Self {
+        RetryLayer {
+            retry_refusals: true,
+            ..self
+        }
+    }
 }
 
 impl<S, P: Clone, H: Clone, C: Clone> Layer<S> for RetryLayer<P, H, C> {
@@ -175,6 +226,7 @@ impl<S, P: Clone, H: Clone, C: Clone> Layer<S> for RetryLayer<P, H, C> {
             self.hint.clone(),
             self.clock.clone(),
             self.streams.clone(),
+            self.retry_refusals,
         )
     }
 }

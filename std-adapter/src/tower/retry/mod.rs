@@ -17,10 +17,13 @@
 //! - The outcome is transparent: the layer returns the last attempt's response or error
 //!   as it is, like tower's own retry. A server's hint (`Retry-After`) can replace the
 //!   backoff's delay through a [`RetryHint`].
-//! - [`RefusalsArePermanent`] is the classifier for stacks of these layers: it does not
-//!   retry a refusal of a rate limiter, bulkhead or breaker below (an open breaker stops
-//!   the retries, as [`stanchion::pipeline`] says), and retries other errors, per-attempt
-//!   timeouts included.
+//! - Stanchion's own refusals below it are not retried, whatever the policy's classifier
+//!   says: a rate limit, a full bulkhead, an open breaker (retrying it with backoff only
+//!   keeps knocking, as [`stanchion::pipeline`] says) or an overall timeout ends the
+//!   request with that refusal. Per-attempt timeouts are retried as the classifier says
+//!   (the default, [`TransientErrors`](stanchion::retry::TransientErrors), retries
+//!   them). [`RetryLayer::retry_refusals`] hands refusals to the classifier too.
+//!   [`RefusalsArePermanent`] is the same rule as a classifier.
 //!
 //! Cost per request: the policy (a few words), one atomic addition for its seed, a clone
 //! of the service and one of the request; per retry, a clone of the request and a tokio timer.

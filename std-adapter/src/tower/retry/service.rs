@@ -16,16 +16,25 @@ pub struct RetryService<S, P, H, C> {
     hint: H,
     clock: C,
     streams: Streams,
+    retry_refusals: bool,
 }
 
 impl<S, P, H, C> RetryService<S, P, H, C> {
-    pub(super) fn new(inner: S, make_policy: P, hint: H, clock: C, streams: Streams) -> Self {
+    pub(super) fn new(
+        inner: S,
+        make_policy: P,
+        hint: H,
+        clock: C,
+        streams: Streams,
+        retry_refusals: bool,
+    ) -> Self {
         RetryService {
             inner,
             make_policy,
             hint,
             clock,
             streams,
+            retry_refusals,
         }
     }
 
@@ -38,6 +47,7 @@ impl<S, P, H, C> RetryService<S, P, H, C> {
 impl<S, P, B, K, R, H, C, Req> Service<Req> for RetryService<S, P, H, C>
 where
     S: Service<Req> + Clone,
+    S::Error: 'static,
     Req: Clone,
     P: Fn(&C) -> RetryPolicy<B, K, R>,
     B: Backoff,
@@ -70,6 +80,7 @@ where
             policy,
             self.hint.clone(),
             self.clock.clone(),
+            self.retry_refusals,
         )
     }
 }
