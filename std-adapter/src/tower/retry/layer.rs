@@ -131,6 +131,12 @@ pub struct RetryLayer<P, H = NoHint, C = TokioClock> {
 impl<P> RetryLayer<P> {
     /// A layer building each request's policy with `make_policy(&clock)`, on a
     /// [`TokioClock`], with random streams from a seed drawn at random.
+    ///
+    /// `make_policy` must be `Clone` (and so must everything it captures): each service
+    /// the layer makes holds a copy. A closure that captures a value that is not `Clone`
+    /// (a budget by value, say) builds a layer, but the compiler then refuses it where it
+    /// is used, pointing at tower's `Stack` or `Layer`; capture an `Arc`, a
+    /// [`SharedBudget`](super::SharedBudget) or a `&'static` instead.
     pub fn new<B, K, R>(make_policy: P) -> Self
     where
         P: Fn(&TokioClock) -> RetryPolicy<B, K, R>,
@@ -141,7 +147,8 @@ impl<P> RetryLayer<P> {
 
 impl<P, C> RetryLayer<P, NoHint, C> {
     /// A layer building each request's policy with `make_policy(&clock)`, reading
-    /// `clock`, with random streams from a seed drawn at random.
+    /// `clock`, with random streams from a seed drawn at random. `make_policy` and
+    /// `clock` must be `Clone`, as for [`new`](RetryLayer::new).
     pub fn with_clock<B, K, R>(make_policy: P, clock: C) -> Self
     where
         P: Fn(&C) -> RetryPolicy<B, K, R>,
