@@ -95,7 +95,7 @@ pub type QueuedPermit<'a, L = NoBulkheadListener> =
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let clock = TokioClock::new();
+/// let clock = TokioClock::starting_now();
 /// let pool = BulkheadQueue::new(1, 8, clock)?; // 1 at a time, up to 8 waiting
 /// let first = pool.acquire(Deadline::NEVER).await?;
 /// let soon = Deadline::after(clock.now(), Duration::from_secs(1));

@@ -81,7 +81,7 @@ use crate::{
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let clock = TokioClock::new();
+/// let clock = TokioClock::starting_now();
 /// let backoff = Exponential::new(Duration::from_millis(100), Ratio::TWO, Duration::from_secs(1))?;
 /// let breaker: CircuitBreaker<_, StdRawMutex> =
 ///     CircuitBreaker::new(BreakerConfig::new(), ConsecutiveWindow::new(5)?)?;
