@@ -692,3 +692,54 @@ async fn refusals_of_any_error_type_are_not_retried() {
     assert!(svc.oneshot(1).await.is_err());
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+/// Counts a bulkhead's refusals.
+#[derive(Debug, Default)]
+struct CountRefusals(AtomicU32);
+
+impl stanchion::bulkhead::BulkheadListener for CountRefusals {
+    fn on_rejected(&self, _: stanchion::bulkhead::BulkheadFull) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn queued_bulkhead_reports_a_refusal_only_for_a_refused_request() {
+    use stanchion_std::BulkheadQueue;
+    use stanchion_std::tower::QueuedBulkheadLayer;
+
+    let calls = Arc::new(AtomicU32::new(0));
+    // One slot, one place in line, at most 2 s of waiting.
+    let queue = BulkheadQueue::with_listener(1, 1, CountRefusals::default(), TokioClock::new());
+    let queue = Arc::new(queue.unwrap());
+    let refusals = || queue.bulkhead().listener().inner().0.load(Ordering::SeqCst);
+    let svc = ServiceBuilder::new()
+        .layer(QueuedBulkheadLayer::new(Arc::clone(&queue), Some(SECS(2))))
+        .service(scripted(Arc::clone(&calls)));
+    let svc = tower::util::BoxCloneService::new(svc);
+    let spawn = |call| tokio::spawn(tower::util::BoxCloneService::clone(&svc).oneshot(call));
+
+    let first = spawn(Call::Slow(SECS(1))); // takes the slot
+    tokio::task::yield_now().await;
+    let second = spawn(Call::Slow(SECS(1))); // waits in line, then gets in
+    tokio::task::yield_now().await;
+    assert_eq!(queue.waiting(), 1);
+    assert_eq!(first.await.unwrap().unwrap(), "slow");
+    assert_eq!(second.await.unwrap().unwrap(), "slow");
+    assert_eq!(refusals(), 0);
+
+    // Refused: the line is full (one event), a wait runs out (one more).
+    let holder = spawn(Call::Slow(SECS(5)));
+    tokio::task::yield_now().await;
+    let waiter = spawn(Call::Ok);
+    tokio::task::yield_now().await;
+    assert!(spawn(Call::Ok).await.unwrap().is_err());
+    assert_eq!(refusals(), 1);
+    assert!(waiter.await.unwrap().is_err());
+    assert_eq!(refusals(), 2);
+    assert_eq!(holder.await.unwrap().unwrap(), "slow");
+    // A try on the bulkhead outside the queue is reported as core's bulkhead does.
+    let _slot = queue.bulkhead().try_acquire().unwrap();
+    assert!(queue.bulkhead().try_acquire().is_err());
+    assert_eq!(refusals(), 3);
+}
