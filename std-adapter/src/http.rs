@@ -164,17 +164,14 @@ pub fn gateway_timeout<B: Default>() -> Response<B> {
     empty(StatusCode::GATEWAY_TIMEOUT)
 }
 
-/// The response for the refusal of one of the [`tower`](crate::tower) layers found in
-/// `error` or its sources (see the [module docs](self)); `None` for any other error, which
-/// the service answers as it sees fit.
+/// The response for `error` if it is the refusal of one of the [`tower`](crate::tower)
+/// layers (see the [module docs](self)); `None` for any other error, which the service
+/// answers as it sees fit. As [`refusal`] does, it looks at `error` itself, not its
+/// sources: an error that wraps a refusal met further downstream is the service's own.
 pub fn refusal_response<B: Default>(error: &(dyn Error + 'static)) -> Option<Response<B>> {
-    // The rate limit refusal carries its policy: find it itself for the fields.
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if let Some(r) = e.downcast_ref::<RateLimited>() {
-            return Some(too_many_requests(r));
-        }
-        current = e.source();
+    // The rate limit refusal carries its policy: take it for the fields.
+    if let Some(r) = error.downcast_ref::<RateLimited>() {
+        return Some(too_many_requests(r));
     }
     let refused = refusal(error)?;
     Some(match refused.layer {

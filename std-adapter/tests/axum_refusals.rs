@@ -25,7 +25,8 @@ use tower::{ServiceBuilder, ServiceExt};
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 fn app() -> Router {
-    let clock = TokioClock::new();
+    // The fixed window's minutes start when the app is built.
+    let clock = TokioClock::starting_now();
     // 429: a window of 2 requests a minute on /limited, its fields on every answer.
     let window =
         SharedLimiter::<StdRawMutex, _>::new(FixedWindow::new(WindowQuota::per_minute(2).unwrap()));
@@ -235,4 +236,44 @@ async fn retry_waits_what_the_server_says_in_retry_after() {
     let response = client.oneshot(()).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(*times.lock().unwrap(), [SECS(0), SECS(2), SECS(4)]);
+}
+
+/// An inner service's own error that wraps a refusal it met further downstream.
+#[derive(Debug)]
+struct DownstreamFailed(stanchion_std::tower::CircuitOpen);
+
+impl std::fmt::Display for DownstreamFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the downstream's breaker is open")
+    }
+}
+
+impl std::error::Error for DownstreamFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_wrapped_by_the_service_is_its_own_error() {
+    use stanchion_std::tower::{BoxError, CircuitOpen, refusal};
+
+    let open = CircuitOpen {
+        rejected: stanchion::breaker::Rejected {
+            state: stanchion::breaker::State::Open,
+            retry_after: Some(SECS(30)),
+        },
+    };
+    // This stack's refusal: 503 with Retry-After.
+    let ours: BoxError = Box::new(open);
+    assert!(refusal(&*ours).is_some());
+    let response = handle_refusal(ours).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header(&response, "retry-after"), Some("30"));
+    // The service's error that wraps a downstream's refusal: not this stack's breaker.
+    let theirs: BoxError = Box::new(DownstreamFailed(open));
+    assert_eq!(refusal(&*theirs), None);
+    let response = handle_refusal(theirs).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(header(&response, "retry-after"), None);
 }
