@@ -175,8 +175,9 @@ impl Clock for KnownOrRead {
     }
 }
 
-/// SplitMix64's finaliser: distinct inputs give well-spread, distinct seeds.
-fn splitmix64(x: u64) -> u64 {
+/// SplitMix64's finaliser: distinct inputs give well-spread, distinct seeds. Also the
+/// tower retry layer's per-request seeds.
+pub(crate) fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

@@ -12,6 +12,7 @@ use tower_layer::Layer;
 
 use super::RetryService;
 use crate::TokioClock;
+use crate::pipeline::splitmix64;
 use crate::tower::{
     BoxError, BulkheadRejected, CircuitOpen, Elapsed, RateLimited, Refusal, refusal,
 };
@@ -271,22 +272,13 @@ impl Streams {
         match self {
             Streams::Derived { seed, next } => {
                 let n = next.fetch_add(1, Ordering::Relaxed);
-                Some(splitmix64(
-                    seed.wrapping_add(n.wrapping_add(1).wrapping_mul(GOLDEN_GAMMA)),
-                ))
+                Some(splitmix64(seed.wrapping_add(n.wrapping_mul(GOLDEN_GAMMA))))
             }
             Streams::FromPolicy => None,
         }
     }
 }
 
-/// 2^64 divided by the golden ratio, odd: splitmix64's increment.
+/// 2^64 divided by the golden ratio, odd: splitmix64's increment (the finaliser adds it
+/// once more).
 const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-
-/// splitmix64's output function (Steele, Lea and Flood, 2014): a bijection on `u64`.
-#[inline]
-fn splitmix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
