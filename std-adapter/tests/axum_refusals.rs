@@ -277,3 +277,67 @@ async fn a_refusal_wrapped_by_the_service_is_its_own_error() {
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(header(&response, "retry-after"), None);
 }
+
+/// The body of `response`, as text.
+async fn body_text(response: Response) -> String {
+    use http_body_util::BodyExt;
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn refusals_answer_with_a_short_text_body() {
+    let app = app();
+    assert_eq!(get_path(&app, "/limited").await.status(), StatusCode::OK);
+    assert_eq!(get_path(&app, "/limited").await.status(), StatusCode::OK);
+    let refused = get_path(&app, "/limited").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        header(&refused, "content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(
+        body_text(refused).await,
+        "too many requests: try again in 60 s\n"
+    );
+    let timed_out = get_path(&app, "/slow").await;
+    assert_eq!(timed_out.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(body_text(timed_out).await, "no answer within 2 s\n");
+    // Any other error: 500, a generic message, never the error's own.
+    let other = handle_refusal("password=hunter2".into()).await;
+    assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body_text(other).await, "internal server error\n");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hook_changes_the_answer_to_a_refusal() {
+    use axum::response::IntoResponse;
+    use stanchion_std::http::handle_refusal_with;
+    use stanchion_std::tower::{BoxError, CircuitOpen, refusal};
+
+    let handler = handle_refusal_with(
+        |error: &(dyn std::error::Error + 'static), answer: Response| match refusal(error) {
+            Some(refused) => {
+                let body = format!("{{\"refused_by\":\"{}\"}}", refused.layer);
+                (answer.status(), answer.headers().clone(), body).into_response()
+            }
+            None => (StatusCode::BAD_GATEWAY, error.to_string()).into_response(),
+        },
+    );
+    let open: BoxError = Box::new(CircuitOpen {
+        rejected: stanchion::breaker::Rejected {
+            state: stanchion::breaker::State::Open,
+            retry_after: Some(Duration::from_millis(1_500)),
+        },
+    });
+    let response = handler(open).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header(&response, "retry-after"), Some("2"));
+    assert_eq!(
+        body_text(response).await,
+        "{\"refused_by\":\"circuit_breaker\"}"
+    );
+    let response = handler("the database is down".into()).await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(body_text(response).await, "the database is down");
+}
