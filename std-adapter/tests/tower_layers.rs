@@ -743,3 +743,45 @@ async fn queued_bulkhead_reports_a_refusal_only_for_a_refused_request() {
     assert!(queue.bulkhead().try_acquire().is_err());
     assert_eq!(refusals(), 3);
 }
+
+/// Calls that reach a failing dependency through a retry layer (4 attempts) and a
+/// breaker of `config` over a window of 4 calls: (while closed, in the half-open period
+/// after the breaker first opened, the state after that).
+async fn calls_before_and_while_half_open(config: BreakerConfig) -> (usize, usize, State) {
+    use stanchion::breaker::window::CountWindow;
+
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let breaker: CircuitBreaker<CountWindow<4>, StdRawMutex> =
+        CircuitBreaker::new(config.open_duration(SECS(10)), CountWindow::new().unwrap()).unwrap();
+    let breaker = Arc::new(breaker);
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(|_clock| {
+            RetryPolicy::new(Constant::new(MS(100)), 4, fastrand::Rng::with_seed(1)).unwrap()
+        }))
+        .layer(CircuitBreakerLayer::new(Arc::clone(&breaker)))
+        .service(flaky(u32::MAX, Arc::clone(&log)));
+    // Four failures open the breaker.
+    assert!(svc.clone().oneshot(1).await.is_err());
+    assert_eq!(breaker.state(), State::Open);
+    let closed = log.lock().unwrap().len();
+    tokio::time::advance(SECS(11)).await;
+    assert!(svc.oneshot(2).await.is_err());
+    let half_open = log.lock().unwrap().len() - closed;
+    (closed, half_open, breaker.state())
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_retries_in_front_each_attempt_can_be_a_half_open_probe() {
+    // resilience4j's defaults: 10 probes; the one request's four attempts are all probes
+    // (and the verdict still waits for more).
+    assert_eq!(
+        calls_before_and_while_half_open(BreakerConfig::new()).await,
+        (4, 4, State::HalfOpen)
+    );
+    // The service preset: one probe, then the breaker is open again and the retry stops.
+    use stanchion_std::tower::breaker::SERVICE_PRESET;
+    assert_eq!(
+        calls_before_and_while_half_open(SERVICE_PRESET).await,
+        (4, 1, State::Open)
+    );
+}

@@ -24,6 +24,10 @@
 //!   (the default, [`TransientErrors`](stanchion::retry::TransientErrors), retries
 //!   them). [`RetryLayer::retry_refusals`] hands refusals to the classifier too.
 //!   [`RefusalsArePermanent`] is the same rule as a classifier.
+//! - Over a circuit breaker, each attempt takes its own permit: in half-open, every
+//!   attempt of a request can be a probe. Allow few probes (see the breaker's
+//!   [module docs](super::breaker#retries-in-front-of-a-breaker) and its
+//!   [`SERVICE_PRESET`](super::breaker::SERVICE_PRESET)).
 //!
 //! Cost per request: the policy (a few words), one atomic addition for its seed, a clone
 //! of the service and one of the request; per retry, a clone of the request and a tokio timer.
