@@ -87,7 +87,7 @@ impl core::error::Error for ConfigError {}
 ///     const_config!(Quota::per_period(Duration::from_millis(100))).with_burst(3)
 /// ));
 ///
-/// /// Each operation starts from a copy of this constant.
+/// /// Each operation starts from a copy of this constant, with a seed of its own.
 /// const POLICY: RetryPolicy<Exponential> = const_config!(RetryPolicy::new(
 ///     const_config!(Exponential::new(
 ///         Duration::from_millis(10),
@@ -99,7 +99,9 @@ impl core::error::Error for ConfigError {}
 ///     fastrand::Rng::with_seed(7),
 /// ));
 ///
+/// # let (device_id, operations) = (0x5EED_u64, 1_u64);
 /// let mut policy = POLICY;
+/// policy.rng_mut().seed(device_id ^ operations);
 /// assert_eq!(policy.max_attempts(), 4);
 /// # let _ = (&BUCKET, &mut policy);
 /// ```

@@ -234,7 +234,7 @@ pub fn simulate() -> CombinedRun {
             .permitted_calls_in_half_open(3)
             .open_duration(Duration::from_secs(2));
         let shared = Rc::new(Shared {
-            clock: TokioClock::new(),
+            clock: TokioClock::starting_now(),
             limiter: TokenBucket::new(
                 Quota::per_second(20)
                     .and_then(|q| q.with_burst(10))

@@ -1,6 +1,7 @@
 //! [`BulkheadQueue`]: wait for a slot of a core [`Bulkhead`], first come first served,
 //! with a bounded line and a bounded wait.
 
+use std::cell::Cell;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -36,9 +37,14 @@ impl<L: BulkheadListener> BulkheadListener for WakeOnRelease<L> {
         self.inner.on_acquired(in_use);
     }
 
+    /// Passed on, except for the queue's own tries (see [`BulkheadQueue`]): a caller
+    /// that finds the bulkhead full waits in line, and is reported refused only if it
+    /// leaves the line without a slot.
     #[inline]
     fn on_rejected(&self, full: BulkheadFull) {
-        self.inner.on_rejected(full);
+        if !QUEUE_TRYING.get() {
+            self.inner.on_rejected(full);
+        }
     }
 
     #[inline]
@@ -54,6 +60,28 @@ impl<L: BulkheadListener> BulkheadListener for WakeOnRelease<L> {
             self.freed.notify_one();
         }
     }
+}
+
+thread_local! {
+    /// Set while a queue tries its bulkhead for a caller that may still wait: the
+    /// listener's `on_rejected` runs on the trying thread, inside the try, so this tells
+    /// such a try's refusal (not one) from a refusal of someone else's `try_acquire`.
+    static QUEUE_TRYING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `try_slot` (a `try_acquire` of a queue's bulkhead) without reporting a refusal to
+/// the listener: the caller will wait in line, or be refused and reported then.
+pub(crate) fn try_quietly<T>(try_slot: impl FnOnce() -> T) -> T {
+    /// Clears the flag however `try_slot` ends (a listener may panic).
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            QUEUE_TRYING.set(false);
+        }
+    }
+    QUEUE_TRYING.set(true);
+    let _clear = Clear;
+    try_slot()
 }
 
 /// A permit of a [`BulkheadQueue`]'s bulkhead: the slot is given back when it drops.
@@ -78,6 +106,10 @@ pub type QueuedPermit<'a, L = NoBulkheadListener> =
 ///    waiter becomes the head and tries at once.
 /// 4. A waiter whose deadline passes is refused with [`BulkheadFull`] (the count in use
 ///    at that moment).
+/// 5. The listener hears of a refusal (`on_rejected`) once per caller refused, when it is
+///    refused (the line full, or its wait over): not each time a caller that goes on
+///    waiting finds the bulkhead full. A `try_acquire` on [`bulkhead`](Self::bulkhead)
+///    outside the queue is reported as core's bulkhead reports it.
 ///
 /// # When to choose it
 ///
@@ -95,7 +127,7 @@ pub type QueuedPermit<'a, L = NoBulkheadListener> =
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let clock = TokioClock::new();
+/// let clock = TokioClock::starting_now();
 /// let pool = BulkheadQueue::new(1, 8, clock)?; // 1 at a time, up to 8 waiting
 /// let first = pool.acquire(Deadline::NEVER).await?;
 /// let soon = Deadline::after(clock.now(), Duration::from_secs(1));
@@ -202,7 +234,7 @@ impl<L: BulkheadListener> BulkheadQueue<L> {
     ) -> Result<(QueuedPermit<'_, L>, bool), BulkheadFull> {
         if self.waiting.load(Ordering::Acquire) == 0 {
             // Nobody waits: the fast path, no queue operation at all.
-            if let Ok(permit) = self.bulkhead.try_acquire() {
+            if let Ok(permit) = try_quietly(|| self.bulkhead.try_acquire()) {
                 return Ok((permit, false));
             }
         }
@@ -212,12 +244,12 @@ impl<L: BulkheadListener> BulkheadQueue<L> {
     /// The slow path: join the line and wait for a slot.
     async fn wait(&self, deadline: Deadline) -> Result<QueuedPermit<'_, L>, BulkheadFull> {
         let (_head, _place) = match self.head.try_acquire() {
-            Ok(head) => match self.bulkhead.try_acquire() {
+            Ok(head) => match try_quietly(|| self.bulkhead.try_acquire()) {
                 // Nobody waits and a slot is free: the fast path.
                 Ok(permit) => return Ok(permit),
                 Err(full) => match Place::join(&self.waiting, self.max_waiting) {
                     Some(place) => (head, place),
-                    None => return Err(full),
+                    None => return Err(self.report(full)),
                 },
             },
             Err(_) => {
@@ -235,7 +267,7 @@ impl<L: BulkheadListener> BulkheadQueue<L> {
         loop {
             let mut freed = pin!(self.bulkhead.listener().freed.notified());
             freed.as_mut().enable();
-            if let Ok(permit) = self.bulkhead.try_acquire() {
+            if let Ok(permit) = try_quietly(|| self.bulkhead.try_acquire()) {
                 return Ok(permit);
             }
             if deadline.is_never() {
@@ -269,7 +301,12 @@ impl<L: BulkheadListener> BulkheadQueue<L> {
 
     /// The refusal of a caller that could not wait: the bulkhead's counts now.
     fn refuse(&self) -> BulkheadFull {
-        let full = self.bulkhead.full();
+        self.report(self.bulkhead.full())
+    }
+
+    /// Reports a caller's refusal to the listener, and as a `tracing` event.
+    fn report(&self, full: BulkheadFull) -> BulkheadFull {
+        self.bulkhead.listener().inner.on_rejected(full);
         event!(
             debug,
             in_use = full.in_use(),

@@ -1,5 +1,6 @@
 //! Clocks for std and tokio.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use stanchion::{Clock, Instant};
@@ -13,19 +14,33 @@ fn instant_after_epoch(d: Duration) -> Instant {
 /// `tokio::time::advance()` move it: tests of retries, breakers and limiters run on
 /// virtual time.
 ///
-/// Its epoch is the moment it was built; clones share it, so instants read through any
-/// clone are comparable. Reading it costs one `tokio::time::Instant::now()`.
+/// Every clock from [`new`](TokioClock::new) (and [`Default`]), and so every layer,
+/// limiter and runner of this crate that builds its own, shares one process-wide epoch:
+/// instants read through any of them compare, and a deadline set on one clock means the
+/// same on another. The epoch is fixed when the first such clock is built, and lies up to
+/// a day before that moment (as far back as the platform's monotonic clock goes), so that
+/// a runtime whose time was paused earlier (each `#[tokio::test(start_paused = true)]`
+/// has its own) still reads its time moving forward exactly, never stuck at zero. So
+/// readings are comparable, but their values are not "time since start": compare them
+/// or take differences. [`with_epoch`](TokioClock::with_epoch) gives a clock of your own
+/// epoch (zero at a chosen instant), [`starting_now`](TokioClock::starting_now) one that
+/// reads zero now, for tests that assert exact instants.
+///
+/// Reading it costs one `tokio::time::Instant::now()`.
 ///
 /// ```
 /// use std::time::Duration;
-/// use stanchion::{Clock, Instant};
+/// use stanchion::Clock;
 /// use stanchion_std::TokioClock;
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
 /// let clock = TokioClock::new();
+/// let start = clock.now();
 /// tokio::time::sleep(Duration::from_secs(3600)).await; // no wall time passes
-/// assert_eq!(clock.now(), Instant::from_secs(3600));
+/// assert_eq!(clock.now().saturating_duration_since(start), Duration::from_secs(3600));
+/// // Another clock, built later, reads the same instants.
+/// assert_eq!(TokioClock::new().now(), clock.now());
 /// # }
 /// ```
 #[derive(Clone, Copy, Debug)]
@@ -34,12 +49,34 @@ pub struct TokioClock {
 }
 
 impl TokioClock {
-    /// A clock whose epoch is now.
+    /// The process-wide clock: its epoch is the one every `TokioClock::new()` shares
+    /// (see the [type docs](TokioClock)). Costs one atomic load once the epoch is set.
     pub fn new() -> TokioClock {
+        TokioClock::with_epoch(tokio::time::Instant::from_std(process_epoch()))
+    }
+
+    /// A clock of its own epoch, now: it reads [`Instant::ZERO`] at this moment, so a
+    /// test on paused time can assert exact instants. Its instants compare with those
+    /// of its copies only; give it to every pattern whose instants it reads.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stanchion::{Clock, Instant};
+    /// use stanchion_std::TokioClock;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let clock = TokioClock::starting_now();
+    /// tokio::time::sleep(Duration::from_secs(3600)).await;
+    /// assert_eq!(clock.now(), Instant::from_secs(3600));
+    /// # }
+    /// ```
+    pub fn starting_now() -> TokioClock {
         TokioClock::with_epoch(tokio::time::Instant::now())
     }
 
-    /// A clock whose epoch is `epoch`.
+    /// A clock whose epoch is `epoch`: it reads [`Instant::ZERO`] then (and before).
+    /// Its instants compare only with those of clocks of the same epoch.
     pub fn with_epoch(epoch: tokio::time::Instant) -> TokioClock {
         TokioClock { epoch }
     }
@@ -56,6 +93,28 @@ impl TokioClock {
             .checked_add(t.since_epoch())
             .unwrap_or_else(|| far_future(self.epoch))
     }
+}
+
+/// How far before the first `TokioClock::new()` the process-wide epoch lies, at most.
+const EPOCH_MARGIN: Duration = Duration::from_secs(86_400);
+
+/// The process-wide epoch, fixed on first use.
+fn process_epoch() -> std::time::Instant {
+    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+    *EPOCH.get_or_init(|| epoch_before(std::time::Instant::now()))
+}
+
+/// An instant up to [`EPOCH_MARGIN`] before `now`: the margin, or the largest half of it
+/// that the platform's clock can go back (on some, the clock starts at boot).
+fn epoch_before(now: std::time::Instant) -> std::time::Instant {
+    let mut margin = EPOCH_MARGIN;
+    while !margin.is_zero() {
+        if let Some(epoch) = now.checked_sub(margin) {
+            return epoch;
+        }
+        margin /= 2;
+    }
+    now
 }
 
 impl Default for TokioClock {
@@ -204,7 +263,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn tokio_clock_follows_paused_time_exactly() {
-        let clock = TokioClock::new();
+        let clock = TokioClock::starting_now();
         assert_eq!(clock.now(), Instant::ZERO);
         tokio::time::advance(Duration::from_millis(1500)).await;
         assert_eq!(clock.now(), Instant::from_millis(1500));
@@ -213,14 +272,57 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn tokio_clock_clones_share_the_epoch() {
+    async fn tokio_clocks_share_one_process_epoch() {
         let clock = TokioClock::new();
+        let start = clock.now();
         tokio::time::advance(Duration::from_secs(1)).await;
         let copy = clock;
         let later = TokioClock::new();
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!(copy.now(), Instant::from_secs(2));
-        assert_eq!(later.now(), Instant::from_secs(1));
+        // Built a second apart, the two read the same instants.
+        assert_eq!(later.epoch(), clock.epoch());
+        assert_eq!(later.now(), clock.now());
+        assert_eq!(copy.now(), start.saturating_add(Duration::from_secs(2)));
+        // So instants from two layers' clocks compare: a deadline set on one holds on
+        // the other.
+        let deadline = stanchion::Deadline::after(clock.now(), Duration::from_secs(1));
+        assert!(!deadline.is_expired(later.now()));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(deadline.is_expired(later.now()));
+    }
+
+    #[test]
+    fn a_runtime_paused_before_the_epoch_still_reads_time_exactly() {
+        // Each paused test runtime freezes its time when it is built; the process-wide
+        // epoch may be fixed later, by another test. It lies before, so readings in
+        // that runtime move exactly with its virtual time from the start.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let epoch = epoch_before(std::time::Instant::now());
+            let clock = TokioClock::with_epoch(tokio::time::Instant::from_std(epoch));
+            let start = clock.now();
+            assert!(start > Instant::ZERO);
+            tokio::time::advance(Duration::from_millis(1500)).await;
+            assert_eq!(
+                clock.now().saturating_duration_since(start),
+                Duration::from_millis(1500)
+            );
+        });
+    }
+
+    #[test]
+    fn the_epoch_lies_a_day_back_where_the_clock_allows() {
+        let now = std::time::Instant::now();
+        let epoch = epoch_before(now);
+        assert!(epoch <= now);
+        assert!(now.duration_since(epoch) <= EPOCH_MARGIN);
+        // Linux's monotonic clock goes back as far as needed.
+        #[cfg(target_os = "linux")]
+        assert_eq!(now.duration_since(epoch), EPOCH_MARGIN);
     }
 
     #[tokio::test(start_paused = true)]
@@ -235,11 +337,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn to_tokio_round_trips_and_saturates() {
         let clock = TokioClock::new();
-        let t = Instant::from_millis(2500);
         assert_eq!(
-            clock.to_tokio(t),
+            clock.to_tokio(Instant::from_millis(2500)),
             clock.epoch() + Duration::from_millis(2500)
         );
+        let t = clock.now().saturating_add(Duration::from_millis(2500));
         tokio::time::sleep_until(clock.to_tokio(t)).await;
         assert_eq!(clock.now(), t);
         // Instant::MAX is 584 years out; tokio gets a far, but representable, future.

@@ -6,7 +6,12 @@
 //! | [`RateLimited`] | 429 Too Many Requests | `Retry-After`, `RateLimit`, `RateLimit-Policy` |
 //! | [`CircuitOpen`](crate::tower::CircuitOpen) | 503 Service Unavailable | `Retry-After` while the breaker is open |
 //! | [`BulkheadRejected`](crate::tower::BulkheadRejected) | 503 Service Unavailable | none (no one knows when a slot frees) |
-//! | [`Elapsed`](crate::tower::Elapsed) | 504 Gateway Timeout | none |
+//! | [`Elapsed`] | 504 Gateway Timeout | none |
+//!
+//! Each answer says in one line of plain text what happened and when to come back
+//! ([`refusal_message`]): the body of the axum responses (`IntoResponse` for each
+//! refusal, [`handle_refusal`] and, through a hook of yours, `handle_refusal_with`). The
+//! functions generic over the body type leave it empty for a service to fill.
 //!
 //! `Retry-After` is in whole seconds, rounded up, and never 0 on a refusal
 //! ([`retry_after_seconds`]): a client that waits what it is told does not come back too
@@ -57,7 +62,7 @@ use stanchion::pipeline::Layer;
 
 use crate::Admission;
 use crate::ClassifyOutcome;
-use crate::tower::{OnAdmission, RateLimitPolicy, RateLimited, RetryHint, refusal};
+use crate::tower::{Elapsed, OnAdmission, RateLimitPolicy, RateLimited, RetryHint, refusal};
 
 /// The `RateLimit` field's name.
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
@@ -164,17 +169,14 @@ pub fn gateway_timeout<B: Default>() -> Response<B> {
     empty(StatusCode::GATEWAY_TIMEOUT)
 }
 
-/// The response for the refusal of one of the [`tower`](crate::tower) layers found in
-/// `error` or its sources (see the [module docs](self)); `None` for any other error, which
-/// the service answers as it sees fit.
+/// The response for `error` if it is the refusal of one of the [`tower`](crate::tower)
+/// layers (see the [module docs](self)); `None` for any other error, which the service
+/// answers as it sees fit. As [`refusal`] does, it looks at `error` itself, not its
+/// sources: an error that wraps a refusal met further downstream is the service's own.
 pub fn refusal_response<B: Default>(error: &(dyn Error + 'static)) -> Option<Response<B>> {
-    // The rate limit refusal carries its policy: find it itself for the fields.
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if let Some(r) = e.downcast_ref::<RateLimited>() {
-            return Some(too_many_requests(r));
-        }
-        current = e.source();
+    // The rate limit refusal carries its policy: take it for the fields.
+    if let Some(r) = error.downcast_ref::<RateLimited>() {
+        return Some(too_many_requests(r));
     }
     let refused = refusal(error)?;
     Some(match refused.layer {
@@ -183,6 +185,71 @@ pub fn refusal_response<B: Default>(error: &(dyn Error + 'static)) -> Option<Res
             service_unavailable(refused.retry_after)
         }
     })
+}
+
+/// A short plain-text explanation for the client of `error`, if it is the refusal of one
+/// of the [`tower`](crate::tower) layers (as [`refusal`] finds it); `None` for any other
+/// error. One line, ending in a newline; it names no internals (no counts, no policy):
+///
+/// | refusal | message |
+/// |---|---|
+/// | rate limited | `too many requests: try again in 3 s` (`Retry-After`), or `too many requests: this request is larger than the rate limit allows` |
+/// | bulkhead full | `too many requests in progress: try again shortly` |
+/// | circuit open | `temporarily unavailable: try again in 30 s`, or `... try again later` |
+/// | timeout | `no answer within 2 s` (or `within 250 ms`) |
+///
+/// The axum responses of this module (`IntoResponse`, `handle_refusal`) carry it as their
+/// `text/plain` body; the functions above, generic over the body, leave the body empty
+/// for a service to fill (with this message, or its own).
+///
+/// ```
+/// use std::time::Duration;
+/// use stanchion::pipeline::Layer;
+/// use stanchion_std::http::refusal_message;
+/// use stanchion_std::tower::Elapsed;
+///
+/// let timeout = Elapsed { after: Duration::from_secs(2), layer: Layer::OverallTimeout };
+/// assert_eq!(refusal_message(&timeout).as_deref(), Some("no answer within 2 s\n"));
+/// assert_eq!(refusal_message(&std::fmt::Error), None);
+/// ```
+pub fn refusal_message(error: &(dyn Error + 'static)) -> Option<String> {
+    if let Some(r) = error.downcast_ref::<RateLimited>() {
+        return Some(match r.retry_after() {
+            Some(d) => format!(
+                "too many requests: try again in {} s\n",
+                retry_after_seconds(d)
+            ),
+            None => "too many requests: this request is larger than the rate limit allows\n".into(),
+        });
+    }
+    if let Some(e) = error.downcast_ref::<Elapsed>() {
+        return Some(format!("no answer within {}\n", TextDuration(e.after)));
+    }
+    let refused = refusal(error)?;
+    Some(match (refused.layer, refused.retry_after) {
+        (Layer::Bulkhead, _) => "too many requests in progress: try again shortly\n".into(),
+        (_, Some(d)) => format!(
+            "temporarily unavailable: try again in {} s\n",
+            retry_after_seconds(d)
+        ),
+        (_, None) => "temporarily unavailable: try again later\n".into(),
+    })
+}
+
+/// A timeout for a person: whole seconds as `2 s`, anything else in milliseconds,
+/// rounded up (`250 ms`).
+struct TextDuration(Duration);
+
+impl std::fmt::Display for TextDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self.0;
+        if d.subsec_nanos() == 0 {
+            write!(f, "{} s", d.as_secs())
+        } else {
+            let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 > 0);
+            write!(f, "{ms} ms")
+        }
+    }
 }
 
 /// Adds `RateLimit` (`r` = permits left, no `t`) and `RateLimit-Policy` to granted
@@ -239,39 +306,77 @@ impl<B, E> RetryHint<Response<B>, E> for RetryAfterHeader {
 
 #[cfg(feature = "axum")]
 mod axum_responses {
+    use std::error::Error;
+    use std::future::{Ready, ready};
+
+    use axum_core::body::Body;
     use axum_core::response::{IntoResponse, Response};
     use http::StatusCode;
+    use http::header::{CONTENT_TYPE, HeaderValue};
 
     use super::*;
     use crate::tower::{BoxError, BulkheadRejected, CircuitOpen, Elapsed};
 
+    /// `response` (status and fields, empty body) with `message` as its `text/plain` body.
+    fn with_text(response: Response<()>, message: String) -> Response {
+        let (mut parts, ()) = response.into_parts();
+        parts.headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        Response::from_parts(parts, Body::from(message))
+    }
+
+    /// The refusal's response with its message, for an error known to be one.
+    fn refused(error: &(dyn Error + 'static)) -> Option<Response> {
+        let response = refusal_response::<()>(error)?;
+        Some(with_text(
+            response,
+            refusal_message(error).unwrap_or_default(),
+        ))
+    }
+
+    /// The answer to `error`: the refusal's response with its message, or 500 Internal
+    /// Server Error with a generic message (the error's own is not sent: it may hold
+    /// internals).
+    fn answer(error: &(dyn Error + 'static)) -> Response {
+        refused(error).unwrap_or_else(|| {
+            with_text(
+                empty(StatusCode::INTERNAL_SERVER_ERROR),
+                "internal server error\n".into(),
+            )
+        })
+    }
+
     impl IntoResponse for RateLimited {
         fn into_response(self) -> Response {
-            too_many_requests(&self)
+            answer(&self)
         }
     }
 
     impl IntoResponse for CircuitOpen {
         fn into_response(self) -> Response {
-            service_unavailable(self.rejected.retry_after)
+            answer(&self)
         }
     }
 
     impl IntoResponse for BulkheadRejected {
         fn into_response(self) -> Response {
-            service_unavailable(None)
+            answer(&self)
         }
     }
 
     impl IntoResponse for Elapsed {
         fn into_response(self) -> Response {
-            gateway_timeout()
+            answer(&self)
         }
     }
 
     /// The handler for axum's `HandleErrorLayer` in front of these layers: each refusal
-    /// as [`refusal_response`] says, any other error as 500 Internal Server Error (its
-    /// message is not sent: it may hold internals).
+    /// as [`refusal_response`] says, with [`refusal_message`] as a `text/plain` body; any
+    /// other error as 500 Internal Server Error, with a generic message (its own is not
+    /// sent: it may hold internals). [`handle_refusal_with`] lets a hook change the
+    /// answer.
     ///
     /// ```
     /// use axum::error_handling::HandleErrorLayer;
@@ -290,13 +395,54 @@ mod axum_responses {
     /// # let _ = app;
     /// ```
     pub async fn handle_refusal(error: BoxError) -> Response {
-        refusal_response(&*error)
-            .unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        answer(&*error)
+    }
+
+    /// A handler for axum's `HandleErrorLayer` that answers as [`handle_refusal`] and
+    /// then passes the error and that answer to `hook`, which returns the response to
+    /// send: to change the body (JSON, a problem document, a language), add fields, log,
+    /// or answer the service's own errors. [`refusal`](crate::tower::refusal) tells the
+    /// hook which layer refused, if one did.
+    ///
+    /// ```
+    /// use axum::error_handling::HandleErrorLayer;
+    /// use axum::response::{IntoResponse, Response};
+    /// use std::time::Duration;
+    /// use stanchion_std::http::handle_refusal_with;
+    /// use stanchion_std::tower::{TimeoutLayer, refusal};
+    /// use tower::ServiceBuilder;
+    ///
+    /// let hook = |error: &(dyn std::error::Error + 'static), answer: Response| {
+    ///     match refusal(error) {
+    ///         // Keep the status and fields; a JSON body instead of the text.
+    ///         Some(refused) => {
+    ///             let body = format!("{{\"refused_by\":\"{}\"}}", refused.layer);
+    ///             (answer.status(), answer.headers().clone(), body).into_response()
+    ///         }
+    ///         None => answer,
+    ///     }
+    /// };
+    /// let app: axum::Router = axum::Router::new()
+    ///     .route("/", axum::routing::get(|| async { "hello" }))
+    ///     .layer(
+    ///         ServiceBuilder::new()
+    ///             .layer(HandleErrorLayer::new(handle_refusal_with(hook)))
+    ///             .layer(TimeoutLayer::new(Duration::from_secs(5))),
+    ///     );
+    /// # let _ = app;
+    /// ```
+    pub fn handle_refusal_with<F>(
+        hook: F,
+    ) -> impl Fn(BoxError) -> Ready<Response> + Clone + Send + Sync + 'static
+    where
+        F: Fn(&(dyn Error + 'static), Response) -> Response + Clone + Send + Sync + 'static,
+    {
+        move |error: BoxError| ready(hook(&*error, answer(&*error)))
     }
 }
 
 #[cfg(feature = "axum")]
-pub use axum_responses::handle_refusal;
+pub use axum_responses::{handle_refusal, handle_refusal_with};
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,9 @@
 //! stanchion on std and tokio.
 //!
-//! The decisions live in [`stanchion`] (re-exported here); this crate provides what a
-//! service needs around them:
+//! The decisions live in [`stanchion`] (re-exported here, with [`fastrand`], whose
+//! generator retry policies take, so that a service needs this one dependency); this
+//! crate provides what a service needs around them, and a [`prelude`] that imports the
+//! usual names of both at once (`use stanchion_std::prelude::*;`):
 //!
 //! - clocks: [`TokioClock`], which honours `tokio::time::pause()` and `advance()` so that
 //!   tests run on virtual time, [`StdClock`] on `std::time::Instant`, and (feature
@@ -47,6 +49,9 @@ mod timeout;
 #[cfg(feature = "quanta")]
 pub use clock::QuantaClock;
 pub use clock::{StdClock, TokioClock};
+/// The random generator core's retry policies draw jitter from (the version core uses),
+/// so that building a policy needs no dependency of its own.
+pub use fastrand;
 pub use limiter::{Admission, AsyncKeyedRateLimiter, AsyncRateLimiter};
 pub use mutex::StdRawMutex;
 pub use stanchion;
@@ -65,6 +70,7 @@ pub use stanchion::retry::RetryError;
 pub use timeout::{TimedOut, timeout};
 #[cfg(feature = "http")]
 pub mod http;
+pub mod prelude;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "tower")]

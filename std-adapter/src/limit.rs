@@ -58,7 +58,7 @@ use crate::{Admission, AsyncRateLimiter, TokioClock};
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let clock = TokioClock::new();
+/// let clock = TokioClock::starting_now();
 /// let bucket = WithClock::new(TokenBucket::new(Quota::per_second(2)?), clock);
 /// let queue = RateLimitQueue::new(bucket, clock);
 /// for _ in 0..4 {

@@ -81,7 +81,7 @@ use crate::{
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let clock = TokioClock::new();
+/// let clock = TokioClock::starting_now();
 /// let backoff = Exponential::new(Duration::from_millis(100), Ratio::TWO, Duration::from_secs(1))?;
 /// let breaker: CircuitBreaker<_, StdRawMutex> =
 ///     CircuitBreaker::new(BreakerConfig::new(), ConsecutiveWindow::new(5)?)?;
@@ -175,8 +175,9 @@ impl Clock for KnownOrRead {
     }
 }
 
-/// SplitMix64's finaliser: distinct inputs give well-spread, distinct seeds.
-fn splitmix64(x: u64) -> u64 {
+/// SplitMix64's finaliser: distinct inputs give well-spread, distinct seeds. Also the
+/// tower retry layer's per-request seeds.
+pub(crate) fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

@@ -36,7 +36,7 @@ use crate::events::event;
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let clock = TokioClock::new();
+/// let clock = TokioClock::starting_now();
 /// let backoff = Exponential::new(Duration::from_secs(1), Ratio::TWO, Duration::from_secs(30))?;
 /// let mut policy = RetryPolicy::new(backoff, 5, fastrand::Rng::with_seed(1))?;
 /// let value = retry(clock, &mut policy, |attempt| async move {
@@ -78,7 +78,7 @@ where
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let clock = TokioClock::new();
+/// let clock = TokioClock::starting_now();
 /// let mut policy = RetryPolicy::new(Constant::new(Duration::from_secs(1)), 3, fastrand::Rng::with_seed(1))?;
 /// let value = retry_with_hint(
 ///     clock,

@@ -38,7 +38,7 @@ impl std::error::Error for TimedOut {}
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
-/// let clock = TokioClock::new();
+/// let clock = TokioClock::starting_now();
 /// let deadline = Deadline::after(clock.now(), Duration::from_secs(2));
 /// let quick = timeout(clock, deadline, async { 7 }).await;
 /// assert_eq!(quick, Ok(7));

@@ -25,7 +25,8 @@ use tower::{ServiceBuilder, ServiceExt};
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 fn app() -> Router {
-    let clock = TokioClock::new();
+    // The fixed window's minutes start when the app is built.
+    let clock = TokioClock::starting_now();
     // 429: a window of 2 requests a minute on /limited, its fields on every answer.
     let window =
         SharedLimiter::<StdRawMutex, _>::new(FixedWindow::new(WindowQuota::per_minute(2).unwrap()));
@@ -235,4 +236,108 @@ async fn retry_waits_what_the_server_says_in_retry_after() {
     let response = client.oneshot(()).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(*times.lock().unwrap(), [SECS(0), SECS(2), SECS(4)]);
+}
+
+/// An inner service's own error that wraps a refusal it met further downstream.
+#[derive(Debug)]
+struct DownstreamFailed(stanchion_std::tower::CircuitOpen);
+
+impl std::fmt::Display for DownstreamFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the downstream's breaker is open")
+    }
+}
+
+impl std::error::Error for DownstreamFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_wrapped_by_the_service_is_its_own_error() {
+    use stanchion_std::tower::{BoxError, CircuitOpen, refusal};
+
+    let open = CircuitOpen {
+        rejected: stanchion::breaker::Rejected {
+            state: stanchion::breaker::State::Open,
+            retry_after: Some(SECS(30)),
+        },
+    };
+    // This stack's refusal: 503 with Retry-After.
+    let ours: BoxError = Box::new(open);
+    assert!(refusal(&*ours).is_some());
+    let response = handle_refusal(ours).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header(&response, "retry-after"), Some("30"));
+    // The service's error that wraps a downstream's refusal: not this stack's breaker.
+    let theirs: BoxError = Box::new(DownstreamFailed(open));
+    assert_eq!(refusal(&*theirs), None);
+    let response = handle_refusal(theirs).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(header(&response, "retry-after"), None);
+}
+
+/// The body of `response`, as text.
+async fn body_text(response: Response) -> String {
+    use http_body_util::BodyExt;
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn refusals_answer_with_a_short_text_body() {
+    let app = app();
+    assert_eq!(get_path(&app, "/limited").await.status(), StatusCode::OK);
+    assert_eq!(get_path(&app, "/limited").await.status(), StatusCode::OK);
+    let refused = get_path(&app, "/limited").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        header(&refused, "content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(
+        body_text(refused).await,
+        "too many requests: try again in 60 s\n"
+    );
+    let timed_out = get_path(&app, "/slow").await;
+    assert_eq!(timed_out.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(body_text(timed_out).await, "no answer within 2 s\n");
+    // Any other error: 500, a generic message, never the error's own.
+    let other = handle_refusal("password=hunter2".into()).await;
+    assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body_text(other).await, "internal server error\n");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hook_changes_the_answer_to_a_refusal() {
+    use axum::response::IntoResponse;
+    use stanchion_std::http::handle_refusal_with;
+    use stanchion_std::tower::{BoxError, CircuitOpen, refusal};
+
+    let handler = handle_refusal_with(
+        |error: &(dyn std::error::Error + 'static), answer: Response| match refusal(error) {
+            Some(refused) => {
+                let body = format!("{{\"refused_by\":\"{}\"}}", refused.layer);
+                (answer.status(), answer.headers().clone(), body).into_response()
+            }
+            None => (StatusCode::BAD_GATEWAY, error.to_string()).into_response(),
+        },
+    );
+    let open: BoxError = Box::new(CircuitOpen {
+        rejected: stanchion::breaker::Rejected {
+            state: stanchion::breaker::State::Open,
+            retry_after: Some(Duration::from_millis(1_500)),
+        },
+    });
+    let response = handler(open).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header(&response, "retry-after"), Some("2"));
+    assert_eq!(
+        body_text(response).await,
+        "{\"refused_by\":\"circuit_breaker\"}"
+    );
+    let response = handler("the database is down".into()).await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(body_text(response).await, "the database is down");
 }

@@ -44,7 +44,7 @@ fn bucket(
 
 #[tokio::test(start_paused = true)]
 async fn an_empty_pipeline_runs_the_operation_once() {
-    let pipeline = Pipeline::new(TokioClock::new());
+    let pipeline = Pipeline::new(TokioClock::starting_now());
     assert_eq!(
         pipeline.call(|a| async move { Ok::<_, ()>(a) }).await,
         Ok(1)
@@ -66,7 +66,7 @@ async fn an_empty_pipeline_runs_the_operation_once() {
 
 #[tokio::test(start_paused = true)]
 async fn the_overall_timeout_cancels_the_call() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let pipeline = Pipeline::new(clock).overall_timeout(MS(1500));
     let err = pipeline
         .call(|_| async {
@@ -85,7 +85,7 @@ async fn the_overall_timeout_cancels_the_call() {
 
 #[tokio::test(start_paused = true)]
 async fn the_rate_limit_refuses_with_the_limiters_wait() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let pipeline = Pipeline::new(clock)
         .overall_timeout(MS(400))
         .rate_limit(bucket(clock, 2));
@@ -122,7 +122,7 @@ async fn the_rate_limit_refuses_with_the_limiters_wait() {
 
 #[tokio::test(start_paused = true)]
 async fn the_bulkhead_refuses_when_full_and_its_line_too() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let pipeline = Arc::new(
         Pipeline::new(clock)
             .overall_timeout(S(5))
@@ -177,7 +177,7 @@ async fn the_bulkhead_refuses_when_full_and_its_line_too() {
 
 #[tokio::test(start_paused = true)]
 async fn an_open_breaker_refuses_the_first_attempt_with_its_wait() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let pipeline = Pipeline::new(clock).circuit_breaker(breaker(2));
     for _ in 0..2 {
         let _ = pipeline.call(|_| async { Err::<(), _>("down") }).await;
@@ -205,7 +205,7 @@ async fn an_open_breaker_refuses_the_first_attempt_with_its_wait() {
 
 #[tokio::test(start_paused = true)]
 async fn a_breaker_that_opens_during_the_retries_stops_them() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let pipeline = Pipeline::new(clock)
         .circuit_breaker(Arc::new(breaker(2)))
         .retry(policy(5, S(1)));
@@ -236,7 +236,7 @@ async fn a_breaker_that_opens_during_the_retries_stops_them() {
 
 #[tokio::test(start_paused = true)]
 async fn retries_pass_the_attempt_number_and_give_up_on_attempts_or_deadline() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let pipeline = Pipeline::new(clock).retry(policy(4, MS(250)));
     let seen = std::sync::Mutex::new(Vec::new());
     let result = pipeline
@@ -293,7 +293,7 @@ async fn retries_pass_the_attempt_number_and_give_up_on_attempts_or_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn timed_out_attempts_are_failures_the_breaker_sees_and_the_retry_retries() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let pipeline = Pipeline::new(clock)
         .circuit_breaker(breaker(10))
         .retry(policy(3, MS(100)))
@@ -321,7 +321,7 @@ async fn timed_out_attempts_are_failures_the_breaker_sees_and_the_retry_retries(
 
 #[tokio::test(start_paused = true)]
 async fn an_ok_classified_transient_is_returned_after_the_retries() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let status = |r: &Result<u16, ()>| match r {
         Ok(503) => Verdict::Transient,
         _ => Verdict::Success,
@@ -333,7 +333,7 @@ async fn an_ok_classified_transient_is_returned_after_the_retries() {
 
 #[tokio::test(start_paused = true)]
 async fn every_layer_together_in_order() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let pipeline = Pipeline::new(clock)
         .overall_timeout(S(10))
         .rate_limit(bucket(clock, 1))
@@ -367,7 +367,7 @@ async fn every_layer_together_in_order() {
 
 #[tokio::test(start_paused = true)]
 async fn rate_limit_per_attempt_makes_every_retry_take_quota() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     // Burst 2, one permit per 500 ms; three attempts 100 ms apart.
     let pipeline = Pipeline::new(clock)
         .rate_limit(bucket(clock, 2))
@@ -400,7 +400,7 @@ async fn rate_limit_per_attempt_makes_every_retry_take_quota() {
 
 #[tokio::test(start_paused = true)]
 async fn a_full_pipeline_is_shared_across_spawned_tasks() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let pipeline = Arc::new(
         Pipeline::new(clock)
             .overall_timeout(S(10))
@@ -434,7 +434,7 @@ async fn a_full_pipeline_is_shared_across_spawned_tasks() {
 
 #[tokio::test(start_paused = true)]
 async fn an_attempt_cut_by_the_overall_timeout_records_nothing_in_the_breaker() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let pipeline = Pipeline::new(clock)
         .overall_timeout(S(1))
         .circuit_breaker(breaker(1));
@@ -475,12 +475,12 @@ async fn an_attempt_cut_by_the_overall_timeout_records_nothing_in_the_breaker() 
 
 #[tokio::test(start_paused = true)]
 async fn queues_read_deadlines_on_the_pipelines_clock() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     tokio::time::advance(S(100)).await;
     // A queue built on another clock (epoch 100 s later) still agrees with the
     // pipeline's deadlines: the limiter's 1 s wait passes the 400 ms budget, so the
     // call is refused at once, not cut by the overall timeout after waiting.
-    let other = TokioClock::new();
+    let other = TokioClock::starting_now();
     let pipeline = Pipeline::new(clock)
         .overall_timeout(MS(400))
         .rate_limit(bucket(other, 1));

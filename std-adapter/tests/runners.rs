@@ -41,7 +41,7 @@ fn log() -> Log {
 
 #[tokio::test(start_paused = true)]
 async fn retry_rides_out_a_ten_minute_outage_at_the_exact_backoff_times() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let backoff = Exponential::new(S(1), Ratio::TWO, S(60)).unwrap();
     let mut policy = RetryPolicy::new(backoff, 20, fastrand::Rng::with_seed(3)).unwrap();
     let mut times = Vec::new();
@@ -74,7 +74,7 @@ async fn retry_rides_out_a_ten_minute_outage_at_the_exact_backoff_times() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_gives_up_with_the_last_error_the_reason_and_the_count() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let mut policy = RetryPolicy::new(Constant::new(S(2)), 3, fastrand::Rng::with_seed(1)).unwrap();
     let result: Result<(), _> = retry(
         clock,
@@ -114,7 +114,7 @@ async fn retry_gives_up_with_the_last_error_the_reason_and_the_count() {
 
 #[tokio::test(start_paused = true)]
 async fn an_ok_the_classifier_calls_transient_is_retried_then_returned() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let status = |r: &Result<u16, ()>| match r {
         Ok(503) => stanchion::retry::Verdict::Transient,
         Ok(_) => stanchion::retry::Verdict::Success,
@@ -135,7 +135,7 @@ async fn an_ok_the_classifier_calls_transient_is_retried_then_returned() {
 
 #[tokio::test(start_paused = true)]
 async fn timeout_cancels_at_the_deadline_exactly() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let deadline = Deadline::after(clock.now(), MS(1500));
     let slow = timeout(clock, deadline, tokio::time::sleep(S(10))).await;
     assert_eq!(slow, Err(TimedOut));
@@ -182,7 +182,7 @@ fn spawn_waiter(
 
 #[tokio::test(start_paused = true)]
 async fn rate_limit_waiters_are_served_in_arrival_order_at_the_exact_times() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let queue = one_per_second(clock);
     queue.acquire(1, Deadline::NEVER).await.unwrap(); // empty the bucket at t = 0
     let log = log();
@@ -204,7 +204,7 @@ async fn rate_limit_waiters_are_served_in_arrival_order_at_the_exact_times() {
 
 #[tokio::test(start_paused = true)]
 async fn a_cancelled_waiter_gives_up_its_place_and_consumes_nothing() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let queue = one_per_second(clock);
     queue.acquire(1, Deadline::NEVER).await.unwrap();
     let log = log();
@@ -242,7 +242,7 @@ async fn a_cancelled_waiter_gives_up_its_place_and_consumes_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn rate_limit_waits_respect_the_deadline() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let queue = one_per_second(clock);
     queue.acquire(1, Deadline::NEVER).await.unwrap();
 
@@ -298,7 +298,7 @@ async fn rate_limit_waits_respect_the_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn the_line_is_bounded() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let bucket = WithClock::new(TokenBucket::new(Quota::per_second(1).unwrap()), clock);
     let queue = Arc::new(RateLimitQueue::new(bucket, clock).with_max_waiting(1));
     queue.acquire(1, Deadline::NEVER).await.unwrap();
@@ -325,7 +325,7 @@ async fn the_line_is_bounded() {
 
 #[tokio::test(start_paused = true)]
 async fn bulkhead_waiters_are_served_in_order_bounded_in_number_and_time() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let pool = Arc::new(BulkheadQueue::new(1, 2, clock).unwrap());
     let log = log();
     let mut handles = Vec::new();
@@ -363,7 +363,7 @@ async fn bulkhead_waiters_are_served_in_order_bounded_in_number_and_time() {
 
 #[tokio::test(start_paused = true)]
 async fn a_cancelled_bulkhead_waiter_leaves_the_line_and_a_raised_maximum_wakes_the_head() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let pool = Arc::new(BulkheadQueue::new(1, 8, clock).unwrap());
     let held = pool.acquire(Deadline::NEVER).await.unwrap();
     let log = log();
@@ -416,7 +416,7 @@ fn breaker() -> Breaker {
 
 #[tokio::test(start_paused = true)]
 async fn breaker_opens_rejects_half_opens_and_closes_through_the_runner() {
-    let clock = TokioClock::new();
+    let clock = TokioClock::starting_now();
     let breaker = breaker();
     let fail = || async {
         tokio::time::sleep(MS(100)).await;

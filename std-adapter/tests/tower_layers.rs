@@ -529,3 +529,259 @@ fn futures_poll_once<F: std::future::Future>(
 ) -> std::task::Poll<F::Output> {
     f.poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
 }
+
+/// The wait before the first retry of each of `n` requests, sent one after another
+/// through `layer` to a service that fails every first attempt. The closure seeds every
+/// policy alike: the jitter differs only if the layer gives each request a stream.
+async fn first_retry_waits<P>(layer: RetryLayer<P>, n: u32) -> Vec<Duration>
+where
+    RetryLayer<P>: tower::Layer<
+            tower::util::BoxCloneService<u32, u32, BoxError>,
+            Service: Service<u32, Response = u32, Error = BoxError>,
+        >,
+{
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let inner = {
+        let log = Arc::clone(&log);
+        service_fn(move |request: u32| {
+            log.lock().unwrap().push((request, TokioInstant::now()));
+            let first = log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(r, _)| *r == request)
+                .count()
+                == 1;
+            async move {
+                if first {
+                    Err::<u32, BoxError>("unavailable".into())
+                } else {
+                    Ok(request)
+                }
+            }
+        })
+    };
+    let mut svc = ServiceBuilder::new()
+        .layer(layer)
+        .service(tower::util::BoxCloneService::new(inner));
+    for request in 0..n {
+        let ready = svc.ready().await.unwrap();
+        assert_eq!(ready.call(request).await.unwrap(), request);
+    }
+    let log = log.lock().unwrap();
+    (0..n)
+        .map(|request| {
+            let times: Vec<_> = log
+                .iter()
+                .filter(|(r, _)| *r == request)
+                .map(|(_, t)| *t)
+                .collect();
+            assert_eq!(times.len(), 2);
+            times[1] - times[0]
+        })
+        .collect()
+}
+
+/// Full jitter over 10^7 s: tokio's timer counts whole milliseconds, so waits drawn from
+/// different streams coincide with a chance of about 5 in 10^7 among 100 requests.
+const LONG: Duration = Duration::from_secs(10_000_000);
+
+fn same_seed_for_every_request(_: &TokioClock) -> RetryPolicy<Constant> {
+    let backoff = Constant::new(LONG).with_jitter(stanchion::retry::Jitter::FULL);
+    RetryPolicy::new(backoff, 2, fastrand::Rng::with_seed(7)).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_gives_each_request_its_own_jitter() {
+    let waits = first_retry_waits(RetryLayer::new(same_seed_for_every_request), 100).await;
+    let mut distinct = waits.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 100, "pairwise different waits: {waits:?}");
+    assert!(waits.iter().all(|w| *w <= LONG));
+
+    // A fixed layer seed gives the same waits in every run, still one stream per request.
+    let seeded = first_retry_waits(RetryLayer::new(same_seed_for_every_request).seed(3), 100).await;
+    let again = first_retry_waits(RetryLayer::new(same_seed_for_every_request).seed(3), 100).await;
+    assert_eq!(seeded, again);
+    let mut distinct = seeded.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 100);
+    let other = first_retry_waits(RetryLayer::new(same_seed_for_every_request).seed(4), 100).await;
+    assert_ne!(seeded, other);
+
+    // Keeping the closure's generator: one seed, every request waits alike.
+    let alike = first_retry_waits(
+        RetryLayer::new(same_seed_for_every_request).rng_from_policy(),
+        100,
+    )
+    .await;
+    assert!(alike.iter().all(|w| *w == alike[0]), "{alike:?}");
+}
+
+/// A retry layer with the default classifier (every error transient) over a breaker that
+/// opens after two failures, over a service that always fails.
+async fn retries_through_an_opening_breaker(
+    retry_refusals: bool,
+) -> (BoxError, Vec<(Duration, u32)>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let config = BreakerConfig::new()
+        .minimum_calls(1)
+        .open_duration(SECS(30));
+    let breaker: CircuitBreaker<ConsecutiveWindow, StdRawMutex> =
+        CircuitBreaker::new(config, ConsecutiveWindow::new(2).unwrap()).unwrap();
+    let retry = RetryLayer::new(|_clock| {
+        RetryPolicy::new(Constant::new(SECS(1)), 4, fastrand::Rng::with_seed(1)).unwrap()
+    });
+    let retry = if retry_refusals {
+        retry.retry_refusals()
+    } else {
+        retry
+    };
+    let svc = ServiceBuilder::new()
+        .layer(retry)
+        .layer(CircuitBreakerLayer::new(Arc::new(breaker)))
+        .service(flaky(u32::MAX, Arc::clone(&log)));
+    let err = svc.oneshot(1).await.unwrap_err();
+    let log = log.lock().unwrap().clone();
+    (err, log)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breaker_is_not_retried_by_default() {
+    let (err, log) = retries_through_an_opening_breaker(false).await;
+    // Two attempts open the breaker; the third is refused, and the retries stop there.
+    assert_eq!(log, [(SECS(0), 1), (SECS(1), 1)]);
+    assert_eq!(
+        refused_by(&err),
+        (
+            Layer::CircuitBreaker,
+            Some(SECS(29) + Duration::from_nanos(1))
+        )
+    );
+    // Opting back in: the classifier retries the refusal, to the fourth attempt at 3 s.
+    let (err, log) = retries_through_an_opening_breaker(true).await;
+    assert_eq!(log, [(SECS(0), 1), (SECS(1), 1)]);
+    assert_eq!(
+        refused_by(&err),
+        (
+            Layer::CircuitBreaker,
+            Some(SECS(28) + Duration::from_nanos(1))
+        )
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn refusals_of_any_error_type_are_not_retried() {
+    // The inner service's error is a refusal type itself, not a `BoxError`.
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&calls);
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(|_clock| {
+            RetryPolicy::new(Constant::new(SECS(1)), 3, fastrand::Rng::with_seed(1)).unwrap()
+        }))
+        .service(service_fn(move |_: u32| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {
+                Err::<u32, _>(stanchion_std::tower::BulkheadRejected {
+                    full: Bulkhead::new(1).unwrap().full(),
+                })
+            }
+        }));
+    assert!(svc.oneshot(1).await.is_err());
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+/// Counts a bulkhead's refusals.
+#[derive(Debug, Default)]
+struct CountRefusals(AtomicU32);
+
+impl stanchion::bulkhead::BulkheadListener for CountRefusals {
+    fn on_rejected(&self, _: stanchion::bulkhead::BulkheadFull) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn queued_bulkhead_reports_a_refusal_only_for_a_refused_request() {
+    use stanchion_std::BulkheadQueue;
+    use stanchion_std::tower::QueuedBulkheadLayer;
+
+    let calls = Arc::new(AtomicU32::new(0));
+    // One slot, one place in line, at most 2 s of waiting.
+    let queue = BulkheadQueue::with_listener(1, 1, CountRefusals::default(), TokioClock::new());
+    let queue = Arc::new(queue.unwrap());
+    let refusals = || queue.bulkhead().listener().inner().0.load(Ordering::SeqCst);
+    let svc = ServiceBuilder::new()
+        .layer(QueuedBulkheadLayer::new(Arc::clone(&queue), Some(SECS(2))))
+        .service(scripted(Arc::clone(&calls)));
+    let svc = tower::util::BoxCloneService::new(svc);
+    let spawn = |call| tokio::spawn(tower::util::BoxCloneService::clone(&svc).oneshot(call));
+
+    let first = spawn(Call::Slow(SECS(1))); // takes the slot
+    tokio::task::yield_now().await;
+    let second = spawn(Call::Slow(SECS(1))); // waits in line, then gets in
+    tokio::task::yield_now().await;
+    assert_eq!(queue.waiting(), 1);
+    assert_eq!(first.await.unwrap().unwrap(), "slow");
+    assert_eq!(second.await.unwrap().unwrap(), "slow");
+    assert_eq!(refusals(), 0);
+
+    // Refused: the line is full (one event), a wait runs out (one more).
+    let holder = spawn(Call::Slow(SECS(5)));
+    tokio::task::yield_now().await;
+    let waiter = spawn(Call::Ok);
+    tokio::task::yield_now().await;
+    assert!(spawn(Call::Ok).await.unwrap().is_err());
+    assert_eq!(refusals(), 1);
+    assert!(waiter.await.unwrap().is_err());
+    assert_eq!(refusals(), 2);
+    assert_eq!(holder.await.unwrap().unwrap(), "slow");
+    // A try on the bulkhead outside the queue is reported as core's bulkhead does.
+    let _slot = queue.bulkhead().try_acquire().unwrap();
+    assert!(queue.bulkhead().try_acquire().is_err());
+    assert_eq!(refusals(), 3);
+}
+
+/// Calls that reach a failing dependency through a retry layer (4 attempts) and a
+/// breaker of `config` over a window of 4 calls: (while closed, in the half-open period
+/// after the breaker first opened, the state after that).
+async fn calls_before_and_while_half_open(config: BreakerConfig) -> (usize, usize, State) {
+    use stanchion::breaker::window::CountWindow;
+
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let breaker: CircuitBreaker<CountWindow<4>, StdRawMutex> =
+        CircuitBreaker::new(config.open_duration(SECS(10)), CountWindow::new().unwrap()).unwrap();
+    let breaker = Arc::new(breaker);
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(|_clock| {
+            RetryPolicy::new(Constant::new(MS(100)), 4, fastrand::Rng::with_seed(1)).unwrap()
+        }))
+        .layer(CircuitBreakerLayer::new(Arc::clone(&breaker)))
+        .service(flaky(u32::MAX, Arc::clone(&log)));
+    // Four failures open the breaker.
+    assert!(svc.clone().oneshot(1).await.is_err());
+    assert_eq!(breaker.state(), State::Open);
+    let closed = log.lock().unwrap().len();
+    tokio::time::advance(SECS(11)).await;
+    assert!(svc.oneshot(2).await.is_err());
+    let half_open = log.lock().unwrap().len() - closed;
+    (closed, half_open, breaker.state())
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_retries_in_front_each_attempt_can_be_a_half_open_probe() {
+    // resilience4j's defaults: 10 probes; the one request's four attempts are all probes
+    // (and the verdict still waits for more).
+    assert_eq!(
+        calls_before_and_while_half_open(BreakerConfig::new()).await,
+        (4, 4, State::HalfOpen)
+    );
+    // The service preset: one probe, then the breaker is open again and the retry stops.
+    use stanchion_std::tower::breaker::SERVICE_PRESET;
+    assert_eq!(
+        calls_before_and_while_half_open(SERVICE_PRESET).await,
+        (4, 1, State::Open)
+    );
+}

@@ -29,7 +29,7 @@ fn on_paused_tokio<T>(scenario: impl AsyncFnOnce(TokioClock) -> T) -> T {
         .start_paused(true)
         .build()
         .expect("a tokio runtime");
-    rt.block_on(async { scenario(TokioClock::new()).await })
+    rt.block_on(async { scenario(TokioClock::starting_now()).await })
 }
 
 /// Sleeps until `at` on `clock`.

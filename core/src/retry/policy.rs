@@ -237,14 +237,21 @@ pub struct RetryPolicy<B, K = TransientErrors, R = NoBudget> {
 
 impl<B: Backoff> RetryPolicy<B> {
     /// A policy making at most `max_attempts` attempts (at least 1; counting the first
-    /// call), waiting as `backoff` says, drawing jitter from `rng` (seed it per device or
-    /// per process: there is no default seed). No deadline, every `Err` transient, no
-    /// budget, server hints bounded by [`DEFAULT_MAX_RETRY_AFTER`].
+    /// call), waiting as `backoff` says, drawing jitter from `rng`. No deadline, every
+    /// `Err` transient, no budget, server hints bounded by [`DEFAULT_MAX_RETRY_AFTER`].
+    ///
+    /// **Seed each operation's `rng` differently.** There is no default seed. Policies
+    /// built from one seed draw the same jitter: operations that fail together (an
+    /// outage) then retry together, in step, the herd that jitter exists to break. Give
+    /// each device, process and operation a stream of its own: for example a seed from
+    /// the device's unique id or a random source, mixed with a counter of operations.
+    /// (`stanchion-std`'s tower retry layer does this for each request by default.)
     ///
     /// A `const fn`: a constant policy is checked at compile time with
-    /// [`const_config!`](crate::const_config), and each operation starts from a copy of it.
-    /// (On an error, `backoff` is forgotten rather than dropped, which a `const fn` needs;
-    /// the backoffs of this crate are plain values.)
+    /// [`const_config!`](crate::const_config); an operation that starts from a copy of it
+    /// reseeds its generator ([`rng_mut`](RetryPolicy::rng_mut)). (On an error, `backoff`
+    /// is forgotten rather than dropped, which a `const fn` needs; the backoffs of this
+    /// crate are plain values.)
     pub const fn new(
         backoff: B,
         max_attempts: u32,

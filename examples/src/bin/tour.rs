@@ -215,7 +215,7 @@ fn tokio_virtual_time() -> Instant {
         .expect("a current-thread runtime");
     let wall = std::time::Instant::now();
     let virtual_elapsed = rt.block_on(async {
-        let clock = TokioClock::new();
+        let clock = TokioClock::starting_now();
         for hour in 1..=24 {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             if hour % 8 == 0 {

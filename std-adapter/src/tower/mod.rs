@@ -21,9 +21,11 @@
 //!   its bulkhead slot, and records nothing in the breaker (a half-open probe slot comes
 //!   back).
 //! - Errors are [`BoxError`]s, so that layers stack without nesting error types. Each
-//!   refusal is a small `Copy` error type in that box; [`refusal`] finds it (anywhere in
-//!   the source chain) and says which pipeline [`Layer`] refused and, where known, when
-//!   to try again. Each converts into [`PipelineError`](stanchion::pipeline::PipelineError).
+//!   refusal is a small `Copy` error type in that box, returned as it is (never wrapped,
+//!   and the inner service's errors are passed through unwrapped); [`refusal`] tells it
+//!   from the service's own errors (those that wrap a refusal met further downstream
+//!   included) and says which pipeline [`Layer`] refused and, where known, when to try
+//!   again. Each converts into [`PipelineError`](stanchion::pipeline::PipelineError).
 //! - Time is tokio's: [`TokioClock`](crate::TokioClock) for decisions and
 //!   `tokio::time::sleep` for waits, so `tokio::time::pause()` drives every layer.
 //!
@@ -95,33 +97,58 @@ pub struct Refusal {
     pub retry_after: Option<Duration>,
 }
 
-/// The refusal of one of this module's layers in `error` or its source chain, if there is
-/// one; `None` for any other error (the service's own).
+/// The refusal of one of this module's layers, if `error` is one; `None` for any other
+/// error (the service's own).
+///
+/// Only `error` itself is looked at, not its [`source`](Error::source) chain: the layers
+/// return their refusals as they are, and pass the inner service's errors through
+/// unwrapped, so a refusal of this stack is always the error itself. An error whose
+/// source is a refusal is another service's error that wraps one: an inner service that
+/// called a dependency through stanchion layers of its own and was refused there, say.
+/// That is not this stack refusing (its breaker is not open; answering the client with
+/// its `Retry-After` would be wrong), so it reads as the service's own error. A layer
+/// between them that wraps errors (tower's `Buffer` wraps them in its `ServiceError`)
+/// hides a refusal the same way: put such layers outside this module's, or take the
+/// refusal out of their error before asking.
 ///
 /// A [`TimeoutService`] reports [`Layer::AttemptTimeout`] or [`Layer::OverallTimeout`] as
 /// its layer was built ([`TimeoutLayer::overall`]).
+///
+/// ```
+/// use std::error::Error;
+/// use std::fmt;
+/// use std::time::Duration;
+/// use stanchion::pipeline::Layer;
+/// use stanchion_std::tower::{BoxError, Elapsed, refusal};
+///
+/// let timeout = Elapsed { after: Duration::from_secs(1), layer: Layer::OverallTimeout };
+/// let ours: BoxError = Box::new(timeout);
+/// assert_eq!(refusal(&*ours).map(|r| r.layer), Some(Layer::OverallTimeout));
+///
+/// /// A dependency's error that wraps the refusal it met downstream.
+/// #[derive(Debug)]
+/// struct Downstream(Elapsed);
+/// impl fmt::Display for Downstream {
+///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+///         write!(f, "the downstream call failed")
+///     }
+/// }
+/// impl Error for Downstream {
+///     fn source(&self) -> Option<&(dyn Error + 'static)> {
+///         Some(&self.0)
+///     }
+/// }
+/// let theirs: BoxError = Box::new(Downstream(timeout));
+/// assert_eq!(refusal(&*theirs), None);
+/// ```
 pub fn refusal(error: &(dyn Error + 'static)) -> Option<Refusal> {
-    let mut current = Some(error);
-    let mut steps = 0;
-    while let Some(e) = current {
-        if let Some(r) = e.downcast_ref::<RateLimited>() {
-            return Some(r.refusal());
-        }
-        if let Some(r) = e.downcast_ref::<BulkheadRejected>() {
-            return Some(r.refusal());
-        }
-        if let Some(r) = e.downcast_ref::<CircuitOpen>() {
-            return Some(r.refusal());
-        }
-        if let Some(r) = e.downcast_ref::<Elapsed>() {
-            return Some(r.refusal());
-        }
-        // A source chain is finite, but a buggy `source` could loop: bound the walk.
-        steps += 1;
-        if steps > 64 {
-            return None;
-        }
-        current = e.source();
+    if let Some(r) = error.downcast_ref::<RateLimited>() {
+        Some(r.refusal())
+    } else if let Some(r) = error.downcast_ref::<BulkheadRejected>() {
+        Some(r.refusal())
+    } else if let Some(r) = error.downcast_ref::<CircuitOpen>() {
+        Some(r.refusal())
+    } else {
+        error.downcast_ref::<Elapsed>().map(Elapsed::refusal)
     }
-    None
 }

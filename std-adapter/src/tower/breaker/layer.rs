@@ -58,8 +58,8 @@ pub struct CircuitBreakerLayer<CB, K = ErrorsAreFailures, C = TokioClock> {
 }
 
 impl<CB> CircuitBreakerLayer<CB> {
-    /// A layer over `breaker`, counting errors as failures, on a [`TokioClock`] whose
-    /// epoch is now.
+    /// A layer over `breaker`, counting errors as failures, on the process-wide
+    /// [`TokioClock`].
     pub fn new(breaker: Arc<CB>) -> Self {
         CircuitBreakerLayer::with_clock(breaker, TokioClock::new())
     }

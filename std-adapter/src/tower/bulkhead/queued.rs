@@ -15,6 +15,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::BulkheadRejected;
+use crate::bulkhead::try_quietly;
 use crate::tower::BoxError;
 use crate::{BulkheadQueue, WakeOnRelease};
 
@@ -29,6 +30,8 @@ use crate::{BulkheadQueue, WakeOnRelease};
 ///   waits and then calls the inner service, which must be `Clone` (the service made ready
 ///   is taken, a clone left in its place). Dropping it leaves the line at once, taking
 ///   nothing.
+/// - The queue's listener hears of a refusal once per request refused, when it is
+///   refused: a request that waits and then gets in reports none.
 /// - The wait is measured on the queue's [`TokioClock`](crate::TokioClock), so a paused
 ///   runtime drives it.
 ///
@@ -154,7 +157,9 @@ where
     fn call(&mut self, request: Req) -> Self::Future {
         // Nobody in line and a slot free: take it, as the queue's own fast path does.
         if self.queue.waiting() == 0 {
-            if let Ok(slot) = Bulkhead::try_acquire_owned(QueueSlot(Arc::clone(&self.queue))) {
+            let slot =
+                try_quietly(|| Bulkhead::try_acquire_owned(QueueSlot(Arc::clone(&self.queue))));
+            if let Ok(slot) = slot {
                 return QueuedResponseFuture::called(self.inner.call(request), slot);
             }
         }

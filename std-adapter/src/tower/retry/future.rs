@@ -9,6 +9,7 @@ use tokio::time::Sleep;
 use tower_service::Service;
 
 use super::RetryHint;
+use super::layer::is_permanent_stack_refusal;
 
 pin_project! {
     #[project = StateProj]
@@ -30,11 +31,20 @@ pin_project! {
         policy: P,
         hint: H,
         clock: C,
+        retry_refusals: bool,
     }
 }
 
 impl<F, S, Req, P, H, C> ResponseFuture<F, S, Req, P, H, C> {
-    pub(super) fn new(future: F, service: S, request: Req, policy: P, hint: H, clock: C) -> Self {
+    pub(super) fn new(
+        future: F,
+        service: S,
+        request: Req,
+        policy: P,
+        hint: H,
+        clock: C,
+        retry_refusals: bool,
+    ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
             service,
@@ -42,6 +52,7 @@ impl<F, S, Req, P, H, C> ResponseFuture<F, S, Req, P, H, C> {
             policy,
             hint,
             clock,
+            retry_refusals,
         }
     }
 }
@@ -49,6 +60,7 @@ impl<F, S, Req, P, H, C> ResponseFuture<F, S, Req, P, H, C> {
 impl<S, Req, B, K, R, H, C> Future for ResponseFuture<S::Future, S, Req, RetryPolicy<B, K, R>, H, C>
 where
     S: Service<Req>,
+    S::Error: 'static,
     Req: Clone,
     B: Backoff,
     K: Classify<Result<S::Response, S::Error>>,
@@ -64,6 +76,12 @@ where
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
                     let result = ready!(future.poll(cx));
+                    if let Err(e) = &result {
+                        if !*this.retry_refusals && is_permanent_stack_refusal(e) {
+                            // Stanchion's own refusal below: not worth a retry.
+                            return Poll::Ready(result);
+                        }
+                    }
                     let hint = this.hint.retry_after(&result);
                     // The clock-bound form reads the clock only when the decision needs it (not on a
                     // success with a budget that ignores time).

@@ -1,3 +1,9 @@
+use std::any::Any;
+use std::collections::hash_map::RandomState;
+use std::error::Error;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use stanchion::pipeline::Layer as PipelineLayer;
@@ -6,7 +12,10 @@ use tower_layer::Layer;
 
 use super::RetryService;
 use crate::TokioClock;
-use crate::tower::{BoxError, refusal};
+use crate::pipeline::splitmix64;
+use crate::tower::{
+    BoxError, BulkheadRejected, CircuitOpen, Elapsed, RateLimited, Refusal, refusal,
+};
 
 /// A server's hint of when to retry, read from an attempt's result (an HTTP
 /// `Retry-After`); it replaces the backoff's delay, bounded by the policy's
@@ -45,6 +54,10 @@ impl<Response, Error> RetryHint<Response, Error> for NoHint {
 /// rate limiter, bulkhead or circuit breaker, or an overall timeout, is permanent (the
 /// breaker opened: stop); every other error, a per-attempt timeout included, is
 /// transient.
+///
+/// [`RetryLayer`] already treats those refusals as permanent, whatever the policy's
+/// classifier, unless [`RetryLayer::retry_refusals`] says otherwise; this classifier is
+/// for runners that ask the policy alone.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RefusalsArePermanent;
 
@@ -52,38 +65,79 @@ impl<T> Classify<Result<T, BoxError>> for RefusalsArePermanent {
     fn classify(&self, outcome: &Result<T, BoxError>) -> Verdict {
         match outcome {
             Ok(_) => Verdict::Success,
-            Err(e) => match refusal(&**e) {
-                Some(r) if r.layer == PipelineLayer::AttemptTimeout => Verdict::Transient,
-                Some(_) => Verdict::Permanent,
-                None => Verdict::Transient,
-            },
+            Err(e) if is_permanent_refusal(refusal(&**e)) => Verdict::Permanent,
+            Err(_) => Verdict::Transient,
         }
     }
 }
 
+/// Whether `refused` is a refusal not worth retrying: any but a per-attempt timeout.
+fn is_permanent_refusal(refused: Option<Refusal>) -> bool {
+    refused.is_some_and(|r| r.layer != PipelineLayer::AttemptTimeout)
+}
+
+/// Whether `error`, of any error type, is a refusal of this module's layers (as
+/// [`refusal`] finds it) that is not worth retrying: a rate limit, a full bulkhead, an
+/// open breaker or an overall timeout. Errors boxed as [`BoxError`] (or as
+/// `Box<dyn Error + Send>`, `Box<dyn Error>`) and the refusal types themselves are looked
+/// into; any other error type is not a refusal.
+pub(super) fn is_permanent_stack_refusal<E: 'static>(error: &E) -> bool {
+    let error: &dyn Any = error;
+    let refused = if let Some(e) = error.downcast_ref::<BoxError>() {
+        refusal(&**e)
+    } else if let Some(e) = error.downcast_ref::<Box<dyn Error + Send>>() {
+        refusal(&**e)
+    } else if let Some(e) = error.downcast_ref::<Box<dyn Error>>() {
+        refusal(&**e)
+    } else if let Some(e) = error.downcast_ref::<RateLimited>() {
+        Some(e.refusal())
+    } else if let Some(e) = error.downcast_ref::<BulkheadRejected>() {
+        Some(e.refusal())
+    } else if let Some(e) = error.downcast_ref::<CircuitOpen>() {
+        Some(e.refusal())
+    } else {
+        error.downcast_ref::<Elapsed>().map(Elapsed::refusal)
+    };
+    is_permanent_refusal(refused)
+}
+
 /// Retries requests as a per-request core policy says; see the [module docs](super).
+///
+/// Each request's policy draws its jitter from a random stream of its own: the layer
+/// reseeds the policy that the closure built with a seed derived from the layer's seed
+/// and the request's number (see [`seed`](RetryLayer::seed)), so that requests failing
+/// together do not retry in step even when the closure seeds every policy alike.
 ///
 /// ```
 /// use std::time::Duration;
-/// use stanchion::retry::{Constant, RetryPolicy};
+/// use stanchion::retry::{Constant, Jitter, RetryPolicy};
 /// use stanchion_std::tower::RetryLayer;
 ///
 /// let layer = RetryLayer::new(|_clock| {
-///     RetryPolicy::new(Constant::new(Duration::from_millis(100)), 3, fastrand::Rng::new())
-///         .expect("3 attempts is valid")
+///     let backoff = Constant::new(Duration::from_millis(100)).with_jitter(Jitter::FULL);
+///     // The layer gives each request a stream of its own: this seed is replaced.
+///     RetryPolicy::new(backoff, 3, fastrand::Rng::with_seed(0)).expect("3 attempts is valid")
 /// });
 /// # let _ = layer;
 /// ```
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct RetryLayer<P, H = NoHint, C = TokioClock> {
     make_policy: P,
     hint: H,
     clock: C,
+    streams: Streams,
+    retry_refusals: bool,
 }
 
 impl<P> RetryLayer<P> {
     /// A layer building each request's policy with `make_policy(&clock)`, on a
-    /// [`TokioClock`] whose epoch is now.
+    /// [`TokioClock`], with random streams from a seed drawn at random.
+    ///
+    /// `make_policy` must be `Clone` (and so must everything it captures): each service
+    /// the layer makes holds a copy. A closure that captures a value that is not `Clone`
+    /// (a budget by value, say) builds a layer, but the compiler then refuses it where it
+    /// is used, pointing at tower's `Stack` or `Layer`; capture an `Arc`, a
+    /// [`SharedBudget`](super::SharedBudget) or a `&'static` instead.
     pub fn new<B, K, R>(make_policy: P) -> Self
     where
         P: Fn(&TokioClock) -> RetryPolicy<B, K, R>,
@@ -93,8 +147,10 @@ impl<P> RetryLayer<P> {
 }
 
 impl<P, C> RetryLayer<P, NoHint, C> {
-    /// A layer building each request's policy with `make_policy(&clock)`, reading `clock`.
-    pub const fn with_clock<B, K, R>(make_policy: P, clock: C) -> Self
+    /// A layer building each request's policy with `make_policy(&clock)`, reading
+    /// `clock`, with random streams from a seed drawn at random. `make_policy` and
+    /// `clock` must be `Clone`, as for [`new`](RetryLayer::new).
+    pub fn with_clock<B, K, R>(make_policy: P, clock: C) -> Self
     where
         P: Fn(&C) -> RetryPolicy<B, K, R>,
     {
@@ -102,6 +158,8 @@ impl<P, C> RetryLayer<P, NoHint, C> {
             make_policy,
             hint: NoHint,
             clock,
+            streams: Streams::random(),
+            retry_refusals: false,
         }
     }
 }
@@ -113,6 +171,55 @@ impl<P, H, C> RetryLayer<P, H, C> {
             make_policy: self.make_policy,
             hint,
             clock: self.clock,
+            streams: self.streams,
+            retry_refusals: self.retry_refusals,
+        }
+    }
+
+    /// The same layer deriving each request's random stream from `seed` (instead of a
+    /// seed drawn at random): the `n`th request through the layer (counted across every
+    /// service it makes and their clones) gets the same stream in every run, so a test
+    /// or a replay sees the same jitter. Requests still get different streams.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stanchion::retry::{Constant, RetryPolicy};
+    /// use stanchion_std::tower::RetryLayer;
+    ///
+    /// let layer = RetryLayer::new(|_clock| {
+    ///     RetryPolicy::new(Constant::new(Duration::from_millis(100)), 3, fastrand::Rng::new())
+    ///         .expect("3 attempts is valid")
+    /// })
+    /// .seed(42);
+    /// # let _ = layer;
+    /// ```
+    pub fn seed(self, seed: u64) -> Self {
+        RetryLayer {
+            streams: Streams::seeded(seed),
+            ..self
+        }
+    }
+
+    /// The same layer leaving each policy's random generator as the closure built it.
+    /// Give each request a stream of its own then: one seed for every request makes
+    /// their retries jitter alike, in step, the herd that jitter exists to break.
+    pub fn rng_from_policy(self) -> Self {
+        RetryLayer {
+            streams: Streams::FromPolicy,
+            ..self
+        }
+    }
+
+    /// The same layer letting the policy's classifier decide on the refusals of this
+    /// module's layers below it too. By default the layer returns a refusal by a rate
+    /// limiter, a bulkhead or an open circuit breaker, or an overall timeout, at once,
+    /// whatever the classifier says: retrying it with backoff only keeps asking a
+    /// dependency that was just found unhealthy or a quota that is spent. Per-attempt
+    /// timeouts are retried either way (as the classifier says).
+    pub fn retry_refusals(self) -> Self {
+        RetryLayer {
+            retry_refusals: true,
+            ..self
         }
     }
 }
@@ -126,6 +233,52 @@ impl<S, P: Clone, H: Clone, C: Clone> Layer<S> for RetryLayer<P, H, C> {
             self.make_policy.clone(),
             self.hint.clone(),
             self.clock.clone(),
+            self.streams.clone(),
+            self.retry_refusals,
         )
     }
 }
+
+/// Where each request's random stream (the jitter of its backoff) comes from.
+#[derive(Clone, Debug)]
+pub(super) enum Streams {
+    /// A stream per request, derived from `seed` and the request's number, counted in
+    /// `next` (shared by the layer, its services and their clones).
+    Derived { seed: u64, next: Arc<AtomicU64> },
+    /// The stream the policy closure built, as it is.
+    FromPolicy,
+}
+
+impl Streams {
+    fn seeded(seed: u64) -> Streams {
+        Streams::Derived {
+            seed,
+            next: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Streams from a seed drawn at random (std's per-process random hash keys).
+    fn random() -> Streams {
+        Streams::seeded(RandomState::new().hash_one(0x5eed_u64))
+    }
+
+    /// The seed of the next request's stream; `None` to keep the policy's own.
+    ///
+    /// Request `n` gets splitmix64's output for `seed + (n + 1) * golden ratio`: a
+    /// bijection of `n` for a given seed, so no two of the first 2^64 requests share a
+    /// stream, and streams of neighbouring requests are unrelated.
+    #[inline]
+    pub(super) fn next_seed(&self) -> Option<u64> {
+        match self {
+            Streams::Derived { seed, next } => {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                Some(splitmix64(seed.wrapping_add(n.wrapping_mul(GOLDEN_GAMMA))))
+            }
+            Streams::FromPolicy => None,
+        }
+    }
+}
+
+/// 2^64 divided by the golden ratio, odd: splitmix64's increment (the finaliser adds it
+/// once more).
+const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;

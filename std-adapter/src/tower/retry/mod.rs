@@ -7,18 +7,30 @@
 //!   without one costs no clock read): its backoff, jitter, max attempts, deadline,
 //!   classifier and budget decide; the layer only sleeps. Share a budget across requests
 //!   with a `&'static` budget or a [`SharedBudget`] (an `Arc`).
+//! - A random stream per request: the layer reseeds each policy's generator with a seed
+//!   derived from one layer seed and the request's number, so that requests failing
+//!   together spread their retries even when the closure seeds every policy alike. The
+//!   layer seed is drawn at random; [`RetryLayer::seed`] fixes it for reproducible runs,
+//!   and [`RetryLayer::rng_from_policy`] keeps the generator the closure built.
 //! - The request is cloned for every attempt (`Req: Clone`); the inner service is cloned
 //!   once per request and made ready again before each retry.
 //! - The outcome is transparent: the layer returns the last attempt's response or error
 //!   as it is, like tower's own retry. A server's hint (`Retry-After`) can replace the
 //!   backoff's delay through a [`RetryHint`].
-//! - [`RefusalsArePermanent`] is the classifier for stacks of these layers: it does not
-//!   retry a refusal of a rate limiter, bulkhead or breaker below (an open breaker stops
-//!   the retries, as [`stanchion::pipeline`] says), and retries other errors, per-attempt
-//!   timeouts included.
+//! - Stanchion's own refusals below it are not retried, whatever the policy's classifier
+//!   says: a rate limit, a full bulkhead, an open breaker (retrying it with backoff only
+//!   keeps knocking, as [`stanchion::pipeline`] says) or an overall timeout ends the
+//!   request with that refusal. Per-attempt timeouts are retried as the classifier says
+//!   (the default, [`TransientErrors`](stanchion::retry::TransientErrors), retries
+//!   them). [`RetryLayer::retry_refusals`] hands refusals to the classifier too.
+//!   [`RefusalsArePermanent`] is the same rule as a classifier.
+//! - Over a circuit breaker, each attempt takes its own permit: in half-open, every
+//!   attempt of a request can be a probe. Allow few probes (see the breaker's
+//!   [module docs](super::breaker#retries-in-front-of-a-breaker) and its
+//!   [`SERVICE_PRESET`](super::breaker::SERVICE_PRESET)).
 //!
-//! Cost per request: the policy (a few words), a clone of the service and one of the
-//! request; per retry, a clone of the request and a tokio timer.
+//! Cost per request: the policy (a few words), one atomic addition for its seed, a clone
+//! of the service and one of the request; per retry, a clone of the request and a tokio timer.
 
 mod budget;
 mod future;

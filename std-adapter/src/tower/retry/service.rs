@@ -4,6 +4,7 @@ use stanchion::Clock;
 use stanchion::retry::{Backoff, Classify, RetryBudget, RetryPolicy};
 use tower_service::Service;
 
+use super::layer::Streams;
 use super::{ResponseFuture, RetryHint};
 
 /// Retries requests as a per-request core policy says; see
@@ -14,15 +15,26 @@ pub struct RetryService<S, P, H, C> {
     make_policy: P,
     hint: H,
     clock: C,
+    streams: Streams,
+    retry_refusals: bool,
 }
 
 impl<S, P, H, C> RetryService<S, P, H, C> {
-    pub(super) fn new(inner: S, make_policy: P, hint: H, clock: C) -> Self {
+    pub(super) fn new(
+        inner: S,
+        make_policy: P,
+        hint: H,
+        clock: C,
+        streams: Streams,
+        retry_refusals: bool,
+    ) -> Self {
         RetryService {
             inner,
             make_policy,
             hint,
             clock,
+            streams,
+            retry_refusals,
         }
     }
 
@@ -35,6 +47,7 @@ impl<S, P, H, C> RetryService<S, P, H, C> {
 impl<S, P, B, K, R, H, C, Req> Service<Req> for RetryService<S, P, H, C>
 where
     S: Service<Req> + Clone,
+    S::Error: 'static,
     Req: Clone,
     P: Fn(&C) -> RetryPolicy<B, K, R>,
     B: Backoff,
@@ -52,7 +65,10 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let policy = (self.make_policy)(&self.clock);
+        let mut policy = (self.make_policy)(&self.clock);
+        if let Some(seed) = self.streams.next_seed() {
+            policy.rng_mut().seed(seed);
+        }
         // The ready service makes the first attempt and, made ready again, the retries.
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
@@ -64,6 +80,7 @@ where
             policy,
             self.hint.clone(),
             self.clock.clone(),
+            self.retry_refusals,
         )
     }
 }
