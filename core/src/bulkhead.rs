@@ -288,7 +288,17 @@ impl<L: BulkheadListener> Bulkhead<L> {
     /// [`try_acquire_owned`](Bulkhead::try_acquire_owned) with an `Arc<Bulkhead>`.
     #[inline]
     pub fn try_acquire(&self) -> Result<BulkheadPermit<&Self, L>, BulkheadFull> {
-        self.acquire_slot()?;
+        self.acquire_slot(true)?;
+        Ok(BulkheadPermit { bulkhead: self })
+    }
+
+    /// Like [`try_acquire`](Bulkhead::try_acquire), but a refusal is not reported to the
+    /// listener: for a waiting line, whose callers find the bulkhead full and go on
+    /// waiting. The line reports a caller's refusal itself, once, when it refuses the
+    /// caller (`listener().on_rejected(full)`), so that one caller refused is one event.
+    #[inline]
+    pub fn try_acquire_unreported(&self) -> Result<BulkheadPermit<&Self, L>, BulkheadFull> {
+        self.acquire_slot(false)?;
         Ok(BulkheadPermit { bulkhead: self })
     }
 
@@ -311,14 +321,27 @@ impl<L: BulkheadListener> Bulkhead<L> {
     where
         B: Deref<Target = Self>,
     {
-        bulkhead.acquire_slot()?;
+        bulkhead.acquire_slot(true)?;
+        Ok(BulkheadPermit { bulkhead })
+    }
+
+    /// [`try_acquire_owned`](Bulkhead::try_acquire_owned), with a refusal not reported to
+    /// the listener, as [`try_acquire_unreported`](Bulkhead::try_acquire_unreported).
+    #[inline]
+    pub fn try_acquire_owned_unreported<B>(
+        bulkhead: B,
+    ) -> Result<BulkheadPermit<B, L>, BulkheadFull>
+    where
+        B: Deref<Target = Self>,
+    {
+        bulkhead.acquire_slot(false)?;
         Ok(BulkheadPermit { bulkhead })
     }
 
     /// Takes one slot and returns the count in use that includes it, or says why not
-    /// (writing nothing).
+    /// (writing nothing; telling the listener if `report`).
     #[inline]
-    pub(crate) fn acquire_slot(&self) -> Result<u32, BulkheadFull> {
+    pub(crate) fn acquire_slot(&self, report: bool) -> Result<u32, BulkheadFull> {
         let mut word = self.state.load(Ordering::Relaxed);
         loop {
             let (max, in_use) = (max_of(word), in_use_of(word));
@@ -327,7 +350,9 @@ impl<L: BulkheadListener> Bulkhead<L> {
                     in_use,
                     max_concurrent: max,
                 };
-                self.listener.on_rejected(full);
+                if report {
+                    self.listener.on_rejected(full);
+                }
                 return Err(full);
             }
             // `in_use < max <= u32::MAX`, so adding one stays inside the low half.
@@ -694,6 +719,24 @@ mod tests {
             (1, 2, 1)
         );
         assert_eq!(l.max_changes.get(), (1, 1, 5));
+    }
+
+    #[test]
+    fn unreported_tries_tell_the_listener_of_grants_but_not_refusals() {
+        let b = Arc::new(Bulkhead::with_listener(1, Recorder::default()).unwrap());
+        let p = b.try_acquire_unreported().unwrap();
+        assert!(b.try_acquire_unreported().is_err());
+        assert!(Bulkhead::try_acquire_owned_unreported(Arc::clone(&b)).is_err());
+        assert_eq!(b.in_use(), 1);
+        drop(p);
+        let owned = Bulkhead::try_acquire_owned_unreported(Arc::clone(&b)).unwrap();
+        assert!(b.try_acquire().is_err()); // the reporting form still reports
+        drop(owned);
+        let l = b.listener();
+        assert_eq!(
+            (l.acquired.get(), l.rejected.get(), l.released.get()),
+            (2, 1, 2)
+        );
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! [`BulkheadQueue`]: wait for a slot of a core [`Bulkhead`], first come first served,
 //! with a bounded line and a bounded wait.
 
-use std::cell::Cell;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -37,14 +36,12 @@ impl<L: BulkheadListener> BulkheadListener for WakeOnRelease<L> {
         self.inner.on_acquired(in_use);
     }
 
-    /// Passed on, except for the queue's own tries (see [`BulkheadQueue`]): a caller
+    /// Passed on. The queue's own tries do not report (see [`BulkheadQueue`]): a caller
     /// that finds the bulkhead full waits in line, and is reported refused only if it
     /// leaves the line without a slot.
     #[inline]
     fn on_rejected(&self, full: BulkheadFull) {
-        if !QUEUE_TRYING.get() {
-            self.inner.on_rejected(full);
-        }
+        self.inner.on_rejected(full);
     }
 
     #[inline]
@@ -60,28 +57,6 @@ impl<L: BulkheadListener> BulkheadListener for WakeOnRelease<L> {
             self.freed.notify_one();
         }
     }
-}
-
-thread_local! {
-    /// Set while a queue tries its bulkhead for a caller that may still wait: the
-    /// listener's `on_rejected` runs on the trying thread, inside the try, so this tells
-    /// such a try's refusal (not one) from a refusal of someone else's `try_acquire`.
-    static QUEUE_TRYING: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `try_slot` (a `try_acquire` of a queue's bulkhead) without reporting a refusal to
-/// the listener: the caller will wait in line, or be refused and reported then.
-pub(crate) fn try_quietly<T>(try_slot: impl FnOnce() -> T) -> T {
-    /// Clears the flag however `try_slot` ends (a listener may panic).
-    struct Clear;
-    impl Drop for Clear {
-        fn drop(&mut self) {
-            QUEUE_TRYING.set(false);
-        }
-    }
-    QUEUE_TRYING.set(true);
-    let _clear = Clear;
-    try_slot()
 }
 
 /// A permit of a [`BulkheadQueue`]'s bulkhead: the slot is given back when it drops.
@@ -234,7 +209,7 @@ impl<L: BulkheadListener> BulkheadQueue<L> {
     ) -> Result<(QueuedPermit<'_, L>, bool), BulkheadFull> {
         if self.waiting.load(Ordering::Acquire) == 0 {
             // Nobody waits: the fast path, no queue operation at all.
-            if let Ok(permit) = try_quietly(|| self.bulkhead.try_acquire()) {
+            if let Ok(permit) = self.bulkhead.try_acquire_unreported() {
                 return Ok((permit, false));
             }
         }
@@ -244,7 +219,7 @@ impl<L: BulkheadListener> BulkheadQueue<L> {
     /// The slow path: join the line and wait for a slot.
     async fn wait(&self, deadline: Deadline) -> Result<QueuedPermit<'_, L>, BulkheadFull> {
         let (_head, _place) = match self.head.try_acquire() {
-            Ok(head) => match try_quietly(|| self.bulkhead.try_acquire()) {
+            Ok(head) => match self.bulkhead.try_acquire_unreported() {
                 // Nobody waits and a slot is free: the fast path.
                 Ok(permit) => return Ok(permit),
                 Err(full) => match Place::join(&self.waiting, self.max_waiting) {
@@ -267,7 +242,7 @@ impl<L: BulkheadListener> BulkheadQueue<L> {
         loop {
             let mut freed = pin!(self.bulkhead.listener().freed.notified());
             freed.as_mut().enable();
-            if let Ok(permit) = try_quietly(|| self.bulkhead.try_acquire()) {
+            if let Ok(permit) = self.bulkhead.try_acquire_unreported() {
                 return Ok(permit);
             }
             if deadline.is_never() {

@@ -120,7 +120,7 @@ impl<M: RawMutex, A: LimitAlgorithm, L: BulkheadListener> AdaptiveBulkhead<M, A,
         B: Deref<Target = Self>,
     {
         // The count the grant's compare-and-swap wrote: exact, this call included.
-        let in_flight = bulkhead.bulkhead.acquire_slot()?;
+        let in_flight = bulkhead.bulkhead.acquire_slot(true)?;
         Ok(AdaptivePermit {
             bulkhead,
             started_at: now,

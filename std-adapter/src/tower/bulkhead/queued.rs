@@ -15,7 +15,6 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::BulkheadRejected;
-use crate::bulkhead::try_quietly;
 use crate::tower::BoxError;
 use crate::{BulkheadQueue, WakeOnRelease};
 
@@ -157,8 +156,7 @@ where
     fn call(&mut self, request: Req) -> Self::Future {
         // Nobody in line and a slot free: take it, as the queue's own fast path does.
         if self.queue.waiting() == 0 {
-            let slot =
-                try_quietly(|| Bulkhead::try_acquire_owned(QueueSlot(Arc::clone(&self.queue))));
+            let slot = Bulkhead::try_acquire_owned_unreported(QueueSlot(Arc::clone(&self.queue)));
             if let Ok(slot) = slot {
                 return QueuedResponseFuture::called(self.inner.call(request), slot);
             }
