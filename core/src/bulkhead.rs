@@ -723,13 +723,13 @@ mod tests {
 
     #[test]
     fn unreported_tries_tell_the_listener_of_grants_but_not_refusals() {
-        let b = Arc::new(Bulkhead::with_listener(1, Recorder::default()).unwrap());
+        let b = std::rc::Rc::new(Bulkhead::with_listener(1, Recorder::default()).unwrap());
         let p = b.try_acquire_unreported().unwrap();
         assert!(b.try_acquire_unreported().is_err());
-        assert!(Bulkhead::try_acquire_owned_unreported(Arc::clone(&b)).is_err());
+        assert!(Bulkhead::try_acquire_owned_unreported(std::rc::Rc::clone(&b)).is_err());
         assert_eq!(b.in_use(), 1);
         drop(p);
-        let owned = Bulkhead::try_acquire_owned_unreported(Arc::clone(&b)).unwrap();
+        let owned = Bulkhead::try_acquire_owned_unreported(std::rc::Rc::clone(&b)).unwrap();
         assert!(b.try_acquire().is_err()); // the reporting form still reports
         drop(owned);
         let l = b.listener();
