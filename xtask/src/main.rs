@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask test`: every check CI runs (the README's second command).
 //! - `cargo xtask cross`: only the cross-builds of core for the bare-metal targets.
-//! - `cargo xtask firmware`: build the firmware example and run it under QEMU.
+//! - `cargo xtask firmware`: build the firmware example and the quick start, and run them
+//!   under QEMU.
 //! - `cargo xtask size`: the firmware's flash and RAM, each pattern's share of them, and
 //!   the peer crates' beside them (`size.rs`); `--symbols FEATURES` says which symbols
 //!   make up one row.
@@ -66,7 +67,7 @@ enum Task {
     /// Model-check core's lock-free code with loom, without CI's preemption bound.
     Loom,
     /// Build the firmware example and run it under QEMU on a Cortex-M3, a Cortex-M0 and a
-    /// 32-bit RISC-V core.
+    /// 32-bit RISC-V core; then the firmware quick start, on the Cortex-M3.
     Firmware,
     /// Report the firmware's flash and RAM on thumbv7em, and each pattern's share.
     Size {
@@ -381,6 +382,7 @@ const FIRMWARE_TIME_BOUND: Duration = Duration::from_secs(60);
 /// Lints the firmware crate (it is outside the workspace, so the workspace's fmt and clippy
 /// steps miss it), builds it with every pattern and runs it under QEMU on each machine;
 /// fails if an image reports a failed check, exits with failure, or outlives its time bound.
+/// Then the same for the quick start ([`firmware_quickstart`]).
 fn firmware() -> Result {
     for (.., (qemu, package, _)) in FIRMWARE_MACHINES {
         ensure_debian_package(qemu, package)?;
@@ -458,6 +460,74 @@ fn firmware() -> Result {
             }
         }
     }
+    firmware_quickstart()
+}
+
+/// The firmware quick start (`examples/firmware-quickstart`): the crate a new project starts
+/// from. It is written for the Cortex-M3 alone.
+const QUICKSTART: (&str, &str) = ("firmware-quickstart", "thumbv7m-none-eabi");
+
+/// Lints the quick start, builds it and runs it under QEMU as the checks image is run on the
+/// same machine (same clock, same time bound); fails unless it exits with success.
+fn firmware_quickstart() -> Result {
+    let (crate_name, target) = QUICKSTART;
+    let Some(&(_, cpu, machine, (qemu, _, extra))) =
+        FIRMWARE_MACHINES.iter().find(|(t, ..)| *t == target)
+    else {
+        return Err(format!(
+            "the quick start's target {target} is not in FIRMWARE_MACHINES"
+        ));
+    };
+    let dir = root().join("examples").join(crate_name);
+    let target_dir = firmware_dirs().1;
+    let target_dir_arg = target_dir.to_string_lossy();
+    let in_dir = |args: &[&str]| {
+        let mut command = firmware_cargo(args);
+        command.current_dir(&dir);
+        command
+    };
+    let build = [
+        "--release",
+        "--locked",
+        "--target",
+        target,
+        "--target-dir",
+        &target_dir_arg,
+    ];
+    step("firmware quick start fmt", in_dir(&["fmt", "--check"]))?;
+    let clippy = [&["clippy"][..], &build, &["--", "-D", "warnings"]].concat();
+    step("firmware quick start clippy", in_dir(&clippy))?;
+    step(
+        "build firmware quick start",
+        in_dir(&[&["build"][..], &build].concat()),
+    )?;
+    let elf = target_dir.join(target).join("release").join(crate_name);
+    let name = format!("firmware quick start on {machine} ({target})");
+    println!("xtask: ==> {name}");
+    let started = Instant::now();
+    let mut qemu = command(
+        qemu,
+        &[
+            QEMU_CLOCK[0],
+            QEMU_CLOCK[1],
+            "-cpu",
+            cpu,
+            "-machine",
+            machine,
+            "-nographic",
+            "-semihosting-config",
+            "enable=on,target=native",
+        ],
+    );
+    qemu.args(extra).arg("-kernel").arg(&elf);
+    let (status, _) =
+        run_with_time_bound(qemu, FIRMWARE_TIME_BOUND).map_err(|e| format!("{name}: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "{name} failed ({status}; expected a successful exit)"
+        ));
+    }
+    println!("xtask: <== {name} ok ({:.1?})", started.elapsed());
     Ok(())
 }
 
