@@ -24,47 +24,42 @@ use stanchion_embassy::stanchion::breaker::{
 };
 use stanchion_embassy::stanchion::rate::{Quota, TokenBucket};
 use stanchion_embassy::stanchion::retry::{Exponential, Jitter, Ratio, RetryPolicy, Verdict};
-use stanchion_embassy::stanchion::{Clock, Deadline, sync::CriticalSectionRawMutex};
+use stanchion_embassy::stanchion::{Clock, Deadline, const_config, sync::CriticalSectionRawMutex};
 use stanchion_embassy::{
     BreakerError, Elapsed, EmbassyClock, breaker, retry, sleep, sleep_until, timeout,
 };
 
-// Configuration is checked when it is built; in a `static` or `const`, a bad value's
-// `panic!` is a compile error, so it never reaches the chip.
+// Configuration is checked at compile time: `const_config!` unwraps a constructor's
+// `Result` in a `const` block, so a bad value fails the build, naming the field.
 
 /// Two reads per 200 ms: one every 100 ms, two at once.
-static LIMITER: TokenBucket = TokenBucket::new({
-    let Ok(quota) = Quota::per_interval(2, Duration::from_millis(200)) else {
-        panic!("bad quota")
-    };
-    quota
-});
+static LIMITER: TokenBucket = TokenBucket::new(const_config!(Quota::per_interval(
+    2,
+    Duration::from_millis(200)
+)));
 
 /// Opens after 3 failed reads in a row, for 100 ms; then one probe read decides.
-static BREAKER: CircuitBreaker<ConsecutiveWindow, CriticalSectionRawMutex> = {
-    let Ok(window) = ConsecutiveWindow::new(3) else {
-        panic!("bad window")
-    };
-    let config = BreakerConfig::new()
-        .open_duration(Duration::from_millis(100))
-        .permitted_calls_in_half_open(1);
-    let Ok(breaker) = CircuitBreaker::new(config, window) else {
-        panic!("bad breaker")
-    };
-    breaker
-};
+static BREAKER: CircuitBreaker<ConsecutiveWindow, CriticalSectionRawMutex> =
+    const_config!(CircuitBreaker::new(
+        BreakerConfig::new()
+            .open_duration(Duration::from_millis(100))
+            .permitted_calls_in_half_open(1),
+        const_config!(ConsecutiveWindow::new(3)),
+    ));
 
-/// Between attempts: from 5 ms, doubling, at most 40 ms, each wait drawn in `0..=d`.
-const BACKOFF: Exponential = {
-    let Ok(backoff) = Exponential::new(
+/// 3 attempts per read; between attempts, from 5 ms, doubling, at most 40 ms, each wait
+/// drawn in `0..=d`. Seed the jitter per device (from its unique ID, say), so that devices
+/// do not retry in step.
+const POLICY: RetryPolicy<Exponential> = const_config!(RetryPolicy::new(
+    const_config!(Exponential::new(
         Duration::from_millis(5),
         Ratio::TWO,
         Duration::from_millis(40),
-    ) else {
-        panic!("bad backoff")
-    };
-    backoff.with_jitter(Jitter::FULL)
-};
+    ))
+    .with_jitter(Jitter::FULL),
+    3,
+    fastrand::Rng::with_seed(0x5eed),
+));
 
 #[embassy_executor::main]
 async fn main(_spawner: Spawner) {
@@ -72,12 +67,7 @@ async fn main(_spawner: Spawner) {
         exit(false)
     };
     time_driver::start(core.SYST);
-    // 3 attempts per read. Seed the jitter per device (from its unique ID, say), so that
-    // devices do not retry in step.
-    let Ok(policy) = RetryPolicy::new(BACKOFF, 3, fastrand::Rng::with_seed(0x5eed)) else {
-        exit(false)
-    };
-    let mut policy = policy.with_classifier(classify);
+    let mut policy = POLICY.with_classifier(classify);
     hprintln!("quickstart: a sensor read every 50 ms, rate limited, through a breaker, retried");
 
     let (mut next, mut last_ok) = (EmbassyClock.now(), false);
