@@ -32,6 +32,20 @@
 //! # Ok::<(), stanchion::ConfigError>(())
 //! ```
 //!
+//! # With a breaker and a timeout
+//!
+//! [`Pipeline`](crate::Pipeline) composes retry, a breaker and a per-attempt timeout in the
+//! order that works (`Pipeline::new().breaker(&b).attempt_timeout(d)`), so prefer it. By
+//! hand, the order is: `retry` outermost, [`breaker::call`](crate::breaker::call) per
+//! attempt, the [`timeout`](crate::timeout()) *inside* the breaker's call, so that a hang
+//! ends as a failure the breaker records (a timeout outside drops the call and its permit,
+//! which records nothing: a hung dependency would never open the breaker). And give the
+//! policy [`breaker::refusals_are_permanent`](crate::breaker::refusals_are_permanent) as its
+//! classifier: the default calls every `Err` transient, so it would retry the open
+//! breaker's refusal with backoff. Then a refusal ends the retries, and the
+//! [`RetryError`] holds it, counting it as an attempt (the pipeline counts only attempts
+//! that ran, and says which layer refused).
+//!
 //! Cost: the policy (borrowed) and the operation's future; a `Timer` while sleeping.
 
 use core::future::Future;

@@ -23,7 +23,7 @@ use stanchion_embassy::stanchion::breaker::{
     BreakerConfig, CircuitBreaker, window::ConsecutiveWindow,
 };
 use stanchion_embassy::stanchion::rate::{Quota, TokenBucket};
-use stanchion_embassy::stanchion::retry::{Exponential, Jitter, Ratio, RetryPolicy, Verdict};
+use stanchion_embassy::stanchion::retry::{Exponential, Jitter, Ratio, RetryPolicy};
 use stanchion_embassy::stanchion::{Clock, Deadline, const_config, sync::CriticalSectionRawMutex};
 use stanchion_embassy::{
     BreakerError, Elapsed, EmbassyClock, breaker, retry, sleep, sleep_until, timeout,
@@ -67,7 +67,8 @@ async fn main(_spawner: Spawner) {
         exit(false)
     };
     time_driver::start(core.SYST);
-    let mut policy = POLICY.with_classifier(classify);
+    // The open breaker's refusal will not go away within this read: not retried.
+    let mut policy = POLICY.with_classifier(breaker::refusals_are_permanent);
     hprintln!("quickstart: a sensor read every 50 ms, rate limited, through a breaker, retried");
 
     let (mut next, mut last_ok) = (EmbassyClock.now(), false);
@@ -103,16 +104,6 @@ async fn main(_spawner: Spawner) {
         last_ok = reading.is_ok();
     }
     exit(last_ok)
-}
-
-/// What a read's outcome means to the retry policy: a sensor's error may go away, so it is
-/// retried; the open breaker's refusal will not within this read, so it is not.
-fn classify(outcome: &Result<u16, BreakerError<&str>>) -> Verdict {
-    match outcome {
-        Ok(_) => Verdict::Success,
-        Err(BreakerError::Operation(_)) => Verdict::Transient,
-        Err(BreakerError::Rejected(_)) => Verdict::Permanent,
-    }
 }
 
 /// A simulated sensor on a bus: each read takes 2 ms. Read 0 hangs, reads 3 to 5 are not
