@@ -25,9 +25,7 @@ use stanchion_embassy::stanchion::breaker::{
 use stanchion_embassy::stanchion::rate::{Quota, TokenBucket};
 use stanchion_embassy::stanchion::retry::{Exponential, Jitter, Ratio, RetryPolicy};
 use stanchion_embassy::stanchion::{Clock, Deadline, const_config, sync::CriticalSectionRawMutex};
-use stanchion_embassy::{
-    BreakerError, Elapsed, EmbassyClock, breaker, retry, sleep, sleep_until, timeout,
-};
+use stanchion_embassy::{Elapsed, EmbassyClock, breaker, retry, sleep, sleep_until, timeout};
 
 // Configuration is checked at compile time: `const_config!` unwraps a constructor's
 // `Result` in a `const` block, so a bad value fails the build, naming the field.
