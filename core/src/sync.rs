@@ -271,6 +271,15 @@ impl<M: RawMutex, T> Locked<M, T> {
     }
 
     /// Runs `f` on the state inside the critical section.
+    ///
+    /// # Panics
+    ///
+    /// If `f` calls `with` on this same `Locked` (re-entry: the state is already lent
+    /// out), as a `RefCell` borrowed twice does. Core never re-enters: inside, it calls only
+    /// the state's own methods (a `SharedLimiter`'s limiter, an adaptive bulkhead's
+    /// algorithm), and listeners run after the critical section; only code of yours that
+    /// reaches this `Locked` again from inside can. (Without `unsafe` there is no cheaper
+    /// guard: the panic path costs a firmware a few bytes and a location record.)
     #[inline]
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         self.inner.lock(|cell| {
