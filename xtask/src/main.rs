@@ -21,6 +21,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod load;
+mod msrv;
 mod redis;
 mod size;
 mod tables;
@@ -66,6 +67,8 @@ enum Task {
     Cross,
     /// Model-check core's lock-free code with loom, without CI's preemption bound.
     Loom,
+    /// Build the published crates with the declared `rust-version` (installs it).
+    Msrv,
     /// Build the firmware example and run it under QEMU on a Cortex-M3, a Cortex-M0 and a
     /// 32-bit RISC-V core; then the firmware quick start, on the Cortex-M3.
     Firmware,
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         Task::Test => test(),
         Task::Cross => cross(),
         Task::Loom => loom(None),
+        Task::Msrv => msrv::msrv(),
         Task::Firmware => firmware(),
         Task::Size {
             strict,
@@ -215,6 +219,7 @@ fn test() -> Result {
             "service_redis",
         ]),
     )?;
+    msrv::msrv()?;
     loom(Some(LOOM_CI_PREEMPTIONS))?;
     verify::miri_ci()?;
     verify::fuzz_smoke()?;
