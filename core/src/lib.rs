@@ -127,6 +127,11 @@ pub use deadline::Deadline;
 pub use error::ConfigError;
 pub use time::Instant;
 
+/// The random generator core's backoffs, policies and breakers draw jitter from
+/// ([`fastrand::Rng`]), re-exported so that an application seeds the same version core
+/// uses without depending on `fastrand` itself.
+pub use fastrand;
+
 /// Proptest case count for core's property tests: `n` normally, a handful under Miri,
 /// which interprets every step (roughly a thousand times slower) and checks for undefined
 /// behaviour rather than for rare inputs; the full runs stay in `cargo test`.

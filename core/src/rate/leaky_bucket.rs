@@ -7,7 +7,7 @@ use crate::sync::{AtomicU64, Ordering};
 use crate::time::Instant;
 
 use super::gcra::{FRESH, Params, QuotaCell};
-use super::{QuotaChangeConflict, RateLimitError, RateLimiter};
+use super::{Quota, QuotaChangeConflict, RateLimitError, RateLimiter};
 
 /// The configuration of a [`LeakyBucket`]: one request per `period`, and the longest a
 /// request may be queued (`max_delay`).
@@ -45,6 +45,27 @@ impl Spacing {
                 d as u64
             },
         })
+    }
+
+    /// The leaky bucket that admits what a token bucket of `quota` admits: one request per
+    /// period, and as many queued behind it as the burst holds beyond the first (GCRA's
+    /// two views of one rule: a burst of `b` is a queue of `b - 1` periods).
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use stanchion::rate::{Quota, Spacing};
+    ///
+    /// let s = Spacing::from_quota(Quota::new(4, Duration::from_millis(10))?);
+    /// assert_eq!(s.period(), Duration::from_millis(10));
+    /// assert_eq!(s.max_delay(), Duration::from_millis(30));
+    /// assert_eq!(s.queue_capacity(), 4);
+    /// # Ok::<(), stanchion::ConfigError>(())
+    /// ```
+    pub const fn from_quota(quota: Quota) -> Spacing {
+        Spacing {
+            period_nanos: quota.period_nanos(),
+            max_delay_nanos: quota.tolerance_nanos(),
+        }
     }
 
     /// The interval between two consecutive requests.

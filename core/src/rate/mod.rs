@@ -170,6 +170,15 @@ impl RateLimitError {
         }
     }
 
+    /// [`retry_after`](RateLimitError::retry_after) in nanoseconds, without building a
+    /// `Duration`.
+    pub const fn retry_after_nanos(&self) -> Option<u64> {
+        match self {
+            RateLimitError::Denied(d) => Some(d.retry_after_nanos()),
+            RateLimitError::InsufficientCapacity(_) => None,
+        }
+    }
+
     /// Whether waiting can help (`false` for [`InsufficientCapacity`]).
     pub const fn is_retryable(&self) -> bool {
         matches!(self, RateLimitError::Denied(_))
@@ -253,6 +262,25 @@ pub struct Quota {
 }
 
 impl Quota {
+    /// `burst` permits at once, then one every `period`: [`per_period`](Quota::per_period)
+    /// and [`with_burst`](Quota::with_burst) in one step, with their ranges.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use stanchion::rate::Quota;
+    ///
+    /// let q = Quota::new(3, Duration::from_millis(100))?;
+    /// assert_eq!((q.burst(), q.period()), (3, Duration::from_millis(100)));
+    /// assert!(Quota::new(0, Duration::from_millis(100)).is_err());
+    /// # Ok::<(), stanchion::ConfigError>(())
+    /// ```
+    pub const fn new(burst: u32, period: Duration) -> Result<Quota, ConfigError> {
+        match Quota::per_period(period) {
+            Ok(q) => q.with_burst(burst),
+            Err(e) => Err(e),
+        }
+    }
+
     /// One permit every `period`, burst 1. `period` must be at least 1 ns and at most
     /// `u64::MAX` ns.
     pub const fn per_period(period: Duration) -> Result<Quota, ConfigError> {

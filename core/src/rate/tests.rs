@@ -1011,3 +1011,42 @@ proptest! {
         prop_assert!(granted <= burst as u64 + latest / period);
     }
 }
+
+#[test]
+fn one_step_quota_and_its_leaky_twin() {
+    let q = Quota::new(4, Duration::from_millis(10)).unwrap();
+    assert_eq!(
+        q,
+        Quota::per_period(Duration::from_millis(10))
+            .unwrap()
+            .with_burst(4)
+            .unwrap()
+    );
+    assert_eq!(
+        Quota::new(0, Duration::from_millis(10)),
+        Err(ConfigError::new("burst", "at least 1"))
+    );
+    assert_eq!(
+        Quota::new(1, Duration::ZERO),
+        Err(ConfigError::new("period", "in 1 ns..=u64::MAX ns"))
+    );
+    // The token bucket and the leaky bucket of one quota admit the same requests at one
+    // instant from idle, and the next one at the same time.
+    let bucket = TokenBucket::new(q);
+    let leaky = LeakyBucket::new(Spacing::from_quota(q));
+    assert_eq!(bucket.max_acquire(), 4);
+    let t0 = ms(1_000);
+    let granted = (0..10).filter(|_| bucket.acquire_at(1, t0).is_ok()).count();
+    let queued = (0..10).filter(|_| leaky.reserve_at(t0).is_ok()).count();
+    assert_eq!((granted, queued), (4, 4));
+    let refused = bucket.acquire_at(1, t0).unwrap_err();
+    assert_eq!(refused.retry_after_nanos(), Some(10 * MS));
+    assert_eq!(
+        refused.retry_after_nanos().map(Duration::from_nanos),
+        refused.retry_after()
+    );
+    assert_eq!(
+        bucket.acquire_at(5, t0).unwrap_err().retry_after_nanos(),
+        None
+    );
+}

@@ -209,6 +209,14 @@ impl TokenBucket {
         self.tat.store(FRESH, Ordering::Relaxed);
     }
 
+    /// The most permits one request may take ([`Quota::burst`]): a larger `n` is refused
+    /// with [`InsufficientCapacity`](super::InsufficientCapacity), never granted. The same
+    /// as [`RateLimiter::max_acquire`](super::RateLimiter::max_acquire), without importing
+    /// the trait.
+    pub fn max_acquire(&self) -> u32 {
+        self.params.load().max_n()
+    }
+
     /// The quota in force.
     pub fn quota(&self) -> Quota {
         let p = self.params.load();
@@ -241,7 +249,7 @@ impl RateLimiter for TokenBucket {
         TokenBucket::remaining_at(self, now)
     }
     fn max_acquire(&self) -> u32 {
-        self.params.load().max_n()
+        TokenBucket::max_acquire(self)
     }
     fn reset(&self) {
         TokenBucket::reset(self)

@@ -9,7 +9,7 @@
 //! | [`Linear`](super::Linear) | `initial + n * step` |
 //! | [`Exponential`](super::Exponential) | `base * factor^n` |
 //! | [`DecorrelatedJitter`](super::DecorrelatedJitter) | `min(cap, U(base, 3 * previous))` (AWS) |
-//! | [`DecorrelatedJitterV2`](super::DecorrelatedJitterV2) | Polly's V2 formula, medians near `base * 2^n` |
+//! | [`DecorrelatedJitterV2`](super::DecorrelatedJitterV2) | Polly's V2 formula: the time to retry `n` has a median near `base * 2^n` |
 //!
 //! A strategy value is its own per-operation state: `Copy`, a few words, built by a
 //! `const fn`, and reset by [`Backoff::reset`] without touching the configuration.

@@ -3,10 +3,13 @@
 //!
 //! With `t_n = n + U(0, 1)` for retry `n` (from 0) and
 //! `f(t) = 2^t * tanh(sqrt(4 t))`, the delay before retry `n` is
-//! `min(cap, (f(t_n) - f(t_{n-1})) * median / 1.4)`, with `f(t_{-1}) = 0`. The medians of
-//! the delays sit close to `median, 2 * median, 4 * median, ...`, the spread is smooth
-//! (no spikes of near-zero or doubled delays, unlike AWS decorrelated jitter) and each
-//! client's sequence is independent of every other's.
+//! `min(cap, (f(t_n) - f(t_{n-1})) * median / 1.4)`, with `f(t_{-1}) = 0`. What grows as
+//! `median, 2 * median, 4 * median, ...` is the *time since the first failure*: the
+//! medians of the running totals of the delays (measured over 100,000 sequences with a
+//! 100 ms median: 89, 198, 402, 807, 1616 ms). Each delay's own median is about half of
+//! that from the third retry on (89, 113, 202, 401, 801 ms). The spread is smooth (no
+//! spikes of near-zero or doubled delays, unlike AWS decorrelated jitter) and each client's
+//! sequence is independent of every other's.
 //!
 //! Choose it when many clients retry against one service and you want exponential
 //! growth with well-behaved jitter: it is Polly's recommended jittered backoff.
@@ -46,7 +49,8 @@ use super::Backoff;
 use crate::ConfigError;
 use crate::time::duration_to_nanos_saturating;
 
-/// Polly's decorrelated jitter V2: medians near `median * 2^n`, capped.
+/// Polly's decorrelated jitter V2: the time to retry `n` has a median near `median * 2^n`
+/// (each delay's own, about half that from the third retry on), capped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DecorrelatedJitterV2 {

@@ -1,8 +1,11 @@
 //! [`Exponential`]: a delay multiplied by a factor per retry, up to a cap.
 //!
 //! Nominal delay before retry `n` (from 0): `min(cap, base * factor^n)`, then jitter,
-//! then the cap again. With [`Jitter::FULL`] this is the AWS article's "full jitter"
-//! backoff; with [`Jitter::EQUAL`] its "equal jitter".
+//! then the cap again: the first retry waits `base`, as Polly's and backon's do. With
+//! [`Jitter::FULL`] this is the AWS article's "full jitter" backoff; with
+//! [`Jitter::EQUAL`] its "equal jitter". The article's formula, `base * 2^attempt`, counts
+//! attempts from one, so its first wait is twice its base: to reproduce its numbers, give
+//! twice its `base` here.
 //!
 //! Choose it by default for calls to a shared service: the delay grows fast enough that
 //! many clients back off from a struggling peer, and the cap bounds the longest wait.
