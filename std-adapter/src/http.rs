@@ -246,7 +246,7 @@ impl std::fmt::Display for TextDuration {
         if d.subsec_nanos() == 0 {
             write!(f, "{} s", d.as_secs())
         } else {
-            let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 > 0);
+            let ms = d.as_millis() + u128::from(!d.subsec_nanos().is_multiple_of(1_000_000));
             write!(f, "{ms} ms")
         }
     }

@@ -6,8 +6,10 @@
 //! usual names of both at once (`use stanchion_std::prelude::*;`):
 //!
 //! - clocks: [`TokioClock`], which honours `tokio::time::pause()` and `advance()` so that
-//!   tests run on virtual time, [`StdClock`] on `std::time::Instant`, and (feature
-//!   `quanta`) `QuantaClock`, on the CPU's time-stamp counter, for hot paths;
+//!   tests run on virtual time, [`CoarseClock`], one atomic load refreshed by a task every
+//!   millisecond, the clock to give a server's layers (`with_clock`) on hot paths,
+//!   [`StdClock`] on `std::time::Instant`, and (feature `quanta`) `QuantaClock`, on the
+//!   CPU's time-stamp counter;
 //! - [`StdRawMutex`], a per-instance lock for the patterns whose state needs a critical
 //!   section, when they are shared across threads;
 //! - [`AsyncRateLimiter`] and [`AsyncKeyedRateLimiter`]: one awaitable interface for core's
@@ -33,6 +35,7 @@
 #![deny(missing_docs)]
 
 mod clock;
+mod coarse;
 mod limiter;
 mod mutex;
 
@@ -49,6 +52,7 @@ mod timeout;
 #[cfg(feature = "quanta")]
 pub use clock::QuantaClock;
 pub use clock::{StdClock, TokioClock};
+pub use coarse::CoarseClock;
 /// The random generator core's retry policies draw jitter from (the version core uses),
 /// so that building a policy needs no dependency of its own.
 pub use fastrand;
