@@ -22,7 +22,7 @@ use stanchion::rate::{Quota, TokenBucket, WithClock};
 use stanchion::retry::{Constant, RetryPolicy};
 use stanchion_benches::report::{self, Table};
 use stanchion_std::tower as st;
-use stanchion_std::{QuantaClock, StdRawMutex, TokioClock};
+use stanchion_std::{CoarseClock, QuantaClock, StdRawMutex, TokioClock};
 use tower::{Layer, Service};
 
 /// The inner service: answers at once.
@@ -121,6 +121,15 @@ fn bench(c: &mut Criterion) {
     g.bench_function("rate limit/stanchion (GCRA, QuantaClock)", |b| {
         b.iter(|| once(&mut ours, black_box(1)))
     });
+    // And on the coarse clock the docs recommend for servers: one atomic load.
+    let limiter = WithClock::new(
+        TokenBucket::new(Quota::per_second(1_000_000_000).unwrap()),
+        CoarseClock::start(),
+    );
+    let mut ours = st::RateLimitLayer::new(Arc::new(limiter)).layer(Echo);
+    g.bench_function("rate limit/stanchion (GCRA, CoarseClock)", |b| {
+        b.iter(|| once(&mut ours, black_box(1)))
+    });
     g.bench_function("rate limit/tower (fixed window)", |b| {
         b.iter(|| once(&mut theirs, black_box(1)))
     });
@@ -156,6 +165,13 @@ fn bench(c: &mut Criterion) {
     g.bench_function("circuit breaker (closed)/stanchion (QuantaClock)", |b| {
         b.iter(|| once(&mut ours, black_box(1)))
     });
+    let breaker: CircuitBreaker<ConsecutiveWindow, StdRawMutex> =
+        CircuitBreaker::new(BreakerConfig::new(), ConsecutiveWindow::new(5).unwrap()).unwrap();
+    let mut ours =
+        st::CircuitBreakerLayer::with_clock(Arc::new(breaker), CoarseClock::start()).layer(Echo);
+    g.bench_function("circuit breaker (closed)/stanchion (CoarseClock)", |b| {
+        b.iter(|| once(&mut ours, black_box(1)))
+    });
     g.finish();
 }
 
@@ -176,7 +192,7 @@ fn main() {
                 "target <= 1.0x met",
             ],
         );
-        let pairs: [(&str, &str, &str); 5] = [
+        let pairs: [(&str, &str, &str); 6] = [
             (
                 "timeout (`TimeoutLayer` vs `tower::timeout`)",
                 "timeout/stanchion",
@@ -195,6 +211,11 @@ fn main() {
             (
                 "rate limit, `TokenBucket` on `QuantaClock`",
                 "rate limit/stanchion (GCRA, QuantaClock)",
+                "rate limit/tower (fixed window)",
+            ),
+            (
+                "rate limit, `TokenBucket` on `CoarseClock` (the servers' clock)",
+                "rate limit/stanchion (GCRA, CoarseClock)",
                 "rate limit/tower (fixed window)",
             ),
             (
@@ -220,6 +241,10 @@ fn main() {
             (
                 "circuit breaker, closed, on `QuantaClock`",
                 "circuit breaker (closed)/stanchion (QuantaClock)",
+            ),
+            (
+                "circuit breaker, closed, on `CoarseClock`",
+                "circuit breaker (closed)/stanchion (CoarseClock)",
             ),
         ] {
             t.row(vec![

@@ -34,7 +34,7 @@
 //! ```
 //!
 //! Under a retry, run the timeout inside `call` and classify the breaker's refusals as
-//! permanent ([`refusals_are_permanent`]); the [retry module](crate::retry) shows the
+//! permanent ([`refusals_are_permanent`]); the [retry module](mod@crate::retry) shows the
 //! order, and [`Pipeline`](crate::Pipeline) composes the three for you.
 //!
 //! Cost: the breaker's own (one atomic load to admit in closed, one critical section to
