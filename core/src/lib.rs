@@ -139,3 +139,8 @@ pub use fastrand;
 pub(crate) const fn proptest_cases(n: u32) -> u32 {
     if cfg!(miri) { 4 } else { n }
 }
+
+// The README's example (what crates.io shows), run with the doc tests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

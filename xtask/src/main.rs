@@ -219,6 +219,29 @@ fn test() -> Result {
             "service_redis",
         ]),
     )?;
+    // The published crates package, and build from their packages, as crates.io would
+    // take them. One command for the three: cargo packages `stanchion` first and resolves
+    // the adapters' dependency on it from a local registry holding that package (not from
+    // crates.io), so the adapters are verified too and need no `--no-verify`. `--offline`:
+    // every other dependency comes from the cache that the steps above filled, so the step
+    // needs no network and leaves the crates.io index alone. `--allow-dirty`: a working
+    // tree with uncommitted changes (a developer's, or files the steps above wrote)
+    // packages as it is; CI's clean clone has none.
+    step(
+        "cargo package: stanchion, stanchion-std, stanchion-embassy",
+        cargo(&[
+            "package",
+            "-p",
+            "stanchion",
+            "-p",
+            "stanchion-std",
+            "-p",
+            "stanchion-embassy",
+            "--locked",
+            "--offline",
+            "--allow-dirty",
+        ]),
+    )?;
     msrv::msrv()?;
     loom(Some(LOOM_CI_PREEMPTIONS))?;
     verify::miri_ci()?;
