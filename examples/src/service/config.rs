@@ -100,6 +100,39 @@ pub struct Config {
     /// on/off or 1/0.
     #[arg(long, env = "STANCHION_BYPASS_LAYERS", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub bypass_layers: bool,
+
+    /// Connections: time a client has to send a whole request head (request line and
+    /// header fields), counted from the connection's opening or from the first byte of a
+    /// later request on it; the connection is closed when it passes. Stops clients that
+    /// send nothing, or a byte at a time, from holding a connection.
+    #[arg(long, env = "STANCHION_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Connections: a kept-alive connection with no request in flight and no byte of a new
+    /// one is closed after this long.
+    #[arg(long, env = "STANCHION_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
+    pub idle_timeout: Duration,
+
+    /// Connections: the largest request head accepted, in bytes (8192 to 1048576); a
+    /// larger one is answered 431 and its connection closed. It also bounds the memory a
+    /// connection's unfinished head can take.
+    #[arg(long, env = "STANCHION_MAX_HEADER_BYTES", default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(8192..=1_048_576))]
+    pub max_header_bytes: u32,
+
+    /// Connections: most open at once, from everyone; connections beyond it are closed as
+    /// soon as they are accepted. Keep it below the open-file limit (`ulimit -n`).
+    #[arg(long, env = "STANCHION_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Connections: most open at once from one client IP; its connections beyond it are
+    /// closed as soon as they are accepted, so one client cannot take every connection.
+    #[arg(long, env = "STANCHION_MAX_CONNECTIONS_PER_IP", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections_per_ip: u32,
+
+    /// Shutdown: on SIGTERM or SIGINT the service stops accepting, lets the requests in
+    /// flight finish for at most this long, then exits, closing whatever is still open.
+    #[arg(long, env = "STANCHION_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
 }
 
 /// A configured API key.
@@ -176,6 +209,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
     };
     Ok(d)
+}
+
+/// Parses a duration above zero (see [`parse_duration`]).
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("`{s}`: must be above zero")),
+        d => Ok(d),
+    }
 }
 
 /// Parses a quota: `N/PERIOD`, such as `100/60s`.

@@ -11,6 +11,10 @@
 //! | `stanchion_bulkhead_in_use` | | downstream calls in flight |
 //! | `stanchion_retry_budget_milli_tokens` | | retries left in the budget, in thousandths |
 //! | `stanchion_downstream_failure_rate_percent`, `stanchion_downstream_latency_milliseconds` | | the downstream's current settings |
+//! | `stanchion_connections_open` | | HTTP connections open now |
+//! | `stanchion_connections_refused_total` | `cap` | connections closed at once because a cap was reached (`total`, `per_ip`) |
+//! | `stanchion_connections_timed_out_total` | `timeout` | connections closed by a timeout (`header_read`, `idle`) |
+//! | `stanchion_accept_errors_total` | | failed accepts (such as the open-file limit reached) |
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -31,6 +35,56 @@ struct LayerLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabel {
     status: u16,
+}
+
+/// A `cap` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CapLabel {
+    cap: &'static str,
+}
+
+/// A `timeout` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TimeoutLabel {
+    timeout: &'static str,
+}
+
+/// Why a connection was closed at once: which cap it would have passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionCap {
+    /// `--max-connections`.
+    Total,
+    /// `--max-connections-per-ip`.
+    PerIp,
+}
+
+impl ConnectionCap {
+    /// The label.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnectionCap::Total => "total",
+            ConnectionCap::PerIp => "per_ip",
+        }
+    }
+}
+
+/// Which timeout closed a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionTimeout {
+    /// `--header-read-timeout`.
+    HeaderRead,
+    /// `--idle-timeout`.
+    Idle,
+}
+
+impl ConnectionTimeout {
+    /// The label.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnectionTimeout::HeaderRead => "header_read",
+            ConnectionTimeout::Idle => "idle",
+        }
+    }
 }
 
 /// A `state` label.
@@ -77,6 +131,10 @@ pub struct Metrics {
     budget: Gauge,
     failure_rate: Gauge,
     latency: Gauge,
+    connections_open: Gauge,
+    connections_refused: Family<CapLabel, Counter>,
+    connections_timed_out: Family<TimeoutLabel, Counter>,
+    accept_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -99,6 +157,10 @@ impl Metrics {
             budget: Gauge::default(),
             failure_rate: Gauge::default(),
             latency: Gauge::default(),
+            connections_open: Gauge::default(),
+            connections_refused: Family::default(),
+            connections_timed_out: Family::default(),
+            accept_errors: Counter::default(),
         };
         let mut registry = Registry::default();
         registry.register(
@@ -146,7 +208,37 @@ impl Metrics {
             "The downstream's latency",
             m.latency.clone(),
         );
+        registry.register(
+            "stanchion_connections_open",
+            "HTTP connections open now",
+            m.connections_open.clone(),
+        );
+        registry.register(
+            "stanchion_connections_refused",
+            "Connections closed at once because a cap was reached",
+            m.connections_refused.clone(),
+        );
+        registry.register(
+            "stanchion_connections_timed_out",
+            "Connections closed by the header-read or the idle timeout",
+            m.connections_timed_out.clone(),
+        );
+        registry.register(
+            "stanchion_accept_errors",
+            "Failed accepts (such as the open-file limit reached)",
+            m.accept_errors.clone(),
+        );
         // Every label that will ever appear, at zero, so that a scrape sees them all.
+        for cap in [ConnectionCap::Total, ConnectionCap::PerIp] {
+            let _ = m
+                .connections_refused
+                .get_or_create(&CapLabel { cap: cap.name() });
+        }
+        for timeout in [ConnectionTimeout::HeaderRead, ConnectionTimeout::Idle] {
+            let _ = m.connections_timed_out.get_or_create(&TimeoutLabel {
+                timeout: timeout.name(),
+            });
+        }
         for layer in Layer::ORDER {
             let _ = m.rejected.get_or_create(&LayerLabel {
                 layer: layer.name(),
@@ -186,6 +278,36 @@ impl Metrics {
     /// An `/api` response went out with `status`.
     pub fn responded(&self, status: u16) {
         self.responses.get_or_create(&StatusLabel { status }).inc();
+    }
+
+    /// A connection was opened (`true`) or closed (`false`).
+    pub fn connection(&self, opened: bool) {
+        if opened {
+            self.connections_open.inc();
+        } else {
+            self.connections_open.dec();
+        }
+    }
+
+    /// A connection was closed at once: it would have passed `cap`.
+    pub fn connection_refused(&self, cap: ConnectionCap) {
+        self.connections_refused
+            .get_or_create(&CapLabel { cap: cap.name() })
+            .inc();
+    }
+
+    /// A connection was closed by `timeout`.
+    pub fn connection_timed_out(&self, timeout: ConnectionTimeout) {
+        self.connections_timed_out
+            .get_or_create(&TimeoutLabel {
+                timeout: timeout.name(),
+            })
+            .inc();
+    }
+
+    /// An accept failed.
+    pub fn accept_failed(&self) {
+        self.accept_errors.inc();
     }
 
     /// The text exposition, after setting the gauges from `snapshot`.

@@ -9,6 +9,7 @@
 //! | [`app`] | the router, and the refusals as HTTP answers |
 //! | [`admin`] | the token-protected route that changes the downstream at runtime |
 //! | [`metrics`] | Prometheus text (`prometheus-client`) |
+//! | [`server`] | the connection layer: caps, timeouts, header size, shutdown |
 //!
 //! Run it with `cargo run -p stanchion-examples --bin service -- --admin-token TOKEN`;
 //! the README's service section shows a session with curl.
@@ -19,6 +20,7 @@ pub mod clients;
 pub mod config;
 pub mod downstream;
 pub mod metrics;
+pub mod server;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -30,8 +32,9 @@ use clap::Parser;
 use self::app::{AppState, router};
 use self::clients::ClientLimits;
 use self::config::{Config, DisplayDuration};
+use self::server::{ServerLimits, shutdown_signal};
 
-/// Parses the flags, starts the service, and serves until Ctrl-C.
+/// Parses the flags, starts the service, and serves until SIGTERM or SIGINT (Ctrl-C).
 pub fn main() -> ExitCode {
     let config = Config::parse();
     let Some(admin_token) = config.admin_token.clone().filter(|t| !t.trim().is_empty()) else {
@@ -50,7 +53,10 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config, admin_token)) {
+    let result = runtime.block_on(serve(config, admin_token));
+    // Connections still open after the shutdown timeout are closed here, with their tasks.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("service: {e}");
@@ -75,6 +81,9 @@ fn limits(config: &Config) -> Result<ClientLimits, String> {
 async fn serve(config: Config, admin_token: String) -> Result<(), String> {
     let limits = limits(&config)?;
     let state = Arc::new(AppState::new(&config, admin_token, limits)?);
+    let server_limits = ServerLimits::from_config(&config);
+    // Before the first line: a signal from then on stops the service cleanly.
+    let shutdown = shutdown_signal().map_err(|e| format!("cannot handle signals: {e}"))?;
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -106,17 +115,14 @@ async fn serve(config: Config, admin_token: String) -> Result<(), String> {
         DisplayDuration(config.open_wait),
         config.max_concurrent,
     );
+    println!("{server_limits}");
     if config.bypass_layers {
         println!(
             "layers bypassed (--bypass-layers): /api/data calls the downstream directly, with no rate limit, bulkhead, retry, breaker or timeout"
         );
     }
     let _ = std::io::stdout().flush();
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| format!("serving: {e}"))
+    let metrics = state.metrics.clone();
+    server::serve(listener, router(state), server_limits, metrics, shutdown).await;
+    Ok(())
 }
