@@ -972,3 +972,98 @@ async fn unfinished_large_heads_keep_memory_bounded() {
     assert!(m.get("stanchion_connections_refused_total{cap=\"total\"}") > 0.0);
     eprintln!("{connections} connections: peak RSS {peak} KiB");
 }
+
+impl Service {
+    /// Sends `signal` (`TERM`, `INT`) to the service.
+    async fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .await
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+
+    /// Waits for the process to exit (at most `bound`), and returns how long it took and
+    /// its exit code.
+    async fn exited_within(&mut self, bound: Duration) -> (Duration, Option<i32>) {
+        let start = tokio::time::Instant::now();
+        let status = tokio::time::timeout(bound, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("still running after {bound:?}"))
+            .expect("wait");
+        (start.elapsed(), status.code())
+    }
+}
+
+#[tokio::test]
+async fn sigterm_lets_every_request_in_flight_finish_then_exits() {
+    let mut s = Service::start(&["--latency", "2s", "--ip-quota", "1000/1s"]).await;
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let (http, url) = (s.http.clone(), format!("{}/api/data", s.base));
+            tokio::spawn(async move { http.get(url).send().await })
+        })
+        .collect();
+    s.wait_for("20 calls in flight", |m| {
+        m.get("stanchion_bulkhead_in_use") == 20.0
+    })
+    .await;
+    s.signal("TERM").await;
+    // It stops accepting at once, while the 20 are still in flight.
+    let start = tokio::time::Instant::now();
+    while connect_from(s.port, [127, 0, 0, 1]).await.is_ok() {
+        assert!(start.elapsed() < PATIENCE, "still accepting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for call in calls {
+        let r = call
+            .await
+            .unwrap()
+            .expect("a response, not a dropped connection");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(header(&r, "connection"), "close");
+        assert!(r.text().await.unwrap().starts_with("downstream answer #"));
+    }
+    let (_, code) = s.exited_within(PATIENCE).await;
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test]
+async fn a_half_sent_request_cannot_hold_shutdown_past_its_timeout() {
+    for signal in ["TERM", "INT"] {
+        let mut s = Service::start(&[
+            "--shutdown-timeout",
+            "1s",
+            "--header-read-timeout",
+            "60s",
+            "--latency",
+            "30s",
+        ])
+        .await;
+        // One request whose head never ends, and one whose downstream takes 30 s.
+        let mut half = connect_from(s.port, [127, 0, 0, 1]).await.unwrap();
+        half.write_all(b"GET /api/data HTTP/1.1\r\nhost: x\r\nx-more: ")
+            .await
+            .unwrap();
+        let slow = {
+            let (http, url) = (s.http.clone(), format!("{}/api/data", s.base));
+            tokio::spawn(async move { http.get(url).send().await })
+        };
+        s.wait_for("the slow call in flight", |m| {
+            m.get("stanchion_bulkhead_in_use") == 1.0
+        })
+        .await;
+        s.signal(signal).await;
+        let (took, code) = s.exited_within(Duration::from_secs(5)).await;
+        // It waited for the slow call up to the shutdown timeout, and no longer.
+        assert!(
+            (Duration::from_millis(900)..Duration::from_secs(3)).contains(&took),
+            "SIG{signal}: exit after {took:?}"
+        );
+        assert_eq!(code, Some(0), "SIG{signal}");
+        assert!(slow.await.unwrap().is_err(), "cut at the shutdown timeout");
+        until_closed(&mut half).await;
+    }
+}
