@@ -39,6 +39,17 @@ pub struct Config {
     #[arg(long, env = "STANCHION_REDIS_URL")]
     pub redis_url: Option<String>,
 
+    /// With `--redis-url`: what the per-client limits do while Redis is out of reach.
+    /// `share` (the default) needs `--instances`.
+    #[arg(long, env = "STANCHION_REDIS_FALLBACK", value_enum, default_value_t = RedisFallback::Share)]
+    pub redis_fallback: RedisFallback,
+
+    /// With `--redis-url`: the number of service instances sharing Redis (1 to 10000);
+    /// with `--redis-fallback share` each holds 1/N of every quota while Redis is out of
+    /// reach.
+    #[arg(long, env = "STANCHION_INSTANCES", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub instances: Option<u32>,
+
     /// Downstream: percentage of calls that fail (0 to 100), changeable at runtime.
     #[arg(long, env = "STANCHION_FAILURE_RATE", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub failure_rate: u32,
@@ -133,6 +144,31 @@ pub struct Config {
     /// flight finish for at most this long, then exits, closing whatever is still open.
     #[arg(long, env = "STANCHION_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+}
+
+/// `--redis-fallback`: what the per-client limits do while Redis is out of reach. Each
+/// instance decides alone then, without knowing what the fleet, or Redis, already granted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RedisFallback {
+    /// Refuse every limited request (503) until Redis answers: no quota is exceeded, but
+    /// the API is down for every client while Redis is.
+    Deny,
+    /// Each instance admits 1/N of each quota (N = `--instances`), in a fresh local bucket:
+    /// the fleet admits at most about one more quota per period, whatever was spent.
+    Share,
+    /// Each instance admits each whole quota, in a fresh local bucket: N instances may
+    /// admit N quotas per period, even to a client whose quota was spent.
+    Full,
+}
+
+impl fmt::Display for RedisFallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RedisFallback::Deny => "deny",
+            RedisFallback::Share => "share",
+            RedisFallback::Full => "full",
+        })
+    }
 }
 
 /// A configured API key.

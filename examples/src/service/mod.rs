@@ -69,7 +69,13 @@ fn limits(config: &Config) -> Result<ClientLimits, String> {
     match &config.redis_url {
         None => ClientLimits::local(&config.api_keys, config.ip_quota, config.max_clients),
         #[cfg(feature = "redis")]
-        Some(url) => ClientLimits::redis(&config.api_keys, config.ip_quota, url),
+        Some(url) => ClientLimits::redis(
+            &config.api_keys,
+            config.ip_quota,
+            url,
+            config.redis_fallback,
+            config.instances,
+        ),
         #[cfg(not(feature = "redis"))]
         Some(_) => Err(
             "--redis-url needs the `redis` feature: cargo run -p stanchion-examples --features redis --bin service"
@@ -93,17 +99,23 @@ async fn serve(config: Config, admin_token: String) -> Result<(), String> {
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
     // The first line says where: tests read it to find a port picked by the system.
     println!("listening on http://{bound}");
-    println!(
-        "per-client limits in {}: {} API key(s), everyone else {} per IP (up to {} IPs tracked)",
-        state.limits.store_name(),
-        config.api_keys.len(),
-        config.ip_quota,
-        if config.redis_url.is_some() {
-            "any number of".to_owned()
-        } else {
-            state.limits.capacity().to_string()
-        },
-    );
+    // With Redis: whether it answers now, so that the line below says what is in use.
+    state.limits.probe().await;
+    let (keys, ip_quota) = (config.api_keys.len(), config.ip_quota);
+    match state.limits.store_name() {
+        "redis" if state.limits.falling_back() => println!(
+            "per-client limits in this process until Redis answers (Redis is out of reach; {}): {keys} API key(s), everyone else {ip_quota} per IP",
+            state.limits.fallback_description()
+        ),
+        "redis" => println!(
+            "per-client limits in redis: {keys} API key(s), everyone else {ip_quota} per IP (any number of IPs); while Redis is out of reach, {}",
+            state.limits.fallback_description()
+        ),
+        store => println!(
+            "per-client limits in {store}: {keys} API key(s), everyone else {ip_quota} per IP (up to {} IPs tracked)",
+            state.limits.capacity()
+        ),
+    }
     println!(
         "downstream: {}% failures, {} latency; request timeout {}, attempt timeout {}, {} attempts, breaker opens after {} failures for {}, bulkhead {}",
         config.failure_rate,
