@@ -618,6 +618,12 @@ async fn it_refuses_to_start_without_an_admin_token_or_with_bad_flags() {
         (&["--ip-quota", "10"], "is not a quota"),
         (&["--open-wait", "soon"], "is not a duration"),
         (&["--max-clients", "0"], "--max-clients 0"),
+        (&["--max-header-bytes", "100"], "--max-header-bytes"),
+        (&["--header-read-timeout", "0s"], "must be above zero"),
+        (
+            &["--api-key", "a=one:1/1s", "--api-key", "a=two:1/1s"],
+            "API key name `a` is given twice",
+        ),
     ] {
         let out = command()
             .args(["--admin-token", TOKEN, "--port", "0"])
@@ -1065,5 +1071,114 @@ async fn a_half_sent_request_cannot_hold_shutdown_past_its_timeout() {
         assert_eq!(code, Some(0), "SIG{signal}");
         assert!(slow.await.unwrap().is_err(), "cut at the shutdown timeout");
         until_closed(&mut half).await;
+    }
+}
+
+#[tokio::test]
+async fn the_admin_token_comes_from_a_file_or_the_environment_and_is_long_enough() {
+    let start = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = command();
+        cmd.envs(env.iter().copied())
+            .args(["--port", "0"])
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    };
+    for (args, env, message) in [
+        (
+            &["--admin-token", "short"][..],
+            &[][..],
+            "the admin token must be 16 to 256 visible ASCII characters (it has 5)",
+        ),
+        (
+            &[],
+            &[("STANCHION_ADMIN_TOKEN", "has a space in it, see")],
+            "visible ASCII",
+        ),
+        (
+            &["--admin-token-file", "/nonexistent/token"],
+            &[],
+            "--admin-token-file /nonexistent/token",
+        ),
+        (
+            &["--admin-token", TOKEN, "--admin-token-file", "/tmp/x"],
+            &[],
+            "cannot be used with",
+        ),
+    ] {
+        let out = start(args, env).output().await.unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+    // From a file, with its trailing newline.
+    let path = std::env::temp_dir().join(format!("stanchion-admin-token-{}", std::process::id()));
+    std::fs::write(&path, "from-a-file-0123456789\n").unwrap();
+    let mut cmd = command();
+    cmd.args(["--port", "0", "--admin-token-file"]).arg(&path);
+    let s = Service::launch(cmd).await;
+    let r = s
+        .http
+        .get(format!("{}/admin/downstream", s.base))
+        .bearer_auth("from-a-file-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn the_eleventh_bad_token_in_a_minute_from_one_ip_gets_429() {
+    let s = Service::start(&[]).await;
+    let from = |ip: [u8; 4]| {
+        Client::builder()
+            .no_proxy()
+            .local_address(std::net::IpAddr::from(ip))
+            .timeout(PATIENCE)
+            .build()
+            .unwrap()
+    };
+    let (guesser, operator) = (from([127, 0, 0, 2]), from([127, 0, 0, 3]));
+    let url = format!("{}/admin/downstream", s.base);
+    for i in 0..10 {
+        let r = guesser
+            .get(&url)
+            .bearer_auth(format!("guess-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    let r = guesser
+        .get(&url)
+        .bearer_auth("guess-10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // One failure's worth comes back every 6 s.
+    assert!(
+        (5..=6).contains(&header(&r, "retry-after").parse::<u64>().unwrap()),
+        "{r:?}"
+    );
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .starts_with("too many failed admin attempts from this address")
+    );
+    // Even the right token, from that address; another address is not affected, and the
+    // scheme may be written in any case.
+    let r = guesser.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let r = operator
+            .get(&url)
+            .header("authorization", format!("{scheme} {TOKEN}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{scheme}");
     }
 }

@@ -81,7 +81,14 @@ impl Service {
     async fn start(redis_url: &str, args: &[&str]) -> Service {
         let mut child = Command::new(SERVICE)
             .env_clear()
-            .args(["--port", "0", "--admin-token", "t", "--latency", "0ms"])
+            .args([
+                "--port",
+                "0",
+                "--admin-token",
+                "redis-test-admin-token",
+                "--latency",
+                "0ms",
+            ])
             .args(["--redis-url", redis_url, "--ip-quota", "5/1h"])
             .args(["--api-key", "alice=alice-key:2/1h"])
             .args(args)
@@ -380,7 +387,14 @@ async fn a_share_fallback_needs_the_number_of_instances_and_quotas_it_can_divide
     ] {
         let out = Command::new(SERVICE)
             .env_clear()
-            .args(["--port", "0", "--admin-token", "t", "--redis-url", &url])
+            .args([
+                "--port",
+                "0",
+                "--admin-token",
+                "redis-test-admin-token",
+                "--redis-url",
+                &url,
+            ])
             .args(["--api-key", "alice=alice-key:2/1h"])
             .args(args)
             .output()

@@ -101,6 +101,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The admin token.
     pub admin_token: String,
+    /// The admin route's failed attempts per client IP.
+    pub admin_guard: admin::AdminGuard,
     /// The per-request timeout, for messages.
     pub request_timeout: Duration,
     /// The per-attempt timeout, for messages.
@@ -198,6 +200,7 @@ impl AppState {
             downstream,
             metrics,
             admin_token,
+            admin_guard: admin::AdminGuard::new(clock).map_err(err)?,
             request_timeout: config.request_timeout,
             attempt_timeout: config.attempt_timeout,
             bypass_layers: config.bypass_layers,

@@ -167,7 +167,7 @@ impl ClientLimits {
     ///
     /// # Errors
     ///
-    /// `max_clients` of 0 or above 16 777 216, or two keys with the same secret.
+    /// `max_clients` of 0 or above 16 777 216, or two keys with the same name or secret.
     pub fn local(
         keys: &[ApiKey],
         ip_quota: QuotaSpec,
@@ -201,7 +201,7 @@ impl ClientLimits {
     ///
     /// A malformed URL; [`RedisFallback::Share`] without `instances`, or with a quota
     /// smaller than `instances` (a share would round down to nothing); two keys with the
-    /// same secret.
+    /// same name or secret.
     #[cfg(feature = "redis")]
     pub fn redis(
         keys: &[ApiKey],
@@ -363,6 +363,13 @@ impl ClientLimits {
         store: Store,
         capacity: usize,
     ) -> Result<ClientLimits, String> {
+        let mut names = std::collections::HashSet::new();
+        for k in keys {
+            if !names.insert(k.name.as_str()) {
+                // Two keys of one name would share one bucket in Redis, and one policy name.
+                return Err(format!("API key name `{}` is given twice", k.name));
+            }
+        }
         let mut by_key = HashMap::new();
         for (i, k) in keys.iter().enumerate() {
             if by_key.insert(k.key.clone(), i).is_some() {
@@ -533,6 +540,14 @@ mod tests {
             ClientLimits::local(&twice, q, 10)
                 .unwrap_err()
                 .contains("same secret")
+        );
+        let same_name = [
+            parse_api_key("a=one:1/1s").unwrap(),
+            parse_api_key("a=two:1/1s").unwrap(),
+        ];
+        assert_eq!(
+            ClientLimits::local(&same_name, q, 10).unwrap_err(),
+            "API key name `a` is given twice"
         );
     }
 }

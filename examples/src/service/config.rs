@@ -16,9 +16,20 @@ pub struct Config {
     #[arg(long, env = "STANCHION_PORT", default_value_t = 3000)]
     pub port: u16,
 
-    /// Token for the admin route (`Authorization: Bearer TOKEN`). Required.
+    /// Token for the admin route (`Authorization: Bearer TOKEN`): 16 to 256 visible ASCII
+    /// characters. Required, from here, the variable, or `--admin-token-file`; prefer the
+    /// variable or the file: `ps` shows the command line to every user of the machine.
     #[arg(long, env = "STANCHION_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    /// A file holding the admin token (surrounding white space ignored), instead of
+    /// `--admin-token`.
+    #[arg(
+        long,
+        env = "STANCHION_ADMIN_TOKEN_FILE",
+        conflicts_with = "admin_token"
+    )]
+    pub admin_token_file: Option<std::path::PathBuf>,
 
     /// An API key and its own quota: `NAME=KEY:N/PERIOD`, e.g. `alice=s3cret:100/60s`.
     /// Repeat for more keys (comma-separated in the variable).
@@ -245,6 +256,45 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
     };
     Ok(d)
+}
+
+/// The shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+/// The longest admin token accepted.
+pub const MAX_ADMIN_TOKEN_LEN: usize = 256;
+
+impl Config {
+    /// The admin token, from `--admin-token` (or its variable) or `--admin-token-file`.
+    ///
+    /// # Errors
+    ///
+    /// None given, the file unreadable, or a token that is not
+    /// [`MIN_ADMIN_TOKEN_LEN`] to [`MAX_ADMIN_TOKEN_LEN`] visible ASCII characters.
+    pub fn admin_token(&self) -> Result<String, String> {
+        let token = match (&self.admin_token, &self.admin_token_file) {
+            (Some(token), _) => token.trim().to_owned(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| format!("--admin-token-file {}: {e}", path.display()))?
+                .trim()
+                .to_owned(),
+            (None, None) => String::new(),
+        };
+        if token.is_empty() {
+            return Err(
+                "an admin token is required: set STANCHION_ADMIN_TOKEN, or pass --admin-token-file PATH (or --admin-token TOKEN, which ps shows)"
+                    .to_owned(),
+            );
+        }
+        if !(MIN_ADMIN_TOKEN_LEN..=MAX_ADMIN_TOKEN_LEN).contains(&token.len())
+            || !token.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(format!(
+                "the admin token must be {MIN_ADMIN_TOKEN_LEN} to {MAX_ADMIN_TOKEN_LEN} visible ASCII characters (it has {}); use a random one, such as the output of `openssl rand -hex 16`",
+                token.chars().count()
+            ));
+        }
+        Ok(token)
+    }
 }
 
 /// Parses a duration above zero (see [`parse_duration`]).

@@ -11,7 +11,8 @@
 //! | [`metrics`] | Prometheus text (`prometheus-client`) |
 //! | [`server`] | the connection layer: caps, timeouts, header size, shutdown |
 //!
-//! Run it with `cargo run -p stanchion-examples --bin service -- --admin-token TOKEN`;
+//! Run it with `cargo run -p stanchion-examples --bin service -- --admin-token-file PATH`
+//! (or the token in `STANCHION_ADMIN_TOKEN`);
 //! the README's service section shows a session with curl.
 
 pub mod admin;
@@ -37,11 +38,12 @@ use self::server::{ServerLimits, shutdown_signal};
 /// Parses the flags, starts the service, and serves until SIGTERM or SIGINT (Ctrl-C).
 pub fn main() -> ExitCode {
     let config = Config::parse();
-    let Some(admin_token) = config.admin_token.clone().filter(|t| !t.trim().is_empty()) else {
-        eprintln!(
-            "service: an admin token is required: pass --admin-token TOKEN or set STANCHION_ADMIN_TOKEN"
-        );
-        return ExitCode::from(2);
+    let admin_token = match config.admin_token() {
+        Ok(token) => token,
+        Err(e) => {
+            eprintln!("service: {e}");
+            return ExitCode::from(2);
+        }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
