@@ -4,10 +4,19 @@
 //! A request with no key, or with a key nobody configured, is limited by its client IP
 //! (the TCP peer's address; `X-Forwarded-For` is not trusted, as the service is not
 //! behind a proxy): inventing keys buys nothing, as every invented key lands on the same
-//! IP bucket. The IP table has a fixed number of slots ([`ShardedKeyedLimiter`]), and a
-//! full table refuses new IPs rather than evicting (core's
+//! IP bucket.
+//!
+//! The IP table has a fixed number of slots ([`ShardedKeyedLimiter`]): `--max-clients`
+//! rounded up to shards of 256. An IP can live in 8 slots of its shard (its set, chosen
+//! by a keyed hash). A new IP takes a never-used slot of its set, or one whose bucket is
+//! full again (forgetting that client changes no decision, so this is lossless); only when
+//! all 8 hold a bucket still refilling is it refused (core's
 //! [`FullTablePolicy::DenyNewKeys`]), so a flood of distinct clients can neither grow
-//! memory nor buy anyone a fresh bucket.
+//! memory nor buy anyone a fresh bucket. With a quota that refills slowly (1 an hour)
+//! sets fill unevenly: a table of 256 slots refuses its first IP after about 150 IPs, the
+//! default 16,384 after about 5,000; with a quota that refills within seconds, slots are
+//! reused as fast as clients come. (Such a refusal is answered as a spent quota, 429:
+//! core's table does not yet say whether a denied key was tracked.)
 //!
 //! With `--redis-url` the buckets live in Redis, shared by every instance; while Redis is
 //! out of reach each limiter answers from the `--redis-fallback` the operator chose
@@ -517,11 +526,34 @@ mod tests {
             let ip = IpAddr::from(i.wrapping_add(0x0a00_0000).to_be_bytes());
             granted += u32::from(limits.admit(Client::Ip(ip)).await.is_ok());
         }
-        // At most one bucket per slot: the table refuses new IPs once full.
-        assert!((1..=256).contains(&granted), "{granted} granted");
+        // At most one bucket per slot; the first 8 IPs always fit (8 slots per set).
+        assert!((8..=256).contains(&granted), "{granted} granted");
         // An IP that got its request is still limited after the flood.
         let first = Client::Ip(IpAddr::from(0x0a00_0000u32.to_be_bytes()));
         assert!(limits.admit(first).await.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slots_whose_bucket_is_full_again_are_reused() {
+        let limits = ClientLimits::local(&[], parse_quota("1/1s").unwrap(), 256).unwrap();
+        let ip = |i: u32| Client::Ip(IpAddr::from(i.wrapping_add(0x0a00_0000).to_be_bytes()));
+        let mut refused = None;
+        for i in 0..10_000u32 {
+            if let Err(e) = limits.admit(ip(i)).await {
+                refused = Some((i, e.retry_after().unwrap()));
+                break;
+            }
+        }
+        let (i, wait) = refused.expect("a set filled up");
+        assert!(i >= 8, "refused at IP {i}");
+        // Once one of its slots is full again, the refused IP takes it.
+        tokio::time::advance(wait).await;
+        assert!(limits.admit(ip(i)).await.is_ok());
+        // A second later every bucket is full again: 8 new IPs always fit.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        for j in 0..8 {
+            assert!(limits.admit(ip(20_000 + j)).await.is_ok());
+        }
     }
 
     #[test]
