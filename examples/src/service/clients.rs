@@ -20,7 +20,7 @@
 //!
 //! With `--redis-url` the buckets live in Redis, shared by every instance; while Redis is
 //! out of reach each limiter answers from the `--redis-fallback` the operator chose
-//! (stanchion-std's [`Fallback`](stanchion_std::redis::Fallback): deny, or a local bucket
+//! (stanchion-std's `redis::Fallback`, feature `redis`: deny, or a local bucket
 //! holding a share or the whole of each quota). Entering and leaving the fallback is
 //! logged on stderr and shown in `/metrics` ([`ClientLimits::fallback_status`]).
 
@@ -341,7 +341,7 @@ impl ClientLimits {
     }
 
     /// Whether `client`'s limiter refuses everything because Redis is out of reach and
-    /// the fallback is [`RedisFallback::Deny`] (a 503, not a spent quota).
+    /// the fallback is `--redis-fallback deny` (a 503, not a spent quota).
     pub fn denies_in_fallback(&self, client: Client) -> bool {
         #[cfg(feature = "redis")]
         if let Store::Redis {
