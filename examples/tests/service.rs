@@ -1190,3 +1190,26 @@ async fn the_eleventh_bad_token_in_a_minute_from_one_ip_gets_429() {
         assert_eq!(r.status(), StatusCode::OK, "{scheme}");
     }
 }
+
+#[tokio::test]
+async fn a_second_signal_stops_the_wait_for_a_drain() {
+    let mut s =
+        Service::start(&["--shutdown-timeout", "60s", "--header-read-timeout", "60s"]).await;
+    let mut half = connect_from(s.port, [127, 0, 0, 1]).await.unwrap();
+    half.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nx-more: ")
+        .await
+        .unwrap();
+    s.signal("TERM").await;
+    // The first signal is in once the listener is closed; the half-sent head could hold
+    // the drain for 60 s.
+    let start = tokio::time::Instant::now();
+    while connect_from(s.port, [127, 0, 0, 1]).await.is_ok() {
+        assert!(start.elapsed() < PATIENCE, "still accepting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    s.signal("INT").await;
+    let (took, code) = s.exited_within(Duration::from_secs(5)).await;
+    assert!(took < Duration::from_secs(3), "exit after {took:?}");
+    assert_eq!(code, Some(0));
+    until_closed(&mut half).await;
+}

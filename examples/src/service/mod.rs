@@ -33,7 +33,7 @@ use clap::Parser;
 use self::app::{AppState, router};
 use self::clients::ClientLimits;
 use self::config::{Config, DisplayDuration};
-use self::server::{ServerLimits, shutdown_signal};
+use self::server::{ServerLimits, Signals};
 
 /// Parses the flags, starts the service, and serves until SIGTERM or SIGINT (Ctrl-C).
 pub fn main() -> ExitCode {
@@ -91,7 +91,7 @@ async fn serve(config: Config, admin_token: String) -> Result<(), String> {
     let state = Arc::new(AppState::new(&config, admin_token, limits)?);
     let server_limits = ServerLimits::from_config(&config);
     // Before the first line: a signal from then on stops the service cleanly.
-    let shutdown = shutdown_signal().map_err(|e| format!("cannot handle signals: {e}"))?;
+    let signals = Signals::new().map_err(|e| format!("cannot handle signals: {e}"))?;
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -137,6 +137,6 @@ async fn serve(config: Config, admin_token: String) -> Result<(), String> {
     }
     let _ = std::io::stdout().flush();
     let metrics = state.metrics.clone();
-    server::serve(listener, router(state), server_limits, metrics, shutdown).await;
+    server::serve(listener, router(state), server_limits, metrics, signals).await;
     Ok(())
 }

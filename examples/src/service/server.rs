@@ -19,14 +19,13 @@
 //! (hyper's own header-read timer starts when it begins waiting for a head, idle or not,
 //! so it cannot tell the two apart; a small watchdog per connection does.)
 //!
-//! On SIGTERM or SIGINT ([`shutdown_signal`]) the service stops accepting, asks every
-//! connection to finish (hyper's graceful shutdown: requests in flight get their
-//! responses, with `connection: close`; idle connections close at once), and waits at
-//! most `--shutdown-timeout` for them; whatever is still open then, such as a request
-//! whose head never finished, is closed as the process exits.
+//! On SIGTERM or SIGINT ([`Signals`]) the service stops accepting, asks every connection
+//! to finish (hyper's graceful shutdown: requests in flight get their responses, with
+//! `connection: close`; idle connections close at once), and waits at most
+//! `--shutdown-timeout` for them, or until a second signal; whatever is still open then,
+//! such as a request whose head never finished, is closed as the process exits.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -102,37 +101,51 @@ impl std::fmt::Display for ServerLimits {
     }
 }
 
-/// Resolves at the first SIGTERM or SIGINT, with the signal's name. The handlers are
-/// installed when this is called, so that a signal that comes before the future is
-/// polled is not lost (nor kills the process).
-///
-/// # Errors
-///
-/// The signal handlers could not be installed.
-#[cfg(unix)]
-pub fn shutdown_signal() -> io::Result<impl Future<Output = &'static str>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        }
-    })
+/// SIGTERM and SIGINT (Ctrl-C elsewhere than on Unix): the first asks the service to
+/// drain, a second to stop waiting. The handlers are installed by [`Signals::new`], so
+/// that a signal that comes before [`Signals::recv`] is polled is not lost (nor kills the
+/// process).
+pub struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
 }
 
-/// Resolves at the first Ctrl-C.
-///
-/// # Errors
-///
-/// None on this platform; the signature matches the Unix one.
-#[cfg(not(unix))]
-pub fn shutdown_signal() -> io::Result<impl Future<Output = &'static str>> {
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
-    })
+impl Signals {
+    /// Installs the handlers.
+    ///
+    /// # Errors
+    ///
+    /// The signal handlers could not be installed.
+    pub fn new() -> io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// The next signal's name. Cancel-safe.
+    pub async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = self.int.recv() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
 }
 
 /// How [`serve`] ended.
@@ -142,18 +155,20 @@ pub struct Stopped {
     pub signal: &'static str,
     /// Connections open when the signal came.
     pub open_at_signal: usize,
-    /// Connections still open when the shutdown timeout passed (0: all finished).
+    /// Connections still open when the shutdown timeout passed or a second signal came
+    /// (0: all finished).
     pub cut: usize,
 }
 
-/// Serves `app` on `listener` within `limits` until `shutdown` resolves, then drains the
-/// connections for at most the shutdown timeout (see the [module docs](self)).
+/// Serves `app` on `listener` within `limits` until the first of `signals`, then drains
+/// the connections for at most the shutdown timeout, or until a second signal (see the
+/// [module docs](self)).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ServerLimits,
     metrics: Arc<Metrics>,
-    shutdown: impl Future<Output = &'static str>,
+    mut signals: Signals,
 ) -> Stopped {
     let caps = Arc::new(Caps::new(
         limits.max_connections,
@@ -165,11 +180,10 @@ pub async fn serve(
         .max_header_size(limits.max_header_bytes)
         // The watchdog below keeps the header-read and idle timeouts.
         .header_read_timeout(None);
-    tokio::pin!(shutdown);
     let signal = loop {
         let accepted = tokio::select! {
             biased;
-            signal = &mut shutdown => break signal,
+            signal = signals.recv() => break signal,
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -229,17 +243,29 @@ pub async fn serve(
         "service: {signal}: stopped accepting; waiting up to {} for {open_at_signal} connection(s) to finish",
         DisplayDuration(limits.shutdown_timeout)
     );
-    let cut = match tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown()).await {
-        Ok(()) => 0,
-        Err(_) => caps.open().max(1),
+    let drained = tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown());
+    let cut = tokio::select! {
+        drained = drained => match drained {
+            Ok(()) => {
+                eprintln!("service: every connection finished; exiting");
+                0
+            }
+            Err(_) => {
+                let cut = caps.open().max(1);
+                eprintln!(
+                    "service: the shutdown timeout passed with {cut} connection(s) open; closing them and exiting"
+                );
+                cut
+            }
+        },
+        again = signals.recv() => {
+            let cut = caps.open();
+            eprintln!(
+                "service: {again} again: closing {cut} connection(s) without waiting, and exiting"
+            );
+            cut
+        }
     };
-    if cut == 0 {
-        eprintln!("service: every connection finished; exiting");
-    } else {
-        eprintln!(
-            "service: the shutdown timeout passed with {cut} connection(s) open; closing them and exiting"
-        );
-    }
     Stopped {
         signal,
         open_at_signal,
