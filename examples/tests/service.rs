@@ -190,12 +190,18 @@ async fn connect_from(port: u16, from: [u8; 4]) -> std::io::Result<TcpStream> {
         .await
 }
 
-/// Reads until the peer closes (or resets) the connection.
+/// Reads until the peer closes (or resets) the connection; fails the test if that takes
+/// longer than [`PATIENCE`], so that a regression fails rather than hangs.
 async fn until_closed(reader: &mut (impl AsyncReadExt + Unpin)) {
     let mut buf = [0u8; 4096];
-    while let Ok(n @ 1..) = reader.read(&mut buf).await {
-        let _ = n;
-    }
+    let closed = async {
+        while let Ok(n @ 1..) = reader.read(&mut buf).await {
+            let _ = n;
+        }
+    };
+    tokio::time::timeout(PATIENCE, closed)
+        .await
+        .expect("the service closes the connection");
 }
 
 /// Sends `bytes` one at a time, `every` apart, then nothing; stops at the first error.
