@@ -10,8 +10,11 @@ use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
 use reqwest::{Client, StatusCode};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::process::{Child, ChildStdout, Command};
 
 const SERVICE: &str = env!("CARGO_BIN_EXE_service");
@@ -21,16 +24,20 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 /// A running service, killed when dropped.
 struct Service {
-    _child: Child,
+    child: Child,
     /// Holding stdout open: the service prints after its first line.
     _stdout: Lines<BufReader<ChildStdout>>,
     base: String,
+    port: u16,
     http: Client,
 }
 
 /// The binary with no `STANCHION_*` variable from the environment of the test run.
 fn command() -> Command {
-    let mut cmd = Command::new(SERVICE);
+    without_service_variables(Command::new(SERVICE))
+}
+
+fn without_service_variables(mut cmd: Command) -> Command {
     for (name, _) in std::env::vars() {
         if name.starts_with("STANCHION_") {
             cmd.env_remove(name);
@@ -38,6 +45,21 @@ fn command() -> Command {
     }
     cmd
 }
+
+/// The arguments every test starts the service with (before its own).
+const COMMON: [&str; 10] = [
+    "--port",
+    "0",
+    "--admin-token",
+    TOKEN,
+    "--seed",
+    "7",
+    // Timeouts far above any scheduling delay, unless a test sets its own.
+    "--attempt-timeout",
+    "10s",
+    "--request-timeout",
+    "20s",
+];
 
 impl Service {
     /// Starts the service on port 0 with the admin token and `args`, and reads the
@@ -48,12 +70,25 @@ impl Service {
 
     /// [`Service::start`] with the environment variables `env` set as well.
     async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Service {
-        let mut child = command()
-            .envs(env.iter().copied())
-            .args(["--port", "0", "--admin-token", TOKEN, "--seed", "7"])
-            // Timeouts far above any scheduling delay, unless a test sets its own.
-            .args(["--attempt-timeout", "10s", "--request-timeout", "20s"])
-            .args(args)
+        let mut cmd = command();
+        cmd.envs(env.iter().copied()).args(COMMON).args(args);
+        Service::launch(cmd).await
+    }
+
+    /// [`Service::start`] with the open-file limit lowered to `files` (through the
+    /// shell's `ulimit -n`).
+    async fn start_with_open_file_limit(files: u32, args: &[&str]) -> Service {
+        let mut cmd = without_service_variables(Command::new("sh"));
+        cmd.arg("-c")
+            .arg(format!("ulimit -n {files} && exec \"$0\" \"$@\""))
+            .arg(SERVICE)
+            .args(COMMON)
+            .args(args);
+        Service::launch(cmd).await
+    }
+
+    async fn launch(mut cmd: Command) -> Service {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -70,16 +105,21 @@ impl Service {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("first line {first:?} says where it listens"))
             .to_owned();
-        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+        let port = base
+            .strip_prefix("http://127.0.0.1:")
+            .unwrap_or_else(|| panic!("{base}"))
+            .parse()
+            .expect("a port");
         let http = Client::builder()
             .no_proxy()
             .timeout(PATIENCE)
             .build()
             .expect("a client");
         Service {
-            _child: child,
+            child,
             _stdout: lines,
             base,
+            port,
             http,
         }
     }
@@ -138,6 +178,41 @@ impl Service {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// A raw TCP connection to the service on `port` from the loopback address `from` (any
+/// address of 127.0.0.0/8 is a client IP of its own).
+async fn connect_from(port: u16, from: [u8; 4]) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((from, 0)))?;
+    socket
+        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+}
+
+/// Reads until the peer closes (or resets) the connection; fails the test if that takes
+/// longer than [`PATIENCE`], so that a regression fails rather than hangs.
+async fn until_closed(reader: &mut (impl AsyncReadExt + Unpin)) {
+    let mut buf = [0u8; 4096];
+    let closed = async {
+        while let Ok(n @ 1..) = reader.read(&mut buf).await {
+            let _ = n;
+        }
+    };
+    tokio::time::timeout(PATIENCE, closed)
+        .await
+        .expect("the service closes the connection");
+}
+
+/// Sends `bytes` one at a time, `every` apart, then nothing; stops at the first error.
+async fn trickle(writer: &mut (impl AsyncWriteExt + Unpin), bytes: &[u8], every: Duration) {
+    for byte in bytes {
+        if writer.write_all(std::slice::from_ref(byte)).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(every).await;
+    }
+    std::future::pending::<()>().await;
 }
 
 fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
@@ -549,6 +624,12 @@ async fn it_refuses_to_start_without_an_admin_token_or_with_bad_flags() {
         (&["--ip-quota", "10"], "is not a quota"),
         (&["--open-wait", "soon"], "is not a duration"),
         (&["--max-clients", "0"], "--max-clients 0"),
+        (&["--max-header-bytes", "100"], "--max-header-bytes"),
+        (&["--header-read-timeout", "0s"], "must be above zero"),
+        (
+            &["--api-key", "a=one:1/1s", "--api-key", "a=two:1/1s"],
+            "API key name `a` is given twice",
+        ),
     ] {
         let out = command()
             .args(["--admin-token", TOKEN, "--port", "0"])
@@ -656,4 +737,485 @@ async fn bypass_layers_is_also_set_by_its_environment_variable() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("maybe"), "{err}");
+}
+
+#[tokio::test]
+async fn connections_beyond_the_caps_do_not_starve_another_client() {
+    // 600 connections against an open-file limit of 128: with no caps, the service could
+    // hold no more than about 120 of them, and another client's /health would wait in
+    // the listen queue until they hung up.
+    let s = Service::start_with_open_file_limit(
+        128,
+        &[
+            "--max-connections",
+            "64",
+            "--max-connections-per-ip",
+            "8",
+            "--header-read-timeout",
+            "60s",
+            "--idle-timeout",
+            "60s",
+        ],
+    )
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(
+            connect_from(s.port, [127, 0, 0, 2])
+                .await
+                .expect("connects"),
+        );
+    }
+    let port = s.port;
+    let trickling: Vec<_> = (0..300)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut c = connect_from(port, [127, 0, 0, 3]).await.expect("connects");
+                let head = [&b"GET /health HTTP/1.1\r\nx-slow: "[..], &[b'a'; 100]].concat();
+                trickle(&mut c, &head, Duration::from_secs(1)).await;
+            })
+        })
+        .collect();
+    // 8 of each client's 300 held, the rest closed at once.
+    s.wait_for("the connections past the per-IP cap closed", |m| {
+        m.get("stanchion_connections_refused_total{cap=\"per_ip\"}") == 584.0
+    })
+    .await;
+    let fresh = Client::builder()
+        .no_proxy()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 1]))
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    for _ in 0..10 {
+        let start = tokio::time::Instant::now();
+        let r = fresh
+            .get(format!("{}/health", s.base))
+            .send()
+            .await
+            .expect("/health answers within 1 s");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.text().await.unwrap(), "ok\n");
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
+    let m = s.metrics().await;
+    assert_eq!(
+        m.get("stanchion_connections_refused_total{cap=\"per_ip\"}"),
+        584.0
+    );
+    assert_eq!(
+        m.get("stanchion_connections_refused_total{cap=\"total\"}"),
+        0.0
+    );
+    assert_eq!(m.get("stanchion_accept_errors_total"), 0.0);
+    assert!(m.get("stanchion_connections_open") >= 16.0);
+    for t in trickling {
+        t.abort();
+    }
+}
+
+#[tokio::test]
+async fn the_header_read_timeout_cuts_silent_and_trickling_clients_and_the_idle_timeout_idle_ones()
+{
+    let s = Service::start(&["--header-read-timeout", "1s", "--idle-timeout", "2s"]).await;
+    let silent = async {
+        let mut c = connect_from(s.port, [127, 0, 0, 1]).await.unwrap();
+        let start = tokio::time::Instant::now();
+        until_closed(&mut c).await;
+        start.elapsed()
+    };
+    let trickling = async {
+        let c = connect_from(s.port, [127, 0, 0, 1]).await.unwrap();
+        let (mut r, mut w) = c.into_split();
+        let start = tokio::time::Instant::now();
+        let head = [&b"GET /health HTTP/1.1\r\nx-slow: "[..], &[b'a'; 100]].concat();
+        tokio::select! {
+            () = until_closed(&mut r) => {}
+            () = trickle(&mut w, &head, Duration::from_millis(100)) => {}
+        }
+        start.elapsed()
+    };
+    let idle = async {
+        let mut c = connect_from(s.port, [127, 0, 0, 1]).await.unwrap();
+        c.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        while !answer.ends_with(b"\r\n\r\nok\n") {
+            let mut buf = [0u8; 1024];
+            let n = c.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before the answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        assert!(answer.starts_with(b"HTTP/1.1 200 OK"));
+        let start = tokio::time::Instant::now();
+        until_closed(&mut c).await;
+        start.elapsed()
+    };
+    let (silent, trickling, idle) = tokio::join!(silent, trickling, idle);
+    let ms = Duration::from_millis;
+    assert!((ms(900)..ms(3000)).contains(&silent), "silent {silent:?}");
+    assert!(
+        (ms(900)..ms(3000)).contains(&trickling),
+        "trickling {trickling:?}"
+    );
+    assert!((ms(1900)..ms(4000)).contains(&idle), "idle {idle:?}");
+    let m = s.metrics().await;
+    assert_eq!(
+        m.get("stanchion_connections_timed_out_total{timeout=\"header_read\"}"),
+        2.0
+    );
+    assert_eq!(
+        m.get("stanchion_connections_timed_out_total{timeout=\"idle\"}"),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_connection_past_the_total_cap_is_closed_at_once() {
+    let s = Service::start(&[
+        "--max-connections",
+        "4",
+        "--max-connections-per-ip",
+        "4",
+        "--header-read-timeout",
+        "2s",
+    ])
+    .await;
+    let mut held = Vec::new();
+    for ip in [[127, 0, 0, 2], [127, 0, 0, 3]] {
+        for _ in 0..2 {
+            held.push(connect_from(s.port, ip).await.unwrap());
+        }
+    }
+    // Accepted in order: the fifth finds the four places taken.
+    let mut fifth = connect_from(s.port, [127, 0, 0, 4]).await.unwrap();
+    let start = tokio::time::Instant::now();
+    until_closed(&mut fifth).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    // The four silent ones go at the header-read timeout; then /health answers.
+    let start = tokio::time::Instant::now();
+    loop {
+        let r = Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(1))
+            .build()
+            .unwrap()
+            .get(format!("{}/health", s.base))
+            .send()
+            .await;
+        if r.is_ok_and(|r| r.status() == StatusCode::OK) {
+            break;
+        }
+        assert!(start.elapsed() < PATIENCE, "/health never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The four are cut at about the same time, each by its own watchdog.
+    let m = s
+        .wait_for("the four silent connections cut", |m| {
+            m.get("stanchion_connections_timed_out_total{timeout=\"header_read\"}") == 4.0
+        })
+        .await;
+    assert!(m.get("stanchion_connections_refused_total{cap=\"total\"}") >= 1.0);
+    assert_eq!(
+        m.get("stanchion_connections_refused_total{cap=\"per_ip\"}"),
+        0.0
+    );
+    assert_eq!(
+        m.get("stanchion_connections_timed_out_total{timeout=\"idle\"}"),
+        0.0
+    );
+}
+
+/// The process's soft open-file limit, from `/proc/self/limits` (Linux).
+fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// A field of `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`).
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("Linux /proc");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field}"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn unfinished_large_heads_keep_memory_bounded() {
+    // The default limits. 2,000 connections from 40 client IPs, each sending 400 KB of
+    // a header field that never ends.
+    let s = Service::start(&[]).await;
+    let pid = s.child.id().expect("running");
+    // The test holds every connection open: leave room under its own open-file limit.
+    let connections = open_file_limit().map_or(2000, |l| l.saturating_sub(100).min(2000));
+    assert!(connections >= 500, "open-file limit too low: {connections}");
+    let port = s.port;
+    let clients: Vec<_> = (0..connections)
+        .map(|i| {
+            tokio::spawn(async move {
+                let from = [127, 0, 1, u8::try_from(i % 40).unwrap() + 1];
+                let Ok(mut c) = connect_from(port, from).await else {
+                    return None;
+                };
+                let head = [
+                    &b"GET /health HTTP/1.1\r\nhost: x\r\nx-fill: "[..],
+                    &vec![b'a'; 400 * 1024],
+                ]
+                .concat();
+                let _ = c.write_all(&head).await;
+                Some(c)
+            })
+        })
+        .collect();
+    let mut held = Vec::new();
+    for c in clients {
+        held.push(c.await.unwrap());
+    }
+    assert!(held.iter().filter(|c| c.is_some()).count() > connections as usize / 2);
+    let peak = status_kib(pid, "VmHWM");
+    assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
+    assert_eq!(s.get("/health", None).await.status(), StatusCode::OK);
+    // Each head was cut at 16 KiB (431), or its connection refused at once by a cap (how
+    // many of each depends on how fast the cuts free places).
+    let m = s.metrics().await;
+    let refused = m.get("stanchion_connections_refused_total{cap=\"total\"}")
+        + m.get("stanchion_connections_refused_total{cap=\"per_ip\"}");
+    eprintln!("{connections} connections, {refused} refused by a cap: peak RSS {peak} KiB");
+}
+
+impl Service {
+    /// Sends `signal` (`TERM`, `INT`) to the service.
+    async fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .await
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+
+    /// Waits for the process to exit (at most `bound`), and returns how long it took and
+    /// its exit code.
+    async fn exited_within(&mut self, bound: Duration) -> (Duration, Option<i32>) {
+        let start = tokio::time::Instant::now();
+        let status = tokio::time::timeout(bound, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("still running after {bound:?}"))
+            .expect("wait");
+        (start.elapsed(), status.code())
+    }
+}
+
+#[tokio::test]
+async fn sigterm_lets_every_request_in_flight_finish_then_exits() {
+    // Slow enough that all 20 are in flight at once, even on a busy machine.
+    let mut s = Service::start(&["--latency", "4s", "--ip-quota", "1000/1s"]).await;
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let (http, url) = (s.http.clone(), format!("{}/api/data", s.base));
+            tokio::spawn(async move { http.get(url).send().await })
+        })
+        .collect();
+    s.wait_for("20 calls in flight", |m| {
+        m.get("stanchion_bulkhead_in_use") == 20.0
+    })
+    .await;
+    s.signal("TERM").await;
+    // It stops accepting at once, while the 20 are still in flight.
+    let start = tokio::time::Instant::now();
+    while connect_from(s.port, [127, 0, 0, 1]).await.is_ok() {
+        assert!(start.elapsed() < PATIENCE, "still accepting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for call in calls {
+        let r = call
+            .await
+            .unwrap()
+            .expect("a response, not a dropped connection");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(header(&r, "connection"), "close");
+        assert!(r.text().await.unwrap().starts_with("downstream answer #"));
+    }
+    let (_, code) = s.exited_within(PATIENCE).await;
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test]
+async fn a_half_sent_request_cannot_hold_shutdown_past_its_timeout() {
+    for signal in ["TERM", "INT"] {
+        let mut s = Service::start(&[
+            "--shutdown-timeout",
+            "1s",
+            "--header-read-timeout",
+            "60s",
+            "--latency",
+            "30s",
+        ])
+        .await;
+        // One request whose head never ends, and one whose downstream takes 30 s.
+        let mut half = connect_from(s.port, [127, 0, 0, 1]).await.unwrap();
+        half.write_all(b"GET /api/data HTTP/1.1\r\nhost: x\r\nx-more: ")
+            .await
+            .unwrap();
+        let slow = {
+            let (http, url) = (s.http.clone(), format!("{}/api/data", s.base));
+            tokio::spawn(async move { http.get(url).send().await })
+        };
+        s.wait_for("the slow call in flight", |m| {
+            m.get("stanchion_bulkhead_in_use") == 1.0
+        })
+        .await;
+        s.signal(signal).await;
+        let (took, code) = s.exited_within(Duration::from_secs(5)).await;
+        // It waited for the slow call up to the shutdown timeout, and no longer.
+        assert!(
+            (Duration::from_millis(900)..Duration::from_secs(3)).contains(&took),
+            "SIG{signal}: exit after {took:?}"
+        );
+        assert_eq!(code, Some(0), "SIG{signal}");
+        assert!(slow.await.unwrap().is_err(), "cut at the shutdown timeout");
+        until_closed(&mut half).await;
+    }
+}
+
+#[tokio::test]
+async fn the_admin_token_comes_from_a_file_or_the_environment_and_is_long_enough() {
+    let start = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = command();
+        cmd.envs(env.iter().copied())
+            .args(["--port", "0"])
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    };
+    for (args, env, message) in [
+        (
+            &["--admin-token", "short"][..],
+            &[][..],
+            "the admin token must be 16 to 256 visible ASCII characters (it has 5)",
+        ),
+        (
+            &[],
+            &[("STANCHION_ADMIN_TOKEN", "has a space in it, see")],
+            "visible ASCII",
+        ),
+        (
+            &["--admin-token-file", "/nonexistent/token"],
+            &[],
+            "--admin-token-file /nonexistent/token",
+        ),
+        (
+            &["--admin-token", TOKEN, "--admin-token-file", "/tmp/x"],
+            &[],
+            "cannot be used with",
+        ),
+    ] {
+        let out = start(args, env).output().await.unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+    // From a file, with its trailing newline.
+    let path = std::env::temp_dir().join(format!("stanchion-admin-token-{}", std::process::id()));
+    std::fs::write(&path, "from-a-file-0123456789\n").unwrap();
+    let mut cmd = command();
+    cmd.args(["--port", "0", "--admin-token-file"]).arg(&path);
+    let s = Service::launch(cmd).await;
+    let r = s
+        .http
+        .get(format!("{}/admin/downstream", s.base))
+        .bearer_auth("from-a-file-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn the_eleventh_bad_token_in_a_minute_from_one_ip_gets_429() {
+    let s = Service::start(&[]).await;
+    let from = |ip: [u8; 4]| {
+        Client::builder()
+            .no_proxy()
+            .local_address(std::net::IpAddr::from(ip))
+            .timeout(PATIENCE)
+            .build()
+            .unwrap()
+    };
+    let (guesser, operator) = (from([127, 0, 0, 2]), from([127, 0, 0, 3]));
+    let url = format!("{}/admin/downstream", s.base);
+    for i in 0..10 {
+        let r = guesser
+            .get(&url)
+            .bearer_auth(format!("guess-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    let r = guesser
+        .get(&url)
+        .bearer_auth("guess-10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // One failure's worth comes back every 6 s.
+    assert!(
+        (5..=6).contains(&header(&r, "retry-after").parse::<u64>().unwrap()),
+        "{r:?}"
+    );
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .starts_with("too many failed admin attempts from this address")
+    );
+    // Even the right token, from that address; another address is not affected, and the
+    // scheme may be written in any case.
+    let r = guesser.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let r = operator
+            .get(&url)
+            .header("authorization", format!("{scheme} {TOKEN}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{scheme}");
+    }
+}
+
+#[tokio::test]
+async fn a_second_signal_stops_the_wait_for_a_drain() {
+    let mut s =
+        Service::start(&["--shutdown-timeout", "60s", "--header-read-timeout", "60s"]).await;
+    let mut half = connect_from(s.port, [127, 0, 0, 1]).await.unwrap();
+    half.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nx-more: ")
+        .await
+        .unwrap();
+    s.signal("TERM").await;
+    // The first signal is in once the listener is closed; the half-sent head could hold
+    // the drain for 60 s.
+    let start = tokio::time::Instant::now();
+    while connect_from(s.port, [127, 0, 0, 1]).await.is_ok() {
+        assert!(start.elapsed() < PATIENCE, "still accepting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    s.signal("INT").await;
+    let (took, code) = s.exited_within(Duration::from_secs(5)).await;
+    assert!(took < Duration::from_secs(3), "exit after {took:?}");
+    assert_eq!(code, Some(0));
+    until_closed(&mut half).await;
 }

@@ -501,7 +501,11 @@ impl Service {
             }
         }
         command
-            .args(["--port", "0", "--admin-token", "load-bench", "--seed", "1"])
+            .args(["--port", "0", "--admin-token", "load-bench-admin-token"])
+            .args(["--seed", "1"])
+            // Every wrk connection comes from 127.0.0.1: room for all of them and the
+            // health checks under the per-IP connection cap.
+            .args(["--max-connections-per-ip", &(CONNECTIONS * 4).to_string()])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -2,7 +2,9 @@
 //! [`stanchion_examples::service`] and the README's service section.
 //!
 //! ```text
-//! cargo run -p stanchion-examples --bin service -- --admin-token s3cret --api-key alice=alice-key:100/60s
+//! openssl rand -hex 16 > admin-token
+//! STANCHION_API_KEYS=alice=alice-key:100/60s \
+//!     cargo run -p stanchion-examples --bin service -- --admin-token-file admin-token
 //! ```
 
 use std::process::ExitCode;

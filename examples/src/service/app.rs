@@ -9,6 +9,7 @@
 //! | attempts timed out, or the request timeout passed | 504 Gateway Timeout | none |
 //! | the downstream failed on every attempt the retry policy allowed | 502 Bad Gateway | none |
 //! | malformed `X-Api-Key` | 400 Bad Request | none |
+//! | Redis out of reach with `--redis-fallback deny` | 503 Service Unavailable | `Retry-After` (the next try of Redis) |
 //!
 //! The patterns in front of the downstream are `stanchion_std`'s tower layers, stacked in
 //! [`stanchion::pipeline`]'s order ([`Downstream`]); the answers are built by
@@ -100,6 +101,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The admin token.
     pub admin_token: String,
+    /// The admin route's failed attempts per client IP.
+    pub admin_guard: admin::AdminGuard,
     /// The per-request timeout, for messages.
     pub request_timeout: Duration,
     /// The per-attempt timeout, for messages.
@@ -197,6 +200,7 @@ impl AppState {
             downstream,
             metrics,
             admin_token,
+            admin_guard: admin::AdminGuard::new(clock).map_err(err)?,
             request_timeout: config.request_timeout,
             attempt_timeout: config.attempt_timeout,
             bypass_layers: config.bypass_layers,
@@ -278,6 +282,18 @@ async fn rate_limit(
             let mut response = next.run(request).await;
             RateLimitHeaders.on_admission(&mut response, admission, &policy);
             response
+        }
+        Err(error) if state.limits.denies_in_fallback(client) => {
+            // Not a spent quota: nobody's quota is known while Redis is out of reach.
+            state.metrics.rejected(Layer::RateLimit);
+            let retry_after = error.retry_after();
+            with_message(
+                service_unavailable(retry_after),
+                format!(
+                    "per-client limits unavailable: Redis is out of reach and --redis-fallback deny refuses every limited request; retry after {} s",
+                    whole_seconds(retry_after.unwrap_or(Duration::from_secs(1)))
+                ),
+            )
         }
         Err(error) => {
             state.metrics.rejected(Layer::RateLimit);
@@ -427,12 +443,13 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         failure_rate: state.downstream.failure_rate(),
         latency_ms: u64::try_from(state.downstream.latency().as_millis()).unwrap_or(u64::MAX),
     };
+    let fallbacks = state.limits.fallback_status();
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.render(snapshot),
+        state.metrics.render(snapshot, &fallbacks),
     )
         .into_response()
 }

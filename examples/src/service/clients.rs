@@ -4,13 +4,30 @@
 //! A request with no key, or with a key nobody configured, is limited by its client IP
 //! (the TCP peer's address; `X-Forwarded-For` is not trusted, as the service is not
 //! behind a proxy): inventing keys buys nothing, as every invented key lands on the same
-//! IP bucket. The IP table has a fixed number of slots ([`ShardedKeyedLimiter`]), and a
-//! full table refuses new IPs rather than evicting (core's
+//! IP bucket.
+//!
+//! The IP table has a fixed number of slots ([`ShardedKeyedLimiter`]): `--max-clients`
+//! rounded up to shards of 256. An IP can live in 8 slots of its shard (its set, chosen
+//! by a keyed hash). A new IP takes a never-used slot of its set, or one whose bucket is
+//! full again (forgetting that client changes no decision, so this is lossless); only when
+//! all 8 hold a bucket still refilling is it refused (core's
 //! [`FullTablePolicy::DenyNewKeys`]), so a flood of distinct clients can neither grow
-//! memory nor buy anyone a fresh bucket.
+//! memory nor buy anyone a fresh bucket. With a quota that refills slowly (1 an hour)
+//! sets fill unevenly: a table of 256 slots refuses its first IP after about 150 IPs, the
+//! default 16,384 after about 5,000; with a quota that refills within seconds, slots are
+//! reused as fast as clients come. (Such a refusal is answered as a spent quota, 429:
+//! core's table does not yet say whether a denied key was tracked.)
+//!
+//! With `--redis-url` the buckets live in Redis, shared by every instance; while Redis is
+//! out of reach each limiter answers from the `--redis-fallback` the operator chose
+//! (stanchion-std's `redis::Fallback`, feature `redis`: deny, or a local bucket
+//! holding a share or the whole of each quota). Entering and leaving the fallback is
+//! logged on stderr and shown in `/metrics` ([`ClientLimits::fallback_status`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+#[cfg(feature = "redis")]
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use stanchion::ConfigError;
 use stanchion::rate::{FullTablePolicy, RateLimitError, TokenBucket, WithClock};
@@ -19,6 +36,8 @@ use stanchion_std::{
     Admission, AsyncKeyedRateLimiter, AsyncRateLimiter, ShardedKeyedLimiter, TokioClock,
 };
 
+#[cfg(feature = "redis")]
+use super::config::RedisFallback;
 use super::config::{ApiKey, QuotaSpec};
 
 /// The longest API key accepted, in bytes.
@@ -64,11 +83,69 @@ enum Store {
     /// In Redis, shared by every instance of the service.
     #[cfg(feature = "redis")]
     Redis {
-        keys: Vec<stanchion_std::redis::RedisRateLimiter>,
+        keys: Vec<Shared>,
         // Boxed: a Redis limiter (with its local fallback table) is much larger than the
         // in-process variant.
-        ips: Box<stanchion_std::redis::RedisRateLimiter>,
+        ips: Box<Shared>,
+        fallback: RedisFallback,
+        instances: u32,
     },
+}
+
+/// A Redis limiter, and what the service last saw of its fallback.
+#[cfg(feature = "redis")]
+struct Shared {
+    limiter: stanchion_std::redis::RedisRateLimiter,
+    /// Whether it answered from the fallback when last looked at.
+    falling_back: AtomicBool,
+    /// Times it entered the fallback.
+    entered: AtomicU64,
+    /// Fallback answers given to the start-up probe, not to a client.
+    probe_answers: AtomicU64,
+}
+
+#[cfg(feature = "redis")]
+impl Shared {
+    /// Logs a change of the fallback state of the limiter of policy `name` since the
+    /// last look, and returns the state.
+    fn observe(&self, name: &str, fallback: impl FnOnce() -> String) -> bool {
+        let now = self.limiter.is_falling_back();
+        if self.falling_back.swap(now, Ordering::Relaxed) != now {
+            if now {
+                self.entered.fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "service: redis is out of reach: limiter {name} answers from the fallback ({})",
+                    fallback()
+                );
+            } else {
+                eprintln!(
+                    "service: redis answers again: limiter {name} is shared again ({} answers from the fallback so far)",
+                    self.answers()
+                );
+            }
+        }
+        now
+    }
+
+    /// Answers the fallback gave to clients.
+    fn answers(&self) -> u64 {
+        self.limiter
+            .fallback_answers()
+            .saturating_sub(self.probe_answers.load(Ordering::Relaxed))
+    }
+}
+
+/// One shared limiter's fallback, for `/metrics`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FallbackStatus {
+    /// The limiter's policy name (`ip`, `key-NAME`).
+    pub limiter: &'static str,
+    /// Whether it answers from the fallback now.
+    pub falling_back: bool,
+    /// Requests the fallback answered.
+    pub answers: u64,
+    /// Times it entered the fallback.
+    pub entered: u64,
 }
 
 /// The per-client limits.
@@ -99,7 +176,7 @@ impl ClientLimits {
     ///
     /// # Errors
     ///
-    /// `max_clients` of 0 or above 16 777 216, or two keys with the same secret.
+    /// `max_clients` of 0 or above 16 777 216, or two keys with the same name or secret.
     pub fn local(
         keys: &[ApiKey],
         ip_quota: QuotaSpec,
@@ -126,26 +203,66 @@ impl ClientLimits {
     }
 
     /// Limits kept in the Redis server at `url`, under keys starting `stanchion:service:`.
-    /// Connects lazily; while Redis is out of reach each instance applies the same quotas
-    /// locally.
+    /// Connects lazily; while Redis is out of reach each limiter answers from `fallback`
+    /// (with [`RedisFallback::Share`], 1/`instances` of each quota per instance).
     ///
     /// # Errors
     ///
-    /// A malformed URL, or two keys with the same secret.
+    /// A malformed URL; [`RedisFallback::Share`] without `instances`, or with a quota
+    /// smaller than `instances` (a share would round down to nothing); two keys with the
+    /// same name or secret.
     #[cfg(feature = "redis")]
-    pub fn redis(keys: &[ApiKey], ip_quota: QuotaSpec, url: &str) -> Result<ClientLimits, String> {
+    pub fn redis(
+        keys: &[ApiKey],
+        ip_quota: QuotaSpec,
+        url: &str,
+        fallback: RedisFallback,
+        instances: Option<u32>,
+    ) -> Result<ClientLimits, String> {
         use stanchion_std::redis::{Fallback, RedisLimiterConfig, RedisRateLimiter};
-        let limiter = |prefix: String, spec: QuotaSpec| {
-            let config = RedisLimiterConfig::new(
-                prefix,
-                spec.quota,
+        let (library_fallback, instances) = match fallback {
+            RedisFallback::Deny => (Fallback::Deny, 1),
+            RedisFallback::Full => (
                 Fallback::Local {
                     numerator: 1,
                     denominator: 1,
                 },
-            )
-            .map_err(|e| e.to_string())?;
-            RedisRateLimiter::from_url(url, config).map_err(|e| format!("--redis-url: {e}"))
+                1,
+            ),
+            RedisFallback::Share => {
+                let n = instances.ok_or(
+                    "--redis-fallback share (the default) needs --instances N, the number of instances sharing Redis, so that each admits 1/N of each quota while Redis is out of reach; or choose --redis-fallback deny or full",
+                )?;
+                let quotas = keys
+                    .iter()
+                    .map(|k| (format!("API key `{}`", k.name), k.quota))
+                    .chain([("--ip-quota".to_owned(), ip_quota)]);
+                for (what, quota) in quotas {
+                    if quota.n < n {
+                        return Err(format!(
+                            "--redis-fallback share with --instances {n}: {what}'s quota {quota} is smaller than {n}, so 1/{n} of it rounds down to nothing; raise the quota, or choose --redis-fallback deny"
+                        ));
+                    }
+                }
+                (
+                    Fallback::Local {
+                        numerator: 1,
+                        denominator: n,
+                    },
+                    n,
+                )
+            }
+        };
+        let limiter = |prefix: String, spec: QuotaSpec| -> Result<Shared, String> {
+            let config = RedisLimiterConfig::new(prefix, spec.quota, library_fallback)
+                .map_err(|e| e.to_string())?;
+            Ok(Shared {
+                limiter: RedisRateLimiter::from_url(url, config)
+                    .map_err(|e| format!("--redis-url: {e}"))?,
+                falling_back: AtomicBool::new(false),
+                entered: AtomicU64::new(0),
+                probe_answers: AtomicU64::new(0),
+            })
         };
         let store = Store::Redis {
             keys: keys
@@ -153,8 +270,100 @@ impl ClientLimits {
                 .map(|k| limiter(format!("stanchion:service:key:{}:", k.name), k.quota))
                 .collect::<Result<_, _>>()?,
             ips: Box::new(limiter("stanchion:service:ip:".to_owned(), ip_quota)?),
+            fallback,
+            instances,
         };
         ClientLimits::with_store(keys, ip_quota, store, usize::MAX)
+    }
+
+    /// With Redis: takes one request from each limiter for a key no client has, so that
+    /// each learns whether Redis answers before the first client asks. Its answers are
+    /// not counted as the fallback's.
+    pub async fn probe(&self) {
+        #[cfg(feature = "redis")]
+        if let Store::Redis { keys, ips, .. } = &self.store {
+            for (shared, policy) in keys
+                .iter()
+                .zip(&self.names)
+                .chain([(&**ips, &self.ip_policy)])
+            {
+                let _ = shared.limiter.admit("start-up-probe", 1).await;
+                shared
+                    .probe_answers
+                    .store(shared.limiter.fallback_answers(), Ordering::Relaxed);
+                shared.observe(policy.name, || self.fallback_description());
+            }
+        }
+    }
+
+    /// What the fallback does, in words (`-` without Redis).
+    pub fn fallback_description(&self) -> String {
+        match &self.store {
+            Store::Local { .. } => "-".to_owned(),
+            #[cfg(feature = "redis")]
+            Store::Redis {
+                fallback,
+                instances,
+                ..
+            } => match fallback {
+                RedisFallback::Deny => {
+                    "--redis-fallback deny: every limited request refused with 503".to_owned()
+                }
+                RedisFallback::Share => format!(
+                    "--redis-fallback share: this instance admits 1/{instances} of each quota on its own"
+                ),
+                RedisFallback::Full => {
+                    "--redis-fallback full: this instance admits each whole quota on its own"
+                        .to_owned()
+                }
+            },
+        }
+    }
+
+    /// Each shared limiter's fallback, after logging any change since the last look
+    /// (empty without Redis).
+    pub fn fallback_status(&self) -> Vec<FallbackStatus> {
+        #[cfg(feature = "redis")]
+        if let Store::Redis { keys, ips, .. } = &self.store {
+            return keys
+                .iter()
+                .zip(&self.names)
+                .chain([(&**ips, &self.ip_policy)])
+                .map(|(shared, policy)| FallbackStatus {
+                    limiter: policy.name,
+                    falling_back: shared.observe(policy.name, || self.fallback_description()),
+                    answers: shared.answers(),
+                    entered: shared.entered.load(Ordering::Relaxed),
+                })
+                .collect();
+        }
+        Vec::new()
+    }
+
+    /// Whether `client`'s limiter refuses everything because Redis is out of reach and
+    /// the fallback is `--redis-fallback deny` (a 503, not a spent quota).
+    pub fn denies_in_fallback(&self, client: Client) -> bool {
+        #[cfg(feature = "redis")]
+        if let Store::Redis {
+            keys,
+            ips,
+            fallback: RedisFallback::Deny,
+            ..
+        } = &self.store
+        {
+            let shared = match client {
+                Client::Key(i) => keys.get(i),
+                Client::Ip(_) => Some(&**ips),
+            };
+            return shared.is_some_and(|s| s.limiter.is_falling_back());
+        }
+        let _ = client;
+        false
+    }
+
+    /// Whether the shared limits answer from their fallback now (any of them).
+    pub fn falling_back(&self) -> bool {
+        self.fallback_status().iter().any(|s| s.falling_back)
     }
 
     fn with_store(
@@ -163,6 +372,13 @@ impl ClientLimits {
         store: Store,
         capacity: usize,
     ) -> Result<ClientLimits, String> {
+        let mut names = std::collections::HashSet::new();
+        for k in keys {
+            if !names.insert(k.name.as_str()) {
+                // Two keys of one name would share one bucket in Redis, and one policy name.
+                return Err(format!("API key name `{}` is given twice", k.name));
+            }
+        }
         let mut by_key = HashMap::new();
         for (i, k) in keys.iter().enumerate() {
             if by_key.insert(k.key.clone(), i).is_some() {
@@ -198,7 +414,8 @@ impl ClientLimits {
         self.capacity
     }
 
-    /// Where the limits live: `memory` or `redis`.
+    /// Where the limits live: `memory` or `redis` (even while Redis is out of reach; see
+    /// [`ClientLimits::falling_back`]).
     pub fn store_name(&self) -> &'static str {
         match self.store {
             Store::Local { .. } => "memory",
@@ -245,12 +462,18 @@ impl ClientLimits {
             (Store::Local { ips, .. }, Client::Ip(ip)) => ips.admit(&ip, 1).await,
             #[cfg(feature = "redis")]
             (Store::Redis { keys, .. }, Client::Key(i)) => match keys.get(i) {
-                Some(limiter) => limiter.admit("k", 1).await,
+                Some(shared) => {
+                    let answer = shared.limiter.admit("k", 1).await;
+                    shared.observe(self.policy(client).name, || self.fallback_description());
+                    answer
+                }
                 None => Err(never()),
             },
             #[cfg(feature = "redis")]
             (Store::Redis { ips, .. }, Client::Ip(ip)) => {
-                ips.admit(ip.to_string().as_str(), 1).await
+                let answer = ips.limiter.admit(ip.to_string().as_str(), 1).await;
+                ips.observe(self.ip_policy.name, || self.fallback_description());
+                answer
             }
         }
     }
@@ -303,11 +526,34 @@ mod tests {
             let ip = IpAddr::from(i.wrapping_add(0x0a00_0000).to_be_bytes());
             granted += u32::from(limits.admit(Client::Ip(ip)).await.is_ok());
         }
-        // At most one bucket per slot: the table refuses new IPs once full.
-        assert!((1..=256).contains(&granted), "{granted} granted");
+        // At most one bucket per slot; the first 8 IPs always fit (8 slots per set).
+        assert!((8..=256).contains(&granted), "{granted} granted");
         // An IP that got its request is still limited after the flood.
         let first = Client::Ip(IpAddr::from(0x0a00_0000u32.to_be_bytes()));
         assert!(limits.admit(first).await.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slots_whose_bucket_is_full_again_are_reused() {
+        let limits = ClientLimits::local(&[], parse_quota("1/1s").unwrap(), 256).unwrap();
+        let ip = |i: u32| Client::Ip(IpAddr::from(i.wrapping_add(0x0a00_0000).to_be_bytes()));
+        let mut refused = None;
+        for i in 0..10_000u32 {
+            if let Err(e) = limits.admit(ip(i)).await {
+                refused = Some((i, e.retry_after().unwrap()));
+                break;
+            }
+        }
+        let (i, wait) = refused.expect("a set filled up");
+        assert!(i >= 8, "refused at IP {i}");
+        // Once one of its slots is full again, the refused IP takes it.
+        tokio::time::advance(wait).await;
+        assert!(limits.admit(ip(i)).await.is_ok());
+        // A second later every bucket is full again: 8 new IPs always fit.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        for j in 0..8 {
+            assert!(limits.admit(ip(20_000 + j)).await.is_ok());
+        }
     }
 
     #[test]
@@ -326,6 +572,14 @@ mod tests {
             ClientLimits::local(&twice, q, 10)
                 .unwrap_err()
                 .contains("same secret")
+        );
+        let same_name = [
+            parse_api_key("a=one:1/1s").unwrap(),
+            parse_api_key("a=two:1/1s").unwrap(),
+        ];
+        assert_eq!(
+            ClientLimits::local(&same_name, q, 10).unwrap_err(),
+            "API key name `a` is given twice"
         );
     }
 }

@@ -16,9 +16,20 @@ pub struct Config {
     #[arg(long, env = "STANCHION_PORT", default_value_t = 3000)]
     pub port: u16,
 
-    /// Token for the admin route (`Authorization: Bearer TOKEN`). Required.
+    /// Token for the admin route (`Authorization: Bearer TOKEN`): 16 to 256 visible ASCII
+    /// characters. Required, from here, the variable, or `--admin-token-file`; prefer the
+    /// variable or the file: `ps` shows the command line to every user of the machine.
     #[arg(long, env = "STANCHION_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    /// A file holding the admin token (surrounding white space ignored), instead of
+    /// `--admin-token`.
+    #[arg(
+        long,
+        env = "STANCHION_ADMIN_TOKEN_FILE",
+        conflicts_with = "admin_token"
+    )]
+    pub admin_token_file: Option<std::path::PathBuf>,
 
     /// An API key and its own quota: `NAME=KEY:N/PERIOD`, e.g. `alice=s3cret:100/60s`.
     /// Repeat for more keys (comma-separated in the variable).
@@ -38,6 +49,17 @@ pub struct Config {
     /// instance, instead of in this process (needs feature `redis`).
     #[arg(long, env = "STANCHION_REDIS_URL")]
     pub redis_url: Option<String>,
+
+    /// With `--redis-url`: what the per-client limits do while Redis is out of reach.
+    /// `share` (the default) needs `--instances`.
+    #[arg(long, env = "STANCHION_REDIS_FALLBACK", value_enum, default_value_t = RedisFallback::Share)]
+    pub redis_fallback: RedisFallback,
+
+    /// With `--redis-url`: the number of service instances sharing Redis (1 to 10000);
+    /// with `--redis-fallback share` each holds 1/N of every quota while Redis is out of
+    /// reach.
+    #[arg(long, env = "STANCHION_INSTANCES", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub instances: Option<u32>,
 
     /// Downstream: percentage of calls that fail (0 to 100), changeable at runtime.
     #[arg(long, env = "STANCHION_FAILURE_RATE", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
@@ -100,6 +122,64 @@ pub struct Config {
     /// on/off or 1/0.
     #[arg(long, env = "STANCHION_BYPASS_LAYERS", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub bypass_layers: bool,
+
+    /// Connections: time a client has to send a whole request head (request line and
+    /// header fields), counted from the connection's opening or from the first byte of a
+    /// later request on it; the connection is closed when it passes. Stops clients that
+    /// send nothing, or a byte at a time, from holding a connection.
+    #[arg(long, env = "STANCHION_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Connections: a kept-alive connection with no request in flight and no byte of a new
+    /// one is closed after this long.
+    #[arg(long, env = "STANCHION_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
+    pub idle_timeout: Duration,
+
+    /// Connections: the largest request head accepted, in bytes (8192 to 1048576); a
+    /// larger one is answered 431 and its connection closed. It also bounds the memory a
+    /// connection's unfinished head can take.
+    #[arg(long, env = "STANCHION_MAX_HEADER_BYTES", default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(8192..=1_048_576))]
+    pub max_header_bytes: u32,
+
+    /// Connections: most open at once, from everyone; connections beyond it are closed as
+    /// soon as they are accepted. Keep it below the open-file limit (`ulimit -n`).
+    #[arg(long, env = "STANCHION_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Connections: most open at once from one client IP; its connections beyond it are
+    /// closed as soon as they are accepted, so one client cannot take every connection.
+    #[arg(long, env = "STANCHION_MAX_CONNECTIONS_PER_IP", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections_per_ip: u32,
+
+    /// Shutdown: on SIGTERM or SIGINT the service stops accepting, lets the requests in
+    /// flight finish for at most this long, then exits, closing whatever is still open.
+    #[arg(long, env = "STANCHION_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+/// `--redis-fallback`: what the per-client limits do while Redis is out of reach. Each
+/// instance decides alone then, without knowing what the fleet, or Redis, already granted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RedisFallback {
+    /// Refuse every limited request (503) until Redis answers: no quota is exceeded, but
+    /// the API is down for every client while Redis is.
+    Deny,
+    /// Each instance admits 1/N of each quota (N = `--instances`), in a fresh local bucket:
+    /// the fleet admits at most about one more quota per period, whatever was spent.
+    Share,
+    /// Each instance admits each whole quota, in a fresh local bucket: N instances may
+    /// admit N quotas per period, even to a client whose quota was spent.
+    Full,
+}
+
+impl fmt::Display for RedisFallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RedisFallback::Deny => "deny",
+            RedisFallback::Share => "share",
+            RedisFallback::Full => "full",
+        })
+    }
 }
 
 /// A configured API key.
@@ -176,6 +256,53 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
     };
     Ok(d)
+}
+
+/// The shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+/// The longest admin token accepted.
+pub const MAX_ADMIN_TOKEN_LEN: usize = 256;
+
+impl Config {
+    /// The admin token, from `--admin-token` (or its variable) or `--admin-token-file`.
+    ///
+    /// # Errors
+    ///
+    /// None given, the file unreadable, or a token that is not
+    /// [`MIN_ADMIN_TOKEN_LEN`] to [`MAX_ADMIN_TOKEN_LEN`] visible ASCII characters.
+    pub fn admin_token(&self) -> Result<String, String> {
+        let token = match (&self.admin_token, &self.admin_token_file) {
+            (Some(token), _) => token.trim().to_owned(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| format!("--admin-token-file {}: {e}", path.display()))?
+                .trim()
+                .to_owned(),
+            (None, None) => String::new(),
+        };
+        if token.is_empty() {
+            return Err(
+                "an admin token is required: set STANCHION_ADMIN_TOKEN, or pass --admin-token-file PATH (or --admin-token TOKEN, which ps shows)"
+                    .to_owned(),
+            );
+        }
+        if !(MIN_ADMIN_TOKEN_LEN..=MAX_ADMIN_TOKEN_LEN).contains(&token.len())
+            || !token.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(format!(
+                "the admin token must be {MIN_ADMIN_TOKEN_LEN} to {MAX_ADMIN_TOKEN_LEN} visible ASCII characters (it has {}); use a random one, such as the output of `openssl rand -hex 16`",
+                token.chars().count()
+            ));
+        }
+        Ok(token)
+    }
+}
+
+/// Parses a duration above zero (see [`parse_duration`]).
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("`{s}`: must be above zero")),
+        d => Ok(d),
+    }
 }
 
 /// Parses a quota: `N/PERIOD`, such as `100/60s`.

@@ -11,6 +11,13 @@
 //! | `stanchion_bulkhead_in_use` | | downstream calls in flight |
 //! | `stanchion_retry_budget_milli_tokens` | | retries left in the budget, in thousandths |
 //! | `stanchion_downstream_failure_rate_percent`, `stanchion_downstream_latency_milliseconds` | | the downstream's current settings |
+//! | `stanchion_connections_open` | | HTTP connections open now |
+//! | `stanchion_connections_refused_total` | `cap` | connections closed at once because a cap was reached (`total`, `per_ip`) |
+//! | `stanchion_connections_timed_out_total` | `timeout` | connections closed by a timeout (`header_read`, `idle`) |
+//! | `stanchion_accept_errors_total` | | failed accepts (such as the open-file limit reached) |
+//! | `stanchion_redis_fallback` | `limiter` | with `--redis-url`: 1 while the limiter answers from its fallback (Redis out of reach), else 0 |
+//! | `stanchion_redis_fallback_answers_total` | `limiter` | requests the fallback answered |
+//! | `stanchion_redis_fallback_entered_total` | `limiter` | times the limiter entered the fallback |
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -20,6 +27,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use stanchion::breaker::State;
 use stanchion::pipeline::Layer;
+
+use super::clients::FallbackStatus;
 
 /// A `layer` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -31,6 +40,62 @@ struct LayerLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabel {
     status: u16,
+}
+
+/// A `cap` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CapLabel {
+    cap: &'static str,
+}
+
+/// A `timeout` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TimeoutLabel {
+    timeout: &'static str,
+}
+
+/// Why a connection was closed at once: which cap it would have passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionCap {
+    /// `--max-connections`.
+    Total,
+    /// `--max-connections-per-ip`.
+    PerIp,
+}
+
+impl ConnectionCap {
+    /// The label.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnectionCap::Total => "total",
+            ConnectionCap::PerIp => "per_ip",
+        }
+    }
+}
+
+/// Which timeout closed a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionTimeout {
+    /// `--header-read-timeout`.
+    HeaderRead,
+    /// `--idle-timeout`.
+    Idle,
+}
+
+impl ConnectionTimeout {
+    /// The label.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnectionTimeout::HeaderRead => "header_read",
+            ConnectionTimeout::Idle => "idle",
+        }
+    }
+}
+
+/// A `limiter` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimiterLabel {
+    limiter: &'static str,
 }
 
 /// A `state` label.
@@ -77,6 +142,16 @@ pub struct Metrics {
     budget: Gauge,
     failure_rate: Gauge,
     latency: Gauge,
+    connections_open: Gauge,
+    connections_refused: Family<CapLabel, Counter>,
+    connections_timed_out: Family<TimeoutLabel, Counter>,
+    accept_errors: Counter,
+    fallback: Family<LimiterLabel, Gauge>,
+    fallback_answers: Family<LimiterLabel, Counter>,
+    fallback_entered: Family<LimiterLabel, Counter>,
+    /// Held while the counters above are brought up to the limiters' own counts, so that
+    /// two scrapes at once do not add the same difference twice.
+    sync: std::sync::Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -99,6 +174,14 @@ impl Metrics {
             budget: Gauge::default(),
             failure_rate: Gauge::default(),
             latency: Gauge::default(),
+            connections_open: Gauge::default(),
+            connections_refused: Family::default(),
+            connections_timed_out: Family::default(),
+            accept_errors: Counter::default(),
+            fallback: Family::default(),
+            fallback_answers: Family::default(),
+            fallback_entered: Family::default(),
+            sync: std::sync::Mutex::new(()),
         };
         let mut registry = Registry::default();
         registry.register(
@@ -146,7 +229,52 @@ impl Metrics {
             "The downstream's latency",
             m.latency.clone(),
         );
+        registry.register(
+            "stanchion_connections_open",
+            "HTTP connections open now",
+            m.connections_open.clone(),
+        );
+        registry.register(
+            "stanchion_connections_refused",
+            "Connections closed at once because a cap was reached",
+            m.connections_refused.clone(),
+        );
+        registry.register(
+            "stanchion_connections_timed_out",
+            "Connections closed by the header-read or the idle timeout",
+            m.connections_timed_out.clone(),
+        );
+        registry.register(
+            "stanchion_accept_errors",
+            "Failed accepts (such as the open-file limit reached)",
+            m.accept_errors.clone(),
+        );
+        registry.register(
+            "stanchion_redis_fallback",
+            "1 while the shared limiter answers from its fallback (Redis out of reach)",
+            m.fallback.clone(),
+        );
+        registry.register(
+            "stanchion_redis_fallback_answers",
+            "Requests the shared limiter's fallback answered",
+            m.fallback_answers.clone(),
+        );
+        registry.register(
+            "stanchion_redis_fallback_entered",
+            "Times the shared limiter entered its fallback",
+            m.fallback_entered.clone(),
+        );
         // Every label that will ever appear, at zero, so that a scrape sees them all.
+        for cap in [ConnectionCap::Total, ConnectionCap::PerIp] {
+            let _ = m
+                .connections_refused
+                .get_or_create(&CapLabel { cap: cap.name() });
+        }
+        for timeout in [ConnectionTimeout::HeaderRead, ConnectionTimeout::Idle] {
+            let _ = m.connections_timed_out.get_or_create(&TimeoutLabel {
+                timeout: timeout.name(),
+            });
+        }
         for layer in Layer::ORDER {
             let _ = m.rejected.get_or_create(&LayerLabel {
                 layer: layer.name(),
@@ -188,8 +316,55 @@ impl Metrics {
         self.responses.get_or_create(&StatusLabel { status }).inc();
     }
 
-    /// The text exposition, after setting the gauges from `snapshot`.
-    pub fn render(&self, snapshot: Snapshot) -> String {
+    /// A connection was opened (`true`) or closed (`false`).
+    pub fn connection(&self, opened: bool) {
+        if opened {
+            self.connections_open.inc();
+        } else {
+            self.connections_open.dec();
+        }
+    }
+
+    /// A connection was closed at once: it would have passed `cap`.
+    pub fn connection_refused(&self, cap: ConnectionCap) {
+        self.connections_refused
+            .get_or_create(&CapLabel { cap: cap.name() })
+            .inc();
+    }
+
+    /// A connection was closed by `timeout`.
+    pub fn connection_timed_out(&self, timeout: ConnectionTimeout) {
+        self.connections_timed_out
+            .get_or_create(&TimeoutLabel {
+                timeout: timeout.name(),
+            })
+            .inc();
+    }
+
+    /// An accept failed.
+    pub fn accept_failed(&self) {
+        self.accept_errors.inc();
+    }
+
+    /// The text exposition, after setting the gauges from `snapshot` and the Redis
+    /// fallbacks' from `fallbacks`.
+    pub fn render(&self, snapshot: Snapshot, fallbacks: &[FallbackStatus]) -> String {
+        {
+            let _sync = self
+                .sync
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for f in fallbacks {
+                let label = LimiterLabel { limiter: f.limiter };
+                self.fallback
+                    .get_or_create(&label)
+                    .set(i64::from(f.falling_back));
+                let answers = self.fallback_answers.get_or_create(&label);
+                answers.inc_by(f.answers.saturating_sub(answers.get()));
+                let entered = self.fallback_entered.get_or_create(&label);
+                entered.inc_by(f.entered.saturating_sub(entered.get()));
+            }
+        }
         for (state, label) in STATES {
             self.breaker
                 .get_or_create(&StateLabel { state: label })
@@ -219,13 +394,26 @@ mod tests {
         m.rejected(Layer::Bulkhead);
         m.retried();
         m.responded(429);
-        let text = m.render(Snapshot {
+        let fallback = FallbackStatus {
+            limiter: "ip",
+            falling_back: true,
+            answers: 7,
+            entered: 1,
+        };
+        let snapshot = Snapshot {
             breaker: State::Open,
             bulkhead_in_use: 3,
             budget_milli_tokens: 9500,
             failure_rate: 100,
             latency_ms: 20,
-        });
+        };
+        let _ = m.render(snapshot, &[fallback]);
+        // A later scrape shows the limiter's newer counts, not their sum.
+        let fallback = FallbackStatus {
+            answers: 9,
+            ..fallback
+        };
+        let text = m.render(snapshot, &[fallback]);
         for line in [
             "stanchion_admitted_total{layer=\"rate_limit\"} 1",
             "stanchion_admitted_total{layer=\"bulkhead\"} 0",
@@ -237,6 +425,9 @@ mod tests {
             "stanchion_breaker_state{state=\"closed\"} 0",
             "stanchion_bulkhead_in_use 3",
             "stanchion_retry_budget_milli_tokens 9500",
+            "stanchion_redis_fallback{limiter=\"ip\"} 1",
+            "stanchion_redis_fallback_answers_total{limiter=\"ip\"} 9",
+            "stanchion_redis_fallback_entered_total{limiter=\"ip\"} 1",
             "# EOF",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");

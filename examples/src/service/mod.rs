@@ -9,8 +9,10 @@
 //! | [`app`] | the router, and the refusals as HTTP answers |
 //! | [`admin`] | the token-protected route that changes the downstream at runtime |
 //! | [`metrics`] | Prometheus text (`prometheus-client`) |
+//! | [`server`] | the connection layer: caps, timeouts, header size, shutdown |
 //!
-//! Run it with `cargo run -p stanchion-examples --bin service -- --admin-token TOKEN`;
+//! Run it with `cargo run -p stanchion-examples --bin service -- --admin-token-file PATH`
+//! (or the token in `STANCHION_ADMIN_TOKEN`);
 //! the README's service section shows a session with curl.
 
 pub mod admin;
@@ -19,6 +21,7 @@ pub mod clients;
 pub mod config;
 pub mod downstream;
 pub mod metrics;
+pub mod server;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -30,15 +33,17 @@ use clap::Parser;
 use self::app::{AppState, router};
 use self::clients::ClientLimits;
 use self::config::{Config, DisplayDuration};
+use self::server::{ServerLimits, Signals};
 
-/// Parses the flags, starts the service, and serves until Ctrl-C.
+/// Parses the flags, starts the service, and serves until SIGTERM or SIGINT (Ctrl-C).
 pub fn main() -> ExitCode {
     let config = Config::parse();
-    let Some(admin_token) = config.admin_token.clone().filter(|t| !t.trim().is_empty()) else {
-        eprintln!(
-            "service: an admin token is required: pass --admin-token TOKEN or set STANCHION_ADMIN_TOKEN"
-        );
-        return ExitCode::from(2);
+    let admin_token = match config.admin_token() {
+        Ok(token) => token,
+        Err(e) => {
+            eprintln!("service: {e}");
+            return ExitCode::from(2);
+        }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -50,7 +55,10 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config, admin_token)) {
+    let result = runtime.block_on(serve(config, admin_token));
+    // Connections still open after the shutdown timeout are closed here, with their tasks.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("service: {e}");
@@ -63,7 +71,13 @@ fn limits(config: &Config) -> Result<ClientLimits, String> {
     match &config.redis_url {
         None => ClientLimits::local(&config.api_keys, config.ip_quota, config.max_clients),
         #[cfg(feature = "redis")]
-        Some(url) => ClientLimits::redis(&config.api_keys, config.ip_quota, url),
+        Some(url) => ClientLimits::redis(
+            &config.api_keys,
+            config.ip_quota,
+            url,
+            config.redis_fallback,
+            config.instances,
+        ),
         #[cfg(not(feature = "redis"))]
         Some(_) => Err(
             "--redis-url needs the `redis` feature: cargo run -p stanchion-examples --features redis --bin service"
@@ -75,6 +89,9 @@ fn limits(config: &Config) -> Result<ClientLimits, String> {
 async fn serve(config: Config, admin_token: String) -> Result<(), String> {
     let limits = limits(&config)?;
     let state = Arc::new(AppState::new(&config, admin_token, limits)?);
+    let server_limits = ServerLimits::from_config(&config);
+    // Before the first line: a signal from then on stops the service cleanly.
+    let signals = Signals::new().map_err(|e| format!("cannot handle signals: {e}"))?;
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -84,17 +101,23 @@ async fn serve(config: Config, admin_token: String) -> Result<(), String> {
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
     // The first line says where: tests read it to find a port picked by the system.
     println!("listening on http://{bound}");
-    println!(
-        "per-client limits in {}: {} API key(s), everyone else {} per IP (up to {} IPs tracked)",
-        state.limits.store_name(),
-        config.api_keys.len(),
-        config.ip_quota,
-        if config.redis_url.is_some() {
-            "any number of".to_owned()
-        } else {
-            state.limits.capacity().to_string()
-        },
-    );
+    // With Redis: whether it answers now, so that the line below says what is in use.
+    state.limits.probe().await;
+    let (keys, ip_quota) = (config.api_keys.len(), config.ip_quota);
+    match state.limits.store_name() {
+        "redis" if state.limits.falling_back() => println!(
+            "per-client limits in this process until Redis answers (Redis is out of reach; {}): {keys} API key(s), everyone else {ip_quota} per IP",
+            state.limits.fallback_description()
+        ),
+        "redis" => println!(
+            "per-client limits in redis: {keys} API key(s), everyone else {ip_quota} per IP (any number of IPs); while Redis is out of reach, {}",
+            state.limits.fallback_description()
+        ),
+        store => println!(
+            "per-client limits in {store}: {keys} API key(s), everyone else {ip_quota} per IP (up to {} IPs tracked)",
+            state.limits.capacity()
+        ),
+    }
     println!(
         "downstream: {}% failures, {} latency; request timeout {}, attempt timeout {}, {} attempts, breaker opens after {} failures for {}, bulkhead {}",
         config.failure_rate,
@@ -106,17 +129,14 @@ async fn serve(config: Config, admin_token: String) -> Result<(), String> {
         DisplayDuration(config.open_wait),
         config.max_concurrent,
     );
+    println!("{server_limits}");
     if config.bypass_layers {
         println!(
             "layers bypassed (--bypass-layers): /api/data calls the downstream directly, with no rate limit, bulkhead, retry, breaker or timeout"
         );
     }
     let _ = std::io::stdout().flush();
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| format!("serving: {e}"))
+    let metrics = state.metrics.clone();
+    server::serve(listener, router(state), server_limits, metrics, signals).await;
+    Ok(())
 }
