@@ -77,7 +77,7 @@ impl EmbassyClock {
     /// one multiplication to find whether the deadline in nanoseconds saturates.
     #[inline]
     const fn deadline_ticks(now: u64, budget: Duration) -> Option<u64> {
-        if NANOS_PER_SEC % TICK_HZ == 0 {
+        if NANOS_PER_SEC.is_multiple_of(TICK_HZ) {
             const K: u64 = NANOS_PER_SEC / TICK_HZ;
             // The deadline in nanoseconds is exactly `t * K + s`: `now * K`, plus the
             // whole seconds (a whole number of ticks each), plus the rest `s`. Any

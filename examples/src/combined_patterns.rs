@@ -76,7 +76,7 @@ async fn downstream(shared: &Shared) -> Result<(), DownstreamError> {
     shared.downstream_calls.set(n);
     let (_, latency, fail_every) = downstream_at(shared.clock.now());
     tokio::time::sleep(latency).await;
-    if n % fail_every == 0 {
+    if n.is_multiple_of(fail_every) {
         Err("503 from downstream")
     } else {
         Ok(())

@@ -217,7 +217,7 @@ pub fn storm<R: RetryBudget>(budget: &R) -> BudgetRun {
             calls_after += 1;
             run.after_calls.0 += 1;
             run.after_calls.1 += u32::from(is_retry);
-            calls_after % 10 != 0
+            !calls_after.is_multiple_of(10)
         };
         let outcome: Result<(), ()> = if ok { Ok(()) } else { Err(()) };
         match policies[op].on_outcome_at(now, &outcome, None) {

@@ -90,7 +90,7 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 /// An operation whose outcome the compiler cannot see: what a driver call returns.
 #[allow(dead_code)]
 async fn operation(attempt: u32) -> Result<u32, u8> {
-    black_box(if black_box(attempt) % 2 == 0 {
+    black_box(if black_box(attempt).is_multiple_of(2) {
         Ok(attempt)
     } else {
         Err(1)

@@ -143,7 +143,7 @@ pub async fn interrupt() -> Outcome {
             window += 1;
         }
         steps += 1;
-        if steps % 64 == 0 {
+        if steps.is_multiple_of(64) {
             Timer::after_ticks(1).await;
         }
     }

@@ -191,7 +191,7 @@ pub async fn interrupt_and_thread() -> Outcome {
         }
         last = now;
         steps += 1;
-        if steps % SLEEP_EVERY == 0 {
+        if steps.is_multiple_of(SLEEP_EVERY) {
             Timer::after_ticks(1).await;
         }
     }
