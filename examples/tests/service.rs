@@ -581,6 +581,51 @@ async fn ten_thousand_invented_keys_get_no_more_than_the_ip_quota() {
 }
 
 #[tokio::test]
+async fn an_ip_the_table_cannot_hold_gets_503_not_a_spent_quota() {
+    // 256 slots, and a quota that refills slowly (1 an hour): each new IP's bucket stays
+    // busy, so sets fill up, and the first IP whose set is full is refused.
+    let s = Service::start(&["--max-clients", "256", "--ip-quota", "1/3600s"]).await;
+    let from = |ip: [u8; 4]| {
+        Client::builder()
+            .no_proxy()
+            .local_address(std::net::IpAddr::from(ip))
+            .timeout(PATIENCE)
+            .build()
+            .unwrap()
+    };
+    let url = format!("{}/api/data", s.base);
+    let mut untracked = None;
+    for i in 0..2_000u32 {
+        let ip = [127, 1, (i >> 8) as u8, i as u8];
+        let r = from(ip).get(&url).send().await.unwrap();
+        if r.status() != StatusCode::OK {
+            untracked = Some((i, ip, r));
+            break;
+        }
+    }
+    let (i, ip, r) = untracked.expect("a set of the table filled up");
+    assert!(i >= 8, "refused at the {i}th IP");
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().get("ratelimit").is_none(), "{r:?}");
+    assert!(r.headers().get("ratelimit-policy").is_none(), "{r:?}");
+    assert!(header(&r, "retry-after").parse::<u64>().unwrap() > 0);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .starts_with("too many clients: the table of client IPs is full"),
+    );
+    // An IP the table holds, past its quota, still gets the 429 of a spent quota.
+    let spent = from([127, 1, 0, 0]).get(&url).send().await.unwrap();
+    assert_eq!(spent.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&spent, "ratelimit-policy"), "\"ip\";q=1;w=3600");
+    let m = s.metrics().await;
+    assert_eq!(m.get("stanchion_clients_untracked_total"), 1.0);
+    assert_eq!(m.rejected("rate_limit"), 2.0);
+    let _ = ip;
+}
+
+#[tokio::test]
 async fn a_full_bulkhead_gets_503() {
     let s = Service::start(&[
         "--max-concurrent",

@@ -154,6 +154,13 @@ impl<const N: usize> ShardedKeyedLimiter<N> {
         }
     }
 
+    /// Whether `key`'s shard can hold it at `now` (see core's
+    /// [`KeyedTokenBucket::can_track_at`]): `false` when a refusal of `key` means "too many
+    /// keys to track" rather than "this key spent its quota".
+    pub fn can_track_at<K: Hash + ?Sized>(&self, key: &K, now: Instant) -> bool {
+        self.shard(key).with(|t| t.can_track_at(key, now))
+    }
+
     /// Keys whose bucket is not full at `now`, over all shards.
     pub fn active_at(&self, now: Instant) -> usize {
         self.shards

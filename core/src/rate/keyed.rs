@@ -435,6 +435,19 @@ impl<const N: usize> KeyedTokenBucket<N> {
         self.decide(key, n, now.as_nanos()).map(|_| ())
     }
 
+    /// Whether the table can hold `key` at `now`: it has a slot, or can take one (never
+    /// used, or holding a bucket that is full again), or the policy evicts to make room.
+    /// `false` only when [`FullTablePolicy::DenyNewKeys`] would refuse `key` whatever its
+    /// quota: then a refusal means "too many keys to track", not "this key spent its
+    /// quota", which [`acquire_at`](Self::acquire_at)'s error alone cannot tell apart.
+    pub fn can_track_at<K: Hash + ?Sized>(&self, key: &K, now: Instant) -> bool {
+        self.policy == FullTablePolicy::EvictLeastRecentlyUsed
+            || !matches!(
+                self.lookup(self.tag(key), now.as_nanos()),
+                Lookup::Full { .. }
+            )
+    }
+
     /// How many permits `key` could take at `now` (0 if it is a new key that the
     /// [`FullTablePolicy::DenyNewKeys`] policy would refuse).
     pub fn remaining_at<K: Hash + ?Sized>(&self, key: &K, now: Instant) -> u32 {

@@ -595,9 +595,14 @@ fn keyed_full_table_policies() {
             Ok(())
         );
     }
-    // Full of busy keys: a fifth is denied until the earliest slot refills.
+    // Full of busy keys: a fifth is denied until the earliest slot refills, and the
+    // table says it cannot track it (a key it holds, denied too, it can).
     assert_eq!(deny.acquire_at(&99u64, 1, ms(10_500)), denied(500 * MS));
     assert_eq!(deny.remaining_at(&99u64, ms(10_500)), 0);
+    assert!(!deny.can_track_at(&99u64, ms(10_500)));
+    assert_eq!(deny.acquire_at(&3u64, 1, ms(10_500)), denied(503 * MS));
+    assert!(deny.can_track_at(&3u64, ms(10_500)));
+    assert!(deny.can_track_at(&99u64, ms(11_000))); // key 0's slot is full again
     // At 11 s key 0's bucket is full again: its slot is reused, no decision changes.
     assert_eq!(deny.acquire_at(&99u64, 1, ms(11_000)), Ok(()));
     assert_eq!(deny.acquire_at(&0u64, 1, ms(11_000)), denied(MS)); // key 1 is full at 11.001 s
@@ -612,6 +617,7 @@ fn keyed_full_table_policies() {
             Ok(())
         );
     }
+    assert!(evict.can_track_at(&99u64, ms(10_500))); // it evicts to make room
     assert_eq!(evict.acquire_at(&2u64, 1, ms(10_500)), denied(502 * MS)); // a denial does not touch `used`
     assert_eq!(evict.acquire_at(&99u64, 1, ms(10_500)), Ok(())); // evicts key 0, least recently used
     assert_eq!(evict.acquire_at(&0u64, 1, ms(10_600)), Ok(())); // back to a full bucket: evicts key 1

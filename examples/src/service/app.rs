@@ -295,6 +295,19 @@ async fn rate_limit(
                 ),
             )
         }
+        Err(error) if state.limits.untracked(client) => {
+            // Not a spent quota: the table holds as many clients as it can.
+            state.metrics.rejected(Layer::RateLimit);
+            state.metrics.untracked();
+            let retry_after = error.retry_after();
+            with_message(
+                service_unavailable(retry_after),
+                format!(
+                    "too many clients: the table of client IPs is full of clients still within their window, so this one cannot be tracked; retry after {} s",
+                    whole_seconds(retry_after.unwrap_or(Duration::from_secs(1)))
+                ),
+            )
+        }
         Err(error) => {
             state.metrics.rejected(Layer::RateLimit);
             too_many(RateLimited { error, policy })

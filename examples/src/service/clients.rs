@@ -15,8 +15,10 @@
 //! memory nor buy anyone a fresh bucket. With a quota that refills slowly (1 an hour)
 //! sets fill unevenly: a table of 256 slots refuses its first IP after about 150 IPs, the
 //! default 16,384 after about 5,000; with a quota that refills within seconds, slots are
-//! reused as fast as clients come. (Such a refusal is answered as a spent quota, 429:
-//! core's table does not yet say whether a denied key was tracked.)
+//! reused as fast as clients come. Such a refusal is not a spent quota: it is answered
+//! with a 503 that says the table is full (with `Retry-After`: when a slot of its set
+//! is free again, and no `RateLimit` fields), and counted in
+//! `stanchion_clients_untracked_total`.
 //!
 //! With `--redis-url` the buckets live in Redis, shared by every instance; while Redis is
 //! out of reach each limiter answers from the `--redis-fallback` the operator chose
@@ -29,8 +31,8 @@ use std::net::IpAddr;
 #[cfg(feature = "redis")]
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use stanchion::ConfigError;
 use stanchion::rate::{FullTablePolicy, RateLimitError, TokenBucket, WithClock};
+use stanchion::{Clock, ConfigError};
 use stanchion_std::tower::RateLimitPolicy;
 use stanchion_std::{
     Admission, AsyncKeyedRateLimiter, AsyncRateLimiter, ShardedKeyedLimiter, TokioClock,
@@ -361,6 +363,19 @@ impl ClientLimits {
         false
     }
 
+    /// Whether `client` was refused because the IP table cannot hold it (every slot of
+    /// its set holds a client still refilling), not because it spent its quota: answered
+    /// with a 503 that says so, without `RateLimit` fields that would pretend a quota.
+    /// Only the in-memory table has slots; Redis keeps every key.
+    pub fn untracked(&self, client: Client) -> bool {
+        match (&self.store, client) {
+            (Store::Local { ips, .. }, Client::Ip(ip)) => {
+                !ips.limiter().can_track_at(&ip, ips.clock().now())
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the shared limits answer from their fallback now (any of them).
     pub fn falling_back(&self) -> bool {
         self.fallback_status().iter().any(|s| s.falling_back)
@@ -546,6 +561,12 @@ mod tests {
         }
         let (i, wait) = refused.expect("a set filled up");
         assert!(i >= 8, "refused at IP {i}");
+        // Refused because its set is full, not because it spent a quota: it has none yet.
+        assert!(limits.untracked(ip(i)));
+        assert!(
+            !limits.untracked(ip(0)),
+            "a tracked IP is refused as a spent quota"
+        );
         // Once one of its slots is full again, the refused IP takes it.
         tokio::time::advance(wait).await;
         assert!(limits.admit(ip(i)).await.is_ok());

@@ -15,6 +15,7 @@
 //! | `stanchion_connections_refused_total` | `cap` | connections closed at once because a cap was reached (`total`, `per_ip`) |
 //! | `stanchion_connections_timed_out_total` | `timeout` | connections closed by a timeout (`header_read`, `idle`) |
 //! | `stanchion_accept_errors_total` | | failed accepts (such as the open-file limit reached) |
+//! | `stanchion_clients_untracked_total` | | requests refused with a 503 because the IP table could not hold their IP |
 //! | `stanchion_redis_fallback` | `limiter` | with `--redis-url`: 1 while the limiter answers from its fallback (Redis out of reach), else 0 |
 //! | `stanchion_redis_fallback_answers_total` | `limiter` | requests the fallback answered |
 //! | `stanchion_redis_fallback_entered_total` | `limiter` | times the limiter entered the fallback |
@@ -146,6 +147,7 @@ pub struct Metrics {
     connections_refused: Family<CapLabel, Counter>,
     connections_timed_out: Family<TimeoutLabel, Counter>,
     accept_errors: Counter,
+    untracked: Counter,
     fallback: Family<LimiterLabel, Gauge>,
     fallback_answers: Family<LimiterLabel, Counter>,
     fallback_entered: Family<LimiterLabel, Counter>,
@@ -178,6 +180,7 @@ impl Metrics {
             connections_refused: Family::default(),
             connections_timed_out: Family::default(),
             accept_errors: Counter::default(),
+            untracked: Counter::default(),
             fallback: Family::default(),
             fallback_answers: Family::default(),
             fallback_entered: Family::default(),
@@ -248,6 +251,11 @@ impl Metrics {
             "stanchion_accept_errors",
             "Failed accepts (such as the open-file limit reached)",
             m.accept_errors.clone(),
+        );
+        registry.register(
+            "stanchion_clients_untracked",
+            "Requests refused because the IP table could not hold their IP",
+            m.untracked.clone(),
         );
         registry.register(
             "stanchion_redis_fallback",
@@ -339,6 +347,11 @@ impl Metrics {
                 timeout: timeout.name(),
             })
             .inc();
+    }
+
+    /// A request was refused because the IP table could not hold its IP.
+    pub fn untracked(&self) {
+        self.untracked.inc();
     }
 
     /// An accept failed.
