@@ -227,6 +227,7 @@ fn test() -> Result {
     // needs no network and leaves the crates.io index alone. `--allow-dirty`: a working
     // tree with uncommitted changes (a developer's, or files the steps above wrote)
     // packages as it is; CI's clean clone has none.
+    forget_extracted_packages()?;
     step(
         "cargo package: stanchion, stanchion-std, stanchion-embassy",
         cargo(&[
@@ -306,6 +307,41 @@ fn cross() -> Result {
                         features,
                     ]),
                 )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes cargo's extracted copies of our own packages from its registry cache. To verify
+/// the adapters, `cargo package` extracts the `stanchion` it just packaged into
+/// `$CARGO_HOME/registry/src/<local registry>/stanchion-<version>`, and on a later run it
+/// keeps that folder when the version is unchanged: the adapters would be verified against
+/// the `stanchion` of an earlier run. Only folders named after our crates are removed.
+fn forget_extracted_packages() -> Result {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")))
+        .ok_or("neither CARGO_HOME nor HOME is set")?;
+    let Ok(registries) = std::fs::read_dir(home.join("registry").join("src")) else {
+        return Ok(()); // nothing extracted yet
+    };
+    for registry in registries.flatten() {
+        let Ok(crates) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for extracted in crates.flatten() {
+            let name = extracted.file_name();
+            let name = name.to_string_lossy();
+            let ours = ["stanchion-", "stanchion-std-", "stanchion-embassy-"]
+                .iter()
+                .any(|prefix| {
+                    name.strip_prefix(prefix)
+                        .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+                });
+            if ours {
+                std::fs::remove_dir_all(extracted.path())
+                    .map_err(|e| format!("cannot remove {}: {e}", extracted.path().display()))?;
             }
         }
     }
