@@ -261,10 +261,11 @@ async fn one_key_through_the_single_key_interface() {
     );
 }
 
-/// A key holding something that is not the limiter's state is an error from `decide` and
-/// a fallback answer from `admit`; nothing panics, nothing is overwritten.
+/// A key holding something that is not the limiter's state (another program's string, a
+/// hash, an impossible instant) is read as a full bucket and replaced by the first grant:
+/// it costs that key one burst at most, never its limiter's fallback for everyone.
 #[tokio::test]
-async fn foreign_state_is_an_error_never_a_panic() {
+async fn a_foreign_value_is_a_full_bucket_replaced_by_the_first_grant() {
     let server = RedisServer::start();
     let mut con = server.connection();
     let quota = Quota::per_second(10).unwrap();
@@ -280,40 +281,46 @@ async fn foreign_state_is_an_error_never_a_panic() {
         ),
     )
     .unwrap();
-    let _: () = redis::cmd("SET")
-        .arg("bad:text")
-        .arg("not a state")
-        .query(&mut con)
-        .unwrap();
+    let set = |con: &mut redis::Connection, key: &str, value: &str| {
+        let _: () = redis::cmd("SET").arg(key).arg(value).query(con).unwrap();
+    };
+    set(&mut con, "bad:text", "not a state");
+    set(&mut con, "bad:neg", "-5 0");
+    set(&mut con, "bad:nanos", "5 1000000000");
+    set(&mut con, "bad:huge", "99999999999 0");
     let _: () = redis::cmd("HSET")
         .arg("bad:hash")
         .arg("f")
         .arg("v")
         .query(&mut con)
         .unwrap();
-    let _: () = redis::cmd("SET")
-        .arg("bad:neg")
-        .arg("-5 0")
-        .query(&mut con)
-        .unwrap();
-    for key in ["text", "hash", "neg"] {
+    // Each foreign value reads as a full bucket (10 at once): the grant replaces it with
+    // a state of ours, which then counts as any other (9 left), and the limiter never
+    // leaves Redis for its fallback.
+    for key in ["text", "neg", "nanos", "huge", "hash"] {
+        assert_eq!(
+            limiter.admit(key, 1).await,
+            Ok(Admission { remaining: 9 }),
+            "{key}"
+        );
+        let stored: String = redis::cmd("GET")
+            .arg(format!("bad:{key}"))
+            .query(&mut con)
+            .unwrap();
         assert!(
-            matches!(
-                limiter.decide(key, 1).await,
-                Err(RedisLimiterError::Redis(_))
-            ),
+            stored.split_once(' ').is_some_and(|(s, n)| {
+                s.parse::<u64>().is_ok() && n.parse::<u32>().is_ok_and(|n| n < 1_000_000_000)
+            }),
+            "{key}: {stored:?}"
+        );
+        assert_eq!(
+            limiter.admit(key, 1).await,
+            Ok(Admission { remaining: 8 }),
             "{key}"
         );
     }
-    // admit: the fallback (half the quota locally: a burst of 5) answers.
-    assert_eq!(
-        limiter.admit("text", 1).await,
-        Ok(Admission { remaining: 4 })
-    );
-    assert_eq!(limiter.fallback_answers(), 1);
-    assert!(limiter.is_falling_back());
-    let text: String = redis::cmd("GET").arg("bad:text").query(&mut con).unwrap();
-    assert_eq!(text, "not a state");
+    assert!(!limiter.is_falling_back());
+    assert_eq!(limiter.fallback_answers(), 0);
 }
 
 #[test]

@@ -24,6 +24,12 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 /// bucket is full again (rounded up to the millisecond, plus one: never before it), after
 /// which the key is a fresh bucket and may be forgotten. A denial writes nothing.
 ///
+/// A value under the key that is not such a state (another program's string, a hash, a
+/// negative number) is read as a full bucket, as an expired state would be, and the first
+/// grant replaces it (`SET` replaces a value of any type): a foreign value costs that one
+/// key at most one burst, once, and nothing else, rather than failing that key forever
+/// and sending its limiter to its fallback for every key.
+///
 /// `ARGV`: tolerance `tau`, `extra = (n - 1) * t` and `increment = n * t`, each as two
 /// integers (seconds, nanoseconds); an increment of zero asks only to read (`n = 0`).
 /// Reply: `{granted (0 or 1), now_s, now_ns, tat_s, tat_ns, new_s, new_ns}`.
@@ -32,13 +38,15 @@ local B = 1000000000
 local time = redis.call('TIME')
 local now_s, now_n = tonumber(time[1]), tonumber(time[2]) * 1000
 local tat_s, tat_n = 0, 0
-local stored = redis.call('GET', KEYS[1])
-if stored then
+-- pcall: a value of another type (a hash) answers GET with an error, read as absent.
+local stored = redis.pcall('GET', KEYS[1])
+if type(stored) == 'string' then
   local a, b = string.match(stored, '^(%d+) (%d+)$')
-  if not a then
-    return redis.error_reply('stanchion: malformed limiter state under ' .. KEYS[1])
+  -- Not a state of ours (nanoseconds of 10 digits, an instant past u64 nanoseconds):
+  -- read as absent, a full bucket; a grant replaces it.
+  if a and string.len(a) <= 11 and string.len(b) <= 9 and tonumber(a) < 18446744073 then
+    tat_s, tat_n = tonumber(a), tonumber(b)
   end
-  tat_s, tat_n = tonumber(a), tonumber(b)
 end
 local function before(as, an, bs, bn)
   return as < bs or (as == bs and an < bn)
