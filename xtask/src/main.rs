@@ -241,6 +241,8 @@ fn test() -> Result {
             "--locked",
             "--offline",
             "--allow-dirty",
+            "--target-dir",
+            PACKAGE_TARGET_DIR,
         ]),
     )?;
     msrv::msrv()?;
@@ -313,12 +315,23 @@ fn cross() -> Result {
     Ok(())
 }
 
-/// Removes cargo's extracted copies of our own packages from its registry cache. To verify
-/// the adapters, `cargo package` extracts the `stanchion` it just packaged into
-/// `$CARGO_HOME/registry/src/<local registry>/stanchion-<version>`, and on a later run it
-/// keeps that folder when the version is unchanged: the adapters would be verified against
-/// the `stanchion` of an earlier run. Only folders named after our crates are removed.
+/// Where `cargo package` builds the packages it verifies: a folder of its own, emptied
+/// before each run (see [`forget_extracted_packages`]).
+const PACKAGE_TARGET_DIR: &str = "target/package-verify";
+
+/// Removes what an earlier `cargo package` left that a later one would wrongly reuse. To
+/// verify the adapters, it extracts the `stanchion` it just packaged into
+/// `$CARGO_HOME/registry/src/<local registry>/stanchion-<version>` and builds it as a
+/// registry crate; on a later run it keeps both the extracted folder and the build when the
+/// version is unchanged (registry crates are assumed never to change), so the adapters
+/// would be verified against an earlier run's `stanchion`. So: the extracted folders named
+/// after our crates, and [`PACKAGE_TARGET_DIR`].
 fn forget_extracted_packages() -> Result {
+    match std::fs::remove_dir_all(PACKAGE_TARGET_DIR) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot remove {PACKAGE_TARGET_DIR}: {e}")),
+    }
     let home = std::env::var_os("CARGO_HOME")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")))
