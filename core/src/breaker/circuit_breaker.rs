@@ -181,7 +181,14 @@ struct Inner<W, B> {
     window: W,
     backoff: B,
     rng: fastrand::Rng,
+    /// The outcomes of the current half-open probes (kept by an open breaker that they
+    /// re-opened, see `entered_from`; stale in other states).
     probes: Totals,
+    /// The low byte of the word that the current period was entered from (its state is in
+    /// bits `0..4`): an open period entered from half-open reports the probes that
+    /// re-opened it, not the window (which still holds the calls of the closed period
+    /// before). The whole byte, not a flag: one store, the cheapest on firmware.
+    entered_from: u8,
     reported: Exceeded,
     /// Where 64-bit atomics are not native: the state word and the deadline, here, read and
     /// written only inside the critical section (see [`WORD_RECORDS`]). Each emulated
@@ -286,6 +293,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                     backoff,
                     rng: fastrand::Rng::with_seed(seed),
                     probes: Totals::ZERO,
+                    entered_from: 0,
                     reported: Exceeded::NONE,
                     #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
                     word: pack(State::Closed, 0, 0),
@@ -564,7 +572,10 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                 let word = self.drain(inner, word);
                 self.update_quiet(inner, word);
             }
-            if state_of(word) == State::HalfOpen {
+            if state_of(word) == State::HalfOpen
+                || (state_of(word) == State::Open
+                    && is(u64::from(inner.entered_from), State::HalfOpen))
+            {
                 let t = inner.probes;
                 let rates = (
                     t.rate_basis_points(t.failures, decision),
@@ -702,7 +713,8 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         slots: u16,
         events: &mut Events,
     ) -> u64 {
-        inner.probes = Totals::ZERO;
+        // Half-open probes that re-open the breaker stay, for its metrics.
+        inner.entered_from = from as u8;
         // Open: until the given instant, or for the backoff's next delay; half-open: for
         // the maximum wait, if any. One addition of a delay to `now` serves both.
         let mut deadline = NEVER;
@@ -712,7 +724,10 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                 Some(until) => deadline = until.as_nanos(),
                 None => delay = Some(inner.backoff.next_delay(&mut inner.rng)),
             },
-            State::HalfOpen => delay = self.config.max_wait_in_half_open,
+            State::HalfOpen => {
+                inner.probes = Totals::ZERO;
+                delay = self.config.max_wait_in_half_open;
+            }
             State::Closed | State::MetricsOnly => {
                 inner.window.reset();
                 inner.backoff.reset();

@@ -7,7 +7,7 @@ use super::state::State;
 ///
 /// The counts are those of the window (in closed, open, metrics-only and disabled: open
 /// keeps the counts that opened it, as in resilience4j) or of the current probes (in
-/// half-open). Rates are in basis points (hundredths of a percent, rounded down) and are
+/// half-open, and in open when the probes re-opened it: their counts are what opened it). Rates are in basis points (hundredths of a percent, rounded down) and are
 /// `None` while fewer calls than the minimum have been recorded, as resilience4j's `-1`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

@@ -1652,3 +1652,47 @@ fn streak_failures_racing_on_threads_are_counted_once() {
         }
     }
 }
+
+/// Issue 19, bug 1: re-opened by its half-open probes, an open breaker reports those
+/// probes (as it reports the closed window that opened it the first time), not the
+/// window it had before.
+#[test]
+fn open_after_half_open_reports_the_probes_that_reopened_it() {
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(4)
+            .permitted_calls_in_half_open(2)
+            .open_duration(Duration::from_secs(1)),
+        count::<4>(),
+    );
+    feed(&b, Instant::ZERO, &[F, S, F, F]);
+    let m = b.metrics_at(Instant::ZERO);
+    assert_eq!(
+        (m.state, m.calls, m.failures, m.failure_rate),
+        (State::Open, 4, 3, Some(7_500))
+    );
+    feed(&b, at(2_000), &[F, F]);
+    let m = b.metrics_at(at(2_000));
+    assert_eq!(
+        (m.state, m.calls, m.failures, m.failure_rate),
+        (State::Open, 2, 2, Some(10_000))
+    );
+    // The maximum wait re-opening it before any probe is in: no calls to report.
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(1)
+            .permitted_calls_in_half_open(2)
+            .max_wait_in_half_open(ms(10), AfterMaxWait::Open)
+            .open_duration(Duration::from_secs(1)),
+        count::<4>(),
+    );
+    feed(&b, Instant::ZERO, &[F]);
+    let probe = b.try_acquire_at(at(2_000)).unwrap();
+    assert!(b.try_acquire_at(at(2_010)).is_err()); // the wait ran out: open again
+    drop(probe);
+    let m = b.metrics_at(at(2_010));
+    assert_eq!(
+        (m.state, m.calls, m.failures, m.failure_rate),
+        (State::Open, 0, 0, None)
+    );
+}
