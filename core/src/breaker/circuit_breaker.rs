@@ -615,19 +615,21 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     /// To [`State::Open`], the open duration is drawn as at an automatic opening (the
     /// backoff grows); to [`State::HalfOpen`], no slot is taken. A transition to the
     /// current state does nothing and reports nothing. Closed and metrics-only cannot go to
-    /// half-open ([`State::can_transition_to`]).
+    /// half-open, nor metrics-only to open ([`State::can_transition_to`]): an
+    /// [`IllegalTransition`] error, and nothing changes.
     pub fn transition_at(&self, to: State, now: Instant) -> Result<(), IllegalTransition> {
         self.manual(to, None, now)
     }
 
     /// Moves to [`State::Open`] until `now + duration` (rejecting up to and including that
     /// instant), without touching the backoff. Already open, the open period is replaced,
-    /// silently.
+    /// silently. From metrics-only, an [`IllegalTransition`] (metrics-only never opens).
     pub fn open_for_at(&self, duration: Duration, now: Instant) -> Result<(), IllegalTransition> {
         self.manual(State::Open, Some(now.saturating_add(duration)), now)
     }
 
     /// Moves to [`State::Open`] until `until` (inclusive), without touching the backoff.
+    /// From metrics-only, an [`IllegalTransition`] (metrics-only never opens).
     pub fn open_until_at(&self, until: Instant, now: Instant) -> Result<(), IllegalTransition> {
         self.manual(State::Open, Some(until), now)
     }

@@ -30,7 +30,8 @@
 //!   never opens; [`open_for_at`](CircuitBreaker::open_for_at) and
 //!   [`open_until_at`](CircuitBreaker::open_until_at) open for a given time;
 //!   [`reset_at`](CircuitBreaker::reset_at) starts afresh. An illegal transition (closed
-//!   to half-open) is an [`IllegalTransition`] error.
+//!   or metrics-only to half-open, metrics-only to open, as in resilience4j's table) is an
+//!   [`IllegalTransition`] error.
 //! - A permit belongs to the *period* (the stretch between two transitions) that issued
 //!   it: the outcome of a call admitted before a trip does not count as a half-open probe,
 //!   and releasing a probe permit of an earlier half-open period frees no slot in a later
@@ -157,9 +158,10 @@
 //! resilience4j's `CircuitBreaker`, whose behaviour is the reference where DESIGN.md is
 //! silent. Choices made after resilience4j, documented where they apply: reset is
 //! reported as a reset, not a transition; metrics-only reports each threshold once per
-//! period; half-open is reachable by hand only from open, forced-open and disabled; open
-//! keeps the window counts that opened it; a call is slow strictly above the slow-call
-//! duration and thresholds are inclusive. Choices of our own: rates are whole percents;
+//! period; half-open is reachable by hand only from open, forced-open and disabled, and
+//! open not from metrics-only (resilience4j's transition table); open keeps the window
+//! counts that opened it; a call is slow strictly above the slow-call duration and
+//! thresholds are inclusive. Choices of our own: rates are whole percents;
 //! the maximum wait and the open-to-half-open move are lazy (checked on the next acquire
 //! or outcome, no timer); outcomes of a call admitted in an earlier period are dropped;
 //! manual opening with [`CircuitBreaker::transition_at`] draws from the backoff like an

@@ -64,14 +64,19 @@ impl State {
 
     /// Whether a manual transition from `self` to `to` is allowed.
     ///
-    /// Every transition is legal except into [`State::HalfOpen`] from a state that lets
-    /// calls through ([`State::Closed`], [`State::MetricsOnly`]): half-open probes a
-    /// breaker that was rejecting, as in resilience4j, which has no closed-to-half-open
-    /// transition. A transition to the same state is legal and silent.
+    /// resilience4j's transition table: every transition is legal except
+    ///
+    /// - into [`State::HalfOpen`] from a state that lets calls through
+    ///   ([`State::Closed`], [`State::MetricsOnly`]): half-open probes a breaker that was
+    ///   rejecting;
+    /// - from [`State::MetricsOnly`] to [`State::Open`]: metrics-only never opens, by
+    ///   hand either (go through closed or forced-open).
+    ///
+    /// A transition to the same state is legal and silent.
     pub const fn can_transition_to(self, to: State) -> bool {
         !matches!(
             (self, to),
-            (State::Closed, State::HalfOpen) | (State::MetricsOnly, State::HalfOpen)
+            (State::Closed, State::HalfOpen) | (State::MetricsOnly, State::HalfOpen | State::Open)
         )
     }
 }
@@ -249,6 +254,9 @@ mod tests {
     fn legal_transitions() {
         assert!(!State::Closed.can_transition_to(State::HalfOpen));
         assert!(!State::MetricsOnly.can_transition_to(State::HalfOpen));
+        assert!(!State::MetricsOnly.can_transition_to(State::Open));
+        assert!(State::MetricsOnly.can_transition_to(State::ForcedOpen));
+        assert!(State::Open.can_transition_to(State::MetricsOnly));
         assert!(State::Open.can_transition_to(State::HalfOpen));
         assert!(State::ForcedOpen.can_transition_to(State::HalfOpen));
         assert!(State::Disabled.can_transition_to(State::HalfOpen));

@@ -1696,3 +1696,30 @@ fn open_after_half_open_reports_the_probes_that_reopened_it() {
         (State::Open, 0, 0, None)
     );
 }
+
+/// Issue 19, bug 2: metrics-only never opens, by hand either (resilience4j's transition
+/// table has no METRICS_ONLY to OPEN): `transition_at`, `open_for_at` and
+/// `open_until_at` are refused and change nothing.
+#[test]
+fn metrics_only_refuses_to_open() {
+    let b = breaker(BreakerConfig::new().minimum_calls(1), count::<2>());
+    b.transition_at(State::MetricsOnly, Instant::ZERO).unwrap();
+    feed(&b, Instant::ZERO, &[F]);
+    let _ = b.listener().take();
+    let refused = Err(IllegalTransition {
+        from: State::MetricsOnly,
+        to: State::Open,
+    });
+    assert_eq!(b.transition_at(State::Open, at(1)), refused);
+    assert_eq!(b.open_for_at(Duration::from_secs(1), at(1)), refused);
+    assert_eq!(b.open_until_at(at(5), at(1)), refused);
+    assert!(!State::MetricsOnly.can_transition_to(State::Open));
+    assert_eq!(b.listener().take(), []);
+    let m = b.metrics_at(at(1));
+    assert_eq!((m.state, m.calls, m.failures), (State::MetricsOnly, 1, 1));
+    assert!(b.try_acquire_at(at(1)).is_ok());
+    // Through forced-open or closed, it may open.
+    b.transition_at(State::ForcedOpen, at(1)).unwrap();
+    b.transition_at(State::Open, at(1)).unwrap();
+    assert_eq!(b.state(), State::Open);
+}
