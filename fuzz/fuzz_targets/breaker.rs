@@ -79,7 +79,9 @@ struct Input {
 
 const MAX_OPS: usize = 512;
 
-/// Counts periods: every reported transition or reset starts a new one.
+/// Counts periods: every reported transition or reset starts a new one (a reset from a
+/// state other than closed is reported as the transition to closed, then the reset: one
+/// period).
 #[derive(Default)]
 struct Periods(Cell<u64>);
 
@@ -87,8 +89,10 @@ impl BreakerListener for Periods {
     fn on_state_transition(&self, _: State, _: State, _: Instant) {
         self.0.set(self.0.get() + 1);
     }
-    fn on_reset(&self, _: State, _: Instant) {
-        self.0.set(self.0.get() + 1);
+    fn on_reset(&self, from: State, _: Instant) {
+        if from == State::Closed {
+            self.0.set(self.0.get() + 1);
+        }
     }
 }
 

@@ -635,11 +635,12 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     }
 
     /// Back to a fresh closed breaker: the window, backoff and rejection count are cleared
-    /// and permits issued before are void. Reported as a reset, not a transition.
+    /// and permits issued before are void. Reported as resilience4j does: the transition
+    /// to closed (unless already closed), then the reset.
     pub fn reset_at(&self, now: Instant) {
         self.with_events(now, |this, inner, events| {
             let word = this.word_in(inner);
-            this.enter(inner, word, State::Closed, now, None, 0, &mut Events::new());
+            this.enter(inner, word, State::Closed, now, None, 0, events);
             this.rejected.store(0, Ordering::Relaxed);
             events.push(Event::Reset(state_of(word)));
         });

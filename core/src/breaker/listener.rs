@@ -54,8 +54,9 @@ pub trait BreakerListener {
         let _ = (kind, rate_basis_points, at);
     }
 
-    /// The breaker was reset to closed from `from` (reported instead of a transition, as
-    /// resilience4j does).
+    /// The breaker was reset to closed from `from`. As in resilience4j, a reset from any
+    /// state but closed first reports the transition `from` → closed
+    /// ([`on_state_transition`](Self::on_state_transition)), then this.
     fn on_reset(&self, from: State, at: Instant) {
         let _ = (from, at);
     }

@@ -156,8 +156,9 @@
 //! Michael Nygard's *Release It!* (2007) named the pattern; the states, windows, rate
 //! thresholds, slow calls, half-open permits, maximum wait and manual states follow
 //! resilience4j's `CircuitBreaker`, whose behaviour is the reference where DESIGN.md is
-//! silent. Choices made after resilience4j, documented where they apply: reset is
-//! reported as a reset, not a transition; metrics-only reports each threshold once per
+//! silent. Choices made after resilience4j, documented where they apply: a reset is
+//! reported as the transition to closed (unless already closed), then the reset;
+//! metrics-only reports each threshold once per
 //! period; half-open is reachable by hand only from open, forced-open and disabled, and
 //! open not from metrics-only (resilience4j's transition table); open keeps the window
 //! counts that opened it; a call is slow strictly above the slow-call duration and

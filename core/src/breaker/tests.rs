@@ -615,7 +615,14 @@ fn reset_starts_afresh_and_voids_old_permits() {
     assert!(b.try_acquire_at(Instant::ZERO).is_err());
     let _ = b.listener().take();
     b.reset_at(at(1));
-    assert_eq!(b.listener().take(), [Ev::Reset(State::Open)]);
+    // As resilience4j: the transition to closed, then the reset (issue 19, bug 3).
+    assert_eq!(
+        b.listener().take(),
+        [
+            Ev::Transition(State::Open, State::Closed, at(1)),
+            Ev::Reset(State::Open)
+        ]
+    );
     let m = b.metrics_at(at(1));
     assert_eq!((m.state, m.calls, m.rejected), (State::Closed, 0, 0));
     old.failure(MS); // admitted before the reset: dropped
@@ -1722,4 +1729,30 @@ fn metrics_only_refuses_to_open() {
     b.transition_at(State::ForcedOpen, at(1)).unwrap();
     b.transition_at(State::Open, at(1)).unwrap();
     assert_eq!(b.state(), State::Open);
+}
+
+/// Issue 19, bug 3: a reset from closed reports the reset only (no transition to the
+/// same state); from any other state, the transition to closed exactly once, then the
+/// reset.
+#[test]
+fn reset_reports_the_transition_once_then_the_reset() {
+    let b = breaker(BreakerConfig::new(), count::<2>());
+    b.reset_at(at(1));
+    assert_eq!(b.listener().take(), [Ev::Reset(State::Closed)]);
+    for from in [
+        State::MetricsOnly,
+        State::Disabled,
+        State::ForcedOpen,
+        State::HalfOpen,
+    ] {
+        b.transition_at(from, at(2)).unwrap();
+        let _ = b.listener().take();
+        b.reset_at(at(3));
+        assert_eq!(
+            b.listener().take(),
+            [Ev::Transition(from, State::Closed, at(3)), Ev::Reset(from)]
+        );
+        assert_eq!(b.state(), State::Closed);
+        b.transition_at(State::ForcedOpen, at(2)).unwrap();
+    }
 }
