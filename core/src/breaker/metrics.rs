@@ -5,9 +5,10 @@ use super::state::State;
 /// A snapshot of a breaker, taken by
 /// [`CircuitBreaker::metrics_at`](super::CircuitBreaker::metrics_at).
 ///
-/// The counts are those of the window (in closed, open, metrics-only and disabled: open
-/// keeps the counts that opened it, as in resilience4j) or of the current probes (in
-/// half-open, and in open when the probes re-opened it: their counts are what opened it). Rates are in basis points (hundredths of a percent, rounded down) and are
+/// The counts are those of the window (in closed, metrics-only and open: open keeps the
+/// counts that opened it, as in resilience4j) or of the current probes (in half-open, and
+/// in open when the probes re-opened it: their counts are what opened it). Forced-open and
+/// disabled report an empty window (no calls, no rates), as DESIGN.md says. Rates are in basis points (hundredths of a percent, rounded down) and are
 /// `None` while fewer calls than the minimum have been recorded, as resilience4j's `-1`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

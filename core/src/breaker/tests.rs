@@ -1684,6 +1684,10 @@ fn open_after_half_open_reports_the_probes_that_reopened_it() {
         (m.state, m.calls, m.failures, m.failure_rate),
         (State::Open, 2, 2, Some(10_000))
     );
+    // Kept open by hand for longer, it still reports them.
+    b.open_for_at(Duration::from_secs(5), at(2_000)).unwrap();
+    let m = b.metrics_at(at(2_000));
+    assert_eq!((m.state, m.calls, m.failures), (State::Open, 2, 2));
     // The maximum wait re-opening it before any probe is in: no calls to report.
     let b = breaker(
         BreakerConfig::new()
@@ -1755,4 +1759,43 @@ fn reset_reports_the_transition_once_then_the_reset() {
         assert_eq!(b.state(), State::Closed);
         b.transition_at(State::ForcedOpen, at(2)).unwrap();
     }
+}
+
+/// Issue 19, bug 4: forced-open and disabled report an empty window (DESIGN.md), not
+/// the one they were entered with; the rejection count stays.
+#[test]
+fn forced_open_and_disabled_report_an_empty_window() {
+    let b = breaker(BreakerConfig::new().minimum_calls(2), count::<4>());
+    feed(&b, Instant::ZERO, &[F, S]);
+    let m = b.metrics_at(Instant::ZERO);
+    assert_eq!((m.calls, m.failures, m.failure_rate), (2, 1, Some(5_000)));
+    b.transition_at(State::ForcedOpen, at(1)).unwrap();
+    assert!(b.try_acquire_at(at(1)).is_err());
+    let empty = |state, rejected| BreakerMetrics {
+        state,
+        calls: 0,
+        failures: 0,
+        slow_calls: 0,
+        rejected,
+        failure_rate: None,
+        slow_call_rate: None,
+        half_open_permits_taken: 0,
+    };
+    assert_eq!(b.metrics_at(at(1)), empty(State::ForcedOpen, 1));
+    b.transition_at(State::Disabled, at(2)).unwrap();
+    assert_eq!(b.metrics_at(at(2)), empty(State::Disabled, 1));
+    // Opened by hand from them, it reports their empty window, still after a new open
+    // period replaces the first.
+    b.transition_at(State::Open, at(2)).unwrap();
+    assert_eq!(b.metrics_at(at(2)), empty(State::Open, 1));
+    b.open_for_at(Duration::from_secs(1), at(2)).unwrap();
+    assert_eq!(b.metrics_at(at(2)), empty(State::Open, 1));
+    // Open from closed still reports the window that opened it.
+    b.transition_at(State::Closed, at(3)).unwrap();
+    feed(&b, at(3), &[F, F]);
+    let m = b.metrics_at(at(3));
+    assert_eq!((m.state, m.calls, m.failures), (State::Open, 2, 2));
+    b.open_until_at(at(10), at(3)).unwrap();
+    let m = b.metrics_at(at(3));
+    assert_eq!((m.state, m.calls, m.failures), (State::Open, 2, 2));
 }
