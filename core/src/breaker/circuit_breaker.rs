@@ -13,7 +13,7 @@ use super::config::{BreakerConfig, FixedOpenDuration};
 use super::listener::{BreakerListener, Threshold};
 use super::metrics::BreakerMetrics;
 use super::state::{
-    BATCH, BUSY, IllegalTransition, QUIET, Rejected, STREAK, State, is, next_period, pack,
+    BATCH, BUSY, IllegalTransition, QUIET, Rejected, STREAK, State, StateAt, is, next_period, pack,
     period_of, records, slots_of, state_of, with_slots,
 };
 #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
@@ -319,6 +319,58 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     /// duration has passed reads [`State::Open`] until the next acquire moves it.
     pub fn state(&self) -> State {
         state_of(self.load_word())
+    }
+
+    /// The state at `now` and when time alone moves it on (the end of the open duration,
+    /// the maximum wait in half-open), without side effects: no rejection is counted, no
+    /// listener event is reported, no transition is made, even when one is due (see
+    /// [`StateAt`]). One critical section.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use stanchion::breaker::{BreakerConfig, CircuitBreaker, State, window::ConsecutiveWindow};
+    /// use stanchion::sync::CriticalSectionRawMutex;
+    /// use stanchion::Instant;
+    ///
+    /// let config = BreakerConfig::new().open_duration(Duration::from_secs(30));
+    /// let breaker: CircuitBreaker<ConsecutiveWindow, CriticalSectionRawMutex> =
+    ///     CircuitBreaker::new(config, ConsecutiveWindow::new(1)?)?;
+    /// breaker.try_acquire_at(Instant::ZERO)?.failure(Duration::ZERO);
+    /// let now = Instant::from_secs(10);
+    /// let at = breaker.state_at(now);
+    /// assert_eq!(at.state, State::Open);
+    /// assert_eq!(at.until, Some(Instant::from_nanos(30_000_000_001)));
+    /// assert_eq!(at.retry_after, Some(Duration::from_nanos(20_000_000_001)));
+    /// assert_eq!(breaker.metrics_at(now).rejected, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn state_at(&self, now: Instant) -> StateAt {
+        // Inside the critical section, where the state and the deadline change together.
+        let (word, deadline) = self.inner.with(|inner| {
+            (
+                self.word_in(inner),
+                self.deadline_in(inner, Ordering::Acquire),
+            )
+        });
+        let state = state_of(word);
+        let (until, retry_after) = match state {
+            State::Open => (
+                Some(Instant::from_nanos(deadline.saturating_add(1))),
+                if now.as_nanos() <= deadline {
+                    let wait = deadline.saturating_sub(now.as_nanos()).saturating_add(1);
+                    Some(duration_from_nanos(wait))
+                } else {
+                    None
+                },
+            ),
+            State::HalfOpen if deadline != NEVER => (Some(Instant::from_nanos(deadline)), None),
+            _ => (None, None),
+        };
+        StateAt {
+            state,
+            until,
+            retry_after,
+        }
     }
 
     /// The state word, read inside the critical section.

@@ -182,4 +182,4 @@ pub use circuit_breaker::{CircuitBreaker, DEFAULT_STRIPES, IssuesPermits, Outcom
 pub use config::{AfterMaxWait, BreakerConfig, FixedOpenDuration};
 pub use listener::{BreakerListener, Threshold};
 pub use metrics::BreakerMetrics;
-pub use state::{IllegalTransition, Rejected, State};
+pub use state::{IllegalTransition, Rejected, State, StateAt};

@@ -118,6 +118,29 @@ impl fmt::Display for Rejected {
 
 impl core::error::Error for Rejected {}
 
+/// A breaker's state at an instant and when time alone moves it on, from
+/// [`CircuitBreaker::state_at`](super::CircuitBreaker::state_at): a query that counts no
+/// rejection, reports no event and moves nothing.
+///
+/// Transitions in time are lazy: `state` is the state the breaker is in, and `until`
+/// at or before the instant asked about means the next acquire (or outcome) moves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct StateAt {
+    /// The state the breaker is in.
+    pub state: State,
+    /// When time alone moves the breaker on: in [`State::Open`], the first instant at
+    /// which an acquire is let through (as the first half-open probe), the instant
+    /// strictly after the open duration (saturating at [`Instant::MAX`](crate::Instant::MAX));
+    /// in [`State::HalfOpen`] with a maximum wait, the instant at which it runs out.
+    /// `None` otherwise: calls or a manual transition move the breaker on.
+    pub until: Option<crate::Instant>,
+    /// In [`State::Open`], while an acquire at the instant asked about would be rejected:
+    /// the `retry_after` that rejection would carry (`until` minus that instant, never
+    /// zero). `None` otherwise.
+    pub retry_after: Option<Duration>,
+}
+
 /// A manual transition that the state machine does not allow (see
 /// [`State::can_transition_to`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

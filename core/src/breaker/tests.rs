@@ -1799,3 +1799,78 @@ fn forced_open_and_disabled_report_an_empty_window() {
     let m = b.metrics_at(at(3));
     assert_eq!((m.state, m.calls, m.failures), (State::Open, 2, 2));
 }
+
+/// Issue 19, the query without side effects: the state and when time alone moves it on,
+/// at `now`, without counting a rejection, reporting an event or moving the state.
+#[test]
+fn state_at_tells_when_open_ends_without_side_effects() {
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(1)
+            .permitted_calls_in_half_open(1)
+            .max_wait_in_half_open(ms(500), AfterMaxWait::Open)
+            .open_duration(Duration::from_secs(10)),
+        count::<1>(),
+    );
+    let closed = StateAt {
+        state: State::Closed,
+        until: None,
+        retry_after: None,
+    };
+    assert_eq!(b.state_at(Instant::ZERO), closed);
+    b.try_acquire_at(at(1_000)).unwrap().failure(Duration::ZERO);
+    let _ = b.listener().take();
+    let open = |now| b.state_at(now);
+    assert_eq!(
+        open(at(1_000)),
+        StateAt {
+            state: State::Open,
+            until: Some(Instant::from_nanos(11_000_000_001)),
+            retry_after: Some(Duration::from_nanos(10_000_000_001)),
+        }
+    );
+    // The last instant rejected, and the first let through: the same retry_after as a
+    // rejection, which would count and report.
+    assert_eq!(open(at(11_000)).retry_after, Some(Duration::from_nanos(1)));
+    let first = Instant::from_nanos(11_000_000_001);
+    assert_eq!(
+        open(first),
+        StateAt {
+            state: State::Open, // lazily: the next acquire moves it
+            until: Some(first),
+            retry_after: None,
+        }
+    );
+    let m = b.metrics_at(first);
+    assert_eq!((m.state, m.rejected), (State::Open, 0));
+    assert_eq!(b.listener().take(), []);
+    assert_eq!(
+        b.try_acquire_at(at(11_000)).unwrap_err().retry_after,
+        open(at(11_000)).retry_after
+    );
+    // Half-open with a maximum wait: until it runs out (exclusive).
+    let probe = b.try_acquire_at(first).unwrap();
+    assert_eq!(
+        b.state_at(first),
+        StateAt {
+            state: State::HalfOpen,
+            until: Some(Instant::from_nanos(11_500_000_001)),
+            retry_after: None,
+        }
+    );
+    probe.success(MS);
+    assert_eq!(b.state_at(first), closed);
+    // Forced-open: nothing but a manual transition ends it; open until the end of time
+    // saturates.
+    b.transition_at(State::ForcedOpen, first).unwrap();
+    assert_eq!(b.state_at(first).until, None);
+    b.open_until_at(Instant::MAX, first).unwrap();
+    assert_eq!(
+        b.state_at(Instant::MAX),
+        StateAt {
+            state: State::Open,
+            until: Some(Instant::MAX),
+            retry_after: Some(Duration::from_nanos(1)),
+        }
+    );
+}
