@@ -103,8 +103,7 @@ fuzz_target!(|input: Input| {
         .slow_call_rate_threshold(c.slow_rate)
         .slow_call_duration(duration(c.slow_after.0, c.slow_after.1))
         .minimum_calls(u32::from(c.minimum_calls))
-        .permitted_calls_in_half_open(u16::from(c.permitted % 12))
-        .open_duration(duration(c.open.0, c.open.1));
+        .permitted_calls_in_half_open(u16::from(c.permitted % 12));
     if let Some(((raw, scale), closed)) = c.max_wait {
         let then = if closed {
             AfterMaxWait::Closed

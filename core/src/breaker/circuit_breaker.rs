@@ -245,14 +245,41 @@ impl Events {
 impl<W: Window, M: RawMutex, const S: usize> CircuitBreaker<W, M, FixedOpenDuration, (), S> {
     const_fn_unless_loom! {
         /// A closed breaker with `config`, `window`, the fixed open duration of the
-        /// configuration, and no listener; or the first configuration error.
+        /// configuration ([`DEFAULT_OPEN_DURATION`](super::DEFAULT_OPEN_DURATION) if it
+        /// sets none), and no listener; or the first configuration error.
         ///
         /// Its random generator is seeded with 0, and never drawn from: a
         /// [`FixedOpenDuration`] has no jitter. A backoff with jitter comes with
         /// [`from_parts`](Self::from_parts), which takes the seed.
         pub fn new(config: BreakerConfig, window: W) -> Result<Self, ConfigError> {
-            let backoff = FixedOpenDuration(config.open_duration);
-            CircuitBreaker::from_parts(config, window, backoff, 0, ())
+            CircuitBreaker::build(config, window, config.fixed_open_duration(), 0, ())
+        }
+    }
+}
+
+impl<W: Window, M: RawMutex, L: BreakerListener, const S: usize>
+    CircuitBreaker<W, M, FixedOpenDuration, L, S>
+{
+    const_fn_unless_loom! {
+        /// [`new`](Self::new), reporting to `listener`: the fixed open duration of the
+        /// configuration ([`DEFAULT_OPEN_DURATION`](super::DEFAULT_OPEN_DURATION) if it sets none).
+        ///
+        /// ```
+        /// use core::time::Duration;
+        /// use stanchion::breaker::{BreakerConfig, BreakerListener, CircuitBreaker, State};
+        /// use stanchion::breaker::window::ConsecutiveWindow;
+        /// use stanchion::sync::CriticalSectionRawMutex;
+        ///
+        /// struct Log;
+        /// impl BreakerListener for Log {}
+        /// let config = BreakerConfig::new().open_duration(Duration::from_secs(5));
+        /// let breaker: CircuitBreaker<_, CriticalSectionRawMutex, _, Log> =
+        ///     CircuitBreaker::with_listener(config, ConsecutiveWindow::new(3)?, Log)?;
+        /// assert_eq!(breaker.state(), State::Closed);
+        /// # Ok::<(), stanchion::ConfigError>(())
+        /// ```
+        pub fn with_listener(config: BreakerConfig, window: W, listener: L) -> Result<Self, ConfigError> {
+            CircuitBreaker::build(config, window, config.fixed_open_duration(), 0, listener)
         }
     }
 }
@@ -262,10 +289,53 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
 {
     const_fn_unless_loom! {
         /// A closed breaker whose open duration is drawn from `backoff` at each opening
-        /// (reset when it closes; `config.open_duration` is then unused), with jitter drawn
-        /// from a generator seeded with `seed` (give each device its own), reporting to
-        /// `listener`.
+        /// (reset when it closes), with jitter drawn from a generator seeded with `seed`
+        /// (give each device its own), reporting to `listener`.
+        ///
+        /// The backoff gives the open durations, so a configuration that sets
+        /// [`BreakerConfig::open_duration`] is refused (a [`ConfigError`] naming
+        /// `open_duration`) rather than silently ignored: give a
+        /// [`FixedOpenDuration`] here, or use [`with_listener`](CircuitBreaker::with_listener).
+        ///
+        /// ```
+        /// use core::time::Duration;
+        /// use stanchion::breaker::{BreakerConfig, CircuitBreaker, FixedOpenDuration};
+        /// use stanchion::breaker::window::ConsecutiveWindow;
+        /// use stanchion::sync::CriticalSectionRawMutex;
+        ///
+        /// type Breaker = CircuitBreaker<ConsecutiveWindow, CriticalSectionRawMutex>;
+        /// let fixed = FixedOpenDuration(Duration::from_secs(5));
+        /// let window = ConsecutiveWindow::new(3)?;
+        /// assert!(Breaker::from_parts(BreakerConfig::new(), window, fixed, 7, ()).is_ok());
+        /// let set = BreakerConfig::new().open_duration(Duration::from_secs(5));
+        /// let refused = Breaker::from_parts(set, window, fixed, 7, ()).unwrap_err();
+        /// assert_eq!(refused.field(), "open_duration");
+        /// # Ok::<(), stanchion::ConfigError>(())
+        /// ```
         pub fn from_parts(
+            config: BreakerConfig,
+            window: W,
+            backoff: B,
+            seed: u64,
+            listener: L,
+        ) -> Result<Self, ConfigError> {
+            if config.open_duration.is_some() {
+                core::mem::forget(window);
+                core::mem::forget(backoff);
+                core::mem::forget(listener);
+                return Err(ConfigError::new(
+                    "open_duration",
+                    "unset when from_parts is given a backoff (the backoff gives the open durations)",
+                ));
+            }
+            CircuitBreaker::build(config, window, backoff, seed, listener)
+        }
+    }
+
+    const_fn_unless_loom! {
+        /// [`from_parts`](Self::from_parts) without its check of the open duration: the
+        /// constructors that build the backoff from the configuration.
+        fn build(
             config: BreakerConfig,
             window: W,
             backoff: B,

@@ -179,7 +179,7 @@ pub mod window;
 mod tests;
 
 pub use circuit_breaker::{CircuitBreaker, DEFAULT_STRIPES, IssuesPermits, Outcome, Permit};
-pub use config::{AfterMaxWait, BreakerConfig, FixedOpenDuration};
+pub use config::{AfterMaxWait, BreakerConfig, DEFAULT_OPEN_DURATION, FixedOpenDuration};
 pub use listener::{BreakerListener, Threshold};
 pub use metrics::BreakerMetrics;
 pub use state::{IllegalTransition, Rejected, State, StateAt};

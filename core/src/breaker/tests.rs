@@ -89,8 +89,7 @@ type Breaker<W, B = FixedOpenDuration, const S: usize = DEFAULT_STRIPES> =
     CircuitBreaker<W, CriticalSectionRawMutex, B, Recorder, S>;
 
 fn breaker<W: Window>(config: BreakerConfig, window: W) -> Breaker<W> {
-    let backoff = FixedOpenDuration(config.open_duration);
-    CircuitBreaker::from_parts(config, window, backoff, 1, Recorder::default()).unwrap()
+    CircuitBreaker::with_listener(config, window, Recorder::default()).unwrap()
 }
 
 fn count<const N: usize>() -> CountWindow<N> {
@@ -1872,5 +1871,109 @@ fn state_at_tells_when_open_ends_without_side_effects() {
             until: Some(Instant::MAX),
             retry_after: Some(Duration::from_nanos(1)),
         }
+    );
+}
+
+/// Issue 19: every setting of a configuration reads back, the slow-call duration as
+/// given (saturated at `u64::MAX` nanoseconds, as the breaker compares it).
+#[test]
+fn every_setting_reads_back() {
+    let config = BreakerConfig::new()
+        .failure_rate_threshold(25)
+        .slow_call_rate_threshold(60)
+        .slow_call_duration(Duration::new(3, 7))
+        .minimum_calls(12)
+        .permitted_calls_in_half_open(4)
+        .max_wait_in_half_open(ms(250), AfterMaxWait::Closed)
+        .open_duration(Duration::from_secs(9));
+    assert_eq!(config.get_failure_rate_threshold(), 25);
+    assert_eq!(config.get_slow_call_rate_threshold(), 60);
+    assert_eq!(config.get_slow_call_duration(), Duration::new(3, 7));
+    assert_eq!(config.get_minimum_calls(), 12);
+    assert_eq!(config.get_permitted_calls_in_half_open(), 4);
+    assert_eq!(
+        config.get_max_wait_in_half_open(),
+        Some((ms(250), AfterMaxWait::Closed))
+    );
+    assert_eq!(config.get_open_duration(), Some(Duration::from_secs(9)));
+    // The defaults, resilience4j's.
+    let default = BreakerConfig::new();
+    assert_eq!(
+        (
+            default.get_failure_rate_threshold(),
+            default.get_slow_call_rate_threshold(),
+            default.get_slow_call_duration(),
+            default.get_minimum_calls(),
+            default.get_permitted_calls_in_half_open(),
+            default.get_max_wait_in_half_open(),
+            default.get_open_duration(),
+        ),
+        (50, 100, Duration::from_secs(60), 100, 10, None, None)
+    );
+    assert_eq!(DEFAULT_OPEN_DURATION, Duration::from_secs(60));
+    // Beyond u64::MAX nanoseconds, the duration saturates there.
+    assert_eq!(
+        BreakerConfig::new()
+            .slow_call_duration(Duration::MAX)
+            .get_slow_call_duration(),
+        Duration::from_nanos(u64::MAX)
+    );
+    // A breaker's configuration reads back too.
+    let b = breaker(config, count::<2>());
+    assert_eq!(b.config().get_minimum_calls(), 12);
+}
+
+/// Issue 19: `from_parts` takes its open durations from the backoff it is given, so a
+/// configuration that sets `open_duration` (which it would ignore) is refused; `new` and
+/// `with_listener` use it, or 60 s if unset.
+#[test]
+fn open_duration_is_never_silently_ignored() {
+    let set = BreakerConfig::new()
+        .minimum_calls(1)
+        .open_duration(Duration::from_secs(5));
+    let refused: Result<Breaker<CountWindow<1>, Doubling>, _> = CircuitBreaker::from_parts(
+        set,
+        count::<1>(),
+        Doubling::new(Duration::from_secs(1)),
+        7,
+        Recorder::default(),
+    );
+    let err = refused.err().unwrap();
+    assert_eq!(err.field(), "open_duration");
+    assert_eq!(
+        std::format!("{err}"),
+        "invalid configuration: `open_duration` must be unset when from_parts is given a \
+         backoff (the backoff gives the open durations)"
+    );
+    // Bad and set: the open duration is named first, then the other field.
+    let both = set.minimum_calls(0);
+    let refused: Result<Breaker<CountWindow<1>>, _> = CircuitBreaker::from_parts(
+        both,
+        count::<1>(),
+        FixedOpenDuration(MS),
+        7,
+        Recorder::default(),
+    );
+    assert_eq!(refused.err().unwrap().field(), "open_duration");
+    // new and with_listener open for the configured duration, or for 60 s.
+    let opened_for = |b: &Breaker<CountWindow<1>>| {
+        b.try_acquire_at(Instant::ZERO)
+            .unwrap()
+            .failure(Duration::ZERO);
+        b.try_acquire_at(Instant::ZERO).unwrap_err().retry_after
+    };
+    let b = breaker(set, count::<1>());
+    assert_eq!(opened_for(&b), Some(Duration::from_nanos(5_000_000_001)));
+    let b = breaker(BreakerConfig::new().minimum_calls(1), count::<1>());
+    assert_eq!(opened_for(&b), Some(Duration::from_nanos(60_000_000_001)));
+    let plain: CircuitBreaker<CountWindow<1>, CriticalSectionRawMutex> =
+        CircuitBreaker::new(set, count::<1>()).unwrap();
+    plain
+        .try_acquire_at(Instant::ZERO)
+        .unwrap()
+        .failure(Duration::ZERO);
+    assert_eq!(
+        plain.try_acquire_at(Instant::ZERO).unwrap_err().retry_after,
+        Some(Duration::from_nanos(5_000_000_001))
     );
 }
