@@ -858,7 +858,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         // Half-open probes that re-open the breaker stay, for its metrics.
         inner.entered_from = from as u8;
         // Open: until the given instant, or for the backoff's next delay; half-open: for
-        // the maximum wait, if any. One addition of a delay to `now` serves both.
+        // the maximum wait, in nanoseconds (none saturates to `NEVER`).
         let mut deadline = NEVER;
         let mut delay = None;
         match to {
@@ -868,7 +868,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
             },
             State::HalfOpen => {
                 inner.probes = Totals::ZERO;
-                delay = self.config.max_wait_in_half_open;
+                deadline = now.as_nanos().saturating_add(self.config.max_wait_nanos);
             }
             State::Closed | State::MetricsOnly => {
                 inner.window.reset();

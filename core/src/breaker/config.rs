@@ -69,7 +69,10 @@ pub struct BreakerConfig {
     pub(crate) slow_call_nanos: u64,
     pub(crate) minimum_calls: u32,
     pub(crate) permitted_calls_in_half_open: u16,
-    pub(crate) max_wait_in_half_open: Option<Duration>,
+    /// In whole nanoseconds, saturating; `u64::MAX` for none (a wait that long never runs
+    /// out: the deadline it gives saturates at the end of time). Half the size of an
+    /// `Option<Duration>`, and added to `now` without a conversion.
+    pub(crate) max_wait_nanos: u64,
     pub(crate) after_max_wait: AfterMaxWait,
     /// `None` until set: [`CircuitBreaker::new`](super::CircuitBreaker::new) then uses
     /// [`DEFAULT_OPEN_DURATION`], and only then may
@@ -97,7 +100,7 @@ impl BreakerConfig {
             slow_call_nanos: 60_000_000_000,
             minimum_calls: 100,
             permitted_calls_in_half_open: 10,
-            max_wait_in_half_open: None,
+            max_wait_nanos: u64::MAX,
             after_max_wait: AfterMaxWait::Open,
             open_duration: None,
         }
@@ -141,9 +144,10 @@ impl BreakerConfig {
 
     /// Leaves half-open for `then` once `wait` has passed since entering it without a
     /// decision (inclusive: at exactly `wait`). Checked lazily, on the next acquire or
-    /// outcome. `wait` must be above zero.
+    /// outcome. `wait` must be above zero; it is kept in whole nanoseconds, saturating at
+    /// `u64::MAX` (a wait that never runs out).
     pub const fn max_wait_in_half_open(mut self, wait: Duration, then: AfterMaxWait) -> Self {
-        self.max_wait_in_half_open = Some(wait);
+        self.max_wait_nanos = duration_to_nanos_saturating(wait);
         self.after_max_wait = then;
         self
     }
@@ -190,11 +194,16 @@ impl BreakerConfig {
     }
 
     /// The maximum wait in half-open and where the breaker goes when it runs out, if set.
+    /// Like the slow-call duration, it is kept in whole nanoseconds: a wait of `u64::MAX`
+    /// nanoseconds (about 584 years) or more never runs out, and reads as `None`.
     pub const fn get_max_wait_in_half_open(&self) -> Option<(Duration, AfterMaxWait)> {
-        match self.max_wait_in_half_open {
-            Some(wait) => Some((wait, self.after_max_wait)),
-            None => None,
+        if self.max_wait_nanos == u64::MAX {
+            return None;
         }
+        Some((
+            duration_from_nanos(self.max_wait_nanos),
+            self.after_max_wait,
+        ))
     }
 
     /// The open duration, if set with [`open_duration`](Self::open_duration) (`None`:
@@ -236,10 +245,8 @@ impl BreakerConfig {
                 "at least 1",
             ));
         }
-        if let Some(wait) = self.max_wait_in_half_open {
-            if wait.is_zero() {
-                return Err(ConfigError::new("max_wait_in_half_open", "above zero"));
-            }
+        if self.max_wait_nanos == 0 {
+            return Err(ConfigError::new("max_wait_in_half_open", "above zero"));
         }
         Ok(())
     }

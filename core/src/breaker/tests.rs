@@ -1918,6 +1918,13 @@ fn every_setting_reads_back() {
             .get_slow_call_duration(),
         Duration::from_nanos(u64::MAX)
     );
+    // So does the maximum wait, which then never runs out: it reads as none.
+    assert_eq!(
+        BreakerConfig::new()
+            .max_wait_in_half_open(Duration::MAX, AfterMaxWait::Closed)
+            .get_max_wait_in_half_open(),
+        None
+    );
     // A breaker's configuration reads back too.
     let b = breaker(config, count::<2>());
     assert_eq!(b.config().get_minimum_calls(), 12);
