@@ -171,6 +171,10 @@ pub struct CircuitBreaker<
     /// the word may hold. [`NEVER`] otherwise. Written before the word that publishes it.
     #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
     deadline: AtomicU64,
+    /// Calls rejected since the breaker was built or last reset. Where 64-bit atomics
+    /// are not native, a field of the locked state instead, counted in the critical
+    /// section that rejects (see [`WORD_RECORDS`]).
+    #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
     rejected: AtomicU64,
     config: BreakerConfig,
     inner: Locked<M, Inner<W, B>>,
@@ -189,6 +193,9 @@ struct Inner<W, B> {
     /// re-opened it, not the window (which still holds the calls of the closed period
     /// before). The whole byte, not a flag: one store, the cheapest on firmware.
     entered_from: u8,
+    /// The rejection count when the current period was entered, for the rejections since
+    /// (see [`BreakerMetrics::rejected_in_state`]).
+    rejected_at_entry: u64,
     reported: Exceeded,
     /// Where 64-bit atomics are not native: the state word and the deadline, here, read and
     /// written only inside the critical section (see [`WORD_RECORDS`]). Each emulated
@@ -198,6 +205,8 @@ struct Inner<W, B> {
     word: u64,
     #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
     deadline: u64,
+    #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
+    rejected: u64,
 }
 
 /// What a recorded call turned out to be.
@@ -278,7 +287,11 @@ impl<W: Window, M: RawMutex, L: BreakerListener, const S: usize>
         /// assert_eq!(breaker.state(), State::Closed);
         /// # Ok::<(), stanchion::ConfigError>(())
         /// ```
-        pub fn with_listener(config: BreakerConfig, window: W, listener: L) -> Result<Self, ConfigError> {
+        pub fn with_listener(
+            config: BreakerConfig,
+            window: W,
+            listener: L,
+        ) -> Result<Self, ConfigError> {
             CircuitBreaker::build(config, window, config.fixed_open_duration(), 0, listener)
         }
     }
@@ -325,7 +338,8 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                 core::mem::forget(listener);
                 return Err(ConfigError::new(
                     "open_duration",
-                    "unset when from_parts is given a backoff (the backoff gives the open durations)",
+                    "unset when from_parts is given a backoff \
+                     (the backoff gives the open durations)",
                 ));
             }
             CircuitBreaker::build(config, window, backoff, seed, listener)
@@ -356,6 +370,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                 stripes: Stripe::array(),
                 #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
                 deadline: AtomicU64::new(NEVER),
+                #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
                 rejected: AtomicU64::new(0),
                 config,
                 inner: Locked::new(Inner {
@@ -364,11 +379,14 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                     rng: fastrand::Rng::with_seed(seed),
                     probes: Totals::ZERO,
                     entered_from: 0,
+                    rejected_at_entry: 0,
                     reported: Exceeded::NONE,
                     #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
                     word: pack(State::Closed, 0, 0),
                     #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
                     deadline: NEVER,
+                    #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
+                    rejected: 0,
                 }),
                 listener,
             })
@@ -503,6 +521,36 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         };
     }
 
+    /// The rejection count, read inside the critical section.
+    #[inline]
+    fn rejected_in(&self, inner: &Inner<W, B>) -> u64 {
+        #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
+        return {
+            let _ = inner;
+            self.rejected.load(Ordering::Relaxed)
+        };
+        #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
+        return {
+            let _ = self;
+            inner.rejected
+        };
+    }
+
+    /// Clears the rejection count inside the critical section.
+    #[inline]
+    fn clear_rejected(&self, inner: &mut Inner<W, B>) {
+        #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
+        {
+            let _ = inner;
+            self.rejected.store(0, Ordering::Relaxed);
+        }
+        #[cfg(any(not(target_has_atomic = "64"), stanchion_breaker_locked))]
+        {
+            let _ = self;
+            inner.rejected = 0;
+        }
+    }
+
     /// Writes the deadline inside the critical section.
     #[inline]
     fn store_deadline(&self, inner: &mut Inner<W, B>, deadline: u64) {
@@ -563,7 +611,14 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     #[inline]
     fn acquire_word(&self, now: Instant) -> Result<u64, Rejected> {
         match self.with_events(now, |this, inner, events| {
-            this.acquire_locked(inner, now, events)
+            let decided = this.acquire_locked(inner, now, events);
+            if decided.is_err() {
+                // Wrapping, as the lock-free form's `fetch_add`: 2^64 rejections are out of
+                // reach (584 years at one a nanosecond), and saturating here cost 36 bytes
+                // of flash on thumbv7em.
+                inner.rejected = inner.rejected.wrapping_add(1);
+            }
+            decided
         }) {
             Ok(word) => Ok(word),
             Err((state, retry_after)) => Err(self.reject(state, retry_after, now)),
@@ -682,8 +737,44 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
 
     /// A snapshot of the counts, rates and state at `now`.
     pub fn metrics_at(&self, now: Instant) -> BreakerMetrics {
+        let (word, totals, rates, rejected, at_entry) = self.inner.with(|inner| {
+            let (word, totals, rates) = self.counts_in(inner, now);
+            (
+                word,
+                totals,
+                rates,
+                self.rejected_in(inner),
+                inner.rejected_at_entry,
+            )
+        });
+        let state = state_of(word);
+        BreakerMetrics {
+            state,
+            calls: totals.calls,
+            successes: totals.calls.saturating_sub(totals.failures),
+            failures: totals.failures,
+            slow_calls: totals.slow,
+            rejected,
+            rejected_in_state: rejected.saturating_sub(at_entry),
+            failure_rate: rates.0,
+            slow_call_rate: rates.1,
+            half_open_permits_taken: if state == State::HalfOpen {
+                slots_of(word)
+            } else {
+                0
+            },
+        }
+    }
+
+    /// The word, counts and rates that [`metrics_at`](Self::metrics_at) reports. Inside
+    /// the critical section.
+    fn counts_in(
+        &self,
+        inner: &mut Inner<W, B>,
+        now: Instant,
+    ) -> (u64, Totals, (Option<u16>, Option<u16>)) {
         let decision = self.config.half_open_decision_calls();
-        let (word, totals, rates) = self.inner.with(|inner| {
+        {
             let word = self.word_in(inner);
             // Only closed and metrics-only words carry these flags, and only their periods
             // have successes counted in stripes.
@@ -721,21 +812,6 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                 let t = inner.window.totals(now);
                 (word, t, inner.window.rates(now, minimum))
             }
-        });
-        let state = state_of(word);
-        BreakerMetrics {
-            state,
-            calls: totals.calls,
-            failures: totals.failures,
-            slow_calls: totals.slow,
-            rejected: self.rejected.load(Ordering::Relaxed),
-            failure_rate: rates.0,
-            slow_call_rate: rates.1,
-            half_open_permits_taken: if state == State::HalfOpen {
-                slots_of(word)
-            } else {
-                0
-            },
         }
     }
 
@@ -774,8 +850,9 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     pub fn reset_at(&self, now: Instant) {
         self.with_events(now, |this, inner, events| {
             let word = this.word_in(inner);
+            // Cleared first: the new period counts its rejections from zero.
+            this.clear_rejected(inner);
             this.enter(inner, word, State::Closed, now, None, 0, events);
-            this.rejected.store(0, Ordering::Relaxed);
             events.push(Event::Reset(state_of(word)));
         });
     }
@@ -813,7 +890,10 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         }
     }
 
+    /// Reports a rejection, and counts it where 64-bit atomics are native (elsewhere
+    /// the critical section that rejected has counted it).
     fn reject(&self, state: State, retry_after: Option<Duration>, now: Instant) -> Rejected {
+        #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
         self.rejected.fetch_add(1, Ordering::Relaxed);
         let rejected = Rejected { retry_after, state };
         self.listener.on_rejected(rejected, now);
@@ -857,6 +937,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     ) -> u64 {
         // Half-open probes that re-open the breaker stay, for its metrics.
         inner.entered_from = from as u8;
+        inner.rejected_at_entry = self.rejected_in(inner);
         // Open: until the given instant, or for the backoff's next delay; half-open: for
         // the maximum wait, in nanoseconds (none saturates to `NEVER`).
         let mut deadline = NEVER;

@@ -103,7 +103,8 @@
 //! # Cost
 //!
 //! State: three `u64`s (state word, deadline, rejection count: atomics; on targets
-//! without native 64-bit atomics the first two are fields of the locked state), the configuration
+//! without native 64-bit atomics, fields of the locked state), a fourth in the locked
+//! state (the rejection count when the current state was entered), the configuration
 //! (48 bytes), the window (see [`window`]), the backoff, a random generator (8 bytes), the
 //! lock of kind `M`, and `S` stripes of 64 bytes each (256 bytes by default on targets
 //! with an operating system; none on bare metal).
@@ -158,15 +159,18 @@
 //! resilience4j's `CircuitBreaker`, whose behaviour is the reference where DESIGN.md is
 //! silent. Choices made after resilience4j, documented where they apply: a reset is
 //! reported as the transition to closed (unless already closed), then the reset;
-//! metrics-only reports each threshold once per
-//! period; half-open is reachable by hand only from open, forced-open and disabled, and
-//! open not from metrics-only (resilience4j's transition table); open keeps the window
-//! counts that opened it; a call is slow strictly above the slow-call duration and
-//! thresholds are inclusive. Choices of our own: rates are whole percents;
-//! the maximum wait and the open-to-half-open move are lazy (checked on the next acquire
-//! or outcome, no timer); outcomes of a call admitted in an earlier period are dropped;
-//! manual opening with [`CircuitBreaker::transition_at`] draws from the backoff like an
-//! automatic one, while `open_for_at`/`open_until_at` do not.
+//! metrics-only reports each threshold once per period; half-open is reachable by hand
+//! only from open, forced-open and disabled, and open not from metrics-only
+//! (resilience4j's transition table); open keeps the window counts (or the half-open
+//! probes) that opened it, forced-open and disabled report an empty window; a call is
+//! slow strictly above the slow-call duration and thresholds are inclusive. Choices of
+//! our own: thresholds are whole percents and the rates reported (metrics, listener) are
+//! basis points, all in integer arithmetic; the maximum wait and the open-to-half-open
+//! move are lazy (checked on the next acquire or outcome, no timer); outcomes of a call
+//! admitted in an earlier period are dropped; manual opening with
+//! [`CircuitBreaker::transition_at`] draws from the backoff like an automatic one, while
+//! `open_for_at`/`open_until_at` do not; [`CircuitBreaker::from_parts`] refuses a
+//! configured open duration, which its backoff would override.
 
 mod circuit_breaker;
 mod config;

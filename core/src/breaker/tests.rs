@@ -1770,25 +1770,27 @@ fn forced_open_and_disabled_report_an_empty_window() {
     assert_eq!((m.calls, m.failures, m.failure_rate), (2, 1, Some(5_000)));
     b.transition_at(State::ForcedOpen, at(1)).unwrap();
     assert!(b.try_acquire_at(at(1)).is_err());
-    let empty = |state, rejected| BreakerMetrics {
+    let empty = |state, rejected, rejected_in_state| BreakerMetrics {
         state,
         calls: 0,
+        successes: 0,
         failures: 0,
         slow_calls: 0,
         rejected,
+        rejected_in_state,
         failure_rate: None,
         slow_call_rate: None,
         half_open_permits_taken: 0,
     };
-    assert_eq!(b.metrics_at(at(1)), empty(State::ForcedOpen, 1));
+    assert_eq!(b.metrics_at(at(1)), empty(State::ForcedOpen, 1, 1));
     b.transition_at(State::Disabled, at(2)).unwrap();
-    assert_eq!(b.metrics_at(at(2)), empty(State::Disabled, 1));
+    assert_eq!(b.metrics_at(at(2)), empty(State::Disabled, 1, 0));
     // Opened by hand from them, it reports their empty window, still after a new open
     // period replaces the first.
     b.transition_at(State::Open, at(2)).unwrap();
-    assert_eq!(b.metrics_at(at(2)), empty(State::Open, 1));
+    assert_eq!(b.metrics_at(at(2)), empty(State::Open, 1, 0));
     b.open_for_at(Duration::from_secs(1), at(2)).unwrap();
-    assert_eq!(b.metrics_at(at(2)), empty(State::Open, 1));
+    assert_eq!(b.metrics_at(at(2)), empty(State::Open, 1, 0));
     // Open from closed still reports the window that opened it.
     b.transition_at(State::Closed, at(3)).unwrap();
     feed(&b, at(3), &[F, F]);
@@ -1983,4 +1985,63 @@ fn open_duration_is_never_silently_ignored() {
         plain.try_acquire_at(Instant::ZERO).unwrap_err().retry_after,
         Some(Duration::from_nanos(5_000_000_001))
     );
+}
+
+/// Issue 19, metrics: successes beside failures (slow successes included), and the
+/// rejections since the current state was entered (resilience4j's not-permitted calls)
+/// beside the cumulative count; a reset clears both.
+#[test]
+fn metrics_count_successes_and_rejections_in_the_state() {
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(4)
+            .permitted_calls_in_half_open(1)
+            .slow_call_duration(ms(10))
+            .open_duration(Duration::from_secs(1)),
+        count::<4>(),
+    );
+    feed(&b, Instant::ZERO, &[S, F]);
+    b.try_acquire_at(Instant::ZERO).unwrap().success(ms(11)); // slow, still a success
+    let m = b.metrics_at(Instant::ZERO);
+    assert_eq!(
+        (m.calls, m.successes, m.failures, m.slow_calls),
+        (3, 2, 1, 1)
+    );
+    feed(&b, Instant::ZERO, &[F]); // 2 of 4 failed: opens
+    for _ in 0..3 {
+        assert!(b.try_acquire_at(at(1)).is_err());
+    }
+    let m = b.metrics_at(at(1));
+    assert_eq!(
+        (m.state, m.successes, m.rejected, m.rejected_in_state),
+        (State::Open, 2, 3, 3)
+    );
+    // Half-open: a new state, counted from zero; its full probe slots reject.
+    let probe = b.try_acquire_at(at(2_000)).unwrap();
+    assert!(b.try_acquire_at(at(2_000)).is_err());
+    let m = b.metrics_at(at(2_000));
+    assert_eq!(
+        (m.state, m.rejected, m.rejected_in_state),
+        (State::HalfOpen, 4, 1)
+    );
+    probe.failure(MS); // opens again
+    assert!(b.try_acquire_at(at(2_001)).is_err());
+    let m = b.metrics_at(at(2_001));
+    assert_eq!(
+        (
+            m.state,
+            m.successes,
+            m.failures,
+            m.rejected,
+            m.rejected_in_state
+        ),
+        (State::Open, 0, 1, 5, 1)
+    );
+    b.reset_at(at(2_002));
+    let m = b.metrics_at(at(2_002));
+    assert_eq!((m.rejected, m.rejected_in_state), (0, 0));
+    b.transition_at(State::ForcedOpen, at(2_003)).unwrap();
+    assert!(b.try_acquire_at(at(2_003)).is_err());
+    let m = b.metrics_at(at(2_003));
+    assert_eq!((m.rejected, m.rejected_in_state), (1, 1));
 }
