@@ -1633,6 +1633,15 @@ impl<W, M: RawMutex, B, L, const S: usize> CircuitBreaker<W, M, B, L, S> {
         self.word.load(Ordering::Acquire)
     }
 
+    /// The window's counts as the last critical section left them, for tests of what a
+    /// state that reports an empty window (forced-open) keeps.
+    pub(crate) fn window_for_test(&self, now: Instant) -> Totals
+    where
+        W: Window,
+    {
+        self.inner.with(|inner| inner.window.totals(now))
+    }
+
     /// The successes counted in the stripes (any period), for tests.
     pub(crate) fn stripes_for_test(&self) -> u64 {
         self.stripes
