@@ -4,14 +4,16 @@
 //! | refusal | status | fields |
 //! |---|---|---|
 //! | [`RateLimited`] | 429 Too Many Requests | `Retry-After`, `RateLimit`, `RateLimit-Policy` |
-//! | [`CircuitOpen`](crate::tower::CircuitOpen) | 503 Service Unavailable | `Retry-After` while the breaker is open |
+//! | [`CircuitOpen`] | 503 Service Unavailable | `Retry-After` while the breaker is open ([`circuit_open`]) |
 //! | [`BulkheadRejected`](crate::tower::BulkheadRejected) | 503 Service Unavailable | none (no one knows when a slot frees) |
 //! | [`Elapsed`](crate::tower::Elapsed) | 504 Gateway Timeout | none |
 //!
 //! `Retry-After` is in whole seconds, rounded up, and never 0 on a refusal
 //! ([`retry_after_seconds`]): a client that waits what it is told does not come back too
-//! early. A request that can never be granted (more permits than the burst) gets a 429
-//! without `Retry-After`.
+//! early. For an open breaker, whose `retry_after` runs 1 ns past the last rejected
+//! instant, the seconds are [`Rejected::retry_after_secs`](stanchion::breaker::Rejected::retry_after_secs)
+//! (at least 1): an open duration of 30 s says 30, not 31. A request that can never be
+//! granted (more permits than the burst) gets a 429 without `Retry-After`.
 //!
 //! The `RateLimit` and `RateLimit-Policy` fields follow
 //! [draft-ietf-httpapi-ratelimit-headers-10](https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/10/)
@@ -52,12 +54,12 @@ use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use http::{Response, StatusCode};
-use stanchion::breaker::Outcome;
+use stanchion::breaker::{Outcome, Rejected};
 use stanchion::pipeline::Layer;
 
 use crate::Admission;
 use crate::ClassifyOutcome;
-use crate::tower::{OnAdmission, RateLimitPolicy, RateLimited, RetryHint, refusal};
+use crate::tower::{CircuitOpen, OnAdmission, RateLimitPolicy, RateLimited, RetryHint, refusal};
 
 /// The `RateLimit` field's name.
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
@@ -159,6 +161,20 @@ pub fn service_unavailable<B: Default>(retry_after: Option<Duration>) -> Respons
     response
 }
 
+/// 503 for a breaker's refusal, with `Retry-After` while it is open: the whole seconds of
+/// [`Rejected::retry_after_secs`] (at least 1), never early and never a whole second late
+/// (rounding its `retry_after` up, as [`service_unavailable`] does, would add a second at
+/// exact boundaries); an empty body.
+pub fn circuit_open<B: Default>(rejected: &Rejected) -> Response<B> {
+    let mut response = empty(StatusCode::SERVICE_UNAVAILABLE);
+    if let Some(secs) = rejected.retry_after_secs() {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    }
+    response
+}
+
 /// 504 with an empty body.
 pub fn gateway_timeout<B: Default>() -> Response<B> {
     empty(StatusCode::GATEWAY_TIMEOUT)
@@ -168,11 +184,15 @@ pub fn gateway_timeout<B: Default>() -> Response<B> {
 /// `error` or its sources (see the [module docs](self)); `None` for any other error, which
 /// the service answers as it sees fit.
 pub fn refusal_response<B: Default>(error: &(dyn Error + 'static)) -> Option<Response<B>> {
-    // The rate limit refusal carries its policy: find it itself for the fields.
+    // The rate limit refusal carries its policy, the breaker's its exact retry_after: find
+    // them themselves for the fields.
     let mut current = Some(error);
     while let Some(e) = current {
         if let Some(r) = e.downcast_ref::<RateLimited>() {
             return Some(too_many_requests(r));
+        }
+        if let Some(c) = e.downcast_ref::<CircuitOpen>() {
+            return Some(circuit_open(&c.rejected));
         }
         current = e.source();
     }
@@ -243,7 +263,7 @@ mod axum_responses {
     use http::StatusCode;
 
     use super::*;
-    use crate::tower::{BoxError, BulkheadRejected, CircuitOpen, Elapsed};
+    use crate::tower::{BoxError, BulkheadRejected, Elapsed};
 
     impl IntoResponse for RateLimited {
         fn into_response(self) -> Response {
@@ -253,7 +273,7 @@ mod axum_responses {
 
     impl IntoResponse for CircuitOpen {
         fn into_response(self) -> Response {
-            service_unavailable(self.rejected.retry_after)
+            circuit_open(&self.rejected)
         }
     }
 
@@ -303,7 +323,7 @@ mod tests {
     use stanchion::rate::{InsufficientCapacity, RateLimitError};
 
     use super::*;
-    use crate::tower::{BulkheadRejected, CircuitOpen, Elapsed};
+    use crate::tower::{BulkheadRejected, Elapsed};
 
     #[test]
     fn retry_after_rounds_up_and_is_never_zero() {
@@ -358,6 +378,22 @@ mod tests {
             (r.status(), &r.headers()[RETRY_AFTER]),
             (StatusCode::SERVICE_UNAVAILABLE, &HeaderValue::from(5u64))
         );
+        // Issue 19: open for exactly 4 s more (retry_after runs 1 ns past the last
+        // rejected instant) says 4, not 5; the last rejected instant says 1, not 0.
+        for (nanos, secs) in [(4_000_000_001, 4u64), (4_000_000_002, 5), (1, 1)] {
+            let open = CircuitOpen {
+                rejected: Rejected {
+                    retry_after: Some(Duration::from_nanos(nanos)),
+                    state: State::Open,
+                },
+            };
+            let r: Response<()> = refusal_response(&open).unwrap();
+            assert_eq!(
+                r.headers()[RETRY_AFTER],
+                HeaderValue::from(secs),
+                "{nanos} ns"
+            );
+        }
         let b = Bulkhead::new(1).unwrap();
         let _held = b.try_acquire().unwrap();
         let full = BulkheadRejected {

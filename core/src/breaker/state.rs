@@ -107,6 +107,45 @@ pub struct Rejected {
     pub state: State,
 }
 
+impl Rejected {
+    /// [`retry_after`](Self::retry_after) in whole seconds, for a `Retry-After` header: the
+    /// fewest whole seconds after which (strictly) a call is let through. Never early, and
+    /// never a whole second late.
+    ///
+    /// `retry_after` runs to the first instant let through, the last one rejected plus
+    /// 1 ns; a client that waits N seconds calls strictly after them, so N need only cover
+    /// the time up to the last rejected instant: `retry_after` less 1 ns, rounded up.
+    /// Rounding `retry_after` itself up would add a whole second at exact boundaries (an
+    /// open duration of 30 s would say 31). `Some(0)` when the last rejected instant is
+    /// now (a header that must not say 0 takes at least 1); `None` with `retry_after`.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use stanchion::breaker::{Rejected, State};
+    ///
+    /// let after = |nanos| Rejected { retry_after: Some(Duration::from_nanos(nanos)), state: State::Open };
+    /// assert_eq!(after(30_000_000_001).retry_after_secs(), Some(30)); // open for 30 s from now
+    /// assert_eq!(after(30_000_000_002).retry_after_secs(), Some(31));
+    /// assert_eq!(after(1).retry_after_secs(), Some(0));
+    /// ```
+    pub const fn retry_after_secs(&self) -> Option<u64> {
+        let Some(wait) = self.retry_after else {
+            return None;
+        };
+        // Up to the last rejected instant (`retry_after` is never zero from a breaker; a
+        // zero one built by hand is taken as "now").
+        let Some(left) = wait.checked_sub(Duration::new(0, 1)) else {
+            return Some(0);
+        };
+        let whole = left.as_secs();
+        Some(if left.subsec_nanos() > 0 {
+            whole.saturating_add(1)
+        } else {
+            whole
+        })
+    }
+}
+
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.retry_after {

@@ -2046,3 +2046,52 @@ fn metrics_count_successes_and_rejections_in_the_state() {
     let m = b.metrics_at(at(2_003));
     assert_eq!((m.rejected, m.rejected_in_state), (1, 1));
 }
+
+/// Issue 19, `Retry-After`: a breaker's `retry_after` in whole seconds is never early
+/// (a call strictly after that many seconds is let through) and never a whole second
+/// late, at exact boundaries too.
+#[test]
+fn retry_after_in_whole_seconds_is_never_early_nor_a_second_late() {
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(1)
+            .open_duration(Duration::from_secs(30)),
+        count::<1>(),
+    );
+    b.try_acquire_at(Instant::ZERO)
+        .unwrap()
+        .failure(Duration::ZERO);
+    for (now_ns, secs) in [
+        (0, 30), // open for exactly 30 s more
+        (1, 30),
+        (999_999_999, 30),
+        (1_000_000_000, 29),
+        (29_000_000_000, 1),
+        (29_000_000_001, 1),
+        (30_000_000_000, 0), // the last rejected instant: any later call goes through
+    ] {
+        let now = Instant::from_nanos(now_ns);
+        let rejected = b.try_acquire_at(now).unwrap_err();
+        assert_eq!(rejected.retry_after_secs(), Some(secs), "at {now_ns} ns");
+        // Never early: strictly after `secs` seconds, a call goes through (checked
+        // without taking the probe slot).
+        let after = now.saturating_add(Duration::from_secs(secs) + Duration::from_nanos(1));
+        assert_eq!(b.state_at(after).retry_after, None, "at {now_ns} ns");
+        // Never a whole second late: one second less and it would be early.
+        if let Some(less) = secs.checked_sub(1) {
+            let early = now.saturating_add(Duration::from_secs(less) + Duration::from_nanos(1));
+            assert!(b.state_at(early).retry_after.is_some(), "at {now_ns} ns");
+        }
+    }
+    let unknown = Rejected {
+        retry_after: None,
+        state: State::ForcedOpen,
+    };
+    assert_eq!(unknown.retry_after_secs(), None);
+    let by_hand = |retry_after| Rejected {
+        retry_after: Some(retry_after),
+        state: State::Open,
+    };
+    assert_eq!(by_hand(Duration::ZERO).retry_after_secs(), Some(0));
+    assert_eq!(by_hand(Duration::MAX).retry_after_secs(), Some(u64::MAX));
+}
