@@ -44,12 +44,12 @@ pub fn fails(i: u64, t: Instant) -> bool {
 }
 
 /// The thresholds every breaker here shares: open at 50% failures over at least 10 calls
-/// (a consecutive window: 5 failures in a row), stay open 2 s, then probe with 2 calls.
+/// (a consecutive window: 5 failures in a row), then probe with 2 calls. How long each
+/// stays open is the backoff given to `drive` (2 s, or 2 s doubling).
 pub const CONFIG: BreakerConfig = BreakerConfig::new()
     .failure_rate_threshold(50)
     .minimum_calls(10)
-    .permitted_calls_in_half_open(2)
-    .open_duration(Duration::from_secs(2));
+    .permitted_calls_in_half_open(2);
 
 /// An event the listener saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -231,8 +231,7 @@ pub fn simulate() -> CombinedRun {
         let config = BreakerConfig::new()
             .failure_rate_threshold(50)
             .minimum_calls(10)
-            .permitted_calls_in_half_open(3)
-            .open_duration(Duration::from_secs(2));
+            .permitted_calls_in_half_open(3);
         let shared = Rc::new(Shared {
             clock: TokioClock::starting_now(),
             limiter: TokenBucket::new(

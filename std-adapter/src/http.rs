@@ -4,7 +4,7 @@
 //! | refusal | status | fields |
 //! |---|---|---|
 //! | [`RateLimited`] | 429 Too Many Requests | `Retry-After`, `RateLimit`, `RateLimit-Policy` |
-//! | [`CircuitOpen`](crate::tower::CircuitOpen) | 503 Service Unavailable | `Retry-After` while the breaker is open |
+//! | [`CircuitOpen`] | 503 Service Unavailable | `Retry-After` while the breaker is open ([`circuit_open`]) |
 //! | [`BulkheadRejected`](crate::tower::BulkheadRejected) | 503 Service Unavailable | none (no one knows when a slot frees) |
 //! | [`Elapsed`] | 504 Gateway Timeout | none |
 //!
@@ -15,8 +15,10 @@
 //!
 //! `Retry-After` is in whole seconds, rounded up, and never 0 on a refusal
 //! ([`retry_after_seconds`]): a client that waits what it is told does not come back too
-//! early. A request that can never be granted (more permits than the burst) gets a 429
-//! without `Retry-After`.
+//! early. For an open breaker, whose `retry_after` runs 1 ns past the last rejected
+//! instant, the seconds are [`Rejected::retry_after_secs`](stanchion::breaker::Rejected::retry_after_secs)
+//! (at least 1): an open duration of 30 s says 30, not 31. A request that can never be
+//! granted (more permits than the burst) gets a 429 without `Retry-After`.
 //!
 //! The `RateLimit` and `RateLimit-Policy` fields follow
 //! [draft-ietf-httpapi-ratelimit-headers-10](https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/10/)
@@ -57,12 +59,14 @@ use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use http::{Response, StatusCode};
-use stanchion::breaker::Outcome;
+use stanchion::breaker::{Outcome, Rejected};
 use stanchion::pipeline::Layer;
 
 use crate::Admission;
 use crate::ClassifyOutcome;
-use crate::tower::{Elapsed, OnAdmission, RateLimitPolicy, RateLimited, RetryHint, refusal};
+use crate::tower::{
+    CircuitOpen, Elapsed, OnAdmission, RateLimitPolicy, RateLimited, RetryHint, refusal,
+};
 
 /// The `RateLimit` field's name.
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
@@ -164,6 +168,20 @@ pub fn service_unavailable<B: Default>(retry_after: Option<Duration>) -> Respons
     response
 }
 
+/// 503 for a breaker's refusal, with `Retry-After` while it is open: the whole seconds of
+/// [`Rejected::retry_after_secs`] (at least 1), never early and never a whole second late
+/// (rounding its `retry_after` up, as [`service_unavailable`] does, would add a second at
+/// exact boundaries); an empty body.
+pub fn circuit_open<B: Default>(rejected: &Rejected) -> Response<B> {
+    let mut response = empty(StatusCode::SERVICE_UNAVAILABLE);
+    if let Some(secs) = rejected.retry_after_secs() {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    }
+    response
+}
+
 /// 504 with an empty body.
 pub fn gateway_timeout<B: Default>() -> Response<B> {
     empty(StatusCode::GATEWAY_TIMEOUT)
@@ -174,9 +192,13 @@ pub fn gateway_timeout<B: Default>() -> Response<B> {
 /// answers as it sees fit. As [`refusal`] does, it looks at `error` itself, not its
 /// sources: an error that wraps a refusal met further downstream is the service's own.
 pub fn refusal_response<B: Default>(error: &(dyn Error + 'static)) -> Option<Response<B>> {
-    // The rate limit refusal carries its policy: take it for the fields.
+    // The rate limit refusal carries its policy, the breaker's its exact retry_after:
+    // take them for the fields.
     if let Some(r) = error.downcast_ref::<RateLimited>() {
         return Some(too_many_requests(r));
+    }
+    if let Some(c) = error.downcast_ref::<CircuitOpen>() {
+        return Some(circuit_open(&c.rejected));
     }
     let refused = refusal(error)?;
     Some(match refused.layer {
@@ -224,6 +246,13 @@ pub fn refusal_message(error: &(dyn Error + 'static)) -> Option<String> {
     }
     if let Some(e) = error.downcast_ref::<Elapsed>() {
         return Some(format!("no answer within {}\n", TextDuration(e.after)));
+    }
+    if let Some(c) = error.downcast_ref::<CircuitOpen>() {
+        // The seconds of its `Retry-After` (see [`circuit_open`]).
+        return Some(match c.rejected.retry_after_secs() {
+            Some(secs) => format!("temporarily unavailable: try again in {} s\n", secs.max(1)),
+            None => "temporarily unavailable: try again later\n".into(),
+        });
     }
     let refused = refusal(error)?;
     Some(match (refused.layer, refused.retry_after) {
@@ -315,7 +344,7 @@ mod axum_responses {
     use http::header::{CONTENT_TYPE, HeaderValue};
 
     use super::*;
-    use crate::tower::{BoxError, BulkheadRejected, CircuitOpen, Elapsed};
+    use crate::tower::{BoxError, BulkheadRejected, Elapsed};
 
     /// `response` (status and fields, empty body) with `message` as its `text/plain` body.
     fn with_text(response: Response<()>, message: String) -> Response {
@@ -449,7 +478,7 @@ mod tests {
     use stanchion::rate::{InsufficientCapacity, RateLimitError};
 
     use super::*;
-    use crate::tower::{BulkheadRejected, CircuitOpen, Elapsed};
+    use crate::tower::{BulkheadRejected, Elapsed};
 
     #[test]
     fn retry_after_rounds_up_and_is_never_zero() {
@@ -504,6 +533,22 @@ mod tests {
             (r.status(), &r.headers()[RETRY_AFTER]),
             (StatusCode::SERVICE_UNAVAILABLE, &HeaderValue::from(5u64))
         );
+        // Issue 19: open for exactly 4 s more (retry_after runs 1 ns past the last
+        // rejected instant) says 4, not 5; the last rejected instant says 1, not 0.
+        for (nanos, secs) in [(4_000_000_001, 4u64), (4_000_000_002, 5), (1, 1)] {
+            let open = CircuitOpen {
+                rejected: Rejected {
+                    retry_after: Some(Duration::from_nanos(nanos)),
+                    state: State::Open,
+                },
+            };
+            let r: Response<()> = refusal_response(&open).unwrap();
+            assert_eq!(
+                r.headers()[RETRY_AFTER],
+                HeaderValue::from(secs),
+                "{nanos} ns"
+            );
+        }
         let b = Bulkhead::new(1).unwrap();
         let _held = b.try_acquire().unwrap();
         let full = BulkheadRejected {

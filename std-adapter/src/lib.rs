@@ -92,9 +92,9 @@
 //! assert_eq!(get("/hello/down", "bob").await?.status(), 500);
 //! let open = get("/hello/ann", "bob").await?;
 //! assert_eq!(open.status(), 503);
-//! // Open for 30 s: calls are let in again strictly after that (30 s and 1 ns from now),
-//! // and `Retry-After` rounds up, so that a client coming back then is let in.
-//! assert_eq!(open.headers()["retry-after"], "31");
+//! // Open for 30 s: `Retry-After` says 30 (whole seconds, never a second late; the
+//! // breaker lets a call in from the first instant after the 30 s).
+//! assert_eq!(open.headers()["retry-after"], "30");
 //! # Ok(())
 //! # }
 //! ```

@@ -69,7 +69,7 @@ async fn state_changes_refusals_and_retries_are_tracing_events() {
     let clock = TokioClock::new();
 
     // A breaker's transitions and rejections.
-    let config = BreakerConfig::new().open_duration(Duration::from_secs(5));
+    let config = BreakerConfig::new();
     let breaker: CircuitBreaker<_, StdRawMutex, _, _> = CircuitBreaker::from_parts(
         config,
         ConsecutiveWindow::new(1).unwrap(),

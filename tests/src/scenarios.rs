@@ -350,8 +350,7 @@ pub mod outage {
         let config = BreakerConfig::new()
             .failure_rate_threshold(50)
             .minimum_calls(4)
-            .permitted_calls_in_half_open(2)
-            .open_duration(ms(1000));
+            .permitted_calls_in_half_open(2);
         CircuitBreaker::from_parts(
             config,
             CountWindow::new()?,
@@ -489,9 +488,7 @@ pub mod pipeline {
         CircuitBreaker<ConsecutiveWindow, M, stanchion::breaker::FixedOpenDuration, &Recorder>,
         ConfigError,
     > {
-        let config = BreakerConfig::new()
-            .permitted_calls_in_half_open(1)
-            .open_duration(ms(BREAKER_OPEN_MS));
+        let config = BreakerConfig::new().permitted_calls_in_half_open(1);
         CircuitBreaker::from_parts(
             config,
             ConsecutiveWindow::new(BREAKER_STREAK)?,

@@ -5,7 +5,7 @@ use core::time::Duration;
 
 use crate::ConfigError;
 use crate::retry::Backoff;
-use crate::time::duration_to_nanos_saturating;
+use crate::time::{duration_from_nanos, duration_to_nanos_saturating};
 
 use super::state::State;
 
@@ -35,11 +35,14 @@ impl AfterMaxWait {
 /// Built with `const` methods from [`BreakerConfig::new`], whose defaults are
 /// resilience4j's: failure-rate threshold 50 %, slow-call-rate threshold 100 %, slow-call
 /// duration 60 s, minimum calls 100, 10 permitted calls in half-open, no maximum wait in
-/// half-open, open duration 60 s. Rates are whole percents (integer arithmetic). The
-/// window (consecutive, count-based or time-based) is a separate value, given to the
-/// breaker's constructor.
+/// half-open, open duration 60 s. Thresholds are whole percents (integer arithmetic;
+/// the rates that [`BreakerMetrics`](super::BreakerMetrics) and the listener report are
+/// finer, in basis points). The window (consecutive, count-based or time-based) is a
+/// separate value, given to the breaker's constructor.
 ///
-/// It is checked when the breaker is built ([`BreakerConfig::validate`]).
+/// It is checked when the breaker is built ([`BreakerConfig::validate`]). Every setting
+/// reads back through a `get_` method of the same name (the plain names are the
+/// builder's).
 ///
 /// ```
 /// use core::time::Duration;
@@ -50,6 +53,8 @@ impl AfterMaxWait {
 ///     .minimum_calls(10)
 ///     .open_duration(Duration::from_secs(5));
 /// assert!(CONFIG.validate().is_ok());
+/// assert_eq!(CONFIG.get_minimum_calls(), 10);
+/// assert_eq!(CONFIG.get_open_duration(), Some(Duration::from_secs(5)));
 /// assert_eq!(
 ///     BreakerConfig::new().failure_rate_threshold(0).validate().unwrap_err().field(),
 ///     "failure_rate_threshold"
@@ -64,10 +69,21 @@ pub struct BreakerConfig {
     pub(crate) slow_call_nanos: u64,
     pub(crate) minimum_calls: u32,
     pub(crate) permitted_calls_in_half_open: u16,
-    pub(crate) max_wait_in_half_open: Option<Duration>,
+    /// In whole nanoseconds, saturating; `u64::MAX` for none (a wait that long never runs
+    /// out: the deadline it gives saturates at the end of time). Half the size of an
+    /// `Option<Duration>`, and added to `now` without a conversion.
+    pub(crate) max_wait_nanos: u64,
     pub(crate) after_max_wait: AfterMaxWait,
-    pub(crate) open_duration: Duration,
+    /// `None` until set: [`CircuitBreaker::new`](super::CircuitBreaker::new) then uses
+    /// [`DEFAULT_OPEN_DURATION`], and only then may
+    /// [`from_parts`](super::CircuitBreaker::from_parts), whose backoff gives the open
+    /// durations, be given the configuration.
+    pub(crate) open_duration: Option<Duration>,
 }
+
+/// The open duration of a breaker whose configuration sets none: 60 s, resilience4j's
+/// default.
+pub const DEFAULT_OPEN_DURATION: Duration = Duration::from_secs(60);
 
 impl Default for BreakerConfig {
     fn default() -> Self {
@@ -84,9 +100,9 @@ impl BreakerConfig {
             slow_call_nanos: 60_000_000_000,
             minimum_calls: 100,
             permitted_calls_in_half_open: 10,
-            max_wait_in_half_open: None,
+            max_wait_nanos: u64::MAX,
             after_max_wait: AfterMaxWait::Open,
-            open_duration: Duration::from_secs(60),
+            open_duration: None,
         }
     }
 
@@ -128,18 +144,82 @@ impl BreakerConfig {
 
     /// Leaves half-open for `then` once `wait` has passed since entering it without a
     /// decision (inclusive: at exactly `wait`). Checked lazily, on the next acquire or
-    /// outcome. `wait` must be above zero.
+    /// outcome. `wait` must be above zero; it is kept in whole nanoseconds, saturating at
+    /// `u64::MAX` (a wait that never runs out).
     pub const fn max_wait_in_half_open(mut self, wait: Duration, then: AfterMaxWait) -> Self {
-        self.max_wait_in_half_open = Some(wait);
+        self.max_wait_nanos = duration_to_nanos_saturating(wait);
         self.after_max_wait = then;
         self
     }
 
-    /// How long the breaker stays open with the default [`FixedOpenDuration`] (a breaker
-    /// built with another [`Backoff`] takes its durations from that instead).
+    /// How long the breaker stays open, for a breaker built by
+    /// [`CircuitBreaker::new`](super::CircuitBreaker::new) or
+    /// [`with_listener`](super::CircuitBreaker::with_listener) (a [`FixedOpenDuration`];
+    /// [`DEFAULT_OPEN_DURATION`] if not set). A breaker built by
+    /// [`from_parts`](super::CircuitBreaker::from_parts) takes its durations from the
+    /// [`Backoff`] it is given: that constructor refuses a configuration that sets this
+    /// (a [`ConfigError`] naming `open_duration`), rather than ignore it.
     pub const fn open_duration(mut self, duration: Duration) -> Self {
-        self.open_duration = duration;
+        self.open_duration = Some(duration);
         self
+    }
+
+    /// The failure-rate threshold, in whole percent (`1..=100` once validated).
+    pub const fn get_failure_rate_threshold(&self) -> u8 {
+        self.failure_rate_threshold
+    }
+
+    /// The slow-call-rate threshold, in whole percent (`1..=100` once validated).
+    pub const fn get_slow_call_rate_threshold(&self) -> u8 {
+        self.slow_call_rate_threshold
+    }
+
+    /// The slow-call duration: the one given to
+    /// [`slow_call_duration`](Self::slow_call_duration), saturated at `u64::MAX`
+    /// nanoseconds (about 584 years) as the breaker compares it.
+    pub const fn get_slow_call_duration(&self) -> Duration {
+        // Without the 64-bit division routine on 32-bit targets (issue 17).
+        duration_from_nanos(self.slow_call_nanos)
+    }
+
+    /// The minimum number of calls before rates are evaluated, as given (a count window
+    /// clamps it to its size).
+    pub const fn get_minimum_calls(&self) -> u32 {
+        self.minimum_calls
+    }
+
+    /// The number of probe calls let through in half-open.
+    pub const fn get_permitted_calls_in_half_open(&self) -> u16 {
+        self.permitted_calls_in_half_open
+    }
+
+    /// The maximum wait in half-open and where the breaker goes when it runs out, if set.
+    /// Like the slow-call duration, it is kept in whole nanoseconds: a wait of `u64::MAX`
+    /// nanoseconds (about 584 years) or more never runs out, and reads as `None`.
+    pub const fn get_max_wait_in_half_open(&self) -> Option<(Duration, AfterMaxWait)> {
+        if self.max_wait_nanos == u64::MAX {
+            return None;
+        }
+        Some((
+            duration_from_nanos(self.max_wait_nanos),
+            self.after_max_wait,
+        ))
+    }
+
+    /// The open duration, if set with [`open_duration`](Self::open_duration) (`None`:
+    /// [`CircuitBreaker::new`](super::CircuitBreaker::new) uses
+    /// [`DEFAULT_OPEN_DURATION`]).
+    pub const fn get_open_duration(&self) -> Option<Duration> {
+        self.open_duration
+    }
+
+    /// The open duration of a [`FixedOpenDuration`] built from this configuration: the one
+    /// set, or [`DEFAULT_OPEN_DURATION`].
+    pub(crate) const fn fixed_open_duration(&self) -> FixedOpenDuration {
+        FixedOpenDuration(match self.open_duration {
+            Some(d) => d,
+            None => DEFAULT_OPEN_DURATION,
+        })
     }
 
     /// Checks every field; the error names the first one out of range.
@@ -165,10 +245,8 @@ impl BreakerConfig {
                 "at least 1",
             ));
         }
-        if let Some(wait) = self.max_wait_in_half_open {
-            if wait.is_zero() {
-                return Err(ConfigError::new("max_wait_in_half_open", "above zero"));
-            }
+        if self.max_wait_nanos == 0 {
+            return Err(ConfigError::new("max_wait_in_half_open", "above zero"));
         }
         Ok(())
     }

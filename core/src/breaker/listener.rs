@@ -47,15 +47,18 @@ pub trait BreakerListener {
     }
 
     /// A threshold was exceeded at `at`, with the rate in basis points (hundredths of a
-    /// percent; a consecutive window reports 10 000). In closed this precedes the
+    /// percent; a consecutive window reports 10 000), while the thresholds of
+    /// [`BreakerConfig`](super::BreakerConfig) are in whole percent: a threshold of 50 %
+    /// is reached by a rate of 5 000 or more. In closed this precedes the
     /// transition to open; in metrics-only it is reported once per kind per metrics-only
     /// period.
     fn on_threshold_exceeded(&self, kind: Threshold, rate_basis_points: u16, at: Instant) {
         let _ = (kind, rate_basis_points, at);
     }
 
-    /// The breaker was reset to closed from `from` (reported instead of a transition, as
-    /// resilience4j does).
+    /// The breaker was reset to closed from `from`. As in resilience4j, a reset from any
+    /// state but closed first reports the transition `from` → closed
+    /// ([`on_state_transition`](Self::on_state_transition)), then this.
     fn on_reset(&self, from: State, at: Instant) {
         let _ = (from, at);
     }

@@ -30,7 +30,8 @@
 //!   never opens; [`open_for_at`](CircuitBreaker::open_for_at) and
 //!   [`open_until_at`](CircuitBreaker::open_until_at) open for a given time;
 //!   [`reset_at`](CircuitBreaker::reset_at) starts afresh. An illegal transition (closed
-//!   to half-open) is an [`IllegalTransition`] error.
+//!   or metrics-only to half-open, metrics-only to open, as in resilience4j's table) is an
+//!   [`IllegalTransition`] error.
 //! - A permit belongs to the *period* (the stretch between two transitions) that issued
 //!   it: the outcome of a call admitted before a trip does not count as a half-open probe,
 //!   and releasing a probe permit of an earlier half-open period frees no slot in a later
@@ -102,7 +103,8 @@
 //! # Cost
 //!
 //! State: three `u64`s (state word, deadline, rejection count: atomics; on targets
-//! without native 64-bit atomics the first two are fields of the locked state), the configuration
+//! without native 64-bit atomics, fields of the locked state), a fourth in the locked
+//! state (the rejection count when the current state was entered), the configuration
 //! (48 bytes), the window (see [`window`]), the backoff, a random generator (8 bytes), the
 //! lock of kind `M`, and `S` stripes of 64 bytes each (256 bytes by default on targets
 //! with an operating system; none on bare metal).
@@ -155,15 +157,20 @@
 //! Michael Nygard's *Release It!* (2007) named the pattern; the states, windows, rate
 //! thresholds, slow calls, half-open permits, maximum wait and manual states follow
 //! resilience4j's `CircuitBreaker`, whose behaviour is the reference where DESIGN.md is
-//! silent. Choices made after resilience4j, documented where they apply: reset is
-//! reported as a reset, not a transition; metrics-only reports each threshold once per
-//! period; half-open is reachable by hand only from open, forced-open and disabled; open
-//! keeps the window counts that opened it; a call is slow strictly above the slow-call
-//! duration and thresholds are inclusive. Choices of our own: rates are whole percents;
-//! the maximum wait and the open-to-half-open move are lazy (checked on the next acquire
-//! or outcome, no timer); outcomes of a call admitted in an earlier period are dropped;
-//! manual opening with [`CircuitBreaker::transition_at`] draws from the backoff like an
-//! automatic one, while `open_for_at`/`open_until_at` do not.
+//! silent. Choices made after resilience4j, documented where they apply: a reset is
+//! reported as the transition to closed (unless already closed), then the reset;
+//! metrics-only reports each threshold once per period; half-open is reachable by hand
+//! only from open, forced-open and disabled, and open not from metrics-only
+//! (resilience4j's transition table); open keeps the window counts (or the half-open
+//! probes) that opened it, forced-open and disabled report an empty window; a call is
+//! slow strictly above the slow-call duration and thresholds are inclusive. Choices of
+//! our own: thresholds are whole percents and the rates reported (metrics, listener) are
+//! basis points, all in integer arithmetic; the maximum wait and the open-to-half-open
+//! move are lazy (checked on the next acquire or outcome, no timer); outcomes of a call
+//! admitted in an earlier period are dropped; manual opening with
+//! [`CircuitBreaker::transition_at`] draws from the backoff like an automatic one, while
+//! `open_for_at`/`open_until_at` do not; [`CircuitBreaker::from_parts`] refuses a
+//! configured open duration, which its backoff would override.
 
 mod circuit_breaker;
 mod config;
@@ -176,7 +183,7 @@ pub mod window;
 mod tests;
 
 pub use circuit_breaker::{CircuitBreaker, DEFAULT_STRIPES, IssuesPermits, Outcome, Permit};
-pub use config::{AfterMaxWait, BreakerConfig, FixedOpenDuration};
+pub use config::{AfterMaxWait, BreakerConfig, DEFAULT_OPEN_DURATION, FixedOpenDuration};
 pub use listener::{BreakerListener, Threshold};
 pub use metrics::BreakerMetrics;
-pub use state::{IllegalTransition, Rejected, State};
+pub use state::{IllegalTransition, Rejected, State, StateAt};

@@ -64,14 +64,19 @@ impl State {
 
     /// Whether a manual transition from `self` to `to` is allowed.
     ///
-    /// Every transition is legal except into [`State::HalfOpen`] from a state that lets
-    /// calls through ([`State::Closed`], [`State::MetricsOnly`]): half-open probes a
-    /// breaker that was rejecting, as in resilience4j, which has no closed-to-half-open
-    /// transition. A transition to the same state is legal and silent.
+    /// resilience4j's transition table: every transition is legal except
+    ///
+    /// - into [`State::HalfOpen`] from a state that lets calls through
+    ///   ([`State::Closed`], [`State::MetricsOnly`]): half-open probes a breaker that was
+    ///   rejecting;
+    /// - from [`State::MetricsOnly`] to [`State::Open`]: metrics-only never opens, by
+    ///   hand either (go through closed or forced-open).
+    ///
+    /// A transition to the same state is legal and silent.
     pub const fn can_transition_to(self, to: State) -> bool {
         !matches!(
             (self, to),
-            (State::Closed, State::HalfOpen) | (State::MetricsOnly, State::HalfOpen)
+            (State::Closed, State::HalfOpen) | (State::MetricsOnly, State::HalfOpen | State::Open)
         )
     }
 }
@@ -102,6 +107,45 @@ pub struct Rejected {
     pub state: State,
 }
 
+impl Rejected {
+    /// [`retry_after`](Self::retry_after) in whole seconds, for a `Retry-After` header: the
+    /// fewest whole seconds after which (strictly) a call is let through. Never early, and
+    /// never a whole second late.
+    ///
+    /// `retry_after` runs to the first instant let through, the last one rejected plus
+    /// 1 ns; a client that waits N seconds calls strictly after them, so N need only cover
+    /// the time up to the last rejected instant: `retry_after` less 1 ns, rounded up.
+    /// Rounding `retry_after` itself up would add a whole second at exact boundaries (an
+    /// open duration of 30 s would say 31). `Some(0)` when the last rejected instant is
+    /// now (a header that must not say 0 takes at least 1); `None` with `retry_after`.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use stanchion::breaker::{Rejected, State};
+    ///
+    /// let after = |nanos| Rejected { retry_after: Some(Duration::from_nanos(nanos)), state: State::Open };
+    /// assert_eq!(after(30_000_000_001).retry_after_secs(), Some(30)); // open for 30 s from now
+    /// assert_eq!(after(30_000_000_002).retry_after_secs(), Some(31));
+    /// assert_eq!(after(1).retry_after_secs(), Some(0));
+    /// ```
+    pub const fn retry_after_secs(&self) -> Option<u64> {
+        let Some(wait) = self.retry_after else {
+            return None;
+        };
+        // Up to the last rejected instant (`retry_after` is never zero from a breaker; a
+        // zero one built by hand is taken as "now").
+        let Some(left) = wait.checked_sub(Duration::new(0, 1)) else {
+            return Some(0);
+        };
+        let whole = left.as_secs();
+        Some(if left.subsec_nanos() > 0 {
+            whole.saturating_add(1)
+        } else {
+            whole
+        })
+    }
+}
+
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.retry_after {
@@ -112,6 +156,29 @@ impl fmt::Display for Rejected {
 }
 
 impl core::error::Error for Rejected {}
+
+/// A breaker's state at an instant and when time alone moves it on, from
+/// [`CircuitBreaker::state_at`](super::CircuitBreaker::state_at): a query that counts no
+/// rejection, reports no event and moves nothing.
+///
+/// Transitions in time are lazy: `state` is the state the breaker is in, and `until`
+/// at or before the instant asked about means the next acquire (or outcome) moves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct StateAt {
+    /// The state the breaker is in.
+    pub state: State,
+    /// When time alone moves the breaker on: in [`State::Open`], the first instant at
+    /// which an acquire is let through (as the first half-open probe), the instant
+    /// strictly after the open duration (saturating at [`Instant::MAX`](crate::Instant::MAX));
+    /// in [`State::HalfOpen`] with a maximum wait, the instant at which it runs out.
+    /// `None` otherwise: calls or a manual transition move the breaker on.
+    pub until: Option<crate::Instant>,
+    /// In [`State::Open`], while an acquire at the instant asked about would be rejected:
+    /// the `retry_after` that rejection would carry (`until` minus that instant, never
+    /// zero). `None` otherwise.
+    pub retry_after: Option<Duration>,
+}
 
 /// A manual transition that the state machine does not allow (see
 /// [`State::can_transition_to`]).
@@ -249,6 +316,9 @@ mod tests {
     fn legal_transitions() {
         assert!(!State::Closed.can_transition_to(State::HalfOpen));
         assert!(!State::MetricsOnly.can_transition_to(State::HalfOpen));
+        assert!(!State::MetricsOnly.can_transition_to(State::Open));
+        assert!(State::MetricsOnly.can_transition_to(State::ForcedOpen));
+        assert!(State::Open.can_transition_to(State::MetricsOnly));
         assert!(State::Open.can_transition_to(State::HalfOpen));
         assert!(State::ForcedOpen.can_transition_to(State::HalfOpen));
         assert!(State::Disabled.can_transition_to(State::HalfOpen));

@@ -89,8 +89,7 @@ type Breaker<W, B = FixedOpenDuration, const S: usize = DEFAULT_STRIPES> =
     CircuitBreaker<W, CriticalSectionRawMutex, B, Recorder, S>;
 
 fn breaker<W: Window>(config: BreakerConfig, window: W) -> Breaker<W> {
-    let backoff = FixedOpenDuration(config.open_duration);
-    CircuitBreaker::from_parts(config, window, backoff, 1, Recorder::default()).unwrap()
+    CircuitBreaker::with_listener(config, window, Recorder::default()).unwrap()
 }
 
 fn count<const N: usize>() -> CountWindow<N> {
@@ -615,7 +614,14 @@ fn reset_starts_afresh_and_voids_old_permits() {
     assert!(b.try_acquire_at(Instant::ZERO).is_err());
     let _ = b.listener().take();
     b.reset_at(at(1));
-    assert_eq!(b.listener().take(), [Ev::Reset(State::Open)]);
+    // As resilience4j: the transition to closed, then the reset (issue 19, bug 3).
+    assert_eq!(
+        b.listener().take(),
+        [
+            Ev::Transition(State::Open, State::Closed, at(1)),
+            Ev::Reset(State::Open)
+        ]
+    );
     let m = b.metrics_at(at(1));
     assert_eq!((m.state, m.calls, m.rejected), (State::Closed, 0, 0));
     old.failure(MS); // admitted before the reset: dropped
@@ -1341,7 +1347,8 @@ mod loom_models {
             });
             b.transition_at(State::ForcedOpen, Instant::ZERO).unwrap();
             let locks = succeeds.join().unwrap();
-            let m = b.metrics_at(Instant::ZERO);
+            // Forced-open reports an empty window: read the one it keeps.
+            let kept = b.window_for_test(Instant::ZERO);
             // The 3 successes before the race (the third handed over by the swap), and
             // the racing one if it came first.
             let calls = match locks {
@@ -1350,7 +1357,7 @@ mod loom_models {
                 n => panic!("one success took the lock {n} times"),
             };
             assert_eq!(
-                (m.state, m.calls, m.failures),
+                (b.state(), kept.calls, kept.failures),
                 (State::ForcedOpen, calls, 0)
             );
         });
@@ -1426,11 +1433,11 @@ mod loom_models {
             b.transition_at(State::ForcedOpen, Instant::ZERO).unwrap();
             let locks = succeeds.join().unwrap();
             let left = b.stripes_for_test();
-            let m = b.metrics_at(Instant::ZERO);
-            assert_eq!(m.state, State::ForcedOpen);
+            let kept = b.window_for_test(Instant::ZERO);
+            assert_eq!(b.state(), State::ForcedOpen);
             match (locks, left) {
-                (0, 0) => assert_eq!(m.calls, 4), // counted before the sweep
-                (0, 1) | (1, 0) => assert_eq!(m.calls, 3), // late
+                (0, 0) => assert_eq!(kept.calls, 4), // counted before the sweep
+                (0, 1) | (1, 0) => assert_eq!(kept.calls, 3), // late
                 other => panic!("unexpected (locks, left in stripes): {other:?}"),
             }
             // What was left behind does not count in the next closed period.
@@ -1518,8 +1525,8 @@ mod loom_models {
                 1 => 1,
                 n => panic!("one failure took the lock {n} times"),
             };
-            let m = b.metrics_at(Instant::ZERO);
-            assert_eq!((m.state, m.failures), (State::ForcedOpen, failures));
+            let kept = b.window_for_test(Instant::ZERO);
+            assert_eq!((b.state(), kept.failures), (State::ForcedOpen, failures));
         });
     }
 }
@@ -1651,4 +1658,440 @@ fn streak_failures_racing_on_threads_are_counted_once() {
             assert_eq!(b.listener().transitions(), [(State::Closed, State::Open)]);
         }
     }
+}
+
+/// Issue 19, bug 1: re-opened by its half-open probes, an open breaker reports those
+/// probes (as it reports the closed window that opened it the first time), not the
+/// window it had before.
+#[test]
+fn open_after_half_open_reports_the_probes_that_reopened_it() {
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(4)
+            .permitted_calls_in_half_open(2)
+            .open_duration(Duration::from_secs(1)),
+        count::<4>(),
+    );
+    feed(&b, Instant::ZERO, &[F, S, F, F]);
+    let m = b.metrics_at(Instant::ZERO);
+    assert_eq!(
+        (m.state, m.calls, m.failures, m.failure_rate),
+        (State::Open, 4, 3, Some(7_500))
+    );
+    feed(&b, at(2_000), &[F, F]);
+    let m = b.metrics_at(at(2_000));
+    assert_eq!(
+        (m.state, m.calls, m.failures, m.failure_rate),
+        (State::Open, 2, 2, Some(10_000))
+    );
+    // Kept open by hand for longer, it still reports them.
+    b.open_for_at(Duration::from_secs(5), at(2_000)).unwrap();
+    let m = b.metrics_at(at(2_000));
+    assert_eq!((m.state, m.calls, m.failures), (State::Open, 2, 2));
+    // The maximum wait re-opening it before any probe is in: no calls to report.
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(1)
+            .permitted_calls_in_half_open(2)
+            .max_wait_in_half_open(ms(10), AfterMaxWait::Open)
+            .open_duration(Duration::from_secs(1)),
+        count::<4>(),
+    );
+    feed(&b, Instant::ZERO, &[F]);
+    let probe = b.try_acquire_at(at(2_000)).unwrap();
+    assert!(b.try_acquire_at(at(2_010)).is_err()); // the wait ran out: open again
+    drop(probe);
+    let m = b.metrics_at(at(2_010));
+    assert_eq!(
+        (m.state, m.calls, m.failures, m.failure_rate),
+        (State::Open, 0, 0, None)
+    );
+}
+
+/// Issue 19, bug 2: metrics-only never opens, by hand either (resilience4j's transition
+/// table has no METRICS_ONLY to OPEN): `transition_at`, `open_for_at` and
+/// `open_until_at` are refused and change nothing.
+#[test]
+fn metrics_only_refuses_to_open() {
+    let b = breaker(BreakerConfig::new().minimum_calls(1), count::<2>());
+    b.transition_at(State::MetricsOnly, Instant::ZERO).unwrap();
+    feed(&b, Instant::ZERO, &[F]);
+    let _ = b.listener().take();
+    let refused = Err(IllegalTransition {
+        from: State::MetricsOnly,
+        to: State::Open,
+    });
+    assert_eq!(b.transition_at(State::Open, at(1)), refused);
+    assert_eq!(b.open_for_at(Duration::from_secs(1), at(1)), refused);
+    assert_eq!(b.open_until_at(at(5), at(1)), refused);
+    assert!(!State::MetricsOnly.can_transition_to(State::Open));
+    assert_eq!(b.listener().take(), []);
+    let m = b.metrics_at(at(1));
+    assert_eq!((m.state, m.calls, m.failures), (State::MetricsOnly, 1, 1));
+    assert!(b.try_acquire_at(at(1)).is_ok());
+    // Through forced-open or closed, it may open.
+    b.transition_at(State::ForcedOpen, at(1)).unwrap();
+    b.transition_at(State::Open, at(1)).unwrap();
+    assert_eq!(b.state(), State::Open);
+}
+
+/// Issue 19, bug 3: a reset from closed reports the reset only (no transition to the
+/// same state); from any other state, the transition to closed exactly once, then the
+/// reset.
+#[test]
+fn reset_reports_the_transition_once_then_the_reset() {
+    let b = breaker(BreakerConfig::new(), count::<2>());
+    b.reset_at(at(1));
+    assert_eq!(b.listener().take(), [Ev::Reset(State::Closed)]);
+    for from in [
+        State::MetricsOnly,
+        State::Disabled,
+        State::ForcedOpen,
+        State::HalfOpen,
+    ] {
+        b.transition_at(from, at(2)).unwrap();
+        let _ = b.listener().take();
+        b.reset_at(at(3));
+        assert_eq!(
+            b.listener().take(),
+            [Ev::Transition(from, State::Closed, at(3)), Ev::Reset(from)]
+        );
+        assert_eq!(b.state(), State::Closed);
+        b.transition_at(State::ForcedOpen, at(2)).unwrap();
+    }
+}
+
+/// Issue 19, bug 4: forced-open and disabled report an empty window (DESIGN.md), not
+/// the one they were entered with; the rejection count stays.
+#[test]
+fn forced_open_and_disabled_report_an_empty_window() {
+    let b = breaker(BreakerConfig::new().minimum_calls(2), count::<4>());
+    feed(&b, Instant::ZERO, &[F, S]);
+    let m = b.metrics_at(Instant::ZERO);
+    assert_eq!((m.calls, m.failures, m.failure_rate), (2, 1, Some(5_000)));
+    b.transition_at(State::ForcedOpen, at(1)).unwrap();
+    assert!(b.try_acquire_at(at(1)).is_err());
+    let empty = |state, rejected, rejected_in_state| BreakerMetrics {
+        state,
+        calls: 0,
+        successes: 0,
+        failures: 0,
+        slow_calls: 0,
+        rejected,
+        rejected_in_state,
+        failure_rate: None,
+        slow_call_rate: None,
+        half_open_permits_taken: 0,
+    };
+    assert_eq!(b.metrics_at(at(1)), empty(State::ForcedOpen, 1, 1));
+    b.transition_at(State::Disabled, at(2)).unwrap();
+    assert_eq!(b.metrics_at(at(2)), empty(State::Disabled, 1, 0));
+    // Opened by hand from them, it reports their empty window, still after a new open
+    // period replaces the first.
+    b.transition_at(State::Open, at(2)).unwrap();
+    assert_eq!(b.metrics_at(at(2)), empty(State::Open, 1, 0));
+    b.open_for_at(Duration::from_secs(1), at(2)).unwrap();
+    assert_eq!(b.metrics_at(at(2)), empty(State::Open, 1, 0));
+    // Open from closed still reports the window that opened it.
+    b.transition_at(State::Closed, at(3)).unwrap();
+    feed(&b, at(3), &[F, F]);
+    let m = b.metrics_at(at(3));
+    assert_eq!((m.state, m.calls, m.failures), (State::Open, 2, 2));
+    b.open_until_at(at(10), at(3)).unwrap();
+    let m = b.metrics_at(at(3));
+    assert_eq!((m.state, m.calls, m.failures), (State::Open, 2, 2));
+}
+
+/// Issue 19, the query without side effects: the state and when time alone moves it on,
+/// at `now`, without counting a rejection, reporting an event or moving the state.
+#[test]
+fn state_at_tells_when_open_ends_without_side_effects() {
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(1)
+            .permitted_calls_in_half_open(1)
+            .max_wait_in_half_open(ms(500), AfterMaxWait::Open)
+            .open_duration(Duration::from_secs(10)),
+        count::<1>(),
+    );
+    let closed = StateAt {
+        state: State::Closed,
+        until: None,
+        retry_after: None,
+    };
+    assert_eq!(b.state_at(Instant::ZERO), closed);
+    b.try_acquire_at(at(1_000)).unwrap().failure(Duration::ZERO);
+    let _ = b.listener().take();
+    let open = |now| b.state_at(now);
+    assert_eq!(
+        open(at(1_000)),
+        StateAt {
+            state: State::Open,
+            until: Some(Instant::from_nanos(11_000_000_001)),
+            retry_after: Some(Duration::from_nanos(10_000_000_001)),
+        }
+    );
+    // The last instant rejected, and the first let through: the same retry_after as a
+    // rejection, which would count and report.
+    assert_eq!(open(at(11_000)).retry_after, Some(Duration::from_nanos(1)));
+    let first = Instant::from_nanos(11_000_000_001);
+    assert_eq!(
+        open(first),
+        StateAt {
+            state: State::Open, // lazily: the next acquire moves it
+            until: Some(first),
+            retry_after: None,
+        }
+    );
+    let m = b.metrics_at(first);
+    assert_eq!((m.state, m.rejected), (State::Open, 0));
+    assert_eq!(b.listener().take(), []);
+    assert_eq!(
+        b.try_acquire_at(at(11_000)).unwrap_err().retry_after,
+        open(at(11_000)).retry_after
+    );
+    // Half-open with a maximum wait: until it runs out (exclusive).
+    let probe = b.try_acquire_at(first).unwrap();
+    assert_eq!(
+        b.state_at(first),
+        StateAt {
+            state: State::HalfOpen,
+            until: Some(Instant::from_nanos(11_500_000_001)),
+            retry_after: None,
+        }
+    );
+    probe.success(MS);
+    assert_eq!(b.state_at(first), closed);
+    // Forced-open: nothing but a manual transition ends it; open until the end of time
+    // saturates.
+    b.transition_at(State::ForcedOpen, first).unwrap();
+    assert_eq!(b.state_at(first).until, None);
+    b.open_until_at(Instant::MAX, first).unwrap();
+    assert_eq!(
+        b.state_at(Instant::MAX),
+        StateAt {
+            state: State::Open,
+            until: Some(Instant::MAX),
+            retry_after: Some(Duration::from_nanos(1)),
+        }
+    );
+}
+
+/// Issue 19: every setting of a configuration reads back, the slow-call duration as
+/// given (saturated at `u64::MAX` nanoseconds, as the breaker compares it).
+#[test]
+fn every_setting_reads_back() {
+    let config = BreakerConfig::new()
+        .failure_rate_threshold(25)
+        .slow_call_rate_threshold(60)
+        .slow_call_duration(Duration::new(3, 7))
+        .minimum_calls(12)
+        .permitted_calls_in_half_open(4)
+        .max_wait_in_half_open(ms(250), AfterMaxWait::Closed)
+        .open_duration(Duration::from_secs(9));
+    assert_eq!(config.get_failure_rate_threshold(), 25);
+    assert_eq!(config.get_slow_call_rate_threshold(), 60);
+    assert_eq!(config.get_slow_call_duration(), Duration::new(3, 7));
+    assert_eq!(config.get_minimum_calls(), 12);
+    assert_eq!(config.get_permitted_calls_in_half_open(), 4);
+    assert_eq!(
+        config.get_max_wait_in_half_open(),
+        Some((ms(250), AfterMaxWait::Closed))
+    );
+    assert_eq!(config.get_open_duration(), Some(Duration::from_secs(9)));
+    // The defaults, resilience4j's.
+    let default = BreakerConfig::new();
+    assert_eq!(
+        (
+            default.get_failure_rate_threshold(),
+            default.get_slow_call_rate_threshold(),
+            default.get_slow_call_duration(),
+            default.get_minimum_calls(),
+            default.get_permitted_calls_in_half_open(),
+            default.get_max_wait_in_half_open(),
+            default.get_open_duration(),
+        ),
+        (50, 100, Duration::from_secs(60), 100, 10, None, None)
+    );
+    assert_eq!(DEFAULT_OPEN_DURATION, Duration::from_secs(60));
+    // Beyond u64::MAX nanoseconds, the duration saturates there.
+    assert_eq!(
+        BreakerConfig::new()
+            .slow_call_duration(Duration::MAX)
+            .get_slow_call_duration(),
+        Duration::from_nanos(u64::MAX)
+    );
+    // So does the maximum wait, which then never runs out: it reads as none.
+    assert_eq!(
+        BreakerConfig::new()
+            .max_wait_in_half_open(Duration::MAX, AfterMaxWait::Closed)
+            .get_max_wait_in_half_open(),
+        None
+    );
+    // A breaker's configuration reads back too.
+    let b = breaker(config, count::<2>());
+    assert_eq!(b.config().get_minimum_calls(), 12);
+}
+
+/// Issue 19: `from_parts` takes its open durations from the backoff it is given, so a
+/// configuration that sets `open_duration` (which it would ignore) is refused; `new` and
+/// `with_listener` use it, or 60 s if unset.
+#[test]
+fn open_duration_is_never_silently_ignored() {
+    let set = BreakerConfig::new()
+        .minimum_calls(1)
+        .open_duration(Duration::from_secs(5));
+    let refused: Result<Breaker<CountWindow<1>, Doubling>, _> = CircuitBreaker::from_parts(
+        set,
+        count::<1>(),
+        Doubling::new(Duration::from_secs(1)),
+        7,
+        Recorder::default(),
+    );
+    let err = refused.err().unwrap();
+    assert_eq!(err.field(), "open_duration");
+    assert_eq!(
+        std::format!("{err}"),
+        "invalid configuration: `open_duration` must be unset when from_parts is given a \
+         backoff (the backoff gives the open durations)"
+    );
+    // Bad and set: the open duration is named first, then the other field.
+    let both = set.minimum_calls(0);
+    let refused: Result<Breaker<CountWindow<1>>, _> = CircuitBreaker::from_parts(
+        both,
+        count::<1>(),
+        FixedOpenDuration(MS),
+        7,
+        Recorder::default(),
+    );
+    assert_eq!(refused.err().unwrap().field(), "open_duration");
+    // new and with_listener open for the configured duration, or for 60 s.
+    let opened_for = |b: &Breaker<CountWindow<1>>| {
+        b.try_acquire_at(Instant::ZERO)
+            .unwrap()
+            .failure(Duration::ZERO);
+        b.try_acquire_at(Instant::ZERO).unwrap_err().retry_after
+    };
+    let b = breaker(set, count::<1>());
+    assert_eq!(opened_for(&b), Some(Duration::from_nanos(5_000_000_001)));
+    let b = breaker(BreakerConfig::new().minimum_calls(1), count::<1>());
+    assert_eq!(opened_for(&b), Some(Duration::from_nanos(60_000_000_001)));
+    let plain: CircuitBreaker<CountWindow<1>, CriticalSectionRawMutex> =
+        CircuitBreaker::new(set, count::<1>()).unwrap();
+    plain
+        .try_acquire_at(Instant::ZERO)
+        .unwrap()
+        .failure(Duration::ZERO);
+    assert_eq!(
+        plain.try_acquire_at(Instant::ZERO).unwrap_err().retry_after,
+        Some(Duration::from_nanos(5_000_000_001))
+    );
+}
+
+/// Issue 19, metrics: successes beside failures (slow successes included), and the
+/// rejections since the current state was entered (resilience4j's not-permitted calls)
+/// beside the cumulative count; a reset clears both.
+#[test]
+fn metrics_count_successes_and_rejections_in_the_state() {
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(4)
+            .permitted_calls_in_half_open(1)
+            .slow_call_duration(ms(10))
+            .open_duration(Duration::from_secs(1)),
+        count::<4>(),
+    );
+    feed(&b, Instant::ZERO, &[S, F]);
+    b.try_acquire_at(Instant::ZERO).unwrap().success(ms(11)); // slow, still a success
+    let m = b.metrics_at(Instant::ZERO);
+    assert_eq!(
+        (m.calls, m.successes, m.failures, m.slow_calls),
+        (3, 2, 1, 1)
+    );
+    feed(&b, Instant::ZERO, &[F]); // 2 of 4 failed: opens
+    for _ in 0..3 {
+        assert!(b.try_acquire_at(at(1)).is_err());
+    }
+    let m = b.metrics_at(at(1));
+    assert_eq!(
+        (m.state, m.successes, m.rejected, m.rejected_in_state),
+        (State::Open, 2, 3, 3)
+    );
+    // Half-open: a new state, counted from zero; its full probe slots reject.
+    let probe = b.try_acquire_at(at(2_000)).unwrap();
+    assert!(b.try_acquire_at(at(2_000)).is_err());
+    let m = b.metrics_at(at(2_000));
+    assert_eq!(
+        (m.state, m.rejected, m.rejected_in_state),
+        (State::HalfOpen, 4, 1)
+    );
+    probe.failure(MS); // opens again
+    assert!(b.try_acquire_at(at(2_001)).is_err());
+    let m = b.metrics_at(at(2_001));
+    assert_eq!(
+        (
+            m.state,
+            m.successes,
+            m.failures,
+            m.rejected,
+            m.rejected_in_state
+        ),
+        (State::Open, 0, 1, 5, 1)
+    );
+    b.reset_at(at(2_002));
+    let m = b.metrics_at(at(2_002));
+    assert_eq!((m.rejected, m.rejected_in_state), (0, 0));
+    b.transition_at(State::ForcedOpen, at(2_003)).unwrap();
+    assert!(b.try_acquire_at(at(2_003)).is_err());
+    let m = b.metrics_at(at(2_003));
+    assert_eq!((m.rejected, m.rejected_in_state), (1, 1));
+}
+
+/// Issue 19, `Retry-After`: a breaker's `retry_after` in whole seconds is never early
+/// (a call strictly after that many seconds is let through) and never a whole second
+/// late, at exact boundaries too.
+#[test]
+fn retry_after_in_whole_seconds_is_never_early_nor_a_second_late() {
+    let b = breaker(
+        BreakerConfig::new()
+            .minimum_calls(1)
+            .open_duration(Duration::from_secs(30)),
+        count::<1>(),
+    );
+    b.try_acquire_at(Instant::ZERO)
+        .unwrap()
+        .failure(Duration::ZERO);
+    for (now_ns, secs) in [
+        (0, 30), // open for exactly 30 s more
+        (1, 30),
+        (999_999_999, 30),
+        (1_000_000_000, 29),
+        (29_000_000_000, 1),
+        (29_000_000_001, 1),
+        (30_000_000_000, 0), // the last rejected instant: any later call goes through
+    ] {
+        let now = Instant::from_nanos(now_ns);
+        let rejected = b.try_acquire_at(now).unwrap_err();
+        assert_eq!(rejected.retry_after_secs(), Some(secs), "at {now_ns} ns");
+        // Never early: strictly after `secs` seconds, a call goes through (checked
+        // without taking the probe slot).
+        let after = now.saturating_add(Duration::from_secs(secs) + Duration::from_nanos(1));
+        assert_eq!(b.state_at(after).retry_after, None, "at {now_ns} ns");
+        // Never a whole second late: one second less and it would be early.
+        if let Some(less) = secs.checked_sub(1) {
+            let early = now.saturating_add(Duration::from_secs(less) + Duration::from_nanos(1));
+            assert!(b.state_at(early).retry_after.is_some(), "at {now_ns} ns");
+        }
+    }
+    let unknown = Rejected {
+        retry_after: None,
+        state: State::ForcedOpen,
+    };
+    assert_eq!(unknown.retry_after_secs(), None);
+    let by_hand = |retry_after| Rejected {
+        retry_after: Some(retry_after),
+        state: State::Open,
+    };
+    assert_eq!(by_hand(Duration::ZERO).retry_after_secs(), Some(0));
+    assert_eq!(by_hand(Duration::MAX).retry_after_secs(), Some(u64::MAX));
 }
