@@ -42,7 +42,7 @@ use stanchion::rate::RateLimitError;
 use stanchion::retry::{Exponential, Jitter, Ratio, RetryPolicy, TokenBudget};
 use stanchion::{Clock, Deadline};
 use stanchion_std::http::{
-    RateLimitHeaders, gateway_timeout, service_unavailable, too_many_requests,
+    RateLimitHeaders, circuit_open, gateway_timeout, service_unavailable, too_many_requests,
 };
 use stanchion_std::tower::{
     BoxError, BulkheadRejected, CircuitBreakerLayer, CircuitOpen, OnAdmission, QueuedBulkheadLayer,
@@ -392,20 +392,24 @@ async fn api_data(State(state): State<Arc<AppState>>) -> Response {
             )
         }
         Layer::CircuitBreaker => {
-            let rejected = find::<CircuitOpen>(&*error).map(|c| c.rejected);
-            let retry_after = rejected.and_then(|r| r.retry_after);
-            let message = match (retry_after, rejected) {
-                (Some(d), _) => format!(
-                    "circuit breaker open: the downstream is failing; retry after {} s",
-                    whole_seconds(d)
-                ),
-                (None, Some(r)) => format!(
-                    "circuit breaker refused the call ({:?}): the downstream is failing or being probed",
-                    r.state
-                ),
-                (None, None) => "circuit breaker refused the call".to_owned(),
+            let Some(rejected) = find::<CircuitOpen>(&*error).map(|c| c.rejected) else {
+                return with_message(
+                    service_unavailable(None),
+                    "circuit breaker refused the call".to_owned(),
+                );
             };
-            with_message(service_unavailable(retry_after), message)
+            // The breaker's own seconds: never early, never a whole second late.
+            let message = match rejected.retry_after_secs() {
+                Some(secs) => format!(
+                    "circuit breaker open: the downstream is failing; retry after {} s",
+                    secs.max(1)
+                ),
+                None => format!(
+                    "circuit breaker refused the call ({:?}): the downstream is failing or being probed",
+                    rejected.state
+                ),
+            };
+            with_message(circuit_open(&rejected), message)
         }
         Layer::RateLimit => {
             let error = find::<RateLimited>(&*error).map_or(
