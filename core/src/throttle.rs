@@ -88,7 +88,7 @@ use crate::ConfigError;
 use crate::Instant;
 use crate::retry::Ratio;
 use crate::retry::jitter::uniform;
-use crate::retry::ratio_budget::{GEN_MASK, MIN_BUCKET_NANOS, count_one, new_words, sum};
+use crate::retry::ratio_budget::{MIN_BUCKET_NANOS, bucket_at, count_one, new_words, sum};
 use crate::sync::AtomicU64;
 use crate::time::duration_to_nanos_saturating;
 
@@ -207,9 +207,7 @@ impl<const N: usize> AdaptiveThrottle<N> {
     /// The bucket number at `now` (masked to 40 bits) and the index of its words.
     #[inline]
     fn bucket(&self, now: Instant) -> (u64, usize) {
-        let index = now.as_nanos().checked_div(self.bucket_nanos).unwrap_or(0);
-        let slot = index.checked_rem(N as u64).unwrap_or(0) as usize;
-        (index & GEN_MASK, slot)
+        bucket_at(now, self.bucket_nanos, N)
     }
 }
 
@@ -467,5 +465,34 @@ mod tests {
         // K times the accepts within 2%: 41% less load than the unprotected client, 47%
         // less than the retry budget's, and the same 1,800 accepted.
         assert!(throttled.sent.abs_diff(2 * throttled.accepted) * 50 <= 2 * throttled.accepted);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+
+    #[test]
+    fn loom_concurrent_requests_and_accepts_all_count() {
+        loom::model(|| {
+            let t = loom::sync::Arc::new(
+                AdaptiveThrottle::<2>::new(Duration::from_secs(2), Ratio::ONE).unwrap(),
+            );
+            let t2 = t.clone();
+            let other = loom::thread::spawn(move || {
+                let mut rng = fastrand::Rng::with_seed(1);
+                let sent = t2.allow_at(Instant::ZERO, &mut rng).is_ok();
+                t2.record_at(Instant::ZERO, sent);
+                sent
+            });
+            let mut rng = fastrand::Rng::with_seed(2);
+            let sent = t.allow_at(Instant::ZERO, &mut rng).is_ok();
+            t.record_at(Instant::ZERO, sent);
+            let sent = u64::from(sent) + u64::from(other.join().unwrap());
+            // Both requests count, and every accept; the first to decide saw an empty
+            // window, so at least one was sent.
+            assert_eq!(t.counts_at(Instant::ZERO), (2, sent));
+            assert!(sent >= 1);
+        });
     }
 }

@@ -70,7 +70,7 @@ use crate::time::duration_to_nanos_saturating;
 // accepts the same way.
 const COUNT_BITS: u32 = 24;
 const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
-pub(crate) const GEN_MASK: u64 = (1 << 40) - 1;
+const GEN_MASK: u64 = (1 << 40) - 1;
 /// Bucket-number differences at or above this are "in the future" (a clock that stepped
 /// backwards).
 const GEN_FUTURE: u64 = 1 << 39;
@@ -143,9 +143,7 @@ impl<const N: usize> RatioBudget<N> {
     /// The bucket number at `now` (masked to 40 bits) and the index of its word.
     #[inline]
     fn bucket(&self, now: Instant) -> (u64, usize) {
-        let index = now.as_nanos().checked_div(self.bucket_nanos).unwrap_or(0);
-        let slot = index.checked_rem(N as u64).unwrap_or(0) as usize;
-        (index & GEN_MASK, slot)
+        bucket_at(now, self.bucket_nanos, N)
     }
 }
 
@@ -219,6 +217,16 @@ fn incremented(word: u64, index: u64) -> Option<u64> {
         }
         Some(_) => Some(pack(index, 1)),
     }
+}
+
+/// The number of the bucket of `bucket_nanos` that holds `now` (masked to 40 bits), and
+/// its slot among `n`. The divisions go through [`crate::div`]: on 32-bit targets, a few
+/// dozen bytes of long division instead of the 64-bit division routine (about 930 bytes).
+#[inline]
+pub(crate) fn bucket_at(now: Instant, bucket_nanos: u64, n: usize) -> (u64, usize) {
+    let index = crate::div::checked_div_rem(now.as_nanos(), bucket_nanos).map_or(0, |(q, _)| q);
+    let slot = crate::div::checked_div_rem(index, n as u64).map_or(0, |(_, r)| r) as usize;
+    (index & GEN_MASK, slot)
 }
 
 /// Counts one more in `word` at bucket `index` (one compare-and-swap, retried on
