@@ -25,7 +25,10 @@
 //!   [`TokenBudget`](crate::retry::TokenBudget)): a budget caps only the *extra* load of
 //!   retries; every first attempt still goes out. The throttle cuts first attempts too,
 //!   so a backend at 30% of its demand receives about `K` times its capacity instead of
-//!   all of the demand. The two combine: retries are requests to the throttle.
+//!   all of the demand. The two combine: retries are requests to the throttle. In this
+//!   module's scenario test (100 calls a second wanted, 30 served), one minute sends
+//!   6,000 calls unprotected, 6,642 under a 10% retry budget and 3,546 throttled with
+//!   `K = 2`, and the backend accepts 1,800 in each.
 //! - Over a **circuit breaker**: a breaker is all or nothing (open refuses every call
 //!   for a while). The throttle refuses a share that follows the backend's acceptance,
 //!   call by call, so a backend at partial capacity keeps serving it fully, and there is
