@@ -65,10 +65,6 @@ fn rate_limiting_shows_each_limiter_on_the_same_bursts() {
     // Side by side: admitted, of the bursts, most in 100 ms, most in 1 s, first wait, queued.
     has_line(&out, "token bucket 29 of 49 10 of 30 10 19 0.100s -");
     has_line(&out, "fixed window 30 of 49 20 of 30 20 20 0.050s -");
-    // Section 7: the throttle halves what is sent; the backend accepts as much.
-    has_line(&out, "no protection 6000 1800 3.33");
-    has_line(&out, "retry budget (3 attempts, 10%) 6642 1800 3.69");
-    has_line(&out, "adaptive throttle (K = 2) 3546 1800 1.97");
     has_line(&out, "sliding counter 28 of 49 10 of 30 10 19 0.150s -");
     has_line(&out, "sliding log 20 of 49 10 of 30 10 10 1.000s -");
     has_line(&out, "leaky bucket 29 of 49 10 of 30 1 10 0.100s 0.900s");
