@@ -245,7 +245,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "10 000 throttles of safe arithmetic: too slow under Miri")]
+    #[cfg_attr(miri, ignore = "10 000 throttles: too slow under Miri")]
     fn refuses_with_the_books_probability() {
         // 30 requests, 10 accepts, K = 2: p = (30 - 20) / 31 = 0.3226.
         let now = Instant::from_secs(1);
@@ -414,7 +414,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "36 000 simulated requests of safe arithmetic: too slow under Miri")]
+    #[cfg_attr(miri, ignore = "36 000 requests: too slow under Miri")]
     fn scenario_traffic_falls_towards_k_times_accepts_and_successes_stay() {
         // No protection: all 6000 calls of the minute go out; 1800 are accepted.
         let plain = overloaded(|now, call| {
