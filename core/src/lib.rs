@@ -1,5 +1,6 @@
 //! Resilience patterns as deterministic, sans-IO state machines: rate limiting, retry with
-//! backoff and jitter, circuit breaking, bulkheads and deadlines.
+//! backoff and jitter, circuit breaking, bulkheads, deadlines and adaptive client-side
+//! throttling.
 //!
 //! Fully deterministic, no I/O: every decision takes the current time as an argument and
 //! returns what happened, plus (where it matters) the next instant of interest. Nothing
@@ -120,6 +121,7 @@ pub mod pipeline;
 pub mod rate;
 pub mod retry;
 pub mod sync;
+pub mod throttle;
 pub mod time;
 
 pub use clock::{Clock, ManualClock};

@@ -60,10 +60,13 @@ pub enum Layer {
     Retry,
     /// The per-attempt timeout.
     AttemptTimeout,
+    /// The adaptive client-side throttle ([`crate::throttle`]): a tower layer and runners
+    /// of its own, not a position of the pipeline, so not in [`ORDER`](Layer::ORDER).
+    Throttle,
 }
 
 impl Layer {
-    /// Every layer, outermost first.
+    /// Every layer of the pipeline, outermost first.
     pub const ORDER: [Layer; 6] = [
         Layer::OverallTimeout,
         Layer::RateLimit,
@@ -74,7 +77,8 @@ impl Layer {
     ];
 
     /// A short, stable name, for logs and metric labels: `overall_timeout`,
-    /// `rate_limit`, `bulkhead`, `circuit_breaker`, `retry`, `attempt_timeout`.
+    /// `rate_limit`, `bulkhead`, `circuit_breaker`, `retry`, `attempt_timeout`,
+    /// `throttle`.
     pub const fn name(self) -> &'static str {
         match self {
             Layer::OverallTimeout => "overall_timeout",
@@ -83,6 +87,7 @@ impl Layer {
             Layer::CircuitBreaker => "circuit_breaker",
             Layer::Retry => "retry",
             Layer::AttemptTimeout => "attempt_timeout",
+            Layer::Throttle => "throttle",
         }
     }
 }

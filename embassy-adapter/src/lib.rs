@@ -16,6 +16,7 @@
 //! | [`breaker::call`]: one breaker permit per call, held across the `.await` | [`breaker`] |
 //! | [`Pipeline`]: all of them in core's order, returning core's `PipelineError` | [`pipeline`] |
 //! | [`sleep()`], [`sleep_until`]: sleep on core's `Duration` and `Instant`, without 64-bit division | [`mod@sleep`] |
+//! | [`throttle::call`]: adaptive client-side throttling (not a pipeline position), refusing locally what the backend would reject | [`throttle`] |
 //!
 //! Every runner is a plain `async fn` or a `const`-constructible struct, so the shared
 //! parts (queues, limiters, breakers) can be `static`s. Every configuration constructor is
@@ -148,6 +149,7 @@ pub mod pipeline;
 pub mod rate;
 pub mod retry;
 pub mod sleep;
+pub mod throttle;
 pub mod timeout;
 
 pub use breaker::BreakerError;

@@ -302,6 +302,8 @@ pub fn print_layers(run: &CombinedRun) {
                 run.attempt_timeouts,
                 secs(ATTEMPT_TIMEOUT)
             ),
+            // Not a pipeline position: never in `Layer::ORDER`.
+            Layer::Throttle => String::new(),
         };
         let refused = match layer {
             Layer::AttemptTimeout => "-".to_string(),

@@ -21,4 +21,5 @@ pub mod combined_patterns;
 pub mod rate_limiting;
 pub mod retry_patterns;
 pub mod service;
+pub mod throttling;
 pub mod timeline;

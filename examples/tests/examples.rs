@@ -257,6 +257,10 @@ fn tour_runs_the_highlights_quickly_and_ends_with_a_summary() {
     );
     has_line(&out, "slept 24 h: the clock reads t=86400.000s");
     has_line(&out, "fixed window 30 of 49 20 of 30 20 20 0.050s -");
+    // Section 7: the throttle halves what is sent; the backend accepts as much.
+    has_line(&out, "no protection 6000 1800 3.33");
+    has_line(&out, "retry budget (3 attempts, 10%) 6642 1800 3.69");
+    has_line(&out, "adaptive throttle (K = 2) 3546 1800 1.97");
     has_line(
         &out,
         "t=6.300s Closed -> Open failure rate 50.00% reached the 50% threshold",

@@ -6,6 +6,7 @@
 //! | [`RateLimited`] | 429 Too Many Requests | `Retry-After`, `RateLimit`, `RateLimit-Policy` |
 //! | [`CircuitOpen`] | 503 Service Unavailable | `Retry-After` while the breaker is open ([`circuit_open`]) |
 //! | [`BulkheadRejected`](crate::tower::BulkheadRejected) | 503 Service Unavailable | none (no one knows when a slot frees) |
+//! | [`ThrottleRejected`](crate::tower::ThrottleRejected) | 503 Service Unavailable | none (the throttle refuses by a draw, not for a known time) |
 //! | [`Elapsed`] | 504 Gateway Timeout | none |
 //!
 //! Each answer says in one line of plain text what happened and when to come back
@@ -203,9 +204,11 @@ pub fn refusal_response<B: Default>(error: &(dyn Error + 'static)) -> Option<Res
     let refused = refusal(error)?;
     Some(match refused.layer {
         Layer::OverallTimeout | Layer::AttemptTimeout => gateway_timeout(),
-        Layer::RateLimit | Layer::Bulkhead | Layer::CircuitBreaker | Layer::Retry => {
-            service_unavailable(refused.retry_after)
-        }
+        Layer::RateLimit
+        | Layer::Bulkhead
+        | Layer::CircuitBreaker
+        | Layer::Retry
+        | Layer::Throttle => service_unavailable(refused.retry_after),
     })
 }
 
@@ -218,6 +221,7 @@ pub fn refusal_response<B: Default>(error: &(dyn Error + 'static)) -> Option<Res
 /// | rate limited | `too many requests: try again in 3 s` (`Retry-After`), or `too many requests: this request is larger than the rate limit allows` |
 /// | bulkhead full | `too many requests in progress: try again shortly` |
 /// | circuit open | `temporarily unavailable: try again in 30 s`, or `... try again later` |
+/// | throttled | `temporarily unavailable: try again later` |
 /// | timeout | `no answer within 2 s` (or `within 250 ms`) |
 ///
 /// The axum responses of this module (`IntoResponse`, `handle_refusal`) carry it as their
@@ -344,7 +348,7 @@ mod axum_responses {
     use http::header::{CONTENT_TYPE, HeaderValue};
 
     use super::*;
-    use crate::tower::{BoxError, BulkheadRejected, Elapsed};
+    use crate::tower::{BoxError, BulkheadRejected, CircuitOpen, Elapsed, ThrottleRejected};
 
     /// `response` (status and fields, empty body) with `message` as its `text/plain` body.
     fn with_text(response: Response<()>, message: String) -> Response {
@@ -396,6 +400,12 @@ mod axum_responses {
     }
 
     impl IntoResponse for Elapsed {
+        fn into_response(self) -> Response {
+            answer(&self)
+        }
+    }
+
+    impl IntoResponse for ThrottleRejected {
         fn into_response(self) -> Response {
             answer(&self)
         }
@@ -563,6 +573,19 @@ mod tests {
         };
         let r: Response<()> = refusal_response(&late).unwrap();
         assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
+        let throttled = crate::tower::ThrottleRejected {
+            throttled: stanchion::throttle::Throttled {
+                requests: 40,
+                accepts: 10,
+            },
+        };
+        let r: Response<()> = refusal_response(&throttled).unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(r.headers().get(RETRY_AFTER).is_none());
+        assert_eq!(
+            refusal_message(&throttled).as_deref(),
+            Some("temporarily unavailable: try again later\n")
+        );
         let other = std::io::Error::other("disk");
         assert!(refusal_response::<()>(&other).is_none());
     }

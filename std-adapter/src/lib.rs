@@ -127,10 +127,10 @@
 //!   listeners for breakers and bulkheads (`TracingBreakerListener`,
 //!   `TracingBulkheadListener`);
 //! - (feature `tower`) `tower` layers: rate limit (plain and keyed), bulkhead (reject, or
-//!   wait in a `BulkheadQueue`), circuit breaker, retry and timeout, whose clones share one
-//!   state; (feature `http`) their refusals as 429/503/504 responses with `Retry-After`
-//!   and the IETF `RateLimit` fields; (feature `axum`) `IntoResponse` and a
-//!   `HandleErrorLayer` handler.
+//!   wait in a `BulkheadQueue`), circuit breaker, retry, timeout and adaptive throttle,
+//!   whose clones share one state; (feature `http`) their refusals as 429/503/504
+//!   responses with `Retry-After` and the IETF `RateLimit` fields; (feature `axum`)
+//!   `IntoResponse` and a `HandleErrorLayer` handler.
 #![deny(missing_docs)]
 
 mod clock;

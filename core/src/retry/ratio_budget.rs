@@ -66,13 +66,15 @@ use crate::Instant;
 use crate::sync::{AtomicU64, Ordering};
 use crate::time::duration_to_nanos_saturating;
 
+// The bucketed words below are shared with `crate::throttle`, which counts requests and
+// accepts the same way.
 const COUNT_BITS: u32 = 24;
 const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
 const GEN_MASK: u64 = (1 << 40) - 1;
 /// Bucket-number differences at or above this are "in the future" (a clock that stepped
 /// backwards).
 const GEN_FUTURE: u64 = 1 << 39;
-const MIN_BUCKET_NANOS: u64 = 1_000_000;
+pub(crate) const MIN_BUCKET_NANOS: u64 = 1_000_000;
 
 /// Retries as a share of recent requests, plus a floor, over a sliding window of `N`
 /// buckets. See the [module docs](self).
@@ -141,27 +143,16 @@ impl<const N: usize> RatioBudget<N> {
     /// The bucket number at `now` (masked to 40 bits) and the index of its word.
     #[inline]
     fn bucket(&self, now: Instant) -> (u64, usize) {
-        let index = now.as_nanos().checked_div(self.bucket_nanos).unwrap_or(0);
-        let slot = index.checked_rem(N as u64).unwrap_or(0) as usize;
-        (index & GEN_MASK, slot)
+        bucket_at(now, self.bucket_nanos, N)
     }
 }
 
 impl<const N: usize> RetryBudget for RatioBudget<N> {
     fn deposit_at(&self, now: Instant) {
         let (index, slot) = self.bucket(now);
-        let Some(word) = self.requests.get(slot) else {
-            return;
-        };
-        let mut current = word.load(Ordering::Relaxed);
-        loop {
-            let Some(next) = incremented(current, index) else {
-                return; // saturated: not counted, which only allows fewer retries
-            };
-            match word.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(seen) => current = seen,
-            }
+        if let Some(word) = self.requests.get(slot) {
+            // Saturated: not counted, which only allows fewer retries.
+            count_one(word, index);
         }
     }
 
@@ -190,12 +181,12 @@ impl<const N: usize> RetryBudget for RatioBudget<N> {
 }
 
 #[cfg(not(loom))]
-const fn new_words<const N: usize>() -> [AtomicU64; N] {
+pub(crate) const fn new_words<const N: usize>() -> [AtomicU64; N] {
     [const { AtomicU64::new(0) }; N]
 }
 
 #[cfg(loom)]
-fn new_words<const N: usize>() -> [AtomicU64; N] {
+pub(crate) fn new_words<const N: usize>() -> [AtomicU64; N] {
     core::array::from_fn(|_| AtomicU64::new(0))
 }
 
@@ -228,10 +219,33 @@ fn incremented(word: u64, index: u64) -> Option<u64> {
     }
 }
 
+/// The number of the bucket of `bucket_nanos` that holds `now` (masked to 40 bits), and
+/// its slot among `n`. The divisions go through [`crate::div`]: on 32-bit targets, a few
+/// dozen bytes of long division instead of the 64-bit division routine (about 930 bytes).
+#[inline]
+pub(crate) fn bucket_at(now: Instant, bucket_nanos: u64, n: usize) -> (u64, usize) {
+    let index = crate::div::checked_div_rem(now.as_nanos(), bucket_nanos).map_or(0, |(q, _)| q);
+    let slot = crate::div::checked_div_rem(index, n as u64).map_or(0, |(_, r)| r) as usize;
+    (index & GEN_MASK, slot)
+}
+
+/// Counts one more in `word` at bucket `index` (one compare-and-swap, retried on
+/// contention); a full count stays full.
+#[inline]
+pub(crate) fn count_one(word: &AtomicU64, index: u64) {
+    let mut current = word.load(Ordering::Relaxed);
+    while let Some(next) = incremented(current, index) {
+        match word.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(seen) => current = seen,
+        }
+    }
+}
+
 /// The counts of the words whose bucket is within the window at bucket `index`
 /// (younger than `N` buckets, or in the future).
 #[inline]
-fn sum(words: &[AtomicU64], index: u64) -> u64 {
+pub(crate) fn sum(words: &[AtomicU64], index: u64) -> u64 {
     let n = words.len() as u64;
     words.iter().fold(0u64, |acc, w| {
         let word = w.load(Ordering::Relaxed);

@@ -85,6 +85,8 @@ async fn main(_spawner: Spawner) {
     report.record("timeout", checks::timeout::run().await);
     #[cfg(feature = "pipeline")]
     report.record("pipeline", checks::pipeline::run().await);
+    #[cfg(feature = "throttle")]
+    report.record("throttle", checks::throttle::run().await);
     #[cfg(feature = "log-defmt")]
     report.record("defmt-events", checks::defmt_events::run().await);
 

@@ -9,7 +9,8 @@
 //! highlights of each family's example (the same code, from `stanchion_examples`): five
 //! rate limiters on one bursty traffic, jitter against a thundering herd and a budget
 //! against a retry storm, a circuit breaker's windows and transitions, and every layer in
-//! front of one flaky downstream; it ends with a summary table.
+//! front of one flaky downstream, and adaptive client-side throttling on an overloaded
+//! backend; it ends with a summary table.
 
 use std::time::Duration;
 
@@ -17,7 +18,9 @@ use stanchion::pipeline::Layer;
 use stanchion::retry::Jitter;
 use stanchion::{Clock, Instant, ManualClock};
 use stanchion_examples::timeline::{Align, Table, at, heading, note, secs};
-use stanchion_examples::{circuit_breaker, combined_patterns, rate_limiting, retry_patterns, say};
+use stanchion_examples::{
+    circuit_breaker, combined_patterns, rate_limiting, retry_patterns, say, throttling,
+};
 use stanchion_std::TokioClock;
 
 fn main() {
@@ -41,6 +44,7 @@ fn main() {
     retry(&mut summary);
     breaker(&mut summary);
     combined(&mut summary);
+    throttling(&mut summary);
 
     heading("Summary");
     say!();
@@ -174,6 +178,45 @@ fn combined(summary: &mut Table) {
         "all layers".to_string(),
         "600 requests, flaky downstream".to_string(),
         format!("{} ok; refused: {}", run.count(None), refused.join(", ")),
+    ]);
+}
+
+/// Client-side throttling against a retry budget on an overloaded backend.
+fn throttling(summary: &mut Table) {
+    heading("7. Adaptive throttling: the client sheds what the backend would reject");
+    note(
+        "The client wants 100 calls/s; the backend serves 30/s and rejects the rest at once. \
+         Calls in the second minute of two:",
+    );
+    say!();
+    let runs = throttling::run_all();
+    let mut table =
+        Table::new(&["client", "sent", "accepted", "sent per accepted"]).align(0, Align::Left);
+    for r in &runs {
+        table.row([
+            r.name.to_string(),
+            r.sent.to_string(),
+            r.accepted.to_string(),
+            format!("{:.2}", f64::from(r.sent) / f64::from(r.accepted)),
+        ]);
+    }
+    table.print();
+    let [plain, budget, throttle] = runs;
+    say!();
+    note(&format!(
+        "A retry budget caps only the retries: every first attempt still goes out. The throttle \
+         refuses locally with probability (requests - 2 x accepts) / (requests + 1), so what \
+         it sends falls towards twice what is accepted, and the backend accepts as much as before \
+         ({} of {} calls).",
+        throttle.accepted, throttle.sent
+    ));
+    summary.row([
+        "adaptive throttle".to_string(),
+        "100/s demand, backend serves 30/s".to_string(),
+        format!(
+            "calls sent: {} with no protection, {} with a retry budget, {} throttled; {} accepted each",
+            plain.sent, budget.sent, throttle.sent, throttle.accepted
+        ),
     ]);
 }
 

@@ -425,7 +425,8 @@ async fn api_data(State(state): State<Arc<AppState>>) -> Response {
             StatusCode::BAD_GATEWAY,
             format!("the downstream failed on every attempt: gave up after {n} attempt(s)"),
         ),
-        Layer::Retry => text(
+        // The service's stack has no throttle: an error of its own, as below.
+        Layer::Retry | Layer::Throttle => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal error".to_owned(),
         ),

@@ -10,6 +10,7 @@
 //! | [`CircuitBreakerLayer`] with a response classifier | [`CircuitBreakerService`] | [`CircuitOpen`] | [`Layer::CircuitBreaker`] |
 //! | [`RetryLayer`] (core [`RetryPolicy`](stanchion::retry::RetryPolicy), optional budget) | [`RetryService`] | nothing of its own: the last outcome | [`Layer::Retry`] |
 //! | [`TimeoutLayer`] | [`TimeoutService`] | [`Elapsed`] | [`Layer::AttemptTimeout`] or [`Layer::OverallTimeout`] |
+//! | [`ThrottleLayer`] (adaptive client-side throttling, core [`AdaptiveThrottle`](stanchion::throttle::AdaptiveThrottle)) | [`ThrottleService`] | [`ThrottleRejected`] | none: [`Layer::Throttle`] |
 //!
 //! Conventions, after tower's own middleware:
 //!
@@ -25,7 +26,8 @@
 //!   and the inner service's errors are passed through unwrapped); [`refusal`] tells it
 //!   from the service's own errors (those that wrap a refusal met further downstream
 //!   included) and says which pipeline [`Layer`] refused and, where known, when to try
-//!   again. Each converts into [`PipelineError`](stanchion::pipeline::PipelineError).
+//!   again. Each converts into [`PipelineError`](stanchion::pipeline::PipelineError),
+//!   except [`ThrottleRejected`]: the throttle is not a position of the pipeline.
 //! - Time is tokio's: [`TokioClock`](crate::TokioClock) for decisions and
 //!   `tokio::time::sleep` for waits, so `tokio::time::pause()` drives every layer.
 //!
@@ -71,6 +73,7 @@ pub mod breaker;
 pub mod bulkhead;
 pub mod rate_limit;
 pub mod retry;
+pub mod throttle;
 pub mod timeout;
 
 pub use breaker::{CircuitBreakerLayer, CircuitBreakerService, CircuitOpen, SharedBreaker};
@@ -82,6 +85,7 @@ pub use rate_limit::{
     RateLimitService, RateLimited, SilentAdmission,
 };
 pub use retry::{NoHint, RefusalsArePermanent, RetryHint, RetryLayer, RetryService, SharedBudget};
+pub use throttle::{ThrottleLayer, ThrottleRejected, ThrottleService};
 pub use timeout::{Elapsed, TimeoutLayer, TimeoutService};
 
 /// The error type of every layer here: tower's usual boxed error.
@@ -147,6 +151,8 @@ pub fn refusal(error: &(dyn Error + 'static)) -> Option<Refusal> {
     } else if let Some(r) = error.downcast_ref::<BulkheadRejected>() {
         Some(r.refusal())
     } else if let Some(r) = error.downcast_ref::<CircuitOpen>() {
+        Some(r.refusal())
+    } else if let Some(r) = error.downcast_ref::<ThrottleRejected>() {
         Some(r.refusal())
     } else {
         error.downcast_ref::<Elapsed>().map(Elapsed::refusal)

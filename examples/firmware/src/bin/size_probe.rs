@@ -4,7 +4,7 @@
 //!
 //! Each pattern is built the way an application would use it: one limiter, one retry
 //! policy, one breaker (over a count window, and over a consecutive-failures window), one
-//! bulkhead, one timeout, one pipeline, each a `static` or a local built once, and its
+//! bulkhead, one timeout, one pipeline, one adaptive throttle, each a `static` or a local built once, and its
 //! main operations called on inputs the compiler cannot see ([`black_box`]), so that
 //! nothing is folded away. There is no formatting and no message:
 //! the panic handler halts, so a panicking path that survives in the library costs only its
@@ -130,6 +130,8 @@ async fn main(_spawner: Spawner) {
         patterns::timeout().await;
         #[cfg(feature = "pipeline")]
         patterns::pipeline().await;
+        #[cfg(feature = "throttle")]
+        patterns::throttle().await;
         #[cfg(feature = "peer-embassy-time-deadline")]
         peers::deadline().await;
         #[cfg(feature = "peer-governor")]
@@ -200,6 +202,12 @@ mod patterns {
                 .open_duration(Duration::from_secs(1)),
             const_config!(ConsecutiveWindow::new(5)),
         ));
+
+    /// K = 2 over the last 10 s, in 10 buckets.
+    #[cfg(feature = "throttle")]
+    static THROTTLE: stanchion::throttle::AdaptiveThrottle<10> = const_config!(
+        stanchion::throttle::AdaptiveThrottle::new(Duration::from_secs(10), Ratio::TWO)
+    );
 
     /// Exponential backoff from 10 ms, doubling, at most 1 s, full jitter; four attempts.
     fn policy() -> Option<RetryPolicy<Exponential>> {
@@ -278,6 +286,15 @@ mod patterns {
             .breaker(&BREAKER)
             .attempt_timeout(millis());
         let _ = black_box(pipeline.call(&mut policy, operation).await);
+    }
+
+    #[cfg(feature = "throttle")]
+    pub async fn throttle() {
+        let mut rng = fastrand::Rng::with_seed(black_box(7));
+        let _ = black_box(
+            stanchion_embassy::throttle::call(&THROTTLE, &mut rng, || operation(black_box(0)))
+                .await,
+        );
     }
 }
 

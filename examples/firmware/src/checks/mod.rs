@@ -36,6 +36,8 @@ pub mod rate_limit;
 #[cfg(feature = "retry")]
 pub mod retry;
 pub mod shared_state;
+#[cfg(feature = "throttle")]
+pub mod throttle;
 #[cfg(feature = "timeout")]
 pub mod timeout;
 

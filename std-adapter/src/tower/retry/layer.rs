@@ -239,9 +239,10 @@ impl<S, P: Clone, H: Clone, C: Clone> Layer<S> for RetryLayer<P, H, C> {
     }
 }
 
-/// Where each request's random stream (the jitter of its backoff) comes from.
+/// Where each request's random stream (the jitter of its backoff, the throttle's draw)
+/// comes from.
 #[derive(Clone, Debug)]
-pub(super) enum Streams {
+pub(crate) enum Streams {
     /// A stream per request, derived from `seed` and the request's number, counted in
     /// `next` (shared by the layer, its services and their clones).
     Derived { seed: u64, next: Arc<AtomicU64> },
@@ -250,7 +251,7 @@ pub(super) enum Streams {
 }
 
 impl Streams {
-    fn seeded(seed: u64) -> Streams {
+    pub(crate) fn seeded(seed: u64) -> Streams {
         Streams::Derived {
             seed,
             next: Arc::new(AtomicU64::new(0)),
@@ -258,7 +259,7 @@ impl Streams {
     }
 
     /// Streams from a seed drawn at random (std's per-process random hash keys).
-    fn random() -> Streams {
+    pub(crate) fn random() -> Streams {
         Streams::seeded(RandomState::new().hash_one(0x5eed_u64))
     }
 
@@ -268,7 +269,7 @@ impl Streams {
     /// bijection of `n` for a given seed, so no two of the first 2^64 requests share a
     /// stream, and streams of neighbouring requests are unrelated.
     #[inline]
-    pub(super) fn next_seed(&self) -> Option<u64> {
+    pub(crate) fn next_seed(&self) -> Option<u64> {
         match self {
             Streams::Derived { seed, next } => {
                 let n = next.fetch_add(1, Ordering::Relaxed);

@@ -39,5 +39,6 @@ mod service;
 
 pub use budget::SharedBudget;
 pub use future::ResponseFuture;
+pub(crate) use layer::Streams;
 pub use layer::{NoHint, RefusalsArePermanent, RetryHint, RetryLayer};
 pub use service::RetryService;
