@@ -273,6 +273,12 @@ fn main() {
                     &id("rate limit/tower (fixed window)"),
                 ),
                 (
+                    "tower rate-limit layer on `CoarseClock` (the servers' clock), one request",
+                    "tower `RateLimit` (fixed window, not shared by clones)",
+                    &id("rate limit/stanchion (GCRA, CoarseClock)"),
+                    &id("rate limit/tower (fixed window)"),
+                ),
+                (
                     "tower retry layer, first attempt succeeds, one request",
                     "`tower::retry` with a policy that never retries",
                     &id("retry (first attempt succeeds)/stanchion"),
