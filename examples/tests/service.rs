@@ -581,6 +581,46 @@ async fn ten_thousand_invented_keys_get_no_more_than_the_ip_quota() {
 }
 
 #[tokio::test]
+async fn ten_thousand_ips_through_a_small_table_with_a_short_quota_are_all_served() {
+    // 256 slots and one request per IP per 20 ms: every slot a new IP finds busy is free
+    // again (its bucket full) within 20 ms, and is reused without losing anything, so
+    // 10,000 distinct IPs, one request each, are all served and none is refused as
+    // untracked. (When every slot of a set does hold a refilling bucket, the next IP gets
+    // the 503 of `an_ip_the_table_cannot_hold_gets_503_not_a_spent_quota`.)
+    let s = Service::start(&[
+        "--max-clients",
+        "256",
+        "--ip-quota",
+        "1/20ms",
+        "--latency",
+        "0ms",
+    ])
+    .await;
+    let mut statuses = HashMap::new();
+    for i in 0..10_000u32 {
+        // One connection per IP, from 127.2.0.0 on, a bare HTTP/1.1 request each.
+        let ip = [127, 2, (i >> 8) as u8, i as u8];
+        let mut c = connect_from(s.port, ip).await.unwrap();
+        c.write_all(b"GET /api/data HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12]; // "HTTP/1.1 200"
+        c.read_exact(&mut head).await.unwrap();
+        let status: u16 = std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap();
+        *statuses.entry(status).or_insert(0u32) += 1;
+        // The pace of a few thousand clients a second: a full set would be one of 32
+        // holding 8 of the IPs of the last 20 ms.
+        if i % 16 == 15 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    assert_eq!(statuses, HashMap::from([(200, 10_000)]));
+    let m = s.metrics().await;
+    assert_eq!(m.get("stanchion_clients_untracked_total"), 0.0);
+    assert_eq!(m.admitted("rate_limit"), 10_000.0);
+}
+
+#[tokio::test]
 async fn an_ip_the_table_cannot_hold_gets_503_not_a_spent_quota() {
     // 256 slots, and a quota that refills slowly (1 an hour): each new IP's bucket stays
     // busy, so sets fill up, and the first IP whose set is full is refused.
