@@ -5,7 +5,8 @@
 //!   caller; governor reads its `FakeRelativeClock` (one atomic load), its cheapest way
 //!   to be handed a time.
 //! - `with_clock/{grant,deny}`: a real clock read per check. stanchion on
-//!   `stanchion_std::QuantaClock` (and, for orientation, `StdClock`, `TokioClock`);
+//!   `stanchion_std::QuantaClock` and `CoarseClock` (and, for orientation, `StdClock`,
+//!   `TokioClock`);
 //!   governor on its default clock (quanta).
 //! - `contended/grant`: two threads checking one limiter.
 //! - `keyed/1M_keys`: one check per key over 1,000,000 distinct keys; the bytes each
@@ -33,7 +34,7 @@ use stanchion::rate::{
     WithClock,
 };
 use stanchion_benches::report::{self, Table};
-use stanchion_std::{QuantaClock, StdClock, StdRawMutex, TokioClock};
+use stanchion_std::{CoarseClock, QuantaClock, StdClock, StdRawMutex, TokioClock};
 
 /// Counts the bytes currently allocated, to report what the keyed limiters hold.
 struct Counting;
@@ -198,6 +199,20 @@ fn with_clock(c: &mut Criterion) {
         .build()
         .unwrap();
     let _guard = rt.enter();
+    // The servers' clock: one atomic load. Its refresher task is spawned on this runtime,
+    // which nothing drives here, so the reading stays put: what is measured is the read.
+    let coarse = CoarseClock::start();
+    g.bench_function("grant/stanchion_coarse_clock", |b| {
+        b.iter_custom(|iters| {
+            chunked(
+                iters,
+                || WithClock::new(TokenBucket::new(roomy().1), coarse.clone()),
+                |l| {
+                    black_box(l.acquire(black_box(1))).unwrap();
+                },
+            )
+        })
+    });
     let tokio_clock = TokioClock::new();
     g.bench_function("grant/stanchion_tokio_clock", |b| {
         b.iter_custom(|iters| {
@@ -371,6 +386,13 @@ fn main() {
             &format!("{g}/deny/stanchion_quanta"),
             &format!("{g}/deny/governor_quanta"),
             Some(1.0),
+        );
+        pair(
+            &mut t,
+            "on `CoarseClock` (one atomic load), grant, against governor on quanta",
+            &format!("{g}/grant/stanchion_coarse_clock"),
+            &format!("{g}/grant/governor_quanta"),
+            Some(0.5),
         );
         for (clock, id) in [
             ("`StdClock`", "stanchion_std_clock"),
