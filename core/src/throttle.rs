@@ -91,9 +91,8 @@ use crate::ConfigError;
 use crate::Instant;
 use crate::retry::Ratio;
 use crate::retry::jitter::uniform;
-use crate::retry::ratio_budget::{MIN_BUCKET_NANOS, bucket_at, count_one, new_words, sum};
+use crate::retry::ratio_budget::{bucket_at, bucket_nanos, count_one, new_words, sum};
 use crate::sync::AtomicU64;
-use crate::time::duration_to_nanos_saturating;
 
 /// Fixed-point shift of `K` (16.16).
 const K_SHIFT: u32 = 16;
@@ -145,13 +144,10 @@ impl<const N: usize> AdaptiveThrottle<N> {
             if !Ratio::ONE.le(k) {
                 return Err(ConfigError::new("k", "at least 1"));
             }
-            let bucket_nanos = match duration_to_nanos_saturating(window).checked_div(N as u64) {
-                Some(b) => b,
-                None => 0,
+            let bucket_nanos = match bucket_nanos(window, N) {
+                Ok(b) => b,
+                Err(e) => return Err(e),
             };
-            if bucket_nanos < MIN_BUCKET_NANOS {
-                return Err(ConfigError::new("window", "at least 1 ms per bucket"));
-            }
             Ok(AdaptiveThrottle {
                 requests: new_words(),
                 accepts: new_words(),

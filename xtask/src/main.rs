@@ -509,21 +509,7 @@ fn firmware() -> Result {
         let name = format!("firmware on {machine} ({target}) [{setup_label}]");
         println!("xtask: ==> {name}");
         let started = Instant::now();
-        let mut qemu = command(
-            qemu,
-            &[
-                QEMU_CLOCK[0],
-                QEMU_CLOCK[1],
-                "-cpu",
-                cpu,
-                "-machine",
-                machine,
-                "-nographic",
-                "-semihosting-config",
-                "enable=on,target=native",
-            ],
-        );
-        qemu.args(*extra).arg("-kernel").arg(&elf);
+        let qemu = qemu_command(qemu, cpu, machine, extra, &elf);
         let (status, output) =
             run_with_time_bound(qemu, FIRMWARE_TIME_BOUND).map_err(|e| format!("{name}: {e}"))?;
         match firmware_summary(&output) {
@@ -582,7 +568,23 @@ fn firmware_quickstart() -> Result {
     let name = format!("firmware quick start on {machine} ({target})");
     println!("xtask: ==> {name}");
     let started = Instant::now();
-    let mut qemu = command(
+    let qemu = qemu_command(qemu, cpu, machine, extra, &elf);
+    let (status, _) =
+        run_with_time_bound(qemu, FIRMWARE_TIME_BOUND).map_err(|e| format!("{name}: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "{name} failed ({status}; expected a successful exit)"
+        ));
+    }
+    println!("xtask: <== {name} ok ({:.1?})", started.elapsed());
+    Ok(())
+}
+
+/// The QEMU command line that boots `elf` on `machine` with `cpu`: the instruction-counted
+/// clock ([`QEMU_CLOCK`]), no display, semihosting for the image's output and exit, and
+/// the machine's `extra` arguments.
+fn qemu_command(qemu: &str, cpu: &str, machine: &str, extra: &[&str], elf: &Path) -> Command {
+    let mut command = command(
         qemu,
         &[
             QEMU_CLOCK[0],
@@ -596,16 +598,8 @@ fn firmware_quickstart() -> Result {
             "enable=on,target=native",
         ],
     );
-    qemu.args(extra).arg("-kernel").arg(&elf);
-    let (status, _) =
-        run_with_time_bound(qemu, FIRMWARE_TIME_BOUND).map_err(|e| format!("{name}: {e}"))?;
-    if !status.success() {
-        return Err(format!(
-            "{name} failed ({status}; expected a successful exit)"
-        ));
-    }
-    println!("xtask: <== {name} ok ({:.1?})", started.elapsed());
-    Ok(())
+    command.args(extra).arg("-kernel").arg(elf);
+    command
 }
 
 /// Makes sure `binary` runs, installing Debian's `package` with apt when it is missing and

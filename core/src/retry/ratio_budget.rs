@@ -76,6 +76,16 @@ const GEN_MASK: u64 = (1 << 40) - 1;
 const GEN_FUTURE: u64 = 1 << 39;
 pub(crate) const MIN_BUCKET_NANOS: u64 = 1_000_000;
 
+/// One of `n` buckets over `window`, in nanoseconds (rounded down), or the error naming
+/// `window` if that is under [`MIN_BUCKET_NANOS`] (or `n` is zero): the check every
+/// bucketed window of this crate makes at construction.
+pub(crate) const fn bucket_nanos(window: Duration, n: usize) -> Result<u64, ConfigError> {
+    match crate::div::checked_div(duration_to_nanos_saturating(window), n as u64) {
+        Some(b) if b >= MIN_BUCKET_NANOS => Ok(b),
+        _ => Err(ConfigError::new("window", "at least 1 ms per bucket")),
+    }
+}
+
 /// Retries as a share of recent requests, plus a floor, over a sliding window of `N`
 /// buckets. See the [module docs](self).
 #[derive(Debug)]
@@ -100,13 +110,10 @@ impl<const N: usize> RatioBudget<N> {
             if !ratio.le(Ratio::integer(10)) {
                 return Err(ConfigError::new("ratio", "in 0..=10 (0% to 1000%)"));
             }
-            let bucket_nanos = match duration_to_nanos_saturating(window).checked_div(N as u64) {
-                Some(b) => b,
-                None => 0,
+            let bucket_nanos = match bucket_nanos(window, N) {
+                Ok(b) => b,
+                Err(e) => return Err(e),
             };
-            if bucket_nanos < MIN_BUCKET_NANOS {
-                return Err(ConfigError::new("window", "at least 1 ms per bucket"));
-            }
             Ok(RatioBudget {
                 requests: new_words(),
                 retries: new_words(),

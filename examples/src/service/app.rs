@@ -286,26 +286,18 @@ async fn rate_limit(
         Err(error) if state.limits.denies_in_fallback(client) => {
             // Not a spent quota: nobody's quota is known while Redis is out of reach.
             state.metrics.rejected(Layer::RateLimit);
-            let retry_after = error.retry_after();
-            with_message(
-                service_unavailable(retry_after),
-                format!(
-                    "per-client limits unavailable: Redis is out of reach and --redis-fallback deny refuses every limited request; retry after {} s",
-                    whole_seconds(retry_after.unwrap_or(Duration::from_secs(1)))
-                ),
+            limits_unavailable(
+                &error,
+                "per-client limits unavailable: Redis is out of reach and --redis-fallback deny refuses every limited request",
             )
         }
         Err(error) if state.limits.untracked(client) => {
             // Not a spent quota: the table holds as many clients as it can.
             state.metrics.rejected(Layer::RateLimit);
             state.metrics.untracked();
-            let retry_after = error.retry_after();
-            with_message(
-                service_unavailable(retry_after),
-                format!(
-                    "too many clients: the table of client IPs is full of clients still within their window, so this one cannot be tracked; retry after {} s",
-                    whole_seconds(retry_after.unwrap_or(Duration::from_secs(1)))
-                ),
+            limits_unavailable(
+                &error,
+                "too many clients: the table of client IPs is full of clients still within their window, so this one cannot be tracked",
             )
         }
         Err(error) => {
@@ -313,6 +305,19 @@ async fn rate_limit(
             too_many(RateLimited { error, policy })
         }
     }
+}
+
+/// 503 for a per-client limit that refused without a spent quota (`why`): `Retry-After`
+/// and the body's wait from the limiter's answer, no `RateLimit` fields.
+fn limits_unavailable(error: &RateLimitError, why: &str) -> Response {
+    let retry_after = error.retry_after();
+    with_message(
+        service_unavailable(retry_after),
+        format!(
+            "{why}; retry after {} s",
+            whole_seconds(retry_after.unwrap_or(Duration::from_secs(1)))
+        ),
+    )
 }
 
 fn too_many(refused: RateLimited) -> Response {
