@@ -537,7 +537,23 @@ async fn first_retry_waits<P>(layer: RetryLayer<P>, n: u32) -> Vec<Duration>
 where
     RetryLayer<P>: tower::Layer<
             tower::util::BoxCloneService<u32, u32, BoxError>,
-            Service: Service<u32, Response = u32, Error = BoxError>,
+            Service: Service<u32, Response = u32, Error = BoxError> + Clone,
+        >,
+{
+    first_retry_waits_through(layer, n, false).await
+}
+
+/// [`first_retry_waits`], each request sent through a fresh clone of the service if
+/// `clone_each` (as axum does).
+async fn first_retry_waits_through<P>(
+    layer: RetryLayer<P>,
+    n: u32,
+    clone_each: bool,
+) -> Vec<Duration>
+where
+    RetryLayer<P>: tower::Layer<
+            tower::util::BoxCloneService<u32, u32, BoxError>,
+            Service: Service<u32, Response = u32, Error = BoxError> + Clone,
         >,
 {
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -565,7 +581,9 @@ where
         .layer(layer)
         .service(tower::util::BoxCloneService::new(inner));
     for request in 0..n {
-        let ready = svc.ready().await.unwrap();
+        let mut clone = svc.clone();
+        let through = if clone_each { &mut clone } else { &mut svc };
+        let ready = through.ready().await.unwrap();
         assert_eq!(ready.call(request).await.unwrap(), request);
     }
     let log = log.lock().unwrap();
@@ -610,6 +628,26 @@ async fn retry_gives_each_request_its_own_jitter() {
     assert_eq!(distinct.len(), 100);
     let other = first_retry_waits(RetryLayer::new(same_seed_for_every_request).seed(4), 100).await;
     assert_ne!(seeded, other);
+
+    // Each request through a clone of its own (each clone numbers its requests from a
+    // block of its own): still one stream per request, the same in every run.
+    let cloned = first_retry_waits_through(
+        RetryLayer::new(same_seed_for_every_request).seed(3),
+        100,
+        true,
+    )
+    .await;
+    let mut distinct = cloned.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 100, "pairwise different waits: {cloned:?}");
+    let again = first_retry_waits_through(
+        RetryLayer::new(same_seed_for_every_request).seed(3),
+        100,
+        true,
+    )
+    .await;
+    assert_eq!(cloned, again);
 
     // Keeping the closure's generator: one seed, every request waits alike.
     let alike = first_retry_waits(

@@ -402,7 +402,10 @@ impl<B: Backoff, K, R: RetryBudget> RetryPolicy<B, K, R> {
     /// The attempt succeeded (for runners that classify outcomes themselves).
     #[inline]
     pub fn on_success_at(&mut self, now: Instant) {
-        self.on_verdict_at(now, Verdict::Success, None);
+        // What `on_verdict_at` does for a success, without its retry path: small enough
+        // to inline into a runner's success path.
+        self.deposit_once(now);
+        self.budget.record_success_at(now);
     }
 
     /// The attempt failed transiently (for runners that classify outcomes themselves):
@@ -470,13 +473,7 @@ impl<B: Backoff, K, R: RetryBudget> RetryPolicy<B, K, R> {
         verdict: Verdict,
         hint: Option<Duration>,
     ) -> Result<W, Decision> {
-        // The flag is written every time, without a branch: with `NoBudget`, whose
-        // deposit is nothing, that is one store.
-        let first = !self.deposited;
-        self.deposited = true;
-        if first {
-            self.budget.deposit_at(now);
-        }
+        self.deposit_once(now);
         match verdict {
             Verdict::Success => {
                 self.budget.record_success_at(now);
@@ -514,6 +511,20 @@ impl<B: Backoff, K, R: RetryBudget> RetryPolicy<B, K, R> {
 
 /// A wait as the policy hands it out: a `Duration` ([`RetryPolicy::on_verdict_at`]) or
 /// whole nanoseconds ([`RetryPolicy::next_attempt_at`]).
+impl<B, K, R: RetryBudget> RetryPolicy<B, K, R> {
+    /// The budget's deposit, once per operation (the first outcome told).
+    #[inline]
+    fn deposit_once(&mut self, now: Instant) {
+        // The flag is written every time, without a branch: with `NoBudget`, whose
+        // deposit is nothing, that is one store.
+        let first = !self.deposited;
+        self.deposited = true;
+        if first {
+            self.budget.deposit_at(now);
+        }
+    }
+}
+
 trait Wait: Copy {
     /// The backoff's next delay.
     fn next<B: Backoff>(backoff: &mut B, rng: &mut fastrand::Rng) -> Self;

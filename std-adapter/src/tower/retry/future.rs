@@ -3,19 +3,21 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
-use stanchion::Clock;
-use stanchion::retry::{Backoff, Classify, Decision, RetryBudget, RetryPolicy};
+use stanchion::retry::{Backoff, Classify, Decision, RetryBudget, RetryPolicy, Verdict};
+use stanchion::{Clock, Instant};
 use tokio::time::Sleep;
 use tower_service::Service;
 
 use super::RetryHint;
-use super::layer::is_permanent_stack_refusal;
+use super::layer::{StreamOf, is_permanent_stack_refusal};
 
 pin_project! {
     #[project = StateProj]
     enum State<F> {
         Calling { #[pin] future: F },
-        Sleeping { #[pin] sleep: Sleep },
+        // Boxed: a tokio `Sleep` is about 100 bytes, which every request's future would
+        // carry (and move) even when its first attempt succeeds.
+        Sleeping { sleep: Pin<Box<Sleep>> },
         Readying,
     }
 }
@@ -29,6 +31,9 @@ pin_project! {
         service: S,
         request: Req,
         policy: P,
+        // This request's random stream, until the first outcome is told to the policy
+        // (`None` after, or to keep the policy's own).
+        stream: Option<StreamOf>,
         hint: H,
         clock: C,
         retry_refusals: bool,
@@ -41,6 +46,7 @@ impl<F, S, Req, P, H, C> ResponseFuture<F, S, Req, P, H, C> {
         service: S,
         request: Req,
         policy: P,
+        stream: Option<StreamOf>,
         hint: H,
         clock: C,
         retry_refusals: bool,
@@ -50,6 +56,7 @@ impl<F, S, Req, P, H, C> ResponseFuture<F, S, Req, P, H, C> {
             service,
             request,
             policy,
+            stream,
             hint,
             clock,
             retry_refusals,
@@ -70,6 +77,7 @@ where
 {
     type Output = Result<S::Response, S::Error>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
@@ -82,22 +90,33 @@ where
                             return Poll::Ready(result);
                         }
                     }
-                    let hint = this.hint.retry_after(&result);
-                    // The clock-bound form reads the clock only when the decision needs it (not on a
-                    // success with a budget that ignores time).
-                    match this.policy.on_outcome(&*this.clock, &result, hint) {
-                        Decision::Retry { after, .. } if after.is_zero() => {
-                            this.state.set(State::Readying);
-                        }
-                        Decision::Retry { after, .. } => {
-                            let sleep = tokio::time::sleep(after);
-                            this.state.set(State::Sleeping { sleep });
-                        }
-                        Decision::Done | Decision::GiveUp { .. } => return Poll::Ready(result),
+                    let verdict = this.policy.classify(&result);
+                    if verdict == Verdict::Success {
+                        // The common case, kept small enough to inline: the clock is read
+                        // only for a budget that counts successes in time.
+                        let now = if R::USES_TIME {
+                            this.clock.now()
+                        } else {
+                            Instant::ZERO
+                        };
+                        this.policy.on_success_at(now);
+                        return Poll::Ready(result);
+                    }
+                    let next = after_failure(
+                        this.policy,
+                        this.stream,
+                        &*this.hint,
+                        &*this.clock,
+                        &result,
+                        verdict,
+                    );
+                    match next {
+                        Some(state) => this.state.set(state),
+                        None => return Poll::Ready(result),
                     }
                 }
                 StateProj::Sleeping { sleep } => {
-                    ready!(sleep.poll(cx));
+                    ready!(sleep.as_mut().poll(cx));
                     this.state.set(State::Readying);
                 }
                 StateProj::Readying => {
@@ -107,5 +126,36 @@ where
                 }
             }
         }
+    }
+}
+
+/// What follows an attempt that did not succeed: the state to go on in, or `None` to
+/// return its outcome (the policy is done or gives up). Out of line: `poll` keeps only
+/// the success path, which every request takes.
+#[inline(never)]
+fn after_failure<F, T, E, B, K, R, H, C>(
+    policy: &mut RetryPolicy<B, K, R>,
+    stream: &mut Option<StreamOf>,
+    hint: &H,
+    clock: &C,
+    result: &Result<T, E>,
+    verdict: Verdict,
+) -> Option<State<F>>
+where
+    B: Backoff,
+    R: RetryBudget,
+    H: RetryHint<T, E>,
+    C: Clock,
+{
+    // Before the policy's first draw: the request's own stream.
+    if let Some(stream) = stream.take() {
+        policy.rng_mut().seed(stream.seed());
+    }
+    match policy.on_verdict_at(clock.now(), verdict, hint.retry_after(result)) {
+        Decision::Retry { after, .. } if after.is_zero() => Some(State::Readying),
+        Decision::Retry { after, .. } => Some(State::Sleeping {
+            sleep: Box::pin(tokio::time::sleep(after)),
+        }),
+        Decision::Done | Decision::GiveUp { .. } => None,
     }
 }

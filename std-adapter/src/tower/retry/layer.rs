@@ -177,9 +177,10 @@ impl<P, H, C> RetryLayer<P, H, C> {
     }
 
     /// The same layer deriving each request's random stream from `seed` (instead of a
-    /// seed drawn at random): the `n`th request through the layer (counted across every
-    /// service it makes and their clones) gets the same stream in every run, so a test
-    /// or a replay sees the same jitter. Requests still get different streams.
+    /// seed drawn at random): the `n`th request through the `k`th service the layer
+    /// makes or clones gets the same stream in every run, so a test or a replay that
+    /// makes its services and requests in the same order sees the same jitter. Requests
+    /// still get different streams.
     ///
     /// ```
     /// use std::time::Duration;
@@ -273,11 +274,55 @@ impl Streams {
         match self {
             Streams::Derived { seed, next } => {
                 let n = next.fetch_add(1, Ordering::Relaxed);
-                Some(splitmix64(seed.wrapping_add(n.wrapping_mul(GOLDEN_GAMMA))))
+                Some(stream_seed(*seed, n))
             }
             Streams::FromPolicy => None,
         }
     }
+
+    /// The first of a block of 2^32 request numbers, for one service (or clone): the
+    /// service numbers its own requests from it with a plain counter, so that a request
+    /// costs no atomic operation. Blocks are handed out in order from the shared count,
+    /// so requests of different services never share a number (until a service has
+    /// made 2^32 requests, or 2^32 services were made).
+    pub(crate) fn block(&self) -> u64 {
+        match self {
+            Streams::Derived { next, .. } => next.fetch_add(1, Ordering::Relaxed) << 32,
+            Streams::FromPolicy => 0,
+        }
+    }
+
+    /// Request number `n`'s stream (see [`block`](Streams::block)), its seed not yet
+    /// worked out ([`StreamOf::seed`]); `None` to keep the policy's own.
+    #[inline]
+    pub(crate) fn stream_of(&self, n: u64) -> Option<StreamOf> {
+        match self {
+            Streams::Derived { seed, .. } => Some(StreamOf { seed: *seed, n }),
+            Streams::FromPolicy => None,
+        }
+    }
+}
+
+/// One request's stream: its seed is worked out only when needed (a request that
+/// succeeds at once draws nothing).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StreamOf {
+    seed: u64,
+    n: u64,
+}
+
+impl StreamOf {
+    /// The generator's seed.
+    pub(crate) fn seed(self) -> u64 {
+        stream_seed(self.seed, self.n)
+    }
+}
+
+/// splitmix64's output for `seed + (n + 1) * golden ratio`: a bijection of `n` for a
+/// given seed, and unrelated streams for neighbouring `n`.
+#[inline]
+fn stream_seed(seed: u64, n: u64) -> u64 {
+    splitmix64(seed.wrapping_add(n.wrapping_mul(GOLDEN_GAMMA)))
 }
 
 /// 2^64 divided by the golden ratio, odd: splitmix64's increment (the finaliser adds it

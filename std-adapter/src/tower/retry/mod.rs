@@ -9,7 +9,9 @@
 //!   with a `&'static` budget or a [`SharedBudget`] (an `Arc`).
 //! - A random stream per request: the layer reseeds each policy's generator with a seed
 //!   derived from one layer seed and the request's number, so that requests failing
-//!   together spread their retries even when the closure seeds every policy alike. The
+//!   together spread their retries even when the closure seeds every policy alike. (A
+//!   service and each of its clones number their requests from blocks of their own, one
+//!   atomic addition per clone and none per request.) The
 //!   layer seed is drawn at random; [`RetryLayer::seed`] fixes it for reproducible runs,
 //!   and [`RetryLayer::rng_from_policy`] keeps the generator the closure built.
 //! - The request is cloned for every attempt (`Req: Clone`); the inner service is cloned
@@ -29,8 +31,12 @@
 //!   [module docs](super::breaker#retries-in-front-of-a-breaker) and its
 //!   [`SERVICE_PRESET`](super::breaker::SERVICE_PRESET)).
 //!
-//! Cost per request: the policy (a few words), one atomic addition for its seed, a clone
-//! of the service and one of the request; per retry, a clone of the request and a tokio timer.
+//! Cost per request: a request that succeeds at once costs the policy's construction
+//! (constants, folded by the compiler when the closure is simple), a clone of the
+//! request and of the service, and one addition to the service's request count; it reads
+//! no clock and draws nothing. Its stream's seed is worked out, and the clock read, only
+//! when an attempt fails. Per retry: a clone of the request and a tokio timer (boxed, so
+//! that the response future stays small for the requests that never sleep).
 
 mod budget;
 mod future;

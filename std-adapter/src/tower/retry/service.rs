@@ -9,14 +9,33 @@ use super::{ResponseFuture, RetryHint};
 
 /// Retries requests as a per-request core policy says; see
 /// [`RetryLayer`](super::RetryLayer).
-#[derive(Clone, Debug)]
+///
+/// A clone numbers its requests from a block of its own (one atomic addition per clone,
+/// none per request), so that every request gets a random stream of its own.
+#[derive(Debug)]
 pub struct RetryService<S, P, H, C> {
     inner: S,
     make_policy: P,
     hint: H,
     clock: C,
     streams: Streams,
+    /// The number of this service's next request (see [`Streams::block`]).
+    next_request: u64,
     retry_refusals: bool,
+}
+
+impl<S: Clone, P: Clone, H: Clone, C: Clone> Clone for RetryService<S, P, H, C> {
+    fn clone(&self) -> Self {
+        RetryService {
+            inner: self.inner.clone(),
+            make_policy: self.make_policy.clone(),
+            hint: self.hint.clone(),
+            clock: self.clock.clone(),
+            next_request: self.streams.block(),
+            streams: self.streams.clone(),
+            retry_refusals: self.retry_refusals,
+        }
+    }
 }
 
 impl<S, P, H, C> RetryService<S, P, H, C> {
@@ -33,6 +52,7 @@ impl<S, P, H, C> RetryService<S, P, H, C> {
             make_policy,
             hint,
             clock,
+            next_request: streams.block(),
             streams,
             retry_refusals,
         }
@@ -65,10 +85,11 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let mut policy = (self.make_policy)(&self.clock);
-        if let Some(seed) = self.streams.next_seed() {
-            policy.rng_mut().seed(seed);
-        }
+        let policy = (self.make_policy)(&self.clock);
+        // The stream's seed is worked out only if the first attempt fails: a request that
+        // succeeds at once draws no jitter.
+        let number = self.next_request;
+        self.next_request = number.wrapping_add(1);
         // The ready service makes the first attempt and, made ready again, the retries.
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
@@ -78,6 +99,7 @@ where
             service,
             request,
             policy,
+            self.streams.stream_of(number),
             self.hint.clone(),
             self.clock.clone(),
             self.retry_refusals,
