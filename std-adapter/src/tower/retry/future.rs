@@ -41,6 +41,8 @@ pin_project! {
 }
 
 impl<F, S, Req, P, H, C> ResponseFuture<F, S, Req, P, H, C> {
+    // One argument per field: the service hands over what the future owns.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         future: F,
         service: S,
