@@ -2,9 +2,10 @@
 //!
 //! What it does: what [`CountWindow<N>`](super::CountWindow) does with `N = size`: a ring
 //! of the last `size` outcomes with running totals; a new outcome evicts the oldest once
-//! the ring holds `size`. The storage is `CAP` slots, fixed at compile time; the window
-//! uses the first `size` of them. For the same outcomes it takes the same decisions as
-//! `CountWindow<size>` (a property test compares the two inside a breaker).
+//! the ring holds `size`; `minimum_calls` is clamped to `size`. The storage is `CAP`
+//! slots, fixed at compile time; the window uses the first `size` of them. For the same
+//! outcomes it takes the same decisions as `CountWindow<size>` (a property test compares
+//! the two inside a breaker).
 //!
 //! When to choose it: when the size comes from configuration read at start (a file, the
 //! environment), so that one build can run with 50 calls here and 100 there. Pick `CAP`
@@ -32,7 +33,7 @@
 //! # Ok::<(), stanchion::ConfigError>(())
 //! ```
 //!
-//! Cost: `CAP` bytes plus 28 (on 64-bit targets; plus 16 on 32-bit ones), whatever the
+//! Cost: `CAP` bytes plus 28 (on 64-bit targets; plus 20 on 32-bit ones), whatever the
 //! size; O(1) per outcome and per evaluation. The breaker's lock-free paths are those of
 //! [`CountWindow`](super::CountWindow): on targets with native 64-bit atomics, once the
 //! window holds `minimum_calls`, successes that are not slow are counted without the
