@@ -54,6 +54,8 @@ fn breaker_and_pipeline_on_the_mock_driver() {
     attempt_and_overall_timeouts();
     reset();
     the_classifier_decides_what_to_retry();
+    reset();
+    a_window_sized_at_run_time();
 }
 
 fn breaker_call_holds_the_permit_across_the_await() {
@@ -98,6 +100,39 @@ fn breaker_call_holds_the_permit_across_the_await() {
     pending(probe.as_mut());
     assert_eq!(ready_at(probe.as_mut(), 105 * MS + 1), Ok(7));
     assert_eq!(b.state(), State::Closed);
+}
+
+/// A breaker over a time window whose bucket count is read at start (`TimeWindowUpTo`):
+/// one second in 2 buckets of 500 ms; two failures in the window open it.
+fn a_window_sized_at_run_time() {
+    use stanchion::breaker::window::TimeWindowUpTo;
+
+    let buckets: u32 = "2".parse().unwrap(); // as read from a configuration
+    let window = TimeWindowUpTo::<60>::new(Duration::from_secs(1), buckets).unwrap();
+    let config = BreakerConfig::new()
+        .open_duration(Duration::from_millis(100))
+        .failure_rate_threshold(50)
+        .minimum_calls(2);
+    let b: CircuitBreaker<TimeWindowUpTo<60>, NoopRawMutex> =
+        CircuitBreaker::new(config, window).unwrap();
+    let fail = || ready(pin!(breaker::call(&b, || async { Err::<(), _>("down") })).as_mut());
+    advance_to(450 * MS);
+    assert_eq!(fail(), Err(BreakerError::Operation("down")));
+    // At 1 020 ms the bucket of 0..500 ms has left the window (in 10 buckets of 100 ms,
+    // the one of 400..500 ms would still be in): one failure, below the minimum.
+    advance_to(1_020 * MS);
+    assert_eq!(fail(), Err(BreakerError::Operation("down")));
+    assert_eq!(b.state(), State::Closed);
+    advance_to(1_030 * MS);
+    assert_eq!(fail(), Err(BreakerError::Operation("down")));
+    assert_eq!(b.state(), State::Open);
+    assert_eq!(
+        fail(),
+        Err(BreakerError::Rejected(Rejected {
+            retry_after: Some(Duration::from_nanos(100 * 1_000_000 + 1)),
+            state: State::Open
+        }))
+    );
 }
 
 fn pipeline_retries_and_succeeds() {

@@ -31,7 +31,9 @@
 //! # }
 //! ```
 
-pub use stanchion::breaker::window::{ConsecutiveWindow, CountWindow, TimeWindow};
+pub use stanchion::breaker::window::{
+    ConsecutiveWindow, CountWindow, CountWindowUpTo, TimeWindow, TimeWindowUpTo,
+};
 pub use stanchion::breaker::{BreakerConfig, CircuitBreaker};
 pub use stanchion::bulkhead::Bulkhead;
 pub use stanchion::rate::{

@@ -132,6 +132,53 @@ async fn breaker_opens_rejects_half_opens_and_closes_and_clones_share_it() {
     assert_eq!(calls.load(Ordering::SeqCst), 5);
 }
 
+/// A breaker over a count window whose size is read at start (`CountWindowUpTo`): the
+/// size, not the capacity, decides.
+#[tokio::test(start_paused = true)]
+async fn breaker_over_a_window_sized_at_run_time() {
+    use stanchion::breaker::window::CountWindowUpTo;
+
+    let size: u32 = "3".parse().unwrap(); // as read from a configuration file
+    let config = BreakerConfig::new()
+        .failure_rate_threshold(60)
+        .minimum_calls(3)
+        .open_duration(SECS(10));
+    let breaker: CircuitBreaker<CountWindowUpTo<128>, StdRawMutex> =
+        CircuitBreaker::new(config, CountWindowUpTo::new(size).unwrap()).unwrap();
+    let breaker = Arc::new(breaker);
+    let calls = Arc::new(AtomicU32::new(0));
+    let svc = ServiceBuilder::new()
+        .layer(CircuitBreakerLayer::new(Arc::clone(&breaker)))
+        .service(scripted(Arc::clone(&calls)));
+    for call in [Call::Fail, Call::Ok, Call::Ok, Call::Ok, Call::Fail] {
+        let _ = svc.clone().oneshot(call).await;
+    }
+    // The last 3 calls: 1 failure of 3 (of all 5 calls, 2 of 5).
+    assert_eq!(breaker.state(), State::Closed);
+    let _ = svc.clone().oneshot(Call::Fail).await;
+    // 2 of the last 3 (67 %) reach 60 %; 3 of all 6 (50 %) would not have.
+    let metrics = breaker.metrics_at(stanchion::Instant::ZERO);
+    assert_eq!(
+        (
+            metrics.state,
+            metrics.calls,
+            metrics.failures,
+            metrics.failure_rate
+        ),
+        (State::Open, 3, 2, Some(6_666))
+    );
+    let err = svc.oneshot(Call::Ok).await.unwrap_err();
+    assert_eq!(
+        refused_by(&err),
+        (
+            Layer::CircuitBreaker,
+            Some(SECS(10) + Duration::from_nanos(1))
+        )
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 6);
+    assert!(CountWindowUpTo::<128>::new(129).is_err());
+}
+
 #[tokio::test(start_paused = true)]
 async fn rate_limit_denies_past_the_quota_with_the_exact_wait() {
     let calls = Arc::new(AtomicU32::new(0));

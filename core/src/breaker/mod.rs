@@ -47,8 +47,12 @@
 //! dependency gets room to recover. Pick the window: [`CountWindow`](window::CountWindow)
 //! (the last N calls; the usual choice), [`TimeWindow`](window::TimeWindow) (the last T of
 //! time, for bursty traffic), [`ConsecutiveWindow`](window::ConsecutiveWindow) (N failures
-//! in a row, for low traffic). For load shedding without a notion of failure, use a rate
-//! limiter or a bulkhead instead.
+//! in a row, for low traffic). The count and time windows take their size when compiling;
+//! when it comes from configuration read at start, use
+//! [`CountWindowUpTo`](window::CountWindowUpTo) or
+//! [`TimeWindowUpTo`](window::TimeWindowUpTo) instead: a capacity fixed when compiling, a
+//! size up to it given to `new`, the same decisions (see [`window`]). For load shedding
+//! without a notion of failure, use a rate limiter or a bulkhead instead.
 //!
 //! # Example
 //!

@@ -863,6 +863,9 @@ fn clock_bound_forms_and_statics() {
 }
 
 #[cfg(not(loom))]
+mod runtime_sized_windows;
+
+#[cfg(not(loom))]
 mod model {
     //! A reference model of the rules, written as plainly as possible, and a property test
     //! that the breaker agrees with it over random outcome sequences.

@@ -5,22 +5,59 @@
 //! | [`ConsecutiveWindow`] | the current failure and slow streaks | 12 bytes | O(1) |
 //! | [`CountWindow<N>`](CountWindow) | the last `N` calls | `N` bytes + 20 | O(1) |
 //! | [`TimeWindow<B>`](TimeWindow) | the calls of the last span, in `B` buckets | `12 * B` bytes + 28 | O(1) amortised |
+//! | [`CountWindowUpTo<CAP>`](CountWindowUpTo) | the last `size` calls, `size` in `1..=CAP` chosen at run time | `CAP` bytes + 28 | O(1) |
+//! | [`TimeWindowUpTo<CAP>`](TimeWindowUpTo) | the calls of the last span, in `buckets` buckets, `buckets` in `1..=CAP` chosen at run time | `12 * CAP` bytes + 36 | O(1) amortised |
+//!
+//! **Sized when compiling, or when starting.** [`CountWindow<N>`](CountWindow) and
+//! [`TimeWindow<B>`](TimeWindow) take their size as a const generic: the smallest state and
+//! code, and the choice for firmware and for sizes written in the source.
+//! [`CountWindowUpTo<CAP>`](CountWindowUpTo) and [`TimeWindowUpTo<CAP>`](TimeWindowUpTo) fix
+//! only a capacity when compiling and take the size (a plain `u32`, checked by `new`, which
+//! names the field and the range) when the program starts, for a service that reads it from
+//! its configuration: one build runs with 50 calls here and 100 there. They pay for the
+//! capacity they do not use. For the same size they take the same decisions as the
+//! const-sized ones: the same outcomes give the same states, metrics and rejections (a
+//! property test drives both through a breaker).
+//!
+//! ```
+//! use stanchion::ConfigError;
+//! use stanchion::breaker::{BreakerConfig, CircuitBreaker, window::CountWindowUpTo};
+//! use stanchion::sync::CriticalSectionRawMutex;
+//!
+//! /// Room for up to 128 calls; how many the breaker looks at is configuration.
+//! type Breaker = CircuitBreaker<CountWindowUpTo<128>, CriticalSectionRawMutex>;
+//!
+//! fn breaker(window_size: u32) -> Result<Breaker, ConfigError> {
+//!     CircuitBreaker::new(BreakerConfig::new(), CountWindowUpTo::new(window_size)?)
+//! }
+//! assert!(breaker(50).is_ok());
+//! assert!(breaker(100).is_ok());
+//! assert_eq!(
+//!     breaker(200).unwrap_err().to_string(),
+//!     "invalid configuration: `size` must be in 1..=CAP (the window's capacity)"
+//! );
+//! ```
 //!
 //! A window is a plain `&mut self` value; the breaker keeps it inside its critical section.
 //! A window may let the breaker record calls that are not slow without that critical
-//! section, on targets with native 64-bit atomics: [`CountWindow`] and [`TimeWindow`] let it count successes
-//! ([`Window::batch_until`]) once they hold `minimum_calls` (from then on such successes
-//! can only lower the rates), within the current bucket for a time window;
+//! section, on targets with native 64-bit atomics: the count and time windows (both
+//! kinds) let it count successes ([`Window::batch_until`]) once they hold `minimum_calls`
+//! (from then on such successes can only lower the rates), within the current bucket for
+//! a time window;
 //! [`ConsecutiveWindow`] lets it keep the failure streak
 //! ([`Window::failure_streak`]) while no slow streak runs.
 
 mod consecutive;
 mod count;
+mod count_up_to;
 mod time;
+mod time_up_to;
 
 pub use consecutive::ConsecutiveWindow;
 pub use count::CountWindow;
+pub use count_up_to::CountWindowUpTo;
 pub use time::TimeWindow;
+pub use time_up_to::TimeWindowUpTo;
 
 use crate::Instant;
 
@@ -175,8 +212,9 @@ impl Exceeded {
     }
 }
 
-/// A window of recorded calls. Implemented by [`ConsecutiveWindow`], [`CountWindow`] and
-/// [`TimeWindow`]; a custom window may implement it too.
+/// A window of recorded calls. Implemented by [`ConsecutiveWindow`], [`CountWindow`],
+/// [`TimeWindow`], [`CountWindowUpTo`] and [`TimeWindowUpTo`]; a custom window may
+/// implement it too.
 ///
 /// `now` never goes backwards as far as a window is concerned: a window treats an instant
 /// earlier than one it has seen as that one ("no time passed").
