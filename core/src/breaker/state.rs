@@ -16,6 +16,8 @@
 use core::fmt;
 use core::time::Duration;
 
+use crate::time::ShowDuration;
+
 /// A circuit breaker's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -95,7 +97,7 @@ impl fmt::Display for State {
 }
 
 /// A call the breaker did not let through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Rejected {
     /// How long until the breaker lets a call through, when that is known: in
@@ -149,9 +151,24 @@ impl Rejected {
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.retry_after {
-            Some(d) => write!(f, "circuit breaker {}: retry after {:?}", self.state, d),
+            Some(d) => write!(
+                f,
+                "circuit breaker {}: retry after {}",
+                self.state,
+                ShowDuration(d)
+            ),
             None => write!(f, "circuit breaker {}: call not permitted", self.state),
         }
+    }
+}
+
+impl fmt::Debug for Rejected {
+    /// As derived, with the wait printed by core's small duration printer.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejected")
+            .field("retry_after", &self.retry_after.map(ShowDuration))
+            .field("state", &self.state)
+            .finish()
     }
 }
 
@@ -163,7 +180,7 @@ impl core::error::Error for Rejected {}
 ///
 /// Transitions in time are lazy: `state` is the state the breaker is in, and `until`
 /// at or before the instant asked about means the next acquire (or outcome) moves it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct StateAt {
     /// The state the breaker is in.
@@ -178,6 +195,17 @@ pub struct StateAt {
     /// the `retry_after` that rejection would carry (`until` minus that instant, never
     /// zero). `None` otherwise.
     pub retry_after: Option<Duration>,
+}
+
+impl fmt::Debug for StateAt {
+    /// As derived, with the wait printed by core's small duration printer.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateAt")
+            .field("state", &self.state)
+            .field("until", &self.until)
+            .field("retry_after", &self.retry_after.map(ShowDuration))
+            .finish()
+    }
 }
 
 /// A manual transition that the state machine does not allow (see

@@ -113,7 +113,11 @@ impl Denied {
 
 impl fmt::Display for Denied {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "rate limited: retry after {:?}", self.retry_after())
+        write!(
+            f,
+            "rate limited: retry after {}",
+            crate::time::ShowDuration(self.retry_after())
+        )
     }
 }
 

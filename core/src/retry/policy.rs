@@ -76,7 +76,7 @@ use core::fmt;
 use core::time::Duration;
 
 use super::{Backoff, NoBudget, RetryBudget};
-use crate::time::duration_to_nanos_saturating;
+use crate::time::{ShowDuration, duration_to_nanos_saturating};
 use crate::{Clock, ConfigError, Deadline, Instant};
 
 /// What an attempt's outcome means for the operation.
@@ -134,7 +134,7 @@ impl<T, E> Classify<Result<T, E>> for TransientErrors {
 }
 
 /// The policy's answer after an attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Decision {
     /// The attempt succeeded: return its outcome.
@@ -151,6 +151,23 @@ pub enum Decision {
         /// Why.
         reason: GiveUpReason,
     },
+}
+
+impl fmt::Debug for Decision {
+    /// As derived, with the wait printed by core's small duration printer.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Decision::Done => f.write_str("Done"),
+            Decision::Retry { after, attempt } => f
+                .debug_struct("Retry")
+                .field("after", &ShowDuration(*after))
+                .field("attempt", attempt)
+                .finish(),
+            Decision::GiveUp { reason } => {
+                f.debug_struct("GiveUp").field("reason", reason).finish()
+            }
+        }
+    }
 }
 
 /// Why a policy gave up.
