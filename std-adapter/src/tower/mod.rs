@@ -5,6 +5,7 @@
 //! |---|---|---|---|
 //! | [`RateLimitLayer`] over any [`AsyncRateLimiter`](crate::AsyncRateLimiter) | [`RateLimitService`] | [`RateLimited`] | [`Layer::RateLimit`] |
 //! | [`KeyedRateLimitLayer`] over any [`AsyncKeyedRateLimiter`](crate::AsyncKeyedRateLimiter), keyed by the request | [`KeyedRateLimitService`] | [`RateLimited`] | [`Layer::RateLimit`] |
+//! | `TieredRateLimitLayer` (feature `http`) over one [`AsyncKeyedRateLimiter`](crate::AsyncKeyedRateLimiter) per tier, tier and key by the request | `TieredRateLimitService` | nothing: answers 429 itself | [`Layer::RateLimit`] |
 //! | [`BulkheadLayer`] (reject when full) | [`BulkheadService`] | [`BulkheadRejected`] | [`Layer::Bulkhead`] |
 //! | [`QueuedBulkheadLayer`] (wait in line, bounded) over a [`BulkheadQueue`](crate::BulkheadQueue) | [`QueuedBulkheadService`] | [`BulkheadRejected`] | [`Layer::Bulkhead`] |
 //! | [`CircuitBreakerLayer`] with a response classifier | [`CircuitBreakerService`] | [`CircuitOpen`] | [`Layer::CircuitBreaker`] |
@@ -79,6 +80,11 @@ pub mod timeout;
 pub use breaker::{CircuitBreakerLayer, CircuitBreakerService, CircuitOpen, SharedBreaker};
 pub use bulkhead::{
     BulkheadLayer, BulkheadRejected, BulkheadService, QueuedBulkheadLayer, QueuedBulkheadService,
+};
+#[cfg(feature = "http")]
+pub use rate_limit::{
+    Charge, NoHooks, OnRefusal, RateLimitHooks, TierId, TierRefusal, TieredRateLimitLayer,
+    TieredRateLimitService, Tiers,
 };
 pub use rate_limit::{
     KeyedRateLimitLayer, KeyedRateLimitService, OnAdmission, RateLimitLayer, RateLimitPolicy,
