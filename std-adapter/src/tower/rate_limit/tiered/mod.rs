@@ -24,7 +24,7 @@ pub use service::TieredRateLimitService;
 pub const MAX_TIERS: usize = 1 << 16;
 
 /// The longest tier (policy) name, in bytes.
-pub const MAX_TIER_NAME: usize = 64;
+pub const MAX_TIER_NAME: usize = 256;
 
 /// One tier of a [`Tiers`]: the handle [`Tiers::tier`] returns, which the layer's key
 /// function gives back with each request's key.
@@ -67,7 +67,7 @@ impl<L> Tiers<L> {
     ///
     /// # Errors
     ///
-    /// - `policy.name`: 1 to 64 visible ASCII characters or spaces (the name goes into
+    /// - `policy.name`: 1 to 256 visible ASCII characters or spaces (the name goes into
     ///   the `RateLimit` fields as it is), and unique among the tiers (a client could not
     ///   tell two policies of one name apart);
     /// - `policy.quota`: at least 1, when given;
@@ -85,7 +85,7 @@ impl<L> Tiers<L> {
         {
             return Err(ConfigError::new(
                 "policy.name",
-                "1 to 64 visible ASCII characters or spaces",
+                "1 to 256 visible ASCII characters or spaces",
             ));
         }
         if self.tiers.iter().any(|t| t.policy.name == name) {
