@@ -32,6 +32,17 @@ use super::{NoHooks, OnRefusal, Tier, TierPolicies, TieredRateLimitService, Tier
 /// is awaited in the response future, which needs the inner service to be `Clone` (as
 /// [`KeyedRateLimitLayer`](crate::tower::KeyedRateLimitLayer)).
 ///
+/// # When to choose it
+///
+/// In front of HTTP routes, when clients get different quotas (by plan, by
+/// authentication) or when the refusal should be answered where it happens.
+/// [`KeyedRateLimitLayer`](crate::tower::KeyedRateLimitLayer) is the form for one quota
+/// and for services that are not HTTP: it refuses with a
+/// [`RateLimited`](crate::tower::RateLimited) error for the caller (or axum's
+/// `HandleErrorLayer`) to answer.
+///
+/// # Example
+///
 /// ```
 /// use std::sync::Arc;
 /// use axum::{Router, body::Body, extract::Request, http::StatusCode, routing::get};
@@ -91,6 +102,13 @@ use super::{NoHooks, OnRefusal, Tier, TierPolicies, TieredRateLimitService, Tier
 /// # Ok(())
 /// # }
 /// ```
+///
+/// # Cost
+///
+/// Per request: the key function, the tier's policy by index, and the limiter's decision
+/// (for a [`ShardedKeyedLimiter`](crate::ShardedKeyedLimiter), two hashes and one shard's
+/// lock), with no allocation for an in-process limiter; a remote one allocates its boxed
+/// admission. A refusal builds its response (the fields and a short body).
 ///
 /// [`TierId`]: super::TierId
 /// [`Charge::Answer`]: super::Charge::Answer
