@@ -463,7 +463,7 @@ impl ClientLimits {
         self.tiers.limiter(self.tier(client)).map(|l| &**l)
     }
 
-    /// The Redis limiters, each with its policy (none without Redis).
+    /// The Redis limiters: the keys' in order, then the IPs' (none without Redis).
     #[cfg(feature = "redis")]
     fn shared(&self) -> impl Iterator<Item = &Shared> {
         self.key_tiers
@@ -657,6 +657,36 @@ mod tests {
         assert_eq!(limits.identify(Some(b"has space"), ip), Err(MalformedKey));
         assert_eq!(limits.identify(Some(&[0xff, 0xfe]), ip), Err(MalformedKey));
         assert_eq!(limits.identify(Some(&[b'k'; 129]), ip), Err(MalformedKey));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_key_and_the_ips_are_a_tier_with_their_own_policy_and_limiter() {
+        let keys = [
+            parse_api_key("alice=a-key:2/1s").unwrap(),
+            parse_api_key("bob=b-key:5/1m").unwrap(),
+        ];
+        let limits = ClientLimits::local(&keys, parse_quota("3/1s").unwrap(), 256).unwrap();
+        let tiers = limits.tiers();
+        assert_eq!(tiers.len(), 3);
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        for (client, name, q) in [
+            (Client::Key(0), "key-alice", 2),
+            (Client::Key(1), "key-bob", 5),
+            (Client::Ip(ip), "ip", 3),
+        ] {
+            let tier = limits.tier(client);
+            let policy = tiers.policy(tier).unwrap();
+            assert_eq!((policy.name, policy.quota), (name, Some(q)));
+            let limiter = tiers.limiter(tier).unwrap();
+            assert_eq!(AsyncKeyedRateLimiter::max_acquire(&**limiter), q);
+            assert_eq!(
+                limiter.admit_now(&client, 1).unwrap().unwrap().remaining,
+                q - 1
+            );
+        }
+        // A key that does not exist is charged to the IPs' tier, and never granted.
+        assert_eq!(limits.tier(Client::Key(7)), limits.tier(Client::Ip(ip)));
+        assert!(limits.admit(Client::Key(7)).await.is_err());
     }
 
     #[tokio::test(start_paused = true)]
