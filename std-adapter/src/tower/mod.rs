@@ -29,6 +29,8 @@
 //!   included) and says which pipeline [`Layer`] refused and, where known, when to try
 //!   again. Each converts into [`PipelineError`](stanchion::pipeline::PipelineError),
 //!   except [`ThrottleRejected`]: the throttle is not a position of the pipeline.
+//!   `TieredRateLimitLayer` (feature `http`) is the exception: it answers its refusals
+//!   itself, as HTTP responses, and keeps the inner service's error type.
 //! - Time is tokio's: [`TokioClock`](crate::TokioClock) for decisions and
 //!   `tokio::time::sleep` for waits, so `tokio::time::pause()` drives every layer.
 //!
