@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use stanchion::rate::{
     FullTablePolicy, KeyHasher, KeyedRateLimiter, KeyedTokenBucket, Quota, RateLimitError,
@@ -80,6 +81,9 @@ use crate::StdRawMutex;
 pub struct ShardedKeyedLimiter<const N: usize> {
     shards: Box<[SharedLimiter<StdRawMutex, KeyedTokenBucket<N>>]>,
     shard_key: (u64, u64),
+    /// The quota's burst, for `max_acquire` without a shard's lock (the tower layers ask
+    /// it on requests whose policy gives no quota).
+    burst: AtomicU32,
 }
 
 impl<const N: usize> ShardedKeyedLimiter<N> {
@@ -127,6 +131,7 @@ impl<const N: usize> ShardedKeyedLimiter<N> {
                 hash_key.0 ^ 0x9E37_79B9_7F4A_7C15,
                 hash_key.1.rotate_left(32) ^ 0xC2B2_AE3D_27D4_EB4F,
             ),
+            burst: AtomicU32::new(quota.burst()),
         })
     }
 
@@ -152,6 +157,7 @@ impl<const N: usize> ShardedKeyedLimiter<N> {
         for shard in self.shards.iter() {
             shard.with(|t| t.set_quota(quota));
         }
+        self.burst.store(quota.burst(), Ordering::Relaxed);
     }
 
     /// Whether `key`'s shard can hold it at `now` (see core's
@@ -198,7 +204,7 @@ impl<K: Hash + ?Sized, const N: usize> KeyedRateLimiter<K> for ShardedKeyedLimit
 
     #[inline]
     fn max_acquire(&self) -> u32 {
-        self.quota().burst()
+        self.burst.load(Ordering::Relaxed)
     }
 
     fn reset(&self) {
@@ -294,8 +300,10 @@ mod tests {
     #[test]
     fn quota_changes_reach_every_shard() {
         let l = limiter(4);
+        assert_eq!(KeyedRateLimiter::<str>::max_acquire(&l), 2);
         l.set_quota(Quota::per_second(10).unwrap());
         assert_eq!(l.quota().burst(), 10);
+        assert_eq!(KeyedRateLimiter::<str>::max_acquire(&l), 10);
         assert!(l.acquire_at("x", 10, Instant::ZERO).is_ok());
         assert!(format!("{l:?}").contains("shards: 4"));
     }

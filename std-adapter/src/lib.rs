@@ -129,8 +129,10 @@
 //! - (feature `tower`) `tower` layers: rate limit (plain and keyed), bulkhead (reject, or
 //!   wait in a `BulkheadQueue`), circuit breaker, retry, timeout and adaptive throttle,
 //!   whose clones share one state; (feature `http`) their refusals as 429/503/504
-//!   responses with `Retry-After` and the IETF `RateLimit` fields; (feature `axum`)
-//!   `IntoResponse` and a `HandleErrorLayer` handler.
+//!   responses with `Retry-After` and the IETF `RateLimit` fields, and
+//!   `TieredRateLimitLayer`, a keyed limit with a quota per tier of clients that answers
+//!   its refusals itself; (feature `axum`) `IntoResponse` and a `HandleErrorLayer`
+//!   handler.
 #![deny(missing_docs)]
 
 mod clock;

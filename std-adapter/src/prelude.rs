@@ -62,6 +62,8 @@ pub use crate::tower::{
 pub use crate::http::{
     RateLimitHeaders, RetryAfterHeader, ServerErrorsAreFailures, refusal_response,
 };
+#[cfg(feature = "http")]
+pub use crate::tower::{Charge, TieredRateLimitLayer, Tiers};
 
 #[cfg(feature = "axum")]
 pub use crate::http::handle_refusal;

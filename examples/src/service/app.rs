@@ -1,5 +1,5 @@
 //! The router: `/api/data` behind every pattern, `/health`, `/metrics` and the admin
-//! route; and the small middleware that turns refusals into HTTP answers.
+//! route; and the refusals as HTTP answers.
 //!
 //! | refusal | status | fields |
 //! |---|---|---|
@@ -11,9 +11,12 @@
 //! | malformed `X-Api-Key` | 400 Bad Request | none |
 //! | Redis out of reach with `--redis-fallback deny` | 503 Service Unavailable | `Retry-After` (the next try of Redis) |
 //!
-//! The patterns in front of the downstream are `stanchion_std`'s tower layers, stacked in
-//! [`stanchion::pipeline`]'s order ([`Downstream`]); the answers are built by
-//! `stanchion_std::http` (status and fields), with a body that says what happened.
+//! The per-client rate limit is `stanchion_std`'s `TieredRateLimitLayer`, which answers
+//! its own refusals (a tier per API key, one for the IPs; the service's hooks count its
+//! decisions and write its bodies). The patterns in front of the downstream are
+//! `stanchion_std`'s tower layers, stacked in [`stanchion::pipeline`]'s order
+//! ([`Downstream`]); their refusals are answered by `api_data`, with status and fields
+//! from `stanchion_std::http` and a body that says what happened.
 //! `Retry-After` and `t` are whole seconds, rounded up, never 0. `RateLimit` and
 //! `RateLimit-Policy` follow draft-ietf-httpapi-ratelimit-headers-10:
 //! `RateLimit-Policy: "ip";q=60;w=60` and `RateLimit: "ip";r=0;t=1` (granted responses
@@ -41,20 +44,18 @@ use stanchion::pipeline::Layer;
 use stanchion::rate::RateLimitError;
 use stanchion::retry::{Exponential, Jitter, Ratio, RetryPolicy, TokenBudget};
 use stanchion::{Clock, Deadline};
-use stanchion_std::http::{
-    RateLimitHeaders, circuit_open, gateway_timeout, service_unavailable, too_many_requests,
-};
+use stanchion_std::http::{circuit_open, gateway_timeout, service_unavailable, too_many_requests};
 use stanchion_std::tower::{
-    BoxError, BulkheadRejected, CircuitBreakerLayer, CircuitOpen, OnAdmission, QueuedBulkheadLayer,
-    RateLimitPolicy, RateLimited, RefusalsArePermanent, RetryLayer, SharedBudget, TimeoutLayer,
-    refusal,
+    BoxError, BulkheadRejected, Charge, CircuitBreakerLayer, CircuitOpen, QueuedBulkheadLayer,
+    RateLimitHooks, RateLimitPolicy, RateLimited, RefusalsArePermanent, RetryLayer, SharedBudget,
+    TierId, TierRefusal, TieredRateLimitLayer, TimeoutLayer, refusal,
 };
-use stanchion_std::{BulkheadQueue, StdRawMutex, TokioClock};
+use stanchion_std::{Admission, BulkheadQueue, StdRawMutex, TokioClock};
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 
 use super::admin;
-use super::clients::ClientLimits;
+use super::clients::{Client, ClientLimits};
 use super::config::{Config, DisplayDuration};
 use super::downstream::{DownstreamError, FlakyDownstream};
 use super::metrics::{Metrics, Snapshot};
@@ -79,8 +80,8 @@ impl Attempts {
 /// The downstream behind the patterns, as one tower service (clones share every layer's
 /// state): overall timeout, bulkhead, retry, circuit breaker, per-attempt timeout, the
 /// order of [`stanchion::pipeline`] (in tower the breaker sits inside the retry, so that
-/// each attempt takes a breaker permit). The per-client rate limit runs before it, as
-/// middleware, because its quota depends on who asks.
+/// each attempt takes a breaker permit). The per-client rate limit runs before it, as a
+/// layer of the route, because its quota depends on who asks.
 pub type Downstream = BoxCloneSyncService<Attempts, String, BoxError>;
 
 /// Everything the handlers share.
@@ -212,25 +213,27 @@ impl AppState {
 ///
 /// With [`AppState::bypass_layers`], `/api/data` calls the downstream directly: no
 /// per-client rate limit and no pattern, only the response counter that both forms share.
-pub fn router(state: Arc<AppState>) -> Router {
+///
+/// # Errors
+///
+/// The per-client limits do not make a rate limit layer (see `rate_limited`).
+pub fn router(state: Arc<AppState>) -> Result<Router, String> {
     let api = if state.bypass_layers {
         Router::new().route("/api/data", get(api_data_bare))
     } else {
-        Router::new()
-            .route("/api/data", get(api_data))
-            .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+        rate_limited(&state, Router::new().route("/api/data", get(api_data)))?
     };
     let api = api.layer(middleware::from_fn_with_state(
         state.clone(),
         count_responses,
     ));
-    Router::new()
+    Ok(Router::new()
         .merge(api)
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/admin/downstream", get(admin::show).post(admin::change))
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state))
 }
 
 /// Whole seconds, rounded up, at least 1 (as `Retry-After` says it).
@@ -260,50 +263,70 @@ async fn count_responses(
     response
 }
 
-/// The per-client rate limit: 429 over quota, `RateLimit` fields on every answer.
+/// `routes` behind the per-client rate limit: stanchion-std's `TieredRateLimitLayer`,
+/// one tier per configured API key and one for the IPs ([`ClientLimits::tiers`]), so that
+/// each answer names its client's policy; 429 over quota (the layer's answer, with the
+/// body of [`ClientAnswers`]), `RateLimit` fields on every granted answer; a malformed
+/// `X-Api-Key` is answered 400 by the key function, unlimited.
 ///
-/// Middleware of its own rather than `KeyedRateLimitLayer`: each API key has its own
-/// quota, so each answer names its own policy, which one layer's single policy cannot.
-async fn rate_limit(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let key = request.headers().get(&API_KEY).map(HeaderValue::as_bytes);
-    let client = match state.limits.identify(key, peer.ip()) {
-        Ok(client) => client,
-        Err(malformed) => return text(StatusCode::BAD_REQUEST, malformed.to_string()),
+/// # Errors
+///
+/// None in practice: the limits always have the IPs' tier.
+fn rate_limited(
+    state: &Arc<AppState>,
+    routes: Router<Arc<AppState>>,
+) -> Result<Router<Arc<AppState>>, String> {
+    let for_key = state.clone();
+    let key = move |request: &Request| {
+        // The server puts the peer's address on every request.
+        let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() else {
+            return Charge::Answer(text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error: no client address".to_owned(),
+            ));
+        };
+        let api_key = request.headers().get(&API_KEY).map(HeaderValue::as_bytes);
+        match for_key.limits.identify(api_key, peer.ip()) {
+            Ok(client) => Charge::To(for_key.limits.tier(client), client),
+            Err(malformed) => Charge::Answer(text(StatusCode::BAD_REQUEST, malformed.to_string())),
+        }
     };
-    let policy = *state.limits.policy(client);
-    match state.limits.admit(client).await {
-        Ok(admission) => {
-            state.metrics.admitted(Layer::RateLimit);
-            let mut response = next.run(request).await;
-            RateLimitHeaders.on_admission(&mut response, admission, &policy);
-            response
-        }
-        Err(error) if state.limits.denies_in_fallback(client) => {
+    let layer = TieredRateLimitLayer::new(state.limits.tiers(), key).map_err(|e| e.to_string())?;
+    Ok(routes.layer(layer.hooks(ClientAnswers(state.clone()))))
+}
+
+/// The per-client limit's decisions, counted in the metrics; and its refusals, answered:
+/// a refusal that is not a spent quota (Redis out of reach with `--redis-fallback deny`;
+/// an IP the table cannot hold) gets a 503 that says so, a spent quota the layer's 429
+/// with a body that names the policy.
+struct ClientAnswers(Arc<AppState>);
+
+impl RateLimitHooks<Client, Body> for ClientAnswers {
+    fn granted(&self, _: TierId, _: &Client, _: Admission) {
+        self.0.metrics.admitted(Layer::RateLimit);
+    }
+
+    fn refused(&self, refusal: &TierRefusal<'_, Client>, answer: Response) -> Response {
+        let (state, client, error) = (&self.0, *refusal.key, &refusal.refused.error);
+        state.metrics.rejected(Layer::RateLimit);
+        if state.limits.denies_in_fallback(client) {
             // Not a spent quota: nobody's quota is known while Redis is out of reach.
-            state.metrics.rejected(Layer::RateLimit);
-            limits_unavailable(
-                &error,
+            return limits_unavailable(
+                error,
                 "per-client limits unavailable: Redis is out of reach and --redis-fallback deny refuses every limited request",
-            )
+            );
         }
-        Err(error) if state.limits.untracked(client) => {
+        if state.limits.untracked(client) {
             // Not a spent quota: the table holds as many clients as it can.
-            state.metrics.rejected(Layer::RateLimit);
             state.metrics.untracked();
-            limits_unavailable(
-                &error,
+            return limits_unavailable(
+                error,
                 "too many clients: the table of client IPs is full of clients still within their window, so this one cannot be tracked",
-            )
+            );
         }
-        Err(error) => {
-            state.metrics.rejected(Layer::RateLimit);
-            too_many(RateLimited { error, policy })
-        }
+        // The layer's status and fields, with the service's message.
+        let (parts, _) = answer.into_parts();
+        Response::from_parts(parts, Body::from(too_many_message(&refusal.refused) + "\n"))
     }
 }
 
@@ -321,8 +344,14 @@ fn limits_unavailable(error: &RateLimitError, why: &str) -> Response {
 }
 
 fn too_many(refused: RateLimited) -> Response {
+    let message = too_many_message(&refused);
+    with_message(too_many_requests(&refused), message)
+}
+
+/// What a 429 says: the policy, and when to come back.
+fn too_many_message(refused: &RateLimited) -> String {
     let policy = refused.policy;
-    let message = match refused.retry_after() {
+    match refused.retry_after() {
         Some(d) => format!(
             "rate limited: policy {} allows {} requests per {}; retry after {} s",
             policy.name,
@@ -334,8 +363,7 @@ fn too_many(refused: RateLimited) -> Response {
             "rate limited: policy {} can never grant this request",
             policy.name
         ),
-    };
-    with_message(too_many_requests(&refused), message)
+    }
 }
 
 /// The first error of type `T` in `error`'s source chain.

@@ -20,6 +20,10 @@
 //! is free again, and no `RateLimit` fields), and counted in
 //! `stanchion_clients_untracked_total`.
 //!
+//! Each configured key, and the IPs, is a tier of stanchion-std's
+//! `TieredRateLimitLayer` ([`ClientLimits::tiers`]), with its own limiter
+//! ([`ClientLimiter`]) and its own policy (`key-NAME`, `ip`) in the `RateLimit` fields.
+//!
 //! With `--redis-url` the buckets live in Redis, shared by every instance; while Redis is
 //! out of reach each limiter answers from the `--redis-fallback` the operator chose
 //! (stanchion-std's `redis::Fallback`, feature `redis`: deny, or a local bucket
@@ -28,12 +32,13 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 #[cfg(feature = "redis")]
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use stanchion::rate::{FullTablePolicy, RateLimitError, TokenBucket, WithClock};
 use stanchion::{Clock, ConfigError};
-use stanchion_std::tower::RateLimitPolicy;
+use stanchion_std::tower::{RateLimitPolicy, TierId, Tiers};
 use stanchion_std::{
     Admission, AsyncKeyedRateLimiter, AsyncRateLimiter, ShardedKeyedLimiter, TokioClock,
 };
@@ -76,28 +81,93 @@ impl std::fmt::Display for MalformedKey {
 }
 
 /// Where the per-client buckets live.
+#[derive(Clone, Copy, Debug)]
 enum Store {
     /// In this process: one GCRA word per API key, a sharded fixed-size table of IPs.
-    Local {
-        keys: Vec<WithClock<TokenBucket, TokioClock>>,
-        ips: WithClock<ShardedKeyedLimiter<SLOTS_PER_SHARD>, TokioClock>,
-    },
+    Local,
     /// In Redis, shared by every instance of the service.
     #[cfg(feature = "redis")]
     Redis {
-        keys: Vec<Shared>,
-        // Boxed: a Redis limiter (with its local fallback table) is much larger than the
-        // in-process variant.
-        ips: Box<Shared>,
         fallback: RedisFallback,
         instances: u32,
     },
 }
 
+/// One tier's limiter (see [`ClientLimits::tiers`]): an API key's own bucket or the table
+/// of IPs, in this process or in Redis. One type for every tier, as
+/// `stanchion_std::tower::TieredRateLimitLayer` wants, so an enum of the kinds.
+pub enum ClientLimiter {
+    /// An API key's bucket, in this process (one GCRA word).
+    Key(WithClock<TokenBucket, TokioClock>),
+    /// The IPs, in a sharded table of fixed size in this process.
+    Ips(WithClock<ShardedKeyedLimiter<SLOTS_PER_SHARD>, TokioClock>),
+    /// An API key's bucket or the IPs' buckets, in Redis. Boxed: a Redis limiter (with
+    /// its local fallback table) is much larger than the in-process variants.
+    #[cfg(feature = "redis")]
+    Redis(Box<Shared>),
+}
+
+impl std::fmt::Debug for ClientLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ClientLimiter::Key(_) => "ClientLimiter::Key",
+            ClientLimiter::Ips(_) => "ClientLimiter::Ips",
+            #[cfg(feature = "redis")]
+            ClientLimiter::Redis(_) => "ClientLimiter::Redis",
+        })
+    }
+}
+
+impl AsyncKeyedRateLimiter<Client> for ClientLimiter {
+    async fn admit(&self, client: &Client, n: u32) -> Result<Admission, RateLimitError> {
+        match (self, client) {
+            (ClientLimiter::Key(bucket), Client::Key(_)) => bucket.admit(n).await,
+            (ClientLimiter::Ips(table), Client::Ip(ip)) => table.admit(ip, n).await,
+            #[cfg(feature = "redis")]
+            (ClientLimiter::Redis(shared), client) => {
+                // One Redis limiter per API key (its bucket under one Redis key), and
+                // one for every IP.
+                let key = match client {
+                    Client::Key(_) => "k".to_owned(),
+                    Client::Ip(ip) => ip.to_string(),
+                };
+                let answer = shared.limiter.admit(key.as_str(), n).await;
+                shared.observe();
+                answer
+            }
+            _ => Err(never()),
+        }
+    }
+
+    fn max_acquire(&self) -> u32 {
+        match self {
+            ClientLimiter::Key(bucket) => AsyncRateLimiter::max_acquire(bucket),
+            ClientLimiter::Ips(table) => table.limiter().quota().burst(),
+            #[cfg(feature = "redis")]
+            ClientLimiter::Redis(shared) => shared.limiter.quota().burst(),
+        }
+    }
+
+    fn admit_now(&self, client: &Client, n: u32) -> Option<Result<Admission, RateLimitError>> {
+        match (self, client) {
+            (ClientLimiter::Key(bucket), Client::Key(_)) => bucket.admit_now(n),
+            (ClientLimiter::Ips(table), Client::Ip(ip)) => table.admit_now(ip, n),
+            // A round trip: awaited.
+            #[cfg(feature = "redis")]
+            (ClientLimiter::Redis(_), _) => None,
+            _ => Some(Err(never())),
+        }
+    }
+}
+
 /// A Redis limiter, and what the service last saw of its fallback.
 #[cfg(feature = "redis")]
-struct Shared {
+pub struct Shared {
     limiter: stanchion_std::redis::RedisRateLimiter,
+    /// The policy name of its limit (`ip`, `key-NAME`), for the log.
+    name: &'static str,
+    /// What its fallback does, for the log.
+    fallback: String,
     /// Whether it answered from the fallback when last looked at.
     falling_back: AtomicBool,
     /// Times it entered the fallback.
@@ -108,20 +178,20 @@ struct Shared {
 
 #[cfg(feature = "redis")]
 impl Shared {
-    /// Logs a change of the fallback state of the limiter of policy `name` since the
-    /// last look, and returns the state.
-    fn observe(&self, name: &str, fallback: impl FnOnce() -> String) -> bool {
+    /// Logs a change of the fallback state since the last look, and returns the state.
+    fn observe(&self) -> bool {
         let now = self.limiter.is_falling_back();
         if self.falling_back.swap(now, Ordering::Relaxed) != now {
             if now {
                 self.entered.fetch_add(1, Ordering::Relaxed);
                 eprintln!(
-                    "service: redis is out of reach: limiter {name} answers from the fallback ({})",
-                    fallback()
+                    "service: redis is out of reach: limiter {} answers from the fallback ({})",
+                    self.name, self.fallback
                 );
             } else {
                 eprintln!(
-                    "service: redis answers again: limiter {name} is shared again ({} answers from the fallback so far)",
+                    "service: redis answers again: limiter {} is shared again ({} answers from the fallback so far)",
+                    self.name,
                     self.answers()
                 );
             }
@@ -150,12 +220,65 @@ pub struct FallbackStatus {
     pub entered: u64,
 }
 
-/// The per-client limits.
-pub struct ClientLimits {
-    names: Vec<RateLimitPolicy>,
+/// The policies of the configured keys and of the IPs, and the keys' index by secret.
+struct Policies {
+    keys: Vec<RateLimitPolicy>,
     by_key: HashMap<String, usize>,
-    ip_policy: RateLimitPolicy,
+    ip: RateLimitPolicy,
+}
+
+impl Policies {
+    /// # Errors
+    ///
+    /// Two keys with the same name or secret.
+    fn new(keys: &[ApiKey], ip_quota: QuotaSpec) -> Result<Policies, String> {
+        let mut names = std::collections::HashSet::new();
+        for k in keys {
+            if !names.insert(k.name.as_str()) {
+                // Two keys of one name would share one bucket in Redis, and one policy name.
+                return Err(format!("API key name `{}` is given twice", k.name));
+            }
+        }
+        let mut by_key = HashMap::new();
+        for (i, k) in keys.iter().enumerate() {
+            if by_key.insert(k.key.clone(), i).is_some() {
+                return Err(format!(
+                    "API key `{}` has the same secret as another key",
+                    k.name
+                ));
+            }
+        }
+        Ok(Policies {
+            keys: keys
+                .iter()
+                .map(|k| {
+                    // Policy names are `&'static str` in the HTTP helpers: one small
+                    // string per configured key, once, for the life of the process.
+                    let name: &'static str = Box::leak(format!("key-{}", k.name).into_boxed_str());
+                    RateLimitPolicy::new(name)
+                        .quota(k.quota.n)
+                        .window(k.quota.period)
+                })
+                .collect(),
+            by_key,
+            ip: RateLimitPolicy::new("ip")
+                .quota(ip_quota.n)
+                .window(ip_quota.period),
+        })
+    }
+}
+
+/// The per-client limits: one tier per configured API key, with that key's quota, and
+/// one for the IPs (see [`ClientLimits::tiers`]).
+pub struct ClientLimits {
+    policies: Policies,
     store: Store,
+    /// The keys' limiters (in the order of the keys), then the IPs'.
+    tiers: Tiers<ClientLimiter>,
+    /// The keys' tiers, in the order of the keys.
+    key_tiers: Vec<TierId>,
+    /// The IPs' tier.
+    ip_tier: TierId,
     capacity: usize,
 }
 
@@ -164,8 +287,8 @@ impl std::fmt::Debug for ClientLimits {
         // The keys' secrets stay out of logs.
         f.debug_struct("ClientLimits")
             .field("store", &self.store_name())
-            .field("keys", &self.names)
-            .field("ip", &self.ip_policy)
+            .field("keys", &self.policies.keys)
+            .field("ip", &self.policies.ip)
             .field("capacity", &self.capacity)
             .finish_non_exhaustive()
     }
@@ -190,18 +313,17 @@ impl ClientLimits {
                 "--max-clients {max_clients}: allowed range is 1..=16777216"
             ));
         }
+        let policies = Policies::new(keys, ip_quota)?;
         let clock = TokioClock::new();
         let table = ShardedKeyedLimiter::new(ip_quota.quota, FullTablePolicy::DenyNewKeys, shards)
             .map_err(|e: ConfigError| e.to_string())?;
         let capacity = table.capacity();
-        let store = Store::Local {
-            keys: keys
-                .iter()
-                .map(|k| WithClock::new(TokenBucket::new(k.quota.quota), clock))
-                .collect(),
-            ips: WithClock::new(table, clock),
-        };
-        ClientLimits::with_store(keys, ip_quota, store, capacity)
+        let limiters = keys
+            .iter()
+            .map(|k| ClientLimiter::Key(WithClock::new(TokenBucket::new(k.quota.quota), clock)))
+            .collect();
+        let ips = ClientLimiter::Ips(WithClock::new(table, clock));
+        ClientLimits::with_limiters(policies, Store::Local, limiters, ips, capacity)
     }
 
     /// Limits kept in the Redis server at `url`, under keys starting `stanchion:service:`.
@@ -255,27 +377,102 @@ impl ClientLimits {
                 )
             }
         };
-        let limiter = |prefix: String, spec: QuotaSpec| -> Result<Shared, String> {
-            let config = RedisLimiterConfig::new(prefix, spec.quota, library_fallback)
-                .map_err(|e| e.to_string())?;
-            Ok(Shared {
-                limiter: RedisRateLimiter::from_url(url, config)
-                    .map_err(|e| format!("--redis-url: {e}"))?,
-                falling_back: AtomicBool::new(false),
-                entered: AtomicU64::new(0),
-                probe_answers: AtomicU64::new(0),
-            })
-        };
+        let policies = Policies::new(keys, ip_quota)?;
         let store = Store::Redis {
-            keys: keys
-                .iter()
-                .map(|k| limiter(format!("stanchion:service:key:{}:", k.name), k.quota))
-                .collect::<Result<_, _>>()?,
-            ips: Box::new(limiter("stanchion:service:ip:".to_owned(), ip_quota)?),
             fallback,
             instances,
         };
-        ClientLimits::with_store(keys, ip_quota, store, usize::MAX)
+        let description = fallback_description(store);
+        let limiter = |prefix: String,
+                       spec: QuotaSpec,
+                       policy: &RateLimitPolicy|
+         -> Result<ClientLimiter, String> {
+            let config = RedisLimiterConfig::new(prefix, spec.quota, library_fallback)
+                .map_err(|e| e.to_string())?;
+            Ok(ClientLimiter::Redis(Box::new(Shared {
+                limiter: RedisRateLimiter::from_url(url, config)
+                    .map_err(|e| format!("--redis-url: {e}"))?,
+                name: policy.name,
+                fallback: description.clone(),
+                falling_back: AtomicBool::new(false),
+                entered: AtomicU64::new(0),
+                probe_answers: AtomicU64::new(0),
+            })))
+        };
+        let limiters = keys
+            .iter()
+            .zip(&policies.keys)
+            .map(|(k, policy)| {
+                limiter(
+                    format!("stanchion:service:key:{}:", k.name),
+                    k.quota,
+                    policy,
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        let ips = limiter("stanchion:service:ip:".to_owned(), ip_quota, &policies.ip)?;
+        ClientLimits::with_limiters(policies, store, limiters, ips, usize::MAX)
+    }
+
+    fn with_limiters(
+        policies: Policies,
+        store: Store,
+        keys: Vec<ClientLimiter>,
+        ips: ClientLimiter,
+        capacity: usize,
+    ) -> Result<ClientLimits, String> {
+        let mut tiers = Tiers::new();
+        let mut key_tiers = Vec::with_capacity(keys.len());
+        for (policy, limiter) in policies.keys.iter().zip(keys) {
+            let tier = tiers
+                .tier(*policy, Arc::new(limiter))
+                .map_err(|e| format!("API key policy `{}`: {e}", policy.name))?;
+            key_tiers.push(tier);
+        }
+        let ip_tier = tiers
+            .tier(policies.ip, Arc::new(ips))
+            .map_err(|e| e.to_string())?;
+        Ok(ClientLimits {
+            policies,
+            store,
+            tiers,
+            key_tiers,
+            ip_tier,
+            capacity,
+        })
+    }
+
+    /// The limits as tiers of `stanchion_std::tower::TieredRateLimitLayer`: tier `i` is
+    /// the `i`th API key (its quota and `key-NAME` policy), the last the IPs (`ip`);
+    /// [`ClientLimits::tier`] says which a client is in. The tiers share the limiters
+    /// with these limits.
+    pub fn tiers(&self) -> Tiers<ClientLimiter> {
+        self.tiers.clone()
+    }
+
+    /// The tier `client` is charged to.
+    pub fn tier(&self, client: Client) -> TierId {
+        match client {
+            Client::Key(i) => self.key_tiers.get(i).copied().unwrap_or(self.ip_tier),
+            Client::Ip(_) => self.ip_tier,
+        }
+    }
+
+    /// The limiter of `client`'s tier.
+    fn limiter(&self, client: Client) -> Option<&ClientLimiter> {
+        self.tiers.limiter(self.tier(client)).map(|l| &**l)
+    }
+
+    /// The Redis limiters: the keys' in order, then the IPs' (none without Redis).
+    #[cfg(feature = "redis")]
+    fn shared(&self) -> impl Iterator<Item = &Shared> {
+        self.key_tiers
+            .iter()
+            .chain([&self.ip_tier])
+            .filter_map(|&tier| match self.tiers.limiter(tier).map(|l| &**l) {
+                Some(ClientLimiter::Redis(shared)) => Some(&**shared),
+                _ => None,
+            })
     }
 
     /// With Redis: takes one request from each limiter for a key no client has, so that
@@ -283,62 +480,34 @@ impl ClientLimits {
     /// not counted as the fallback's.
     pub async fn probe(&self) {
         #[cfg(feature = "redis")]
-        if let Store::Redis { keys, ips, .. } = &self.store {
-            for (shared, policy) in keys
-                .iter()
-                .zip(&self.names)
-                .chain([(&**ips, &self.ip_policy)])
-            {
-                let _ = shared.limiter.admit("start-up-probe", 1).await;
-                shared
-                    .probe_answers
-                    .store(shared.limiter.fallback_answers(), Ordering::Relaxed);
-                shared.observe(policy.name, || self.fallback_description());
-            }
+        for shared in self.shared() {
+            let _ = shared.limiter.admit("start-up-probe", 1).await;
+            shared
+                .probe_answers
+                .store(shared.limiter.fallback_answers(), Ordering::Relaxed);
+            shared.observe();
         }
     }
 
     /// What the fallback does, in words (`-` without Redis).
     pub fn fallback_description(&self) -> String {
-        match &self.store {
-            Store::Local { .. } => "-".to_owned(),
-            #[cfg(feature = "redis")]
-            Store::Redis {
-                fallback,
-                instances,
-                ..
-            } => match fallback {
-                RedisFallback::Deny => {
-                    "--redis-fallback deny: every limited request refused with 503".to_owned()
-                }
-                RedisFallback::Share => format!(
-                    "--redis-fallback share: this instance admits 1/{instances} of each quota on its own"
-                ),
-                RedisFallback::Full => {
-                    "--redis-fallback full: this instance admits each whole quota on its own"
-                        .to_owned()
-                }
-            },
-        }
+        fallback_description(self.store)
     }
 
     /// Each shared limiter's fallback, after logging any change since the last look
     /// (empty without Redis).
     pub fn fallback_status(&self) -> Vec<FallbackStatus> {
         #[cfg(feature = "redis")]
-        if let Store::Redis { keys, ips, .. } = &self.store {
-            return keys
-                .iter()
-                .zip(&self.names)
-                .chain([(&**ips, &self.ip_policy)])
-                .map(|(shared, policy)| FallbackStatus {
-                    limiter: policy.name,
-                    falling_back: shared.observe(policy.name, || self.fallback_description()),
-                    answers: shared.answers(),
-                    entered: shared.entered.load(Ordering::Relaxed),
-                })
-                .collect();
-        }
+        return self
+            .shared()
+            .map(|shared| FallbackStatus {
+                limiter: shared.name,
+                falling_back: shared.observe(),
+                answers: shared.answers(),
+                entered: shared.entered.load(Ordering::Relaxed),
+            })
+            .collect();
+        #[cfg(not(feature = "redis"))]
         Vec::new()
     }
 
@@ -347,17 +516,14 @@ impl ClientLimits {
     pub fn denies_in_fallback(&self, client: Client) -> bool {
         #[cfg(feature = "redis")]
         if let Store::Redis {
-            keys,
-            ips,
             fallback: RedisFallback::Deny,
             ..
-        } = &self.store
+        } = self.store
         {
-            let shared = match client {
-                Client::Key(i) => keys.get(i),
-                Client::Ip(_) => Some(&**ips),
-            };
-            return shared.is_some_and(|s| s.limiter.is_falling_back());
+            return matches!(
+                self.limiter(client),
+                Some(ClientLimiter::Redis(shared)) if shared.limiter.is_falling_back()
+            );
         }
         let _ = client;
         false
@@ -368,8 +534,8 @@ impl ClientLimits {
     /// with a 503 that says so, without `RateLimit` fields that would pretend a quota.
     /// Only the in-memory table has slots; Redis keeps every key.
     pub fn untracked(&self, client: Client) -> bool {
-        match (&self.store, client) {
-            (Store::Local { ips, .. }, Client::Ip(ip)) => {
+        match (self.limiter(client), client) {
+            (Some(ClientLimiter::Ips(ips)), Client::Ip(ip)) => {
                 !ips.limiter().can_track_at(&ip, ips.clock().now())
             }
             _ => false,
@@ -381,49 +547,6 @@ impl ClientLimits {
         self.fallback_status().iter().any(|s| s.falling_back)
     }
 
-    fn with_store(
-        keys: &[ApiKey],
-        ip_quota: QuotaSpec,
-        store: Store,
-        capacity: usize,
-    ) -> Result<ClientLimits, String> {
-        let mut names = std::collections::HashSet::new();
-        for k in keys {
-            if !names.insert(k.name.as_str()) {
-                // Two keys of one name would share one bucket in Redis, and one policy name.
-                return Err(format!("API key name `{}` is given twice", k.name));
-            }
-        }
-        let mut by_key = HashMap::new();
-        for (i, k) in keys.iter().enumerate() {
-            if by_key.insert(k.key.clone(), i).is_some() {
-                return Err(format!(
-                    "API key `{}` has the same secret as another key",
-                    k.name
-                ));
-            }
-        }
-        Ok(ClientLimits {
-            names: keys
-                .iter()
-                .map(|k| {
-                    // Policy names are `&'static str` in the HTTP helpers: one small
-                    // string per configured key, once, for the life of the process.
-                    let name: &'static str = Box::leak(format!("key-{}", k.name).into_boxed_str());
-                    RateLimitPolicy::new(name)
-                        .quota(k.quota.n)
-                        .window(k.quota.period)
-                })
-                .collect(),
-            by_key,
-            ip_policy: RateLimitPolicy::new("ip")
-                .quota(ip_quota.n)
-                .window(ip_quota.period),
-            store,
-            capacity,
-        })
-    }
-
     /// IPs the in-process table can track at once (`usize::MAX` with Redis).
     pub fn capacity(&self) -> usize {
         self.capacity
@@ -433,7 +556,7 @@ impl ClientLimits {
     /// [`ClientLimits::falling_back`]).
     pub fn store_name(&self) -> &'static str {
         match self.store {
-            Store::Local { .. } => "memory",
+            Store::Local => "memory",
             #[cfg(feature = "redis")]
             Store::Redis { .. } => "redis",
         }
@@ -453,7 +576,7 @@ impl ClientLimits {
         if !is_well_formed_key(key) {
             return Err(MalformedKey);
         }
-        Ok(match self.by_key.get(key) {
+        Ok(match self.policies.by_key.get(key) {
             Some(&i) => Client::Key(i),
             None => Client::Ip(ip),
         })
@@ -462,35 +585,39 @@ impl ClientLimits {
     /// The policy `client` is limited by.
     pub fn policy(&self, client: Client) -> &RateLimitPolicy {
         match client {
-            Client::Key(i) => self.names.get(i).unwrap_or(&self.ip_policy),
-            Client::Ip(_) => &self.ip_policy,
+            Client::Key(i) => self.policies.keys.get(i).unwrap_or(&self.policies.ip),
+            Client::Ip(_) => &self.policies.ip,
         }
     }
 
-    /// Takes one request from `client`'s quota.
+    /// Takes one request from `client`'s quota (as the rate limit layer does).
     pub async fn admit(&self, client: Client) -> Result<Admission, RateLimitError> {
-        match (&self.store, client) {
-            (Store::Local { keys, .. }, Client::Key(i)) => match keys.get(i) {
-                Some(bucket) => bucket.admit(1).await,
-                None => Err(never()),
-            },
-            (Store::Local { ips, .. }, Client::Ip(ip)) => ips.admit(&ip, 1).await,
-            #[cfg(feature = "redis")]
-            (Store::Redis { keys, .. }, Client::Key(i)) => match keys.get(i) {
-                Some(shared) => {
-                    let answer = shared.limiter.admit("k", 1).await;
-                    shared.observe(self.policy(client).name, || self.fallback_description());
-                    answer
-                }
-                None => Err(never()),
-            },
-            #[cfg(feature = "redis")]
-            (Store::Redis { ips, .. }, Client::Ip(ip)) => {
-                let answer = ips.limiter.admit(ip.to_string().as_str(), 1).await;
-                ips.observe(self.ip_policy.name, || self.fallback_description());
-                answer
-            }
+        match self.limiter(client) {
+            Some(limiter) => limiter.admit(&client, 1).await,
+            None => Err(never()),
         }
+    }
+}
+
+/// What the fallback of `store` does, in words (`-` without Redis).
+fn fallback_description(store: Store) -> String {
+    match store {
+        Store::Local => "-".to_owned(),
+        #[cfg(feature = "redis")]
+        Store::Redis {
+            fallback,
+            instances,
+        } => match fallback {
+            RedisFallback::Deny => {
+                "--redis-fallback deny: every limited request refused with 503".to_owned()
+            }
+            RedisFallback::Share => format!(
+                "--redis-fallback share: this instance admits 1/{instances} of each quota on its own"
+            ),
+            RedisFallback::Full => {
+                "--redis-fallback full: this instance admits each whole quota on its own".to_owned()
+            }
+        },
     }
 }
 
@@ -530,6 +657,36 @@ mod tests {
         assert_eq!(limits.identify(Some(b"has space"), ip), Err(MalformedKey));
         assert_eq!(limits.identify(Some(&[0xff, 0xfe]), ip), Err(MalformedKey));
         assert_eq!(limits.identify(Some(&[b'k'; 129]), ip), Err(MalformedKey));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_key_and_the_ips_are_a_tier_with_their_own_policy_and_limiter() {
+        let keys = [
+            parse_api_key("alice=a-key:2/1s").unwrap(),
+            parse_api_key("bob=b-key:5/1m").unwrap(),
+        ];
+        let limits = ClientLimits::local(&keys, parse_quota("3/1s").unwrap(), 256).unwrap();
+        let tiers = limits.tiers();
+        assert_eq!(tiers.len(), 3);
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        for (client, name, q) in [
+            (Client::Key(0), "key-alice", 2),
+            (Client::Key(1), "key-bob", 5),
+            (Client::Ip(ip), "ip", 3),
+        ] {
+            let tier = limits.tier(client);
+            let policy = tiers.policy(tier).unwrap();
+            assert_eq!((policy.name, policy.quota), (name, Some(q)));
+            let limiter = tiers.limiter(tier).unwrap();
+            assert_eq!(AsyncKeyedRateLimiter::max_acquire(&**limiter), q);
+            assert_eq!(
+                limiter.admit_now(&client, 1).unwrap().unwrap().remaining,
+                q - 1
+            );
+        }
+        // A key that does not exist is charged to the IPs' tier, and never granted.
+        assert_eq!(limits.tier(Client::Key(7)), limits.tier(Client::Ip(ip)));
+        assert!(limits.admit(Client::Key(7)).await.is_err());
     }
 
     #[tokio::test(start_paused = true)]

@@ -89,6 +89,7 @@ fn limits(config: &Config) -> Result<ClientLimits, String> {
 async fn serve(config: Config, admin_token: String) -> Result<(), String> {
     let limits = limits(&config)?;
     let state = Arc::new(AppState::new(&config, admin_token, limits)?);
+    let app = router(state.clone())?;
     let server_limits = ServerLimits::from_config(&config);
     // Before the first line: a signal from then on stops the service cleanly.
     let signals = Signals::new().map_err(|e| format!("cannot handle signals: {e}"))?;
@@ -137,6 +138,6 @@ async fn serve(config: Config, admin_token: String) -> Result<(), String> {
     }
     let _ = std::io::stdout().flush();
     let metrics = state.metrics.clone();
-    server::serve(listener, router(state), server_limits, metrics, signals).await;
+    server::serve(listener, app, server_limits, metrics, signals).await;
     Ok(())
 }

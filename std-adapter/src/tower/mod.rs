@@ -5,6 +5,7 @@
 //! |---|---|---|---|
 //! | [`RateLimitLayer`] over any [`AsyncRateLimiter`](crate::AsyncRateLimiter) | [`RateLimitService`] | [`RateLimited`] | [`Layer::RateLimit`] |
 //! | [`KeyedRateLimitLayer`] over any [`AsyncKeyedRateLimiter`](crate::AsyncKeyedRateLimiter), keyed by the request | [`KeyedRateLimitService`] | [`RateLimited`] | [`Layer::RateLimit`] |
+//! | `TieredRateLimitLayer` (feature `http`) over one [`AsyncKeyedRateLimiter`](crate::AsyncKeyedRateLimiter) per tier, tier and key by the request | `TieredRateLimitService` | nothing: answers 429 itself | [`Layer::RateLimit`] |
 //! | [`BulkheadLayer`] (reject when full) | [`BulkheadService`] | [`BulkheadRejected`] | [`Layer::Bulkhead`] |
 //! | [`QueuedBulkheadLayer`] (wait in line, bounded) over a [`BulkheadQueue`](crate::BulkheadQueue) | [`QueuedBulkheadService`] | [`BulkheadRejected`] | [`Layer::Bulkhead`] |
 //! | [`CircuitBreakerLayer`] with a response classifier | [`CircuitBreakerService`] | [`CircuitOpen`] | [`Layer::CircuitBreaker`] |
@@ -28,6 +29,8 @@
 //!   included) and says which pipeline [`Layer`] refused and, where known, when to try
 //!   again. Each converts into [`PipelineError`](stanchion::pipeline::PipelineError),
 //!   except [`ThrottleRejected`]: the throttle is not a position of the pipeline.
+//!   `TieredRateLimitLayer` (feature `http`) is the exception: it answers its refusals
+//!   itself, as HTTP responses, and keeps the inner service's error type.
 //! - Time is tokio's: [`TokioClock`](crate::TokioClock) for decisions and
 //!   `tokio::time::sleep` for waits, so `tokio::time::pause()` drives every layer.
 //!
@@ -79,6 +82,11 @@ pub mod timeout;
 pub use breaker::{CircuitBreakerLayer, CircuitBreakerService, CircuitOpen, SharedBreaker};
 pub use bulkhead::{
     BulkheadLayer, BulkheadRejected, BulkheadService, QueuedBulkheadLayer, QueuedBulkheadService,
+};
+#[cfg(feature = "http")]
+pub use rate_limit::{
+    Charge, NoHooks, OnRefusal, RateLimitHooks, TierId, TierRefusal, TieredRateLimitLayer,
+    TieredRateLimitService, Tiers,
 };
 pub use rate_limit::{
     KeyedRateLimitLayer, KeyedRateLimitService, OnAdmission, RateLimitLayer, RateLimitPolicy,

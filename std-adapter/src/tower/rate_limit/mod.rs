@@ -16,12 +16,18 @@
 //! with feature `http`, `http::RateLimitHeaders` adds the
 //! `RateLimit` and `RateLimit-Policy` fields.
 //!
+//! With feature `http`, `TieredRateLimitLayer` is the keyed layer for an HTTP server:
+//! a quota per tier of clients (each tier with its own limiter), and its refusals
+//! answered as 429 responses by the layer itself, so that it needs no error handler.
+//!
 //! [`RateLimitError`]: stanchion::rate::RateLimitError
 
 mod error;
 mod future;
 mod layer;
 mod service;
+#[cfg(feature = "http")]
+mod tiered;
 
 pub use error::RateLimited;
 pub use future::ResponseFuture;
@@ -29,3 +35,8 @@ pub use layer::{
     KeyedRateLimitLayer, OnAdmission, RateLimitLayer, RateLimitPolicy, SilentAdmission,
 };
 pub use service::{KeyedRateLimitService, RateLimitService};
+#[cfg(feature = "http")]
+pub use tiered::{
+    Charge, MAX_TIER_NAME, MAX_TIERS, NoHooks, OnRefusal, RateLimitHooks, TierId, TierRefusal,
+    TieredRateLimitLayer, TieredRateLimitService, TieredResponseFuture, Tiers,
+};

@@ -183,9 +183,14 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let key = (self.key)(&request);
-        let policy = self
-            .policy
-            .resolved(AsyncKeyedRateLimiter::<K>::max_acquire(&*self.limiter));
+        // Ask the limiter for its burst only when the policy gives no quota: for a sharded
+        // table that is a lock of one shard, which every request would otherwise take.
+        let policy = match self.policy.quota {
+            Some(_) => self.policy,
+            None => self
+                .policy
+                .resolved(AsyncKeyedRateLimiter::<K>::max_acquire(&*self.limiter)),
+        };
         let on_admission = self.on_admission.clone();
         let decision = if A::USES_ADMISSION {
             self.limiter.admit_now(&key, self.permits)
