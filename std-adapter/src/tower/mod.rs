@@ -10,6 +10,7 @@
 //! | [`CircuitBreakerLayer`] with a response classifier | [`CircuitBreakerService`] | [`CircuitOpen`] | [`Layer::CircuitBreaker`] |
 //! | [`RetryLayer`] (core [`RetryPolicy`](stanchion::retry::RetryPolicy), optional budget) | [`RetryService`] | nothing of its own: the last outcome | [`Layer::Retry`] |
 //! | [`TimeoutLayer`] | [`TimeoutService`] | [`Elapsed`] | [`Layer::AttemptTimeout`] or [`Layer::OverallTimeout`] |
+//! | [`FaultInjectionLayer`] (core [`FaultInjector`](stanchion::fault::FaultInjector): an error, an outcome or latency in a share of requests) | [`FaultInjectionService`] | nothing of its own: the injected error | [`Layer::FaultInjection`] |
 //! | [`ThrottleLayer`] (adaptive client-side throttling, core [`AdaptiveThrottle`](stanchion::throttle::AdaptiveThrottle)) | [`ThrottleService`] | [`ThrottleRejected`] | none: [`Layer::Throttle`] |
 //!
 //! Conventions, after tower's own middleware:
@@ -71,6 +72,7 @@ use stanchion::pipeline::Layer;
 
 pub mod breaker;
 pub mod bulkhead;
+pub mod fault;
 pub mod rate_limit;
 pub mod retry;
 pub mod throttle;
@@ -80,6 +82,7 @@ pub use breaker::{CircuitBreakerLayer, CircuitBreakerService, CircuitOpen, Share
 pub use bulkhead::{
     BulkheadLayer, BulkheadRejected, BulkheadService, QueuedBulkheadLayer, QueuedBulkheadService,
 };
+pub use fault::{FaultInjectionLayer, FaultInjectionService};
 pub use rate_limit::{
     KeyedRateLimitLayer, KeyedRateLimitService, OnAdmission, RateLimitLayer, RateLimitPolicy,
     RateLimitService, RateLimited, SilentAdmission,
