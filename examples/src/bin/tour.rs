@@ -171,7 +171,7 @@ fn combined(summary: &mut Table) {
     combined_patterns::print_layers(&run);
     let refused: Vec<String> = Layer::ORDER
         .iter()
-        .filter(|l| **l != Layer::AttemptTimeout)
+        .filter(|l| !matches!(l, Layer::AttemptTimeout | Layer::FaultInjection))
         .map(|l| format!("{} {}", l.name().replace('_', " "), run.count(Some(*l))))
         .collect();
     summary.row([
