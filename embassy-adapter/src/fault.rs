@@ -94,7 +94,7 @@ impl<T, E> FaultInjection<T, E> {
     }
 }
 
-/// The fault-injection position of the [`Pipeline`](crate::Pipeline): a
+/// The fault-injection position of the [`Pipeline`](crate::Pipeline): a reference to a
 /// [`FaultInjection`], or `()` for none.
 pub trait FaultLayer<T, E> {
     /// Runs one attempt, `op`, or answers for it, drawing from `rng`.
@@ -118,6 +118,20 @@ impl<T, E> FaultLayer<T, E> for () {
         Fut: Future<Output = Result<T, E>>,
     {
         op()
+    }
+}
+
+impl<T, E, X: FaultLayer<T, E> + ?Sized> FaultLayer<T, E> for &X {
+    #[inline]
+    fn run<Fut>(
+        &self,
+        rng: &mut fastrand::Rng,
+        op: impl FnOnce() -> Fut,
+    ) -> impl Future<Output = Result<T, E>>
+    where
+        Fut: Future<Output = Result<T, E>>,
+    {
+        (**self).run(rng, op)
     }
 }
 

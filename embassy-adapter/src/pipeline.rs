@@ -193,22 +193,23 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize> Bre
 }
 
 /// The patterns in core's order, over borrowed layers. See the [module docs](self).
-pub struct Pipeline<'a, R: ?Sized = (), H: ?Sized = (), B: ?Sized = (), F: ?Sized = ()> {
+pub struct Pipeline<'a, R: ?Sized = (), H: ?Sized = (), B: ?Sized = (), F = ()> {
     rate: &'a R,
     bulkhead: &'a H,
     breaker: &'a B,
-    faults: &'a F,
+    /// By value (`()`, or a reference to a [`FaultInjection`]), so that none costs nothing.
+    faults: F,
     overall: Option<Duration>,
     attempt: Option<Duration>,
 }
 
-impl<R: ?Sized, H: ?Sized, B: ?Sized, F: ?Sized> Clone for Pipeline<'_, R, H, B, F> {
+impl<R: ?Sized, H: ?Sized, B: ?Sized, F: Copy> Clone for Pipeline<'_, R, H, B, F> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<R: ?Sized, H: ?Sized, B: ?Sized, F: ?Sized> Copy for Pipeline<'_, R, H, B, F> {}
+impl<R: ?Sized, H: ?Sized, B: ?Sized, F: Copy> Copy for Pipeline<'_, R, H, B, F> {}
 
 impl Pipeline<'static> {
     /// A pipeline with no layer: a call runs its operation once per attempt the retry
@@ -218,7 +219,7 @@ impl Pipeline<'static> {
             rate: &(),
             bulkhead: &(),
             breaker: &(),
-            faults: &(),
+            faults: (),
             overall: None,
             attempt: None,
         }
@@ -231,7 +232,7 @@ impl Default for Pipeline<'static> {
     }
 }
 
-impl<'a, R: ?Sized, H: ?Sized, B: ?Sized, F: ?Sized> Pipeline<'a, R, H, B, F> {
+impl<'a, R: ?Sized, H: ?Sized, B: ?Sized, F: Copy> Pipeline<'a, R, H, B, F> {
     /// With an overall timeout of `budget` per call, from the call's start.
     pub const fn overall_timeout(self, budget: Duration) -> Self {
         Pipeline {
@@ -292,9 +293,14 @@ impl<'a, R: ?Sized, H: ?Sized, B: ?Sized, F: ?Sized> Pipeline<'a, R, H, B, F> {
             attempt: self.attempt,
         }
     }
+}
 
+impl<'a, R: ?Sized, H: ?Sized, B: ?Sized> Pipeline<'a, R, H, B> {
     /// With `faults` (a [`FaultInjection`]) as the fault-injection position, innermost.
-    pub const fn fault_injection<'b, F2: ?Sized>(self, faults: &'b F2) -> Pipeline<'b, R, H, B, F2>
+    pub const fn fault_injection<'b, F2: ?Sized>(
+        self,
+        faults: &'b F2,
+    ) -> Pipeline<'b, R, H, B, &'b F2>
     where
         'a: 'b,
     {
@@ -314,7 +320,6 @@ where
     R: RateLimitLayer + ?Sized,
     H: BulkheadLayer + ?Sized,
     B: BreakerLayer + ?Sized,
-    F: ?Sized,
 {
     /// Runs `op(attempt)` through every layer (attempt 1, 2, ... as the policy allows).
     /// Returns the last attempt's `Ok` (also one the classifier called transient, once
