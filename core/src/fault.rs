@@ -6,9 +6,10 @@
 //! The injector is the decision: for each call, whether it gets the fault. It holds a
 //! [`Share`] (in parts per million) and an on/off switch, and draws one number per call
 //! from the caller's seeded [`fastrand::Rng`] while it is on. The [`Fault`] says what an
-//! injected call does; the adapters carry it out: `stanchion_std::fault::call`, the tower
-//! `FaultInjectionLayer` and a position of each pipeline over tokio, and
-//! `stanchion_embassy::fault::call` and the embassy pipeline in firmware.
+//! injected call does; the adapters carry it out: over tokio,
+//! `stanchion_std::fault::FaultInjection`, the tower `FaultInjectionLayer` and the
+//! pipeline's fault position; in firmware, `stanchion_embassy::fault::call` and the
+//! embassy pipeline's.
 //!
 //! - Seeded and reproducible: each call while the injector is on takes the next draw of
 //!   the caller's generator (the value `rng.u64(0..1_000_000)` gives) and is injected when

@@ -42,6 +42,9 @@ pub struct Phase {
     pub took: Duration,
 }
 
+/// The injection every phase's pipeline shares.
+type Faults = Arc<FaultInjection<u32, &'static str>>;
+
 /// The downstream's own answer time.
 const DOWNSTREAM: Duration = Duration::from_millis(10);
 
@@ -54,7 +57,7 @@ pub fn run_all() -> [Phase; 4] {
         .expect("a current-thread runtime");
     rt.block_on(async {
         let clock = TokioClock::starting_now();
-        let faults: Arc<FaultInjection<u32, &'static str>> = Arc::new(FaultInjection::new(
+        let faults: Faults = Arc::new(FaultInjection::new(
             FaultInjector::new(Share::percent(20).expect("a valid share")),
             Fault::Error("injected"),
             fastrand::Rng::with_seed(7),
@@ -85,7 +88,7 @@ pub fn run_all() -> [Phase; 4] {
 /// [`CALLS`] calls through `pipeline`, one after the other.
 async fn phase<L, BL, CB, BK, RB, RK, RR>(
     name: &'static str,
-    pipeline: &Pipeline<L, BL, CB, BK, RB, RK, RR, Arc<FaultInjection<u32, &'static str>>>,
+    pipeline: &Pipeline<L, BL, CB, BK, RB, RK, RR, Faults>,
 ) -> Phase
 where
     L: stanchion_std::AsyncRateLimiter,
