@@ -1,6 +1,6 @@
 //! Resilience patterns as deterministic, sans-IO state machines: rate limiting, retry with
-//! backoff and jitter, circuit breaking, bulkheads, deadlines and adaptive client-side
-//! throttling.
+//! backoff and jitter, circuit breaking, bulkheads, deadlines, adaptive client-side
+//! throttling and fault injection.
 //!
 //! Fully deterministic, no I/O: every decision takes the current time as an argument and
 //! returns what happened, plus (where it matters) the next instant of interest. Nothing
@@ -117,6 +117,7 @@ pub mod clock;
 pub mod deadline;
 mod div;
 pub mod error;
+pub mod fault;
 pub mod pipeline;
 pub mod rate;
 pub mod retry;

@@ -15,6 +15,7 @@
 //! | 4 | circuit breaker | one permit per *attempt*: each retry is an outcome the breaker sees, and an open breaker stops the retries |
 //! | 5 | retry | re-runs the attempt (breaker + per-attempt timeout) while its policy and budget allow |
 //! | 6 | per-attempt timeout | bounds one attempt; its expiry is a failure that the breaker records and the retry may retry |
+//! | 7 | fault injection | innermost, in place of the operation: an injected error, outcome or latency ([`crate::fault`]) is seen by every layer above as the operation's own, so it tests them; it refuses nothing itself |
 //!
 //! Retry sits *outside* the breaker (each attempt acquires a breaker permit), so a breaker
 //! that opens during an outage cuts the retries short instead of being bypassed by them.
@@ -60,6 +61,10 @@ pub enum Layer {
     Retry,
     /// The per-attempt timeout.
     AttemptTimeout,
+    /// Fault injection ([`crate::fault`]): the innermost position, where an injected
+    /// error, outcome or latency stands in for the operation's. It refuses nothing itself:
+    /// an injected error is the operation's error ([`AttemptError::Operation`]).
+    FaultInjection,
     /// The adaptive client-side throttle ([`crate::throttle`]): a tower layer and runners
     /// of its own, not a position of the pipeline, so not in [`ORDER`](Layer::ORDER).
     Throttle,
@@ -67,18 +72,19 @@ pub enum Layer {
 
 impl Layer {
     /// Every layer of the pipeline, outermost first.
-    pub const ORDER: [Layer; 6] = [
+    pub const ORDER: [Layer; 7] = [
         Layer::OverallTimeout,
         Layer::RateLimit,
         Layer::Bulkhead,
         Layer::CircuitBreaker,
         Layer::Retry,
         Layer::AttemptTimeout,
+        Layer::FaultInjection,
     ];
 
     /// A short, stable name, for logs and metric labels: `overall_timeout`,
     /// `rate_limit`, `bulkhead`, `circuit_breaker`, `retry`, `attempt_timeout`,
-    /// `throttle`.
+    /// `fault_injection`, `throttle`.
     pub const fn name(self) -> &'static str {
         match self {
             Layer::OverallTimeout => "overall_timeout",
@@ -87,6 +93,7 @@ impl Layer {
             Layer::CircuitBreaker => "circuit_breaker",
             Layer::Retry => "retry",
             Layer::AttemptTimeout => "attempt_timeout",
+            Layer::FaultInjection => "fault_injection",
             Layer::Throttle => "throttle",
         }
     }
@@ -243,7 +250,8 @@ mod tests {
         assert_eq!(e.layer().name(), "retry");
         assert!(e.to_string().starts_with("gave up after 3 attempt(s)"));
         assert!(e.to_string().ends_with(": boom"));
-        assert_eq!(Layer::ORDER.len(), 6);
+        assert_eq!(Layer::ORDER.len(), 7);
         assert_eq!(Layer::ORDER[5].to_string(), "attempt_timeout");
+        assert_eq!(Layer::ORDER[6].to_string(), "fault_injection");
     }
 }

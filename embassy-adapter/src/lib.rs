@@ -16,6 +16,7 @@
 //! | [`breaker::call`]: one breaker permit per call, held across the `.await` | [`breaker`] |
 //! | [`Pipeline`]: all of them in core's order, returning core's `PipelineError` | [`pipeline`] |
 //! | [`sleep()`], [`sleep_until`]: sleep on core's `Duration` and `Instant`, without 64-bit division | [`mod@sleep`] |
+//! | [`fault::call`]: fault injection (an error, an outcome or latency in a share of calls, switched at run time); the pipeline's innermost position | [`fault`] |
 //! | [`throttle::call`]: adaptive client-side throttling (not a pipeline position), refusing locally what the backend would reject | [`throttle`] |
 //!
 //! Every runner is a plain `async fn` or a `const`-constructible struct, so the shared
@@ -144,6 +145,7 @@ pub mod breaker;
 pub mod bulkhead;
 mod clock;
 pub mod events;
+pub mod fault;
 mod fifo;
 pub mod pipeline;
 pub mod rate;

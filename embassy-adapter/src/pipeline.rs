@@ -26,6 +26,11 @@
 //! 6. **per-attempt timeout** ([`Pipeline::attempt_timeout`]); an attempt whose timeout
 //!    would end at or after the overall deadline runs under the overall deadline alone, so
 //!    that running out of overall time is always [`PipelineError::Timeout`].
+//! 7. **fault injection** ([`Pipeline::fault_injection`], a [`FaultInjection`]): in place
+//!    of the operation, an injected error or outcome answers the attempt without running
+//!    it, and injected latency delays it (within the attempt's timeout). Every layer above
+//!    meets it as the operation's own outcome. Its draws come from the retry policy's
+//!    generator, one per attempt while the injector is on.
 //!
 //! Layers left out cost nothing (`()` stands in for them). Everything is borrowed: a
 //! pipeline is a few pointers and two optional durations, built per call site or kept in
@@ -90,6 +95,9 @@ use crate::EmbassyClock;
 use crate::bulkhead::{BulkheadQueue, QueuedPermit};
 #[cfg(feature = "defmt")]
 use crate::events::event;
+#[cfg(doc)]
+use crate::fault::FaultInjection;
+use crate::fault::FaultLayer;
 use crate::rate::RateLimitQueue;
 use crate::sleep::sleep_until;
 use crate::timeout::{Elapsed, timeout_at};
@@ -185,21 +193,23 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize> Bre
 }
 
 /// The patterns in core's order, over borrowed layers. See the [module docs](self).
-pub struct Pipeline<'a, R: ?Sized = (), H: ?Sized = (), B: ?Sized = ()> {
+pub struct Pipeline<'a, R: ?Sized = (), H: ?Sized = (), B: ?Sized = (), F = ()> {
     rate: &'a R,
     bulkhead: &'a H,
     breaker: &'a B,
+    /// By value (`()`, or a reference to a [`FaultInjection`]), so that none costs nothing.
+    faults: F,
     overall: Option<Duration>,
     attempt: Option<Duration>,
 }
 
-impl<R: ?Sized, H: ?Sized, B: ?Sized> Clone for Pipeline<'_, R, H, B> {
+impl<R: ?Sized, H: ?Sized, B: ?Sized, F: Copy> Clone for Pipeline<'_, R, H, B, F> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<R: ?Sized, H: ?Sized, B: ?Sized> Copy for Pipeline<'_, R, H, B> {}
+impl<R: ?Sized, H: ?Sized, B: ?Sized, F: Copy> Copy for Pipeline<'_, R, H, B, F> {}
 
 impl Pipeline<'static> {
     /// A pipeline with no layer: a call runs its operation once per attempt the retry
@@ -209,6 +219,7 @@ impl Pipeline<'static> {
             rate: &(),
             bulkhead: &(),
             breaker: &(),
+            faults: (),
             overall: None,
             attempt: None,
         }
@@ -221,7 +232,7 @@ impl Default for Pipeline<'static> {
     }
 }
 
-impl<'a, R: ?Sized, H: ?Sized, B: ?Sized> Pipeline<'a, R, H, B> {
+impl<'a, R: ?Sized, H: ?Sized, B: ?Sized, F: Copy> Pipeline<'a, R, H, B, F> {
     /// With an overall timeout of `budget` per call, from the call's start.
     pub const fn overall_timeout(self, budget: Duration) -> Self {
         Pipeline {
@@ -239,7 +250,7 @@ impl<'a, R: ?Sized, H: ?Sized, B: ?Sized> Pipeline<'a, R, H, B> {
     }
 
     /// With `limiter` as the rate-limit layer.
-    pub const fn rate_limit<'b, R2: ?Sized>(self, limiter: &'b R2) -> Pipeline<'b, R2, H, B>
+    pub const fn rate_limit<'b, R2: ?Sized>(self, limiter: &'b R2) -> Pipeline<'b, R2, H, B, F>
     where
         'a: 'b,
     {
@@ -247,13 +258,14 @@ impl<'a, R: ?Sized, H: ?Sized, B: ?Sized> Pipeline<'a, R, H, B> {
             rate: limiter,
             bulkhead: self.bulkhead,
             breaker: self.breaker,
+            faults: self.faults,
             overall: self.overall,
             attempt: self.attempt,
         }
     }
 
     /// With `bulkhead` as the bulkhead layer.
-    pub const fn bulkhead<'b, H2: ?Sized>(self, bulkhead: &'b H2) -> Pipeline<'b, R, H2, B>
+    pub const fn bulkhead<'b, H2: ?Sized>(self, bulkhead: &'b H2) -> Pipeline<'b, R, H2, B, F>
     where
         'a: 'b,
     {
@@ -261,13 +273,14 @@ impl<'a, R: ?Sized, H: ?Sized, B: ?Sized> Pipeline<'a, R, H, B> {
             rate: self.rate,
             bulkhead,
             breaker: self.breaker,
+            faults: self.faults,
             overall: self.overall,
             attempt: self.attempt,
         }
     }
 
     /// With `breaker` as the circuit-breaker layer.
-    pub const fn breaker<'b, B2: ?Sized>(self, breaker: &'b B2) -> Pipeline<'b, R, H, B2>
+    pub const fn breaker<'b, B2: ?Sized>(self, breaker: &'b B2) -> Pipeline<'b, R, H, B2, F>
     where
         'a: 'b,
     {
@@ -275,13 +288,34 @@ impl<'a, R: ?Sized, H: ?Sized, B: ?Sized> Pipeline<'a, R, H, B> {
             rate: self.rate,
             bulkhead: self.bulkhead,
             breaker,
+            faults: self.faults,
             overall: self.overall,
             attempt: self.attempt,
         }
     }
 }
 
-impl<R, H, B> Pipeline<'_, R, H, B>
+impl<'a, R: ?Sized, H: ?Sized, B: ?Sized> Pipeline<'a, R, H, B> {
+    /// With `faults` (a [`FaultInjection`]) as the fault-injection position, innermost.
+    pub const fn fault_injection<'b, F2: ?Sized>(
+        self,
+        faults: &'b F2,
+    ) -> Pipeline<'b, R, H, B, &'b F2>
+    where
+        'a: 'b,
+    {
+        Pipeline {
+            rate: self.rate,
+            bulkhead: self.bulkhead,
+            breaker: self.breaker,
+            faults,
+            overall: self.overall,
+            attempt: self.attempt,
+        }
+    }
+}
+
+impl<R, H, B, F> Pipeline<'_, R, H, B, F>
 where
     R: RateLimitLayer + ?Sized,
     H: BulkheadLayer + ?Sized,
@@ -290,13 +324,14 @@ where
     /// Runs `op(attempt)` through every layer (attempt 1, 2, ... as the policy allows).
     /// Returns the last attempt's `Ok` (also one the classifier called transient, once
     /// the policy gives up), or the layer that refused.
-    pub async fn call<T, E, F, Fut, Bk, K, Bu>(
+    pub async fn call<T, E, Op, Fut, Bk, K, Bu>(
         &self,
         policy: &mut RetryPolicy<Bk, K, Bu>,
-        op: F,
+        op: Op,
     ) -> Result<T, PipelineError<E>>
     where
-        F: FnMut(u32) -> Fut,
+        F: FaultLayer<T, E>,
+        Op: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, E>>,
         Bk: Backoff,
         K: Classify<Result<T, E>>,
@@ -334,14 +369,15 @@ where
         result
     }
 
-    async fn layers<T, E, F, Fut, Bk, K, Bu>(
+    async fn layers<T, E, Op, Fut, Bk, K, Bu>(
         &self,
         policy: &mut RetryPolicy<Bk, K, Bu>,
-        mut op: F,
+        mut op: Op,
         overall: Deadline,
     ) -> Result<T, PipelineError<E>>
     where
-        F: FnMut(u32) -> Fut,
+        F: FaultLayer<T, E>,
+        Op: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, E>>,
         Bk: Backoff,
         K: Classify<Result<T, E>>,
@@ -384,7 +420,8 @@ where
                     }
                     None => Deadline::NEVER,
                 };
-                let result = timeout_at(attempt_deadline, op(attempts)).await;
+                let attempt = self.faults.run(policy.rng_mut(), || op(attempts));
+                let result = timeout_at(attempt_deadline, attempt).await;
                 let end = EmbassyClock.now();
                 // One outcome for the breaker, one verdict for the policy, and what the call
                 // returns if this attempt is the last.

@@ -284,7 +284,11 @@ pub fn print_layers(run: &CombinedRun) {
     let mut table = Table::new(&["#", "layer", "refused", "why"])
         .align(1, Align::Left)
         .align(3, Align::Left);
-    for (i, layer) in Layer::ORDER.iter().enumerate() {
+    for (i, layer) in Layer::ORDER
+        .iter()
+        .filter(|l| **l != Layer::FaultInjection)
+        .enumerate()
+    {
         let why = match layer {
             Layer::OverallTimeout => format!("the caller's {} ran out", secs(OVERALL_TIMEOUT)),
             Layer::RateLimit => "over 20 per second (burst 10)".to_string(),
@@ -302,8 +306,9 @@ pub fn print_layers(run: &CombinedRun) {
                 run.attempt_timeouts,
                 secs(ATTEMPT_TIMEOUT)
             ),
-            // Not a pipeline position: never in `Layer::ORDER`.
-            Layer::Throttle => String::new(),
+            // Not in this example's pipeline (fault injection), or not a pipeline position
+            // (the throttle).
+            Layer::FaultInjection | Layer::Throttle => String::new(),
         };
         let refused = match layer {
             Layer::AttemptTimeout => "-".to_string(),
@@ -333,7 +338,12 @@ pub fn run() {
          last 20 attempts, open at 50%, 2 s open, 3 probes; retry up to {MAX_ATTEMPTS} \
          attempts, exponential from 100 ms with full jitter, a budget of 3 retries plus 10% of \
          the last 10 s of requests; attempt timeout {}.",
-        Layer::ORDER.map(|l| l.name()).join(" > "),
+        Layer::ORDER
+            .iter()
+            .filter(|l| **l != Layer::FaultInjection)
+            .map(|l| l.name())
+            .collect::<Vec<_>>()
+            .join(" > "),
         secs(OVERALL_TIMEOUT),
         secs(ATTEMPT_TIMEOUT),
     ));

@@ -261,6 +261,11 @@ fn tour_runs_the_highlights_quickly_and_ends_with_a_summary() {
     has_line(&out, "no protection 6000 1800 3.33");
     has_line(&out, "retry budget (3 attempts, 10%) 6642 1800 3.69");
     has_line(&out, "adaptive throttle (K = 2) 3546 1800 1.97");
+    // Section 8: injected faults met by the retry and the attempt timeout, then none.
+    has_line(&out, "20% errors, no retry 797 1000 797 7.970s");
+    has_line(&out, "20% errors, 3 attempts 994 1288 994 24.340s");
+    has_line(&out, "20% +300 ms, 100 ms timeout 992 1263 992 50.170s");
+    has_line(&out, "switched off 1000 1000 1000 10.000s");
     has_line(
         &out,
         "t=6.300s Closed -> Open failure rate 50.00% reached the 50% threshold",

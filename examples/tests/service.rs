@@ -520,6 +520,7 @@ async fn the_admin_route_refuses_a_missing_or_wrong_token_and_unknown_settings()
         ("failure_rate=-1", "failure_rate `-1`"),
         ("latency=fast", "latency: `fast` is not a duration"),
         ("latency=5", "latency: `5` has no known unit"),
+        ("faults=maybe", "faults `maybe`: on or off"),
         ("", "nothing to change"),
     ] {
         let r = s.admin(query, Some(TOKEN)).await;
@@ -535,9 +536,22 @@ async fn the_admin_route_refuses_a_missing_or_wrong_token_and_unknown_settings()
         .send()
         .await
         .unwrap();
-    assert_eq!(r.text().await.unwrap(), "failure_rate=0 latency=0s\n");
+    assert_eq!(
+        r.text().await.unwrap(),
+        "failure_rate=0 latency=0s faults=on\n"
+    );
     assert_eq!(s.api(None).await.status(), StatusCode::OK);
     s.set("failure_rate=100&latency=5ms").await;
+    assert_eq!(s.api(None).await.status(), StatusCode::BAD_GATEWAY);
+    // The fault injection switched off: the downstream answers, and keeps its settings
+    // for when it is switched back on.
+    let r = s.admin("faults=off", Some(TOKEN)).await;
+    assert_eq!(
+        r.text().await.unwrap(),
+        "failure_rate=100 latency=5ms faults=off\n"
+    );
+    assert_eq!(s.api(None).await.status(), StatusCode::OK);
+    s.set("faults=on").await;
     assert_eq!(s.api(None).await.status(), StatusCode::BAD_GATEWAY);
 
     // Other bad input: a 4xx that says why.

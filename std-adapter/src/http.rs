@@ -208,7 +208,10 @@ pub fn refusal_response<B: Default>(error: &(dyn Error + 'static)) -> Option<Res
         | Layer::Bulkhead
         | Layer::CircuitBreaker
         | Layer::Retry
-        | Layer::Throttle => service_unavailable(refused.retry_after),
+        | Layer::Throttle
+        // No refusal names it (an injected error is the operation's own): for
+        // completeness.
+        | Layer::FaultInjection => service_unavailable(refused.retry_after),
     })
 }
 

@@ -118,6 +118,8 @@
 //!   [`Deadline`](stanchion::Deadline)), [`RateLimitQueue`] and [`BulkheadQueue`] (FIFO,
 //!   cancel-safe waiting, bounded by a deadline and a line length), [`with_breaker`] (a
 //!   call through a circuit breaker, with a [`ClassifyOutcome`]);
+//! - [`fault::FaultInjection`]: core's fault injection carried out over tokio (an error,
+//!   an outcome, or latency on tokio's timer), switchable at run time;
 //! - [`Pipeline`]: all of them composed in core's order
 //!   ([`stanchion::pipeline::Layer::ORDER`]), returning
 //!   [`PipelineError`](stanchion::pipeline::PipelineError), with no allocation per call;
@@ -127,7 +129,8 @@
 //!   listeners for breakers and bulkheads (`TracingBreakerListener`,
 //!   `TracingBulkheadListener`);
 //! - (feature `tower`) `tower` layers: rate limit (plain and keyed), bulkhead (reject, or
-//!   wait in a `BulkheadQueue`), circuit breaker, retry, timeout and adaptive throttle,
+//!   wait in a `BulkheadQueue`), circuit breaker, retry, timeout, adaptive throttle and
+//!   fault injection,
 //!   whose clones share one state; (feature `http`) their refusals as 429/503/504
 //!   responses with `Retry-After` and the IETF `RateLimit` fields, and
 //!   `TieredRateLimitLayer`, a keyed limit with a quota per tier of clients that answers
@@ -173,6 +176,7 @@ pub use pipeline::Pipeline;
 pub use retry::{retry, retry_with_hint};
 pub use stanchion::retry::RetryError;
 pub use timeout::{TimedOut, timeout};
+pub mod fault;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod prelude;

@@ -15,6 +15,7 @@ use stanchion::retry::{
 use stanchion::{Clock, Deadline};
 
 use crate::events::event;
+use crate::fault::{FaultLayer, NoFaults};
 use crate::{
     AsyncRateLimiter, BreakerLayer, BulkheadQueue, ClassifyOutcome, ErrorsAreFailures, NoBreaker,
     NoRateLimit, RateLimitQueue, TimedOut, TokioClock,
@@ -31,12 +32,14 @@ use crate::{
 /// | 4 | circuit breaker, one permit per attempt | [`circuit_breaker`](Pipeline::circuit_breaker) | [`PipelineError::CircuitOpen`], with `retry_after` |
 /// | 5 | retry | [`retry`](Pipeline::retry) | [`PipelineError::GaveUp`] |
 /// | 6 | per-attempt timeout | [`attempt_timeout`](Pipeline::attempt_timeout) | an [`AttemptError::Timeout`], which the breaker records as a failure and the retry may retry |
+/// | 7 | fault injection, in place of the operation | [`fault_injection`](Pipeline::fault_injection) | nothing of its own: an injected error is the operation's ([`AttemptError::Operation`]), injected latency counts against the attempt's timeout |
 ///
 /// Why this order: see [`stanchion::pipeline`]. In short, the caller's budget bounds
 /// everything; a call over quota is refused before it takes a bulkhead slot, a breaker
 /// probe or a retry; one admitted call holds one rate-limit grant and one bulkhead slot
 /// for all its attempts; each attempt asks the breaker, so an open breaker cuts the
-/// retries short; and a timed-out attempt is a failure the breaker sees.
+/// retries short; and a timed-out attempt is a failure the breaker sees. Faults are
+/// injected innermost, so that every layer above meets them as it would the operation's.
 ///
 /// Every layer is optional: a pipeline starts empty ([`Pipeline::new`]) and each
 /// builder method adds one layer. An empty pipeline runs the operation once.
@@ -128,6 +131,7 @@ pub struct Pipeline<
     RB = Immediate,
     RK = TransientErrors,
     RR = NoBudget,
+    FI = NoFaults,
 > {
     clock: TokioClock,
     overall: Option<Duration>,
@@ -139,6 +143,7 @@ pub struct Pipeline<
     classify: BK,
     retry: Option<RetryTemplate<RB, RK, RR>>,
     attempt_timeout: Option<Duration>,
+    faults: FI,
 }
 
 /// The retry policy every call copies, and where each copy's random stream comes from.
@@ -199,11 +204,12 @@ impl Pipeline {
             classify: ErrorsAreFailures,
             retry: None,
             attempt_timeout: None,
+            faults: NoFaults,
         }
     }
 }
 
-impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK, RR> {
+impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR, FI> Pipeline<L, BL, CB, BK, RB, RK, RR, FI> {
     /// Layer 1: every call finishes within `budget` of its start, waits included.
     pub fn overall_timeout(self, budget: Duration) -> Self {
         Pipeline {
@@ -215,7 +221,10 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK
     /// Layer 2: every call takes one permit from `queue`'s limiter, waiting in its line.
     /// The queue reads deadlines on the pipeline's clock from now on, so that they agree
     /// (its limiter keeps its own clock for its decisions).
-    pub fn rate_limit<L2>(self, queue: RateLimitQueue<L2>) -> Pipeline<L2, BL, CB, BK, RB, RK, RR> {
+    pub fn rate_limit<L2>(
+        self,
+        queue: RateLimitQueue<L2>,
+    ) -> Pipeline<L2, BL, CB, BK, RB, RK, RR, FI> {
         let mut queue = queue;
         queue.clock = self.clock;
         Pipeline {
@@ -229,6 +238,7 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK
             classify: self.classify,
             retry: self.retry,
             attempt_timeout: self.attempt_timeout,
+            faults: self.faults,
         }
     }
 
@@ -256,7 +266,7 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK
     pub fn bulkhead<BL2: BulkheadListener>(
         self,
         queue: BulkheadQueue<BL2>,
-    ) -> Pipeline<L, BL2, CB, BK, RB, RK, RR> {
+    ) -> Pipeline<L, BL2, CB, BK, RB, RK, RR, FI> {
         let mut queue = queue;
         queue.clock = self.clock;
         Pipeline {
@@ -270,6 +280,7 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK
             classify: self.classify,
             retry: self.retry,
             attempt_timeout: self.attempt_timeout,
+            faults: self.faults,
         }
     }
 
@@ -279,7 +290,7 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK
     pub fn circuit_breaker<CB2: BreakerLayer>(
         self,
         breaker: CB2,
-    ) -> Pipeline<L, BL, CB2, ErrorsAreFailures, RB, RK, RR> {
+    ) -> Pipeline<L, BL, CB2, ErrorsAreFailures, RB, RK, RR, FI> {
         self.circuit_breaker_with(breaker, ErrorsAreFailures)
     }
 
@@ -289,7 +300,7 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK
         self,
         breaker: CB2,
         classifier: BK2,
-    ) -> Pipeline<L, BL, CB2, BK2, RB, RK, RR> {
+    ) -> Pipeline<L, BL, CB2, BK2, RB, RK, RR, FI> {
         Pipeline {
             clock: self.clock,
             overall: self.overall,
@@ -301,6 +312,7 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK
             classify: classifier,
             retry: self.retry,
             attempt_timeout: self.attempt_timeout,
+            faults: self.faults,
         }
     }
 
@@ -309,7 +321,7 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK
     pub fn retry<RB2: Backoff, RK2, RR2: RetryBudget>(
         self,
         policy: RetryPolicy<RB2, RK2, RR2>,
-    ) -> Pipeline<L, BL, CB, BK, RB2, RK2, RR2> {
+    ) -> Pipeline<L, BL, CB, BK, RB2, RK2, RR2, FI> {
         let mut policy = policy;
         let seed = policy.rng_mut().u64(..);
         Pipeline {
@@ -327,6 +339,7 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK
                 calls: AtomicU64::new(0),
             }),
             attempt_timeout: self.attempt_timeout,
+            faults: self.faults,
         }
     }
 
@@ -337,6 +350,60 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK
             attempt_timeout: Some(budget),
             ..self
         }
+    }
+
+    /// Layer 7: every attempt goes through `faults` (a
+    /// [`FaultInjection`](crate::fault::FaultInjection), or an `Arc` of one to keep a
+    /// handle on its switch), which may answer for it with an injected error or outcome,
+    /// or run it after injected latency. The layers above see an injected fault as the
+    /// operation's own: the breaker records it, the retry classifies it, the attempt
+    /// timeout bounds the latency. Its success and error types must be the operation's.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use stanchion::fault::{Fault, FaultInjector, Share};
+    /// use stanchion::pipeline::{AttemptError, PipelineError};
+    /// use stanchion_std::fault::FaultInjection;
+    /// use stanchion_std::{Pipeline, TokioClock};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), stanchion::ConfigError> {
+    /// // Every attempt answers 2 s late: the attempt timeout cuts each one at 1 s.
+    /// let slow = Arc::new(FaultInjection::new(
+    ///     FaultInjector::new(Share::ALL),
+    ///     Fault::Latency(Duration::from_secs(2)),
+    ///     fastrand::Rng::with_seed(1),
+    /// ));
+    /// let pipeline = Pipeline::new(TokioClock::new())
+    ///     .attempt_timeout(Duration::from_secs(1))
+    ///     .fault_injection(Arc::clone(&slow));
+    /// let answer: Result<u32, PipelineError<&str>> = pipeline.call(|_| async { Ok(7) }).await;
+    /// assert!(matches!(answer, Err(PipelineError::GaveUp { last: AttemptError::Timeout, .. })));
+    /// slow.injector().set_enabled(false); // the switch
+    /// assert_eq!(pipeline.call(|_| async { Ok(7) }).await, Ok(7));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fault_injection<FI2>(self, faults: FI2) -> Pipeline<L, BL, CB, BK, RB, RK, RR, FI2> {
+        Pipeline {
+            clock: self.clock,
+            overall: self.overall,
+            rate: self.rate,
+            permits: self.permits,
+            rate_per_attempt: self.rate_per_attempt,
+            bulkhead: self.bulkhead,
+            breaker: self.breaker,
+            classify: self.classify,
+            retry: self.retry,
+            attempt_timeout: self.attempt_timeout,
+            faults,
+        }
+    }
+
+    /// The fault-injection layer ([`NoFaults`] if none).
+    pub fn faults(&self) -> &FI {
+        &self.faults
     }
 
     /// The clock.
@@ -360,7 +427,7 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK
     }
 }
 
-impl<L, BL, CB, BK, RB, RK, RR> Pipeline<L, BL, CB, BK, RB, RK, RR>
+impl<L, BL, CB, BK, RB, RK, RR, FI> Pipeline<L, BL, CB, BK, RB, RK, RR, FI>
 where
     L: AsyncRateLimiter,
     BL: BulkheadListener,
@@ -377,6 +444,7 @@ where
         Fut: Future<Output = Result<T, E>>,
         BK: ClassifyOutcome<Result<T, E>>,
         RK: Classify<Result<T, E>>,
+        FI: FaultLayer<T, E>,
     {
         let needs_time =
             self.overall.is_some() || self.breaker.is_some() || self.attempt_timeout.is_some();
@@ -410,7 +478,7 @@ where
         }
     }
 
-    /// Layers 2 to 6, within `deadline`; `now` is the time at the call's start, if it
+    /// Layers 2 to 7, within `deadline`; `now` is the time at the call's start, if it
     /// was read.
     async fn run<T, E, F, Fut>(
         &self,
@@ -423,6 +491,7 @@ where
         Fut: Future<Output = Result<T, E>>,
         BK: ClassifyOutcome<Result<T, E>>,
         RK: Classify<Result<T, E>>,
+        FI: FaultLayer<T, E>,
     {
         let mut waited = false;
         if let (Some(queue), false) = (&self.rate, self.rate_per_attempt) {
@@ -499,13 +568,13 @@ where
                 },
             };
             let outcome: Result<Result<T, E>, TimedOut> = match self.attempt_timeout {
-                None => Ok(operation(attempt).await),
+                None => Ok(self.faults.run(|| operation(attempt)).await),
                 // A zero budget has expired before the attempt starts.
                 Some(budget) if budget.is_zero() => Err(TimedOut),
                 // `start` was just read: the deadline is in the future, no check needed.
                 Some(budget) => tokio::time::timeout_at(
                     self.clock.to_tokio(start.saturating_add(budget)),
-                    operation(attempt),
+                    self.faults.run(|| operation(attempt)),
                 )
                 .await
                 .map_err(|_| TimedOut),

@@ -87,6 +87,8 @@ async fn main(_spawner: Spawner) {
     report.record("pipeline", checks::pipeline::run().await);
     #[cfg(feature = "throttle")]
     report.record("throttle", checks::throttle::run().await);
+    #[cfg(feature = "fault")]
+    report.record("fault", checks::fault::run().await);
     #[cfg(feature = "log-defmt")]
     report.record("defmt-events", checks::defmt_events::run().await);
 

@@ -1,7 +1,10 @@
-//! The admin route: read and change the downstream's failure rate and latency at runtime.
+//! The admin route: read and change the downstream's failure rate and latency at runtime,
+//! and switch its fault injection on and off.
 //!
 //! `GET /admin/downstream` shows the settings; `POST /admin/downstream?failure_rate=50&latency=200ms`
-//! changes the ones given. Both need `Authorization: Bearer TOKEN` with the token given at
+//! changes the ones given; `POST /admin/downstream?faults=off` switches the injected
+//! failures and latency off (the downstream answers at once, every time) and `faults=on`
+//! back on, with the settings they had. Both need `Authorization: Bearer TOKEN` with the token given at
 //! start-up (the scheme in any case, as RFC 9110 says; 401 otherwise); an unknown setting
 //! or a bad value is a 400 that says what is allowed, and changes nothing.
 //!
@@ -25,7 +28,7 @@ use super::app::AppState;
 use super::config::{DisplayDuration, parse_duration};
 
 /// The settings the admin route knows, for the error message.
-const KNOWN: &str = "failure_rate (a percentage, 0 to 100) and latency (a duration such as 200ms)";
+const KNOWN: &str = "failure_rate (a percentage, 0 to 100), latency (a duration such as 200ms) and faults (on or off)";
 
 /// Failed attempts one client IP may make in a minute.
 pub const FAILED_ATTEMPTS: u32 = 10;
@@ -143,9 +146,14 @@ fn too_many_failures(retry_after: Option<Duration>) -> Response {
 
 fn settings(state: &AppState) -> String {
     format!(
-        "failure_rate={} latency={}\n",
+        "failure_rate={} latency={} faults={}\n",
         state.downstream.failure_rate(),
-        DisplayDuration(state.downstream.latency())
+        DisplayDuration(state.downstream.latency()),
+        if state.downstream.faults_enabled() {
+            "on"
+        } else {
+            "off"
+        }
     )
 }
 
@@ -188,6 +196,7 @@ pub async fn change(
     }
     let mut failure_rate: Option<u32> = None;
     let mut latency: Option<Duration> = None;
+    let mut faults: Option<bool> = None;
     for (name, value) in &pairs {
         match name.as_str() {
             "failure_rate" => match value.parse::<u32>() {
@@ -203,6 +212,11 @@ pub async fn change(
                 Ok(_) => return bad(format!("latency `{value}`: at most 1h")),
                 Err(e) => return bad(format!("latency: {e}")),
             },
+            "faults" => match value.as_str() {
+                "on" => faults = Some(true),
+                "off" => faults = Some(false),
+                _ => return bad(format!("faults `{value}`: on or off")),
+            },
             other => {
                 let other: String = other.chars().filter(|c| !c.is_control()).take(64).collect();
                 return bad(format!(
@@ -216,6 +230,9 @@ pub async fn change(
     }
     if let Some(d) = latency {
         state.downstream.set_latency(d);
+    }
+    if let Some(on) = faults {
+        state.downstream.set_faults_enabled(on);
     }
     settings(&state).into_response()
 }

@@ -458,8 +458,9 @@ async fn api_data(State(state): State<Arc<AppState>>) -> Response {
             StatusCode::BAD_GATEWAY,
             format!("the downstream failed on every attempt: gave up after {n} attempt(s)"),
         ),
-        // The service's stack has no throttle: an error of its own, as below.
-        Layer::Retry | Layer::Throttle => text(
+        // The service's stack has no throttle, and no refusal names fault injection (an
+        // injected failure is the downstream's own): an error of its own, as below.
+        Layer::Retry | Layer::Throttle | Layer::FaultInjection => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal error".to_owned(),
         ),

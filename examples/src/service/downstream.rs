@@ -1,18 +1,24 @@
-//! [`FlakyDownstream`]: the deliberately unreliable service the patterns protect, with a
-//! failure rate and a latency that the admin route changes at runtime.
+//! [`FlakyDownstream`]: the deliberately unreliable service the patterns protect. It is a
+//! healthy in-process stand-in for a remote dependency, made slow and flaky by stanchion's
+//! fault injection ([`stanchion_std::fault`]): a latency injected into every call and an
+//! error into a share of them, both changed at run time by the admin route, which can
+//! also switch the injection off (the downstream then answers at once, every time).
 
 use std::fmt;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// An in-process stand-in for a remote dependency: each call waits `latency`, then fails
-/// with probability `failure_rate` percent (drawn from a seeded generator).
+use stanchion::fault::{Fault, FaultInjector, Share};
+use stanchion_std::fault::FaultInjection;
+
+/// The downstream: each call waits the injected latency, then fails if the failure
+/// injection picks it (drawn from a seeded generator), and otherwise answers.
 #[derive(Debug)]
 pub struct FlakyDownstream {
-    failure_rate: AtomicU32,
-    latency_nanos: AtomicU64,
-    rng: Mutex<fastrand::Rng>,
+    /// `Fault::Latency` into every call.
+    latency: FaultInjection<String, DownstreamError>,
+    /// `Fault::Error` into `failure_rate` percent of calls.
+    failures: FaultInjection<String, DownstreamError>,
     calls: AtomicU64,
 }
 
@@ -28,40 +34,61 @@ impl fmt::Display for DownstreamError {
 
 impl std::error::Error for DownstreamError {}
 
+/// `percent` as a share, clamped to 100.
+fn share(percent: u32) -> Share {
+    Share::percent(percent.min(100)).unwrap_or(Share::ALL)
+}
+
 impl FlakyDownstream {
     /// A downstream failing `failure_rate` percent of calls (clamped to 100) after
-    /// `latency` each, its failures drawn from `seed`.
+    /// `latency` each, its failures drawn from `seed`; the injection switched on.
     pub fn new(failure_rate: u32, latency: Duration, seed: u64) -> FlakyDownstream {
-        let d = FlakyDownstream {
-            failure_rate: AtomicU32::new(0),
-            latency_nanos: AtomicU64::new(0),
-            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+        FlakyDownstream {
+            latency: FaultInjection::new(
+                FaultInjector::new(Share::ALL),
+                Fault::Latency(latency),
+                // Every call is picked, whatever the draw.
+                fastrand::Rng::with_seed(seed),
+            ),
+            failures: FaultInjection::new(
+                FaultInjector::new(share(failure_rate)),
+                Fault::Error(DownstreamError),
+                fastrand::Rng::with_seed(seed),
+            ),
             calls: AtomicU64::new(0),
-        };
-        d.set_failure_rate(failure_rate);
-        d.set_latency(latency);
-        d
+        }
     }
 
-    /// Percentage of calls that fail.
+    /// Percentage of calls that fail while the injection is on.
     pub fn failure_rate(&self) -> u32 {
-        self.failure_rate.load(Ordering::Relaxed)
+        self.failures.injector().share().as_per_million() / 10_000
     }
 
     /// Sets the percentage of calls that fail (clamped to 100).
     pub fn set_failure_rate(&self, percent: u32) {
-        self.failure_rate.store(percent.min(100), Ordering::Relaxed);
+        self.failures.injector().set_share(share(percent));
     }
 
-    /// The latency of each call.
+    /// The latency of each call while the injection is on.
     pub fn latency(&self) -> Duration {
-        Duration::from_nanos(self.latency_nanos.load(Ordering::Relaxed))
+        self.latency.fault().delay()
     }
 
-    /// Sets the latency of each call (saturating at about 584 years).
+    /// Sets the latency of each call (a wait past tokio's far future never ends).
     pub fn set_latency(&self, latency: Duration) {
-        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-        self.latency_nanos.store(nanos, Ordering::Relaxed);
+        self.latency.set_fault(Fault::Latency(latency));
+    }
+
+    /// Whether the injection (latency and failures) is on.
+    pub fn faults_enabled(&self) -> bool {
+        self.failures.injector().is_enabled()
+    }
+
+    /// Switches the injection of latency and failures on or off, for every call that
+    /// starts after; the settings are kept for when it is back on.
+    pub fn set_faults_enabled(&self, on: bool) {
+        self.failures.injector().set_enabled(on);
+        self.latency.injector().set_enabled(on);
     }
 
     /// Calls started so far.
@@ -69,26 +96,15 @@ impl FlakyDownstream {
         self.calls.load(Ordering::Relaxed)
     }
 
-    /// One call: waits the latency, then succeeds with a small body or fails.
+    /// One call: the injected latency, then an injected failure or a small body.
     pub async fn call(&self) -> Result<String, DownstreamError> {
         let n = self.calls.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-        let latency = self.latency();
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
-        }
-        let rate = self.failure_rate();
-        // A poisoned lock only means another thread panicked mid-draw: the generator is
-        // still usable.
-        let draw = self
-            .rng
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .u32(0..100);
-        if draw < rate {
-            Err(DownstreamError)
-        } else {
-            Ok(format!("downstream answer #{n}\n"))
-        }
+        self.latency
+            .call(|| {
+                self.failures
+                    .call(|| async move { Ok(format!("downstream answer #{n}\n")) })
+            })
+            .await
     }
 }
 
@@ -116,10 +132,33 @@ mod tests {
             }
             n
         };
-        assert!(
-            (400..=600).contains(&failed),
-            "{failed} of 1000 failed at 50%"
-        );
+        // Seed 1's draws, one per call (21 taken before these): 509 of 1000 at 50%.
+        assert_eq!(failed, 509);
         assert_eq!(d.calls(), 1021);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn switched_off_it_answers_at_once_every_time_and_keeps_its_settings() {
+        let d = FlakyDownstream::new(100, Duration::from_secs(2), 1);
+        let start = tokio::time::Instant::now();
+        assert_eq!(d.call().await, Err(DownstreamError));
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        d.set_faults_enabled(false);
+        assert!(!d.faults_enabled());
+        for _ in 0..10 {
+            assert!(d.call().await.is_ok());
+        }
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(2),
+            "no latency while off"
+        );
+        assert_eq!(
+            (d.failure_rate(), d.latency()),
+            (100, Duration::from_secs(2))
+        );
+        d.set_faults_enabled(true);
+        assert_eq!(d.call().await, Err(DownstreamError));
+        assert_eq!(start.elapsed(), Duration::from_secs(4));
     }
 }

@@ -283,7 +283,11 @@ impl Metrics {
                 timeout: timeout.name(),
             });
         }
-        for layer in Layer::ORDER {
+        // Fault injection refuses nothing (an injected failure is the downstream's own).
+        for layer in Layer::ORDER
+            .into_iter()
+            .filter(|l| *l != Layer::FaultInjection)
+        {
             let _ = m.rejected.get_or_create(&LayerLabel {
                 layer: layer.name(),
             });

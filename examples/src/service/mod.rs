@@ -5,9 +5,9 @@
 //! |---|---|
 //! | [`config`] | flags and environment variables (`clap`) |
 //! | [`clients`] | per-client keying: API keys with their own quotas, everyone else by IP |
-//! | [`downstream`] | the flaky in-process service |
+//! | [`downstream`] | the in-process service, made slow and flaky by fault injection |
 //! | [`app`] | the router, and the refusals as HTTP answers |
-//! | [`admin`] | the token-protected route that changes the downstream at runtime |
+//! | [`admin`] | the token-protected route that changes the downstream at runtime and switches its faults |
 //! | [`metrics`] | Prometheus text (`prometheus-client`) |
 //! | [`server`] | the connection layer: caps, timeouts, header size, shutdown |
 //!

@@ -11,6 +11,7 @@
 //! | [`CircuitBreakerLayer`] with a response classifier | [`CircuitBreakerService`] | [`CircuitOpen`] | [`Layer::CircuitBreaker`] |
 //! | [`RetryLayer`] (core [`RetryPolicy`](stanchion::retry::RetryPolicy), optional budget) | [`RetryService`] | nothing of its own: the last outcome | [`Layer::Retry`] |
 //! | [`TimeoutLayer`] | [`TimeoutService`] | [`Elapsed`] | [`Layer::AttemptTimeout`] or [`Layer::OverallTimeout`] |
+//! | [`FaultInjectionLayer`] (core [`FaultInjector`](stanchion::fault::FaultInjector): an error, an outcome or latency in a share of requests) | [`FaultInjectionService`] | nothing of its own: the injected error | [`Layer::FaultInjection`] |
 //! | [`ThrottleLayer`] (adaptive client-side throttling, core [`AdaptiveThrottle`](stanchion::throttle::AdaptiveThrottle)) | [`ThrottleService`] | [`ThrottleRejected`] | none: [`Layer::Throttle`] |
 //!
 //! Conventions, after tower's own middleware:
@@ -74,6 +75,7 @@ use stanchion::pipeline::Layer;
 
 pub mod breaker;
 pub mod bulkhead;
+pub mod fault;
 pub mod rate_limit;
 pub mod retry;
 pub mod throttle;
@@ -83,6 +85,7 @@ pub use breaker::{CircuitBreakerLayer, CircuitBreakerService, CircuitOpen, Share
 pub use bulkhead::{
     BulkheadLayer, BulkheadRejected, BulkheadService, QueuedBulkheadLayer, QueuedBulkheadService,
 };
+pub use fault::{FaultInjectionLayer, FaultInjectionService};
 #[cfg(feature = "http")]
 pub use rate_limit::{
     Charge, NoHooks, OnRefusal, RateLimitHooks, TierId, TierRefusal, TieredRateLimitLayer,

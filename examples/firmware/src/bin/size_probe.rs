@@ -4,7 +4,7 @@
 //!
 //! Each pattern is built the way an application would use it: one limiter, one retry
 //! policy, one breaker (over a count window, and over a consecutive-failures window), one
-//! bulkhead, one timeout, one pipeline, one adaptive throttle, each a `static` or a local built once, and its
+//! bulkhead, one timeout, one pipeline, one adaptive throttle, one fault injector, each a `static` or a local built once, and its
 //! main operations called on inputs the compiler cannot see ([`black_box`]), so that
 //! nothing is folded away. There is no formatting and no message:
 //! the panic handler halts, so a panicking path that survives in the library costs only its
@@ -132,6 +132,8 @@ async fn main(_spawner: Spawner) {
         patterns::pipeline().await;
         #[cfg(feature = "throttle")]
         patterns::throttle().await;
+        #[cfg(feature = "fault")]
+        patterns::fault().await;
         #[cfg(feature = "peer-embassy-time-deadline")]
         peers::deadline().await;
         #[cfg(feature = "peer-governor")]
@@ -208,6 +210,11 @@ mod patterns {
     static THROTTLE: stanchion::throttle::AdaptiveThrottle<10> = const_config!(
         stanchion::throttle::AdaptiveThrottle::new(Duration::from_secs(10), Ratio::TWO)
     );
+
+    /// One call in a hundred.
+    #[cfg(feature = "fault")]
+    static FAULTS: stanchion::fault::FaultInjector =
+        stanchion::fault::FaultInjector::new(const_config!(stanchion::fault::Share::percent(1)));
 
     /// Exponential backoff from 10 ms, doubling, at most 1 s, full jitter; four attempts.
     fn policy() -> Option<RetryPolicy<Exponential>> {
@@ -293,6 +300,24 @@ mod patterns {
         let mut rng = fastrand::Rng::with_seed(black_box(7));
         let _ = black_box(
             stanchion_embassy::throttle::call(&THROTTLE, &mut rng, || operation(black_box(0)))
+                .await,
+        );
+    }
+
+    /// The fault chosen at run time, so that the error, the outcome and the latency are
+    /// all built; the switch flipped as an operator would.
+    #[cfg(feature = "fault")]
+    pub async fn fault() {
+        use stanchion::fault::Fault;
+        let mut rng = fastrand::Rng::with_seed(black_box(7));
+        let fault: Fault<u32, u8> = match black_box(0u8) {
+            0 => Fault::Error(2),
+            1 => Fault::Outcome(0),
+            _ => Fault::Latency(millis()),
+        };
+        FAULTS.set_enabled(black_box(true));
+        let _ = black_box(
+            stanchion_embassy::fault::call(&FAULTS, &fault, &mut rng, || operation(black_box(0)))
                 .await,
         );
     }
