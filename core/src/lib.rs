@@ -114,6 +114,7 @@ pub mod adaptive;
 pub mod breaker;
 pub mod bulkhead;
 pub mod clock;
+pub mod config;
 pub mod deadline;
 mod div;
 pub mod error;
