@@ -30,7 +30,7 @@
 //! assert_eq!(format!("{}", HumanDuration(Duration::from_secs(7200))), "2h");
 //! ```
 //!
-//! With the `serde` feature, [`serde_human`] reads and writes a `Duration` field of your
+//! With the `serde` feature, `serde_human` reads and writes a `Duration` field of your
 //! own types in this form (`#[serde(with = "stanchion::config::duration::serde_human")]`).
 
 use core::fmt;
@@ -152,6 +152,7 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
 /// A duration written in the largest unit that holds it exactly: `"90s"`, `"1500ms"`,
 /// `"2h"`, `"0s"` (what [`parse`] reads back to the same value).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct HumanDuration(pub Duration);
 
 impl fmt::Display for HumanDuration {
@@ -166,40 +167,6 @@ impl fmt::Display for HumanDuration {
             .copied()
             .unwrap_or(("ns", 1));
         write!(f, "{}{unit}", nanos.checked_div(per_unit).unwrap_or(nanos))
-    }
-}
-
-/// A small stack buffer for [`fmt::Write`], so that a duration is written out without
-/// allocating.
-pub(crate) struct Buffer<const N: usize> {
-    bytes: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> Buffer<N> {
-    pub(crate) const fn new() -> Self {
-        Buffer {
-            bytes: [0; N],
-            len: 0,
-        }
-    }
-
-    pub(crate) fn as_str(&self) -> &str {
-        // Only whole `&str`s are ever appended, so the bytes up to `len` are UTF-8.
-        self.bytes
-            .get(..self.len)
-            .and_then(|b| core::str::from_utf8(b).ok())
-            .unwrap_or("")
-    }
-}
-
-impl<const N: usize> fmt::Write for Buffer<N> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
-        let slot = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
-        slot.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
     }
 }
 
@@ -340,16 +307,6 @@ mod tests {
             DurationError::UnknownUnit.to_string(),
             "not a duration whose units are ns, us, ms, s, m, h or d (such as \"250ms\")"
         );
-    }
-
-    #[test]
-    fn buffer_holds_the_longest_duration() {
-        use core::fmt::Write;
-        let mut b = Buffer::<40>::new();
-        write!(b, "{}", HumanDuration(Duration::MAX)).unwrap();
-        assert_eq!(b.as_str(), "18446744073709551615999999999ns");
-        let mut small = Buffer::<2>::new();
-        assert!(write!(small, "abc").is_err());
     }
 
     proptest::proptest! {

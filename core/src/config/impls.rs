@@ -5,7 +5,10 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::serde_support::{Dur, Expected, Frac, Q32, RATIO_FORM};
-use super::settings::{AnyBackoff, BreakerWindow, RetrySettings};
+use super::settings::{
+    AnyBackoff, BreakerWindow, BulkheadSettings, RatioBudgetSettings, RetrySettings,
+    ThrottleSettings, TokenBudgetSettings,
+};
 use crate::ConfigError;
 use crate::adaptive::{Aimd, AimdConfig, Vegas, VegasConfig};
 use crate::breaker::{AfterMaxWait, BreakerConfig};
@@ -208,15 +211,15 @@ through_form!(
 
 impl Serialize for Ratio {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        Frac(Some((self.num().into(), self.den().into()))).serialize(serializer)
+        frac(*self).serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Ratio {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let frac = Frac::deserialize(deserializer)?;
-        frac.ratio("ratio").map_err(|e| {
-            if frac.0.is_none() {
+        let read = Frac::deserialize(deserializer)?;
+        read.ratio("ratio").map_err(|e| {
+            if read.0.is_none() {
                 D::Error::custom(Expected(RATIO_FORM))
             } else {
                 D::Error::custom(e)
@@ -554,3 +557,110 @@ through_form!(VegasConfig, VegasConfigForm, to_vegas_form, |f| {
     Vegas::new(config)?;
     Ok(config)
 });
+
+// ---------------------------------------------------------------------------------------
+// Retry budgets, adaptive throttle, bulkhead
+// ---------------------------------------------------------------------------------------
+
+fn frac(r: Ratio) -> Frac {
+    Frac(Some((r.num().into(), r.den().into())))
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "TokenBudgetSettings", deny_unknown_fields)]
+struct TokenBudgetSettingsForm {
+    max_tokens: u32,
+    token_ratio: Frac,
+}
+
+through_form!(
+    TokenBudgetSettings,
+    TokenBudgetSettingsForm,
+    |s| TokenBudgetSettingsForm {
+        max_tokens: s.max_tokens,
+        token_ratio: frac(s.token_ratio),
+    },
+    |f| {
+        let settings = TokenBudgetSettings {
+            max_tokens: f.max_tokens,
+            token_ratio: f.token_ratio.ratio("token_ratio")?,
+        };
+        settings.build()?;
+        Ok(settings)
+    }
+);
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "RatioBudgetSettings", deny_unknown_fields)]
+struct RatioBudgetSettingsForm {
+    window: Dur,
+    ratio: Frac,
+    #[serde(default)]
+    floor: u32,
+}
+
+through_form!(
+    RatioBudgetSettings,
+    RatioBudgetSettingsForm,
+    |s| RatioBudgetSettingsForm {
+        window: Dur::of(s.window),
+        ratio: frac(s.ratio),
+        floor: s.floor,
+    },
+    |f| {
+        let settings = RatioBudgetSettings {
+            window: f.window.get("window")?,
+            ratio: f.ratio.ratio("ratio")?,
+            floor: f.floor,
+        };
+        // What holds for any number of buckets: those of one.
+        settings.build::<1>()?;
+        Ok(settings)
+    }
+);
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "ThrottleSettings", deny_unknown_fields)]
+struct ThrottleSettingsForm {
+    window: Dur,
+    k: Frac,
+}
+
+through_form!(
+    ThrottleSettings,
+    ThrottleSettingsForm,
+    |s| ThrottleSettingsForm {
+        window: Dur::of(s.window),
+        k: frac(s.k),
+    },
+    |f| {
+        let settings = ThrottleSettings {
+            window: f.window.get("window")?,
+            k: f.k.ratio("k")?,
+        };
+        // What holds for any number of buckets: those of one.
+        settings.build::<1>()?;
+        Ok(settings)
+    }
+);
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "BulkheadSettings", deny_unknown_fields)]
+struct BulkheadSettingsForm {
+    max_concurrent: u32,
+}
+
+through_form!(
+    BulkheadSettings,
+    BulkheadSettingsForm,
+    |s| BulkheadSettingsForm {
+        max_concurrent: s.max_concurrent,
+    },
+    |f| {
+        let settings = BulkheadSettings {
+            max_concurrent: f.max_concurrent,
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+);

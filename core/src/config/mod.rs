@@ -82,4 +82,7 @@ mod impls;
 #[cfg(all(test, feature = "serde"))]
 mod tests;
 
-pub use settings::{AnyBackoff, BreakerWindow, RetrySettings};
+pub use settings::{
+    AnyBackoff, BreakerWindow, BulkheadSettings, RatioBudgetSettings, RetrySettings,
+    ThrottleSettings, TokenBudgetSettings,
+};

@@ -14,8 +14,42 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Error as _, Serializer};
 use serde::{Deserialize, Serialize};
 
-use super::duration::{Buffer, DurationError, HumanDuration, parse};
+use super::duration::{DurationError, HumanDuration, parse};
 use crate::ConfigError;
+
+/// A small stack buffer for [`fmt::Write`], so that a duration is written out without
+/// allocating.
+pub(crate) struct Buffer<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Buffer<N> {
+    pub(crate) const fn new() -> Self {
+        Buffer {
+            bytes: [0; N],
+            len: 0,
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Only whole `&str`s are ever appended, so the bytes up to `len` are UTF-8.
+        self.bytes
+            .get(..self.len)
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+}
+
+impl<const N: usize> fmt::Write for Buffer<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
+        let slot = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
 
 /// Long enough for any duration (31 bytes) and any ratio (`"4294967295/4294967295"`,
 /// a 32.32 decimal of 21 bytes).
@@ -372,6 +406,16 @@ mod tests {
     extern crate std;
 
     use super::*;
+
+    #[test]
+    fn buffer_holds_the_longest_duration() {
+        use core::fmt::Write;
+        let mut b = Buffer::<40>::new();
+        write!(b, "{}", HumanDuration(Duration::MAX)).unwrap();
+        assert_eq!(b.as_str(), "18446744073709551615999999999ns");
+        let mut small = Buffer::<2>::new();
+        assert!(write!(small, "abc").is_err());
+    }
 
     #[test]
     fn reads_ratios_exactly() {

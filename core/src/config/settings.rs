@@ -1,16 +1,18 @@
 //! Plain settings types for the patterns whose configuration is otherwise spread over a
-//! constructor's arguments: the breaker's window choice, a backoff chosen by name, and a
-//! retry policy's settings.
+//! constructor's arguments: the breaker's window choice, a backoff chosen by name, a retry
+//! policy's settings, the retry budgets', the adaptive throttle's and the bulkhead's.
 
 use core::time::Duration;
 
 use crate::ConfigError;
 use crate::breaker::window::{ConsecutiveWindow, CountWindowUpTo, TimeWindowUpTo};
+use crate::bulkhead::Bulkhead;
 use crate::retry::policy::DEFAULT_MAX_RETRY_AFTER;
 use crate::retry::{
     Backoff, Constant, DecorrelatedJitter, DecorrelatedJitterV2, Exponential, Immediate, Linear,
-    RetryPolicy,
+    Ratio, RatioBudget, RetryPolicy, TokenBudget,
 };
+use crate::throttle::AdaptiveThrottle;
 use crate::time::duration_to_nanos_saturating;
 use crate::{Deadline, Instant};
 
@@ -262,5 +264,137 @@ impl<B: Backoff + Clone> RetrySettings<B> {
                 .with_max_retry_after(self.max_retry_after)
                 .with_deadline(self.deadline(now)),
         )
+    }
+}
+
+/// The settings of a [`TokenBudget`] (gRPC retry throttling): its size and its refill per
+/// success. [`build`](Self::build) makes the budget, which holds live state.
+///
+/// With the `serde` feature it reads as `{ "max_tokens": 10, "token_ratio": "0.1" }`.
+///
+/// ```
+/// use stanchion::config::TokenBudgetSettings;
+/// use stanchion::retry::Ratio;
+///
+/// let settings = TokenBudgetSettings { max_tokens: 10, token_ratio: Ratio::percent(10) };
+/// assert_eq!(settings.build()?.milli_tokens(), 10_000);
+/// # Ok::<(), stanchion::ConfigError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TokenBudgetSettings {
+    /// In `1..=1_000_000`.
+    pub max_tokens: u32,
+    /// Tokens back per success, in `0.001..=max_tokens`.
+    pub token_ratio: Ratio,
+}
+
+impl TokenBudgetSettings {
+    /// The budget, full; the errors of [`TokenBudget::new`].
+    pub fn build(&self) -> Result<TokenBudget, ConfigError> {
+        TokenBudget::new(self.max_tokens, self.token_ratio)
+    }
+}
+
+/// The settings of a [`RatioBudget`] (Finagle, tower): retries as a share of recent
+/// requests plus a floor, over a window. [`build`](Self::build) makes the budget with `N`
+/// buckets.
+///
+/// With the `serde` feature it reads as `{ "window": "10s", "ratio": "20%", "floor": 10 }`,
+/// checked on the way in as for one bucket (each of `N` buckets must be at least 1 ms,
+/// which [`build`](Self::build) checks).
+///
+/// ```
+/// use core::time::Duration;
+/// use stanchion::config::RatioBudgetSettings;
+/// use stanchion::retry::Ratio;
+///
+/// let settings = RatioBudgetSettings {
+///     window: Duration::from_secs(10),
+///     ratio: Ratio::percent(20),
+///     floor: 10,
+/// };
+/// assert!(settings.build::<10>().is_ok());
+/// # Ok::<(), stanchion::ConfigError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RatioBudgetSettings {
+    /// The window the share is counted over.
+    pub window: Duration,
+    /// Retries per request, in `0..=10`.
+    pub ratio: Ratio,
+    /// Retries allowed on top of the share.
+    pub floor: u32,
+}
+
+impl RatioBudgetSettings {
+    /// The budget over `N` buckets, empty; the errors of [`RatioBudget::new`].
+    pub fn build<const N: usize>(&self) -> Result<RatioBudget<N>, ConfigError> {
+        RatioBudget::new(self.window, self.ratio, self.floor)
+    }
+}
+
+/// The settings of an [`AdaptiveThrottle`] (client-side throttling, Google SRE): its
+/// window and multiplier `k`. [`build`](Self::build) makes the throttle with `N` buckets.
+///
+/// With the `serde` feature it reads as `{ "window": "2m", "k": 2 }`, checked on the way in
+/// as for one bucket (each of `N` buckets must be at least 1 ms, which
+/// [`build`](Self::build) checks).
+///
+/// ```
+/// use core::time::Duration;
+/// use stanchion::config::ThrottleSettings;
+/// use stanchion::retry::Ratio;
+///
+/// let settings = ThrottleSettings { window: Duration::from_secs(120), k: Ratio::TWO };
+/// assert!(settings.build::<12>().is_ok());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ThrottleSettings {
+    /// The window requests and accepts are counted over.
+    pub window: Duration,
+    /// At least 1.
+    pub k: Ratio,
+}
+
+impl ThrottleSettings {
+    /// The throttle over `N` buckets, empty; the errors of [`AdaptiveThrottle::new`].
+    pub fn build<const N: usize>(&self) -> Result<AdaptiveThrottle<N>, ConfigError> {
+        AdaptiveThrottle::new(self.window, self.k)
+    }
+}
+
+/// The limit of a [`Bulkhead`]. [`build`](Self::build) makes the bulkhead.
+///
+/// With the `serde` feature it reads as `{ "max_concurrent": 10 }`.
+///
+/// ```
+/// use stanchion::config::BulkheadSettings;
+///
+/// let bulkhead = BulkheadSettings { max_concurrent: 10 }.build()?;
+/// assert_eq!(bulkhead.metrics().available, 10);
+/// # Ok::<(), stanchion::ConfigError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BulkheadSettings {
+    /// At least 1.
+    pub max_concurrent: u32,
+}
+
+impl BulkheadSettings {
+    /// Checks the limit, with [`Bulkhead::new`]'s words.
+    pub const fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_concurrent == 0 {
+            return Err(ConfigError::new("max_concurrent", "at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The bulkhead, with no permit out.
+    pub fn build(&self) -> Result<Bulkhead, ConfigError> {
+        Bulkhead::new(self.max_concurrent)
     }
 }

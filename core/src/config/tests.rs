@@ -11,7 +11,10 @@ use proptest::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{AnyBackoff, BreakerWindow, RetrySettings};
+use super::{
+    AnyBackoff, BreakerWindow, BulkheadSettings, RatioBudgetSettings, RetrySettings,
+    ThrottleSettings, TokenBudgetSettings,
+};
 use crate::adaptive::{AimdConfig, VegasConfig};
 use crate::breaker::{AfterMaxWait, BreakerConfig};
 use crate::rate::{FullTablePolicy, Quota, Spacing, WindowQuota};
@@ -245,6 +248,38 @@ proptest! {
     }
 
     #[test]
+    fn budget_throttle_and_bulkhead_settings_round_trip_and_build_the_same(
+        max_tokens in 1u32..=1_000_000, token_ratio in ratio(), window in nanos(),
+        share in ratio(), floor: u32, k in ratio(), max_concurrent in 1u32..,
+    ) {
+        let token = TokenBudgetSettings { max_tokens, token_ratio };
+        if let Ok(budget) = token.build() {
+            round_trip(&token)?;
+            let back: TokenBudgetSettings = json(&serde_json::to_string(&token).unwrap());
+            prop_assert_eq!(std::format!("{:?}", back.build().unwrap()), std::format!("{budget:?}"));
+        }
+        let ratio_budget = RatioBudgetSettings { window, ratio: share, floor };
+        if let Ok(budget) = ratio_budget.build::<1>() {
+            round_trip(&ratio_budget)?;
+            let back: RatioBudgetSettings = json(&serde_json::to_string(&ratio_budget).unwrap());
+            prop_assert_eq!(
+                std::format!("{:?}", back.build::<1>().unwrap()),
+                std::format!("{budget:?}")
+            );
+        }
+        let throttle = ThrottleSettings { window, k };
+        if let Ok(built) = throttle.build::<1>() {
+            round_trip(&throttle)?;
+            let back: ThrottleSettings = json(&serde_json::to_string(&throttle).unwrap());
+            prop_assert_eq!(
+                std::format!("{:?}", back.build::<1>().unwrap()),
+                std::format!("{built:?}")
+            );
+        }
+        round_trip(&BulkheadSettings { max_concurrent })?;
+    }
+
+    #[test]
     fn adaptive_configs_round_trip(
         min in 1u32..1000, span in 0u32..1000, start in 0u32..1000, backoff in 512u32..=1023,
         timeout in nanos(), alpha in 1u32..100, beta_more in 1u32..100, smoothing in 1u32..=1024,
@@ -333,6 +368,21 @@ fn documents_as_written_by_hand() {
         r#""4/3""#
     );
     assert_eq!(json::<Jitter>(r#""full""#), Jitter::FULL);
+    assert_eq!(
+        json::<RatioBudgetSettings>(r#"{"window": "10s", "ratio": "20%"}"#),
+        RatioBudgetSettings {
+            window: Duration::from_secs(10),
+            ratio: Ratio::percent(20),
+            floor: 0
+        }
+    );
+    assert_eq!(
+        json::<TokenBudgetSettings>(r#"{"max_tokens": 10, "token_ratio": "0.1"}"#),
+        TokenBudgetSettings {
+            max_tokens: 10,
+            token_ratio: Ratio::new(1, 10).unwrap()
+        }
+    );
 
     let settings: RetrySettings = toml::from_str(
         r#"
@@ -456,6 +506,26 @@ fn bad_values_name_the_field_and_the_range() {
             json_err::<RetrySettings>(r#"{"backoff": "immediate", "max_attempts": 0}"#),
         ),
         (
+            "token ratio",
+            json_err::<TokenBudgetSettings>(r#"{"max_tokens": 10, "token_ratio": "0.0001"}"#),
+        ),
+        (
+            "ratio budget",
+            json_err::<RatioBudgetSettings>(r#"{"window": "10s", "ratio": "1001%"}"#),
+        ),
+        (
+            "ratio budget window",
+            json_err::<RatioBudgetSettings>(r#"{"window": "999us", "ratio": "10%"}"#),
+        ),
+        (
+            "throttle k",
+            json_err::<ThrottleSettings>(r#"{"window": "2m", "k": "1/2"}"#),
+        ),
+        (
+            "bulkhead",
+            json_err::<BulkheadSettings>(r#"{"max_concurrent": 0}"#),
+        ),
+        (
             "aimd backoff",
             json_err::<AimdConfig>(r#"{"backoff_per_1024": 2000}"#),
         ),
@@ -488,6 +558,11 @@ fn bad_values_name_the_field_and_the_range() {
         "invalid configuration: `cap` must be at least the initial delay",
         "invalid value: expected a ratio such as 2, \"1.5\", \"3/2\" or \"10%\" (no floating-point numbers)",
         "invalid configuration: `max_attempts` must be at least 1",
+        "invalid configuration: `token_ratio` must be in 0.001..=max_tokens",
+        "invalid configuration: `ratio` must be in 0..=10 (0% to 1000%)",
+        "invalid configuration: `window` must be at least 1 ms per bucket",
+        "invalid configuration: `k` must be at least 1",
+        "invalid configuration: `max_concurrent` must be at least 1",
         "invalid configuration: `backoff_per_1024` must be in 512..=1023 (parts per 1024)",
         "invalid configuration: `beta_factor` must be more than alpha_factor",
     ];
