@@ -60,7 +60,9 @@ impl DurationError {
             DurationError::UnknownUnit => {
                 "a duration whose units are ns, us, ms, s, m, h or d (such as \"250ms\")"
             }
-            DurationError::Overflow => "a duration of at most 18446744073709551615s",
+            DurationError::Overflow => {
+                "a duration below 18446744073709551616s (about 584 billion years)"
+            }
         }
     }
 }

@@ -116,7 +116,7 @@ struct BreakerConfigForm {
     slow_call_rate_threshold: u32,
     slow_call_duration: Dur,
     minimum_calls: u32,
-    permitted_calls_in_half_open: u16,
+    permitted_calls_in_half_open: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_wait_in_half_open: Option<Dur>,
     after_max_wait: AfterMaxWait,
@@ -136,7 +136,7 @@ fn to_breaker_form(c: &BreakerConfig) -> BreakerConfigForm {
         slow_call_rate_threshold: c.slow_call_rate_threshold.into(),
         slow_call_duration: Dur::nanos(c.slow_call_nanos),
         minimum_calls: c.minimum_calls,
-        permitted_calls_in_half_open: c.permitted_calls_in_half_open,
+        permitted_calls_in_half_open: c.permitted_calls_in_half_open.into(),
         max_wait_in_half_open: c.get_max_wait_in_half_open().map(|(d, _)| Dur::of(d)),
         after_max_wait: c.after_max_wait,
         open_duration: c.open_duration.map(Dur::of),
@@ -144,12 +144,19 @@ fn to_breaker_form(c: &BreakerConfig) -> BreakerConfigForm {
 }
 
 fn from_breaker_form(f: BreakerConfigForm) -> Result<BreakerConfig, ConfigError> {
+    // Read as `u32`, so that a count past the `u16` is refused naming the field.
+    let Ok(permitted) = u16::try_from(f.permitted_calls_in_half_open) else {
+        return Err(ConfigError::new(
+            "permitted_calls_in_half_open",
+            "in 1..=65535",
+        ));
+    };
     let mut c = BreakerConfig::new()
         .failure_rate_threshold(percent(f.failure_rate_threshold))
         .slow_call_rate_threshold(percent(f.slow_call_rate_threshold))
         .slow_call_duration(f.slow_call_duration.get("slow_call_duration")?)
         .minimum_calls(f.minimum_calls)
-        .permitted_calls_in_half_open(f.permitted_calls_in_half_open);
+        .permitted_calls_in_half_open(permitted);
     if let Some(wait) = f.max_wait_in_half_open {
         c = c.max_wait_in_half_open(wait.get("max_wait_in_half_open")?, f.after_max_wait);
     }

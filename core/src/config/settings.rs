@@ -5,7 +5,7 @@
 use core::time::Duration;
 
 use crate::ConfigError;
-use crate::breaker::window::{ConsecutiveWindow, CountWindowUpTo, TimeWindowUpTo};
+use crate::breaker::window::{AnyWindow, ConsecutiveWindow, CountWindowUpTo, TimeWindowUpTo};
 use crate::bulkhead::Bulkhead;
 use crate::retry::policy::DEFAULT_MAX_RETRY_AFTER;
 use crate::retry::{
@@ -17,10 +17,11 @@ use crate::time::duration_to_nanos_saturating;
 use crate::{Deadline, Instant};
 
 /// Which window a circuit breaker judges, and its size, as plain integers: the window
-/// chosen in a configuration document. Build the window with
-/// [`consecutive`](Self::consecutive), [`count`](Self::count) or [`time`](Self::time),
-/// whose `CAP` is the capacity the program was compiled with
-/// ([`CountWindowUpTo`], [`TimeWindowUpTo`]).
+/// chosen in a configuration document. Build it with [`build`](Self::build) (an
+/// [`AnyWindow`], one type for every choice), or with [`consecutive`](Self::consecutive),
+/// [`count`](Self::count) or [`time`](Self::time) when the program takes one kind only;
+/// `CAP` is the capacity the program was compiled with ([`CountWindowUpTo`],
+/// [`TimeWindowUpTo`]).
 ///
 /// With the `serde` feature it reads as `{ "count": { "size": 100 } }`,
 /// `{ "consecutive": { "length": 5 } }` or `{ "time": { "span": "60s", "buckets": 60 } }`
@@ -90,6 +91,26 @@ impl BreakerWindow {
                 Ok(())
             }
             _ => Ok(()),
+        }
+    }
+
+    /// The window chosen, as an [`AnyWindow`] of capacity `CAP`: one breaker type for
+    /// every choice. The errors of the window's constructor (a size or a bucket count
+    /// above `CAP` names `size` or `buckets`).
+    pub const fn build<const CAP: usize>(&self) -> Result<AnyWindow<CAP>, ConfigError> {
+        match *self {
+            BreakerWindow::Consecutive { length } => match ConsecutiveWindow::new(length) {
+                Ok(w) => Ok(AnyWindow::Consecutive(w)),
+                Err(e) => Err(e),
+            },
+            BreakerWindow::Count { size } => match CountWindowUpTo::new(size) {
+                Ok(w) => Ok(AnyWindow::Count(w)),
+                Err(e) => Err(e),
+            },
+            BreakerWindow::Time { span, buckets } => match TimeWindowUpTo::new(span, buckets) {
+                Ok(w) => Ok(AnyWindow::Time(w)),
+                Err(e) => Err(e),
+            },
         }
     }
 
