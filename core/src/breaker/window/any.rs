@@ -1,41 +1,4 @@
 //! [`AnyWindow`]: a window of any kind, chosen at run time: consecutive, count or time.
-//!
-//! What it does: holds one of [`ConsecutiveWindow`], [`CountWindowUpTo<CAP>`] and
-//! [`TimeWindowUpTo<CAP>`], and passes every call to it, so it takes the decisions of the
-//! window it holds (a property test drives a breaker over each kind and one over
-//! `AnyWindow` holding it, and compares every answer).
-//!
-//! When to choose it: when even the kind of window comes from configuration (a service
-//! whose breakers are named in a file: [`BreakerWindow`](crate::config::BreakerWindow)
-//! builds one), so that every breaker has one type, `CircuitBreaker<AnyWindow<CAP>, _>`.
-//! When the kind is known when compiling, the window itself is smaller and skips the
-//! dispatch.
-//!
-//! ```
-//! use core::time::Duration;
-//! use stanchion::breaker::window::AnyWindow;
-//! use stanchion::breaker::{BreakerConfig, CircuitBreaker};
-//! use stanchion::config::BreakerWindow;
-//! use stanchion::sync::CriticalSectionRawMutex;
-//!
-//! type Breaker = CircuitBreaker<AnyWindow<128>, CriticalSectionRawMutex>;
-//!
-//! // Read from configuration: any kind, any size up to 128.
-//! for choice in [
-//!     BreakerWindow::Consecutive { length: 5 },
-//!     BreakerWindow::Count { size: 100 },
-//!     BreakerWindow::Time { span: Duration::from_secs(60), buckets: 60 },
-//! ] {
-//!     let breaker: Breaker = CircuitBreaker::new(BreakerConfig::new(), choice.build()?)?;
-//!     # let _ = breaker;
-//! }
-//! # Ok::<(), stanchion::ConfigError>(())
-//! ```
-//!
-//! Cost: the largest of the three (the time window's `12 * CAP` bytes plus 36, on 64-bit
-//! targets) plus a tag; one `match` per call. The breaker's lock-free paths are those of
-//! the window held: the failure streak of a consecutive window, the batched successes of
-//! a count or time window.
 
 use super::{
     CallRecord, ConsecutiveWindow, CountWindowUpTo, Exceeded, FailureStreak, Thresholds,
@@ -43,7 +6,44 @@ use super::{
 };
 use crate::Instant;
 
-/// A window of any kind, chosen at run time. See the [module docs](self).
+/// A window of any kind, chosen at run time: consecutive, count or time.
+///
+/// What it does: holds one of [`ConsecutiveWindow`], [`CountWindowUpTo<CAP>`] and
+/// [`TimeWindowUpTo<CAP>`], and passes every call to it, so it takes the decisions of the
+/// window it holds (a property test drives a breaker over each kind and one over
+/// `AnyWindow` holding it, and compares every answer).
+///
+/// When to choose it: when even the kind of window comes from configuration (a service
+/// whose breakers are named in a file: [`BreakerWindow`](crate::config::BreakerWindow)
+/// builds one), so that every breaker has one type, `CircuitBreaker<AnyWindow<CAP>, _>`.
+/// When the kind is known when compiling, the window itself is smaller and skips the
+/// dispatch.
+///
+/// ```
+/// use core::time::Duration;
+/// use stanchion::breaker::window::AnyWindow;
+/// use stanchion::breaker::{BreakerConfig, CircuitBreaker};
+/// use stanchion::config::BreakerWindow;
+/// use stanchion::sync::CriticalSectionRawMutex;
+///
+/// type Breaker = CircuitBreaker<AnyWindow<128>, CriticalSectionRawMutex>;
+///
+/// // Read from configuration: any kind, any size up to 128.
+/// for choice in [
+///     BreakerWindow::Consecutive { length: 5 },
+///     BreakerWindow::Count { size: 100 },
+///     BreakerWindow::Time { span: Duration::from_secs(60), buckets: 60 },
+/// ] {
+///     let breaker: Breaker = CircuitBreaker::new(BreakerConfig::new(), choice.build()?)?;
+///     # let _ = breaker;
+/// }
+/// # Ok::<(), stanchion::ConfigError>(())
+/// ```
+///
+/// Cost: the largest of the three (the time window's `12 * CAP` bytes plus 36, on 64-bit
+/// targets) plus a tag; one `match` per call. The breaker's lock-free paths are those of
+/// the window held: the failure streak of a consecutive window, the batched successes of
+/// a count or time window.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum AnyWindow<const CAP: usize> {
