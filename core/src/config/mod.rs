@@ -64,6 +64,43 @@
 //! # }
 //! ```
 //!
+//! The types compose into an application's own document. In TOML:
+//!
+//! ```
+//! # #[cfg(feature = "serde")] {
+//! use stanchion::breaker::window::AnyWindow;
+//! use stanchion::breaker::{BreakerConfig, CircuitBreaker};
+//! use stanchion::config::{BreakerWindow, RetrySettings};
+//! use stanchion::rate::{Quota, TokenBucket};
+//! use stanchion::sync::CriticalSectionRawMutex;
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Upstream {
+//!     quota: Quota,
+//!     breaker: BreakerConfig,
+//!     window: BreakerWindow,
+//!     retry: RetrySettings,
+//! }
+//!
+//! let upstream: Upstream = toml::from_str(r#"
+//!     quota = { burst = 20, period = "50ms" }
+//!     window = { count = { size = 50 } }
+//!     retry = { max_attempts = 3, backoff = { constant = { delay = "200ms", jitter = "full" } } }
+//!
+//!     [breaker]
+//!     failure_rate_threshold = 50
+//!     minimum_calls = 20
+//!     open_duration = "30s"
+//! "#).unwrap();
+//!
+//! let bucket = TokenBucket::new(upstream.quota);
+//! let breaker: CircuitBreaker<AnyWindow<128>, CriticalSectionRawMutex> =
+//!     CircuitBreaker::new(upstream.breaker, upstream.window.build().unwrap()).unwrap();
+//! assert_eq!(upstream.retry.max_attempts, 3);
+//! # let _ = (bucket, breaker);
+//! # }
+//! ```
+//!
 //! What holds live state (a [`TokenBucket`](crate::rate::TokenBucket), a
 //! [`CircuitBreaker`](crate::breaker::CircuitBreaker), a
 //! [`RetryPolicy`](crate::retry::RetryPolicy)) is not serialised: its configuration is, and
