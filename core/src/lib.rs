@@ -119,6 +119,7 @@ pub mod config;
 pub mod deadline;
 mod div;
 pub mod error;
+pub mod fallback;
 pub mod fault;
 pub mod pipeline;
 pub mod rate;
