@@ -22,7 +22,7 @@ use stanchion::pipeline::{Layer, PipelineError};
 use stanchion::retry::{Constant, RetryPolicy};
 use stanchion_std::{Pipeline, StdRawMutex, TokioClock};
 
-/// Calls per run, one every [`EVERY`].
+/// Calls per run, one every 100 ms.
 pub const CALLS: u32 = 100;
 /// The time between calls.
 const EVERY: Duration = Duration::from_millis(100);
