@@ -30,6 +30,23 @@ pub enum Fallback {
     },
 }
 
+/// How a [`RedisRateLimiter`](super::RedisRateLimiter) names key `k` in Redis, which
+/// decides its Redis Cluster slot (the slot of a key is the hash of its first `{...}`
+/// section, its hash tag, if it has one; of the whole key otherwise). Each decision
+/// touches one key, so every choice works on a cluster; the choice only places keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum HashTag {
+    /// `prefix` + `k`: keys spread over every slot by their whole name (a `{` in the
+    /// prefix or the key makes a tag of its own, as Redis reads it).
+    #[default]
+    None,
+    /// `prefix` + `{` + `k` + `}`: the limiter's key for client `k` lives in the slot of
+    /// every other key tagged `{k}` (`{customer-42}:profile`), so that a script or
+    /// transaction of the application can touch both. The prefix must not hold a `{`: its
+    /// tag would win.
+    Key,
+}
+
 /// The configuration of a [`RedisRateLimiter`](super::RedisRateLimiter).
 ///
 /// ```
@@ -54,6 +71,7 @@ pub struct RedisLimiterConfig {
     quota: Quota,
     fallback: Fallback,
     local_quota: Option<Quota>,
+    hash_tag: HashTag,
     call_timeout: Duration,
     probe_interval: Duration,
     failures_before_fallback: u32,
@@ -89,6 +107,7 @@ impl RedisLimiterConfig {
             quota,
             fallback,
             local_quota,
+            hash_tag: HashTag::None,
             call_timeout: Self::DEFAULT_CALL_TIMEOUT,
             probe_interval: Self::DEFAULT_PROBE_INTERVAL,
             failures_before_fallback: 1,
@@ -117,8 +136,20 @@ impl RedisLimiterConfig {
         self
     }
 
+    /// Names key `k` in Redis as `hash_tag` says (default [`HashTag::None`]).
+    pub fn with_hash_tag(mut self, hash_tag: HashTag) -> Self {
+        self.hash_tag = hash_tag;
+        self
+    }
+
     /// Checks the fields the setters took; the error names the first out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.hash_tag == HashTag::Key && self.key_prefix.contains('{') {
+            return Err(ConfigError::new(
+                "key_prefix",
+                "no '{' with HashTag::Key (the prefix's tag would place every key)",
+            ));
+        }
         if self.call_timeout.is_zero() {
             return Err(ConfigError::new("call_timeout", "above zero"));
         }
@@ -134,6 +165,37 @@ impl RedisLimiterConfig {
     /// The prefix of every key the limiter stores.
     pub fn key_prefix(&self) -> &str {
         &self.key_prefix
+    }
+
+    /// How keys are named in Redis.
+    pub fn hash_tag(&self) -> HashTag {
+        self.hash_tag
+    }
+
+    /// The Redis key that holds the state of key `key`.
+    ///
+    /// ```
+    /// use stanchion::rate::Quota;
+    /// use stanchion_std::redis::{Fallback, HashTag, RedisLimiterConfig};
+    ///
+    /// let config = RedisLimiterConfig::new("rl:", Quota::per_second(5)?, Fallback::Deny)?;
+    /// assert_eq!(config.redis_key("customer-42"), "rl:customer-42");
+    /// let tagged = config.with_hash_tag(HashTag::Key);
+    /// assert_eq!(tagged.redis_key("customer-42"), "rl:{customer-42}");
+    /// # Ok::<(), stanchion::ConfigError>(())
+    /// ```
+    pub fn redis_key(&self, key: &str) -> String {
+        let mut name = String::with_capacity(self.key_prefix.len() + key.len() + 2);
+        name.push_str(&self.key_prefix);
+        match self.hash_tag {
+            HashTag::None => name.push_str(key),
+            HashTag::Key => {
+                name.push('{');
+                name.push_str(key);
+                name.push('}');
+            }
+        }
+        name
     }
 
     /// The quota of each key, shared by every instance.

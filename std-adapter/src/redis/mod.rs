@@ -100,7 +100,7 @@ use stanchion::{Clock, Instant};
 
 use crate::{Admission, AsyncKeyedRateLimiter, AsyncRateLimiter, StdRawMutex, TokioClock};
 
-pub use config::{Fallback, RedisLimiterConfig};
+pub use config::{Fallback, HashTag, RedisLimiterConfig};
 pub use error::RedisLimiterError;
 
 /// The number of keys the in-process fallback table holds by default.
@@ -128,7 +128,7 @@ pub struct RedisDecision {
 /// tasks there; elsewhere the constructors return [`RedisLimiterError::NoRuntime`]);
 /// shared by `&` (put it in an `Arc`).
 pub struct RedisRateLimiter<C = TokioClock, const LOCAL_KEYS: usize = DEFAULT_LOCAL_KEYS> {
-    manager: ConnectionManager,
+    connection: Connection,
     script: redis::Script,
     config: RedisLimiterConfig,
     gcra: Gcra,
@@ -156,6 +156,41 @@ impl RedisRateLimiter {
     ) -> Result<RedisRateLimiter, RedisLimiterError> {
         RedisRateLimiter::new(redis::Client::open(url)?, config)
     }
+
+    /// A limiter on a Redis Cluster (feature `redis-cluster`), with the local clock
+    /// [`TokioClock`]. Connects in the background: a cluster that is down at start only
+    /// means the fallback answers first.
+    ///
+    /// Each decision reads and writes one key, so any key works on any slot, and the
+    /// cluster client follows the slot to its primary (`MOVED`, `ASK`, a replica promoted
+    /// after a failover). The limiter bounds each call, redirections and the client's
+    /// retries included, by the call timeout; the client's `retries` (its builder's; 16 by
+    /// default) only matter within that bound. To place every key of one client in the
+    /// same slot as that client's other keys, see [`HashTag`].
+    ///
+    /// The fallback is the limiter's, not a node's: a call that fails on any primary
+    /// counts toward the switch, and while it lasts every key is answered by the
+    /// fallback, whichever node holds it.
+    ///
+    /// ```no_run
+    /// use stanchion::rate::Quota;
+    /// use stanchion_std::redis::{Fallback, RedisLimiterConfig, RedisRateLimiter};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let nodes = ["redis://10.0.0.1:6379/", "redis://10.0.0.2:6379/"];
+    /// let client = redis::cluster::ClusterClient::builder(nodes).retries(3).build()?;
+    /// let config = RedisLimiterConfig::new("rl:", Quota::per_second(100)?, Fallback::Deny)?;
+    /// let limiter: RedisRateLimiter = RedisRateLimiter::cluster(&client, config)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "redis-cluster")]
+    pub fn cluster(
+        client: &redis::cluster::ClusterClient,
+        config: RedisLimiterConfig,
+    ) -> Result<RedisRateLimiter, RedisLimiterError> {
+        RedisRateLimiter::cluster_with_clock(client, config, TokioClock::new())
+    }
 }
 
 impl<C: Clock, const LOCAL_KEYS: usize> RedisRateLimiter<C, LOCAL_KEYS> {
@@ -169,6 +204,49 @@ impl<C: Clock, const LOCAL_KEYS: usize> RedisRateLimiter<C, LOCAL_KEYS> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(RedisLimiterError::NoRuntime);
         }
+        // The manager's own bounds: each connection attempt and each response within the
+        // call timeout, and no long reconnection back-off (the breaker paces the probes).
+        let manager = ConnectionManager::new_lazy_with_config(
+            client,
+            ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(config.call_timeout()))
+                .set_response_timeout(Some(config.call_timeout()))
+                .set_number_of_retries(1)
+                .set_min_delay(Duration::from_millis(1))
+                .set_max_delay(config.probe_interval()),
+        )?;
+        Self::with_connection(Connection::Single(manager), config, clock)
+    }
+
+    /// A limiter on a Redis Cluster, with `clock` for the fallback (feature
+    /// `redis-cluster`); see [`RedisRateLimiter::cluster`].
+    #[cfg(feature = "redis-cluster")]
+    pub fn cluster_with_clock(
+        client: &redis::cluster::ClusterClient,
+        config: RedisLimiterConfig,
+        clock: C,
+    ) -> Result<Self, RedisLimiterError> {
+        config.validate()?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(RedisLimiterError::NoRuntime);
+        }
+        // Connects in the background: a cluster that is down at start only means the
+        // fallback answers first. Each connection attempt and each node's response within
+        // the call timeout (the limiter bounds the whole call, redirections and retries
+        // included, by it too).
+        let connection = client.get_pending_async_connection_with_config(
+            redis::cluster::ClusterConfig::new()
+                .set_connection_timeout(config.call_timeout())
+                .set_response_timeout(config.call_timeout()),
+        );
+        Self::with_connection(Connection::Cluster(connection), config, clock)
+    }
+
+    fn with_connection(
+        connection: Connection,
+        config: RedisLimiterConfig,
+        clock: C,
+    ) -> Result<Self, RedisLimiterError> {
         let breaker = CircuitBreaker::new(
             BreakerConfig::new()
                 .failure_rate_threshold(100)
@@ -190,19 +268,8 @@ impl<C: Clock, const LOCAL_KEYS: usize> RedisRateLimiter<C, LOCAL_KEYS> {
             }
             None => None,
         };
-        // The manager's own bounds: each connection attempt and each response within the
-        // call timeout, and no long reconnection back-off (the breaker paces the probes).
-        let manager = ConnectionManager::new_lazy_with_config(
-            client,
-            ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(config.call_timeout()))
-                .set_response_timeout(Some(config.call_timeout()))
-                .set_number_of_retries(1)
-                .set_min_delay(Duration::from_millis(1))
-                .set_max_delay(config.probe_interval()),
-        )?;
         Ok(RedisRateLimiter {
-            manager,
+            connection,
             script: redis::Script::new(script::GCRA_SCRIPT),
             gcra: Gcra::new(config.quota()),
             config,
@@ -241,17 +308,13 @@ impl<C: Clock, const LOCAL_KEYS: usize> RedisRateLimiter<C, LOCAL_KEYS> {
     pub async fn decide(&self, key: &str, n: u32) -> Result<RedisDecision, RedisLimiterError> {
         let max = self.gcra.max_acquire();
         let sent = if n > max { 0 } else { n };
-        let mut redis_key = Vec::with_capacity(self.config.key_prefix().len() + key.len());
-        redis_key.extend_from_slice(self.config.key_prefix().as_bytes());
-        redis_key.extend_from_slice(key.as_bytes());
-        let mut invocation = self.script.key(redis_key);
+        let mut invocation = self.script.key(self.config.redis_key(key));
         for arg in script::arguments(self.config.quota(), sent) {
             invocation.arg(arg);
         }
-        let mut manager = self.manager.clone();
         let timeout = self.config.call_timeout();
         let value: redis::Value =
-            tokio::time::timeout(timeout, invocation.invoke_async(&mut manager))
+            tokio::time::timeout(timeout, self.connection.invoke(&invocation))
                 .await
                 .map_err(|_| RedisLimiterError::Timeout(timeout))??;
         let reply = script::parse(&value, &self.gcra, sent)?;
@@ -323,6 +386,30 @@ impl<C: Clock, const LOCAL_KEYS: usize> RedisRateLimiter<C, LOCAL_KEYS> {
             (Fallback::Deny | Fallback::Local { .. }, _) => {
                 Err(Denied::new(retry_after.unwrap_or(self.config.probe_interval())).into())
             }
+        }
+    }
+}
+
+/// The connection a limiter's calls go through: one server's reconnecting manager, or a
+/// cluster's client (slots, redirections, failover). Both are cheap handles to one
+/// multiplexed pipeline per server, cloned for each call.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    #[cfg(feature = "redis-cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl Connection {
+    /// Runs the script invocation (`EVALSHA`, loading the script where it is missing).
+    async fn invoke(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<redis::Value, redis::RedisError> {
+        match self {
+            Connection::Single(manager) => invocation.invoke_async(&mut manager.clone()).await,
+            #[cfg(feature = "redis-cluster")]
+            Connection::Cluster(cluster) => invocation.invoke_async(&mut cluster.clone()).await,
         }
     }
 }
