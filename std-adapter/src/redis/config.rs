@@ -7,16 +7,24 @@ use stanchion::ConfigError;
 use stanchion::rate::Quota;
 
 /// What a [`RedisRateLimiter`](super::RedisRateLimiter) answers while Redis is unreachable
-/// or slower than the call timeout. There is no default: each choice fails differently,
-/// and the service must pick.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// or slower than the call timeout. Each choice fails differently (the worst case of each
+/// is in the [module docs](super#failure-accounting)); the default is the safe one,
+/// [`Deny`](Fallback::Deny), which never admits more than the quota.
+///
+/// ```
+/// use stanchion_std::redis::Fallback;
+///
+/// assert_eq!(Fallback::default(), Fallback::Deny);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Fallback {
     /// Admit every request that could ever fit (fail open). The limit does not hold while
     /// Redis is down; the service stays up. `remaining` is reported as 0, since nothing is
     /// known.
     Allow,
     /// Deny every request (fail closed), with `retry_after` = the time until Redis is
-    /// tried again. The limit holds; the service is down for limited callers.
+    /// tried again. The limit holds; the service is down for limited callers. The default.
+    #[default]
     Deny,
     /// Limit in process: each instance holds `numerator / denominator` of the quota per
     /// key (see [`Quota::share`]), in a table of a fixed number of keys. With
@@ -72,6 +80,7 @@ pub struct RedisLimiterConfig {
     fallback: Fallback,
     local_quota: Option<Quota>,
     hash_tag: HashTag,
+    refund_unanswered: bool,
     call_timeout: Duration,
     probe_interval: Duration,
     failures_before_fallback: u32,
@@ -108,6 +117,7 @@ impl RedisLimiterConfig {
             fallback,
             local_quota,
             hash_tag: HashTag::None,
+            refund_unanswered: false,
             call_timeout: Self::DEFAULT_CALL_TIMEOUT,
             probe_interval: Self::DEFAULT_PROBE_INTERVAL,
             failures_before_fallback: 1,
@@ -142,6 +152,29 @@ impl RedisLimiterConfig {
         self
     }
 
+    /// Refunds a grant whose reply did not reach the caller in time (default off).
+    ///
+    /// A call that times out (or whose connection drops) after Redis received it may
+    /// still run: the permits are charged, but the caller was answered by the fallback,
+    /// so the fleet admits that many fewer on the key until they refill. With refunds,
+    /// each decision stores an id with the state it writes, and a
+    /// timed-out decision is followed, on the same connection, by a refund that takes its
+    /// increment back off the state only if that state is still the one this decision
+    /// wrote: nothing was granted on the key after it, and the refund restores exactly the
+    /// state before it. Otherwise (a later grant, a denial, a call that never ran) the
+    /// refund changes nothing: it never admits more than the quota. The refund is sent
+    /// again (a copy finds it done) one call timeout apart until Redis answers, for at
+    /// most ten times the larger of the call timeout and the probe interval; a stall
+    /// longer than that leaves the permits charged. Cost: a few calls per timed-out
+    /// decision, and 17 more bytes a key.
+    ///
+    /// Every instance of a fleet must run a version that reads states with an id (this
+    /// one and later) before one of them turns refunds on.
+    pub fn with_refund_unanswered(mut self, refund: bool) -> Self {
+        self.refund_unanswered = refund;
+        self
+    }
+
     /// Checks the fields the setters took; the error names the first out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.hash_tag == HashTag::Key && self.key_prefix.contains('{') {
@@ -165,6 +198,11 @@ impl RedisLimiterConfig {
     /// The prefix of every key the limiter stores.
     pub fn key_prefix(&self) -> &str {
         &self.key_prefix
+    }
+
+    /// Whether timed-out grants are refunded.
+    pub fn refunds_unanswered(&self) -> bool {
+        self.refund_unanswered
     }
 
     /// How keys are named in Redis.
