@@ -68,7 +68,9 @@
 //! decisions on a Redis Cluster through `redis`'s cluster client: each decision reads and
 //! writes one key, so every key works on every slot, and a failover is followed by
 //! itself (the client learns the new primary). [`HashTag::Key`] names the key of client
-//! `k` `prefix{k}`, in the slot of the application's own keys tagged `{k}`.
+//! `k` `prefix{k}`, in the slot of the application's own keys tagged `{k}`. The switch to
+//! the fallback is per group of 256 slots, so a primary's outage sends only the keys of
+//! its own slots to the fallback; keys on the other primaries are still decided in Redis.
 //!
 //! # Failure accounting
 //!
@@ -82,7 +84,7 @@
 //! | Redis out of reach, `Fallback::Local { 1, N }` (the service's `share`) | each instance a fresh bucket of the share: `N × (⌊b/N⌋ + D/(N·t))`, at most `b + D/t` (one quota over the outage) on top of what Redis had granted, whatever was spent; more only when `b < N` (each share's burst is at least 1) | same |
 //! | Redis out of reach, `Fallback::Local { 1, 1 }` (the service's `full`) | `N × (b + D/t)`: a whole quota at each instance | same |
 //! | Redis out of reach, [`Fallback::Allow`] | every request | same |
-//! | A cluster primary killed; its replica promoted | while the slot has no primary, what the fallback grants (above); then the grants the dead primary acknowledged but had not yet sent to its replica, granted again: at most one per connection with a call in flight at the kill (Redis writes to its replicas in the event-loop pass that writes the reply). Measured: 0 to 3 added, 0 to 1 lost, of 600, with 4 instances | `redis_cluster`: `primary_killed_under_load_replica_promoted_grants_accounted` |
+//! | A cluster primary killed; its replica promoted | for the keys of its slots, while they have no primary, what the fallback grants (above); then the grants the dead primary acknowledged but had not yet sent to its replica, granted again: at most one per connection with a call in flight at the kill (Redis writes to its replicas in the event-loop pass that writes the reply). Measured: 0 to 3 added, 0 to 1 lost, of 600, with 4 instances | `redis_cluster`: `primary_killed_under_load_replica_promoted_grants_accounted` |
 //! | A reply later than the call timeout (a stalled or slow server) | fewer, not more: the request is answered by the fallback, but Redis runs the decision when it can, so its permits are charged to nobody (40 of 40 decisions sent into a 400 ms stall with a 50 ms timeout). [`with_refund_unanswered`](RedisLimiterConfig::with_refund_unanswered) gives back each whose key saw no grant after it (there, 21 of 40: every one on its own key, the last of 20 on a shared key) | `redis_faults`: `stalled_server_charges_unanswered_decisions_and_refunds_give_back_the_exact_ones` |
 //!
 //! After an outage, Redis's state is where it was: what the fallback granted was never
@@ -92,7 +94,7 @@
 //!
 //! One round trip per decision (`EVALSHA`: `TIME`, `GET`, and on a grant `SET ... PX`), on
 //! one multiplexed connection per limiter. In Redis: one key per active client, a string of
-//! about 21 bytes. In process: the configuration, a breaker, and for [`Fallback::Local`] a
+//! about 21 bytes. In process: the configuration, a breaker (64 on a cluster), and for [`Fallback::Local`] a
 //! table of `LOCAL_KEYS` slots of 24 bytes.
 //!
 //! # Where it comes from
@@ -108,6 +110,7 @@
 mod config;
 mod error;
 mod script;
+mod slot;
 
 use std::fmt;
 use std::future::Future;
@@ -133,6 +136,11 @@ pub use error::RedisLimiterError;
 /// A refund is sent again until this many times the larger of the call timeout and the
 /// probe interval have passed.
 const REFUND_PATIENCE: u32 = 10;
+
+/// On a cluster, the slots that share one breaker (64 breakers): a primary's slots are
+/// contiguous ranges, usually thousands of slots each, so its outage opens the breakers of
+/// its own range (and of at most one group it shares with each neighbour).
+const SLOTS_PER_BREAKER: u16 = 256;
 
 /// The number of keys the in-process fallback table holds by default.
 pub const DEFAULT_LOCAL_KEYS: usize = 1024;
@@ -164,7 +172,10 @@ pub struct RedisRateLimiter<C = TokioClock, const LOCAL_KEYS: usize = DEFAULT_LO
     refunds: Option<Refunds>,
     config: RedisLimiterConfig,
     gcra: Gcra,
-    breaker: CircuitBreaker<ConsecutiveWindow, StdRawMutex>,
+    /// One breaker on one server; on a cluster, one per group of [`SLOTS_PER_BREAKER`]
+    /// consecutive slots, so that a primary's outage sends only its own slots' keys to the
+    /// fallback.
+    breakers: Box<[CircuitBreaker<ConsecutiveWindow, StdRawMutex>]>,
     local: Option<Box<SharedLimiter<StdRawMutex, KeyedTokenBucket<LOCAL_KEYS>>>>,
     fallback_answers: AtomicU64,
     clock: C,
@@ -200,9 +211,10 @@ impl RedisRateLimiter {
     /// default) only matter within that bound. To place every key of one client in the
     /// same slot as that client's other keys, see [`HashTag`].
     ///
-    /// The fallback is the limiter's, not a node's: a call that fails on any primary
-    /// counts toward the switch, and while it lasts every key is answered by the
-    /// fallback, whichever node holds it.
+    /// The switch to the fallback is per group of 256 consecutive slots (64 groups): a
+    /// primary's outage sends the keys of its own slots to the fallback (and those of a
+    /// group it shares with a neighbour), while keys on the other primaries are still
+    /// decided in Redis; each group probes its slots again on its own.
     ///
     /// ```no_run
     /// use stanchion::rate::Quota;
@@ -279,14 +291,23 @@ impl<C: Clock, const LOCAL_KEYS: usize> RedisRateLimiter<C, LOCAL_KEYS> {
         config: RedisLimiterConfig,
         clock: C,
     ) -> Result<Self, RedisLimiterError> {
-        let breaker = CircuitBreaker::new(
-            BreakerConfig::new()
-                .failure_rate_threshold(100)
-                .minimum_calls(1)
-                .permitted_calls_in_half_open(1)
-                .open_duration(config.probe_interval()),
-            ConsecutiveWindow::new(config.failures_before_fallback())?,
-        )?;
+        let groups = match connection {
+            Connection::Single(_) => 1,
+            #[cfg(feature = "redis-cluster")]
+            Connection::Cluster(_) => usize::from(slot::SLOTS / SLOTS_PER_BREAKER),
+        };
+        let breakers = (0..groups)
+            .map(|_| {
+                CircuitBreaker::new(
+                    BreakerConfig::new()
+                        .failure_rate_threshold(100)
+                        .minimum_calls(1)
+                        .permitted_calls_in_half_open(1)
+                        .open_duration(config.probe_interval()),
+                    ConsecutiveWindow::new(config.failures_before_fallback())?,
+                )
+            })
+            .collect::<Result<Box<[_]>, _>>()?;
         let local = match config.local_quota() {
             Some(quota) => {
                 let random = std::collections::hash_map::RandomState::new();
@@ -306,7 +327,7 @@ impl<C: Clock, const LOCAL_KEYS: usize> RedisRateLimiter<C, LOCAL_KEYS> {
             refunds: config.refunds_unanswered().then(Refunds::new),
             gcra: Gcra::new(config.quota()),
             config,
-            breaker,
+            breakers,
             local,
             fallback_answers: AtomicU64::new(0),
             clock,
@@ -324,9 +345,25 @@ impl<C: Clock, const LOCAL_KEYS: usize> RedisRateLimiter<C, LOCAL_KEYS> {
     }
 
     /// Whether requests are being answered by the fallback (Redis failed, and has not
-    /// answered a probe since).
+    /// answered a probe since); on a cluster, requests for some keys at least (those in
+    /// the slots of a failed node).
     pub fn is_falling_back(&self) -> bool {
-        !matches!(self.breaker.state(), State::Closed)
+        self.breakers
+            .iter()
+            .any(|b| !matches!(b.state(), State::Closed))
+    }
+
+    /// The breaker that decides whether `key` goes to Redis or to the fallback.
+    fn breaker(&self, key: &str) -> &CircuitBreaker<ConsecutiveWindow, StdRawMutex> {
+        let group = match self.breakers.len() {
+            1 => 0,
+            _ => {
+                let slot = slot::key_slot(self.config.redis_key(key).as_bytes());
+                usize::from(slot / SLOTS_PER_BREAKER)
+            }
+        };
+        // `group` < SLOTS / SLOTS_PER_BREAKER, the number of breakers on a cluster.
+        &self.breakers[group.min(self.breakers.len() - 1)]
     }
 
     /// How many requests the fallback has answered so far.
@@ -454,7 +491,7 @@ impl<C: Clock, const LOCAL_KEYS: usize> RedisRateLimiter<C, LOCAL_KEYS> {
             return Err(InsufficientCapacity::new(max).into());
         }
         let started = self.clock.now();
-        let permit = match self.breaker.try_acquire_at(started) {
+        let permit = match self.breaker(key).try_acquire_at(started) {
             Ok(permit) => permit,
             Err(rejected) => return self.fall_back(key, n, rejected.retry_after),
         };
@@ -562,7 +599,13 @@ impl<C, const LOCAL_KEYS: usize> fmt::Debug for RedisRateLimiter<C, LOCAL_KEYS> 
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisRateLimiter")
             .field("config", &self.config)
-            .field("breaker", &self.breaker.state())
+            .field(
+                "falling_back",
+                &self
+                    .breakers
+                    .iter()
+                    .any(|b| !matches!(b.state(), State::Closed)),
+            )
             .field(
                 "fallback_answers",
                 &self.fallback_answers.load(Ordering::Relaxed),
