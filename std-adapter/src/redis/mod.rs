@@ -441,12 +441,16 @@ impl<C: Clock, const LOCAL_KEYS: usize> RedisRateLimiter<C, LOCAL_KEYS> {
         let connection = self.connection.clone();
         let confirmed = Arc::clone(&refunds.confirmed);
         let timeout = self.config.call_timeout();
-        let patience = timeout.max(self.config.probe_interval()) * REFUND_PATIENCE;
-        let deadline = tokio::time::Instant::now() + patience;
-        // The refunded state is kept at least this long, for a copy to find it done.
+        let patience = timeout
+            .max(self.config.probe_interval())
+            .saturating_mul(REFUND_PATIENCE);
+        // Past the clock's range (absurd timeouts): one try.
+        let deadline = tokio::time::Instant::now().checked_add(patience);
+        // The refunded state is kept at least this long (at most a day), for a copy to
+        // find it done.
         let keep_ms = u64::try_from(patience.as_millis())
             .unwrap_or(u64::MAX)
-            .saturating_add(1);
+            .clamp(1, 86_400_000);
         let [_, _, _, _, inc_s, inc_n] = arguments;
         let mut eval = redis::cmd("EVAL");
         eval.arg(script::REFUND_SCRIPT)
@@ -468,7 +472,8 @@ impl<C: Clock, const LOCAL_KEYS: usize> RedisRateLimiter<C, LOCAL_KEYS> {
                     Ok(Ok(_)) => return,
                     Ok(Err(_)) | Err(_) => {}
                 }
-                if tokio::time::Instant::now() + timeout >= deadline {
+                let next = tokio::time::Instant::now().checked_add(timeout);
+                if !matches!((next, deadline), (Some(next), Some(deadline)) if next < deadline) {
                     return;
                 }
                 tokio::time::sleep(timeout).await;
