@@ -264,6 +264,7 @@ async fn remaining_once_answered(limiter: &RedisRateLimiter, key: &str) -> u32 {
 #[tokio::test]
 async fn stalled_server_charges_unanswered_decisions_and_refunds_give_back_the_exact_ones() {
     const CALLS: u32 = 20;
+    const STALL_PROBE: Duration = Duration::from_millis(500);
     let server = RedisServer::start();
     let quota = Quota::per_hour(1).unwrap().with_burst(100).unwrap(); // no refill
     for refund in [false, true] {
@@ -272,6 +273,9 @@ async fn stalled_server_charges_unanswered_decisions_and_refunds_give_back_the_e
                 server.client(),
                 config(&format!("stall-{refund}:"), quota, Fallback::Deny)
                     .with_call_timeout(Duration::from_millis(50))
+                    // Refunds are sent again for up to ten probe intervals: 5 s, far
+                    // beyond the stall, however loaded the machine.
+                    .with_probe_interval(STALL_PROBE)
                     .with_refund_unanswered(refund),
             )
             .unwrap(),
@@ -291,7 +295,11 @@ async fn stalled_server_charges_unanswered_decisions_and_refunds_give_back_the_e
         }
         while let Some(answer) = calls.join_next().await {
             let refused = answer.unwrap().unwrap_err();
-            assert_eq!(refused.retry_after(), Some(PROBE), "the fallback's answer");
+            assert_eq!(
+                refused.retry_after(),
+                Some(STALL_PROBE),
+                "the fallback's answer"
+            );
         }
         assert_eq!(limiter.fallback_answers(), u64::from(2 * CALLS));
         let expected_refunds = if refund { CALLS + 1 } else { 0 };
