@@ -118,6 +118,7 @@ pub mod deadline;
 mod div;
 pub mod error;
 pub mod fault;
+pub mod hedge;
 pub mod pipeline;
 pub mod rate;
 pub mod retry;

@@ -1,0 +1,782 @@
+//! [`Hedge`]: for idempotent calls, start another attempt when one has not answered after
+//! a delay; the first acceptable answer wins and the others are cancelled (tail-latency
+//! hedging, "The Tail at Scale").
+//!
+//! A call starts one attempt. If it has not answered after the *hedge delay*, a second
+//! attempt starts beside it (a *hedge*); after another delay a third, and so on up to
+//! `max_attempts` in flight. The first acceptable answer is the call's answer, and the
+//! attempts still running are cancelled (in Rust: their futures are dropped). The delay is
+//! either fixed ([`HedgeConfig::fixed`]) or learned ([`HedgeConfig::learned`]): a
+//! percentile, in parts per thousand, of the first attempts' latencies recorded in a
+//! fixed-size [`LatencyHistogram`]. At the learned p90, a call is hedged only when its
+//! first attempt is slower than nine calls in ten were: a downstream whose slow answers
+//! are rare and random (a garbage-collection pause, a cold cache, a busy replica) then
+//! answers nearly every call at about p90 plus the median.
+//!
+//! Bounded twice, so that a slow dependency never gets multiplied load: at most
+//! `max_attempts` attempts per call (the first included), and a hedging budget, any
+//! [`RetryBudget`], shared by every call: a [`RatioBudget`](crate::retry::RatioBudget) of
+//! 10% lets at most one call in ten (plus a floor) be hedged in its window, however slow
+//! the dependency gets. When the dependency is slow for everyone, the learned percentile
+//! rises with it (recorded latencies are slow too), and the budget stops the hedges the
+//! histogram has not caught up with yet. A hedge the budget refuses ends hedging for
+//! that call.
+//!
+//! # What wins, and errors
+//!
+//! The first *acceptable* answer wins (the adapters take a classifier, by default `Ok`).
+//! An unacceptable answer (an error) while other attempts are still in flight is held and
+//! the call waits for them; once every attempt started has failed, the call answers with
+//! the last error, without waiting for a hedge not yet due. A failure does not start a
+//! hedge early: that is retrying, the retry layer's job (put it outside the hedge).
+//!
+//! # When to choose it
+//!
+//! - The call is **idempotent**: running it twice (or half-running it and cancelling) is
+//!   harmless: reads, lookups, idempotent writes with a request key. Never hedge a
+//!   payment or anything that must happen once.
+//! - Latency matters more than a few percent of extra load, and slow answers are random
+//!   (another attempt is likely fast), not caused by the request itself (a hedge of a
+//!   heavy query is just as heavy).
+//! - Over a **timeout and retry**: a retry waits for the first attempt to time out and
+//!   abandons it; a hedge keeps it running and races it, so the answer arrives at
+//!   `min(first, delay + second)`, sooner and with no answer thrown away.
+//!
+//! # Example
+//!
+//! ```
+//! use core::time::Duration;
+//! use stanchion::Instant;
+//! use stanchion::hedge::{Hedge, HedgeConfig};
+//! use stanchion::retry::{Ratio, RatioBudget};
+//!
+//! // Hedge at the learned p90, at most 2 attempts, at most 10% of calls (plus 1 per 10 s).
+//! let budget = RatioBudget::<10>::new(Duration::from_secs(10), Ratio::percent(10), 1)?;
+//! let config = HedgeConfig::learned(900, 2)?.with_min_samples(10)?;
+//! let hedge: Hedge<_> = Hedge::new(config, budget)?;
+//!
+//! // Ten calls answered in 10 ms each teach it the delay: p90 is 10 ms (a bucket's top).
+//! for i in 0..10 {
+//!     let start = Instant::from_millis(i * 100);
+//!     let call = hedge.start_at(start);
+//!     hedge.record_latency_at(&call, start + Duration::from_millis(10));
+//! }
+//! assert_eq!(hedge.delay(), Some(Duration::from_micros(10_240)));
+//!
+//! // A slow call: at 10.24 ms the hedge is due, and the budget has room for it.
+//! let start = Instant::from_secs(1);
+//! let mut call = hedge.start_at(start);
+//! let due = call.next_hedge_at().unwrap();
+//! assert_eq!(due, start + Duration::from_micros(10_240));
+//! assert!(!hedge.try_hedge_at(&mut call, due - Duration::from_micros(1))); // not yet
+//! assert!(hedge.try_hedge_at(&mut call, due));
+//! assert_eq!(call.attempts(), 2);
+//! assert_eq!(call.next_hedge_at(), None); // max_attempts reached
+//! # Ok::<(), stanchion::ConfigError>(())
+//! ```
+//!
+//! The adapters run it: `stanchion_std::hedge::Hedging` and the tower `HedgeLayer` over
+//! tokio, `stanchion_embassy::hedge::call` in firmware.
+//!
+//! # Sharing and cost
+//!
+//! Lock-free, shared by `&`. The histogram is `B` `AtomicU32` counters plus one; a call
+//! reads the `B` counters once, at [`start_at`](Hedge::start_at), to find the percentile
+//! (none with a fixed delay), and its first attempt's latency is one `fetch_add` (plus,
+//! once every `window` records, a halving pass over the counters). The budget costs what
+//! it costs (one deposit per call, one withdrawal per hedge). Integer arithmetic only.
+//!
+//! Source: Dean and Barroso, "The Tail at Scale" (CACM, 2013), hedged requests; tower's
+//! `hedge` middleware (a percentile of recent latencies, a minimum of data points).
+
+use core::fmt;
+use core::time::Duration;
+
+use crate::ConfigError;
+use crate::Instant;
+use crate::retry::RetryBudget;
+use crate::sync::{AtomicU32, Ordering};
+
+/// Linear buckets below `2^SUB_BITS` µs, then `2^SUB_BITS` buckets per power of two: a
+/// bucket is at most 1/8 (12.5%) wider than its lower bound.
+const SUB_BITS: u32 = 3;
+const SUB: u64 = 1 << SUB_BITS;
+
+/// The most attempts one call may have in flight.
+pub const MAX_ATTEMPTS: u32 = 16;
+
+/// The default number of histogram buckets: latencies up to 2^21 µs (2.1 s) are told
+/// apart, longer ones share the top bucket.
+pub const DEFAULT_BUCKETS: usize = 152;
+
+/// A fixed-size, log-bucketed histogram of latencies, in microseconds, with a decay: once
+/// every `window` records every count is halved, so it follows roughly the last `window`
+/// to `2 * window` records, the older half weighing half.
+///
+/// Buckets: one per microsecond below 8 µs, then 8 per power of two (so a bucket's top is
+/// at most 12.5% above its bottom); with `B` buckets, latencies from
+/// [`max_latency`](Self::max_latency) up share the top bucket. A percentile is the top of
+/// the bucket where it falls: rounded up, at most 12.5% high.
+///
+/// ```
+/// use core::time::Duration;
+/// use stanchion::hedge::LatencyHistogram;
+///
+/// let h = LatencyHistogram::<152>::new(1000)?;
+/// for ms in 1..=100 {
+///     h.record(Duration::from_millis(ms));
+/// }
+/// assert_eq!(h.count(), 100);
+/// // The 50th of 100 is 50 ms, in the bucket [49152, 53248) µs.
+/// assert_eq!(h.percentile(500), Some(Duration::from_micros(53_248)));
+/// assert_eq!(h.percentile(1000), Some(Duration::from_micros(106_496))); // the 100th, 100 ms
+/// # Ok::<(), stanchion::ConfigError>(())
+/// ```
+#[derive(Debug)]
+pub struct LatencyHistogram<const B: usize> {
+    buckets: [AtomicU32; B],
+    /// Records since the histogram was made, wrapping: the decay's clock.
+    records: AtomicU32,
+    window: u32,
+}
+
+/// The largest decay window.
+pub const MAX_WINDOW: u32 = 1_000_000;
+
+impl<const B: usize> LatencyHistogram<B> {
+    crate::sync::const_fn_unless_loom! {
+        /// An empty histogram halving its counts every `window` records (in
+        /// `2..=1,000,000`). `B` must be at least 8.
+        pub fn new(window: u32) -> Result<LatencyHistogram<B>, ConfigError> {
+            if B < SUB as usize {
+                return Err(ConfigError::new("B", "at least 8 buckets"));
+            }
+            if window < 2 || window > MAX_WINDOW {
+                return Err(ConfigError::new("window", "in 2..=1000000 records"));
+            }
+            Ok(LatencyHistogram {
+                buckets: new_counters(),
+                records: AtomicU32::new(0),
+                window,
+            })
+        }
+    }
+
+    /// Records one latency (saturating: from [`max_latency`](Self::max_latency) up, in
+    /// the top bucket).
+    pub fn record(&self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let index = bucket_index(micros).min(B.saturating_sub(1));
+        if let Some(bucket) = self.buckets.get(index) {
+            // Counts stay below 2 * window <= 2,000,000 between halvings (a race may let
+            // a few more in): far from u32::MAX.
+            bucket.fetch_add(1, Ordering::Relaxed);
+        }
+        let before = self.records.fetch_add(1, Ordering::Relaxed);
+        if before.wrapping_add(1).checked_rem(self.window) == Some(0) {
+            self.decay();
+        }
+    }
+
+    /// Halves every count (rounding down). A record racing with it may be halved or not.
+    fn decay(&self) {
+        for bucket in &self.buckets {
+            let _ = bucket.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| Some(c >> 1));
+        }
+    }
+
+    /// The counts' sum: how many records the histogram weighs now.
+    pub fn count(&self) -> u64 {
+        self.buckets
+            .iter()
+            .map(|b| u64::from(b.load(Ordering::Relaxed)))
+            .fold(0, u64::saturating_add)
+    }
+
+    /// The latency below which `per_mille` thousandths of the records fall (in
+    /// `1..=1000`; above 1000 reads as 1000, 0 as 1): the top of the bucket holding the
+    /// record of rank `ceil(count * per_mille / 1000)`. `None` while empty.
+    pub fn percentile(&self, per_mille: u16) -> Option<Duration> {
+        self.percentile_with(per_mille, 1)
+    }
+
+    fn percentile_with(&self, per_mille: u16, min_samples: u32) -> Option<Duration> {
+        let total = self.count();
+        if total == 0 || total < u64::from(min_samples) {
+            return None;
+        }
+        let per_mille = u64::from(per_mille.clamp(1, 1000));
+        // ceil(total * per_mille / 1000), at least 1: total < 2^42, so no overflow.
+        let rank = total
+            .saturating_mul(per_mille)
+            .saturating_add(999)
+            .checked_div(1000)
+            .unwrap_or(1)
+            .max(1);
+        let mut seen: u64 = 0;
+        for (index, bucket) in self.buckets.iter().enumerate() {
+            seen = seen.saturating_add(u64::from(bucket.load(Ordering::Relaxed)));
+            if seen >= rank {
+                return Some(Duration::from_micros(bucket_top(index)));
+            }
+        }
+        // Records racing with a decay can leave the second pass short of the rank.
+        Some(Duration::from_micros(bucket_top(B.saturating_sub(1))))
+    }
+
+    /// The bottom of the top bucket: latencies from here up are told apart no further.
+    pub fn max_latency(&self) -> Duration {
+        Duration::from_micros(bucket_bottom(B.saturating_sub(1)))
+    }
+}
+
+#[cfg(not(loom))]
+const fn new_counters<const B: usize>() -> [AtomicU32; B] {
+    [const { AtomicU32::new(0) }; B]
+}
+
+#[cfg(loom)]
+fn new_counters<const B: usize>() -> [AtomicU32; B] {
+    core::array::from_fn(|_| AtomicU32::new(0))
+}
+
+/// The bucket of a latency of `micros`.
+const fn bucket_index(micros: u64) -> usize {
+    if micros < SUB {
+        return micros as usize;
+    }
+    // `micros >= 8`, so its top bit is at position `e` in `3..=63`.
+    let e = 63u32.saturating_sub(micros.leading_zeros());
+    let shift = e.saturating_sub(SUB_BITS);
+    let mantissa = (micros >> shift) & (SUB - 1);
+    // Octave `e` starts at bucket `(e - 2) * 8`: at most 61 * 8 + 7.
+    ((shift.saturating_add(1) as usize) << SUB_BITS) | mantissa as usize
+}
+
+/// The smallest latency in bucket `index`, in µs (saturating).
+const fn bucket_bottom(index: usize) -> u64 {
+    let index = index as u64;
+    if index < SUB {
+        return index;
+    }
+    // Bucket `(shift + 1) * 8 + m` holds `[(8 + m) << shift, (9 + m) << shift)`.
+    let shift = (index >> SUB_BITS).saturating_sub(1);
+    let mantissa = SUB | (index & (SUB - 1));
+    if shift > 60 {
+        return u64::MAX; // a 4-bit mantissa shifted past bit 63
+    }
+    mantissa << shift
+}
+
+/// The first latency above bucket `index`, in µs (saturating).
+const fn bucket_top(index: usize) -> u64 {
+    bucket_bottom(index.saturating_add(1))
+}
+/// How the hedge delay is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum HedgeDelay {
+    /// The same delay for every call.
+    Fixed(Duration),
+    /// A percentile of recent first attempts' latencies, in parts per thousand (900 is
+    /// p90), once at least `min_samples` are recorded (no hedging before); the histogram
+    /// halves its counts every `window` records.
+    Learned {
+        /// The percentile, in `1..=999` thousandths.
+        per_mille: u16,
+        /// Records needed before the first hedge, in `1..=window`.
+        min_samples: u32,
+        /// The histogram's decay window, in records.
+        window: u32,
+    },
+}
+
+/// A validated hedging configuration: the delay and the most attempts per call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct HedgeConfig {
+    delay: HedgeDelay,
+    max_attempts: u32,
+}
+
+impl HedgeConfig {
+    /// Hedge after `delay` (at least 1 µs), then every `delay` again, up to
+    /// `max_attempts` attempts per call (in `2..=16`, the first included).
+    pub const fn fixed(delay: Duration, max_attempts: u32) -> Result<HedgeConfig, ConfigError> {
+        if delay.as_nanos() < 1_000 {
+            return Err(ConfigError::new("delay", "at least 1 µs"));
+        }
+        match check_attempts(max_attempts) {
+            Ok(()) => Ok(HedgeConfig {
+                delay: HedgeDelay::Fixed(delay),
+                max_attempts,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Hedge at the `per_mille` percentile (in `1..=999`: 900 is p90) of recent first
+    /// attempts' latencies, up to `max_attempts` attempts per call (in `2..=16`). Learns
+    /// from the last 1,000 to 2,000 records ([`with_window`](Self::with_window)) and
+    /// hedges only once 100 are in ([`with_min_samples`](Self::with_min_samples)).
+    pub const fn learned(per_mille: u16, max_attempts: u32) -> Result<HedgeConfig, ConfigError> {
+        if per_mille == 0 || per_mille > 999 {
+            return Err(ConfigError::new("per_mille", "in 1..=999 thousandths"));
+        }
+        match check_attempts(max_attempts) {
+            Ok(()) => Ok(HedgeConfig {
+                delay: HedgeDelay::Learned {
+                    per_mille,
+                    min_samples: 100,
+                    window: 1000,
+                },
+                max_attempts,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A learned delay's histogram halves its counts every `window` records (in
+    /// `2..=1,000,000`, and at least the minimum of samples). No effect on a fixed delay.
+    pub const fn with_window(self, window: u32) -> Result<HedgeConfig, ConfigError> {
+        match self.delay {
+            HedgeDelay::Fixed(_) => Ok(self),
+            HedgeDelay::Learned {
+                per_mille,
+                min_samples,
+                ..
+            } => {
+                if window < 2 || window > MAX_WINDOW || window < min_samples {
+                    return Err(ConfigError::new(
+                        "window",
+                        "in 2..=1000000 records, at least min_samples",
+                    ));
+                }
+                Ok(HedgeConfig {
+                    delay: HedgeDelay::Learned {
+                        per_mille,
+                        min_samples,
+                        window,
+                    },
+                    max_attempts: self.max_attempts,
+                })
+            }
+        }
+    }
+
+    /// A learned delay hedges only once `min_samples` records (in `1..=window`) are in
+    /// the histogram. No effect on a fixed delay.
+    pub const fn with_min_samples(self, min_samples: u32) -> Result<HedgeConfig, ConfigError> {
+        match self.delay {
+            HedgeDelay::Fixed(_) => Ok(self),
+            HedgeDelay::Learned {
+                per_mille, window, ..
+            } => {
+                if min_samples == 0 || min_samples > window {
+                    return Err(ConfigError::new("min_samples", "in 1..=window records"));
+                }
+                Ok(HedgeConfig {
+                    delay: HedgeDelay::Learned {
+                        per_mille,
+                        min_samples,
+                        window,
+                    },
+                    max_attempts: self.max_attempts,
+                })
+            }
+        }
+    }
+
+    /// How the delay is chosen.
+    pub const fn delay(&self) -> HedgeDelay {
+        self.delay
+    }
+
+    /// The most attempts per call, the first included.
+    pub const fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+}
+
+const fn check_attempts(max_attempts: u32) -> Result<(), ConfigError> {
+    if max_attempts < 2 || max_attempts > MAX_ATTEMPTS {
+        return Err(ConfigError::new("max_attempts", "in 2..=16"));
+    }
+    Ok(())
+}
+
+/// The hedging decision, shared by every call to one dependency: the configuration, the
+/// latency histogram (`B` buckets; a fixed delay does not read it) and the budget. See
+/// the [module docs](self).
+///
+/// The order of calls for one call: [`start_at`](Self::start_at) as the first attempt
+/// starts; at [`HedgeCall::next_hedge_at`], [`try_hedge_at`](Self::try_hedge_at), and
+/// start a hedge if it says so; [`record_latency_at`](Self::record_latency_at) when the
+/// first attempt answers acceptably or is cancelled (another won); and
+/// [`record_success_at`](Self::record_success_at) once if the call succeeded.
+#[derive(Debug)]
+pub struct Hedge<Bu, const B: usize = DEFAULT_BUCKETS> {
+    histogram: LatencyHistogram<B>,
+    config: HedgeConfig,
+    budget: Bu,
+}
+
+impl<Bu: RetryBudget, const B: usize> Hedge<Bu, B> {
+    /// The decision for `config`, spending hedges from `budget` (a
+    /// [`NoBudget`](crate::retry::NoBudget) spends none: only `max_attempts` bounds it).
+    /// `B` must be at least 8 (a learned delay's histogram).
+    pub fn new(config: HedgeConfig, budget: Bu) -> Result<Self, ConfigError> {
+        let histogram = match config.delay {
+            HedgeDelay::Learned { window, .. } => LatencyHistogram::new(window)?,
+            // Never read: a fixed delay costs no buckets (`B` may be 0).
+            HedgeDelay::Fixed(_) => LatencyHistogram {
+                buckets: new_counters(),
+                records: AtomicU32::new(0),
+                window: 2,
+            },
+        };
+        Ok(Hedge {
+            histogram,
+            config,
+            budget,
+        })
+    }
+
+    /// The delay a call starting now would hedge after: the fixed delay, or the learned
+    /// percentile (`None` until `min_samples` are recorded: no hedging yet).
+    pub fn delay(&self) -> Option<Duration> {
+        match self.config.delay {
+            HedgeDelay::Fixed(d) => Some(d),
+            HedgeDelay::Learned {
+                per_mille,
+                min_samples,
+                ..
+            } => self.histogram.percentile_with(per_mille, min_samples),
+        }
+    }
+
+    /// A call's first attempt starts at `now`: counts the call in the budget and fixes
+    /// its hedge delay.
+    pub fn start_at(&self, now: Instant) -> HedgeCall {
+        self.budget.deposit_at(now);
+        HedgeCall {
+            started: now,
+            delay: self.delay(),
+            launched: 1,
+            max_attempts: self.config.max_attempts,
+        }
+    }
+
+    /// Whether to start another attempt of `call` at `now`: `true` when one is due
+    /// (`now` at or after [`HedgeCall::next_hedge_at`]) and the budget allows it, which
+    /// spends one hedge and counts the attempt. A refusal by the budget ends hedging for
+    /// this call; a hedge not yet due changes nothing.
+    pub fn try_hedge_at(&self, call: &mut HedgeCall, now: Instant) -> bool {
+        match call.next_hedge_at() {
+            Some(due) if now >= due => {}
+            _ => return false,
+        }
+        if self.budget.try_withdraw_at(now) {
+            call.launched = call.launched.saturating_add(1);
+            true
+        } else {
+            call.delay = None;
+            false
+        }
+    }
+
+    /// `call`'s first attempt answered acceptably at `now`, or was cancelled at `now`
+    /// unanswered (another attempt won): its latency, or a lower bound of it, goes into
+    /// the histogram. A cancelled first attempt has run at least the hedge delay, so it
+    /// counts above the percentile, which is where it belongs. Not for failed attempts
+    /// (a fast error would teach a short delay).
+    pub fn record_latency_at(&self, call: &HedgeCall, now: Instant) {
+        if let HedgeDelay::Learned { .. } = self.config.delay {
+            self.histogram
+                .record(now.saturating_duration_since(call.started));
+        }
+    }
+
+    /// The call succeeded (for a budget that refills on successes, as
+    /// [`TokenBudget`](crate::retry::TokenBudget)).
+    pub fn record_success_at(&self, now: Instant) {
+        self.budget.record_success_at(now);
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HedgeConfig {
+        &self.config
+    }
+
+    /// The latency histogram (empty with a fixed delay).
+    pub fn histogram(&self) -> &LatencyHistogram<B> {
+        &self.histogram
+    }
+
+    /// The hedging budget.
+    pub fn budget(&self) -> &Bu {
+        &self.budget
+    }
+}
+
+/// One call's hedging state: when it started, its delay, how many attempts it started.
+/// Small and `Copy`; the runner keeps it for the call's life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct HedgeCall {
+    started: Instant,
+    /// `None`: no (more) hedging for this call.
+    delay: Option<Duration>,
+    launched: u32,
+    max_attempts: u32,
+}
+
+impl HedgeCall {
+    /// When the next hedge is due: the start plus the delay times the attempts started
+    /// (saturating). `None` when no more will start: `max_attempts` are started, the
+    /// budget refused one, or a learned delay has too few samples yet.
+    pub fn next_hedge_at(&self) -> Option<Instant> {
+        if self.launched >= self.max_attempts {
+            return None;
+        }
+        let delay = self.delay?;
+        let after = delay.checked_mul(self.launched).unwrap_or(Duration::MAX);
+        Some(self.started.saturating_add(after))
+    }
+
+    /// Attempts started, the first included.
+    pub fn attempts(&self) -> u32 {
+        self.launched
+    }
+
+    /// Hedges started (attempts after the first).
+    pub fn hedges(&self) -> u32 {
+        self.launched.saturating_sub(1)
+    }
+
+    /// When the first attempt started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The delay this call hedges after, if it hedges.
+    pub fn delay(&self) -> Option<Duration> {
+        self.delay
+    }
+}
+
+impl fmt::Display for HedgeCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "hedged call with {} attempts started", self.launched)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::retry::{NoBudget, Ratio, RatioBudget, TokenBudget};
+
+    #[test]
+    fn buckets_are_contiguous_and_exact() {
+        for micros in 0..100_000u64 {
+            let i = bucket_index(micros);
+            assert!(
+                bucket_bottom(i) <= micros && micros < bucket_top(i),
+                "{micros}"
+            );
+        }
+        assert_eq!(bucket_index(7), 7);
+        assert_eq!(bucket_index(8), 8);
+        assert_eq!(bucket_index(15), 15);
+        assert_eq!(bucket_index(16), 16);
+        assert_eq!(bucket_index(17), 16);
+        assert_eq!(bucket_index(18), 17);
+        assert_eq!(
+            (bucket_bottom(151), bucket_top(151)),
+            (1_966_080, 2_097_152)
+        );
+        assert_eq!(bucket_index(u64::MAX), 495);
+        assert_eq!(bucket_bottom(495), 15 << 60);
+        assert_eq!(bucket_top(495), u64::MAX); // saturates
+        assert_eq!(bucket_top(usize::MAX), bucket_bottom(usize::MAX));
+    }
+
+    #[test]
+    fn percentiles_are_bucket_tops_at_the_exact_rank() {
+        let h = LatencyHistogram::<152>::new(1000).unwrap();
+        assert_eq!(h.percentile(500), None);
+        // 90 calls of 10 ms, 10 of 200 ms.
+        for _ in 0..90 {
+            h.record(Duration::from_millis(10));
+        }
+        for _ in 0..10 {
+            h.record(Duration::from_millis(200));
+        }
+        // 10,000 µs is in [9216, 10240); 200,000 in [196608, 212992).
+        assert_eq!(h.percentile(500), Some(Duration::from_micros(10_240)));
+        assert_eq!(h.percentile(900), Some(Duration::from_micros(10_240))); // rank 90
+        assert_eq!(h.percentile(901), Some(Duration::from_micros(212_992))); // rank 91
+        assert_eq!(h.percentile(0), Some(Duration::from_micros(10_240)));
+        assert_eq!(h.percentile(u16::MAX), Some(Duration::from_micros(212_992)));
+        assert_eq!(h.count(), 100);
+        // Beyond the top bucket: saturates into it.
+        h.record(Duration::MAX);
+        assert_eq!(h.max_latency(), Duration::from_micros(1_966_080));
+        assert_eq!(h.percentile(1000), Some(Duration::from_micros(2_097_152)));
+    }
+
+    #[test]
+    fn the_histogram_halves_every_window() {
+        let h = LatencyHistogram::<64>::new(10).unwrap();
+        for _ in 0..9 {
+            h.record(Duration::from_micros(100));
+        }
+        assert_eq!(h.count(), 9);
+        h.record(Duration::from_micros(100)); // the 10th: 10 halved to 5
+        assert_eq!(h.count(), 5);
+        // Ten fast records now outweigh the five old ones: the median follows them.
+        for _ in 0..9 {
+            h.record(Duration::from_micros(3));
+        }
+        assert_eq!(h.count(), 14);
+        assert_eq!(h.percentile(500), Some(Duration::from_micros(4)));
+        h.record(Duration::from_micros(3)); // 20th: 5 -> 2 and 10 -> 5
+        assert_eq!(h.count(), 7);
+    }
+
+    #[test]
+    fn bad_configuration_names_the_field() {
+        assert_eq!(
+            HedgeConfig::fixed(Duration::from_nanos(999), 2).unwrap_err(),
+            ConfigError::new("delay", "at least 1 µs")
+        );
+        for n in [0, 1, 17] {
+            assert_eq!(
+                HedgeConfig::fixed(Duration::from_millis(1), n).unwrap_err(),
+                ConfigError::new("max_attempts", "in 2..=16")
+            );
+        }
+        for p in [0, 1000] {
+            assert_eq!(
+                HedgeConfig::learned(p, 2).unwrap_err(),
+                ConfigError::new("per_mille", "in 1..=999 thousandths")
+            );
+        }
+        let learned = HedgeConfig::learned(900, 3).unwrap();
+        assert_eq!(
+            learned.with_window(99).unwrap_err(),
+            ConfigError::new("window", "in 2..=1000000 records, at least min_samples")
+        );
+        assert_eq!(
+            learned.with_window(1_000_001).unwrap_err().field(),
+            "window"
+        );
+        assert_eq!(
+            learned.with_min_samples(0).unwrap_err(),
+            ConfigError::new("min_samples", "in 1..=window records")
+        );
+        assert_eq!(
+            learned.with_min_samples(1001).unwrap_err().field(),
+            "min_samples"
+        );
+        assert_eq!(
+            LatencyHistogram::<7>::new(10).unwrap_err(),
+            ConfigError::new("B", "at least 8 buckets")
+        );
+        assert_eq!(
+            Hedge::<NoBudget, 4>::new(learned, NoBudget)
+                .unwrap_err()
+                .field(),
+            "B"
+        );
+        assert_eq!(
+            LatencyHistogram::<8>::new(1).unwrap_err(),
+            ConfigError::new("window", "in 2..=1000000 records")
+        );
+        // A fixed delay ignores the learned settings; extremes are accepted.
+        let fixed = HedgeConfig::fixed(Duration::MAX, 16).unwrap();
+        assert_eq!(fixed.with_window(0), Ok(fixed));
+        assert_eq!(fixed.with_min_samples(0), Ok(fixed));
+        let hedge = Hedge::<_, 0>::new(fixed, NoBudget).unwrap();
+        let mut call = hedge.start_at(Instant::MAX);
+        assert_eq!(call.next_hedge_at(), Some(Instant::MAX));
+        assert!(hedge.try_hedge_at(&mut call, Instant::MAX));
+        hedge.record_latency_at(&call, Instant::ZERO); // backwards: zero, not recorded
+        assert_eq!(hedge.histogram().count(), 0);
+    }
+
+    #[test]
+    fn a_fixed_delay_hedges_every_delay_up_to_max_attempts() {
+        let config = HedgeConfig::fixed(Duration::from_millis(5), 3).unwrap();
+        let hedge = Hedge::<_, 8>::new(config, NoBudget).unwrap();
+        let t0 = Instant::from_secs(1);
+        let mut call = hedge.start_at(t0);
+        assert_eq!(call.next_hedge_at(), Some(t0 + Duration::from_millis(5)));
+        assert!(!hedge.try_hedge_at(&mut call, t0 + Duration::from_micros(4_999)));
+        assert!(hedge.try_hedge_at(&mut call, t0 + Duration::from_millis(5)));
+        assert_eq!(call.next_hedge_at(), Some(t0 + Duration::from_millis(10)));
+        assert!(!hedge.try_hedge_at(&mut call, t0 + Duration::from_millis(9)));
+        assert!(hedge.try_hedge_at(&mut call, t0 + Duration::from_millis(12)));
+        assert_eq!((call.attempts(), call.hedges()), (3, 2));
+        assert_eq!(call.next_hedge_at(), None);
+        assert!(!hedge.try_hedge_at(&mut call, Instant::MAX));
+        assert_eq!(call.attempts(), 3);
+    }
+
+    #[test]
+    fn a_learned_delay_waits_for_min_samples_and_records_first_attempts() {
+        let config = HedgeConfig::learned(500, 2)
+            .unwrap()
+            .with_min_samples(3)
+            .unwrap();
+        let hedge: Hedge<_> = Hedge::new(config, NoBudget).unwrap();
+        let t0 = Instant::from_secs(1);
+        for ms in [1, 2] {
+            let call = hedge.start_at(t0);
+            assert_eq!(call.next_hedge_at(), None, "too few samples");
+            hedge.record_latency_at(&call, t0 + Duration::from_millis(ms));
+        }
+        assert_eq!(hedge.delay(), None);
+        let call = hedge.start_at(t0);
+        hedge.record_latency_at(&call, t0 + Duration::from_millis(3));
+        // Rank 2 of 3: 2 ms, in [1920, 2048) µs.
+        assert_eq!(hedge.delay(), Some(Duration::from_micros(2_048)));
+        let call = hedge.start_at(t0);
+        assert_eq!(call.delay(), Some(Duration::from_micros(2_048)));
+        assert_eq!(call.started(), t0);
+    }
+
+    #[test]
+    fn the_budget_bounds_hedges_and_a_refusal_ends_the_calls_hedging() {
+        // 10% of calls, floor 0, over 10 s.
+        let budget =
+            RatioBudget::<10>::new(Duration::from_secs(10), Ratio::percent(10), 0).unwrap();
+        let config = HedgeConfig::fixed(Duration::from_millis(1), 4).unwrap();
+        let hedge = Hedge::<_, 8>::new(config, budget).unwrap();
+        let now = Instant::from_secs(100);
+        let mut hedged = 0;
+        for _ in 0..100 {
+            let mut call = hedge.start_at(now);
+            // Every call is slow: a hedge is due for all of them.
+            let due = now + Duration::from_secs(1);
+            while hedge.try_hedge_at(&mut call, due) {
+                hedged += 1;
+            }
+            assert_eq!(call.next_hedge_at(), None);
+        }
+        // 100 calls: 10 hedges, however slow the dependency.
+        assert_eq!(hedged, 10);
+
+        // A token budget refills on successes.
+        let tokens = TokenBudget::new(4, Ratio::ONE).unwrap();
+        let hedge = Hedge::<_, 8>::new(config, tokens).unwrap();
+        let mut call = hedge.start_at(now);
+        let late = now + Duration::from_secs(1);
+        assert!(hedge.try_hedge_at(&mut call, late)); // 3 tokens left
+        assert!(!hedge.try_hedge_at(&mut call, late)); // 2: not above half
+        hedge.record_success_at(late);
+        hedge.record_success_at(late);
+        let mut call = hedge.start_at(now);
+        assert!(hedge.try_hedge_at(&mut call, late));
+    }
+}
