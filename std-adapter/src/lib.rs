@@ -177,6 +177,7 @@ pub use retry::{retry, retry_with_hint};
 pub use stanchion::retry::RetryError;
 pub use timeout::{TimedOut, timeout};
 pub mod fault;
+pub mod hedge;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod prelude;
