@@ -12,6 +12,7 @@
 //! | [`RetryLayer`] (core [`RetryPolicy`](stanchion::retry::RetryPolicy), optional budget) | [`RetryService`] | nothing of its own: the last outcome | [`Layer::Retry`] |
 //! | [`TimeoutLayer`] | [`TimeoutService`] | [`Elapsed`] | [`Layer::AttemptTimeout`] or [`Layer::OverallTimeout`] |
 //! | [`FaultInjectionLayer`] (core [`FaultInjector`](stanchion::fault::FaultInjector): an error, an outcome or latency in a share of requests) | [`FaultInjectionService`] | nothing of its own: the injected error | [`Layer::FaultInjection`] |
+//! | [`HedgeLayer`] (core [`Hedge`](stanchion::hedge::Hedge): another attempt after a fixed or learned delay, the first `Ok` wins; request and service `Clone`) | [`HedgeService`] | nothing of its own: the last error when every attempt failed | none |
 //! | [`ThrottleLayer`] (adaptive client-side throttling, core [`AdaptiveThrottle`](stanchion::throttle::AdaptiveThrottle)) | [`ThrottleService`] | [`ThrottleRejected`] | none: [`Layer::Throttle`] |
 //!
 //! Conventions, after tower's own middleware:
@@ -76,6 +77,7 @@ use stanchion::pipeline::Layer;
 pub mod breaker;
 pub mod bulkhead;
 pub mod fault;
+pub mod hedge;
 pub mod rate_limit;
 pub mod retry;
 pub mod throttle;
@@ -86,6 +88,7 @@ pub use bulkhead::{
     BulkheadLayer, BulkheadRejected, BulkheadService, QueuedBulkheadLayer, QueuedBulkheadService,
 };
 pub use fault::{FaultInjectionLayer, FaultInjectionService};
+pub use hedge::{HedgeLayer, HedgeService};
 #[cfg(feature = "http")]
 pub use rate_limit::{
     Charge, NoHooks, OnRefusal, RateLimitHooks, TierId, TierRefusal, TieredRateLimitLayer,
