@@ -205,30 +205,82 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let hedging: &Hedging<Bu, B> = this.hedging;
-        let running = this.first.is_some() || this.hedges.iter().any(Option::is_some);
-        if !running {
-            return Poll::Pending; // answered already
-        }
-
-        // Start the hedges that are due, and arm the timer for the next one (a bounded
-        // loop: at most one turn per attempt, whatever the timer does).
+        // Attempts first (a call that answers before its hedge is due never arms the
+        // timer), then the timer; a hedge it starts is polled on the next turn. Bounded:
+        // one turn per attempt at most, whatever the timer does.
         for _ in 0..=stanchion::hedge::MAX_ATTEMPTS {
+            let mut answer = None;
+            if let Some(first) = this.first.as_mut().as_pin_mut() {
+                if let Poll::Ready(out) = first.poll(cx) {
+                    this.first.set(None);
+                    if (this.acceptable)(&out) {
+                        hedging
+                            .hedge
+                            .record_latency_at(this.call, hedging.clock.now());
+                        answer = Some(out);
+                    } else {
+                        *this.last = Some(out);
+                    }
+                }
+            }
+            if answer.is_none() {
+                for slot in this.hedges.iter_mut() {
+                    let Some(hedge) = slot else { continue };
+                    if let Poll::Ready(out) = hedge.as_mut().poll(cx) {
+                        *slot = None;
+                        if (this.acceptable)(&out) {
+                            answer = Some(out);
+                            break;
+                        }
+                        *this.last = Some(out);
+                    }
+                }
+            }
+            if let Some(out) = answer {
+                let now = hedging.clock.now();
+                if this.first.is_some() {
+                    // A hedge won: the first attempt ran at least this long.
+                    hedging.hedge.record_latency_at(this.call, now);
+                }
+                hedging.hedge.record_success_at(now);
+                // Cancel the losers now, not when the caller drops this future.
+                this.first.set(None);
+                this.hedges.clear();
+                this.timer.set(None);
+                return Poll::Ready(out);
+            }
+            let running = this.first.is_some() || this.hedges.iter().any(Option::is_some);
+            if !running {
+                // Every attempt failed (the last answer is the call's), or the call
+                // answered already and is polled again (it stays pending).
+                this.timer.set(None);
+                return match this.last.take() {
+                    Some(out) => Poll::Ready(out),
+                    None => Poll::Pending,
+                };
+            }
+
+            // The next hedge: arm the timer for it; when it fires, start the hedge (if
+            // the budget allows) and go round to poll it.
             if this.timer.is_none() {
                 match this.call.next_hedge_at() {
                     Some(at) => this
                         .timer
                         .set(Some(tokio::time::sleep_until(hedging.clock.to_tokio(at)))),
-                    None => break,
+                    None => return Poll::Pending,
                 }
             }
             let Some(timer) = this.timer.as_mut().as_pin_mut() else {
-                break;
+                return Poll::Pending;
             };
             if timer.poll(cx).is_pending() {
-                break;
+                return Poll::Pending;
             }
             this.timer.set(None);
-            if hedging.hedge.try_hedge_at(this.call, hedging.clock.now()) {
+            if hedging
+                .hedge
+                .try_hedge_at(this.call, hedging.clock.now())
+            {
                 event!(
                     debug,
                     attempts = this.call.attempts(),
@@ -237,59 +289,8 @@ where
                 this.hedges.push(Some(Box::pin(this.attempts.start())));
             }
         }
-
-        // The first attempt, then each hedge: the first acceptable answer wins.
-        let mut answer = None;
-        if let Some(first) = this.first.as_mut().as_pin_mut() {
-            if let Poll::Ready(out) = first.poll(cx) {
-                this.first.set(None);
-                if (this.acceptable)(&out) {
-                    hedging
-                        .hedge
-                        .record_latency_at(this.call, hedging.clock.now());
-                    answer = Some(out);
-                } else {
-                    *this.last = Some(out);
-                }
-            }
-        }
-        if answer.is_none() {
-            for slot in this.hedges.iter_mut() {
-                let Some(hedge) = slot else { continue };
-                if let Poll::Ready(out) = hedge.as_mut().poll(cx) {
-                    *slot = None;
-                    if (this.acceptable)(&out) {
-                        answer = Some(out);
-                        break;
-                    }
-                    *this.last = Some(out);
-                }
-            }
-        }
-
-        if let Some(out) = answer {
-            let now = hedging.clock.now();
-            if this.first.is_some() {
-                // A hedge won: the first attempt ran at least this long.
-                hedging.hedge.record_latency_at(this.call, now);
-            }
-            hedging.hedge.record_success_at(now);
-            // Cancel the losers now, not when the caller drops this future.
-            this.first.set(None);
-            this.hedges.clear();
-            this.timer.set(None);
-            return Poll::Ready(out);
-        }
-        let running = this.first.is_some() || this.hedges.iter().any(Option::is_some);
-        match this.last.take() {
-            Some(out) if !running => {
-                this.timer.set(None);
-                Poll::Ready(out)
-            }
-            last => {
-                *this.last = last;
-                Poll::Pending
-            }
-        }
+        // Out of turns (a timer that keeps firing without a hedge due): wait for a wake.
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
