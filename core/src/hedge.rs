@@ -80,11 +80,14 @@
 //!
 //! # Sharing and cost
 //!
-//! Lock-free, shared by `&`. The histogram is `B` `AtomicU32` counters plus one; a call
-//! reads the `B` counters once, at [`start_at`](Hedge::start_at), to find the percentile
-//! (none with a fixed delay), and its first attempt's latency is one `fetch_add` (plus,
-//! once every `window` records, a halving pass over the counters). The budget costs what
-//! it costs (one deposit per call, one withdrawal per hedge). Integer arithmetic only.
+//! Lock-free, shared by `&`. The histogram is `B` `AtomicU32` counters plus two (their
+//! sum, and the records for the decay): `4 * B + 8` bytes, 616 with the default 152
+//! buckets; a fixed delay never touches it (`B` may be 0). A call reads the sum and the
+//! counters up to the percentile's bucket once, at [`start_at`](Hedge::start_at); its
+//! first attempt's latency is two `fetch_add`s (plus, each time the sum reaches
+//! `2 * window`, a halving pass over the counters). A read racing with a record or a halving may see
+//! the percentile one record off. The budget costs what it costs (one deposit per call,
+//! one withdrawal per hedge). Integer arithmetic only.
 //!
 //! Source: Dean and Barroso, "The Tail at Scale" (CACM, 2013), hedged requests; tower's
 //! `hedge` middleware (a percentile of recent latencies, a minimum of data points).
@@ -109,9 +112,9 @@ pub const MAX_ATTEMPTS: u32 = 16;
 /// apart, longer ones share the top bucket.
 pub const DEFAULT_BUCKETS: usize = 152;
 
-/// A fixed-size, log-bucketed histogram of latencies, in microseconds, with a decay: once
-/// every `window` records every count is halved, so it follows roughly the last `window`
-/// to `2 * window` records, the older half weighing half.
+/// A fixed-size, log-bucketed histogram of latencies, in microseconds, with a decay: each
+/// time the counts' sum reaches `2 * window`, every count is halved, so it follows
+/// roughly the last `window` to `2 * window` records, older ones weighing less.
 ///
 /// Buckets: one per microsecond below 8 µs, then 8 per power of two (so a bucket's top is
 /// at most 12.5% above its bottom); with `B` buckets, latencies from
@@ -135,9 +138,11 @@ pub const DEFAULT_BUCKETS: usize = 152;
 #[derive(Debug)]
 pub struct LatencyHistogram<const B: usize> {
     buckets: [AtomicU32; B],
-    /// Records since the histogram was made, wrapping: the decay's clock.
-    records: AtomicU32,
-    window: u32,
+    /// The counts' sum: each record adds to it what it adds to its bucket, each halving
+    /// takes from it what it takes from a bucket.
+    total: AtomicU32,
+    /// Twice the window: the sum at which the counts are halved.
+    halve_at: u32,
 }
 
 /// The largest decay window.
@@ -145,7 +150,7 @@ pub const MAX_WINDOW: u32 = 1_000_000;
 
 impl<const B: usize> LatencyHistogram<B> {
     crate::sync::const_fn_unless_loom! {
-        /// An empty histogram halving its counts every `window` records (in
+        /// An empty histogram halving its counts when their sum reaches `2 * window` (in
         /// `2..=1,000,000`). `B` must be at least 8.
         pub fn new(window: u32) -> Result<LatencyHistogram<B>, ConfigError> {
             if B < SUB as usize {
@@ -156,8 +161,8 @@ impl<const B: usize> LatencyHistogram<B> {
             }
             Ok(LatencyHistogram {
                 buckets: new_counters(),
-                records: AtomicU32::new(0),
-                window,
+                total: AtomicU32::new(0),
+                halve_at: window.saturating_mul(2),
             })
         }
     }
@@ -171,26 +176,33 @@ impl<const B: usize> LatencyHistogram<B> {
             // Counts stay below 2 * window <= 2,000,000 between halvings (a race may let
             // a few more in): far from u32::MAX.
             bucket.fetch_add(1, Ordering::Relaxed);
-        }
-        let before = self.records.fetch_add(1, Ordering::Relaxed);
-        if before.wrapping_add(1).checked_rem(self.window) == Some(0) {
-            self.decay();
+            let total = self.total.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+            // The record that brings the sum to a multiple of `2 * window` halves it
+            // (one record exactly, however they race; normally at `2 * window`, and a
+            // sum that races past it is caught at the next multiple).
+            if total.checked_rem(self.halve_at) == Some(0) {
+                self.decay();
+            }
         }
     }
 
     /// Halves every count (rounding down). A record racing with it may be halved or not.
     fn decay(&self) {
         for bucket in &self.buckets {
-            let _ = bucket.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| Some(c >> 1));
+            if let Ok(before) =
+                bucket.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| Some(c >> 1))
+            {
+                let removed = before.saturating_sub(before >> 1);
+                if removed > 0 {
+                    self.total.fetch_sub(removed, Ordering::Relaxed);
+                }
+            }
         }
     }
 
-    /// The counts' sum: how many records the histogram weighs now.
+    /// The counts' sum: how many records the histogram weighs now. One load.
     pub fn count(&self) -> u64 {
-        self.buckets
-            .iter()
-            .map(|b| u64::from(b.load(Ordering::Relaxed)))
-            .fold(0, u64::saturating_add)
+        u64::from(self.total.load(Ordering::Relaxed))
     }
 
     /// The latency below which `per_mille` thousandths of the records fall (in
@@ -280,7 +292,7 @@ pub enum HedgeDelay {
     Fixed(Duration),
     /// A percentile of recent first attempts' latencies, in parts per thousand (900 is
     /// p90), once at least `min_samples` are recorded (no hedging before); the histogram
-    /// halves its counts every `window` records.
+    /// halves its counts when their sum reaches `2 * window`.
     Learned {
         /// The percentile, in `1..=999` thousandths.
         per_mille: u16,
@@ -336,8 +348,9 @@ impl HedgeConfig {
         }
     }
 
-    /// A learned delay's histogram halves its counts every `window` records (in
-    /// `2..=1,000,000`, and at least the minimum of samples). No effect on a fixed delay.
+    /// A learned delay's histogram halves its counts when their sum reaches `2 * window`
+    /// (`window` in `2..=1,000,000`, and at least the minimum of samples, so that a
+    /// halving never leaves fewer). No effect on a fixed delay.
     pub const fn with_window(self, window: u32) -> Result<HedgeConfig, ConfigError> {
         match self.delay {
             HedgeDelay::Fixed(_) => Ok(self),
@@ -431,8 +444,8 @@ impl<Bu: RetryBudget, const B: usize> Hedge<Bu, B> {
             // Never read: a fixed delay costs no buckets (`B` may be 0).
             HedgeDelay::Fixed(_) => LatencyHistogram {
                 buckets: new_counters(),
-                records: AtomicU32::new(0),
-                window: 2,
+                total: AtomicU32::new(0),
+                halve_at: 4,
             },
         };
         Ok(Hedge {
@@ -626,22 +639,28 @@ mod tests {
     }
 
     #[test]
-    fn the_histogram_halves_every_window() {
-        let h = LatencyHistogram::<64>::new(10).unwrap();
+    fn the_histogram_halves_at_twice_the_window() {
+        let h = LatencyHistogram::<64>::new(5).unwrap();
         for _ in 0..9 {
             h.record(Duration::from_micros(100));
         }
         assert_eq!(h.count(), 9);
-        h.record(Duration::from_micros(100)); // the 10th: 10 halved to 5
+        h.record(Duration::from_micros(100)); // the sum reaches 10: halved to 5
         assert_eq!(h.count(), 5);
-        // Ten fast records now outweigh the five old ones: the median follows them.
-        for _ in 0..9 {
+        // 100 µs is in [96, 104): the median while the old records weigh more.
+        for _ in 0..4 {
             h.record(Duration::from_micros(3));
         }
-        assert_eq!(h.count(), 14);
+        assert_eq!(h.count(), 9);
+        assert_eq!(h.percentile(500), Some(Duration::from_micros(104)));
+        h.record(Duration::from_micros(3)); // 10 again: 5 -> 2 and 5 -> 2
+        assert_eq!(h.count(), 4);
+        for _ in 0..2 {
+            h.record(Duration::from_micros(3));
+        }
+        // The new records now outweigh the old: the median follows them.
+        assert_eq!(h.count(), 6);
         assert_eq!(h.percentile(500), Some(Duration::from_micros(4)));
-        h.record(Duration::from_micros(3)); // 20th: 5 -> 2 and 10 -> 5
-        assert_eq!(h.count(), 7);
     }
 
     #[test]

@@ -210,13 +210,14 @@ where
         // one turn per attempt at most, whatever the timer does.
         for _ in 0..=stanchion::hedge::MAX_ATTEMPTS {
             let mut answer = None;
+            // Whether the first attempt's latency (or a lower bound) goes into the
+            // histogram: it answered acceptably, or it is still running when another wins.
+            let mut first_won = false;
             if let Some(first) = this.first.as_mut().as_pin_mut() {
                 if let Poll::Ready(out) = first.poll(cx) {
                     this.first.set(None);
                     if (this.acceptable)(&out) {
-                        hedging
-                            .hedge
-                            .record_latency_at(this.call, hedging.clock.now());
+                        first_won = true;
                         answer = Some(out);
                     } else {
                         *this.last = Some(out);
@@ -238,8 +239,8 @@ where
             }
             if let Some(out) = answer {
                 let now = hedging.clock.now();
-                if this.first.is_some() {
-                    // A hedge won: the first attempt ran at least this long.
+                if first_won || this.first.is_some() {
+                    // When a hedge won, the first attempt ran at least this long.
                     hedging.hedge.record_latency_at(this.call, now);
                 }
                 hedging.hedge.record_success_at(now);
@@ -277,10 +278,7 @@ where
                 return Poll::Pending;
             }
             this.timer.set(None);
-            if hedging
-                .hedge
-                .try_hedge_at(this.call, hedging.clock.now())
-            {
+            if hedging.hedge.try_hedge_at(this.call, hedging.clock.now()) {
                 event!(
                     debug,
                     attempts = this.call.attempts(),
