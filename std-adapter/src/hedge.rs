@@ -87,7 +87,7 @@ impl<Bu: RetryBudget, const B: usize> Hedging<Bu, B> {
 
     /// Runs `op` (which makes one attempt each time it is called) and hedges it; the
     /// first `Ok` wins. See the [module docs](self).
-    pub fn call<A, T, E>(&self, op: A) -> Hedged<&Self, A, A::Future, fn(&Result<T, E>) -> bool>
+    pub fn call<A, T, E>(&self, op: A) -> Hedged<&Self, A, A::Future, IsOk<T, E>>
     where
         A: Attempts,
         A::Future: Future<Output = Result<T, E>>,
@@ -104,6 +104,9 @@ impl<Bu: RetryBudget, const B: usize> Hedging<Bu, B> {
         Hedged::new(self, op, acceptable)
     }
 }
+
+/// The classifier of [`Hedging::call`]: an `Ok` is acceptable.
+pub type IsOk<T, E> = fn(&Result<T, E>) -> bool;
 
 /// What makes the attempts of one hedged call: each [`start`](Attempts::start) returns
 /// a new attempt's future. Implemented for every `FnMut() -> impl Future`; the tower
@@ -150,6 +153,7 @@ pin_project! {
         #[pin]
         timer: Option<Sleep>,
         last: Option<Fut::Output>,
+        done: bool,
     }
 }
 
@@ -189,6 +193,7 @@ where
             hedges: Vec::new(),
             timer: None,
             last: None,
+            done: false,
         }
     }
 }
@@ -205,6 +210,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let hedging: &Hedging<Bu, B> = this.hedging;
+        if *this.done {
+            return Poll::Pending; // answered already: start nothing more
+        }
         // Attempts first (a call that answers before its hedge is due never arms the
         // timer), then the timer; a hedge it starts is polled on the next turn. Bounded:
         // one turn per attempt at most, whatever the timer does.
@@ -248,44 +256,43 @@ where
                 this.first.set(None);
                 this.hedges.clear();
                 this.timer.set(None);
+                *this.done = true;
                 return Poll::Ready(out);
             }
-            let running = this.first.is_some() || this.hedges.iter().any(Option::is_some);
-            if !running {
-                // Every attempt failed (the last answer is the call's), or the call
-                // answered already and is polled again (it stays pending).
-                this.timer.set(None);
-                return match this.last.take() {
-                    Some(out) => Poll::Ready(out),
-                    None => Poll::Pending,
-                };
-            }
-
             // The next hedge: arm the timer for it; when it fires, start the hedge (if
-            // the budget allows) and go round to poll it.
+            // the budget allows) and go round to poll it. A hedge due by now starts
+            // before the call concludes that every attempt failed.
             if this.timer.is_none() {
-                match this.call.next_hedge_at() {
-                    Some(at) => this
-                        .timer
-                        .set(Some(tokio::time::sleep_until(hedging.clock.to_tokio(at)))),
-                    None => return Poll::Pending,
+                if let Some(at) = this.call.next_hedge_at() {
+                    this.timer
+                        .set(Some(tokio::time::sleep_until(hedging.clock.to_tokio(at))));
                 }
             }
-            let Some(timer) = this.timer.as_mut().as_pin_mut() else {
-                return Poll::Pending;
-            };
-            if timer.poll(cx).is_pending() {
-                return Poll::Pending;
+            if let Some(timer) = this.timer.as_mut().as_pin_mut() {
+                if timer.poll(cx).is_ready() {
+                    this.timer.set(None);
+                    if hedging.hedge.try_hedge_at(this.call, hedging.clock.now()) {
+                        event!(
+                            debug,
+                            attempts = this.call.attempts(),
+                            "hedging: started another attempt"
+                        );
+                        this.hedges.push(Some(Box::pin(this.attempts.start())));
+                    }
+                    continue;
+                }
             }
+            let running = this.first.is_some() || this.hedges.iter().any(Option::is_some);
+            if running {
+                return Poll::Pending; // an attempt or the timer wakes the task
+            }
+            // Every attempt failed: the last answer is the call's.
             this.timer.set(None);
-            if hedging.hedge.try_hedge_at(this.call, hedging.clock.now()) {
-                event!(
-                    debug,
-                    attempts = this.call.attempts(),
-                    "hedging: started another attempt"
-                );
-                this.hedges.push(Some(Box::pin(this.attempts.start())));
-            }
+            *this.done = true;
+            return match this.last.take() {
+                Some(out) => Poll::Ready(out),
+                None => Poll::Pending,
+            };
         }
         // Out of turns (a timer that keeps firing without a hedge due): wait for a wake.
         cx.waker().wake_by_ref();

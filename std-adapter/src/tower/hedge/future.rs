@@ -6,7 +6,7 @@ use std::task::{Context, Poll, ready};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::hedge::{Attempts, Hedged, Hedging};
+use crate::hedge::{Attempts, Hedged, Hedging, IsOk};
 use crate::tower::BoxError;
 
 /// The response future of [`HedgeService`](super::HedgeService): a [`Hedged`] call whose
@@ -15,7 +15,7 @@ pub type ResponseFuture<S, Req, Bu, const B: usize> = Hedged<
     Arc<Hedging<Bu, B>>,
     NewAttempt<S, Req>,
     Attempt<S, Req>,
-    fn(&Result<<S as Service<Req>>::Response, BoxError>) -> bool,
+    IsOk<<S as Service<Req>>::Response, BoxError>,
 >;
 
 /// Makes the attempts of one request: the first on the service `poll_ready` readied, each
