@@ -4,7 +4,7 @@
 //!
 //! Each pattern is built the way an application would use it: one limiter, one retry
 //! policy, one breaker (over a count window, and over a consecutive-failures window), one
-//! bulkhead, one timeout, one pipeline, one adaptive throttle, one fault injector, each a `static` or a local built once, and its
+//! bulkhead, one timeout, one pipeline, one adaptive throttle, one fault injector, one hedge, each a `static` or a local built once, and its
 //! main operations called on inputs the compiler cannot see ([`black_box`]), so that
 //! nothing is folded away. There is no formatting and no message:
 //! the panic handler halts, so a panicking path that survives in the library costs only its
@@ -134,6 +134,8 @@ async fn main(_spawner: Spawner) {
         patterns::throttle().await;
         #[cfg(feature = "fault")]
         patterns::fault().await;
+        #[cfg(feature = "hedge")]
+        patterns::hedge().await;
         #[cfg(feature = "peer-embassy-time-deadline")]
         peers::deadline().await;
         #[cfg(feature = "peer-governor")]
@@ -318,6 +320,26 @@ mod patterns {
         FAULTS.set_enabled(black_box(true));
         let _ = black_box(
             stanchion_embassy::fault::call(&FAULTS, &fault, &mut rng, || operation(black_box(0)))
+                .await,
+        );
+    }
+
+    /// A hedge at the learned p90 (a 120-bucket histogram) with a 10% budget, built once
+    /// (its constructor is not `const`), and one call of up to 2 attempts.
+    #[cfg(feature = "hedge")]
+    pub async fn hedge() {
+        use stanchion::hedge::{Hedge, HedgeConfig};
+        use stanchion::retry::RatioBudget;
+        let config = HedgeConfig::learned(black_box(900), 2);
+        let budget = RatioBudget::<10>::new(Duration::from_secs(10), Ratio::percent(10), 1);
+        let (Ok(config), Ok(budget)) = (config, budget) else {
+            return;
+        };
+        let Ok(h) = Hedge::<_, 120>::new(config, budget) else {
+            return;
+        };
+        let _ = black_box(
+            stanchion_embassy::hedge::call::<_, _, _, _, _, 120, 2>(&h, || operation(black_box(0)))
                 .await,
         );
     }

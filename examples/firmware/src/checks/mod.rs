@@ -24,6 +24,8 @@ pub mod deadline;
 pub mod defmt_events;
 #[cfg(feature = "fault")]
 pub mod fault;
+#[cfg(feature = "hedge")]
+pub mod hedge;
 #[cfg(any(
     feature = "retry",
     feature = "breaker",
