@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use stanchion::hedge::{Hedge, HedgeConfig};
 use stanchion::retry::{NoBudget, Ratio, RatioBudget, RetryBudget};
+use stanchion_std::TokioClock;
 use stanchion_std::hedge::Hedging;
 use stanchion_std::tower::{BoxError, HedgeLayer, refusal};
 use tokio::time::Instant;
@@ -32,7 +33,7 @@ fn downstream(
 ) -> impl Service<&'static str, Response = u32, Error = BoxError, Future: Send> + Clone + Send {
     service_fn(move |_request: &'static str| {
         let n = calls.fetch_add(1, Ordering::Relaxed);
-        let ms = plan.get(n as usize).copied().unwrap_or(1_000);
+        let ms = plan.get(n as usize).copied().unwrap_or(100);
         let mut guard = OnCancel(Arc::clone(&cancelled), false);
         async move {
             tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -49,7 +50,9 @@ fn downstream(
 
 fn layer<Bu: RetryBudget>(budget: Bu, max_attempts: u32) -> HedgeLayer<Bu> {
     let config = HedgeConfig::fixed(Duration::from_millis(10), max_attempts).unwrap();
-    HedgeLayer::new(Arc::new(Hedging::new(Hedge::new(config, budget).unwrap())))
+    // A clock of its own epoch, so that the budget's 1 s buckets start with the test.
+    let hedge = Hedge::new(config, budget).unwrap();
+    HedgeLayer::new(Arc::new(Hedging::with_clock(hedge, TokioClock::starting_now())))
 }
 
 #[tokio::test(start_paused = true)]
@@ -111,7 +114,8 @@ async fn errors_wait_for_the_hedge_and_all_failed_passes_the_last_one_through() 
 #[tokio::test(start_paused = true)]
 async fn clones_share_the_budget() {
     let (calls, cancelled) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
-    // 10% of requests, no floor: every request is slow, so every one asks for a hedge.
+    // 10% of requests, no floor: every request is slow (100 ms), so every one asks for a
+    // hedge; the 10 s window holds all 50.
     let budget = RatioBudget::<10>::new(Duration::from_secs(10), Ratio::percent(10), 0).unwrap();
     let service = ServiceBuilder::new()
         .layer(layer(budget, 2))
