@@ -97,8 +97,10 @@ use core::time::Duration;
 
 use crate::ConfigError;
 use crate::Instant;
+use crate::div::checked_div;
 use crate::retry::RetryBudget;
 use crate::sync::{AtomicU32, Ordering};
+use crate::time::{duration_from_nanos, duration_to_nanos_saturating};
 
 /// Linear buckets below `2^SUB_BITS` µs, then `2^SUB_BITS` buckets per power of two: a
 /// bucket is at most 1/8 (12.5%) wider than its lower bound.
@@ -170,7 +172,13 @@ impl<const B: usize> LatencyHistogram<B> {
     /// Records one latency (saturating: from [`max_latency`](Self::max_latency) up, in
     /// the top bucket).
     pub fn record(&self, latency: Duration) {
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.record_nanos(duration_to_nanos_saturating(latency));
+    }
+
+    /// Records one latency of `nanos` nanoseconds. Divides by core's long division, so a
+    /// 32-bit target links no 64-bit division routine (see `crate::div`).
+    fn record_nanos(&self, nanos: u64) {
+        let micros = checked_div(nanos, 1000).unwrap_or(0);
         let index = bucket_index(micros).min(B.saturating_sub(1));
         if let Some(bucket) = self.buckets.get(index) {
             // Counts stay below 2 * window <= 2,000,000 between halvings (a race may let
@@ -218,28 +226,31 @@ impl<const B: usize> LatencyHistogram<B> {
             return None;
         }
         let per_mille = u64::from(per_mille.clamp(1, 1000));
-        // ceil(total * per_mille / 1000), at least 1: total < 2^42, so no overflow.
-        let rank = total
-            .saturating_mul(per_mille)
-            .saturating_add(999)
-            .checked_div(1000)
+        // ceil(total * per_mille / 1000), at least 1: total < 2^32, so no overflow.
+        let rank = checked_div(total.saturating_mul(per_mille).saturating_add(999), 1000)
             .unwrap_or(1)
             .max(1);
         let mut seen: u64 = 0;
         for (index, bucket) in self.buckets.iter().enumerate() {
             seen = seen.saturating_add(u64::from(bucket.load(Ordering::Relaxed)));
             if seen >= rank {
-                return Some(Duration::from_micros(bucket_top(index)));
+                return Some(micros(bucket_top(index)));
             }
         }
         // Records racing with a decay can leave the second pass short of the rank.
-        Some(Duration::from_micros(bucket_top(B.saturating_sub(1))))
+        Some(micros(bucket_top(B.saturating_sub(1))))
     }
 
     /// The bottom of the top bucket: latencies from here up are told apart no further.
     pub fn max_latency(&self) -> Duration {
-        Duration::from_micros(bucket_bottom(B.saturating_sub(1)))
+        micros(bucket_bottom(B.saturating_sub(1)))
     }
+}
+
+/// `micros` microseconds, saturating at `u64::MAX` nanoseconds (584 years), without the
+/// 64-bit division routine `Duration::from_micros` links on 32-bit targets.
+fn micros(micros: u64) -> Duration {
+    duration_from_nanos(micros.saturating_mul(1000))
 }
 
 #[cfg(not(loom))]
@@ -434,27 +445,42 @@ pub struct Hedge<Bu, const B: usize = DEFAULT_BUCKETS> {
     budget: Bu,
 }
 
-impl<Bu: RetryBudget, const B: usize> Hedge<Bu, B> {
-    /// The decision for `config`, spending hedges from `budget` (a
-    /// [`NoBudget`](crate::retry::NoBudget) spends none: only `max_attempts` bounds it).
-    /// `B` must be at least 8 (a learned delay's histogram).
-    pub fn new(config: HedgeConfig, budget: Bu) -> Result<Self, ConfigError> {
-        let histogram = match config.delay {
-            HedgeDelay::Learned { window, .. } => LatencyHistogram::new(window)?,
-            // Never read: a fixed delay costs no buckets (`B` may be 0).
-            HedgeDelay::Fixed(_) => LatencyHistogram {
-                buckets: new_counters(),
-                total: AtomicU32::new(0),
-                halve_at: 4,
-            },
-        };
-        Ok(Hedge {
-            histogram,
-            config,
-            budget,
-        })
+impl<Bu, const B: usize> Hedge<Bu, B> {
+    crate::sync::const_fn_unless_loom! {
+        /// The decision for `config`, spending hedges from `budget` (a
+        /// [`NoBudget`](crate::retry::NoBudget) spends none: only `max_attempts` bounds
+        /// it). A learned delay needs `B` of at least 8 (its histogram's buckets); a fixed
+        /// one reads no histogram, and `B` may be 0. `const`, so that a hedge can be a
+        /// `static` in firmware (with [`const_config!`](crate::const_config)).
+        ///
+        /// On an error the budget is forgotten rather than dropped (which a `const fn`
+        /// cannot do for a generic type): core's budgets are atomics with nothing to drop.
+        pub fn new(config: HedgeConfig, budget: Bu) -> Result<Hedge<Bu, B>, ConfigError> {
+            let histogram = match config.delay {
+                HedgeDelay::Learned { window, .. } => match LatencyHistogram::new(window) {
+                    Ok(histogram) => histogram,
+                    Err(e) => {
+                        core::mem::forget(budget);
+                        return Err(e);
+                    }
+                },
+                // Never read: a fixed delay costs no buckets (`B` may be 0).
+                HedgeDelay::Fixed(_) => LatencyHistogram {
+                    buckets: new_counters(),
+                    total: AtomicU32::new(0),
+                    halve_at: 4,
+                },
+            };
+            Ok(Hedge {
+                histogram,
+                config,
+                budget,
+            })
+        }
     }
+}
 
+impl<Bu: RetryBudget, const B: usize> Hedge<Bu, B> {
     /// The delay a call starting now would hedge after: the fixed delay, or the learned
     /// percentile (`None` until `min_samples` are recorded: no hedging yet).
     pub fn delay(&self) -> Option<Duration> {
@@ -506,7 +532,7 @@ impl<Bu: RetryBudget, const B: usize> Hedge<Bu, B> {
     pub fn record_latency_at(&self, call: &HedgeCall, now: Instant) {
         if let HedgeDelay::Learned { .. } = self.config.delay {
             self.histogram
-                .record(now.saturating_duration_since(call.started));
+                .record_nanos(now.as_nanos().saturating_sub(call.started.as_nanos()));
         }
     }
 
@@ -552,9 +578,12 @@ impl HedgeCall {
         if self.launched >= self.max_attempts {
             return None;
         }
-        let delay = self.delay?;
-        let after = delay.checked_mul(self.launched).unwrap_or(Duration::MAX);
-        Some(self.started.saturating_add(after))
+        let delay = duration_to_nanos_saturating(self.delay?);
+        // In nanoseconds (no division), saturating.
+        let after = delay.saturating_mul(u64::from(self.launched));
+        Some(Instant::from_nanos(
+            self.started.as_nanos().saturating_add(after),
+        ))
     }
 
     /// Attempts started, the first included.

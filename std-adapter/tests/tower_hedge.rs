@@ -52,7 +52,10 @@ fn layer<Bu: RetryBudget>(budget: Bu, max_attempts: u32) -> HedgeLayer<Bu> {
     let config = HedgeConfig::fixed(Duration::from_millis(10), max_attempts).unwrap();
     // A clock of its own epoch, so that the budget's 1 s buckets start with the test.
     let hedge = Hedge::new(config, budget).unwrap();
-    HedgeLayer::new(Arc::new(Hedging::with_clock(hedge, TokioClock::starting_now())))
+    HedgeLayer::new(Arc::new(Hedging::with_clock(
+        hedge,
+        TokioClock::starting_now(),
+    )))
 }
 
 #[tokio::test(start_paused = true)]

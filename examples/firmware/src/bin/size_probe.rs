@@ -324,23 +324,26 @@ mod patterns {
         );
     }
 
-    /// A hedge at the learned p90 (a 120-bucket histogram) with a 10% budget, built once
-    /// (its constructor is not `const`), and one call of up to 2 attempts.
+    /// A hedge at the learned p90 (a 120-bucket histogram) with a 10% budget.
+    #[cfg(feature = "hedge")]
+    static HEDGE: stanchion::hedge::Hedge<stanchion::retry::RatioBudget<10>, 120> =
+        const_config!(stanchion::hedge::Hedge::new(
+            const_config!(stanchion::hedge::HedgeConfig::learned(900, 2)),
+            const_config!(stanchion::retry::RatioBudget::new(
+                Duration::from_secs(10),
+                Ratio::percent(10),
+                1
+            )),
+        ));
+
+    /// One call of up to 2 attempts through the hedge.
     #[cfg(feature = "hedge")]
     pub async fn hedge() {
-        use stanchion::hedge::{Hedge, HedgeConfig};
-        use stanchion::retry::RatioBudget;
-        let config = HedgeConfig::learned(black_box(900), 2);
-        let budget = RatioBudget::<10>::new(Duration::from_secs(10), Ratio::percent(10), 1);
-        let (Ok(config), Ok(budget)) = (config, budget) else {
-            return;
-        };
-        let Ok(h) = Hedge::<_, 120>::new(config, budget) else {
-            return;
-        };
         let _ = black_box(
-            stanchion_embassy::hedge::call::<_, _, _, _, _, 120, 2>(&h, || operation(black_box(0)))
-                .await,
+            stanchion_embassy::hedge::call::<_, _, _, _, _, 120, 2>(&HEDGE, || {
+                operation(black_box(0))
+            })
+            .await,
         );
     }
 }
