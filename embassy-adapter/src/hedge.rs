@@ -1,7 +1,7 @@
 //! Hedging on embassy: core's [`Hedge`] decides when another attempt of a call starts;
 //! [`call`] runs up to `N` attempts side by side on embassy's timer, in a fixed array
-//! inside the call's own future (no allocation), and answers with the first `Ok`,
-//! dropping the others.
+//! inside the call's own future (no allocation; [`InFlight`] says how many), and answers
+//! with the first `Ok`, dropping the others.
 //!
 //! Only for idempotent operations: reading a sensor over a bus that sometimes stalls,
 //! asking two replicas of a service over a link. What wins, and how the budget bounds
@@ -17,11 +17,11 @@
 //! use stanchion::retry::NoBudget;
 //! use stanchion_embassy::hedge;
 //!
-//! // Hedge after 10 ms; at most 2 attempts (the array of 2 holds them).
+//! // Hedge after 10 ms; at most 2 attempts (room for 2 in the call's future).
 //! let config = HedgeConfig::fixed(Duration::from_millis(10), 2).unwrap();
 //! let h: Hedge<_, 0> = Hedge::new(config, NoBudget).unwrap(); // a fixed delay needs no histogram
 //! let mut attempt = 0;
-//! let answer = doc_block_on(hedge::call::<_, _, _, _, _, 0, 2>(&h, || {
+//! let answer = doc_block_on(hedge::call(&h, hedge::InFlight::<2>, || {
 //!     attempt += 1;
 //!     // The first attempt stalls for a second; the hedge answers in 5 ms.
 //!     let ms = if attempt == 1 { 1_000 } else { 5 };
@@ -59,11 +59,19 @@ use crate::EmbassyClock;
 use crate::events::event;
 use crate::sleep::sleep_until;
 
+/// Room for `N` attempts in a call's future: the most a call of [`call`] or [`call_if`]
+/// runs at once (and no more than the configuration's `max_attempts`). Each slot holds
+/// one attempt's future, so a call's future is about `N` times an attempt's size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct InFlight<const N: usize>;
+
 /// Runs `op` (each call of it makes one attempt) hedged by `hedge`, with up to `N`
-/// attempts (and no more than the configuration's `max_attempts`); the first `Ok` wins.
-/// `B` is the hedge's histogram size; with `N` of 0 or 1, `op` runs once, unhedged.
+/// attempts at once ([`InFlight`]); the first `Ok` wins. With `N` of 0 or 1, `op` runs
+/// once, unhedged.
 pub async fn call<T, E, F, Fut, Bu, const B: usize, const N: usize>(
     hedge: &Hedge<Bu, B>,
+    in_flight: InFlight<N>,
     op: F,
 ) -> Result<T, E>
 where
@@ -71,13 +79,14 @@ where
     Fut: Future<Output = Result<T, E>>,
     Bu: RetryBudget,
 {
-    call_if::<F, Fut, _, Bu, B, N>(hedge, op, Result::is_ok).await
+    call_if(hedge, in_flight, op, Result::is_ok).await
 }
 
-/// Runs `op` hedged by `hedge`, with up to `N` attempts; the first answer that
+/// Runs `op` hedged by `hedge`, with up to `N` attempts at once; the first answer that
 /// `acceptable` accepts wins.
 pub async fn call_if<F, Fut, C, Bu, const B: usize, const N: usize>(
     hedge: &Hedge<Bu, B>,
+    _in_flight: InFlight<N>,
     mut op: F,
     mut acceptable: C,
 ) -> Fut::Output

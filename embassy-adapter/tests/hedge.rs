@@ -11,7 +11,7 @@ use common::*;
 use embassy_time::Timer;
 use stanchion::hedge::{Hedge, HedgeConfig};
 use stanchion::retry::{NoBudget, Ratio, RatioBudget};
-use stanchion_embassy::hedge;
+use stanchion_embassy::hedge::{self, InFlight};
 
 /// Counts its drop unless the attempt answered: a cancellation.
 struct OnCancel<'a>(&'a Cell<u32>, bool);
@@ -48,7 +48,7 @@ fn hedging_on_the_mock_driver() {
     let plan = [(1_000, Ok(0)), (5, Ok(1)), (1_000, Ok(2))];
     let n = Cell::new(0);
     let start = now();
-    let mut call = pin!(hedge::call::<_, _, _, _, _, 0, 3>(&fixed, || {
+    let mut call = pin!(hedge::call(&fixed, InFlight::<3>, || {
         let (ms, answer) = plan[n.get()];
         n.set(n.get() + 1);
         attempt(ms, answer, &cancelled)
@@ -79,7 +79,7 @@ fn hedging_on_the_mock_driver() {
     ] {
         let mut n = 0;
         let start = now();
-        let mut call = pin!(hedge::call::<_, _, _, _, _, 0, 2>(&two, || {
+        let mut call = pin!(hedge::call(&two, InFlight::<2>, || {
             let (ms, answer) = plan[n];
             n += 1;
             attempt(ms, answer, &cancelled)
@@ -102,8 +102,9 @@ fn hedging_on_the_mock_driver() {
     // A classifier: `Ok(0)` is not acceptable, so the hedge's `Ok(2)` wins at 22 ms.
     let mut n = 0;
     let start = now();
-    let mut call = pin!(hedge::call_if::<_, _, _, _, 0, 2>(
+    let mut call = pin!(hedge::call_if(
         &two,
+        InFlight::<2>,
         || {
             n += 1;
             attempt(12, Ok(n), &cancelled)
@@ -123,7 +124,7 @@ fn hedging_on_the_mock_driver() {
     // The array bounds the attempts below the configuration's 3: N = 2 starts one hedge.
     let n = Cell::new(0);
     let start = now();
-    let mut call = pin!(hedge::call::<_, _, _, _, _, 0, 2>(&fixed, || {
+    let mut call = pin!(hedge::call(&fixed, InFlight::<2>, || {
         n.set(n.get() + 1);
         attempt(100, Ok(n.get()), &cancelled)
     }));
@@ -145,7 +146,7 @@ fn hedging_on_the_mock_driver() {
     let mut attempts = 0;
     for _ in 0..50 {
         let start = now();
-        let mut call = pin!(hedge::call::<_, _, _, _, _, 0, 3>(&budgeted, || {
+        let mut call = pin!(hedge::call(&budgeted, InFlight::<3>, || {
             attempts += 1;
             attempt(100, Ok(0), &cancelled)
         }));

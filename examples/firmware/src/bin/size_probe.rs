@@ -340,7 +340,7 @@ mod patterns {
     #[cfg(feature = "hedge")]
     pub async fn hedge() {
         let _ = black_box(
-            stanchion_embassy::hedge::call::<_, _, _, _, _, 120, 2>(&HEDGE, || {
+            stanchion_embassy::hedge::call(&HEDGE, stanchion_embassy::hedge::InFlight::<2>, || {
                 operation(black_box(0))
             })
             .await,

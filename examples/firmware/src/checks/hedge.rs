@@ -45,7 +45,7 @@ async fn call<Bu: stanchion::retry::RetryBudget, const B: usize>(
 ) -> (Result<u32, ()>, u64, u32) {
     let started = Cell::new(0);
     let start = EmbassyClock.now();
-    let answer = hedge::call::<_, _, _, _, _, B, 2>(h, || {
+    let answer = hedge::call(h, hedge::InFlight::<2>, || {
         let n = started.get();
         started.set(n + 1);
         attempt(if n == 0 { first_ms } else { 5 }, n, cancelled)
