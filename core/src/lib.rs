@@ -46,6 +46,7 @@
 //! | `defmt` | derives `defmt::Format` for every public type |
 //! | `critical-section` | firmware, any chip: every atomic stanchion uses is made safe to share with interrupt handlers through the `critical-section` crate (the binary links an implementation, such as `cortex-m/critical-section-single-core` or a HAL's multi-core one) |
 //! | `single-core` | firmware on a single-core chip running privileged code only: atomics the chip lacks are emulated by masking interrupts directly (`portable-atomic/unsafe-assume-single-core`); faster than `critical-section`, unsound on several cores |
+//! | `serde` | `Deserialize` and `Serialize` for every configuration type (`no_std`, no allocation), validated on the way in through the constructors (a bad value is an error naming the field and the allowed range), durations in a human form (`"250ms"`, `"1m30s"`): see [`config`] |
 //!
 //! No feature is on by default, and hosts need none.
 //!
@@ -114,9 +115,11 @@ pub mod adaptive;
 pub mod breaker;
 pub mod bulkhead;
 pub mod clock;
+pub mod config;
 pub mod deadline;
 mod div;
 pub mod error;
+pub mod fallback;
 pub mod fault;
 pub mod hedge;
 pub mod pipeline;

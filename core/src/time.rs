@@ -727,7 +727,7 @@ mod tests {
         );
         assert_eq!(
             format!("{rejected}"),
-            "circuit breaker open: retry after 15.000001ms"
+            "circuit breaker open: retry after 15ms"
         );
         let at = StateAt {
             state: State::Open,

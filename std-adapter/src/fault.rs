@@ -124,8 +124,12 @@ impl<T: Clone, E: Clone> FaultInjection<T, E> {
                 latency_ms = u64::try_from(fault.delay().as_millis()).unwrap_or(u64::MAX),
                 "fault injection: delayed a call"
             );
+            // No timer for no latency (a zero sleep still takes the timer driver's lock);
             // tokio saturates a sleep past its far future.
-            tokio::time::sleep(fault.delay()).await;
+            let delay = fault.delay();
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
         }
         op().await
     }

@@ -234,3 +234,14 @@ async fn in_the_pipeline_a_picked_attempt_is_retried_and_the_next_one_runs() {
     // were not picked (the answer is call * 10 + attempt, attempts counted from 1).
     assert_eq!(answers, [Ok(3), Ok(12), Ok(22), Ok(31), Ok(41), Ok(53)]);
 }
+
+#[test]
+fn a_zero_latency_takes_no_timer() {
+    // Every call gets a latency of zero: it runs at once, without tokio's timer (which a
+    // zero sleep would take, and which is not there outside a tokio runtime: a sleep
+    // polled here would panic).
+    let faults = injection(Share::ALL, Fault::Latency(Duration::ZERO), 7);
+    let call = std::pin::pin!(faults.call(|| async { Ok::<u32, &str>(5) }));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert_eq!(call.poll(&mut cx), std::task::Poll::Ready(Ok(5)));
+}

@@ -119,3 +119,24 @@ async fn switched_off_mid_run_every_later_request_passes() {
     );
     assert_eq!(calls.load(Ordering::Relaxed), 6);
 }
+
+#[test]
+fn a_zero_latency_takes_no_timer() {
+    // Outside a tokio runtime a timer would panic: a zero latency must not take one.
+    let calls = Arc::new(AtomicU32::new(0));
+    let mut service = ServiceBuilder::new()
+        .layer(FaultInjectionLayer::new(injection(
+            Share::ALL,
+            Fault::Latency(Duration::ZERO),
+            7,
+        )))
+        .service(healthy(Arc::clone(&calls)));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(service.poll_ready(&mut cx).is_ready());
+    let answer = std::pin::pin!(service.call(3));
+    match answer.poll(&mut cx) {
+        std::task::Poll::Ready(Ok(answer)) => assert_eq!(answer, "answer 3"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+}

@@ -393,6 +393,24 @@ async fn timeout_fails_late_answers_on_paused_time() {
     ));
 }
 
+#[test]
+fn a_timeout_over_an_answer_at_once_takes_no_timer() {
+    // Outside a tokio runtime a timer would panic: a call that answers at once must
+    // not make one.
+    let mut svc = ServiceBuilder::new()
+        .layer(TimeoutLayer::new(SECS(2)))
+        .service(service_fn(
+            |x: u32| async move { Ok::<u32, BoxError>(x + 1) },
+        ));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(svc.poll_ready(&mut cx).is_ready());
+    let answer = std::pin::pin!(svc.call(1));
+    match answer.poll(&mut cx) {
+        std::task::Poll::Ready(Ok(answer)) => assert_eq!(answer, 2),
+        other => panic!("{other:?}"),
+    }
+}
+
 /// A service that fails its first `failures` calls, logging each call's time and request.
 fn flaky(
     failures: u32,

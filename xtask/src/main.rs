@@ -183,6 +183,25 @@ fn test() -> Result {
             .env("RUSTFLAGS", "--cfg stanchion_breaker_locked")
             .env("CARGO_TARGET_DIR", "target/locked"),
     )?;
+    // Core's `serde` feature is off in the workspace runs above (nothing in the workspace
+    // enables it): lint and test it here (its round trips and error texts are in
+    // `core/src/config/`).
+    let core_serde = ["-p", "stanchion", "--features", "serde", "--locked"];
+    step(
+        "core with serde: clippy",
+        cargo(
+            &[
+                &["clippy", "--all-targets"],
+                &core_serde[..],
+                &["--", "-D", "warnings"],
+            ]
+            .concat(),
+        ),
+    )?;
+    step(
+        "core with serde: tests",
+        cargo(&[&["test"], &core_serde[..]].concat()),
+    )?;
     // The std adapter's optional features (tower layers, HTTP/axum helpers, quanta) are
     // off in the workspace runs above: lint, document and test them here.
     let std_all = ["-p", "stanchion-std", "--all-features", "--locked"];
@@ -280,7 +299,9 @@ fn cross() -> Result {
         )?;
         for setup in ATOMICS_SETUPS {
             let with_defmt = format!("{setup},defmt");
-            for features in [*setup, with_defmt.as_str()] {
+            // `serde` must stay `no_std` and allocation-free (issue 21).
+            let with_serde = format!("{setup},serde");
+            for features in [*setup, with_defmt.as_str(), with_serde.as_str()] {
                 step(
                     &format!("core for {target} [{features}]"),
                     cargo(&[

@@ -7,8 +7,9 @@ use crate::{Result, command, step};
 /// The firmware target the embassy adapter is built for with the declared toolchain.
 const MSRV_FIRMWARE_TARGET: &str = "thumbv7em-none-eabihf";
 
-/// Builds `stanchion`, `stanchion-embassy` (on the host, and for a Cortex-M4 with its
-/// `defmt` events) and `stanchion-std` with every feature, with the declared toolchain.
+/// Builds `stanchion` (with its `serde` feature), `stanchion-embassy` (on the host, and for
+/// a Cortex-M4 with its `defmt` events) and `stanchion-std` with every feature, with the
+/// declared toolchain.
 /// A dependency raising its own minimum shows up here, not in a user's build.
 pub(crate) fn msrv() -> Result {
     let version = declared_rust_version()?;
@@ -28,7 +29,14 @@ pub(crate) fn msrv() -> Result {
         ),
     )?;
     let builds: [&[&str]; 3] = [
-        &["-p", "stanchion", "-p", "stanchion-embassy"],
+        &[
+            "-p",
+            "stanchion",
+            "-p",
+            "stanchion-embassy",
+            "--features",
+            "stanchion/serde",
+        ],
         &["-p", "stanchion-std", "--all-features"],
         &[
             "-p",

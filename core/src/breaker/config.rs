@@ -13,6 +13,11 @@ use super::state::State;
 /// decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum AfterMaxWait {
     /// Back to open, for another (possibly longer) open duration. The default, as in
     /// resilience4j.

@@ -149,13 +149,18 @@ impl Rejected {
 }
 
 impl fmt::Display for Rejected {
+    /// `circuit breaker open: retry after 30s`: the wait up to the last rejected instant,
+    /// after which (strictly) a call is let through, as
+    /// [`retry_after_secs`](Rejected::retry_after_secs) counts it; `retry_after` itself
+    /// runs 1 ns further, to the first instant let through, which would print as
+    /// `30.000000001s`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.retry_after {
             Some(d) => write!(
                 f,
                 "circuit breaker {}: retry after {}",
                 self.state,
-                ShowDuration(d)
+                ShowDuration(d.saturating_sub(Duration::from_nanos(1)))
             ),
             None => write!(f, "circuit breaker {}: call not permitted", self.state),
         }

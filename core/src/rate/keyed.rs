@@ -16,6 +16,11 @@ use super::{Quota, RateLimitError, SharedLimiter};
 /// first: that changes no decision. Only when none is left does the policy apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum FullTablePolicy {
     /// Deny the new key, with `retry_after` = the time until one of its candidate slots
     /// is full again. Never admits more than the quota for any key, at the price of

@@ -53,8 +53,8 @@ impl Backoff for Immediate {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Constant {
-    delay: u64,
-    jitter: Jitter,
+    pub(crate) delay: u64,
+    pub(crate) jitter: Jitter,
 }
 
 impl Constant {

@@ -38,8 +38,8 @@ use crate::time::duration_to_nanos_saturating;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DecorrelatedJitter {
-    base: u64,
-    cap: u64,
+    pub(crate) base: u64,
+    pub(crate) cap: u64,
     previous: u64,
 }
 

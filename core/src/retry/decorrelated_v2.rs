@@ -54,8 +54,8 @@ use crate::time::duration_to_nanos_saturating;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DecorrelatedJitterV2 {
-    median: u64,
-    cap: u64,
+    pub(crate) median: u64,
+    pub(crate) cap: u64,
     /// `f(t)` of the previous retry, 32.32 fixed point.
     previous: u128,
     retry: u32,

@@ -49,11 +49,11 @@ use crate::time::duration_to_nanos_saturating;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Exponential {
-    base: u64,
+    pub(crate) base: u64,
     /// 32.32 fixed point, at least `1 << 32`.
-    factor: u64,
-    cap: u64,
-    jitter: Jitter,
+    pub(crate) factor: u64,
+    pub(crate) cap: u64,
+    pub(crate) jitter: Jitter,
     next: u64,
 }
 

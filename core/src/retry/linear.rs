@@ -37,10 +37,10 @@ use crate::time::duration_to_nanos_saturating;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Linear {
-    initial: u64,
-    step: u64,
-    cap: u64,
-    jitter: Jitter,
+    pub(crate) initial: u64,
+    pub(crate) step: u64,
+    pub(crate) cap: u64,
+    pub(crate) jitter: Jitter,
     next: u64,
 }
 

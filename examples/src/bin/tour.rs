@@ -10,8 +10,8 @@
 //! rate limiters on one bursty traffic, jitter against a thundering herd and a budget
 //! against a retry storm, a circuit breaker's windows and transitions, and every layer in
 //! front of one flaky downstream, adaptive client-side throttling on an overloaded
-//! backend, and fault injection rehearsing a flaky dependency; it ends with a summary
-//! table.
+//! backend, fault injection rehearsing a flaky dependency, and a fallback answering what
+//! the pipeline refuses; it ends with a summary table.
 
 use std::time::Duration;
 
@@ -20,8 +20,8 @@ use stanchion::retry::Jitter;
 use stanchion::{Clock, Instant, ManualClock};
 use stanchion_examples::timeline::{Align, Table, at, heading, note, secs};
 use stanchion_examples::{
-    circuit_breaker, combined_patterns, fault_injection, hedging, rate_limiting, retry_patterns,
-    say, throttling,
+    circuit_breaker, combined_patterns, fallback, fault_injection, hedging, rate_limiting,
+    retry_patterns, say, throttling,
 };
 use stanchion_std::TokioClock;
 
@@ -48,6 +48,7 @@ fn main() {
     combined(&mut summary);
     throttling(&mut summary);
     faults(&mut summary);
+    fallbacks(&mut summary);
     hedged(&mut summary);
 
     heading("Summary");
@@ -263,9 +264,60 @@ fn faults(summary: &mut Table) {
     ]);
 }
 
+/// A fallback answering what the pipeline refuses.
+fn fallbacks(summary: &mut Table) {
+    heading("9. Fallback: the last good answer when the dependency is down");
+    note(
+        "A price service goes down for good at its 30th call; 100 calls, 100 ms apart, \
+         through a breaker (3 failures in a row, open 1 s) and 2 attempts, without and with \
+         a fallback covering every failure:",
+    );
+    say!();
+    let [plain, covered] = fallback::run_both();
+    let mut table = Table::new(&[
+        "run",
+        "fresh",
+        "stand-in: gave up",
+        "stand-in: breaker open",
+        "failed: gave up",
+        "failed: breaker open",
+        "service calls",
+    ])
+    .align(0, Align::Left);
+    for (name, run) in [("no fallback", plain), ("fallback", covered)] {
+        table.row([
+            name.to_string(),
+            run.fresh.to_string(),
+            run.stand_in_gave_up.to_string(),
+            run.stand_in_refused.to_string(),
+            run.failed_gave_up.to_string(),
+            run.failed_refused.to_string(),
+            run.service_calls.to_string(),
+        ]);
+    }
+    table.print();
+    say!();
+    note(
+        "The fallback changes no decision: the same calls reach the service, the breaker \
+         opens as often; each failure becomes the last good price instead, and the fallback \
+         gets the original error, so it can count which layer it answered for.",
+    );
+    summary.row([
+        "fallback".to_string(),
+        "the dependency down from call 30 of 100".to_string(),
+        format!(
+            "answered: {} without a fallback, {} with one ({} fresh, {} stand-ins)",
+            plain.fresh,
+            covered.fresh + covered.stand_in_gave_up + covered.stand_in_refused,
+            covered.fresh,
+            covered.stand_in_gave_up + covered.stand_in_refused
+        ),
+    ]);
+}
+
 /// Hedging on a downstream with a long tail, at a learned p90, within a budget.
 fn hedged(summary: &mut Table) {
-    heading("9. Hedging: a second attempt when the first is slow");
+    heading("10. Hedging: a second attempt when the first is slow");
     note(
         "A downstream answers 94% of calls in 5-15 ms and 6% in 200-300 ms. 10,000 idempotent \
          calls, one after another; a hedge is a second attempt started when the first has not \

@@ -28,7 +28,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -163,15 +163,13 @@ impl AppState {
         ));
         let metrics = Arc::new(Metrics::new());
 
-        let (request_timeout, requests) = (config.request_timeout, Arc::new(AtomicU64::new(0)));
+        let request_timeout = config.request_timeout;
+        // Never sleep past the request's deadline. (The layer gives each request a random
+        // stream of its own, derived from `seed`.)
         let make_policy = move |clock: &TokioClock| {
-            let mut policy = template.clone();
-            // A random stream per request, so that concurrent retries do not jitter in step.
-            let n = requests.fetch_add(1, Ordering::Relaxed);
-            *policy.rng_mut() =
-                fastrand::Rng::with_seed(seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            // Never sleep past the request's deadline.
-            policy.with_deadline(Deadline::after(clock.now(), request_timeout))
+            template
+                .clone()
+                .with_deadline(Deadline::after(clock.now(), request_timeout))
         };
         let (calls_downstream, calls_metrics) = (downstream.clone(), metrics.clone());
         let stack = ServiceBuilder::new()
@@ -180,7 +178,7 @@ impl AppState {
                 bulkhead.clone(),
                 Some(config.request_timeout),
             ))
-            .layer(RetryLayer::new(make_policy))
+            .layer(RetryLayer::new(make_policy).seed(seed))
             .layer(CircuitBreakerLayer::new(breaker.clone()))
             .layer(TimeoutLayer::new(config.attempt_timeout))
             .service_fn(move |attempts: Attempts| {

@@ -115,6 +115,24 @@ const STATES: [(State, &str); 6] = [
     (State::MetricsOnly, "metrics_only"),
 ];
 
+/// Counters looked up once, by [`Layer::ORDER`]'s index (see [`Metrics`]); `None` for
+/// a label not shown from the start, looked up in its family if it ever counts.
+#[derive(Debug, Default)]
+struct HotCounters {
+    admitted: [Option<Counter>; Layer::ORDER.len()],
+    rejected: [Option<Counter>; Layer::ORDER.len()],
+    /// Status 200's, looked up at the first.
+    ok: std::sync::OnceLock<Counter>,
+}
+
+/// `layer`'s index in [`Layer::ORDER`].
+fn position(layer: Layer) -> usize {
+    Layer::ORDER
+        .iter()
+        .position(|l| *l == layer)
+        .unwrap_or_default()
+}
+
 /// What the scrape reads from the patterns at the moment it runs.
 #[derive(Clone, Copy, Debug)]
 pub struct Snapshot {
@@ -138,6 +156,9 @@ pub struct Metrics {
     rejected: Family<LayerLabel, Counter>,
     retries: Counter,
     responses: Family<StatusLabel, Counter>,
+    /// The counters of the families above that every request touches, looked up once:
+    /// a family's lookup hashes the label and takes a read lock.
+    hot: HotCounters,
     breaker: Family<StateLabel, Gauge>,
     in_use: Gauge,
     budget: Gauge,
@@ -184,6 +205,7 @@ impl Metrics {
             fallback: Family::default(),
             fallback_answers: Family::default(),
             fallback_entered: Family::default(),
+            hot: HotCounters::default(),
             sync: std::sync::Mutex::new(()),
         };
         let mut registry = Registry::default();
@@ -283,39 +305,55 @@ impl Metrics {
                 timeout: timeout.name(),
             });
         }
-        // Fault injection refuses nothing (an injected failure is the downstream's own).
-        for layer in Layer::ORDER
-            .into_iter()
-            .filter(|l| *l != Layer::FaultInjection)
-        {
-            let _ = m.rejected.get_or_create(&LayerLabel {
-                layer: layer.name(),
-            });
-        }
-        for layer in [Layer::RateLimit, Layer::Bulkhead, Layer::CircuitBreaker] {
-            let _ = m.admitted.get_or_create(&LayerLabel {
-                layer: layer.name(),
-            });
-        }
-        Metrics { registry, ..m }
+        // Every label that will ever appear, at zero, its counter kept for the requests.
+        // Fault injection refuses nothing (an injected failure is the downstream's own);
+        // three layers count what they admit.
+        let counter = |family: &Family<LayerLabel, Counter>, layer: Layer| {
+            family
+                .get_or_create(&LayerLabel {
+                    layer: layer.name(),
+                })
+                .clone()
+        };
+        let hot = HotCounters {
+            rejected: Layer::ORDER
+                .map(|layer| (layer != Layer::FaultInjection).then(|| counter(&m.rejected, layer))),
+            admitted: Layer::ORDER.map(|layer| {
+                matches!(
+                    layer,
+                    Layer::RateLimit | Layer::Bulkhead | Layer::CircuitBreaker
+                )
+                .then(|| counter(&m.admitted, layer))
+            }),
+            ok: std::sync::OnceLock::new(),
+        };
+        Metrics { registry, hot, ..m }
     }
 
     /// A layer let a request (or, for the breaker, an attempt) through.
     pub fn admitted(&self, layer: Layer) {
-        self.admitted
-            .get_or_create(&LayerLabel {
-                layer: layer.name(),
-            })
-            .inc();
+        match &self.hot.admitted[position(layer)] {
+            Some(counter) => counter.inc(),
+            None => self
+                .admitted
+                .get_or_create(&LayerLabel {
+                    layer: layer.name(),
+                })
+                .inc(),
+        };
     }
 
     /// A layer refused a request.
     pub fn rejected(&self, layer: Layer) {
-        self.rejected
-            .get_or_create(&LayerLabel {
-                layer: layer.name(),
-            })
-            .inc();
+        match &self.hot.rejected[position(layer)] {
+            Some(counter) => counter.inc(),
+            None => self
+                .rejected
+                .get_or_create(&LayerLabel {
+                    layer: layer.name(),
+                })
+                .inc(),
+        };
     }
 
     /// An attempt after the first started.
@@ -325,7 +363,18 @@ impl Metrics {
 
     /// An `/api` response went out with `status`.
     pub fn responded(&self, status: u16) {
-        self.responses.get_or_create(&StatusLabel { status }).inc();
+        if status == 200 {
+            self.hot
+                .ok
+                .get_or_init(|| {
+                    self.responses
+                        .get_or_create(&StatusLabel { status })
+                        .clone()
+                })
+                .inc();
+        } else {
+            self.responses.get_or_create(&StatusLabel { status }).inc();
+        }
     }
 
     /// A connection was opened (`true`) or closed (`false`).

@@ -256,3 +256,38 @@ proptest! {
         agree::<_, _, 0>(p, time::<10>(span), time_up_to::<60>(span, 10), &ops)?;
     }
 }
+
+// `AnyWindow` (the kind chosen at run time) decides as the window it holds.
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(64)))]
+
+    #[test]
+    fn any_window_decides_as_the_window_it_holds(
+        p in params(),
+        length in 1u32..6,
+        size in 1u32..60,
+        span_ms in 100u64..20_000,
+        buckets in 1u32..30,
+        ops in proptest::collection::vec(op(), 1..400),
+    ) {
+        use crate::breaker::window::{AnyWindow, ConsecutiveWindow};
+        let consecutive = || ConsecutiveWindow::new(length).unwrap();
+        agree::<_, _, DEFAULT_STRIPES>(
+            p, consecutive(), AnyWindow::<64>::Consecutive(consecutive()), &ops,
+        )?;
+        agree::<_, _, 0>(p, consecutive(), AnyWindow::<64>::Consecutive(consecutive()), &ops)?;
+        agree::<_, _, DEFAULT_STRIPES>(
+            p, count_up_to::<64>(size), AnyWindow::Count(count_up_to::<64>(size)), &ops,
+        )?;
+        agree::<_, _, 0>(
+            p, count_up_to::<64>(size), AnyWindow::Count(count_up_to::<64>(size)), &ops,
+        )?;
+        let span = ms(span_ms);
+        agree::<_, _, DEFAULT_STRIPES>(
+            p,
+            time_up_to::<32>(span, buckets),
+            AnyWindow::Time(time_up_to::<32>(span, buckets)),
+            &ops,
+        )?;
+    }
+}

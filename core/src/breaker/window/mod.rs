@@ -7,6 +7,7 @@
 //! | [`TimeWindow<B>`](TimeWindow) | the calls of the last span, in `B` buckets | `12 * B` bytes + 28 | O(1) amortised |
 //! | [`CountWindowUpTo<CAP>`](CountWindowUpTo) | the last `size` calls, `size` in `1..=CAP` chosen at run time | `CAP` bytes + 28 | O(1) |
 //! | [`TimeWindowUpTo<CAP>`](TimeWindowUpTo) | the calls of the last span, in `buckets` buckets, `buckets` in `1..=CAP` chosen at run time | `12 * CAP` bytes + 36 | O(1) amortised |
+//! | [`AnyWindow<CAP>`](AnyWindow) | one of the three above, the kind chosen at run time | the largest of them + a tag | theirs, plus a `match` |
 //!
 //! **Sized when compiling, or when starting.** [`CountWindow<N>`](CountWindow) and
 //! [`TimeWindow<B>`](TimeWindow) take their size as a const generic: the smallest state and
@@ -47,12 +48,14 @@
 //! [`ConsecutiveWindow`] lets it keep the failure streak
 //! ([`Window::failure_streak`]) while no slow streak runs.
 
+mod any;
 mod consecutive;
 mod count;
 mod count_up_to;
 mod time;
 mod time_up_to;
 
+pub use any::AnyWindow;
 pub use consecutive::ConsecutiveWindow;
 pub use count::CountWindow;
 pub use count_up_to::CountWindowUpTo;

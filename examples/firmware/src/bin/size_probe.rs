@@ -134,6 +134,8 @@ async fn main(_spawner: Spawner) {
         patterns::throttle().await;
         #[cfg(feature = "fault")]
         patterns::fault().await;
+        #[cfg(feature = "fallback")]
+        patterns::fallback().await;
         #[cfg(feature = "hedge")]
         patterns::hedge().await;
         #[cfg(feature = "peer-embassy-time-deadline")]
@@ -322,6 +324,28 @@ mod patterns {
             stanchion_embassy::fault::call(&FAULTS, &fault, &mut rng, || operation(black_box(0)))
                 .await,
         );
+    }
+
+    /// The pipeline of [`pipeline`], its refusals answered by a fallback: the `pipeline`
+    /// row plus what the fallback adds.
+    #[cfg(feature = "fallback")]
+    pub async fn fallback() {
+        let Some(mut policy) = policy() else { return };
+        let pipeline = Pipeline::new()
+            .overall_timeout(Duration::from_secs(1))
+            .rate_limit(&RATE)
+            .bulkhead(&POOL)
+            .breaker(&BREAKER)
+            .attempt_timeout(millis());
+        let answer = pipeline
+            .call_or_else(
+                &mut policy,
+                operation,
+                stanchion::fallback::FallbackOn::REFUSALS,
+                |refused| async move { black_box(refused.layer()) as u32 },
+            )
+            .await;
+        let _ = black_box(answer);
     }
 
     /// A hedge at the learned p90 (a 120-bucket histogram) with a 10% budget.

@@ -22,6 +22,8 @@ pub mod clock;
 pub mod deadline;
 #[cfg(feature = "log-defmt")]
 pub mod defmt_events;
+#[cfg(feature = "fallback")]
+pub mod fallback;
 #[cfg(feature = "fault")]
 pub mod fault;
 #[cfg(feature = "hedge")]

@@ -60,6 +60,8 @@ where
             None => ResponseFuture::called(self.inner.call(request)),
             Some(fault) => match fault.answer() {
                 Some(answer) => ResponseFuture::answered(answer),
+                // No timer for no latency.
+                None if fault.delay().is_zero() => ResponseFuture::called(self.inner.call(request)),
                 None => ResponseFuture::delayed(self.inner.call(request), fault.delay()),
             },
         }

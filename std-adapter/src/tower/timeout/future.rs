@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use stanchion::pipeline::Layer;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use super::Elapsed;
 use crate::tower::BoxError;
@@ -16,8 +16,13 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         future: F,
+        // Made the first time the inner future is pending: a call that answers at once
+        // takes no timer (a tokio `Sleep` clones the runtime's handle and, polled,
+        // takes the timer driver's lock).
         #[pin]
-        sleep: Sleep,
+        sleep: Option<Sleep>,
+        // When the timer fires: `after` from the call.
+        deadline: Instant,
         after: Duration,
         layer: Layer,
     }
@@ -27,11 +32,18 @@ impl<F> ResponseFuture<F> {
     pub(super) fn new(future: F, after: Duration, layer: Layer) -> Self {
         ResponseFuture {
             future,
-            sleep: tokio::time::sleep(after),
+            sleep: None,
+            // tokio saturates an instant past its far future when it makes the timer.
+            deadline: Instant::now().checked_add(after).unwrap_or_else(far_future),
             after,
             layer,
         }
     }
+}
+
+/// About 30 years from now, as tokio's own far future.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
 }
 
 impl<F, T, E> Future for ResponseFuture<F>
@@ -47,7 +59,14 @@ where
         if let Poll::Ready(result) = this.future.poll(cx) {
             return Poll::Ready(result.map_err(Into::into));
         }
-        match this.sleep.poll(cx) {
+        let mut sleep = this.sleep;
+        if sleep.is_none() {
+            sleep.set(Some(tokio::time::sleep_until(*this.deadline)));
+        }
+        let Some(sleep) = sleep.as_pin_mut() else {
+            return Poll::Pending; // set just above
+        };
+        match sleep.poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(Box::new(Elapsed {
                 after: *this.after,
                 layer: *this.layer,
