@@ -1,4 +1,4 @@
-//! Hedging on a downstream with a long tail: the tour's section 9.
+//! Hedging on a downstream with a long tail: the tour's section 10.
 //!
 //! The downstream answers 94% of attempts in 5 to 15 ms and 6% in 200 to 300 ms (a pause,
 //! a cold cache), drawn from a seeded generator: its p99 is 25 times its median. 10,000
