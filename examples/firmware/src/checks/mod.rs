@@ -26,6 +26,8 @@ pub mod defmt_events;
 pub mod fallback;
 #[cfg(feature = "fault")]
 pub mod fault;
+#[cfg(feature = "hedge")]
+pub mod hedge;
 #[cfg(any(
     feature = "retry",
     feature = "breaker",
