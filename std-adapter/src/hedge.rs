@@ -43,7 +43,7 @@
 //! Cost: a call that answers before its hedge is due allocates nothing; it reads the
 //! clock at the start and at the answer, reads the histogram once (a learned delay) and
 //! arms one tokio timer (when a hedge may come). Each hedge is one boxed future in a
-//! `Vec`. With feature `tower`, the same runner is [`HedgeLayer`](crate::tower::HedgeLayer).
+//! `Vec`. With feature `tower`, the same runner is `tower::HedgeLayer`.
 
 use std::fmt;
 use std::future::Future;
