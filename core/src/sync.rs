@@ -159,6 +159,12 @@ pub(crate) mod cs_atomic {
             })
         }
 
+        /// Only the tests add (they hammer the emulation from threads); core never does.
+        #[cfg(test)]
+        pub(crate) fn fetch_add(&self, value: u64, _: Ordering) -> u64 {
+            self.update(|v| v.wrapping_add(value))
+        }
+
         pub(crate) fn fetch_sub(&self, value: u64, _: Ordering) -> u64 {
             self.update(|v| v.wrapping_sub(value))
         }
