@@ -182,5 +182,7 @@ pub mod http;
 pub mod prelude;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "config")]
+pub mod registry;
 #[cfg(feature = "tower")]
 pub mod tower;
