@@ -291,3 +291,193 @@ async fn layers_by_name_share_the_named_instances() {
     assert_eq!(breaker.metrics(&TokioClock::new()).successes, 2);
     assert!(registry.rate_limit_layer("nope").is_none());
 }
+
+#[test]
+fn reload_changes_live_instances_in_place_and_adds_new_names() {
+    let registry = build(POLICIES).unwrap();
+    let api = registry.rate_limiter("api").unwrap();
+    let bulkhead = registry.bulkhead("downstream").unwrap();
+    let retry = registry.retry("downstream").unwrap();
+    let breaker = registry.breaker("downstream").unwrap();
+    let held = bulkhead.try_acquire().unwrap();
+
+    // Unchanged: nothing to do.
+    assert_eq!(registry.reload(&doc(POLICIES)).unwrap(), Default::default());
+
+    let text = POLICIES
+        .replace("burst = 10", "burst = 20")
+        .replace("max_attempts = 3", "max_attempts = 5")
+        .replace("max_concurrent = 4", "max_concurrent = 1")
+        + "\n[rate_limit.admin]\nburst = 1\nperiod = \"1s\"\n";
+    let reloaded = registry.reload(&doc(&text)).unwrap();
+    assert_eq!(
+        reloaded.changed,
+        ["rate_limit.api", "retry.downstream", "bulkhead.downstream"]
+    );
+    assert_eq!(reloaded.added, ["rate_limit.admin"]);
+    // The handles are the live instances: they see the change.
+    assert_eq!(api.limiter().quota().burst(), 20);
+    assert_eq!(retry.settings().max_attempts, 5);
+    assert_eq!(
+        retry
+            .policy(fastrand::Rng::with_seed(1), stanchion::Instant::ZERO)
+            .max_attempts(),
+        5
+    );
+    // The permit out stays out: at the new maximum of 1, none is left.
+    assert_eq!(bulkhead.max_concurrent(), 1);
+    assert!(bulkhead.try_acquire().is_err());
+    drop(held);
+    assert!(bulkhead.try_acquire().is_ok());
+    assert!(Arc::ptr_eq(
+        &breaker,
+        &registry.breaker("downstream").unwrap()
+    ));
+    assert_eq!(
+        registry.rate_limiter("admin").unwrap().limiter().quota(),
+        Quota::per_second(1).unwrap()
+    );
+}
+
+/// A change the registry cannot apply is refused, saying which instance, which field and
+/// why, and nothing of the document is applied (here, its quota change).
+#[test]
+fn reload_refuses_what_it_cannot_apply_and_then_applies_nothing() {
+    let registry = build(POLICIES).unwrap();
+    let api = registry.rate_limiter("api").unwrap();
+    let raised = POLICIES.replace("burst = 10", "burst = 20");
+    let cases = [
+        (
+            raised.replace("minimum_calls = 20", "minimum_calls = 30"),
+            "policies.toml:8:17: breaker `downstream`, field `minimum_calls`: cannot change a \
+             live circuit breaker's configuration: core's CircuitBreaker has no way to change \
+             it in place, and rebuilding it would lose its window and state (restart to apply it)",
+        ),
+        (
+            raised.replace("minimum_calls = 20\n", ""),
+            "policies.toml:6:1: breaker `downstream`, field `minimum_calls`: cannot change a \
+             live circuit breaker's configuration: core's CircuitBreaker has no way to change \
+             it in place, and rebuilding it would lose its window and state (restart to apply it)",
+        ),
+        (
+            raised.replace("size = 50", "size = 60"),
+            "policies.toml:10:10: breaker `downstream`, field `window`: cannot change a live \
+             circuit breaker's configuration: core's CircuitBreaker has no way to change it in \
+             place, and rebuilding it would lose its window and state (restart to apply it)",
+        ),
+        (
+            raised.replace("[bulkhead.downstream]\nmax_concurrent = 4\n", ""),
+            "policies.toml: bulkhead `downstream`: cannot remove a live instance: handles to it \
+             may be in use (keep it in the document, or restart)",
+        ),
+        (
+            raised.replace("max_attempts = 3", "max_attempts = 0"),
+            "policies.toml:13:16: retry `downstream`, field `max_attempts`: invalid \
+             configuration: `max_attempts` must be at least 1",
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(
+            registry.reload(&doc(&text)).unwrap_err().to_string(),
+            expected
+        );
+        assert_eq!(api.limiter().quota().burst(), 10);
+    }
+    // A variable that sets a breaker's field is named as the place.
+    let document = doc(&raised)
+        .with_env(
+            "STANCHION",
+            [(
+                "STANCHION__BREAKER__DOWNSTREAM__FAILURE_RATE_THRESHOLD",
+                "60",
+            )],
+        )
+        .unwrap();
+    assert_eq!(
+        registry.reload(&document).unwrap_err().to_string(),
+        "environment variable STANCHION__BREAKER__DOWNSTREAM__FAILURE_RATE_THRESHOLD: breaker \
+         `downstream`, field `failure_rate_threshold`: cannot change a live circuit breaker's \
+         configuration: core's CircuitBreaker has no way to change it in place, and rebuilding \
+         it would lose its window and state (restart to apply it)"
+    );
+    assert_eq!(api.limiter().quota().burst(), 10);
+    assert_eq!(
+        registry.reload(&doc(&raised)).unwrap().changed,
+        ["rate_limit.api"]
+    );
+    assert_eq!(api.limiter().quota().burst(), 20);
+}
+
+/// Eight requests every 2 ms from four tasks, through the registry's limiter, while the
+/// quota is raised at 301 ms and lowered at 801 ms: the grants are exactly those of the
+/// GCRA rule with the bucket's state (its theoretical arrival time) kept across each
+/// change.
+///
+/// - 0 to 300 ms, 10/s (burst 5, one every 100 ms): 5 at 0, then 100, 200, 300; the
+///   theoretical arrival time is then 800 ms.
+/// - 301 ms, raised to 20/s (burst 5, one every 50 ms; tolerance 200 ms): the debt stays,
+///   so the next grant is at 800 - 200 = 600 ms, then every 50 ms: 600 to 800 (five); the
+///   arrival time is then 1050 ms.
+/// - 801 ms, lowered to 5/s (burst 2, one every 200 ms; tolerance 200 ms): 850, 1050,
+///   1250.
+///
+/// A bucket rebuilt at each change (its state lost) would grant 5 at 302 ms and 2 at
+/// 802 ms instead.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_quota_changed_under_load_grants_exactly_what_gcra_allows() {
+    use stanchion_std::AsyncRateLimiter;
+    use tokio::sync::Mutex;
+    use tokio::time::{Instant, sleep, sleep_until};
+
+    let text = POLICIES.replace("burst = 10", "burst = 5");
+    let registry = Arc::new(build(&text).unwrap());
+    let start = Instant::now();
+    let grants = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let limiter = registry.rate_limiter("api").unwrap();
+        let grants = Arc::clone(&grants);
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..700 {
+                for _ in 0..2 {
+                    if limiter.admit(1).await.is_ok() {
+                        grants.lock().await.push(start.elapsed().as_millis());
+                    }
+                }
+                sleep(Duration::from_millis(2)).await;
+            }
+        }));
+    }
+    let reloads = {
+        let registry = Arc::clone(&registry);
+        tokio::spawn(async move {
+            sleep_until(start + Duration::from_millis(301)).await;
+            let raised = POLICIES
+                .replace("burst = 10", "burst = 5")
+                .replace("100ms", "50ms");
+            assert_eq!(
+                registry.reload(&doc(&raised)).unwrap().changed,
+                ["rate_limit.api"]
+            );
+            sleep_until(start + Duration::from_millis(801)).await;
+            let lowered = POLICIES
+                .replace("burst = 10", "burst = 2")
+                .replace("100ms", "200ms");
+            assert_eq!(
+                registry.reload(&doc(&lowered)).unwrap().changed,
+                ["rate_limit.api"]
+            );
+        })
+    };
+    for task in tasks {
+        task.await.unwrap();
+    }
+    reloads.await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_millis(1400));
+    assert_eq!(
+        *grants.lock().await,
+        [
+            0, 0, 0, 0, 0, 100, 200, 300, 600, 650, 700, 750, 800, 850, 1050, 1250
+        ]
+    );
+}
