@@ -65,6 +65,35 @@
 //! A refused change is an error naming the instance, the field and the reason, and then
 //! nothing of the document is applied.
 //!
+//! # Metrics
+//!
+//! With feature `metrics`, every named instance reports through the
+//! [`metrics`](https://docs.rs/metrics) facade, to whichever exporter the application
+//! installs (Prometheus, OpenTelemetry, statsd). Every series carries the label `name`,
+//! the instance's name; each is registered, at zero, when the instance is built, with
+//! the recorder installed then: **install the exporter before building the registry**.
+//!
+//! | Name | Kind | Other labels | What |
+//! |---|---|---|---|
+//! | `stanchion_rate_limit_admitted_total` | counter | | requests a rate limiter granted |
+//! | `stanchion_rate_limit_rejected_total` | counter | `reason`: `over_quota` (wait and retry), `above_burst` (more permits than the burst, never granted) | requests it refused |
+//! | `stanchion_breaker_state` | gauge | `state`: `closed`, `open`, `half_open`, `disabled`, `forced_open`, `metrics_only` | 1 for the breaker's state, 0 for the others |
+//! | `stanchion_breaker_rejected_total` | counter | `reason`: `open`, `half_open` (its trial calls all out), `forced_open` | calls a breaker refused |
+//! | `stanchion_bulkhead_admitted_total` | counter | | permits a bulkhead granted |
+//! | `stanchion_bulkhead_rejected_total` | counter | `reason`: `full` | permits it refused |
+//! | `stanchion_bulkhead_in_use` | gauge | | permits out |
+//! | `stanchion_bulkhead_max_concurrent` | gauge | | its maximum (a reload may change it) |
+//! | `stanchion_retry_retries_total` | counter | | retries the policies of retry settings made (each attempt after the first) |
+//!
+//! Decisions taken on a rate limiter's bucket directly ([`NamedRateLimiter::limiter`])
+//! are not counted; those through the handle (core's [`RateLimiter`], the awaitable
+//! [`AsyncRateLimiter`], the tower layer) are. A breaker's state gauge follows its
+//! listener's transitions, which core reports after its critical section: two
+//! transitions on two threads at once may be reported in either order, and the gauges
+//! may then show 1 for two states until the next transition.
+//!
+//! # Example
+//!
 //! ```
 //! use stanchion_std::registry::{Document, Registry};
 //! use stanchion::rate::Quota;
@@ -104,20 +133,24 @@
 
 mod document;
 mod error;
+mod report;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use serde::de::DeserializeOwned;
 use stanchion::breaker::window::AnyWindow;
-use stanchion::breaker::{BreakerConfig, BreakerListener, CircuitBreaker, FixedOpenDuration};
-use stanchion::bulkhead::{Bulkhead, BulkheadListener};
+use stanchion::breaker::{
+    BreakerConfig, BreakerListener, CircuitBreaker, FixedOpenDuration, Rejected, State,
+};
+use stanchion::bulkhead::{Bulkhead, BulkheadFull, BulkheadListener};
 use stanchion::config::{AnyBackoff, BreakerWindow, BulkheadSettings, RetrySettings};
-use stanchion::rate::{Quota, TokenBucket, WithClock};
-use stanchion::retry::RetryPolicy;
-use stanchion::{ConfigError, Instant};
+use stanchion::rate::{Quota, RateLimitError, RateLimiter, TokenBucket};
+use stanchion::retry::{RetryBudget, RetryPolicy, TransientErrors};
+use stanchion::{Clock, ConfigError, Instant};
 
-use crate::{StdRawMutex, TokioClock};
+use crate::{Admission, AsyncRateLimiter, StdRawMutex, TokioClock};
+use report::{BreakerReport, BulkheadReport, RateLimitReport, RetryReport};
 
 pub use document::Document;
 pub use error::{Origin, RegistryError};
@@ -125,47 +158,190 @@ pub use error::{Origin, RegistryError};
 /// The sections of a document, in the order they are read.
 const SECTIONS: [&str; 4] = ["rate_limit", "breaker", "retry", "bulkhead"];
 
-/// A named rate limiter: a [`TokenBucket`] on the registry's clock. Usable as it is with
-/// the tower rate limit layer and the awaitable interface
-/// ([`AsyncRateLimiter`](crate::AsyncRateLimiter)); `limiter()` is the bucket.
-pub type NamedRateLimiter<C = TokioClock> = WithClock<TokenBucket, C>;
+/// A named rate limiter: a [`TokenBucket`] (GCRA) on the registry's clock, reporting its
+/// decisions (feature `metrics`). Usable as it is with the tower rate limit layer and the
+/// awaitable interface ([`AsyncRateLimiter`]), and as a core
+/// [`RateLimiter`] given `now`; [`limiter`](Self::limiter) is the bucket.
+#[derive(Debug)]
+pub struct NamedRateLimiter<C = TokioClock> {
+    bucket: TokenBucket,
+    clock: C,
+    report: RateLimitReport,
+}
+
+impl<C> NamedRateLimiter<C> {
+    /// The bucket (its quota, its state); a decision taken on it directly is not
+    /// reported.
+    pub fn limiter(&self) -> &TokenBucket {
+        &self.bucket
+    }
+
+    /// The clock its decisions read.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+}
+
+impl<C> RateLimiter for NamedRateLimiter<C> {
+    #[inline]
+    fn acquire_at(&self, n: u32, now: Instant) -> Result<(), RateLimitError> {
+        let decision = self.bucket.acquire_at(n, now);
+        self.report.decision(&decision);
+        decision
+    }
+    #[inline]
+    fn peek_at(&self, n: u32, now: Instant) -> Result<(), RateLimitError> {
+        self.bucket.peek_at(n, now)
+    }
+    fn remaining_at(&self, now: Instant) -> u32 {
+        self.bucket.remaining_at(now)
+    }
+    fn max_acquire(&self) -> u32 {
+        self.bucket.max_acquire()
+    }
+    fn reset(&self) {
+        self.bucket.reset()
+    }
+}
+
+impl<C: Clock + Send + Sync> AsyncRateLimiter for NamedRateLimiter<C> {
+    fn admit(
+        &self,
+        n: u32,
+    ) -> impl std::future::Future<Output = Result<Admission, RateLimitError>> + Send {
+        std::future::ready(self.decide(n))
+    }
+
+    fn max_acquire(&self) -> u32 {
+        self.bucket.max_acquire()
+    }
+
+    fn admit_now(&self, n: u32) -> Option<Result<Admission, RateLimitError>> {
+        Some(self.decide(n))
+    }
+
+    fn acquire_now(&self, n: u32) -> Option<Result<(), RateLimitError>> {
+        Some(self.acquire_at(n, self.clock.now()))
+    }
+}
+
+impl<C: Clock> NamedRateLimiter<C> {
+    fn decide(&self, n: u32) -> Result<Admission, RateLimitError> {
+        let now = self.clock.now();
+        self.acquire_at(n, now).map(|()| Admission {
+            remaining: self.bucket.remaining_at(now),
+        })
+    }
+}
 
 /// A named circuit breaker: its window chosen by the document, up to capacity `CAP`.
 pub type NamedBreaker<const CAP: usize = DEFAULT_CAP> =
-    CircuitBreaker<AnyWindow<CAP>, StdRawMutex, FixedOpenDuration, InstanceEvents>;
+    CircuitBreaker<AnyWindow<CAP>, StdRawMutex, FixedOpenDuration, BreakerEvents>;
 
 /// A named bulkhead.
-pub type NamedBulkhead = Bulkhead<InstanceEvents>;
+pub type NamedBulkhead = Bulkhead<BulkheadEvents>;
 
 /// The window capacity of [`Registry`]'s breakers unless the program chooses another: a
 /// count window of up to 128 calls, a time window of up to 128 buckets.
 pub const DEFAULT_CAP: usize = 128;
 
-/// What a named breaker or bulkhead reports its events to: the instance's name (with
-/// feature `metrics`, its metrics; otherwise nothing).
+/// What a named breaker reports its events to: with feature `metrics`, its gauges and
+/// counters; otherwise nothing (and the breaker then collects no events).
 #[derive(Debug)]
-pub struct InstanceEvents {
+pub struct BreakerEvents {
     name: Arc<str>,
+    report: BreakerReport,
 }
 
-impl InstanceEvents {
-    fn new(name: &str) -> InstanceEvents {
-        InstanceEvents { name: name.into() }
+impl BreakerEvents {
+    fn new(name: &str) -> BreakerEvents {
+        BreakerEvents {
+            name: name.into(),
+            report: BreakerReport::new(name),
+        }
     }
 
-    /// The instance's name.
+    /// The breaker's name.
     pub fn name(&self) -> &str {
         &self.name
     }
 }
 
-impl BreakerListener for InstanceEvents {
+impl BreakerListener for BreakerEvents {
+    #[inline]
     fn listens(&self) -> bool {
-        false
+        report::LISTENS
+    }
+
+    fn on_state_transition(&self, from: State, to: State, _at: Instant) {
+        self.report.transition(from, to);
+    }
+
+    fn on_rejected(&self, rejected: Rejected, _at: Instant) {
+        self.report.rejected(rejected);
     }
 }
 
-impl BulkheadListener for InstanceEvents {}
+/// What a named bulkhead reports its events to: with feature `metrics`, its gauges and
+/// counters; otherwise nothing.
+#[derive(Debug)]
+pub struct BulkheadEvents {
+    name: Arc<str>,
+    report: BulkheadReport,
+}
+
+impl BulkheadEvents {
+    /// The bulkhead's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl BulkheadListener for BulkheadEvents {
+    fn on_acquired(&self, in_use: u32) {
+        self.report.acquired(in_use);
+    }
+
+    fn on_rejected(&self, _full: BulkheadFull) {
+        self.report.rejected();
+    }
+
+    fn on_released(&self, in_use: u32) {
+        self.report.released(in_use);
+    }
+
+    fn on_max_changed(&self, _old: u32, new: u32) {
+        self.report.max_changed(new);
+    }
+}
+
+/// The budget of the policies of [`NamedRetry`]: it never refuses, and counts each retry
+/// (feature `metrics`), as a retry is what the policy withdraws from its budget for.
+/// A policy given a budget of its own
+/// ([`with_budget`](RetryPolicy::with_budget)) is no longer counted.
+#[derive(Clone, Debug)]
+pub struct CountRetries {
+    report: RetryReport,
+}
+
+impl RetryBudget for CountRetries {
+    const USES_TIME: bool = false;
+
+    #[inline]
+    fn deposit_at(&self, _now: Instant) {}
+
+    #[inline]
+    fn record_success_at(&self, _now: Instant) {}
+
+    #[inline]
+    fn try_withdraw_at(&self, _now: Instant) -> bool {
+        self.report.retry();
+        true
+    }
+}
+
+/// The policy of one operation of a [`NamedRetry`].
+pub type NamedRetryPolicy = RetryPolicy<AnyBackoff, TransientErrors, CountRetries>;
 
 /// Named retry settings: each operation builds its [`RetryPolicy`] from the settings in
 /// force when it starts ([`policy`](Self::policy)); a reload changes the settings of the
@@ -173,6 +349,7 @@ impl BulkheadListener for InstanceEvents {}
 #[derive(Debug)]
 pub struct NamedRetry {
     current: RwLock<Retry>,
+    report: RetryReport,
 }
 
 #[derive(Clone, Debug)]
@@ -180,12 +357,14 @@ struct Retry {
     settings: RetrySettings,
     /// The policy of the settings, built (and so checked) once: each operation's policy
     /// is a copy of it, reseeded and given its deadline.
-    template: RetryPolicy<AnyBackoff>,
+    template: NamedRetryPolicy,
 }
 
 impl Retry {
-    fn new(settings: RetrySettings) -> Result<Retry, ConfigError> {
-        let template = settings.build(fastrand::Rng::with_seed(0), Instant::ZERO)?;
+    fn new(settings: RetrySettings, report: RetryReport) -> Result<Retry, ConfigError> {
+        let template = settings
+            .build(fastrand::Rng::with_seed(0), Instant::ZERO)?
+            .with_budget(CountRetries { report });
         Ok(Retry { settings, template })
     }
 }
@@ -218,7 +397,7 @@ impl NamedRetry {
     /// assert_eq!(policy.deadline().instant(), Instant::from_secs(3));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn policy(&self, rng: fastrand::Rng, now: Instant) -> RetryPolicy<AnyBackoff> {
+    pub fn policy(&self, rng: fastrand::Rng, now: Instant) -> NamedRetryPolicy {
         let retry = self.read();
         let mut policy = retry.template.with_deadline(retry.settings.deadline(now));
         *policy.rng_mut() = rng;
@@ -449,7 +628,7 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
         for (name, settings) in &plan.retries {
             if let Some(shared) = live.retries.get(name) {
                 if shared.settings() != *settings {
-                    let retry = Retry::new(*settings)
+                    let retry = Retry::new(*settings, shared.report.clone())
                         .map_err(|e| config_error(document, "retry", name, &[], &e))?;
                     retries.push((Arc::clone(shared), retry));
                     reloaded.changed.push(format!("retry.{name}"));
@@ -510,7 +689,7 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
     pub fn bulkhead_layer(
         &self,
         name: &str,
-    ) -> Option<crate::tower::BulkheadLayer<InstanceEvents>> {
+    ) -> Option<crate::tower::BulkheadLayer<BulkheadEvents>> {
         self.bulkhead(name).map(crate::tower::BulkheadLayer::new)
     }
 
@@ -522,17 +701,11 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
         name: &str,
     ) -> Option<
         crate::tower::RetryLayer<
-            impl Fn(&TokioClock) -> RetryPolicy<AnyBackoff>
-            + Clone
-            + Send
-            + Sync
-            + 'static
-            + use<C, CAP>,
+            impl Fn(&TokioClock) -> NamedRetryPolicy + Clone + Send + Sync + 'static + use<C, CAP>,
         >,
     > {
         let retry = self.retry(name)?;
         Some(crate::tower::RetryLayer::new(move |clock: &TokioClock| {
-            use stanchion::Clock as _;
             // The layer replaces the generator with a stream of the request's own.
             retry.policy(fastrand::Rng::with_seed(0), clock.now())
         }))
@@ -575,7 +748,11 @@ fn add_new<C: Clone, const CAP: usize>(
     added: &mut Vec<String>,
 ) -> Result<(), RegistryError> {
     for (name, quota) in &plan.rate_limits {
-        let limiter = WithClock::new(TokenBucket::new(*quota), clock.clone());
+        let limiter = NamedRateLimiter {
+            bucket: TokenBucket::new(*quota),
+            clock: clock.clone(),
+            report: RateLimitReport::new(name),
+        };
         live.rate_limits.insert(name.clone(), Arc::new(limiter));
         added.push(format!("rate_limit.{name}"));
     }
@@ -592,18 +769,24 @@ fn add_new<C: Clone, const CAP: usize>(
         added.push(format!("breaker.{name}"));
     }
     for (name, settings) in &plan.retries {
-        let retry =
-            Retry::new(*settings).map_err(|e| config_error(document, "retry", name, &[], &e))?;
+        let report = RetryReport::new(name);
+        let retry = Retry::new(*settings, report.clone())
+            .map_err(|e| config_error(document, "retry", name, &[], &e))?;
         live.retries.insert(
             name.clone(),
             Arc::new(NamedRetry {
                 current: RwLock::new(retry),
+                report,
             }),
         );
         added.push(format!("retry.{name}"));
     }
     for (name, settings) in &plan.bulkheads {
-        let bulkhead = Bulkhead::with_listener(settings.max_concurrent, InstanceEvents::new(name))
+        let events = BulkheadEvents {
+            name: name.as_str().into(),
+            report: BulkheadReport::new(name, settings.max_concurrent),
+        };
+        let bulkhead = Bulkhead::with_listener(settings.max_concurrent, events)
             .map_err(|e| config_error(document, "bulkhead", name, &[], &e))?;
         live.bulkheads.insert(name.clone(), Arc::new(bulkhead));
         added.push(format!("bulkhead.{name}"));
@@ -636,7 +819,7 @@ fn build_breaker<const CAP: usize>(
         );
         error.append(&format!(" (this registry's CAP is {CAP})"))
     })?;
-    CircuitBreaker::with_listener(*config, window, InstanceEvents::new(name))
+    CircuitBreaker::with_listener(*config, window, BreakerEvents::new(name))
         .map_err(|e| config_error(document, "breaker", name, &[], &e))
 }
 
