@@ -481,3 +481,64 @@ async fn a_quota_changed_under_load_grants_exactly_what_gcra_allows() {
         ]
     );
 }
+
+/// A program's own overrides (command-line flags) over the document: errors name them.
+#[test]
+fn overrides_set_fields_and_errors_name_them() {
+    let document = doc(POLICIES)
+        .with_value(
+            &["bulkhead", "downstream", "max_concurrent"],
+            "9",
+            "flag --max-concurrent",
+        )
+        .unwrap()
+        .with_value(
+            &["retry", "upstream", "max_attempts"],
+            "2",
+            "flag --upstream-attempts",
+        )
+        .unwrap()
+        .with_value(
+            &["retry", "upstream", "backoff"],
+            "\"immediate\"",
+            "flag --upstream-backoff",
+        )
+        .unwrap();
+    assert_eq!(
+        document.get(&["bulkhead", "downstream", "max_concurrent"]),
+        Some(&toml::Value::Integer(9))
+    );
+    assert_eq!(document.get(&["bulkhead", "nothing"]), None);
+    let registry = Registry::new(&document).unwrap();
+    assert_eq!(registry.bulkhead("downstream").unwrap().max_concurrent(), 9);
+    assert_eq!(
+        registry.retry("upstream").unwrap().settings().max_attempts,
+        2
+    );
+
+    let bad = doc(POLICIES)
+        .with_value(
+            &["breaker", "downstream", "open_duration"],
+            "5",
+            "flag --open-wait",
+        )
+        .unwrap();
+    assert_eq!(
+        Registry::new(&bad).unwrap_err().to_string(),
+        "flag --open-wait: breaker `downstream`, field `open_duration`: invalid configuration: \
+         `open_duration` must be a duration such as \"250ms\" or \"1m30s\" (whole numbers, each \
+         with a unit)"
+    );
+    assert_eq!(
+        doc(POLICIES)
+            .with_value(&["rate_limit", "api", "burst", "max"], "1", "flag --x")
+            .unwrap_err()
+            .to_string(),
+        "flag --x: `rate_limit.api.burst` is not a table, so it has no field `max`"
+    );
+    let missing = Document::read_file("/nonexistent/policies.toml").unwrap_err();
+    assert_eq!(
+        missing.to_string(),
+        "/nonexistent/policies.toml: cannot read the file: No such file or directory (os error 2)"
+    );
+}

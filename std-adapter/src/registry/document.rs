@@ -31,7 +31,7 @@ pub struct Document {
     text: String,
     table: toml::Table,
     places: Node,
-    overrides: Vec<(Vec<String>, String)>,
+    overrides: Vec<(Vec<String>, Origin)>,
 }
 
 /// A table's keys and where each value sits in the text (byte ranges).
@@ -249,8 +249,85 @@ impl Document {
                 .unwrap_or_else(|| last.to_ascii_lowercase());
             path.push(found.clone());
             table.insert(found, env_value(&raw));
-            self.overrides.push((path, var));
+            self.overrides.push((path, Origin::Env { var }));
         }
+        Ok(self)
+    }
+
+    /// Reads the file at `path` as a document named by the path.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read (the error names it), or is not TOML (as
+    /// [`parse`](Self::parse)).
+    pub fn read_file(path: impl AsRef<std::path::Path>) -> Result<Document, RegistryError> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Document::parse(name, text),
+            Err(e) => Err(RegistryError::new(format!("cannot read the file: {e}"))
+                .at(Origin::Document { name })),
+        }
+    }
+
+    /// The value at `path` (`["retry", "downstream", "max_attempts"]`), environment
+    /// variables included, if the document has one.
+    pub fn get(&self, path: &[&str]) -> Option<&toml::Value> {
+        let (first, rest) = path.split_first()?;
+        let mut value = self.table.get(*first)?;
+        for key in rest {
+            value = value.get(*key)?;
+        }
+        Some(value)
+    }
+
+    /// The document with the value at `path` set to `raw`, read as an environment
+    /// variable's value is ([`with_env`](Self::with_env)): a program's own override, such
+    /// as a command-line flag, which errors then name as `by` (`"flag --max-attempts"`).
+    /// The tables on the way are made if the document has none.
+    ///
+    /// ```
+    /// use stanchion_std::registry::{Document, Registry};
+    ///
+    /// let document = Document::parse("policies.toml", "[retry.downstream]\nmax_attempts = 3\nbackoff = \"immediate\"\n")?
+    ///     .with_value(&["retry", "downstream", "max_attempts"], "0", "flag --max-attempts")?;
+    /// assert_eq!(
+    ///     Registry::new(&document).unwrap_err().to_string(),
+    ///     "flag --max-attempts: retry `downstream`, field `max_attempts`: invalid configuration: `max_attempts` must be at least 1"
+    /// );
+    /// # Ok::<(), stanchion_std::registry::RegistryError>(())
+    /// ```
+    pub fn with_value(
+        mut self,
+        path: &[&str],
+        raw: &str,
+        by: impl Into<String>,
+    ) -> Result<Document, RegistryError> {
+        let by = by.into();
+        let Some((last, parents)) = path.split_last() else {
+            return Ok(self);
+        };
+        let mut table = &mut self.table;
+        for (i, key) in parents.iter().enumerate() {
+            let entry = table
+                .entry((*key).to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = match entry {
+                toml::Value::Table(t) => t,
+                _ => {
+                    return Err(RegistryError::new(format!(
+                        "`{}` is not a table, so it has no field `{last}`",
+                        path.get(..=i).unwrap_or(path).join(".")
+                    ))
+                    .at(Origin::Override { by }));
+                }
+            };
+        }
+        table.insert((*last).to_owned(), env_value(raw));
+        self.overrides.push((
+            path.iter().map(|k| (*k).to_owned()).collect(),
+            Origin::Override { by },
+        ));
         Ok(self)
     }
 
@@ -264,17 +341,18 @@ impl Document {
         &self.table
     }
 
-    /// Where the value at `path` came from: the variable that set it or a table above
-    /// it, otherwise the place in the text of the deepest key of `path` the text has.
+    /// Where the value at `path` came from: the variable or override that set it or a
+    /// table above it, otherwise the place in the text of the deepest key of `path` the
+    /// text has.
     pub(super) fn origin(&self, path: &[String]) -> Origin {
-        // The last variable applied wins, as its value does.
-        if let Some((_, var)) = self
+        // The last override applied wins, as its value does.
+        if let Some((_, origin)) = self
             .overrides
             .iter()
             .rev()
             .find(|(set, _)| path.starts_with(set))
         {
-            return Origin::Env { var: var.clone() };
+            return origin.clone();
         }
         let mut node = &self.places;
         let mut found = false;

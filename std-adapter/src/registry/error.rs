@@ -25,6 +25,12 @@ pub enum Origin {
         /// The variable's name.
         var: String,
     },
+    /// A value the program set over the document ([`Document::with_value`](super::Document::with_value)),
+    /// such as a command-line flag.
+    Override {
+        /// What set it, as the program named it (`flag --max-attempts`).
+        by: String,
+    },
 }
 
 impl fmt::Display for Origin {
@@ -33,6 +39,7 @@ impl fmt::Display for Origin {
             Origin::File { name, line, column } => write!(f, "{name}:{line}:{column}"),
             Origin::Document { name } => f.write_str(name),
             Origin::Env { var } => write!(f, "environment variable {var}"),
+            Origin::Override { by } => f.write_str(by),
         }
     }
 }
