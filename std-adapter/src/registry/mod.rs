@@ -508,6 +508,12 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
             .map(|e| Arc::clone(&e.breaker))
     }
 
+    /// The configuration and the window choice the breaker named `name` was built from
+    /// (core's breaker keeps the configuration, not the choice).
+    pub fn breaker_settings(&self, name: &str) -> Option<(BreakerConfig, BreakerWindow)> {
+        self.live().breakers.get(name).map(|e| (e.config, e.window))
+    }
+
     /// The retry settings named `name`.
     pub fn retry(&self, name: &str) -> Option<Arc<NamedRetry>> {
         self.live().retries.get(name).cloned()
