@@ -542,3 +542,106 @@ fn overrides_set_fields_and_errors_name_them() {
         "/nonexistent/policies.toml: cannot read the file: No such file or directory (os error 2)"
     );
 }
+
+mod round_trip {
+    use proptest::prelude::*;
+    use stanchion::breaker::BreakerConfig;
+    use stanchion::config::{AnyBackoff, BreakerWindow, RetrySettings};
+    use stanchion::rate::Quota;
+    use stanchion::retry::{Constant, Exponential, Jitter, Ratio};
+    use std::time::Duration;
+
+    use super::*;
+
+    fn quota() -> impl Strategy<Value = Quota> {
+        (1u32..100_000, 1u64..10_000_000_000_000).prop_filter_map("refused", |(b, p)| {
+            Quota::new(b, Duration::from_nanos(p)).ok()
+        })
+    }
+
+    fn breaker() -> impl Strategy<Value = (BreakerConfig, BreakerWindow)> {
+        let window = prop_oneof![
+            (1u32..=128).prop_map(|size| BreakerWindow::Count { size }),
+            (1u32..1_000_000).prop_map(|length| BreakerWindow::Consecutive { length }),
+            (1u64..100_000, 1u32..=128).prop_map(|(ms, buckets)| BreakerWindow::Time {
+                span: Duration::from_millis(ms.max(u64::from(buckets))),
+                buckets
+            }),
+        ];
+        (
+            1u8..=100,
+            1u32..10_000,
+            1u16..1000,
+            1u64..10_000_000_000,
+            window,
+        )
+            .prop_filter_map(
+                "refused",
+                |(threshold, minimum, permitted, open, window)| {
+                    let config = BreakerConfig::new()
+                        .failure_rate_threshold(threshold)
+                        .minimum_calls(minimum)
+                        .permitted_calls_in_half_open(permitted)
+                        .open_duration(Duration::from_micros(open));
+                    config.validate().ok().map(|()| (config, window))
+                },
+            )
+    }
+
+    fn retry() -> impl Strategy<Value = RetrySettings> {
+        let backoff = prop_oneof![
+            Just(AnyBackoff::Immediate),
+            (1u64..10_000_000_000).prop_map(|d| AnyBackoff::Constant(
+                Constant::new(Duration::from_nanos(d)).with_jitter(Jitter::FULL)
+            )),
+            (1u64..1_000_000, 1u32..10).prop_filter_map("refused", |(base, f)| {
+                let base = Duration::from_micros(base);
+                Exponential::new(base, Ratio::new(f, 1).ok()?, base * 100)
+                    .ok()
+                    .map(AnyBackoff::Exponential)
+            }),
+        ];
+        (backoff, 1u32..100, proptest::option::of(1u64..100_000)).prop_map(
+            |(backoff, max_attempts, timeout)| RetrySettings {
+                timeout: timeout.map(Duration::from_millis),
+                ..RetrySettings::new(backoff, max_attempts)
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Any valid configuration, written as a document and read back, builds
+        /// instances with exactly that configuration.
+        #[test]
+        fn any_valid_document_builds_what_it_says(
+            quota in quota(),
+            (config, window) in breaker(),
+            retry in retry(),
+            max_concurrent in 1u32..1_000_000,
+        ) {
+            let mut breaker = toml::Table::try_from(config).unwrap();
+            breaker.insert("window".into(), toml::Value::try_from(window).unwrap());
+            let mut document = toml::Table::new();
+            let mut section = |name: &str, value: toml::Value| {
+                let mut instances = toml::Table::new();
+                instances.insert("x".into(), value);
+                document.insert(name.into(), toml::Value::Table(instances));
+            };
+            section("rate_limit", toml::Value::try_from(quota).unwrap());
+            section("breaker", toml::Value::Table(breaker));
+            section("retry", toml::Value::try_from(retry).unwrap());
+            section("bulkhead", toml::toml! { max_concurrent = max_concurrent }.into());
+            let text = toml::to_string(&document).unwrap();
+            let registry = Registry::new(&doc(&text)).unwrap();
+            prop_assert_eq!(registry.rate_limiter("x").unwrap().limiter().quota(), quota);
+            prop_assert_eq!(registry.breaker_settings("x"), Some((config, window)));
+            prop_assert_eq!(*registry.breaker("x").unwrap().config(), config);
+            prop_assert_eq!(registry.retry("x").unwrap().settings(), retry);
+            prop_assert_eq!(registry.bulkhead("x").unwrap().max_concurrent(), max_concurrent);
+            // The same document again changes nothing.
+            prop_assert_eq!(registry.reload(&doc(&text)).unwrap(), Default::default());
+        }
+    }
+}
