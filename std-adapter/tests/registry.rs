@@ -147,7 +147,7 @@ fn errors_name_the_place_the_instance_and_the_field() {
         ),
         (
             POLICIES.replace("[bulkhead.downstream]", "[bulkheads.downstream]"),
-            "policies.toml:16:2: unknown section `bulkheads`, expected one of `rate_limit`, `breaker`, `retry`, `bulkhead`",
+            "policies.toml:16:2: unknown section `bulkheads`, expected one of `rate_limit`, `breaker`, `retry`, `bulkhead`, `retry_budget`",
         ),
         (
             POLICIES.replace("burst = 10", "burst = = 10"),
@@ -644,4 +644,85 @@ mod round_trip {
             prop_assert_eq!(registry.reload(&doc(&text)).unwrap(), Default::default());
         }
     }
+}
+
+/// Retry settings may name a retry budget (gRPC's retry throttling), shared by every
+/// operation of those settings.
+#[test]
+fn retry_settings_draw_on_a_named_budget() {
+    use stanchion::retry::{Decision, GiveUpReason, Verdict};
+
+    let text = POLICIES.replace(
+        "max_attempts = 3\n",
+        "max_attempts = 5\nbudget = \"shared\"\n",
+    ) + "\n[retry_budget.shared]\nmax_tokens = 4\ntoken_ratio = \"0.5\"\n";
+    let registry = build(&text).unwrap();
+    assert_eq!(
+        registry.names().last().map(String::as_str),
+        Some("retry_budget.shared")
+    );
+    let retry = registry.retry("downstream").unwrap();
+    assert_eq!(retry.budget_name().as_deref(), Some("shared"));
+    let budget = registry.retry_budget("shared").unwrap();
+    assert_eq!(budget.milli_tokens(), 4000);
+    // 4 tokens: a retry is allowed while more than 2 are left after it.
+    let now = stanchion::Instant::ZERO;
+    let mut policy = retry.policy(fastrand::Rng::with_seed(1), now);
+    assert!(
+        policy
+            .next_attempt_at(now, Verdict::Transient, None)
+            .is_ok()
+    );
+    assert_eq!(
+        policy.next_attempt_at(now, Verdict::Transient, None),
+        Err(Decision::GiveUp {
+            reason: GiveUpReason::BudgetExhausted
+        })
+    );
+    assert_eq!(budget.milli_tokens(), 2000);
+    // Another operation shares the budget.
+    let mut other = retry.policy(fastrand::Rng::with_seed(2), now);
+    assert!(
+        other
+            .next_attempt_at(now, Verdict::Transient, None)
+            .is_err()
+    );
+    // (A failure takes a token even when the retry is refused, as gRPC's throttling does.)
+    assert_eq!(budget.milli_tokens(), 1000);
+
+    // Errors: a budget that is not a name, or not in the document.
+    assert_eq!(
+        error(&text.replace("budget = \"shared\"", "budget = 5")),
+        "policies.toml:14:10: retry `downstream`, field `budget`: `budget` must be the name of \
+         a retry budget, as `budget = \"downstream\"`"
+    );
+    assert_eq!(
+        error(&text.replace("budget = \"shared\"", "budget = \"other\"")),
+        "policies.toml:14:10: retry `downstream`, field `budget`: no retry budget named `other` \
+         (a `[retry_budget.other]`)"
+    );
+
+    // Reload: a budget's settings cannot change; a retry may switch to a new budget.
+    let err = registry
+        .reload(&doc(&text.replace("max_tokens = 4", "max_tokens = 8")))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "policies.toml:21:14: retry_budget `shared`, field `max_tokens`: cannot change a live \
+         retry budget's settings: core's TokenBudget has no way to change them in place, and \
+         rebuilding it would lose its tokens (restart to apply them)"
+    );
+    let switched = text.replace("budget = \"shared\"", "budget = \"fresh\"")
+        + "\n[retry_budget.fresh]\nmax_tokens = 10\ntoken_ratio = 1\n";
+    let reloaded = registry.reload(&doc(&switched)).unwrap();
+    assert_eq!(reloaded.changed, ["retry.downstream"]);
+    assert_eq!(reloaded.added, ["retry_budget.fresh"]);
+    let mut policy = retry.policy(fastrand::Rng::with_seed(3), now);
+    assert!(
+        policy
+            .next_attempt_at(now, Verdict::Transient, None)
+            .is_ok()
+    );
+    assert_eq!(registry.retry_budget("fresh").unwrap().milli_tokens(), 9000);
+    assert_eq!(budget.milli_tokens(), 1000);
 }

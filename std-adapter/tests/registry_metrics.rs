@@ -75,6 +75,11 @@ open_duration = "30s"
 [retry.downstream]
 max_attempts = 3
 backoff = "immediate"
+budget = "downstream"
+
+[retry_budget.downstream]
+max_tokens = 10
+token_ratio = "0.1"
 
 [bulkhead.downstream]
 max_concurrent = 1
@@ -130,6 +135,7 @@ async fn every_instance_reports_through_the_metrics_facade() {
             "counter stanchion_rate_limit_admitted_total{name=\"api\"} 2",
             "counter stanchion_rate_limit_rejected_total{name=\"api\",reason=\"above_burst\"} 1",
             "counter stanchion_rate_limit_rejected_total{name=\"api\",reason=\"over_quota\"} 1",
+            "gauge stanchion_retry_budget_tokens{name=\"downstream\"} 8",
             "counter stanchion_retry_retries_total{name=\"downstream\"} 2",
         ]
     );

@@ -15,6 +15,7 @@
 //! | `breaker` | a [`CircuitBreaker`] over an [`AnyWindow`] | [`BreakerConfig`]'s, and `window` ([`BreakerWindow`]) | [`NamedBreaker`] behind `Arc` |
 //! | `retry` | the settings of each operation's [`RetryPolicy`] | [`RetrySettings`]' | [`NamedRetry`] behind `Arc` |
 //! | `bulkhead` | a [`Bulkhead`] | [`BulkheadSettings`]': `max_concurrent` | [`NamedBulkhead`] behind `Arc` |
+//! | `retry_budget` | a [`TokenBudget`] (gRPC's retry throttling), drawn on by the retry settings that name it (`budget = "NAME"` in a `retry` instance) | [`TokenBudgetSettings`]': `max_tokens`, `token_ratio` | [`NamedRetryBudget`] behind `Arc` |
 //!
 //! ```toml
 //! [rate_limit.api]
@@ -57,9 +58,10 @@
 //! |---|---|
 //! | a rate limit's quota | [`TokenBucket::set_quota`]: the bucket keeps its state (its time debt) |
 //! | a bulkhead's `max_concurrent` | [`Bulkhead::set_max_concurrent`]: permits out stay out |
-//! | retry settings | the next operations' policies use the new settings |
+//! | retry settings (and the budget they name) | the next operations' policies use the new settings |
 //! | a new name | a new instance |
 //! | any field of a breaker | **refused**: core's [`CircuitBreaker`] cannot change its configuration in place, and rebuilding it would lose its window and state |
+//! | a retry budget's settings | **refused**: core's [`TokenBudget`] cannot change them in place, and rebuilding it would lose its tokens |
 //! | a name left out | **refused**: handles to the instance may be in use |
 //!
 //! A refused change is an error naming the instance, the field and the reason, and then
@@ -84,6 +86,7 @@
 //! | `stanchion_bulkhead_in_use` | gauge | | permits out |
 //! | `stanchion_bulkhead_max_concurrent` | gauge | | its maximum (a reload may change it) |
 //! | `stanchion_retry_retries_total` | counter | | retries the policies of retry settings made (each attempt after the first) |
+//! | `stanchion_retry_budget_tokens` | gauge | | tokens a retry budget has left (a retry is allowed while more than half are left after it) |
 //!
 //! Decisions taken on a rate limiter's bucket directly ([`NamedRateLimiter::limiter`])
 //! are not counted; those through the handle (core's [`RateLimiter`], the awaitable
@@ -144,19 +147,21 @@ use stanchion::breaker::{
     BreakerConfig, BreakerListener, CircuitBreaker, FixedOpenDuration, Rejected, State,
 };
 use stanchion::bulkhead::{Bulkhead, BulkheadFull, BulkheadListener};
-use stanchion::config::{AnyBackoff, BreakerWindow, BulkheadSettings, RetrySettings};
+use stanchion::config::{
+    AnyBackoff, BreakerWindow, BulkheadSettings, RetrySettings, TokenBudgetSettings,
+};
 use stanchion::rate::{Quota, RateLimitError, RateLimiter, TokenBucket};
-use stanchion::retry::{RetryBudget, RetryPolicy, TransientErrors};
+use stanchion::retry::{RetryBudget, RetryPolicy, TokenBudget, TransientErrors};
 use stanchion::{Clock, ConfigError, Instant};
 
 use crate::{Admission, AsyncRateLimiter, StdRawMutex, TokioClock};
-use report::{BreakerReport, BulkheadReport, RateLimitReport, RetryReport};
+use report::{BreakerReport, BudgetReport, BulkheadReport, RateLimitReport, RetryReport};
 
 pub use document::Document;
 pub use error::{Origin, RegistryError};
 
 /// The sections of a document, in the order they are read.
-const SECTIONS: [&str; 4] = ["rate_limit", "breaker", "retry", "bulkhead"];
+const SECTIONS: [&str; 5] = ["rate_limit", "breaker", "retry", "bulkhead", "retry_budget"];
 
 /// A named rate limiter: a [`TokenBucket`] (GCRA) on the registry's clock, reporting its
 /// decisions (feature `metrics`). Usable as it is with the tower rate limit layer and the
@@ -315,28 +320,93 @@ impl BulkheadListener for BulkheadEvents {
     }
 }
 
-/// The budget of the policies of [`NamedRetry`]: it never refuses, and counts each retry
-/// (feature `metrics`), as a retry is what the policy withdraws from its budget for.
-/// A policy given a budget of its own
+/// The budget of the policies of [`NamedRetry`]: the named retry budget the settings
+/// name (`budget = "NAME"`), if any, and otherwise none (it never refuses); either way
+/// it counts each retry allowed (feature `metrics`), as a retry is what the policy
+/// withdraws from its budget for. A policy given a budget of its own
 /// ([`with_budget`](RetryPolicy::with_budget)) is no longer counted.
 #[derive(Clone, Debug)]
 pub struct CountRetries {
     report: RetryReport,
+    budget: Option<Arc<NamedRetryBudget>>,
 }
 
 impl RetryBudget for CountRetries {
     const USES_TIME: bool = false;
 
     #[inline]
-    fn deposit_at(&self, _now: Instant) {}
+    fn deposit_at(&self, now: Instant) {
+        if let Some(budget) = &self.budget {
+            budget.deposit_at(now);
+        }
+    }
 
     #[inline]
-    fn record_success_at(&self, _now: Instant) {}
+    fn record_success_at(&self, now: Instant) {
+        if let Some(budget) = &self.budget {
+            budget.record_success_at(now);
+        }
+    }
 
     #[inline]
-    fn try_withdraw_at(&self, _now: Instant) -> bool {
-        self.report.retry();
-        true
+    fn try_withdraw_at(&self, now: Instant) -> bool {
+        let allowed = self
+            .budget
+            .as_ref()
+            .is_none_or(|budget| budget.try_withdraw_at(now));
+        if allowed {
+            self.report.retry();
+        }
+        allowed
+    }
+}
+
+/// A named retry budget: a [`TokenBudget`] (gRPC's retry throttling) shared by the
+/// retry settings that name it (`budget = "NAME"`), reporting the tokens left (feature
+/// `metrics`).
+#[derive(Debug)]
+pub struct NamedRetryBudget {
+    budget: TokenBudget,
+    settings: TokenBudgetSettings,
+    report: BudgetReport,
+}
+
+impl NamedRetryBudget {
+    /// The budget.
+    pub fn budget(&self) -> &TokenBudget {
+        &self.budget
+    }
+
+    /// The settings it was built from.
+    pub fn settings(&self) -> TokenBudgetSettings {
+        self.settings
+    }
+
+    /// Tokens left, in thousandths.
+    pub fn milli_tokens(&self) -> u32 {
+        self.budget.milli_tokens()
+    }
+}
+
+impl RetryBudget for NamedRetryBudget {
+    const USES_TIME: bool = false;
+
+    #[inline]
+    fn deposit_at(&self, now: Instant) {
+        self.budget.deposit_at(now);
+    }
+
+    #[inline]
+    fn record_success_at(&self, now: Instant) {
+        self.budget.record_success_at(now);
+        self.report.tokens(self.budget.milli_tokens());
+    }
+
+    #[inline]
+    fn try_withdraw_at(&self, now: Instant) -> bool {
+        let allowed = self.budget.try_withdraw_at(now);
+        self.report.tokens(self.budget.milli_tokens());
+        allowed
     }
 }
 
@@ -355,17 +425,31 @@ pub struct NamedRetry {
 #[derive(Clone, Debug)]
 struct Retry {
     settings: RetrySettings,
+    /// The name of its retry budget, if any.
+    budget: Option<String>,
     /// The policy of the settings, built (and so checked) once: each operation's policy
     /// is a copy of it, reseeded and given its deadline.
     template: NamedRetryPolicy,
 }
 
 impl Retry {
-    fn new(settings: RetrySettings, report: RetryReport) -> Result<Retry, ConfigError> {
+    fn new(
+        settings: RetrySettings,
+        budget: Option<(String, Arc<NamedRetryBudget>)>,
+        report: RetryReport,
+    ) -> Result<Retry, ConfigError> {
+        let (budget, shared) = budget.unzip();
         let template = settings
             .build(fastrand::Rng::with_seed(0), Instant::ZERO)?
-            .with_budget(CountRetries { report });
-        Ok(Retry { settings, template })
+            .with_budget(CountRetries {
+                report,
+                budget: shared,
+            });
+        Ok(Retry {
+            settings,
+            budget,
+            template,
+        })
     }
 }
 
@@ -380,6 +464,11 @@ impl NamedRetry {
     /// The settings in force.
     pub fn settings(&self) -> RetrySettings {
         self.read().settings
+    }
+
+    /// The name of the retry budget in force, if any.
+    pub fn budget_name(&self) -> Option<String> {
+        self.read().budget
     }
 
     /// The policy of one operation starting at `now`, drawing jitter from `rng` (seed
@@ -423,14 +512,16 @@ struct Instances<C, const CAP: usize> {
     breakers: BTreeMap<String, BreakerEntry<CAP>>,
     retries: BTreeMap<String, Arc<NamedRetry>>,
     bulkheads: BTreeMap<String, Arc<NamedBulkhead>>,
+    budgets: BTreeMap<String, Arc<NamedRetryBudget>>,
 }
 
 /// A document's instances, read and checked, not yet built.
 struct Plan {
     rate_limits: BTreeMap<String, Quota>,
     breakers: BTreeMap<String, (BreakerConfig, BreakerWindow)>,
-    retries: BTreeMap<String, RetrySettings>,
+    retries: BTreeMap<String, (RetrySettings, Option<String>)>,
     bulkheads: BTreeMap<String, BulkheadSettings>,
+    budgets: BTreeMap<String, TokenBudgetSettings>,
 }
 
 /// What a [`reload`](Registry::reload) did: the instances it changed and those it added,
@@ -461,6 +552,7 @@ impl<C, const CAP: usize> std::fmt::Debug for Registry<C, CAP> {
             .field("breakers", &live.breakers.keys().collect::<Vec<_>>())
             .field("retries", &live.retries.keys().collect::<Vec<_>>())
             .field("bulkheads", &live.bulkheads.keys().collect::<Vec<_>>())
+            .field("retry_budgets", &live.budgets.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -482,9 +574,17 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
             breakers: BTreeMap::new(),
             retries: BTreeMap::new(),
             bulkheads: BTreeMap::new(),
+            budgets: BTreeMap::new(),
         };
         let mut added = Vec::new();
-        add_new(&mut live, &plan, &clock, document, &mut added)?;
+        add_new(
+            &mut live,
+            &plan,
+            &clock,
+            document,
+            &BTreeMap::new(),
+            &mut added,
+        )?;
         Ok(Registry {
             clock,
             live: Mutex::new(live),
@@ -524,8 +624,14 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
         self.live().bulkheads.get(name).cloned()
     }
 
+    /// The retry budget named `name`.
+    pub fn retry_budget(&self, name: &str) -> Option<Arc<NamedRetryBudget>> {
+        self.live().budgets.get(name).cloned()
+    }
+
     /// The names of every instance, as `section.name`, in the order of the sections
-    /// (`rate_limit`, `breaker`, `retry`, `bulkhead`) and then of the names.
+    /// (`rate_limit`, `breaker`, `retry`, `bulkhead`, `retry_budget`) and then of the
+    /// names.
     pub fn names(&self) -> Vec<String> {
         let live = self.live();
         let names = |section: &str, keys: Vec<&String>| {
@@ -537,6 +643,7 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
         all.extend(names("breaker", live.breakers.keys().collect()));
         all.extend(names("retry", live.retries.keys().collect()));
         all.extend(names("bulkhead", live.bulkheads.keys().collect()));
+        all.extend(names("retry_budget", live.budgets.keys().collect()));
         all
     }
 
@@ -599,6 +706,23 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
                 return Err(removed("bulkhead", name));
             }
         }
+        for (name, budget) in &live.budgets {
+            let Some(settings) = plan.budgets.get(name) else {
+                return Err(removed("retry_budget", name));
+            };
+            if *settings != budget.settings {
+                let field = first_difference(&budget.settings, settings);
+                let path = ["retry_budget".to_owned(), name.clone(), field.clone()];
+                return Err(RegistryError::new(
+                    "cannot change a live retry budget's settings: core's TokenBudget has no \
+                     way to change them in place, and rebuilding it would lose its tokens \
+                     (restart to apply them)",
+                )
+                .at(document.origin(&path))
+                .instance("retry_budget", name)
+                .field(field));
+            }
+        }
         // Build the new names' instances before changing anything (building checks them
         // once more against the capacity; `read_plan` did already).
         let mut fresh = Instances {
@@ -606,12 +730,14 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
             breakers: BTreeMap::new(),
             retries: BTreeMap::new(),
             bulkheads: BTreeMap::new(),
+            budgets: BTreeMap::new(),
         };
         let new_only = Plan {
             rate_limits: without(&plan.rate_limits, &live.rate_limits),
             breakers: without(&plan.breakers, &live.breakers),
             retries: without(&plan.retries, &live.retries),
             bulkheads: without(&plan.bulkheads, &live.bulkheads),
+            budgets: without(&plan.budgets, &live.budgets),
         };
         let mut reloaded = Reloaded::default();
         add_new(
@@ -619,6 +745,7 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
             &new_only,
             &self.clock,
             document,
+            &live.budgets,
             &mut reloaded.added,
         )?;
         let mut quotas = Vec::new();
@@ -631,10 +758,12 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
             }
         }
         let mut retries = Vec::new();
-        for (name, settings) in &plan.retries {
+        for (name, (settings, budget)) in &plan.retries {
             if let Some(shared) = live.retries.get(name) {
-                if shared.settings() != *settings {
-                    let retry = Retry::new(*settings, shared.report.clone())
+                let current = shared.read();
+                if current.settings != *settings || current.budget != *budget {
+                    let budget = named_budget(budget, &fresh.budgets, &live.budgets);
+                    let retry = Retry::new(*settings, budget, shared.report.clone())
                         .map_err(|e| config_error(document, "retry", name, &[], &e))?;
                     retries.push((Arc::clone(shared), retry));
                     reloaded.changed.push(format!("retry.{name}"));
@@ -665,6 +794,7 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
         live.breakers.append(&mut fresh.breakers);
         live.retries.append(&mut fresh.retries);
         live.bulkheads.append(&mut fresh.bulkheads);
+        live.budgets.append(&mut fresh.budgets);
         Ok(reloaded)
     }
 }
@@ -729,9 +859,8 @@ fn without<T: Clone, U>(
         .collect()
 }
 
-/// The first field (in the order they are written) where two breaker configurations
-/// differ.
-fn first_difference(old: &BreakerConfig, new: &BreakerConfig) -> String {
+/// The first field (in the order of their names) where two configurations differ.
+fn first_difference<T: serde::Serialize>(old: &T, new: &T) -> String {
     let (Ok(toml::Value::Table(old)), Ok(toml::Value::Table(new))) =
         (toml::Value::try_from(old), toml::Value::try_from(new))
     else {
@@ -751,8 +880,26 @@ fn add_new<C: Clone, const CAP: usize>(
     plan: &Plan,
     clock: &C,
     document: &Document,
+    existing_budgets: &BTreeMap<String, Arc<NamedRetryBudget>>,
     added: &mut Vec<String>,
 ) -> Result<(), RegistryError> {
+    // The budgets first: retry settings refer to them.
+    let mut budgets = Vec::new();
+    for (name, settings) in &plan.budgets {
+        let budget = settings
+            .build()
+            .map_err(|e| config_error(document, "retry_budget", name, &[], &e))?;
+        let report = BudgetReport::new(name, budget.milli_tokens());
+        live.budgets.insert(
+            name.clone(),
+            Arc::new(NamedRetryBudget {
+                budget,
+                settings: *settings,
+                report,
+            }),
+        );
+        budgets.push(format!("retry_budget.{name}"));
+    }
     for (name, quota) in &plan.rate_limits {
         let limiter = NamedRateLimiter {
             bucket: TokenBucket::new(*quota),
@@ -774,9 +921,10 @@ fn add_new<C: Clone, const CAP: usize>(
         );
         added.push(format!("breaker.{name}"));
     }
-    for (name, settings) in &plan.retries {
+    for (name, (settings, budget)) in &plan.retries {
         let report = RetryReport::new(name);
-        let retry = Retry::new(*settings, report.clone())
+        let budget = named_budget(budget, &live.budgets, existing_budgets);
+        let retry = Retry::new(*settings, budget, report.clone())
             .map_err(|e| config_error(document, "retry", name, &[], &e))?;
         live.retries.insert(
             name.clone(),
@@ -797,7 +945,21 @@ fn add_new<C: Clone, const CAP: usize>(
         live.bulkheads.insert(name.clone(), Arc::new(bulkhead));
         added.push(format!("bulkhead.{name}"));
     }
+    added.append(&mut budgets);
     Ok(())
+}
+
+/// The retry budget named `name`, from the new ones or the live ones (`read_plan` checked
+/// that the document has it).
+fn named_budget(
+    name: &Option<String>,
+    new: &BTreeMap<String, Arc<NamedRetryBudget>>,
+    live: &BTreeMap<String, Arc<NamedRetryBudget>>,
+) -> Option<(String, Arc<NamedRetryBudget>)> {
+    let name = name.as_ref()?;
+    new.get(name)
+        .or_else(|| live.get(name))
+        .map(|b| (name.clone(), Arc::clone(b)))
 }
 
 /// The key under which a window's choice is written (`window = { count = { ... } }`).
@@ -929,13 +1091,14 @@ fn read_plan<const CAP: usize>(document: &Document) -> Result<Plan, RegistryErro
         breakers: BTreeMap::new(),
         retries: BTreeMap::new(),
         bulkheads: BTreeMap::new(),
+        budgets: BTreeMap::new(),
     };
     for (section, value) in document.table() {
         let section_path = [section.clone()];
         if !SECTIONS.contains(&section.as_str()) {
             return Err(RegistryError::new(format!(
                 "unknown section `{section}`, expected one of `rate_limit`, `breaker`, \
-                 `retry`, `bulkhead`"
+                 `retry`, `bulkhead`, `retry_budget`"
             ))
             .at(document.origin(&section_path)));
         }
@@ -979,13 +1142,50 @@ fn read_plan<const CAP: usize>(document: &Document) -> Result<Plan, RegistryErro
                     plan.breakers.insert(name.clone(), (config, choice));
                 }
                 "retry" => {
-                    let settings = read(document, section, name, &[], value.clone())?;
-                    plan.retries.insert(name.clone(), settings);
+                    let mut fields = fields.clone();
+                    let budget = match fields.remove("budget") {
+                        None => None,
+                        Some(toml::Value::String(budget)) => Some(budget),
+                        Some(_) => {
+                            return Err(located(
+                                document,
+                                section,
+                                name,
+                                vec!["budget".to_owned()],
+                                "`budget` must be the name of a retry budget, as `budget = \"downstream\"`"
+                                    .to_owned(),
+                            ));
+                        }
+                    };
+                    let settings = read(document, section, name, &[], toml::Value::Table(fields))?;
+                    plan.retries.insert(name.clone(), (settings, budget));
+                }
+                "retry_budget" => {
+                    let settings: TokenBudgetSettings =
+                        read(document, section, name, &[], value.clone())?;
+                    settings
+                        .build()
+                        .map_err(|e| config_error(document, section, name, &[], &e))?;
+                    plan.budgets.insert(name.clone(), settings);
                 }
                 _ => {
                     let settings = read(document, section, name, &[], value.clone())?;
                     plan.bulkheads.insert(name.clone(), settings);
                 }
+            }
+        }
+    }
+    // Every budget named is in the document.
+    for (name, (_, budget)) in &plan.retries {
+        if let Some(budget) = budget {
+            if !plan.budgets.contains_key(budget) {
+                return Err(located(
+                    document,
+                    "retry",
+                    name,
+                    vec!["budget".to_owned()],
+                    format!("no retry budget named `{budget}` (a `[retry_budget.{budget}]`)"),
+                ));
             }
         }
     }

@@ -174,6 +174,27 @@ mod on {
         }
     }
 
+    /// A retry budget's gauge of tokens left.
+    #[derive(Debug)]
+    pub(in super::super) struct BudgetReport {
+        tokens: Gauge,
+    }
+
+    impl BudgetReport {
+        pub(in super::super) fn new(name: &str, milli_tokens: u32) -> Self {
+            let report = BudgetReport {
+                tokens: gauge!("stanchion_retry_budget_tokens", "name" => name.to_owned()),
+            };
+            report.tokens(milli_tokens);
+            report
+        }
+
+        #[inline]
+        pub(in super::super) fn tokens(&self, milli_tokens: u32) {
+            self.tokens.set(f64::from(milli_tokens) / 1000.0);
+        }
+    }
+
     /// Whether the breakers' listeners want events.
     pub(in super::super) const LISTENS: bool = true;
 }
@@ -228,7 +249,20 @@ mod on {
         pub(in super::super) fn retry(&self) {}
     }
 
+    #[derive(Debug)]
+    pub(in super::super) struct BudgetReport;
+
+    impl BudgetReport {
+        pub(in super::super) fn new(_: &str, _: u32) -> Self {
+            BudgetReport
+        }
+        #[inline]
+        pub(in super::super) fn tokens(&self, _: u32) {}
+    }
+
     pub(in super::super) const LISTENS: bool = false;
 }
 
-pub(super) use on::{BreakerReport, BulkheadReport, LISTENS, RateLimitReport, RetryReport};
+pub(super) use on::{
+    BreakerReport, BudgetReport, BulkheadReport, LISTENS, RateLimitReport, RetryReport,
+};
