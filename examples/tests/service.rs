@@ -1387,7 +1387,8 @@ async fn policies_come_from_a_config_file_under_the_flags_and_reload_on_sighup_o
         line,
         format!(
             "policies from {file} (the flags given win over it; SIGHUP or POST /admin/reload \
-             reads it again): breaker.downstream, retry.downstream, bulkhead.downstream"
+             reads it again): breaker.downstream, retry.downstream, bulkhead.downstream, \
+             retry_budget.downstream"
         )
     );
     // Every call fails: 2 attempts each, so 1 retry per request.

@@ -40,14 +40,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use stanchion::pipeline::Layer;
 use stanchion::rate::RateLimitError;
-use stanchion::retry::{Ratio, TokenBudget};
 use stanchion::{Clock, Deadline};
 use stanchion_std::http::{circuit_open, gateway_timeout, service_unavailable, too_many_requests};
 use stanchion_std::registry::NamedBreaker;
 use stanchion_std::tower::{
     BoxError, BulkheadRejected, Charge, CircuitBreakerLayer, CircuitOpen, QueuedBulkheadLayer,
-    RateLimitHooks, RateLimitPolicy, RateLimited, RefusalsArePermanent, RetryLayer, SharedBudget,
-    TierId, TierRefusal, TieredRateLimitLayer, TimeoutLayer, refusal,
+    RateLimitHooks, RateLimitPolicy, RateLimited, RefusalsArePermanent, RetryLayer, TierId,
+    TierRefusal, TieredRateLimitLayer, TimeoutLayer, refusal,
 };
 use stanchion_std::{Admission, BulkheadQueue, TokioClock};
 use tower::util::BoxCloneSyncService;
@@ -96,8 +95,6 @@ pub struct AppState {
     pub bulkhead: Arc<BulkheadQueue>,
     /// The named policies (`--config`), reloadable.
     pub policies: Policies,
-    /// The retry budget inside `stack`, for the metrics.
-    pub budget: SharedBudget<TokenBudget>,
     /// The flaky downstream.
     pub downstream: Arc<FlakyDownstream>,
     /// The counters.
@@ -132,9 +129,6 @@ impl AppState {
         let seed = config.seed.unwrap_or_else(|| {
             std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0x5eed_u64)
         });
-        let budget = SharedBudget::new(
-            TokenBudget::new(config.retry_budget, Ratio::new(1, 10).map_err(err)?).map_err(err)?,
-        );
         let missing = |what: &str| format!("the policies have no `{what}.downstream`");
         let retry = policies
             .registry
@@ -160,15 +154,14 @@ impl AppState {
 
         let request_timeout = config.request_timeout;
         // Each request's policy from the retry settings in force when it starts (a reload
-        // changes the next requests'), never sleeping past the request's deadline. (The
-        // layer gives each request a random stream of its own, derived from `seed`.)
-        let retry_budget = budget.clone();
+        // changes the next requests'), drawing on their retry budget, never sleeping past
+        // the request's deadline. (The layer gives each request a random stream of its
+        // own, derived from `seed`.)
         let make_policy = move |clock: &TokioClock| {
             let now = clock.now();
             retry
                 .policy(fastrand::Rng::with_seed(seed), now)
                 .with_classifier(RefusalsArePermanent)
-                .with_budget(retry_budget.clone())
                 .with_deadline(Deadline::after(now, request_timeout))
         };
         let (calls_downstream, calls_metrics) = (downstream.clone(), metrics.clone());
@@ -196,7 +189,6 @@ impl AppState {
             breaker,
             bulkhead,
             policies,
-            budget,
             downstream,
             metrics,
             admin_token,
@@ -209,6 +201,17 @@ impl AppState {
 }
 
 impl AppState {
+    /// The tokens left (in thousandths) in the retry budget `retry.downstream` draws on
+    /// (0 with none).
+    pub fn retry_budget_milli_tokens(&self) -> u32 {
+        let registry = &self.policies.registry;
+        registry
+            .retry("downstream")
+            .and_then(|retry| retry.budget_name())
+            .and_then(|name| registry.retry_budget(&name))
+            .map_or(0, |budget| budget.milli_tokens())
+    }
+
     /// Reads the `--config` file again and applies it (see [`Policies::reload`]); the
     /// bulkhead's maximum follows `bulkhead.downstream`.
     ///
@@ -511,7 +514,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let snapshot = Snapshot {
         breaker: state.breaker.state(),
         bulkhead_in_use: state.bulkhead.bulkhead().in_use(),
-        budget_milli_tokens: state.budget.0.milli_tokens(),
+        budget_milli_tokens: state.retry_budget_milli_tokens(),
         failure_rate: state.downstream.failure_rate(),
         latency_ms: u64::try_from(state.downstream.latency().as_millis()).unwrap_or(u64::MAX),
     };

@@ -5,7 +5,8 @@
 //!
 //! | instance | fields the service's flags set |
 //! |---|---|
-//! | `[retry.downstream]` | `max_attempts` (`--max-attempts`), `backoff` (`--retry-base`: exponential from it, doubling, capped at 10x, full jitter) |
+//! | `[retry.downstream]` | `max_attempts` (`--max-attempts`), `backoff` (`--retry-base`: exponential from it, doubling, capped at 10x, full jitter), `budget = "downstream"` |
+//! | `[retry_budget.downstream]` | `max_tokens` (`--retry-budget`), `token_ratio = "0.1"` |
 //! | `[breaker.downstream]` | `window = { consecutive = { length } }` (`--breaker-failures`), `open_duration` (`--open-wait`), `permitted_calls_in_half_open` and `minimum_calls` (`--half-open-probes`) |
 //! | `[bulkhead.downstream]` | `max_concurrent` (`--max-concurrent`) |
 //!
@@ -17,8 +18,8 @@
 //!
 //! `kill -HUP PID` or `POST /admin/reload` reads the file again and applies it to the
 //! live instances: retry settings and the bulkhead's maximum change; a change to the
-//! breaker, or a document with an error, is refused with the reason (and the file, line
-//! and column), and then nothing changes.
+//! breaker or to a retry budget, or a document with an error, is refused with the reason
+//! (and the file, line and column), and then nothing changes.
 
 use std::path::PathBuf;
 
@@ -37,6 +38,9 @@ struct Flag {
 }
 
 /// The document's file, the flags over it, and the instances built from them.
+///
+/// The retry settings `retry.downstream` draw on the retry budget they name
+/// (`retry_budget.downstream` unless the file says otherwise).
 pub struct Policies {
     file: Option<PathBuf>,
     flags: Vec<Flag>,
@@ -67,6 +71,13 @@ impl Policies {
             given: given(id),
         };
         let probes = config.half_open_probes.to_string();
+        // Fields no flag sets, filled in when the file leaves them out.
+        let default = |path: [&'static str; 3], value: &str| Flag {
+            name: "(default)",
+            path,
+            value: value.to_owned(),
+            given: false,
+        };
         let flags = vec![
             flag(
                 "--max-attempts",
@@ -107,6 +118,14 @@ impl Policies {
                 ["breaker", "downstream", "minimum_calls"],
                 probes,
             ),
+            default(["retry", "downstream", "budget"], "\"downstream\""),
+            flag(
+                "--retry-budget",
+                "retry_budget",
+                ["retry_budget", "downstream", "max_tokens"],
+                config.retry_budget.to_string(),
+            ),
+            default(["retry_budget", "downstream", "token_ratio"], "\"0.1\""),
             flag(
                 "--max-concurrent",
                 "max_concurrent",
