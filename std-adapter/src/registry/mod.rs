@@ -1,7 +1,7 @@
 //! A registry of named instances built from one configuration document (feature
-//! `config`): rate limiters, circuit breakers, retry settings and bulkheads, handed out
-//! by name as shared handles (and, with feature `tower`, as tower layers), and reloaded
-//! in place from a changed document.
+//! `config`): rate limiters, circuit breakers, retry settings, retry budgets and
+//! bulkheads, handed out by name as shared handles (and, with feature `tower`, as tower
+//! layers), and reloaded in place from a changed document.
 //!
 //! # The document
 //!
