@@ -6,11 +6,15 @@
 //!
 //! Rows: `{stanchion,float_script}/{grant,deny}` and `ping`. stanchion's row includes
 //! everything `admit` does (breaker permit, script, reply parsing, the check against core's
-//! GCRA, `remaining`); the peer's includes its script and a typed reply.
+//! GCRA, `remaining`); the peer's includes its script and a typed reply. And
+//! `cluster/grant`: the same grant through `RedisRateLimiter::cluster` on a local Redis
+//! Cluster (three primaries with one replica each, six `redis-server`s joined by
+//! `redis-cli --cluster create`), beside the single server's.
 //!
 //! Writes the table `redis` of `BENCHMARKS.md` (see `stanchion_benches::report`).
 //!
-//! Needs Debian's `redis-server`; started on a free loopback port and stopped after. Run:
+//! Needs Debian's `redis-server` and `redis-tools`; started on free loopback ports and
+//! stopped after. Run:
 //! `cargo bench -p stanchion-benches --features redis --bench redis -- --warm-up-time 1 --measurement-time 3`
 #![allow(missing_docs)]
 
@@ -60,17 +64,36 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(server_dir(self.1));
     }
 }
 
-fn start_server() -> Server {
-    let port = TcpListener::bind("127.0.0.1:0")
+/// The working directory of the server on `port` (the cluster's `nodes.conf`).
+fn server_dir(port: u16) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("stanchion-bench-redis-{port}"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
-        .port();
+        .port()
+}
+
+fn start_server() -> Server {
+    start_server_with(&[])
+}
+
+fn start_server_with(extra: &[&str]) -> Server {
+    let port = free_port();
+    let dir = server_dir(port);
+    std::fs::create_dir_all(&dir).expect("a directory for redis-server");
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+        .arg("--dir")
+        .arg(&dir)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
@@ -91,6 +114,73 @@ fn start_server() -> Server {
 
 fn url(server: &Server) -> String {
     format!("redis://127.0.0.1:{}/", server.1)
+}
+
+/// Six cluster-mode servers joined as three primaries with one replica each; every node
+/// says `cluster_state:ok`, and every replica has finished its first sync (which would
+/// otherwise take the machine from the first rows measured), before this returns.
+fn start_cluster() -> Vec<Server> {
+    let nodes: Vec<Server> = (0..6)
+        .map(|_| {
+            let bus = free_port().to_string();
+            start_server_with(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-port",
+                &bus,
+                "--repl-diskless-sync-delay",
+                "0",
+            ])
+        })
+        .collect();
+    let mut create = Command::new("redis-cli");
+    create.args(["--cluster", "create"]);
+    for node in &nodes {
+        create.arg(format!("127.0.0.1:{}", node.1));
+    }
+    let status = create
+        .args(["--cluster-replicas", "1", "--cluster-yes"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("redis-cli (Debian's package redis-tools)");
+    assert!(status.success(), "redis-cli --cluster create failed");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for node in &nodes {
+        let client = redis::Client::open(url(node)).unwrap();
+        while !client
+            .get_connection_with_timeout(Duration::from_millis(200))
+            .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut c))
+            .is_ok_and(|info| info.contains("cluster_state:ok"))
+        {
+            assert!(Instant::now() < deadline, "the cluster did not settle");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let replicas_in_sync = || {
+        nodes
+            .iter()
+            .filter(|node| {
+                redis::Client::open(url(node))
+                    .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+                    .and_then(|mut c| {
+                        redis::cmd("INFO")
+                            .arg("replication")
+                            .query::<String>(&mut c)
+                    })
+                    .is_ok_and(|info| {
+                        info.contains("role:slave") && info.contains("master_link_status:up")
+                    })
+            })
+            .count()
+    };
+    while replicas_in_sync() < 3 {
+        assert!(Instant::now() < deadline, "the replicas did not sync");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nodes
 }
 
 fn bench_redis(c: &mut Criterion) {
@@ -124,6 +214,21 @@ fn bench_redis(c: &mut Criterion) {
         let limiter = RedisRateLimiter::new(client.clone(), config).unwrap();
         assert!(limiter.admit("k", 1).await.is_ok());
         assert!(limiter.admit("k", 1).await.is_err());
+        limiter
+    });
+    let cluster = start_cluster();
+    let cluster_limiter = runtime.block_on(async {
+        let nodes: Vec<String> = cluster.iter().map(url).collect();
+        let client = redis::cluster::ClusterClient::new(nodes).unwrap();
+        let config = RedisLimiterConfig::new("bench:", plenty, Fallback::Deny)
+            .unwrap()
+            .with_call_timeout(Duration::from_secs(1));
+        let limiter = RedisRateLimiter::cluster(&client, config).unwrap();
+        // Connected, slots known, the script loaded.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while limiter.decide("k", 1).await.is_err() {
+            assert!(Instant::now() < deadline, "the cluster did not answer");
+        }
         limiter
     });
     let script = redis::Script::new(FLOAT_GCRA);
@@ -164,6 +269,11 @@ fn bench_redis(c: &mut Criterion) {
     });
     group.bench_function("stanchion/grant", |b| {
         b.iter(|| runtime.block_on(async { black_box(limiter.admit("k", 1).await.is_ok()) }))
+    });
+    group.bench_function("cluster/grant", |b| {
+        b.iter(|| {
+            runtime.block_on(async { black_box(cluster_limiter.admit("k", 1).await.is_ok()) })
+        })
     });
     group.bench_function("float_script/grant", |b| {
         b.iter(|| runtime.block_on(async { black_box(peer(&mut manager, "peer", PLENTY).await) }))
@@ -240,6 +350,8 @@ fn bench_redis(c: &mut Criterion) {
     });
     assert_eq!(limiter.fallback_answers(), 0, "Redis answered every call");
     assert_eq!(scarce_limiter.fallback_answers(), 0);
+    assert_eq!(cluster_limiter.fallback_answers(), 0);
+    drop(cluster);
 }
 
 /// Redis's own time per script call (`INFO commandstats`), by row name.
@@ -270,6 +382,12 @@ fn main() {
                 e.ratio(&ours, &theirs),
             ]);
         }
+        t.row(vec![
+            "round trip, grant, on a Redis Cluster (3 primaries, 1 replica each; `RedisRateLimiter::cluster`)".into(),
+            e.time("redis/cluster/grant"),
+            "—".into(),
+            "—".into(),
+        ]);
         t.row(vec![
             "`PING` (the floor: a round trip doing nothing)".into(),
             e.time("redis/ping"),

@@ -18,9 +18,12 @@ use criterion::{Criterion, criterion_group};
 use stanchion::breaker::window::ConsecutiveWindow;
 use stanchion::breaker::{BreakerConfig, CircuitBreaker};
 use stanchion::bulkhead::Bulkhead;
+use stanchion::hedge::{Hedge, HedgeConfig};
 use stanchion::rate::{Quota, TokenBucket, WithClock};
-use stanchion::retry::{Constant, RetryPolicy};
+use stanchion::retry::{Constant, Ratio, RatioBudget, RetryPolicy};
+use stanchion_benches::alloc::{self, Counted, CountingAllocator};
 use stanchion_benches::report::{self, Table};
+use stanchion_std::hedge::Hedging;
 use stanchion_std::tower as st;
 use stanchion_std::{CoarseClock, QuantaClock, StdRawMutex, TokioClock};
 use tower::{Layer, Service};
@@ -53,6 +56,42 @@ fn once<S: Service<u64>>(svc: &mut S, x: u64) -> bool {
     }
     let future = pin!(svc.call(x));
     matches!(future.poll(&mut cx), Poll::Ready(Ok(_)))
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+/// Allocations per request of the hedging rows (ours, tower's), counted outside
+/// criterion's timing.
+static HEDGE_ALLOCS: std::sync::Mutex<Option<(Counted, Counted)>> = std::sync::Mutex::new(None);
+
+/// Requests counted for [`HEDGE_ALLOCS`], after as many to warm up.
+const COUNTED: u64 = 1_000;
+
+/// The allocations of `COUNTED` requests through `svc`, after `COUNTED` to warm up.
+fn allocations<S: Service<u64>>(svc: &mut S) -> Counted {
+    for i in 0..COUNTED {
+        assert!(once(svc, i));
+    }
+    alloc::start();
+    for i in 0..COUNTED {
+        once(svc, i);
+    }
+    alloc::stop()
+}
+
+/// tower's hedge policy: every request may be hedged.
+#[derive(Clone, Copy)]
+struct HedgeAll;
+
+impl tower::hedge::Policy<u64> for HedgeAll {
+    fn clone_request(&self, req: &u64) -> Option<u64> {
+        Some(*req)
+    }
+
+    fn can_retry(&self, _: &u64) -> bool {
+        true
+    }
 }
 
 /// tower's retry policy that never retries: the success path only.
@@ -151,6 +190,23 @@ fn bench(c: &mut Criterion) {
         b.iter(|| once(&mut theirs, black_box(1)))
     });
 
+    // Hedging, when no hedge fires (the inner service answers at once): ours at the
+    // learned p90 with a 10% budget, tower's `hedge` at p90 (which has no budget), both
+    // after 100 data points and over a 10 s period.
+    let budget = RatioBudget::<10>::new(Duration::from_secs(10), Ratio::percent(10), 1).unwrap();
+    let config = HedgeConfig::learned(900, 2).unwrap();
+    let hedge: Hedge<_> = Hedge::new(config, budget).unwrap();
+    let mut ours = st::HedgeLayer::new(Arc::new(Hedging::new(hedge))).layer(Echo);
+    let mut theirs = tower::hedge::Hedge::new(Echo, HedgeAll, 100, 0.9, Duration::from_secs(10));
+    let counted = (allocations(&mut ours), allocations(&mut theirs));
+    *HEDGE_ALLOCS.lock().unwrap_or_else(|e| e.into_inner()) = Some(counted);
+    g.bench_function("hedge (no hedge fires)/stanchion", |b| {
+        b.iter(|| once(&mut ours, black_box(1)))
+    });
+    g.bench_function("hedge (no hedge fires)/tower", |b| {
+        b.iter(|| once(&mut theirs, black_box(1)))
+    });
+
     // No peer: tower has no circuit breaker.
     let breaker: CircuitBreaker<ConsecutiveWindow, StdRawMutex> =
         CircuitBreaker::new(BreakerConfig::new(), ConsecutiveWindow::new(5).unwrap()).unwrap();
@@ -192,7 +248,20 @@ fn main() {
                 "target <= 1.0x met",
             ],
         );
-        let pairs: [(&str, &str, &str); 6] = [
+        let hedge_allocs = HEDGE_ALLOCS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map_or_else(String::new, |(ours, theirs)| {
+                format!(
+                    "; allocations per request {} vs {}",
+                    ours.allocations_per_call(COUNTED),
+                    theirs.allocations_per_call(COUNTED)
+                )
+            });
+        let hedge_row = format!(
+            "hedging, no hedge fires (`HedgeLayer` at the learned p90 vs `tower::hedge` at p90{hedge_allocs})"
+        );
+        let pairs: [(&str, &str, &str); 7] = [
             (
                 "timeout (`TimeoutLayer` vs `tower::timeout`)",
                 "timeout/stanchion",
@@ -222,6 +291,11 @@ fn main() {
                 "retry, first attempt succeeds (`RetryLayer` vs `tower::retry`, a policy that never retries)",
                 "retry (first attempt succeeds)/stanchion",
                 "retry (first attempt succeeds)/tower",
+            ),
+            (
+                &hedge_row,
+                "hedge (no hedge fires)/stanchion",
+                "hedge (no hedge fires)/tower",
             ),
         ];
         for (layer, ours, theirs) in pairs.iter() {

@@ -1,6 +1,6 @@
 //! Resilience patterns as deterministic, sans-IO state machines: rate limiting, retry with
 //! backoff and jitter, circuit breaking, bulkheads, deadlines, adaptive client-side
-//! throttling and fault injection.
+//! throttling, fault injection and hedging.
 //!
 //! Fully deterministic, no I/O: every decision takes the current time as an argument and
 //! returns what happened, plus (where it matters) the next instant of interest. Nothing
@@ -119,7 +119,9 @@ pub mod config;
 pub mod deadline;
 mod div;
 pub mod error;
+pub mod fallback;
 pub mod fault;
+pub mod hedge;
 pub mod pipeline;
 pub mod rate;
 pub mod retry;

@@ -159,10 +159,6 @@ pub(crate) mod cs_atomic {
             })
         }
 
-        pub(crate) fn fetch_add(&self, value: u64, _: Ordering) -> u64 {
-            self.update(|v| v.wrapping_add(value))
-        }
-
         pub(crate) fn fetch_sub(&self, value: u64, _: Ordering) -> u64 {
             self.update(|v| v.wrapping_sub(value))
         }

@@ -147,6 +147,7 @@ mod clock;
 pub mod events;
 pub mod fault;
 mod fifo;
+pub mod hedge;
 pub mod pipeline;
 pub mod rate;
 pub mod retry;

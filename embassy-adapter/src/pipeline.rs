@@ -83,6 +83,7 @@ use stanchion::breaker::{
     BreakerListener, CircuitBreaker, Outcome, Permit, Rejected, window::Window,
 };
 use stanchion::bulkhead::BulkheadFull;
+use stanchion::fallback::FallbackWhen;
 use stanchion::pipeline::{AttemptError, PipelineError};
 use stanchion::rate::{RateLimitError, RateLimiter};
 use stanchion::retry::{
@@ -367,6 +368,37 @@ where
             }
         }
         result
+    }
+
+    /// [`call`](Self::call), with a fallback: a failure that `when` covers (a
+    /// [`FallbackOn`](stanchion::fallback::FallbackOn) set of layers, or any
+    /// `Fn(&PipelineError<E>) -> bool`) is answered by `fallback(error)` instead; the
+    /// others are returned as they are. The fallback gets the original error, for its
+    /// answer and its logs (with the `defmt` feature, the pipeline has logged it already).
+    /// It runs after the call, outside every layer: no deadline, permit or slot of the
+    /// call bounds it.
+    pub async fn call_or_else<T, E, Op, Fut, Bk, K, Bu, W, G, GFut>(
+        &self,
+        policy: &mut RetryPolicy<Bk, K, Bu>,
+        op: Op,
+        when: W,
+        fallback: G,
+    ) -> Result<T, PipelineError<E>>
+    where
+        F: FaultLayer<T, E>,
+        Op: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        Bk: Backoff,
+        K: Classify<Result<T, E>>,
+        Bu: RetryBudget,
+        W: FallbackWhen<E>,
+        G: FnOnce(PipelineError<E>) -> GFut,
+        GFut: Future<Output = T>,
+    {
+        match self.call(policy, op).await {
+            Err(error) if when.covers(&error) => Ok(fallback(error).await),
+            result => result,
+        }
     }
 
     async fn layers<T, E, Op, Fut, Bk, K, Bu>(

@@ -15,12 +15,16 @@
 //! | [`combined_patterns`] | `combined_patterns` | every layer in front of one flaky downstream |
 //! | [`throttling`] | `tour` (section 7) | adaptive client-side throttling against a retry budget |
 //! | [`fault_injection`] | `tour` (section 8) | fault injection in front of a healthy downstream, met by the retry and the attempt timeout |
+//! | [`fallback`] | `tour` (section 9) | a fallback answering what the pipeline refuses, with the layer each stand-in answered for |
+//! | [`hedging`] | `tour` (section 10) | hedging at a learned p90 on a downstream with a long tail, within a budget |
 //! | all of the above | `tour` | the highlights and a summary table |
 //! | [`service`] | `service` | an HTTP service (axum) with every pattern in front of a flaky downstream |
 
 pub mod circuit_breaker;
 pub mod combined_patterns;
+pub mod fallback;
 pub mod fault_injection;
+pub mod hedging;
 pub mod rate_limiting;
 pub mod retry_patterns;
 pub mod service;

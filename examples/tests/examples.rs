@@ -266,6 +266,20 @@ fn tour_runs_the_highlights_quickly_and_ends_with_a_summary() {
     has_line(&out, "20% errors, 3 attempts 994 1288 994 24.340s");
     has_line(&out, "20% +300 ms, 100 ms timeout 992 1263 992 50.170s");
     has_line(&out, "switched off 1000 1000 1000 10.000s");
+    // Section 9: the same decisions, every failure answered by the last good price.
+    has_line(&out, "no fallback 30 0 0 8 62 39");
+    has_line(&out, "fallback 30 8 62 0 0 39");
+    // Section 10: hedging at the learned p90 cuts p99 9x for 5.7% more calls; too early,
+    // the budget caps the extra calls and the p99 barely moves.
+    has_line(&out, "no hedging 11 ms 282 ms 0 (0.0%)");
+    has_line(
+        &out,
+        "hedged at the learned p90, 10% budget 11 ms 30 ms 574 (5.7%)",
+    );
+    has_line(
+        &out,
+        "hedged after 2 ms, 10% budget 11 ms 279 ms 1012 (10.1%)",
+    );
     has_line(
         &out,
         "t=6.300s Closed -> Open failure rate 50.00% reached the 50% threshold",
@@ -295,6 +309,14 @@ fn tour_runs_the_highlights_quickly_and_ends_with_a_summary() {
     has_line(
         summary,
         "all layers 600 requests, flaky downstream 275 ok; refused: overall timeout 13, rate limit 111, bulkhead 8, circuit breaker 174, retry 19",
+    );
+    has_line(
+        summary,
+        "fallback the dependency down from call 30 of 100 answered: 30 without a fallback, 100 with one (30 fresh, 70 stand-ins)",
+    );
+    has_line(
+        summary,
+        "hedging 10,000 calls, p99 25x the median p99: 282 ms plain, 30 ms hedged at the learned p90 for 5.7% more calls; 10.1% when hedging after 2 ms",
     );
     has_line(
         summary,

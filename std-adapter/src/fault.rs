@@ -8,7 +8,7 @@
 //! ([`FaultInjector::set_enabled`], one atomic store). The same [`FaultInjection`] is a
 //! position of the [`Pipeline`](crate::Pipeline) (the innermost,
 //! [`fault_injection`](crate::Pipeline::fault_injection)) and, with feature `tower`, a
-//! layer ([`FaultInjectionLayer`](crate::tower::FaultInjectionLayer)). When to choose it:
+//! layer (`tower::FaultInjectionLayer`, feature `tower`). When to choose it:
 //! see [`stanchion::fault`].
 //!
 //! ```

@@ -120,6 +120,8 @@
 //!   call through a circuit breaker, with a [`ClassifyOutcome`]);
 //! - [`fault::FaultInjection`]: core's fault injection carried out over tokio (an error,
 //!   an outcome, or latency on tokio's timer), switchable at run time;
+//! - [`hedge::Hedging`]: core's hedging over tokio (for idempotent calls: another attempt
+//!   after a fixed or learned delay, the first acceptable answer wins, the rest dropped);
 //! - [`Pipeline`]: all of them composed in core's order
 //!   ([`stanchion::pipeline::Layer::ORDER`]), returning
 //!   [`PipelineError`](stanchion::pipeline::PipelineError), with no allocation per call;
@@ -133,8 +135,8 @@
 //!   listeners for breakers and bulkheads (`TracingBreakerListener`,
 //!   `TracingBulkheadListener`);
 //! - (feature `tower`) `tower` layers: rate limit (plain and keyed), bulkhead (reject, or
-//!   wait in a `BulkheadQueue`), circuit breaker, retry, timeout, adaptive throttle and
-//!   fault injection,
+//!   wait in a `BulkheadQueue`), circuit breaker, retry, timeout, adaptive throttle,
+//!   fault injection and hedging,
 //!   whose clones share one state; (feature `http`) their refusals as 429/503/504
 //!   responses with `Retry-After` and the IETF `RateLimit` fields, and
 //!   `TieredRateLimitLayer`, a keyed limit with a quota per tier of clients that answers
@@ -181,6 +183,7 @@ pub use retry::{retry, retry_with_hint};
 pub use stanchion::retry::RetryError;
 pub use timeout::{TimedOut, timeout};
 pub mod fault;
+pub mod hedge;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod prelude;

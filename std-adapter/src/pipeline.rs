@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use stanchion::breaker::Outcome;
 use stanchion::bulkhead::{BulkheadListener, NoBulkheadListener};
+use stanchion::fallback::FallbackWhen;
 use stanchion::pipeline::{AttemptError, PipelineError};
 use stanchion::retry::{
     Backoff, Classify, Decision, GiveUpReason, Immediate, NoBudget, RetryBudget, RetryPolicy,
@@ -475,6 +476,72 @@ where
                 );
                 Err(PipelineError::Timeout)
             }
+        }
+    }
+
+    /// [`call`](Self::call), with a fallback: a failure that `when` covers (a
+    /// [`FallbackOn`](stanchion::fallback::FallbackOn) set of layers, or any
+    /// `Fn(&PipelineError<E>) -> bool`) is answered by `fallback(error)` instead; the
+    /// others are returned as they are. The fallback gets the original error, for its
+    /// answer, its metrics and its logs (with the `tracing` feature, a `DEBUG` event names
+    /// the layer). It runs after the call, outside every layer: no deadline, permit or
+    /// slot of the call bounds it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), stanchion::ConfigError> {
+    /// use std::sync::Arc;
+    /// use stanchion::breaker::{BreakerConfig, CircuitBreaker, window::ConsecutiveWindow};
+    /// use stanchion::fallback::FallbackOn;
+    /// use stanchion::pipeline::PipelineError;
+    /// use stanchion_std::{Pipeline, StdRawMutex, TokioClock};
+    ///
+    /// let breaker: CircuitBreaker<ConsecutiveWindow, StdRawMutex> =
+    ///     CircuitBreaker::new(BreakerConfig::new(), ConsecutiveWindow::new(1)?)?;
+    /// let pipeline = Pipeline::new(TokioClock::new()).circuit_breaker(Arc::new(breaker));
+    /// // One failure opens the breaker; the next call is refused, and answered from a cache.
+    /// let failed = pipeline.call(|_| async { Err::<u32, _>("down") }).await;
+    /// assert!(matches!(failed, Err(PipelineError::GaveUp { .. })));
+    /// let cached = pipeline
+    ///     .call_or_else(
+    ///         |_| async { Ok::<u32, &str>(1) },
+    ///         FallbackOn::REFUSALS,
+    ///         |refused| async move {
+    ///             assert!(matches!(refused, PipelineError::CircuitOpen(_)));
+    ///             7
+    ///         },
+    ///     )
+    ///     .await;
+    /// assert_eq!(cached, Ok(7));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn call_or_else<T, E, F, Fut, W, G, GFut>(
+        &self,
+        operation: F,
+        when: W,
+        fallback: G,
+    ) -> Result<T, PipelineError<E>>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        BK: ClassifyOutcome<Result<T, E>>,
+        RK: Classify<Result<T, E>>,
+        FI: FaultLayer<T, E>,
+        W: FallbackWhen<E>,
+        G: FnOnce(PipelineError<E>) -> GFut,
+        GFut: Future<Output = T>,
+    {
+        match self.call(operation).await {
+            Err(error) if when.covers(&error) => {
+                event!(
+                    debug,
+                    layer = error.layer().name(),
+                    "pipeline answered a failed call with its fallback"
+                );
+                Ok(fallback(error).await)
+            }
+            result => result,
         }
     }
 

@@ -163,3 +163,169 @@ async fn slow_redis_is_bounded_by_the_call_timeout() {
     let d = limiter.decide("k", 0).await.unwrap();
     assert!((8..=9).contains(&d.remaining), "{}", d.remaining);
 }
+
+/// What each fallback grants during an outage, against what it promises (the table in the
+/// module docs, "Failure accounting"): three instances, Redis out of reach for 2 s of
+/// their (manual) clocks, one request of one permit every 10 ms on one key at each.
+/// The quota, 12 a second (burst 12), admits 12 + 23 = 35 over those 1990 ms. Per
+/// instance and key, `Local { 1, n }` is a fresh bucket of the share: `Local { 1, 3 }`
+/// (4 a second, burst 4) grants 4 + 7 = 11 at each instance, 33 in all, at most one quota
+/// between the three; `Local { 1, 1 }` grants 35 at each, three quotas; `Deny` nothing;
+/// `Allow` every request.
+#[tokio::test]
+async fn outage_grants_match_each_fallbacks_promise() {
+    const INSTANCES: u32 = 3;
+    const STEP: Duration = Duration::from_millis(10);
+    const STEPS: u32 = 200; // 0 to 1990 ms
+    let quota = Quota::per_second(12).unwrap(); // burst 12
+    let url = unreachable_url();
+    let local = |numerator, denominator| Fallback::Local {
+        numerator,
+        denominator,
+    };
+    let rows = [
+        (Fallback::Deny, 0),
+        (local(1, 3), 33),
+        (local(1, 1), 105),
+        (Fallback::Allow, STEPS * INSTANCES),
+    ];
+    for (fallback, expected) in rows {
+        let clock: &'static stanchion::ManualClock =
+            Box::leak(Box::new(stanchion::ManualClock::new()));
+        let config = RedisLimiterConfig::new("outage:", quota, fallback)
+            .unwrap()
+            .with_call_timeout(Duration::from_millis(250));
+        let instances: Vec<RedisRateLimiter<&stanchion::ManualClock>> = (0..INSTANCES)
+            .map(|_| {
+                RedisRateLimiter::with_clock(
+                    redis::Client::open(url.as_str()).unwrap(),
+                    config.clone(),
+                    clock,
+                )
+                .unwrap()
+            })
+            .collect();
+        let mut granted = 0;
+        for _ in 0..STEPS {
+            for instance in &instances {
+                granted += u32::from(instance.admit("k", 1).await.is_ok());
+            }
+            clock.advance(STEP);
+        }
+        for instance in &instances {
+            assert_eq!(
+                instance.fallback_answers(),
+                u64::from(STEPS),
+                "{fallback:?}"
+            );
+        }
+        assert_eq!(granted, expected, "{fallback:?}");
+        // The promise of a share: at each instance, at most the share's burst plus one
+        // permit per share period elapsed.
+        if let Some(share) = config.local_quota() {
+            let elapsed = (STEP * (STEPS - 1)).as_nanos();
+            let bound = u128::from(share.burst()) + elapsed / share.period().as_nanos();
+            assert_eq!(u128::from(granted / INSTANCES), bound, "{fallback:?}");
+        }
+    }
+}
+
+/// Sends `CLIENT PAUSE <ms> ALL`: the server runs no client's command until then, and
+/// then every queued one in order (a stalled server, as under `DEBUG SLEEP`, without
+/// enabling `DEBUG`).
+fn pause(server: &RedisServer, ms: u64) {
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(ms)
+        .arg("ALL")
+        .query(&mut server.connection())
+        .unwrap();
+}
+
+/// `decide(key, 0)` (a read) until Redis answers, within a bound: the remaining permits.
+async fn remaining_once_answered(limiter: &RedisRateLimiter, key: &str) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(d) = limiter.decide(key, 0).await {
+            return d.remaining;
+        }
+        assert!(Instant::now() < deadline, "Redis did not answer again");
+    }
+}
+
+/// Charged but unanswered: 40 decisions sent together to a stalled server (20 on one
+/// key, one on each of 20 others) all time out (50 ms) and are refused by the fallback
+/// (`Deny`), yet Redis runs every one once the stall ends: 40 permits charged that nobody
+/// got. With refunds, each timed-out decision is followed by a refund on the same
+/// connection, which Redis runs after every decision sent before it. A refund is exact
+/// only while nothing was granted on the key after its decision: each of the 20 keys gets
+/// its permit back, the shared key only its last grant's (the 19 before it were followed
+/// by other grants), so 21 refunds, and 19 permits stay charged.
+#[tokio::test]
+async fn stalled_server_charges_unanswered_decisions_and_refunds_give_back_the_exact_ones() {
+    const CALLS: u32 = 20;
+    const STALL_PROBE: Duration = Duration::from_millis(500);
+    let server = RedisServer::start();
+    let quota = Quota::per_hour(1).unwrap().with_burst(100).unwrap(); // no refill
+    for refund in [false, true] {
+        let limiter = std::sync::Arc::new(
+            RedisRateLimiter::new(
+                server.client(),
+                config(&format!("stall-{refund}:"), quota, Fallback::Deny)
+                    .with_call_timeout(Duration::from_millis(50))
+                    // Refunds are sent again for up to ten probe intervals: 5 s, far
+                    // beyond the stall, however loaded the machine.
+                    .with_probe_interval(STALL_PROBE)
+                    .with_refund_unanswered(refund),
+            )
+            .unwrap(),
+        );
+        // Connected, the script loaded, one permit of the shared key taken.
+        assert_eq!(
+            limiter.admit("hot", 1).await,
+            Ok(Admission { remaining: 99 })
+        );
+        pause(&server, 400);
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..CALLS {
+            for key in ["hot".to_owned(), format!("c{i}")] {
+                let limiter = limiter.clone();
+                calls.spawn(async move { limiter.admit(&key, 1).await });
+            }
+        }
+        while let Some(answer) = calls.join_next().await {
+            let refused = answer.unwrap().unwrap_err();
+            assert_eq!(
+                refused.retry_after(),
+                Some(STALL_PROBE),
+                "the fallback's answer"
+            );
+        }
+        assert_eq!(limiter.fallback_answers(), u64::from(2 * CALLS));
+        let expected_refunds = if refund { CALLS + 1 } else { 0 };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while limiter.refunds() < u64::from(expected_refunds) {
+            assert!(Instant::now() < deadline, "{} refunds", limiter.refunds());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let hot = remaining_once_answered(&limiter, "hot").await;
+        let mut others = Vec::new();
+        for i in 0..CALLS {
+            others.push(remaining_once_answered(&limiter, &format!("c{i}")).await);
+        }
+        println!(
+            "stalled server, refunds {refund}: {} timed-out decisions, {} refunded; \
+             the shared key has {hot} of 99 left",
+            2 * CALLS,
+            limiter.refunds()
+        );
+        assert_eq!(limiter.refunds(), u64::from(expected_refunds));
+        if refund {
+            assert_eq!(hot, 99 - (CALLS - 1));
+            assert_eq!(others, vec![100; CALLS as usize]);
+        } else {
+            assert_eq!(hot, 99 - CALLS);
+            assert_eq!(others, vec![99; CALLS as usize]);
+        }
+    }
+}

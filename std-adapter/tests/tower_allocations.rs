@@ -1,6 +1,7 @@
 //! The layers' granted path allocates nothing per request (overall timeout, rate limit,
-//! bulkhead, retry, breaker, per-attempt timeout, in the pipeline's order): counted with a global
-//! allocator, after a warm-up call (tokio's timer wheel allocates on first use).
+//! bulkhead, retry, breaker, per-attempt timeout, in the pipeline's order; and hedging, when
+//! no hedge fires): counted with a global allocator, after a warm-up call (tokio's timer
+//! wheel allocates on first use).
 #![cfg(feature = "tower")]
 // A global allocator is an `unsafe impl`; it only forwards to `System` and counts.
 #![allow(unsafe_code)]
@@ -81,6 +82,31 @@ async fn a_granted_request_through_every_layer_allocates_nothing() {
         .service(service_fn(|x: u64| ready(Ok::<_, Infallible>(x + 1))));
     assert_eq!(svc.ready().await.unwrap().call(1).await.unwrap(), 2);
 
+    let before = allocations();
+    for i in 0..100 {
+        assert_eq!(svc.ready().await.unwrap().call(i).await.unwrap(), i + 1);
+    }
+    assert_eq!(allocations() - before, 0);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_hedged_request_answered_before_its_delay_allocates_nothing() {
+    use stanchion::hedge::{Hedge, HedgeConfig};
+    use stanchion::retry::{Ratio, RatioBudget};
+    use stanchion_std::hedge::Hedging;
+    use stanchion_std::tower::HedgeLayer;
+
+    let budget = RatioBudget::<10>::new(Duration::from_secs(10), Ratio::percent(10), 1).unwrap();
+    let config = HedgeConfig::learned(900, 2)
+        .unwrap()
+        .with_min_samples(1)
+        .unwrap();
+    let hedge: Hedge<_> = Hedge::new(config, budget).unwrap();
+    let mut svc = ServiceBuilder::new()
+        .layer(HedgeLayer::new(Arc::new(Hedging::new(hedge))))
+        .service(service_fn(|x: u64| ready(Ok::<_, Infallible>(x + 1))));
+    assert_eq!(svc.ready().await.unwrap().call(1).await.unwrap(), 2);
+    // The delay is learned (so each call reads it), and no hedge is due.
     let before = allocations();
     for i in 0..100 {
         assert_eq!(svc.ready().await.unwrap().call(i).await.unwrap(), i + 1);

@@ -223,7 +223,7 @@ fn test() -> Result {
     // All features include `redis`, whose tests start their own `redis-server`.
     redis::install_redis_server()?;
     step(
-        "std adapter, all features: tests (Redis ones against a real redis-server)",
+        "std adapter, all features: tests (Redis ones against a real redis-server and a real Redis Cluster)",
         cargo(&[&["test"], &std_all[..]].concat()),
     )?;
     step(

@@ -32,11 +32,18 @@ const PEER_PREFIX: &str = "peer-";
 
 /// Pattern features that measure a second configuration of a pattern already in the probe
 /// (a breaker with a consecutive-failures window beside the count window), or a pattern
-/// reported beside the others (the adaptive throttle and fault injection, issue 20): each
+/// reported beside the others (the adaptive throttle, fault injection, the pipeline with a
+/// fallback, and hedging, issue 20): each
 /// gets its row, beside its own peer if it has one, but neither it nor its peer is in the
 /// "all patterns together" builds, which stay one configuration of each pattern, what one
 /// application pays (and the figure the flash budget gates).
-const VARIANTS: &[&str] = &["breaker-consecutive", "throttle", "fault"];
+const VARIANTS: &[&str] = &[
+    "breaker-consecutive",
+    "throttle",
+    "fault",
+    "fallback",
+    "hedge",
+];
 
 /// The prefix of the firmware crate's atomics set-up features (`cargo xtask firmware` runs
 /// the Cortex-M3 image with each): not patterns; the probe's target gets its set-up from

@@ -89,6 +89,10 @@ async fn main(_spawner: Spawner) {
     report.record("throttle", checks::throttle::run().await);
     #[cfg(feature = "fault")]
     report.record("fault", checks::fault::run().await);
+    #[cfg(feature = "fallback")]
+    report.record("fallback", checks::fallback::run().await);
+    #[cfg(feature = "hedge")]
+    report.record("hedge", checks::hedge::run().await);
     #[cfg(feature = "log-defmt")]
     report.record("defmt-events", checks::defmt_events::run().await);
 

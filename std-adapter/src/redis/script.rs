@@ -32,6 +32,8 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 ///
 /// `ARGV`: tolerance `tau`, `extra = (n - 1) * t` and `increment = n * t`, each as two
 /// integers (seconds, nanoseconds); an increment of zero asks only to read (`n = 0`).
+/// An optional seventh, the decision's id (hexadecimal), is stored after the state on a
+/// grant (`"seconds nanoseconds id"`), for [`REFUND_SCRIPT`]; every form is read.
 /// Reply: `{granted (0 or 1), now_s, now_ns, tat_s, tat_ns, new_s, new_ns}`.
 pub(crate) const GCRA_SCRIPT: &str = r"
 local B = 1000000000
@@ -42,6 +44,11 @@ local tat_s, tat_n = 0, 0
 local stored = redis.pcall('GET', KEYS[1])
 if type(stored) == 'string' then
   local a, b = string.match(stored, '^(%d+) (%d+)$')
+  if not a then
+    -- A state written by a decision that may be refunded: its id follows.
+    -- (`r` before it: refunded.)
+    a, b = string.match(stored, '^(%d+) (%d+) r?%x+$')
+  end
   -- Not a state of ours (nanoseconds of 10 digits, an instant past u64 nanoseconds):
   -- read as absent, a full bucket; a grant replaces it.
   if a and string.len(a) <= 11 and string.len(b) <= 9 and tonumber(a) < 18446744073 then
@@ -82,10 +89,47 @@ if ttl_n < 0 then ttl_s, ttl_n = ttl_s - 1, ttl_n + B end
 local ttl_ms = ttl_s * 1000 + math.ceil(ttl_n / 1000000) + 1
 -- Lua prints numbers with 14 significant digits: seconds (at most 11 digits), nanoseconds
 -- (9) and the milliseconds (at most 14) print exactly, without an exponent.
-redis.call('SET', KEYS[1], next_s .. ' ' .. next_n, 'PX', tostring(ttl_ms))
+local state = next_s .. ' ' .. next_n
+-- With an id (a decision that may be refunded), the state names the decision that wrote it.
+if ARGV[7] then state = state .. ' ' .. ARGV[7] end
+redis.call('SET', KEYS[1], state, 'PX', tostring(ttl_ms))
 return {1, now_s, now_n, tat_s, tat_n, next_s, next_n}
 ";
 
+/// The refund of a granted decision whose reply never reached its caller: if the key's
+/// state is still the one that decision wrote (it carries the decision's id, `ARGV[1]`),
+/// nothing was granted on the key since, and taking the decision's increment (`ARGV[2]`,
+/// `ARGV[3]`: seconds, nanoseconds) off its arrival time gives back the state before it,
+/// exactly (`max(tat, now)` at the decision, which decides every later request as `tat`
+/// would). The state is then stored marked refunded (`"seconds nanoseconds r<id>"`, so
+/// that the same refund sent again finds it done), with the expiry at its full-again
+/// instant, or `ARGV[4]` ms from now if that is later (a copy sent until then finds it).
+/// Any other state (another decision
+/// wrote after it; the decision was a denial, or never ran) is left alone. Reply: 1
+/// refunded (now or by an earlier copy of this refund), 0 not.
+pub(crate) const REFUND_SCRIPT: &str = r"
+local B = 1000000000
+local stored = redis.pcall('GET', KEYS[1])
+if type(stored) ~= 'string' then return 0 end
+local a, b, done, id = string.match(stored, '^(%d+) (%d+) (r?)(%x+)$')
+if not a or id ~= ARGV[1] or string.len(a) > 11 or string.len(b) > 9 then return 0 end
+if done == 'r' then return 1 end
+local s, n = tonumber(a) - tonumber(ARGV[2]), tonumber(b) - tonumber(ARGV[3])
+if n < 0 then s, n = s - 1, n + B end
+if s < 0 then return 0 end
+local time = redis.call('TIME')
+local now_s, now_n = tonumber(time[1]), tonumber(time[2]) * 1000
+-- Kept at least ARGV[4] ms, for a copy of this refund to find it done; a state at or
+-- before now is a full bucket, as an absent key is.
+local ttl_ms = tonumber(ARGV[4])
+if now_s < s or (now_s == s and now_n < n) then
+  local ttl_s, ttl_n = s - now_s, n - now_n
+  if ttl_n < 0 then ttl_s, ttl_n = ttl_s - 1, ttl_n + B end
+  ttl_ms = math.max(ttl_ms, ttl_s * 1000 + math.ceil(ttl_n / 1000000) + 1)
+end
+redis.call('SET', KEYS[1], s .. ' ' .. n .. ' r' .. ARGV[1], 'PX', tostring(ttl_ms))
+return 1
+";
 /// A span as the script's `(seconds, nanoseconds)` pair.
 fn split(nanos: u128) -> (u64, u64) {
     let secs = nanos / u128::from(NANOS_PER_SEC);

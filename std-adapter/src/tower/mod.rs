@@ -11,7 +11,9 @@
 //! | [`CircuitBreakerLayer`] with a response classifier | [`CircuitBreakerService`] | [`CircuitOpen`] | [`Layer::CircuitBreaker`] |
 //! | [`RetryLayer`] (core [`RetryPolicy`](stanchion::retry::RetryPolicy), optional budget) | [`RetryService`] | nothing of its own: the last outcome | [`Layer::Retry`] |
 //! | [`TimeoutLayer`] | [`TimeoutService`] | [`Elapsed`] | [`Layer::AttemptTimeout`] or [`Layer::OverallTimeout`] |
+//! | [`FallbackLayer`] (core [`FallbackOn`](stanchion::fallback::FallbackOn): which failures a closure answers) | [`FallbackService`] | nothing of its own: a covered error becomes the closure's response, the others go through | any, as [`refusal`] reads it (the service's own errors: [`Layer::Retry`]) |
 //! | [`FaultInjectionLayer`] (core [`FaultInjector`](stanchion::fault::FaultInjector): an error, an outcome or latency in a share of requests) | [`FaultInjectionService`] | nothing of its own: the injected error | [`Layer::FaultInjection`] |
+//! | [`HedgeLayer`] (core [`Hedge`](stanchion::hedge::Hedge): another attempt after a fixed or learned delay, the first `Ok` wins; request and service `Clone`) | [`HedgeService`] | nothing of its own: the last error when every attempt failed | none |
 //! | [`ThrottleLayer`] (adaptive client-side throttling, core [`AdaptiveThrottle`](stanchion::throttle::AdaptiveThrottle)) | [`ThrottleService`] | [`ThrottleRejected`] | none: [`Layer::Throttle`] |
 //!
 //! Conventions, after tower's own middleware:
@@ -75,7 +77,9 @@ use stanchion::pipeline::Layer;
 
 pub mod breaker;
 pub mod bulkhead;
+pub mod fallback;
 pub mod fault;
+pub mod hedge;
 pub mod rate_limit;
 pub mod retry;
 pub mod throttle;
@@ -85,7 +89,9 @@ pub use breaker::{CircuitBreakerLayer, CircuitBreakerService, CircuitOpen, Share
 pub use bulkhead::{
     BulkheadLayer, BulkheadRejected, BulkheadService, QueuedBulkheadLayer, QueuedBulkheadService,
 };
+pub use fallback::{FallbackLayer, FallbackService};
 pub use fault::{FaultInjectionLayer, FaultInjectionService};
+pub use hedge::{HedgeLayer, HedgeService};
 #[cfg(feature = "http")]
 pub use rate_limit::{
     Charge, NoHooks, OnRefusal, RateLimitHooks, TierId, TierRefusal, TieredRateLimitLayer,

@@ -10,6 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "redis-cluster")]
+pub mod cluster;
+
 /// How long a server may take to answer `PING` after it is started.
 const START_BOUND: Duration = Duration::from_secs(10);
 
@@ -17,23 +20,31 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    /// Arguments after the harness's own (cluster mode, for a cluster's nodes).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// A server on a free loopback port.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(|_| Vec::new())
+    }
+
+    /// A server on a free loopback port, with the arguments `extra` gives for that port
+    /// after the harness's own.
+    pub fn start_with(extra: impl Fn(u16) -> Vec<String>) -> RedisServer {
         // Another process may take the port between our probe and the server's bind: try
         // a few ports.
         for _ in 0..5 {
             let port = free_port();
-            if let Some(server) = RedisServer::try_start_on(port) {
+            if let Some(server) = RedisServer::try_start_on(port, extra(port)) {
                 return server;
             }
         }
         panic!("redis-server did not start on any of 5 free ports");
     }
 
-    fn try_start_on(port: u16) -> Option<RedisServer> {
+    fn try_start_on(port: u16, extra: Vec<String>) -> Option<RedisServer> {
         static DIRS: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "stanchion-redis-{}-{}",
@@ -45,6 +56,7 @@ impl RedisServer {
             child: None,
             port,
             dir,
+            extra,
         };
         server.spawn().then_some(server)
     }
@@ -60,6 +72,7 @@ impl RedisServer {
             .args(["--loglevel", "warning"])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -141,6 +154,11 @@ impl RedisServer {
 
     pub fn is_running(&self) -> bool {
         self.child.is_some()
+    }
+
+    /// The server's directory (its working directory: logs, cluster state).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! Each pattern is built the way an application would use it: one limiter, one retry
 //! policy, one breaker (over a count window, and over a consecutive-failures window), one
-//! bulkhead, one timeout, one pipeline, one adaptive throttle, one fault injector, each a `static` or a local built once, and its
+//! bulkhead, one timeout, one pipeline, one adaptive throttle, one fault injector, one hedge, each a `static` or a local built once, and its
 //! main operations called on inputs the compiler cannot see ([`black_box`]), so that
 //! nothing is folded away. There is no formatting and no message:
 //! the panic handler halts, so a panicking path that survives in the library costs only its
@@ -134,6 +134,10 @@ async fn main(_spawner: Spawner) {
         patterns::throttle().await;
         #[cfg(feature = "fault")]
         patterns::fault().await;
+        #[cfg(feature = "fallback")]
+        patterns::fallback().await;
+        #[cfg(feature = "hedge")]
+        patterns::hedge().await;
         #[cfg(feature = "peer-embassy-time-deadline")]
         peers::deadline().await;
         #[cfg(feature = "peer-governor")]
@@ -319,6 +323,51 @@ mod patterns {
         let _ = black_box(
             stanchion_embassy::fault::call(&FAULTS, &fault, &mut rng, || operation(black_box(0)))
                 .await,
+        );
+    }
+
+    /// The pipeline of [`pipeline`], its refusals answered by a fallback: the `pipeline`
+    /// row plus what the fallback adds.
+    #[cfg(feature = "fallback")]
+    pub async fn fallback() {
+        let Some(mut policy) = policy() else { return };
+        let pipeline = Pipeline::new()
+            .overall_timeout(Duration::from_secs(1))
+            .rate_limit(&RATE)
+            .bulkhead(&POOL)
+            .breaker(&BREAKER)
+            .attempt_timeout(millis());
+        let answer = pipeline
+            .call_or_else(
+                &mut policy,
+                operation,
+                stanchion::fallback::FallbackOn::REFUSALS,
+                |refused| async move { black_box(refused.layer()) as u32 },
+            )
+            .await;
+        let _ = black_box(answer);
+    }
+
+    /// A hedge at the learned p90 (a 120-bucket histogram) with a 10% budget.
+    #[cfg(feature = "hedge")]
+    static HEDGE: stanchion::hedge::Hedge<stanchion::retry::RatioBudget<10>, 120> =
+        const_config!(stanchion::hedge::Hedge::new(
+            const_config!(stanchion::hedge::HedgeConfig::learned(900, 2)),
+            const_config!(stanchion::retry::RatioBudget::new(
+                Duration::from_secs(10),
+                Ratio::percent(10),
+                1
+            )),
+        ));
+
+    /// One call of up to 2 attempts through the hedge.
+    #[cfg(feature = "hedge")]
+    pub async fn hedge() {
+        let _ = black_box(
+            stanchion_embassy::hedge::call(&HEDGE, stanchion_embassy::hedge::InFlight::<2>, || {
+                operation(black_box(0))
+            })
+            .await,
         );
     }
 }

@@ -22,8 +22,12 @@ pub mod clock;
 pub mod deadline;
 #[cfg(feature = "log-defmt")]
 pub mod defmt_events;
+#[cfg(feature = "fallback")]
+pub mod fallback;
 #[cfg(feature = "fault")]
 pub mod fault;
+#[cfg(feature = "hedge")]
+pub mod hedge;
 #[cfg(any(
     feature = "retry",
     feature = "breaker",

@@ -31,7 +31,9 @@ impl Flaky {
         }
     }
 
-    /// Calls made so far.
+    /// Calls made so far (read by the retry, breaker and pipeline checks; an image built
+    /// with none of them leaves it unused).
+    #[allow(dead_code)]
     pub fn calls(&self) -> u32 {
         self.calls.get()
     }
