@@ -1320,3 +1320,127 @@ async fn a_second_signal_stops_the_wait_for_a_drain() {
     assert_eq!(code, Some(0));
     until_closed(&mut half).await;
 }
+
+impl Service {
+    /// The next line the service prints that starts with `prefix` (the lines before it
+    /// skipped).
+    async fn line_starting(&mut self, prefix: &str) -> String {
+        loop {
+            let line = tokio::time::timeout(PATIENCE, self._stdout.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("a line starting with {prefix:?} in time"))
+                .expect("stdout reads")
+                .unwrap_or_else(|| panic!("a line starting with {prefix:?} before the end"));
+            if line.starts_with(prefix) {
+                return line;
+            }
+        }
+    }
+
+    async fn reload(&self, token: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.post(format!("{}/admin/reload", self.base));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        request.send().await.expect("the service answers")
+    }
+}
+
+#[tokio::test]
+async fn policies_come_from_a_config_file_under_the_flags_and_reload_on_sighup_or_the_admin_route()
+{
+    let dir = std::env::temp_dir().join(format!("stanchion-policies-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("policies.toml");
+    let file = path.to_str().unwrap().to_owned();
+    let policies = |attempts: u32, open: &str| {
+        format!(
+            "[retry.downstream]\nmax_attempts = {attempts}\nbackoff = \"immediate\"\n\n\
+             [breaker.downstream]\nwindow = {{ consecutive = {{ length = 20 }} }}\nopen_duration = \"{open}\"\n\n\
+             [bulkhead.downstream]\nmax_concurrent = 6\n"
+        )
+    };
+    std::fs::write(&path, policies(2, "7s")).unwrap();
+    // The file's retry and breaker; the flag given wins for the bulkhead; the fields the
+    // file leaves out (the half-open probes) take the flags' defaults.
+    let mut s = Service::start(&[
+        "--config",
+        &file,
+        "--max-concurrent",
+        "5",
+        "--failure-rate",
+        "100",
+        "--ip-quota",
+        "1000/1s",
+        // A budget that every failed call draws from: large enough never to stop a retry.
+        "--retry-budget",
+        "1000",
+    ])
+    .await;
+    let downstream = s.line_starting("downstream:").await;
+    assert!(
+        downstream.ends_with("2 attempts, breaker opens after 20 failures for 7s, bulkhead 5"),
+        "{downstream}"
+    );
+    let line = s.line_starting("policies from").await;
+    assert_eq!(
+        line,
+        format!(
+            "policies from {file} (the flags given win over it; SIGHUP or POST /admin/reload \
+             reads it again): breaker.downstream, retry.downstream, bulkhead.downstream, \
+             retry_budget.downstream"
+        )
+    );
+    // Every call fails: 2 attempts each, so 1 retry per request.
+    assert_eq!(s.api(None).await.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(s.metrics().await.get("stanchion_retries_total"), 1.0);
+
+    // The admin route: the token is needed; a retry change is applied to the next
+    // requests.
+    assert_eq!(s.reload(None).await.status(), StatusCode::UNAUTHORIZED);
+    std::fs::write(&path, policies(4, "7s")).unwrap();
+    let r = s.reload(Some(TOKEN)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!("reloaded {file}: changed retry.downstream; added nothing\n")
+    );
+    assert_eq!(s.api(None).await.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(s.metrics().await.get("stanchion_retries_total"), 4.0);
+
+    // A breaker change is refused, with the place, and nothing is applied.
+    std::fs::write(&path, policies(3, "8s")).unwrap();
+    let r = s.reload(Some(TOKEN)).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!(
+            "reload refused: {file}:7:17: breaker `downstream`, field `open_duration`: cannot \
+             change a live circuit breaker's configuration: core's CircuitBreaker has no way \
+             to change it in place, and rebuilding it would lose its window and state \
+             (restart to apply it)\n"
+        )
+    );
+    assert_eq!(s.api(None).await.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(s.metrics().await.get("stanchion_retries_total"), 7.0);
+
+    // SIGHUP: the same, its outcome on stdout.
+    std::fs::write(&path, policies(1, "7s")).unwrap();
+    s.signal("HUP").await;
+    assert_eq!(
+        s.line_starting("reload").await,
+        format!("reloaded {file}: changed retry.downstream; added nothing")
+    );
+    assert_eq!(s.api(None).await.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(s.metrics().await.get("stanchion_retries_total"), 7.0);
+    std::fs::write(&path, "[retry.downstream]\nmax_attempts = 0\n").unwrap();
+    s.signal("HUP").await;
+    assert_eq!(
+        s.line_starting("reload").await,
+        format!(
+            "reload refused: {file}:2:16: retry `downstream`, field `max_attempts`: invalid \
+             configuration: `max_attempts` must be at least 1"
+        )
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -127,6 +127,10 @@
 //!   [`PipelineError`](stanchion::pipeline::PipelineError), with no allocation per call;
 //! - [`ShardedKeyedLimiter`]: a keyed rate limiter for servers, sharded for many threads,
 //!   in memory fixed by configuration;
+//! - (feature `config`) `registry::Registry`: named rate limiters, breakers, retry
+//!   settings and bulkheads built from one TOML document (environment variables over
+//!   single fields), reloaded in place; (feature `metrics`) reporting through the
+//!   `metrics` facade;
 //! - (feature `tracing`) retries, refusals and state changes as `tracing` events, with
 //!   listeners for breakers and bulkheads (`TracingBreakerListener`,
 //!   `TracingBulkheadListener`);
@@ -185,5 +189,7 @@ pub mod http;
 pub mod prelude;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "config")]
+pub mod registry;
 #[cfg(feature = "tower")]
 pub mod tower;

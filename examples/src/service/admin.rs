@@ -8,6 +8,10 @@
 //! start-up (the scheme in any case, as RFC 9110 says; 401 otherwise); an unknown setting
 //! or a bad value is a 400 that says what is allowed, and changes nothing.
 //!
+//! `POST /admin/reload` reads the `--config` file again and applies it to the live
+//! policies (see [`policies`](super::policies)): 200 with what changed, 409 with why
+//! nothing did.
+//!
 //! Failed attempts are limited per client IP ([`FAILED_ATTEMPTS`] a minute, in a table of
 //! [`FAILURE_TABLE_IPS`] addresses that forgets the least recently used): past them, every
 //! request of that IP to the route is a 429, the right token included, until the quota
@@ -235,6 +239,26 @@ pub async fn change(
         state.downstream.set_faults_enabled(on);
     }
     settings(&state).into_response()
+}
+
+/// `POST /admin/reload`: reads the `--config` file again and applies it; 200 with what
+/// changed, or 409 with why nothing did (a change that cannot be applied live, an error
+/// in the document, or no file).
+pub async fn reload(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refused) = state
+        .admin_guard
+        .check(&headers, peer.ip(), &state.admin_token)
+    {
+        return refused.into_response();
+    }
+    match state.reload_policies() {
+        Ok(line) => (line + "\n").into_response(),
+        Err(why) => (StatusCode::CONFLICT, format!("reload refused: {why}\n")).into_response(),
+    }
 }
 
 #[cfg(test)]

@@ -37,20 +37,18 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use stanchion::breaker::window::ConsecutiveWindow;
-use stanchion::breaker::{BreakerConfig, CircuitBreaker};
+use axum::routing::{get, post};
 use stanchion::pipeline::Layer;
 use stanchion::rate::RateLimitError;
-use stanchion::retry::{Exponential, Jitter, Ratio, RetryPolicy, TokenBudget};
 use stanchion::{Clock, Deadline};
 use stanchion_std::http::{circuit_open, gateway_timeout, service_unavailable, too_many_requests};
+use stanchion_std::registry::NamedBreaker;
 use stanchion_std::tower::{
     BoxError, BulkheadRejected, Charge, CircuitBreakerLayer, CircuitOpen, QueuedBulkheadLayer,
-    RateLimitHooks, RateLimitPolicy, RateLimited, RefusalsArePermanent, RetryLayer, SharedBudget,
-    TierId, TierRefusal, TieredRateLimitLayer, TimeoutLayer, refusal,
+    RateLimitHooks, RateLimitPolicy, RateLimited, RefusalsArePermanent, RetryLayer, TierId,
+    TierRefusal, TieredRateLimitLayer, TimeoutLayer, refusal,
 };
-use stanchion_std::{Admission, BulkheadQueue, StdRawMutex, TokioClock};
+use stanchion_std::{Admission, BulkheadQueue, TokioClock};
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -59,12 +57,13 @@ use super::clients::{Client, ClientLimits};
 use super::config::{Config, DisplayDuration};
 use super::downstream::{DownstreamError, FlakyDownstream};
 use super::metrics::{Metrics, Snapshot};
+use super::policies::Policies;
 
 /// The API key field.
 pub const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
-/// The breaker in front of the downstream.
-pub type Breaker = CircuitBreaker<ConsecutiveWindow, StdRawMutex>;
+/// The breaker in front of the downstream: `breaker.downstream` of the policies.
+pub type Breaker = NamedBreaker;
 
 /// One request to the downstream: the attempts it made so far (shared by its retries).
 #[derive(Clone, Debug, Default)]
@@ -94,8 +93,8 @@ pub struct AppState {
     pub breaker: Arc<Breaker>,
     /// The bulkhead inside `stack`, for the metrics and messages.
     pub bulkhead: Arc<BulkheadQueue>,
-    /// The retry budget inside `stack`, for the metrics.
-    pub budget: SharedBudget<TokenBudget>,
+    /// The named policies (`--config`), reloadable.
+    pub policies: Policies,
     /// The flaky downstream.
     pub downstream: Arc<FlakyDownstream>,
     /// The counters.
@@ -113,7 +112,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state for `config`, whose admin token was checked; `limits` built from it.
+    /// The state for `config`, whose admin token was checked; `limits` and `policies`
+    /// built from it.
     ///
     /// # Errors
     ///
@@ -122,40 +122,29 @@ impl AppState {
         config: &Config,
         admin_token: String,
         limits: ClientLimits,
+        policies: Policies,
     ) -> Result<AppState, String> {
         let err = |e: stanchion::ConfigError| e.to_string();
         let clock = TokioClock::new();
         let seed = config.seed.unwrap_or_else(|| {
             std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0x5eed_u64)
         });
-        let budget = SharedBudget::new(
-            TokenBudget::new(config.retry_budget, Ratio::new(1, 10).map_err(err)?).map_err(err)?,
-        );
-        let cap = config.retry_base.saturating_mul(10);
-        let backoff = Exponential::new(config.retry_base, Ratio::TWO, cap)
-            .map_err(err)?
-            .with_jitter(Jitter::FULL);
-        // Each request gets a copy (see below).
-        let template =
-            RetryPolicy::new(backoff, config.max_attempts, fastrand::Rng::with_seed(seed))
-                .map_err(err)?
-                .with_classifier(RefusalsArePermanent)
-                .with_budget(budget.clone());
-        let probes = config.half_open_probes;
-        let breaker_config = BreakerConfig::new()
-            .open_duration(config.open_wait)
-            .permitted_calls_in_half_open(probes)
-            .minimum_calls(u32::from(probes));
-        let breaker: Arc<Breaker> = Arc::new(
-            CircuitBreaker::new(
-                breaker_config,
-                ConsecutiveWindow::new(config.breaker_failures).map_err(err)?,
-            )
-            .map_err(err)?,
-        );
-        let bulkhead = Arc::new(
-            BulkheadQueue::new(config.max_concurrent, config.max_waiting, clock).map_err(err)?,
-        );
+        let missing = |what: &str| format!("the policies have no `{what}.downstream`");
+        let retry = policies
+            .registry
+            .retry("downstream")
+            .ok_or_else(|| missing("retry"))?;
+        let breaker: Arc<Breaker> = policies
+            .registry
+            .breaker("downstream")
+            .ok_or_else(|| missing("breaker"))?;
+        let max_concurrent = policies
+            .registry
+            .bulkhead("downstream")
+            .ok_or_else(|| missing("bulkhead"))?
+            .max_concurrent();
+        let bulkhead =
+            Arc::new(BulkheadQueue::new(max_concurrent, config.max_waiting, clock).map_err(err)?);
         let downstream = Arc::new(FlakyDownstream::new(
             config.failure_rate,
             config.latency,
@@ -164,12 +153,16 @@ impl AppState {
         let metrics = Arc::new(Metrics::new());
 
         let request_timeout = config.request_timeout;
-        // Never sleep past the request's deadline. (The layer gives each request a random
-        // stream of its own, derived from `seed`.)
+        // Each request's policy from the retry settings in force when it starts (a reload
+        // changes the next requests'), drawing on their retry budget, never sleeping past
+        // the request's deadline. (The layer gives each request a random stream of its
+        // own, derived from `seed`.)
         let make_policy = move |clock: &TokioClock| {
-            template
-                .clone()
-                .with_deadline(Deadline::after(clock.now(), request_timeout))
+            let now = clock.now();
+            retry
+                .policy(fastrand::Rng::with_seed(seed), now)
+                .with_classifier(RefusalsArePermanent)
+                .with_deadline(Deadline::after(now, request_timeout))
         };
         let (calls_downstream, calls_metrics) = (downstream.clone(), metrics.clone());
         let stack = ServiceBuilder::new()
@@ -195,7 +188,7 @@ impl AppState {
             stack: BoxCloneSyncService::new(stack),
             breaker,
             bulkhead,
-            budget,
+            policies,
             downstream,
             metrics,
             admin_token,
@@ -204,6 +197,37 @@ impl AppState {
             attempt_timeout: config.attempt_timeout,
             bypass_layers: config.bypass_layers,
         })
+    }
+}
+
+impl AppState {
+    /// The tokens left (in thousandths) in the retry budget `retry.downstream` draws on
+    /// (0 with none).
+    pub fn retry_budget_milli_tokens(&self) -> u32 {
+        let registry = &self.policies.registry;
+        registry
+            .retry("downstream")
+            .and_then(|retry| retry.budget_name())
+            .and_then(|name| registry.retry_budget(&name))
+            .map_or(0, |budget| budget.milli_tokens())
+    }
+
+    /// Reads the `--config` file again and applies it (see [`Policies::reload`]); the
+    /// bulkhead's maximum follows `bulkhead.downstream`.
+    ///
+    /// # Errors
+    ///
+    /// No `--config` file, or the document refused, with the reason.
+    pub fn reload_policies(&self) -> Result<String, String> {
+        let line = self.policies.reload()?;
+        if let Some(named) = self.policies.registry.bulkhead("downstream") {
+            // Checked at least 1 by the registry.
+            let _ = self
+                .bulkhead
+                .bulkhead()
+                .set_max_concurrent(named.max_concurrent());
+        }
+        Ok(line)
     }
 }
 
@@ -230,6 +254,7 @@ pub fn router(state: Arc<AppState>) -> Result<Router, String> {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/admin/downstream", get(admin::show).post(admin::change))
+        .route("/admin/reload", post(admin::reload))
         .fallback(not_found)
         .with_state(state))
 }
@@ -489,7 +514,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let snapshot = Snapshot {
         breaker: state.breaker.state(),
         bulkhead_in_use: state.bulkhead.bulkhead().in_use(),
-        budget_milli_tokens: state.budget.0.milli_tokens(),
+        budget_milli_tokens: state.retry_budget_milli_tokens(),
         failure_rate: state.downstream.failure_rate(),
         latency_ms: u64::try_from(state.downstream.latency().as_millis()).unwrap_or(u64::MAX),
     };

@@ -12,6 +12,12 @@ use stanchion::rate::Quota;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "service", version, about, args_override_self = true)]
 pub struct Config {
+    /// A TOML file of named policies (`stanchion_std::registry`): `[retry.downstream]`,
+    /// `[breaker.downstream]`, `[bulkhead.downstream]`. The flags given win over it;
+    /// `kill -HUP` or `POST /admin/reload` reads it again.
+    #[arg(long, env = "STANCHION_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+
     /// Port on 127.0.0.1 (0 picks a free one; the first line printed says which).
     #[arg(long, env = "STANCHION_PORT", default_value_t = 3000)]
     pub port: u16,

@@ -9,6 +9,7 @@
 //! | [`app`] | the router, and the refusals as HTTP answers |
 //! | [`admin`] | the token-protected route that changes the downstream at runtime and switches its faults |
 //! | [`metrics`] | Prometheus text (`prometheus-client`) |
+//! | [`policies`] | the downstream's retry, breaker and bulkhead from `--config FILE` and the flags, reloadable |
 //! | [`server`] | the connection layer: caps, timeouts, header size, shutdown |
 //!
 //! Run it with `cargo run -p stanchion-examples --bin service -- --admin-token-file PATH`
@@ -21,6 +22,7 @@ pub mod clients;
 pub mod config;
 pub mod downstream;
 pub mod metrics;
+pub mod policies;
 pub mod server;
 
 use std::io::Write;
@@ -28,16 +30,34 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 
 use self::app::{AppState, router};
 use self::clients::ClientLimits;
 use self::config::{Config, DisplayDuration};
+use self::policies::Policies;
 use self::server::{ServerLimits, Signals};
+use stanchion::config::BreakerWindow;
 
 /// Parses the flags, starts the service, and serves until SIGTERM or SIGINT (Ctrl-C).
 pub fn main() -> ExitCode {
-    let config = Config::parse();
+    let matches = Config::command().get_matches();
+    let config = match Config::from_arg_matches(&matches) {
+        Ok(config) => config,
+        Err(e) => e.exit(),
+    };
+    // The flags given (or set by their variables), which win over the `--config` file.
+    let given: Vec<String> = matches
+        .ids()
+        .filter(|id| {
+            matches!(
+                matches.value_source(id.as_str()),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        })
+        .map(|id| id.as_str().to_owned())
+        .collect();
     let admin_token = match config.admin_token() {
         Ok(token) => token,
         Err(e) => {
@@ -55,7 +75,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(serve(config, admin_token));
+    let result = runtime.block_on(serve(config, admin_token, given));
     // Connections still open after the shutdown timeout are closed here, with their tasks.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
@@ -86,13 +106,31 @@ fn limits(config: &Config) -> Result<ClientLimits, String> {
     }
 }
 
-async fn serve(config: Config, admin_token: String) -> Result<(), String> {
+async fn serve(config: Config, admin_token: String, given: Vec<String>) -> Result<(), String> {
+    let policies = Policies::new(&config, |id| given.iter().any(|g| g == id))?;
     let limits = limits(&config)?;
-    let state = Arc::new(AppState::new(&config, admin_token, limits)?);
+    let state = Arc::new(AppState::new(&config, admin_token, limits, policies)?);
     let app = router(state.clone())?;
     let server_limits = ServerLimits::from_config(&config);
     // Before the first line: a signal from then on stops the service cleanly.
     let signals = Signals::new().map_err(|e| format!("cannot handle signals: {e}"))?;
+    // SIGHUP reloads the `--config` file, from before the first line too.
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups =
+            signal(SignalKind::hangup()).map_err(|e| format!("cannot handle signals: {e}"))?;
+        let state = state.clone();
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match state.reload_policies() {
+                    Ok(line) => println!("{line}"),
+                    Err(why) => println!("reload refused: {why}"),
+                }
+                let _ = std::io::stdout().flush();
+            }
+        });
+    }
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -119,17 +157,43 @@ async fn serve(config: Config, admin_token: String) -> Result<(), String> {
             state.limits.capacity()
         ),
     }
+    // The policies in force: the flags', or the `--config` file's under the flags given.
+    let registry = &state.policies.registry;
+    let attempts = registry
+        .retry("downstream")
+        .map_or(config.max_attempts, |r| r.settings().max_attempts);
+    let (opens, open_for) = match registry.breaker_settings("downstream") {
+        Some((breaker, window)) => (
+            match window {
+                BreakerWindow::Consecutive { length } => format!("after {length} failures"),
+                BreakerWindow::Count { size } => format!("on its failure rate over {size} calls"),
+                BreakerWindow::Time { span, .. } => {
+                    format!("on its failure rate over {}", DisplayDuration(span))
+                }
+            },
+            breaker.get_open_duration().unwrap_or(config.open_wait),
+        ),
+        None => (
+            format!("after {} failures", config.breaker_failures),
+            config.open_wait,
+        ),
+    };
     println!(
-        "downstream: {}% failures, {} latency; request timeout {}, attempt timeout {}, {} attempts, breaker opens after {} failures for {}, bulkhead {}",
+        "downstream: {}% failures, {} latency; request timeout {}, attempt timeout {}, {attempts} attempts, breaker opens {opens} for {}, bulkhead {}",
         config.failure_rate,
         DisplayDuration(config.latency),
         DisplayDuration(config.request_timeout),
         DisplayDuration(config.attempt_timeout),
-        config.max_attempts,
-        config.breaker_failures,
-        DisplayDuration(config.open_wait),
-        config.max_concurrent,
+        DisplayDuration(open_for),
+        state.bulkhead.bulkhead().max_concurrent(),
     );
+    if let Some(file) = &config.config {
+        println!(
+            "policies from {} (the flags given win over it; SIGHUP or POST /admin/reload reads it again): {}",
+            file.display(),
+            state.policies.registry.names().join(", ")
+        );
+    }
     println!("{server_limits}");
     if config.bypass_layers {
         println!(

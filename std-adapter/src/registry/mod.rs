@@ -1,0 +1,1193 @@
+//! A registry of named instances built from one configuration document (feature
+//! `config`): rate limiters, circuit breakers, retry settings, retry budgets and
+//! bulkheads, handed out by name as shared handles (and, with feature `tower`, as tower
+//! layers), and reloaded in place from a changed document.
+//!
+//! # The document
+//!
+//! TOML, one table per section and one table per instance in it, each instance's fields
+//! those of core's configuration type (read with core's feature `serde`, so checked with
+//! core's words and durations written as `"250ms"`, `"1m30s"`):
+//!
+//! | Section | An instance is | Its fields | Handed out as |
+//! |---|---|---|---|
+//! | `rate_limit` | a [`TokenBucket`] (GCRA) | [`Quota`]'s: `burst`, `period` | [`NamedRateLimiter`] behind `Arc` |
+//! | `breaker` | a [`CircuitBreaker`] over an [`AnyWindow`] | [`BreakerConfig`]'s, and `window` ([`BreakerWindow`]) | [`NamedBreaker`] behind `Arc` |
+//! | `retry` | the settings of each operation's [`RetryPolicy`] | [`RetrySettings`]' | [`NamedRetry`] behind `Arc` |
+//! | `bulkhead` | a [`Bulkhead`] | [`BulkheadSettings`]': `max_concurrent` | [`NamedBulkhead`] behind `Arc` |
+//! | `retry_budget` | a [`TokenBudget`] (gRPC's retry throttling), drawn on by the retry settings that name it (`budget = "NAME"` in a `retry` instance) | [`TokenBudgetSettings`]': `max_tokens`, `token_ratio` | [`NamedRetryBudget`] behind `Arc` |
+//!
+//! ```toml
+//! [rate_limit.api]
+//! burst = 10
+//! period = "100ms"            # one permit every 100 ms, 10 at once
+//!
+//! [breaker.downstream]
+//! failure_rate_threshold = 50
+//! minimum_calls = 20
+//! open_duration = "30s"
+//! window = { count = { size = 50 } }
+//!
+//! [retry.downstream]
+//! max_attempts = 3
+//! backoff = { exponential = { base = "50ms", factor = 2, cap = "1s", jitter = "full" } }
+//!
+//! [bulkhead.downstream]
+//! max_concurrent = 64
+//! ```
+//!
+//! **Environment variables** override single fields ([`Document::with_env`]):
+//! `PREFIX__SECTION__NAME__FIELD`, as in
+//! `STANCHION__BREAKER__DOWNSTREAM__FAILURE_RATE_THRESHOLD=60` or
+//! `STANCHION__BREAKER__DOWNSTREAM__WINDOW__COUNT__SIZE=100`; the value is read as a TOML
+//! value when it is one, otherwise as a string (`5s`).
+//!
+//! **Errors** ([`RegistryError`]) name where (file, line and column; or the environment
+//! variable), which instance, which field, and why, with core's words for a value core
+//! refuses:
+//!
+//! ```text
+//! policies.toml:3:9: rate_limit `api`, field `burst`: invalid configuration: `burst` must be at least 1
+//! ```
+//!
+//! # Reload
+//!
+//! [`Registry::reload`] applies a changed document to the live instances, all or nothing:
+//!
+//! | Change | Applied as |
+//! |---|---|
+//! | a rate limit's quota | [`TokenBucket::set_quota`]: the bucket keeps its state (its time debt) |
+//! | a bulkhead's `max_concurrent` | [`Bulkhead::set_max_concurrent`]: permits out stay out |
+//! | retry settings (and the budget they name) | the next operations' policies use the new settings |
+//! | a new name | a new instance |
+//! | any field of a breaker | **refused**: core's [`CircuitBreaker`] cannot change its configuration in place, and rebuilding it would lose its window and state |
+//! | a retry budget's settings | **refused**: core's [`TokenBudget`] cannot change them in place, and rebuilding it would lose its tokens |
+//! | a name left out | **refused**: handles to the instance may be in use |
+//!
+//! A refused change is an error naming the instance, the field and the reason, and then
+//! nothing of the document is applied.
+//!
+//! # Metrics
+//!
+//! With feature `metrics`, every named instance reports through the
+//! [`metrics`](https://docs.rs/metrics) facade, to whichever exporter the application
+//! installs (Prometheus, OpenTelemetry, statsd). Every series carries the label `name`,
+//! the instance's name; each is registered, at zero, when the instance is built, with
+//! the recorder installed then: **install the exporter before building the registry**.
+//!
+//! | Name | Kind | Other labels | What |
+//! |---|---|---|---|
+//! | `stanchion_rate_limit_admitted_total` | counter | | requests a rate limiter granted |
+//! | `stanchion_rate_limit_rejected_total` | counter | `reason`: `over_quota` (wait and retry), `above_burst` (more permits than the burst, never granted) | requests it refused |
+//! | `stanchion_breaker_state` | gauge | `state`: `closed`, `open`, `half_open`, `disabled`, `forced_open`, `metrics_only` | 1 for the breaker's state, 0 for the others |
+//! | `stanchion_breaker_rejected_total` | counter | `reason`: `open`, `half_open` (its trial calls all out), `forced_open` | calls a breaker refused |
+//! | `stanchion_bulkhead_admitted_total` | counter | | permits a bulkhead granted |
+//! | `stanchion_bulkhead_rejected_total` | counter | `reason`: `full` | permits it refused |
+//! | `stanchion_bulkhead_in_use` | gauge | | permits out |
+//! | `stanchion_bulkhead_max_concurrent` | gauge | | its maximum (a reload may change it) |
+//! | `stanchion_retry_retries_total` | counter | | retries the policies of retry settings made (each attempt after the first) |
+//! | `stanchion_retry_budget_tokens` | gauge | | tokens a retry budget has left (a retry is allowed while more than half are left after it) |
+//!
+//! Decisions taken on a rate limiter's bucket directly ([`NamedRateLimiter::limiter`])
+//! are not counted; those through the handle (core's [`RateLimiter`], the awaitable
+//! [`AsyncRateLimiter`], the tower layer) are. A breaker's state gauge follows its
+//! listener's transitions, which core reports after its critical section: two
+//! transitions on two threads at once may be reported in either order, and the gauges
+//! may then show 1 for two states until the next transition.
+//!
+//! # Example
+//!
+//! ```
+//! use stanchion_std::registry::{Document, Registry};
+//! use stanchion::rate::Quota;
+//! use std::time::Duration;
+//!
+//! let text = r#"
+//!     [rate_limit.api]
+//!     burst = 10
+//!     period = "100ms"
+//!
+//!     [breaker.downstream]
+//!     failure_rate_threshold = 50
+//!     window = { count = { size = 50 } }
+//! "#;
+//! let registry = Registry::new(&Document::parse("policies.toml", text)?)?;
+//! let api = registry.rate_limiter("api").expect("configured");
+//! assert_eq!(api.limiter().quota(), Quota::new(10, Duration::from_millis(100))?);
+//!
+//! // A higher quota is applied to the live bucket.
+//! let raised = text.replace("burst = 10", "burst = 20");
+//! registry.reload(&Document::parse("policies.toml", raised)?)?;
+//! assert_eq!(api.limiter().quota().burst(), 20);
+//!
+//! // A breaker's threshold cannot change in place: refused, and nothing applied.
+//! let changed = text.replace("failure_rate_threshold = 50", "failure_rate_threshold = 60");
+//! let err = registry.reload(&Document::parse("policies.toml", changed)?).unwrap_err();
+//! assert_eq!(
+//!     err.to_string(),
+//!     "policies.toml:7:30: breaker `downstream`, field `failure_rate_threshold`: cannot change \
+//!      a live circuit breaker's configuration: core's CircuitBreaker has no way to change it \
+//!      in place, and rebuilding it would lose its window and state (restart to apply it)"
+//! );
+//! // `changed` also puts the quota back to 10: not applied either.
+//! assert_eq!(api.limiter().quota().burst(), 20);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod document;
+mod error;
+mod report;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use serde::de::DeserializeOwned;
+use stanchion::breaker::window::AnyWindow;
+use stanchion::breaker::{
+    BreakerConfig, BreakerListener, CircuitBreaker, FixedOpenDuration, Rejected, State,
+};
+use stanchion::bulkhead::{Bulkhead, BulkheadFull, BulkheadListener};
+use stanchion::config::{
+    AnyBackoff, BreakerWindow, BulkheadSettings, RetrySettings, TokenBudgetSettings,
+};
+use stanchion::rate::{Quota, RateLimitError, RateLimiter, TokenBucket};
+use stanchion::retry::{RetryBudget, RetryPolicy, TokenBudget, TransientErrors};
+use stanchion::{Clock, ConfigError, Instant};
+
+use crate::{Admission, AsyncRateLimiter, StdRawMutex, TokioClock};
+use report::{BreakerReport, BudgetReport, BulkheadReport, RateLimitReport, RetryReport};
+
+pub use document::Document;
+pub use error::{Origin, RegistryError};
+
+/// The sections of a document, in the order they are read.
+const SECTIONS: [&str; 5] = ["rate_limit", "breaker", "retry", "bulkhead", "retry_budget"];
+
+/// A named rate limiter: a [`TokenBucket`] (GCRA) on the registry's clock, reporting its
+/// decisions (feature `metrics`). Usable as it is with the tower rate limit layer and the
+/// awaitable interface ([`AsyncRateLimiter`]), and as a core
+/// [`RateLimiter`] given `now`; [`limiter`](Self::limiter) is the bucket.
+#[derive(Debug)]
+pub struct NamedRateLimiter<C = TokioClock> {
+    bucket: TokenBucket,
+    clock: C,
+    report: RateLimitReport,
+}
+
+impl<C> NamedRateLimiter<C> {
+    /// The bucket (its quota, its state); a decision taken on it directly is not
+    /// reported.
+    pub fn limiter(&self) -> &TokenBucket {
+        &self.bucket
+    }
+
+    /// The clock its decisions read.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+}
+
+impl<C> RateLimiter for NamedRateLimiter<C> {
+    #[inline]
+    fn acquire_at(&self, n: u32, now: Instant) -> Result<(), RateLimitError> {
+        let decision = self.bucket.acquire_at(n, now);
+        self.report.decision(&decision);
+        decision
+    }
+    #[inline]
+    fn peek_at(&self, n: u32, now: Instant) -> Result<(), RateLimitError> {
+        self.bucket.peek_at(n, now)
+    }
+    fn remaining_at(&self, now: Instant) -> u32 {
+        self.bucket.remaining_at(now)
+    }
+    fn max_acquire(&self) -> u32 {
+        self.bucket.max_acquire()
+    }
+    fn reset(&self) {
+        self.bucket.reset()
+    }
+}
+
+impl<C: Clock + Send + Sync> AsyncRateLimiter for NamedRateLimiter<C> {
+    fn admit(
+        &self,
+        n: u32,
+    ) -> impl std::future::Future<Output = Result<Admission, RateLimitError>> + Send {
+        std::future::ready(self.decide(n))
+    }
+
+    fn max_acquire(&self) -> u32 {
+        self.bucket.max_acquire()
+    }
+
+    fn admit_now(&self, n: u32) -> Option<Result<Admission, RateLimitError>> {
+        Some(self.decide(n))
+    }
+
+    fn acquire_now(&self, n: u32) -> Option<Result<(), RateLimitError>> {
+        Some(self.acquire_at(n, self.clock.now()))
+    }
+}
+
+impl<C: Clock> NamedRateLimiter<C> {
+    fn decide(&self, n: u32) -> Result<Admission, RateLimitError> {
+        let now = self.clock.now();
+        self.acquire_at(n, now).map(|()| Admission {
+            remaining: self.bucket.remaining_at(now),
+        })
+    }
+}
+
+/// A named circuit breaker: its window chosen by the document, up to capacity `CAP`.
+pub type NamedBreaker<const CAP: usize = DEFAULT_CAP> =
+    CircuitBreaker<AnyWindow<CAP>, StdRawMutex, FixedOpenDuration, BreakerEvents>;
+
+/// A named bulkhead.
+pub type NamedBulkhead = Bulkhead<BulkheadEvents>;
+
+/// The window capacity of [`Registry`]'s breakers unless the program chooses another: a
+/// count window of up to 128 calls, a time window of up to 128 buckets.
+pub const DEFAULT_CAP: usize = 128;
+
+/// What a named breaker reports its events to: with feature `metrics`, its gauges and
+/// counters; otherwise nothing (and the breaker then collects no events).
+#[derive(Debug)]
+pub struct BreakerEvents {
+    name: Arc<str>,
+    report: BreakerReport,
+}
+
+impl BreakerEvents {
+    fn new(name: &str) -> BreakerEvents {
+        BreakerEvents {
+            name: name.into(),
+            report: BreakerReport::new(name),
+        }
+    }
+
+    /// The breaker's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl BreakerListener for BreakerEvents {
+    #[inline]
+    fn listens(&self) -> bool {
+        report::LISTENS
+    }
+
+    fn on_state_transition(&self, from: State, to: State, _at: Instant) {
+        self.report.transition(from, to);
+    }
+
+    fn on_rejected(&self, rejected: Rejected, _at: Instant) {
+        self.report.rejected(rejected);
+    }
+}
+
+/// What a named bulkhead reports its events to: with feature `metrics`, its gauges and
+/// counters; otherwise nothing.
+#[derive(Debug)]
+pub struct BulkheadEvents {
+    name: Arc<str>,
+    report: BulkheadReport,
+}
+
+impl BulkheadEvents {
+    /// The bulkhead's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl BulkheadListener for BulkheadEvents {
+    fn on_acquired(&self, in_use: u32) {
+        self.report.acquired(in_use);
+    }
+
+    fn on_rejected(&self, _full: BulkheadFull) {
+        self.report.rejected();
+    }
+
+    fn on_released(&self, in_use: u32) {
+        self.report.released(in_use);
+    }
+
+    fn on_max_changed(&self, _old: u32, new: u32) {
+        self.report.max_changed(new);
+    }
+}
+
+/// The budget of the policies of [`NamedRetry`]: the named retry budget the settings
+/// name (`budget = "NAME"`), if any, and otherwise none (it never refuses); either way
+/// it counts each retry allowed (feature `metrics`), as a retry is what the policy
+/// withdraws from its budget for. A policy given a budget of its own
+/// ([`with_budget`](RetryPolicy::with_budget)) is no longer counted.
+#[derive(Clone, Debug)]
+pub struct CountRetries {
+    report: RetryReport,
+    budget: Option<Arc<NamedRetryBudget>>,
+}
+
+impl RetryBudget for CountRetries {
+    const USES_TIME: bool = false;
+
+    #[inline]
+    fn deposit_at(&self, now: Instant) {
+        if let Some(budget) = &self.budget {
+            budget.deposit_at(now);
+        }
+    }
+
+    #[inline]
+    fn record_success_at(&self, now: Instant) {
+        if let Some(budget) = &self.budget {
+            budget.record_success_at(now);
+        }
+    }
+
+    #[inline]
+    fn try_withdraw_at(&self, now: Instant) -> bool {
+        let allowed = self
+            .budget
+            .as_ref()
+            .is_none_or(|budget| budget.try_withdraw_at(now));
+        if allowed {
+            self.report.retry();
+        }
+        allowed
+    }
+}
+
+/// A named retry budget: a [`TokenBudget`] (gRPC's retry throttling) shared by the
+/// retry settings that name it (`budget = "NAME"`), reporting the tokens left (feature
+/// `metrics`).
+#[derive(Debug)]
+pub struct NamedRetryBudget {
+    budget: TokenBudget,
+    settings: TokenBudgetSettings,
+    report: BudgetReport,
+}
+
+impl NamedRetryBudget {
+    /// The budget.
+    pub fn budget(&self) -> &TokenBudget {
+        &self.budget
+    }
+
+    /// The settings it was built from.
+    pub fn settings(&self) -> TokenBudgetSettings {
+        self.settings
+    }
+
+    /// Tokens left, in thousandths.
+    pub fn milli_tokens(&self) -> u32 {
+        self.budget.milli_tokens()
+    }
+}
+
+impl RetryBudget for NamedRetryBudget {
+    const USES_TIME: bool = false;
+
+    #[inline]
+    fn deposit_at(&self, now: Instant) {
+        self.budget.deposit_at(now);
+    }
+
+    #[inline]
+    fn record_success_at(&self, now: Instant) {
+        self.budget.record_success_at(now);
+        self.report.tokens(self.budget.milli_tokens());
+    }
+
+    #[inline]
+    fn try_withdraw_at(&self, now: Instant) -> bool {
+        let allowed = self.budget.try_withdraw_at(now);
+        self.report.tokens(self.budget.milli_tokens());
+        allowed
+    }
+}
+
+/// The policy of one operation of a [`NamedRetry`].
+pub type NamedRetryPolicy = RetryPolicy<AnyBackoff, TransientErrors, CountRetries>;
+
+/// Named retry settings: each operation builds its [`RetryPolicy`] from the settings in
+/// force when it starts ([`policy`](Self::policy)); a reload changes the settings of the
+/// operations that start after it.
+#[derive(Debug)]
+pub struct NamedRetry {
+    current: RwLock<Retry>,
+    report: RetryReport,
+}
+
+#[derive(Clone, Debug)]
+struct Retry {
+    settings: RetrySettings,
+    /// The name of its retry budget, if any.
+    budget: Option<String>,
+    /// The policy of the settings, built (and so checked) once: each operation's policy
+    /// is a copy of it, reseeded and given its deadline.
+    template: NamedRetryPolicy,
+}
+
+impl Retry {
+    fn new(
+        settings: RetrySettings,
+        budget: Option<(String, Arc<NamedRetryBudget>)>,
+        report: RetryReport,
+    ) -> Result<Retry, ConfigError> {
+        let (budget, shared) = budget.unzip();
+        let template = settings
+            .build(fastrand::Rng::with_seed(0), Instant::ZERO)?
+            .with_budget(CountRetries {
+                report,
+                budget: shared,
+            });
+        Ok(Retry {
+            settings,
+            budget,
+            template,
+        })
+    }
+}
+
+impl NamedRetry {
+    fn read(&self) -> Retry {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> RetrySettings {
+        self.read().settings
+    }
+
+    /// The name of the retry budget in force, if any.
+    pub fn budget_name(&self) -> Option<String> {
+        self.read().budget
+    }
+
+    /// The policy of one operation starting at `now`, drawing jitter from `rng` (seed
+    /// each operation's differently: see [`RetryPolicy::new`]).
+    ///
+    /// ```
+    /// use stanchion::Instant;
+    /// use stanchion_std::registry::{Document, Registry};
+    ///
+    /// let text = "[retry.downstream]\nmax_attempts = 3\nbackoff = \"immediate\"\ntimeout = \"2s\"\n";
+    /// let registry = Registry::new(&Document::parse("policies.toml", text)?)?;
+    /// let retry = registry.retry("downstream").expect("configured");
+    /// let policy = retry.policy(fastrand::Rng::with_seed(7), Instant::from_secs(1));
+    /// assert_eq!(policy.max_attempts(), 3);
+    /// assert_eq!(policy.deadline().instant(), Instant::from_secs(3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn policy(&self, rng: fastrand::Rng, now: Instant) -> NamedRetryPolicy {
+        let retry = self.read();
+        let mut policy = retry.template.with_deadline(retry.settings.deadline(now));
+        *policy.rng_mut() = rng;
+        policy
+    }
+
+    fn replace(&self, retry: Retry) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = retry;
+    }
+}
+
+/// A breaker and the settings it was built from (core's breaker does not keep the
+/// window's choice).
+struct BreakerEntry<const CAP: usize> {
+    breaker: Arc<NamedBreaker<CAP>>,
+    config: BreakerConfig,
+    window: BreakerWindow,
+}
+
+/// The live instances, by section and name.
+struct Instances<C, const CAP: usize> {
+    rate_limits: BTreeMap<String, Arc<NamedRateLimiter<C>>>,
+    breakers: BTreeMap<String, BreakerEntry<CAP>>,
+    retries: BTreeMap<String, Arc<NamedRetry>>,
+    bulkheads: BTreeMap<String, Arc<NamedBulkhead>>,
+    budgets: BTreeMap<String, Arc<NamedRetryBudget>>,
+}
+
+/// A document's instances, read and checked, not yet built.
+struct Plan {
+    rate_limits: BTreeMap<String, Quota>,
+    breakers: BTreeMap<String, (BreakerConfig, BreakerWindow)>,
+    retries: BTreeMap<String, (RetrySettings, Option<String>)>,
+    bulkheads: BTreeMap<String, BulkheadSettings>,
+    budgets: BTreeMap<String, TokenBudgetSettings>,
+}
+
+/// What a [`reload`](Registry::reload) did: the instances it changed and those it added,
+/// each as `section.name`, in the order of the sections and then of the names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Live instances whose settings changed.
+    pub changed: Vec<String>,
+    /// Names the document added.
+    pub added: Vec<String>,
+}
+
+/// Named instances built from one [`Document`], handed out as shared handles, reloaded
+/// in place. See the [module docs](self) for the document and what a reload does.
+///
+/// `C` is the clock of the rate limiters; `CAP` the window capacity of the breakers
+/// ([`DEFAULT_CAP`]).
+pub struct Registry<C = TokioClock, const CAP: usize = DEFAULT_CAP> {
+    clock: C,
+    live: Mutex<Instances<C, CAP>>,
+}
+
+impl<C, const CAP: usize> std::fmt::Debug for Registry<C, CAP> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_struct("Registry")
+            .field("rate_limits", &live.rate_limits.keys().collect::<Vec<_>>())
+            .field("breakers", &live.breakers.keys().collect::<Vec<_>>())
+            .field("retries", &live.retries.keys().collect::<Vec<_>>())
+            .field("bulkheads", &live.bulkheads.keys().collect::<Vec<_>>())
+            .field("retry_budgets", &live.budgets.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// The instances of `document`, with rate limiters on a [`TokioClock`] and breaker
+    /// windows of capacity [`DEFAULT_CAP`]; the first error of the document otherwise.
+    pub fn new(document: &Document) -> Result<Registry, RegistryError> {
+        Registry::with_clock(document, TokioClock::new())
+    }
+}
+
+impl<C: Clone, const CAP: usize> Registry<C, CAP> {
+    /// The instances of `document`, with rate limiters on `clock`.
+    pub fn with_clock(document: &Document, clock: C) -> Result<Registry<C, CAP>, RegistryError> {
+        let plan = read_plan::<CAP>(document)?;
+        let mut live = Instances {
+            rate_limits: BTreeMap::new(),
+            breakers: BTreeMap::new(),
+            retries: BTreeMap::new(),
+            bulkheads: BTreeMap::new(),
+            budgets: BTreeMap::new(),
+        };
+        let mut added = Vec::new();
+        add_new(
+            &mut live,
+            &plan,
+            &clock,
+            document,
+            &BTreeMap::new(),
+            &mut added,
+        )?;
+        Ok(Registry {
+            clock,
+            live: Mutex::new(live),
+        })
+    }
+
+    fn live(&self) -> MutexGuard<'_, Instances<C, CAP>> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The rate limiter named `name`.
+    pub fn rate_limiter(&self, name: &str) -> Option<Arc<NamedRateLimiter<C>>> {
+        self.live().rate_limits.get(name).cloned()
+    }
+
+    /// The circuit breaker named `name`.
+    pub fn breaker(&self, name: &str) -> Option<Arc<NamedBreaker<CAP>>> {
+        self.live()
+            .breakers
+            .get(name)
+            .map(|e| Arc::clone(&e.breaker))
+    }
+
+    /// The configuration and the window choice the breaker named `name` was built from
+    /// (core's breaker keeps the configuration, not the choice).
+    pub fn breaker_settings(&self, name: &str) -> Option<(BreakerConfig, BreakerWindow)> {
+        self.live().breakers.get(name).map(|e| (e.config, e.window))
+    }
+
+    /// The retry settings named `name`.
+    pub fn retry(&self, name: &str) -> Option<Arc<NamedRetry>> {
+        self.live().retries.get(name).cloned()
+    }
+
+    /// The bulkhead named `name`.
+    pub fn bulkhead(&self, name: &str) -> Option<Arc<NamedBulkhead>> {
+        self.live().bulkheads.get(name).cloned()
+    }
+
+    /// The retry budget named `name`.
+    pub fn retry_budget(&self, name: &str) -> Option<Arc<NamedRetryBudget>> {
+        self.live().budgets.get(name).cloned()
+    }
+
+    /// The names of every instance, as `section.name`, in the order of the sections
+    /// (`rate_limit`, `breaker`, `retry`, `bulkhead`, `retry_budget`) and then of the
+    /// names.
+    pub fn names(&self) -> Vec<String> {
+        let live = self.live();
+        let names = |section: &str, keys: Vec<&String>| {
+            keys.into_iter()
+                .map(|k| format!("{section}.{k}"))
+                .collect::<Vec<_>>()
+        };
+        let mut all = names("rate_limit", live.rate_limits.keys().collect());
+        all.extend(names("breaker", live.breakers.keys().collect()));
+        all.extend(names("retry", live.retries.keys().collect()));
+        all.extend(names("bulkhead", live.bulkheads.keys().collect()));
+        all.extend(names("retry_budget", live.budgets.keys().collect()));
+        all
+    }
+
+    /// Applies `document` to the live instances, all or nothing (see the
+    /// [module docs](self)): quotas, bulkhead limits and retry settings change in place,
+    /// new names are added; a change to a breaker, or a name left out, is refused with an
+    /// error naming the instance, the field and the reason, and then nothing is applied.
+    ///
+    /// Reloads are serialised with each other. Handles already handed out see the
+    /// changes (they are the live instances).
+    pub fn reload(&self, document: &Document) -> Result<Reloaded, RegistryError> {
+        let plan = read_plan::<CAP>(document)?;
+        let mut live = self.live();
+        // First every check, then every change: a refusal leaves everything as it was.
+        let removed = |section: &str, name: &str| {
+            RegistryError::new(
+                "cannot remove a live instance: handles to it may be in use (keep it in the \
+                 document, or restart)",
+            )
+            .at(Origin::Document {
+                name: document.name().to_owned(),
+            })
+            .instance(section, name)
+        };
+        for name in live.rate_limits.keys() {
+            if !plan.rate_limits.contains_key(name) {
+                return Err(removed("rate_limit", name));
+            }
+        }
+        for (name, entry) in &live.breakers {
+            let Some((config, window)) = plan.breakers.get(name) else {
+                return Err(removed("breaker", name));
+            };
+            let field = if *window != entry.window {
+                Some("window".to_owned())
+            } else if *config != entry.config {
+                Some(first_difference(&entry.config, config))
+            } else {
+                None
+            };
+            if let Some(field) = field {
+                let path = ["breaker".to_owned(), name.clone(), field.clone()];
+                return Err(RegistryError::new(
+                    "cannot change a live circuit breaker's configuration: core's \
+                     CircuitBreaker has no way to change it in place, and rebuilding it would \
+                     lose its window and state (restart to apply it)",
+                )
+                .at(document.origin(&path))
+                .instance("breaker", name)
+                .field(field));
+            }
+        }
+        for name in live.retries.keys() {
+            if !plan.retries.contains_key(name) {
+                return Err(removed("retry", name));
+            }
+        }
+        for name in live.bulkheads.keys() {
+            if !plan.bulkheads.contains_key(name) {
+                return Err(removed("bulkhead", name));
+            }
+        }
+        for (name, budget) in &live.budgets {
+            let Some(settings) = plan.budgets.get(name) else {
+                return Err(removed("retry_budget", name));
+            };
+            if *settings != budget.settings {
+                let field = first_difference(&budget.settings, settings);
+                let path = ["retry_budget".to_owned(), name.clone(), field.clone()];
+                return Err(RegistryError::new(
+                    "cannot change a live retry budget's settings: core's TokenBudget has no \
+                     way to change them in place, and rebuilding it would lose its tokens \
+                     (restart to apply them)",
+                )
+                .at(document.origin(&path))
+                .instance("retry_budget", name)
+                .field(field));
+            }
+        }
+        // Build the new names' instances before changing anything (building checks them
+        // once more against the capacity; `read_plan` did already).
+        let mut fresh = Instances {
+            rate_limits: BTreeMap::new(),
+            breakers: BTreeMap::new(),
+            retries: BTreeMap::new(),
+            bulkheads: BTreeMap::new(),
+            budgets: BTreeMap::new(),
+        };
+        let new_only = Plan {
+            rate_limits: without(&plan.rate_limits, &live.rate_limits),
+            breakers: without(&plan.breakers, &live.breakers),
+            retries: without(&plan.retries, &live.retries),
+            bulkheads: without(&plan.bulkheads, &live.bulkheads),
+            budgets: without(&plan.budgets, &live.budgets),
+        };
+        let mut reloaded = Reloaded::default();
+        add_new(
+            &mut fresh,
+            &new_only,
+            &self.clock,
+            document,
+            &live.budgets,
+            &mut reloaded.added,
+        )?;
+        let mut quotas = Vec::new();
+        for (name, quota) in &plan.rate_limits {
+            if let Some(limiter) = live.rate_limits.get(name) {
+                if limiter.limiter().quota() != *quota {
+                    quotas.push((Arc::clone(limiter), *quota));
+                    reloaded.changed.push(format!("rate_limit.{name}"));
+                }
+            }
+        }
+        let mut retries = Vec::new();
+        for (name, (settings, budget)) in &plan.retries {
+            if let Some(shared) = live.retries.get(name) {
+                let current = shared.read();
+                if current.settings != *settings || current.budget != *budget {
+                    let budget = named_budget(budget, &fresh.budgets, &live.budgets);
+                    let retry = Retry::new(*settings, budget, shared.report.clone())
+                        .map_err(|e| config_error(document, "retry", name, &[], &e))?;
+                    retries.push((Arc::clone(shared), retry));
+                    reloaded.changed.push(format!("retry.{name}"));
+                }
+            }
+        }
+
+        // Apply: nothing below can fail. A quota change racing another thread's own
+        // `set_quota` on the same bucket is tried again once that one is done.
+        for (limiter, quota) in quotas {
+            while limiter.limiter().set_quota(quota).is_err() {
+                std::thread::yield_now();
+            }
+        }
+        for (shared, retry) in retries {
+            shared.replace(retry);
+        }
+        for (name, settings) in &plan.bulkheads {
+            if let Some(bulkhead) = live.bulkheads.get(name) {
+                if bulkhead.max_concurrent() != settings.max_concurrent
+                    && bulkhead.set_max_concurrent(settings.max_concurrent).is_ok()
+                {
+                    reloaded.changed.push(format!("bulkhead.{name}"));
+                }
+            }
+        }
+        live.rate_limits.append(&mut fresh.rate_limits);
+        live.breakers.append(&mut fresh.breakers);
+        live.retries.append(&mut fresh.retries);
+        live.bulkheads.append(&mut fresh.bulkheads);
+        live.budgets.append(&mut fresh.budgets);
+        Ok(reloaded)
+    }
+}
+
+#[cfg(feature = "tower")]
+impl<C: Clone, const CAP: usize> Registry<C, CAP> {
+    /// A tower rate limit layer over the rate limiter named `name` (one permit per
+    /// request).
+    pub fn rate_limit_layer(
+        &self,
+        name: &str,
+    ) -> Option<crate::tower::RateLimitLayer<NamedRateLimiter<C>>> {
+        self.rate_limiter(name)
+            .map(crate::tower::RateLimitLayer::new)
+    }
+
+    /// A tower circuit breaker layer over the breaker named `name` (every `Err` a
+    /// failure).
+    pub fn breaker_layer(
+        &self,
+        name: &str,
+    ) -> Option<crate::tower::CircuitBreakerLayer<NamedBreaker<CAP>>> {
+        self.breaker(name)
+            .map(crate::tower::CircuitBreakerLayer::new)
+    }
+
+    /// A tower bulkhead layer over the bulkhead named `name`.
+    pub fn bulkhead_layer(
+        &self,
+        name: &str,
+    ) -> Option<crate::tower::BulkheadLayer<BulkheadEvents>> {
+        self.bulkhead(name).map(crate::tower::BulkheadLayer::new)
+    }
+
+    /// A tower retry layer whose requests' policies follow the retry settings named
+    /// `name`, as in force when each request starts (a reload changes the next requests').
+    #[allow(clippy::type_complexity)]
+    pub fn retry_layer(
+        &self,
+        name: &str,
+    ) -> Option<
+        crate::tower::RetryLayer<
+            impl Fn(&TokioClock) -> NamedRetryPolicy + Clone + Send + Sync + 'static + use<C, CAP>,
+        >,
+    > {
+        let retry = self.retry(name)?;
+        Some(crate::tower::RetryLayer::new(move |clock: &TokioClock| {
+            // The layer replaces the generator with a stream of the request's own.
+            retry.policy(fastrand::Rng::with_seed(0), clock.now())
+        }))
+    }
+}
+
+/// The entries of `plan` whose names `live` does not have.
+fn without<T: Clone, U>(
+    plan: &BTreeMap<String, T>,
+    live: &BTreeMap<String, U>,
+) -> BTreeMap<String, T> {
+    plan.iter()
+        .filter(|(name, _)| !live.contains_key(*name))
+        .map(|(name, t)| (name.clone(), t.clone()))
+        .collect()
+}
+
+/// The first field (in the order of their names) where two configurations differ.
+fn first_difference<T: serde::Serialize>(old: &T, new: &T) -> String {
+    let (Ok(toml::Value::Table(old)), Ok(toml::Value::Table(new))) =
+        (toml::Value::try_from(old), toml::Value::try_from(new))
+    else {
+        return String::new();
+    };
+    new.iter()
+        .find(|(key, value)| old.get(*key) != Some(*value))
+        .map(|(key, _)| key.clone())
+        .or_else(|| old.keys().find(|k| !new.contains_key(*k)).cloned())
+        .unwrap_or_default()
+}
+
+/// Builds the instances of `plan` into `live`, recording each as `section.name` in
+/// `added`.
+fn add_new<C: Clone, const CAP: usize>(
+    live: &mut Instances<C, CAP>,
+    plan: &Plan,
+    clock: &C,
+    document: &Document,
+    existing_budgets: &BTreeMap<String, Arc<NamedRetryBudget>>,
+    added: &mut Vec<String>,
+) -> Result<(), RegistryError> {
+    // The budgets first: retry settings refer to them.
+    let mut budgets = Vec::new();
+    for (name, settings) in &plan.budgets {
+        let budget = settings
+            .build()
+            .map_err(|e| config_error(document, "retry_budget", name, &[], &e))?;
+        let report = BudgetReport::new(name, budget.milli_tokens());
+        live.budgets.insert(
+            name.clone(),
+            Arc::new(NamedRetryBudget {
+                budget,
+                settings: *settings,
+                report,
+            }),
+        );
+        budgets.push(format!("retry_budget.{name}"));
+    }
+    for (name, quota) in &plan.rate_limits {
+        let limiter = NamedRateLimiter {
+            bucket: TokenBucket::new(*quota),
+            clock: clock.clone(),
+            report: RateLimitReport::new(name),
+        };
+        live.rate_limits.insert(name.clone(), Arc::new(limiter));
+        added.push(format!("rate_limit.{name}"));
+    }
+    for (name, (config, choice)) in &plan.breakers {
+        let breaker = build_breaker::<CAP>(document, name, config, choice)?;
+        live.breakers.insert(
+            name.clone(),
+            BreakerEntry {
+                breaker: Arc::new(breaker),
+                config: *config,
+                window: *choice,
+            },
+        );
+        added.push(format!("breaker.{name}"));
+    }
+    for (name, (settings, budget)) in &plan.retries {
+        let report = RetryReport::new(name);
+        let budget = named_budget(budget, &live.budgets, existing_budgets);
+        let retry = Retry::new(*settings, budget, report.clone())
+            .map_err(|e| config_error(document, "retry", name, &[], &e))?;
+        live.retries.insert(
+            name.clone(),
+            Arc::new(NamedRetry {
+                current: RwLock::new(retry),
+                report,
+            }),
+        );
+        added.push(format!("retry.{name}"));
+    }
+    for (name, settings) in &plan.bulkheads {
+        let events = BulkheadEvents {
+            name: name.as_str().into(),
+            report: BulkheadReport::new(name, settings.max_concurrent),
+        };
+        let bulkhead = Bulkhead::with_listener(settings.max_concurrent, events)
+            .map_err(|e| config_error(document, "bulkhead", name, &[], &e))?;
+        live.bulkheads.insert(name.clone(), Arc::new(bulkhead));
+        added.push(format!("bulkhead.{name}"));
+    }
+    added.append(&mut budgets);
+    Ok(())
+}
+
+/// The retry budget named `name`, from the new ones or the live ones (`read_plan` checked
+/// that the document has it).
+fn named_budget(
+    name: &Option<String>,
+    new: &BTreeMap<String, Arc<NamedRetryBudget>>,
+    live: &BTreeMap<String, Arc<NamedRetryBudget>>,
+) -> Option<(String, Arc<NamedRetryBudget>)> {
+    let name = name.as_ref()?;
+    new.get(name)
+        .or_else(|| live.get(name))
+        .map(|b| (name.clone(), Arc::clone(b)))
+}
+
+/// The key under which a window's choice is written (`window = { count = { ... } }`).
+fn window_kind(choice: &BreakerWindow) -> &'static str {
+    match choice {
+        BreakerWindow::Consecutive { .. } => "consecutive",
+        BreakerWindow::Count { .. } => "count",
+        BreakerWindow::Time { .. } => "time",
+    }
+}
+
+fn build_breaker<const CAP: usize>(
+    document: &Document,
+    name: &str,
+    config: &BreakerConfig,
+    choice: &BreakerWindow,
+) -> Result<NamedBreaker<CAP>, RegistryError> {
+    let window = choice.build::<CAP>().map_err(|e| {
+        let error = config_error(
+            document,
+            "breaker",
+            name,
+            &["window", window_kind(choice)],
+            &e,
+        );
+        error.append(&format!(" (this registry's CAP is {CAP})"))
+    })?;
+    CircuitBreaker::with_listener(*config, window, BreakerEvents::new(name))
+        .map_err(|e| config_error(document, "breaker", name, &[], &e))
+}
+
+/// A constructor's refusal of the value at `path` inside instance `name` of `section`:
+/// the field is the one the error names, below `path`.
+fn config_error(
+    document: &Document,
+    section: &str,
+    name: &str,
+    path: &[&str],
+    error: &ConfigError,
+) -> RegistryError {
+    let mut field: Vec<String> = path.iter().map(|s| (*s).to_owned()).collect();
+    field.push(error.field().to_owned());
+    located(document, section, name, field, error.to_string())
+}
+
+/// An error about the field at `field` (a path inside instance `name` of `section`),
+/// placed in the document.
+fn located(
+    document: &Document,
+    section: &str,
+    name: &str,
+    field: Vec<String>,
+    message: String,
+) -> RegistryError {
+    let mut full = vec![section.to_owned(), name.to_owned()];
+    full.extend(field.iter().cloned());
+    RegistryError::new(message)
+        .at(document.origin(&full))
+        .instance(section, name)
+        .field(field.join("."))
+}
+
+/// The first name in backticks in a message, if it reads as a key (`burst`, not `-1`):
+/// serde's and core's messages name the field they are about that way.
+fn named_key(message: &str) -> Option<&str> {
+    let start = message.find('`')? + 1;
+    let len = message.get(start..)?.find('`')?;
+    let key = message.get(start..start + len)?;
+    let is_key = key.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    is_key.then_some(key)
+}
+
+/// Reads `value`, the value at `path` inside instance `name` of `section`, as a `T`.
+fn read<T: DeserializeOwned>(
+    document: &Document,
+    section: &str,
+    name: &str,
+    path: &[&str],
+    value: toml::Value,
+) -> Result<T, RegistryError> {
+    serde_path_to_error::deserialize(value.clone()).map_err(|e| {
+        let mut field: Vec<String> = path.iter().map(|s| (*s).to_owned()).collect();
+        let mut inner = Vec::new();
+        for segment in e.path().iter() {
+            match segment {
+                serde_path_to_error::Segment::Map { key } => inner.push(key.clone()),
+                serde_path_to_error::Segment::Enum { variant } => inner.push(variant.clone()),
+                serde_path_to_error::Segment::Seq { index } => inner.push(index.to_string()),
+                serde_path_to_error::Segment::Unknown => {}
+            }
+        }
+        let message = e.inner().message().trim_end().to_owned();
+        // A value's constructor refuses it once its fields are read, naming the field:
+        // the error is about that field, found below the path (through the variant's
+        // table, if the path stops at an enum written as `{ variant = { ... } }`).
+        if let Some(key) = named_key(&message) {
+            if inner.last().map(String::as_str) != Some(key) {
+                let mut at = &value;
+                for k in &inner {
+                    match at.get(k.as_str()) {
+                        Some(v) => at = v,
+                        None => break,
+                    }
+                }
+                if let Some(table) = at.as_table() {
+                    if !table.contains_key(key) && table.len() == 1 {
+                        if let Some((variant, v)) = table.iter().next() {
+                            if v.get(key).is_some() {
+                                inner.push(variant.clone());
+                            }
+                        }
+                    }
+                }
+                inner.push(key.to_owned());
+            }
+        }
+        field.extend(inner);
+        located(document, section, name, field, message)
+    })
+}
+
+/// Reads and checks every instance of `document`.
+fn read_plan<const CAP: usize>(document: &Document) -> Result<Plan, RegistryError> {
+    let mut plan = Plan {
+        rate_limits: BTreeMap::new(),
+        breakers: BTreeMap::new(),
+        retries: BTreeMap::new(),
+        bulkheads: BTreeMap::new(),
+        budgets: BTreeMap::new(),
+    };
+    for (section, value) in document.table() {
+        let section_path = [section.clone()];
+        if !SECTIONS.contains(&section.as_str()) {
+            return Err(RegistryError::new(format!(
+                "unknown section `{section}`, expected one of `rate_limit`, `breaker`, \
+                 `retry`, `bulkhead`, `retry_budget`"
+            ))
+            .at(document.origin(&section_path)));
+        }
+        let toml::Value::Table(instances) = value else {
+            return Err(RegistryError::new(format!(
+                "`{section}` must be a table of named instances, as `[{section}.NAME]`"
+            ))
+            .at(document.origin(&section_path)));
+        };
+        for (name, value) in instances {
+            let toml::Value::Table(fields) = value else {
+                return Err(RegistryError::new(format!(
+                    "an instance must be a table of its settings, as `[{section}.{name}]`"
+                ))
+                .at(document.origin(&[section.clone(), name.clone()]))
+                .instance(section, name));
+            };
+            match section.as_str() {
+                "rate_limit" => {
+                    let quota = read(document, section, name, &[], value.clone())?;
+                    plan.rate_limits.insert(name.clone(), quota);
+                }
+                "breaker" => {
+                    let mut fields = fields.clone();
+                    let Some(window) = fields.remove("window") else {
+                        return Err(located(
+                            document,
+                            section,
+                            name,
+                            vec!["window".to_owned()],
+                            "missing field `window` (such as `window = { count = { size = 100 } }`)"
+                                .to_owned(),
+                        ));
+                    };
+                    let config: BreakerConfig =
+                        read(document, section, name, &[], toml::Value::Table(fields))?;
+                    let choice: BreakerWindow = read(document, section, name, &["window"], window)?;
+                    // Checks the window against the capacity and the configuration
+                    // against the window.
+                    build_breaker::<CAP>(document, name, &config, &choice)?;
+                    plan.breakers.insert(name.clone(), (config, choice));
+                }
+                "retry" => {
+                    let mut fields = fields.clone();
+                    let budget = match fields.remove("budget") {
+                        None => None,
+                        Some(toml::Value::String(budget)) => Some(budget),
+                        Some(_) => {
+                            return Err(located(
+                                document,
+                                section,
+                                name,
+                                vec!["budget".to_owned()],
+                                "`budget` must be the name of a retry budget, as `budget = \"downstream\"`"
+                                    .to_owned(),
+                            ));
+                        }
+                    };
+                    let settings = read(document, section, name, &[], toml::Value::Table(fields))?;
+                    plan.retries.insert(name.clone(), (settings, budget));
+                }
+                "retry_budget" => {
+                    let settings: TokenBudgetSettings =
+                        read(document, section, name, &[], value.clone())?;
+                    settings
+                        .build()
+                        .map_err(|e| config_error(document, section, name, &[], &e))?;
+                    plan.budgets.insert(name.clone(), settings);
+                }
+                _ => {
+                    let settings = read(document, section, name, &[], value.clone())?;
+                    plan.bulkheads.insert(name.clone(), settings);
+                }
+            }
+        }
+    }
+    // Every budget named is in the document.
+    for (name, (_, budget)) in &plan.retries {
+        if let Some(budget) = budget {
+            if !plan.budgets.contains_key(budget) {
+                return Err(located(
+                    document,
+                    "retry",
+                    name,
+                    vec!["budget".to_owned()],
+                    format!("no retry budget named `{budget}` (a `[retry_budget.{budget}]`)"),
+                ));
+            }
+        }
+    }
+    Ok(plan)
+}

@@ -1,0 +1,728 @@
+//! The registry of named instances (feature `config`): building from a document, errors
+//! with their place, environment overrides, reload.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stanchion::Clock;
+use stanchion::breaker::{BreakerConfig, State};
+use stanchion::rate::Quota;
+use stanchion_std::TokioClock;
+use stanchion_std::registry::{Document, Registry, RegistryError};
+
+const POLICIES: &str = r#"# policies of the service
+[rate_limit.api]
+burst = 10
+period = "100ms"
+
+[breaker.downstream]
+failure_rate_threshold = 50
+minimum_calls = 20
+open_duration = "30s"
+window = { count = { size = 50 } }
+
+[retry.downstream]
+max_attempts = 3
+backoff = { constant = { delay = "200ms" } }
+
+[bulkhead.downstream]
+max_concurrent = 4
+"#;
+
+fn doc(text: &str) -> Document {
+    Document::parse("policies.toml", text).unwrap()
+}
+
+fn build(text: &str) -> Result<Registry, RegistryError> {
+    Registry::new(&Document::parse("policies.toml", text)?)
+}
+
+fn error(text: &str) -> String {
+    build(text).unwrap_err().to_string()
+}
+
+#[test]
+fn builds_named_instances_and_hands_out_shared_handles() {
+    let registry = build(POLICIES).unwrap();
+    assert_eq!(
+        registry.names(),
+        [
+            "rate_limit.api",
+            "breaker.downstream",
+            "retry.downstream",
+            "bulkhead.downstream"
+        ]
+    );
+    let api = registry.rate_limiter("api").unwrap();
+    assert!(Arc::ptr_eq(&api, &registry.rate_limiter("api").unwrap()));
+    assert_eq!(
+        api.limiter().quota(),
+        Quota::new(10, Duration::from_millis(100)).unwrap()
+    );
+    let breaker = registry.breaker("downstream").unwrap();
+    assert_eq!(
+        *breaker.config(),
+        BreakerConfig::new()
+            .failure_rate_threshold(50)
+            .minimum_calls(20)
+            .open_duration(Duration::from_secs(30))
+    );
+    assert_eq!(breaker.state(), State::Closed);
+    assert_eq!(breaker.listener().name(), "downstream");
+    let retry = registry.retry("downstream").unwrap();
+    assert_eq!(retry.settings().max_attempts, 3);
+    assert_eq!(registry.bulkhead("downstream").unwrap().max_concurrent(), 4);
+    assert!(registry.rate_limiter("downstream").is_none());
+    assert!(registry.breaker("api").is_none());
+}
+
+#[test]
+fn a_breaker_window_above_the_capacity_names_the_capacity() {
+    let text = POLICIES.replace("size = 50", "size = 100");
+    let small: Result<Registry<_, 64>, _> =
+        Registry::with_clock(&doc(&text), stanchion_std::TokioClock::new());
+    assert_eq!(
+        small.unwrap_err().to_string(),
+        "policies.toml:10:29: breaker `downstream`, field `window.count.size`: invalid \
+         configuration: `size` must be in 1..=CAP (the window's capacity) (this registry's CAP is 64)"
+    );
+    assert!(build(&text).is_ok());
+}
+
+/// Each refused document, and the error: the file, line and column of the value, the
+/// instance, the field, and why.
+#[test]
+fn errors_name_the_place_the_instance_and_the_field() {
+    let cases = [
+        (
+            POLICIES.replace("burst = 10", "burst = 0"),
+            "policies.toml:3:9: rate_limit `api`, field `burst`: invalid configuration: `burst` must be at least 1",
+        ),
+        (
+            POLICIES.replace("burst = 10", "burst = \"ten\""),
+            "policies.toml:3:9: rate_limit `api`, field `burst`: invalid type: string \"ten\", expected u32",
+        ),
+        (
+            POLICIES.replace("period = \"100ms\"", "period = \"100 parsecs\""),
+            "policies.toml:4:10: rate_limit `api`, field `period`: invalid configuration: `period` must be a duration such as \"250ms\" or \"1m30s\" (whole numbers, each with a unit)",
+        ),
+        (
+            POLICIES.replace(
+                "failure_rate_threshold = 50",
+                "failure_rate_threshold = 150",
+            ),
+            "policies.toml:7:26: breaker `downstream`, field `failure_rate_threshold`: invalid configuration: `failure_rate_threshold` must be in 1..=100 percent",
+        ),
+        (
+            POLICIES.replace("size = 50", "size = 0"),
+            "policies.toml:10:29: breaker `downstream`, field `window.count.size`: invalid configuration: `size` must be in 1..=CAP (the window's capacity)",
+        ),
+        (
+            POLICIES.replace("size = 50", "size = 500"),
+            "policies.toml:10:29: breaker `downstream`, field `window.count.size`: invalid configuration: `size` must be in 1..=CAP (the window's capacity) (this registry's CAP is 128)",
+        ),
+        (
+            POLICIES.replace("{ count = { size = 50 } }", "{ counted = { size = 5 } }"),
+            "policies.toml:10:22: breaker `downstream`, field `window.counted`: unknown variant `counted`, expected one of `consecutive`, `count`, `time`",
+        ),
+        (
+            POLICIES.replace("window = { count = { size = 50 } }", ""),
+            "policies.toml:6:1: breaker `downstream`, field `window`: missing field `window` (such as `window = { count = { size = 100 } }`)",
+        ),
+        (
+            POLICIES.replace("minimum_calls = 20", "minimum_call = 20"),
+            "policies.toml:8:16: breaker `downstream`, field `minimum_call`: unknown field `minimum_call`, expected one of `failure_rate_threshold`, `slow_call_rate_threshold`, `slow_call_duration`, `minimum_calls`, `permitted_calls_in_half_open`, `max_wait_in_half_open`, `after_max_wait`, `open_duration`",
+        ),
+        (
+            POLICIES.replace("max_attempts = 3", "max_attempts = 0"),
+            "policies.toml:13:16: retry `downstream`, field `max_attempts`: invalid configuration: `max_attempts` must be at least 1",
+        ),
+        (
+            POLICIES.replace("delay = \"200ms\"", "delay = \"2xx\""),
+            "policies.toml:14:34: retry `downstream`, field `backoff.constant.delay`: invalid configuration: `delay` must be a duration whose units are ns, us, ms, s, m, h or d (such as \"250ms\")",
+        ),
+        (
+            POLICIES.replace("max_concurrent = 4", "max_concurrent = -1"),
+            "policies.toml:17:18: bulkhead `downstream`, field `max_concurrent`: invalid value: integer `-1`, expected u32",
+        ),
+        (
+            POLICIES.replace("[bulkhead.downstream]", "[bulkheads.downstream]"),
+            "policies.toml:16:2: unknown section `bulkheads`, expected one of `rate_limit`, `breaker`, `retry`, `bulkhead`, `retry_budget`",
+        ),
+        (
+            POLICIES.replace("burst = 10", "burst = = 10"),
+            "policies.toml:3:9: extra `=`, expected nothing",
+        ),
+        (
+            "rate_limit = 5\n".to_owned(),
+            "policies.toml:1:14: `rate_limit` must be a table of named instances, as `[rate_limit.NAME]`",
+        ),
+        (
+            "[rate_limit]\napi = 5\n".to_owned(),
+            "policies.toml:2:7: rate_limit `api`: an instance must be a table of its settings, as `[rate_limit.api]`",
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(error(&text), expected);
+    }
+    let err = build(&POLICIES.replace("burst = 10", "burst = 0")).unwrap_err();
+    assert_eq!(err.line_column(), Some((3, 9)));
+    assert_eq!(err.instance_name(), Some(("rate_limit", "api")));
+    assert_eq!(err.field_path(), Some("burst"));
+    assert_eq!(
+        err.message(),
+        "invalid configuration: `burst` must be at least 1"
+    );
+}
+
+#[test]
+fn environment_variables_override_single_fields() {
+    let env = [
+        (
+            "STANCHION__BREAKER__DOWNSTREAM__FAILURE_RATE_THRESHOLD",
+            "60",
+        ),
+        ("STANCHION__BREAKER__DOWNSTREAM__WINDOW__COUNT__SIZE", "100"),
+        ("STANCHION__RATE_LIMIT__API__PERIOD", "50ms"),
+        ("STANCHION__BULKHEAD__USER_API__MAX_CONCURRENT", "2"),
+        ("OTHER__RATE_LIMIT__API__BURST", "0"),
+        ("STANCHION_PORT", "8080"),
+    ];
+    let document = doc(POLICIES).with_env("STANCHION", env).unwrap();
+    let registry = Registry::new(&document).unwrap();
+    assert_eq!(
+        registry
+            .breaker("downstream")
+            .unwrap()
+            .config()
+            .get_failure_rate_threshold(),
+        60
+    );
+    assert_eq!(
+        registry.rate_limiter("api").unwrap().limiter().quota(),
+        Quota::new(10, Duration::from_millis(50)).unwrap()
+    );
+    assert_eq!(registry.bulkhead("user_api").unwrap().max_concurrent(), 2);
+
+    // An existing key is matched whatever its case, and `_` matches `-`.
+    let text = POLICIES.replace("[bulkhead.downstream]", "[bulkhead.user-api]");
+    let document = doc(&text)
+        .with_env(
+            "STANCHION",
+            [("STANCHION__BULKHEAD__USER_API__MAX_CONCURRENT", "7")],
+        )
+        .unwrap();
+    let registry = Registry::new(&document).unwrap();
+    assert_eq!(registry.bulkhead("user-api").unwrap().max_concurrent(), 7);
+    assert!(registry.bulkhead("user_api").is_none());
+
+    // An error about a value a variable set names the variable.
+    let bad = doc(POLICIES)
+        .with_env("STANCHION", [("STANCHION__RATE_LIMIT__API__BURST", "0")])
+        .unwrap();
+    assert_eq!(
+        Registry::new(&bad).unwrap_err().to_string(),
+        "environment variable STANCHION__RATE_LIMIT__API__BURST: rate_limit `api`, field \
+         `burst`: invalid configuration: `burst` must be at least 1"
+    );
+    let bad = doc(POLICIES)
+        .with_env(
+            "STANCHION",
+            [(
+                "STANCHION__BREAKER__DOWNSTREAM__WINDOW",
+                "{ count = { size = 0 } }",
+            )],
+        )
+        .unwrap();
+    assert_eq!(
+        Registry::new(&bad).unwrap_err().to_string(),
+        "environment variable STANCHION__BREAKER__DOWNSTREAM__WINDOW: breaker `downstream`, \
+         field `window.count.size`: invalid configuration: `size` must be in 1..=CAP (the \
+         window's capacity)"
+    );
+    assert_eq!(
+        doc(POLICIES)
+            .with_env(
+                "STANCHION",
+                [("STANCHION__RATE_LIMIT__API__BURST__MAX", "1")]
+            )
+            .unwrap_err()
+            .to_string(),
+        "environment variable STANCHION__RATE_LIMIT__API__BURST__MAX: `rate_limit.api.burst` \
+         is not a table, so it has no field `max`"
+    );
+    assert_eq!(
+        doc(POLICIES)
+            .with_env("STANCHION", [("STANCHION__RATE_LIMIT____BURST", "1")])
+            .unwrap_err()
+            .to_string(),
+        "environment variable STANCHION__RATE_LIMIT____BURST: expected \
+         PREFIX__SECTION__NAME__FIELD, with no empty key"
+    );
+}
+
+/// The layers by name share the registry's instances: what one layer's requests take, a
+/// handle sees, and a layer made twice shares one quota.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn layers_by_name_share_the_named_instances() {
+    use stanchion_std::tower::BoxError;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    let text = POLICIES.replace("burst = 10", "burst = 2");
+    let registry = build(&text).unwrap();
+    let service = |registry: &Registry| {
+        ServiceBuilder::new()
+            .layer(registry.rate_limit_layer("api").unwrap())
+            .layer(registry.bulkhead_layer("downstream").unwrap())
+            .layer(registry.retry_layer("downstream").unwrap())
+            .layer(registry.breaker_layer("downstream").unwrap())
+            .service_fn(|n: u32| async move { Ok::<_, BoxError>(n) })
+    };
+    assert_eq!(service(&registry).oneshot(1).await.unwrap(), 1);
+    assert_eq!(service(&registry).oneshot(2).await.unwrap(), 2);
+    let refused = service(&registry).oneshot(3).await.unwrap_err();
+    assert!(
+        refused.is::<stanchion_std::tower::RateLimited>(),
+        "{refused}"
+    );
+    let api = registry.rate_limiter("api").unwrap();
+    assert_eq!(api.limiter().remaining_at(api.clock().now()), 0);
+    let breaker = registry.breaker("downstream").unwrap();
+    assert_eq!(breaker.metrics(&TokioClock::new()).successes, 2);
+    assert!(registry.rate_limit_layer("nope").is_none());
+}
+
+#[test]
+fn reload_changes_live_instances_in_place_and_adds_new_names() {
+    let registry = build(POLICIES).unwrap();
+    let api = registry.rate_limiter("api").unwrap();
+    let bulkhead = registry.bulkhead("downstream").unwrap();
+    let retry = registry.retry("downstream").unwrap();
+    let breaker = registry.breaker("downstream").unwrap();
+    let held = bulkhead.try_acquire().unwrap();
+
+    // Unchanged: nothing to do.
+    assert_eq!(registry.reload(&doc(POLICIES)).unwrap(), Default::default());
+
+    let text = POLICIES
+        .replace("burst = 10", "burst = 20")
+        .replace("max_attempts = 3", "max_attempts = 5")
+        .replace("max_concurrent = 4", "max_concurrent = 1")
+        + "\n[rate_limit.admin]\nburst = 1\nperiod = \"1s\"\n";
+    let reloaded = registry.reload(&doc(&text)).unwrap();
+    assert_eq!(
+        reloaded.changed,
+        ["rate_limit.api", "retry.downstream", "bulkhead.downstream"]
+    );
+    assert_eq!(reloaded.added, ["rate_limit.admin"]);
+    // The handles are the live instances: they see the change.
+    assert_eq!(api.limiter().quota().burst(), 20);
+    assert_eq!(retry.settings().max_attempts, 5);
+    assert_eq!(
+        retry
+            .policy(fastrand::Rng::with_seed(1), stanchion::Instant::ZERO)
+            .max_attempts(),
+        5
+    );
+    // The permit out stays out: at the new maximum of 1, none is left.
+    assert_eq!(bulkhead.max_concurrent(), 1);
+    assert!(bulkhead.try_acquire().is_err());
+    drop(held);
+    assert!(bulkhead.try_acquire().is_ok());
+    assert!(Arc::ptr_eq(
+        &breaker,
+        &registry.breaker("downstream").unwrap()
+    ));
+    assert_eq!(
+        registry.rate_limiter("admin").unwrap().limiter().quota(),
+        Quota::per_second(1).unwrap()
+    );
+}
+
+/// A change the registry cannot apply is refused, saying which instance, which field and
+/// why, and nothing of the document is applied (here, its quota change).
+#[test]
+fn reload_refuses_what_it_cannot_apply_and_then_applies_nothing() {
+    let registry = build(POLICIES).unwrap();
+    let api = registry.rate_limiter("api").unwrap();
+    let raised = POLICIES.replace("burst = 10", "burst = 20");
+    let cases = [
+        (
+            raised.replace("minimum_calls = 20", "minimum_calls = 30"),
+            "policies.toml:8:17: breaker `downstream`, field `minimum_calls`: cannot change a \
+             live circuit breaker's configuration: core's CircuitBreaker has no way to change \
+             it in place, and rebuilding it would lose its window and state (restart to apply it)",
+        ),
+        (
+            raised.replace("minimum_calls = 20\n", ""),
+            "policies.toml:6:1: breaker `downstream`, field `minimum_calls`: cannot change a \
+             live circuit breaker's configuration: core's CircuitBreaker has no way to change \
+             it in place, and rebuilding it would lose its window and state (restart to apply it)",
+        ),
+        (
+            raised.replace("size = 50", "size = 60"),
+            "policies.toml:10:10: breaker `downstream`, field `window`: cannot change a live \
+             circuit breaker's configuration: core's CircuitBreaker has no way to change it in \
+             place, and rebuilding it would lose its window and state (restart to apply it)",
+        ),
+        (
+            raised.replace("[bulkhead.downstream]\nmax_concurrent = 4\n", ""),
+            "policies.toml: bulkhead `downstream`: cannot remove a live instance: handles to it \
+             may be in use (keep it in the document, or restart)",
+        ),
+        (
+            raised.replace("max_attempts = 3", "max_attempts = 0"),
+            "policies.toml:13:16: retry `downstream`, field `max_attempts`: invalid \
+             configuration: `max_attempts` must be at least 1",
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(
+            registry.reload(&doc(&text)).unwrap_err().to_string(),
+            expected
+        );
+        assert_eq!(api.limiter().quota().burst(), 10);
+    }
+    // A variable that sets a breaker's field is named as the place.
+    let document = doc(&raised)
+        .with_env(
+            "STANCHION",
+            [(
+                "STANCHION__BREAKER__DOWNSTREAM__FAILURE_RATE_THRESHOLD",
+                "60",
+            )],
+        )
+        .unwrap();
+    assert_eq!(
+        registry.reload(&document).unwrap_err().to_string(),
+        "environment variable STANCHION__BREAKER__DOWNSTREAM__FAILURE_RATE_THRESHOLD: breaker \
+         `downstream`, field `failure_rate_threshold`: cannot change a live circuit breaker's \
+         configuration: core's CircuitBreaker has no way to change it in place, and rebuilding \
+         it would lose its window and state (restart to apply it)"
+    );
+    assert_eq!(api.limiter().quota().burst(), 10);
+    assert_eq!(
+        registry.reload(&doc(&raised)).unwrap().changed,
+        ["rate_limit.api"]
+    );
+    assert_eq!(api.limiter().quota().burst(), 20);
+}
+
+/// Eight requests every 2 ms from four tasks, through the registry's limiter, while the
+/// quota is raised at 301 ms and lowered at 801 ms: the grants are exactly those of the
+/// GCRA rule with the bucket's state (its theoretical arrival time) kept across each
+/// change.
+///
+/// - 0 to 300 ms, 10/s (burst 5, one every 100 ms): 5 at 0, then 100, 200, 300; the
+///   theoretical arrival time is then 800 ms.
+/// - 301 ms, raised to 20/s (burst 5, one every 50 ms; tolerance 200 ms): the debt stays,
+///   so the next grant is at 800 - 200 = 600 ms, then every 50 ms: 600 to 800 (five); the
+///   arrival time is then 1050 ms.
+/// - 801 ms, lowered to 5/s (burst 2, one every 200 ms; tolerance 200 ms): 850, 1050,
+///   1250.
+///
+/// A bucket rebuilt at each change (its state lost) would grant 5 at 302 ms and 2 at
+/// 802 ms instead.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_quota_changed_under_load_grants_exactly_what_gcra_allows() {
+    use stanchion_std::AsyncRateLimiter;
+    use tokio::sync::Mutex;
+    use tokio::time::{Instant, sleep, sleep_until};
+
+    let text = POLICIES.replace("burst = 10", "burst = 5");
+    let registry = Arc::new(build(&text).unwrap());
+    let start = Instant::now();
+    let grants = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let limiter = registry.rate_limiter("api").unwrap();
+        let grants = Arc::clone(&grants);
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..700 {
+                for _ in 0..2 {
+                    if limiter.admit(1).await.is_ok() {
+                        grants.lock().await.push(start.elapsed().as_millis());
+                    }
+                }
+                sleep(Duration::from_millis(2)).await;
+            }
+        }));
+    }
+    let reloads = {
+        let registry = Arc::clone(&registry);
+        tokio::spawn(async move {
+            sleep_until(start + Duration::from_millis(301)).await;
+            let raised = POLICIES
+                .replace("burst = 10", "burst = 5")
+                .replace("100ms", "50ms");
+            assert_eq!(
+                registry.reload(&doc(&raised)).unwrap().changed,
+                ["rate_limit.api"]
+            );
+            sleep_until(start + Duration::from_millis(801)).await;
+            let lowered = POLICIES
+                .replace("burst = 10", "burst = 2")
+                .replace("100ms", "200ms");
+            assert_eq!(
+                registry.reload(&doc(&lowered)).unwrap().changed,
+                ["rate_limit.api"]
+            );
+        })
+    };
+    for task in tasks {
+        task.await.unwrap();
+    }
+    reloads.await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_millis(1400));
+    assert_eq!(
+        *grants.lock().await,
+        [
+            0, 0, 0, 0, 0, 100, 200, 300, 600, 650, 700, 750, 800, 850, 1050, 1250
+        ]
+    );
+}
+
+/// A program's own overrides (command-line flags) over the document: errors name them.
+#[test]
+fn overrides_set_fields_and_errors_name_them() {
+    let document = doc(POLICIES)
+        .with_value(
+            &["bulkhead", "downstream", "max_concurrent"],
+            "9",
+            "flag --max-concurrent",
+        )
+        .unwrap()
+        .with_value(
+            &["retry", "upstream", "max_attempts"],
+            "2",
+            "flag --upstream-attempts",
+        )
+        .unwrap()
+        .with_value(
+            &["retry", "upstream", "backoff"],
+            "\"immediate\"",
+            "flag --upstream-backoff",
+        )
+        .unwrap();
+    assert_eq!(
+        document.get(&["bulkhead", "downstream", "max_concurrent"]),
+        Some(&toml::Value::Integer(9))
+    );
+    assert_eq!(document.get(&["bulkhead", "nothing"]), None);
+    let registry = Registry::new(&document).unwrap();
+    assert_eq!(registry.bulkhead("downstream").unwrap().max_concurrent(), 9);
+    assert_eq!(
+        registry.retry("upstream").unwrap().settings().max_attempts,
+        2
+    );
+
+    let bad = doc(POLICIES)
+        .with_value(
+            &["breaker", "downstream", "open_duration"],
+            "5",
+            "flag --open-wait",
+        )
+        .unwrap();
+    assert_eq!(
+        Registry::new(&bad).unwrap_err().to_string(),
+        "flag --open-wait: breaker `downstream`, field `open_duration`: invalid configuration: \
+         `open_duration` must be a duration such as \"250ms\" or \"1m30s\" (whole numbers, each \
+         with a unit)"
+    );
+    assert_eq!(
+        doc(POLICIES)
+            .with_value(&["rate_limit", "api", "burst", "max"], "1", "flag --x")
+            .unwrap_err()
+            .to_string(),
+        "flag --x: `rate_limit.api.burst` is not a table, so it has no field `max`"
+    );
+    let missing = Document::read_file("/nonexistent/policies.toml").unwrap_err();
+    assert_eq!(
+        missing.to_string(),
+        "/nonexistent/policies.toml: cannot read the file: No such file or directory (os error 2)"
+    );
+}
+
+mod round_trip {
+    use proptest::prelude::*;
+    use stanchion::breaker::BreakerConfig;
+    use stanchion::config::{AnyBackoff, BreakerWindow, RetrySettings};
+    use stanchion::rate::Quota;
+    use stanchion::retry::{Constant, Exponential, Jitter, Ratio};
+    use std::time::Duration;
+
+    use super::*;
+
+    fn quota() -> impl Strategy<Value = Quota> {
+        (1u32..100_000, 1u64..10_000_000_000_000).prop_filter_map("refused", |(b, p)| {
+            Quota::new(b, Duration::from_nanos(p)).ok()
+        })
+    }
+
+    fn breaker() -> impl Strategy<Value = (BreakerConfig, BreakerWindow)> {
+        let window = prop_oneof![
+            (1u32..=128).prop_map(|size| BreakerWindow::Count { size }),
+            (1u32..1_000_000).prop_map(|length| BreakerWindow::Consecutive { length }),
+            (1u64..100_000, 1u32..=128).prop_map(|(ms, buckets)| BreakerWindow::Time {
+                span: Duration::from_millis(ms.max(u64::from(buckets))),
+                buckets
+            }),
+        ];
+        (
+            1u8..=100,
+            1u32..10_000,
+            1u16..1000,
+            1u64..10_000_000_000,
+            window,
+        )
+            .prop_filter_map(
+                "refused",
+                |(threshold, minimum, permitted, open, window)| {
+                    let config = BreakerConfig::new()
+                        .failure_rate_threshold(threshold)
+                        .minimum_calls(minimum)
+                        .permitted_calls_in_half_open(permitted)
+                        .open_duration(Duration::from_micros(open));
+                    config.validate().ok().map(|()| (config, window))
+                },
+            )
+    }
+
+    fn retry() -> impl Strategy<Value = RetrySettings> {
+        let backoff = prop_oneof![
+            Just(AnyBackoff::Immediate),
+            (1u64..10_000_000_000).prop_map(|d| AnyBackoff::Constant(
+                Constant::new(Duration::from_nanos(d)).with_jitter(Jitter::FULL)
+            )),
+            (1u64..1_000_000, 1u32..10).prop_filter_map("refused", |(base, f)| {
+                let base = Duration::from_micros(base);
+                Exponential::new(base, Ratio::new(f, 1).ok()?, base * 100)
+                    .ok()
+                    .map(AnyBackoff::Exponential)
+            }),
+        ];
+        (backoff, 1u32..100, proptest::option::of(1u64..100_000)).prop_map(
+            |(backoff, max_attempts, timeout)| RetrySettings {
+                timeout: timeout.map(Duration::from_millis),
+                ..RetrySettings::new(backoff, max_attempts)
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Any valid configuration, written as a document and read back, builds
+        /// instances with exactly that configuration.
+        #[test]
+        fn any_valid_document_builds_what_it_says(
+            quota in quota(),
+            (config, window) in breaker(),
+            retry in retry(),
+            max_concurrent in 1u32..1_000_000,
+        ) {
+            let mut breaker = toml::Table::try_from(config).unwrap();
+            breaker.insert("window".into(), toml::Value::try_from(window).unwrap());
+            let mut document = toml::Table::new();
+            let mut section = |name: &str, value: toml::Value| {
+                let mut instances = toml::Table::new();
+                instances.insert("x".into(), value);
+                document.insert(name.into(), toml::Value::Table(instances));
+            };
+            section("rate_limit", toml::Value::try_from(quota).unwrap());
+            section("breaker", toml::Value::Table(breaker));
+            section("retry", toml::Value::try_from(retry).unwrap());
+            section("bulkhead", toml::toml! { max_concurrent = max_concurrent }.into());
+            let text = toml::to_string(&document).unwrap();
+            let registry = Registry::new(&doc(&text)).unwrap();
+            prop_assert_eq!(registry.rate_limiter("x").unwrap().limiter().quota(), quota);
+            prop_assert_eq!(registry.breaker_settings("x"), Some((config, window)));
+            prop_assert_eq!(*registry.breaker("x").unwrap().config(), config);
+            prop_assert_eq!(registry.retry("x").unwrap().settings(), retry);
+            prop_assert_eq!(registry.bulkhead("x").unwrap().max_concurrent(), max_concurrent);
+            // The same document again changes nothing.
+            prop_assert_eq!(registry.reload(&doc(&text)).unwrap(), Default::default());
+        }
+    }
+}
+
+/// Retry settings may name a retry budget (gRPC's retry throttling), shared by every
+/// operation of those settings.
+#[test]
+fn retry_settings_draw_on_a_named_budget() {
+    use stanchion::retry::{Decision, GiveUpReason, Verdict};
+
+    let text = POLICIES.replace(
+        "max_attempts = 3\n",
+        "max_attempts = 5\nbudget = \"shared\"\n",
+    ) + "\n[retry_budget.shared]\nmax_tokens = 4\ntoken_ratio = \"0.5\"\n";
+    let registry = build(&text).unwrap();
+    assert_eq!(
+        registry.names().last().map(String::as_str),
+        Some("retry_budget.shared")
+    );
+    let retry = registry.retry("downstream").unwrap();
+    assert_eq!(retry.budget_name().as_deref(), Some("shared"));
+    let budget = registry.retry_budget("shared").unwrap();
+    assert_eq!(budget.milli_tokens(), 4000);
+    // 4 tokens: a retry is allowed while more than 2 are left after it.
+    let now = stanchion::Instant::ZERO;
+    let mut policy = retry.policy(fastrand::Rng::with_seed(1), now);
+    assert!(
+        policy
+            .next_attempt_at(now, Verdict::Transient, None)
+            .is_ok()
+    );
+    assert_eq!(
+        policy.next_attempt_at(now, Verdict::Transient, None),
+        Err(Decision::GiveUp {
+            reason: GiveUpReason::BudgetExhausted
+        })
+    );
+    assert_eq!(budget.milli_tokens(), 2000);
+    // Another operation shares the budget.
+    let mut other = retry.policy(fastrand::Rng::with_seed(2), now);
+    assert!(
+        other
+            .next_attempt_at(now, Verdict::Transient, None)
+            .is_err()
+    );
+    // (A failure takes a token even when the retry is refused, as gRPC's throttling does.)
+    assert_eq!(budget.milli_tokens(), 1000);
+
+    // Errors: a budget that is not a name, or not in the document.
+    assert_eq!(
+        error(&text.replace("budget = \"shared\"", "budget = 5")),
+        "policies.toml:14:10: retry `downstream`, field `budget`: `budget` must be the name of \
+         a retry budget, as `budget = \"downstream\"`"
+    );
+    assert_eq!(
+        error(&text.replace("budget = \"shared\"", "budget = \"other\"")),
+        "policies.toml:14:10: retry `downstream`, field `budget`: no retry budget named `other` \
+         (a `[retry_budget.other]`)"
+    );
+
+    // Reload: a budget's settings cannot change; a retry may switch to a new budget.
+    let err = registry
+        .reload(&doc(&text.replace("max_tokens = 4", "max_tokens = 8")))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "policies.toml:21:14: retry_budget `shared`, field `max_tokens`: cannot change a live \
+         retry budget's settings: core's TokenBudget has no way to change them in place, and \
+         rebuilding it would lose its tokens (restart to apply them)"
+    );
+    let switched = text.replace("budget = \"shared\"", "budget = \"fresh\"")
+        + "\n[retry_budget.fresh]\nmax_tokens = 10\ntoken_ratio = 1\n";
+    let reloaded = registry.reload(&doc(&switched)).unwrap();
+    assert_eq!(reloaded.changed, ["retry.downstream"]);
+    assert_eq!(reloaded.added, ["retry_budget.fresh"]);
+    let mut policy = retry.policy(fastrand::Rng::with_seed(3), now);
+    assert!(
+        policy
+            .next_attempt_at(now, Verdict::Transient, None)
+            .is_ok()
+    );
+    assert_eq!(registry.retry_budget("fresh").unwrap().milli_tokens(), 9000);
+    assert_eq!(budget.milli_tokens(), 1000);
+}

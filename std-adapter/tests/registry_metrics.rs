@@ -1,0 +1,142 @@
+//! The registry's metrics (feature `metrics`): every name and label it exports through the
+//! `metrics` facade, with their values after a known sequence of calls (a golden list).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use stanchion::Clock;
+use stanchion::rate::RateLimiter;
+use stanchion_std::registry::{Document, Registry};
+use stanchion_std::tower::BoxError;
+use tower::{ServiceBuilder, ServiceExt};
+
+/// A recorder that keeps every counter and gauge registered, by kind, name and labels.
+#[derive(Default)]
+struct Recorded {
+    slots: Mutex<BTreeMap<(String, &'static str), Arc<AtomicU64>>>,
+}
+
+impl Recorded {
+    fn slot(&self, key: &Key, kind: &'static str) -> Arc<AtomicU64> {
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}=\"{}\"", l.key(), l.value()))
+            .collect();
+        let name = format!("{}{{{}}}", key.name(), labels.join(","));
+        Arc::clone(self.slots.lock().unwrap().entry((name, kind)).or_default())
+    }
+
+    /// Every metric, as `kind name{labels} value`, sorted by name and labels.
+    fn lines(&self) -> Vec<String> {
+        self.slots
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|((name, kind), value)| {
+                let value = value.load(Ordering::Relaxed);
+                match *kind {
+                    "gauge" => format!("gauge {name} {}", f64::from_bits(value)),
+                    _ => format!("counter {name} {value}"),
+                }
+            })
+            .collect()
+    }
+}
+
+impl Recorder for Recorded {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        Counter::from_arc(self.slot(key, "counter"))
+    }
+
+    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        Gauge::from_arc(self.slot(key, "gauge"))
+    }
+
+    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+        Histogram::noop()
+    }
+}
+
+const POLICIES: &str = r#"
+[rate_limit.api]
+burst = 2
+period = "1s"
+
+[breaker.downstream]
+window = { consecutive = { length = 1 } }
+open_duration = "30s"
+
+[retry.downstream]
+max_attempts = 3
+backoff = "immediate"
+budget = "downstream"
+
+[retry_budget.downstream]
+max_tokens = 10
+token_ratio = "0.1"
+
+[bulkhead.downstream]
+max_concurrent = 1
+"#;
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn every_instance_reports_through_the_metrics_facade() {
+    let recorded = Recorded::default();
+    // The handles are registered when the registry is built, with the recorder of that
+    // moment (here a local one; in a program, the exporter installed before).
+    let registry = metrics::with_local_recorder(&recorded, || {
+        Registry::new(&Document::parse("policies.toml", POLICIES).unwrap()).unwrap()
+    });
+
+    // The rate limiter: 2 grants, 1 over the quota, 1 above the burst.
+    let api = registry.rate_limiter("api").unwrap();
+    let now = api.clock().now();
+    assert!(api.acquire_at(1, now).is_ok());
+    assert!(api.acquire_at(1, now).is_ok());
+    assert!(api.acquire_at(1, now).is_err());
+    assert!(api.acquire_at(3, now).is_err());
+
+    // The bulkhead: one permit, one refusal while it is out, then released.
+    let bulkhead = registry.bulkhead("downstream").unwrap();
+    let permit = bulkhead.try_acquire().unwrap();
+    assert!(bulkhead.try_acquire().is_err());
+    drop(permit);
+
+    // Retry over the breaker: the first attempt fails and opens the breaker (a window of
+    // one failure in a row); the 2 retries are refused by it.
+    let failing = ServiceBuilder::new()
+        .layer(registry.retry_layer("downstream").unwrap().retry_refusals())
+        .layer(registry.breaker_layer("downstream").unwrap())
+        .service_fn(|_: ()| async { Err::<(), BoxError>("down".into()) });
+    assert!(failing.oneshot(()).await.is_err());
+
+    assert_eq!(
+        recorded.lines(),
+        [
+            "counter stanchion_breaker_rejected_total{name=\"downstream\",reason=\"forced_open\"} 0",
+            "counter stanchion_breaker_rejected_total{name=\"downstream\",reason=\"half_open\"} 0",
+            "counter stanchion_breaker_rejected_total{name=\"downstream\",reason=\"open\"} 2",
+            "gauge stanchion_breaker_state{name=\"downstream\",state=\"closed\"} 0",
+            "gauge stanchion_breaker_state{name=\"downstream\",state=\"disabled\"} 0",
+            "gauge stanchion_breaker_state{name=\"downstream\",state=\"forced_open\"} 0",
+            "gauge stanchion_breaker_state{name=\"downstream\",state=\"half_open\"} 0",
+            "gauge stanchion_breaker_state{name=\"downstream\",state=\"metrics_only\"} 0",
+            "gauge stanchion_breaker_state{name=\"downstream\",state=\"open\"} 1",
+            "counter stanchion_bulkhead_admitted_total{name=\"downstream\"} 1",
+            "gauge stanchion_bulkhead_in_use{name=\"downstream\"} 0",
+            "gauge stanchion_bulkhead_max_concurrent{name=\"downstream\"} 1",
+            "counter stanchion_bulkhead_rejected_total{name=\"downstream\",reason=\"full\"} 1",
+            "counter stanchion_rate_limit_admitted_total{name=\"api\"} 2",
+            "counter stanchion_rate_limit_rejected_total{name=\"api\",reason=\"above_burst\"} 1",
+            "counter stanchion_rate_limit_rejected_total{name=\"api\",reason=\"over_quota\"} 1",
+            "gauge stanchion_retry_budget_tokens{name=\"downstream\"} 8",
+            "counter stanchion_retry_retries_total{name=\"downstream\"} 2",
+        ]
+    );
+}
