@@ -120,6 +120,7 @@
 //!   call through a circuit breaker, with a [`ClassifyOutcome`]);
 //! - [`fault::FaultInjection`]: core's fault injection carried out over tokio (an error,
 //!   an outcome, or latency on tokio's timer), switchable at run time;
+//! - [`throttle::with_throttle`]: a call through core's adaptive client-side throttle;
 //! - [`hedge::Hedging`]: core's hedging over tokio (for idempotent calls: another attempt
 //!   after a fixed or learned delay, the first acceptable answer wins, the rest dropped);
 //! - [`Pipeline`]: all of them composed in core's order
@@ -191,5 +192,6 @@ pub mod prelude;
 pub mod redis;
 #[cfg(feature = "config")]
 pub mod registry;
+pub mod throttle;
 #[cfg(feature = "tower")]
 pub mod tower;
