@@ -125,12 +125,11 @@ struct HotCounters {
     ok: std::sync::OnceLock<Counter>,
 }
 
-/// `layer`'s index in [`Layer::ORDER`].
-fn position(layer: Layer) -> usize {
-    Layer::ORDER
-        .iter()
-        .position(|l| *l == layer)
-        .unwrap_or_default()
+/// `layer`'s counter among `counters` (indexed by [`Layer::ORDER`]), if it has one (the
+/// throttle is not in the order).
+fn hot(counters: &[Option<Counter>], layer: Layer) -> Option<&Counter> {
+    let i = Layer::ORDER.iter().position(|l| *l == layer)?;
+    counters.get(i)?.as_ref()
 }
 
 /// What the scrape reads from the patterns at the moment it runs.
@@ -332,7 +331,7 @@ impl Metrics {
 
     /// A layer let a request (or, for the breaker, an attempt) through.
     pub fn admitted(&self, layer: Layer) {
-        match &self.hot.admitted[position(layer)] {
+        match hot(&self.hot.admitted, layer) {
             Some(counter) => counter.inc(),
             None => self
                 .admitted
@@ -345,7 +344,7 @@ impl Metrics {
 
     /// A layer refused a request.
     pub fn rejected(&self, layer: Layer) {
-        match &self.hot.rejected[position(layer)] {
+        match hot(&self.hot.rejected, layer) {
             Some(counter) => counter.inc(),
             None => self
                 .rejected
@@ -460,6 +459,10 @@ mod tests {
         m.rejected(Layer::Bulkhead);
         m.retried();
         m.responded(429);
+        m.responded(200);
+        m.responded(200);
+        // Outside the pipeline's order: looked up in its family, not another's counter.
+        m.rejected(Layer::Throttle);
         let fallback = FallbackStatus {
             limiter: "ip",
             falling_back: true,
@@ -487,6 +490,8 @@ mod tests {
             "stanchion_rejected_total{layer=\"overall_timeout\"} 0",
             "stanchion_retries_total 1",
             "stanchion_api_responses_total{status=\"429\"} 1",
+            "stanchion_api_responses_total{status=\"200\"} 2",
+            "stanchion_rejected_total{layer=\"throttle\"} 1",
             "stanchion_breaker_state{state=\"open\"} 1",
             "stanchion_breaker_state{state=\"closed\"} 0",
             "stanchion_bulkhead_in_use 3",
