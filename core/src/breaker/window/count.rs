@@ -35,6 +35,30 @@ use super::{CallRecord, SUCCESS, Thresholds, Totals, Window};
 const FAILURE: u8 = 1;
 const SLOW: u8 = 2;
 
+/// One outcome into a ring of the last `size` calls (`size` at most `ring.len()`): the
+/// oldest leaves once `size` are in. Shared by [`CountWindow`] (`size = N`) and
+/// [`CountWindowUpTo`](super::CountWindowUpTo) (`size` chosen at run time).
+#[inline]
+pub(super) fn record_in_ring(
+    ring: &mut [u8],
+    size: usize,
+    next: &mut usize,
+    totals: &mut Totals,
+    call: CallRecord,
+) {
+    let bits = (if call.failure { FAILURE } else { 0 }) | (if call.slow { SLOW } else { 0 });
+    if let Some(slot) = ring.get_mut(*next) {
+        // Full: the oldest call leaves as this one comes in.
+        if usize::try_from(totals.calls).unwrap_or(usize::MAX) >= size {
+            totals.remove(decode(*slot));
+        }
+        *slot = bits;
+    }
+    totals.add(call);
+    let following = next.saturating_add(1);
+    *next = if following >= size { 0 } else { following };
+}
+
 /// The last `N` calls (`N` at least 1).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -69,17 +93,7 @@ const fn decode(bits: u8) -> CallRecord {
 impl<const N: usize> Window for CountWindow<N> {
     #[inline]
     fn record(&mut self, call: CallRecord, _now: Instant) {
-        let bits = (if call.failure { FAILURE } else { 0 }) | (if call.slow { SLOW } else { 0 });
-        if let Some(slot) = self.ring.get_mut(self.next) {
-            // Full: the oldest call leaves as this one comes in.
-            if usize::try_from(self.totals.calls).unwrap_or(usize::MAX) >= N {
-                self.totals.remove(decode(*slot));
-            }
-            *slot = bits;
-        }
-        self.totals.add(call);
-        let next = self.next.saturating_add(1);
-        self.next = if next >= N { 0 } else { next };
+        record_in_ring(&mut self.ring, N, &mut self.next, &mut self.totals, call);
     }
 
     #[inline]

@@ -46,10 +46,8 @@
 use crate::ConfigError;
 use crate::Instant;
 
+use super::count::record_in_ring;
 use super::{CallRecord, SUCCESS, Thresholds, Totals, Window};
-
-const FAILURE: u8 = 1;
-const SLOW: u8 = 2;
 
 /// The last `size` calls, with `size` in `1..=CAP` chosen at run time.
 ///
@@ -105,27 +103,16 @@ impl<const CAP: usize> CountWindowUpTo<CAP> {
     }
 }
 
-const fn decode(bits: u8) -> CallRecord {
-    CallRecord {
-        failure: bits & FAILURE != 0,
-        slow: bits & SLOW != 0,
-    }
-}
-
 impl<const CAP: usize> Window for CountWindowUpTo<CAP> {
     #[inline]
     fn record(&mut self, call: CallRecord, _now: Instant) {
-        let bits = (if call.failure { FAILURE } else { 0 }) | (if call.slow { SLOW } else { 0 });
-        if let Some(slot) = self.ring.get_mut(self.next) {
-            // Full: the oldest call leaves as this one comes in.
-            if usize::try_from(self.totals.calls).unwrap_or(usize::MAX) >= self.size {
-                self.totals.remove(decode(*slot));
-            }
-            *slot = bits;
-        }
-        self.totals.add(call);
-        let next = self.next.saturating_add(1);
-        self.next = if next >= self.size { 0 } else { next };
+        record_in_ring(
+            &mut self.ring,
+            self.size,
+            &mut self.next,
+            &mut self.totals,
+            call,
+        );
     }
 
     #[inline]

@@ -124,6 +124,25 @@ impl<const B: usize> TimeWindow<B> {
     }
 }
 
+/// A time window's batch bound: once `minimum_calls` are in (`sum`), the last instant of
+/// the latest bucket (index `latest`, `bucket_nanos` long). Shared by [`TimeWindow`] and
+/// [`TimeWindowUpTo`](super::TimeWindowUpTo).
+pub(super) fn batch_bound(
+    sum: Totals,
+    thresholds: &Thresholds,
+    latest: u64,
+    bucket_nanos: u64,
+) -> Option<Instant> {
+    if sum.calls < thresholds.minimum_calls {
+        return None;
+    }
+    let end = latest
+        .saturating_add(1)
+        .saturating_mul(bucket_nanos)
+        .saturating_sub(1);
+    Some(Instant::from_nanos(end))
+}
+
 impl<const B: usize> Window for TimeWindow<B> {
     #[inline]
     fn record(&mut self, call: CallRecord, now: Instant) {
@@ -152,15 +171,7 @@ impl<const B: usize> Window for TimeWindow<B> {
     /// the rates. The bound is the last instant of the latest bucket; it moves forward
     /// only, as the latest bucket does.
     fn batch_until(&mut self, thresholds: &Thresholds) -> Option<Instant> {
-        if self.sum.calls < thresholds.minimum_calls {
-            return None;
-        }
-        let end = self
-            .latest
-            .saturating_add(1)
-            .saturating_mul(self.bucket_nanos)
-            .saturating_sub(1);
-        Some(Instant::from_nanos(end))
+        batch_bound(self.sum, thresholds, self.latest, self.bucket_nanos)
     }
 
     /// O(1): all of them go into the latest bucket.

@@ -194,15 +194,7 @@ impl<const CAP: usize> Window for TimeWindowUpTo<CAP> {
     /// As [`TimeWindow`](super::TimeWindow)'s: within the latest bucket and once
     /// `minimum_calls` are in; the bound is the last instant of the latest bucket.
     fn batch_until(&mut self, thresholds: &Thresholds) -> Option<Instant> {
-        if self.sum.calls < thresholds.minimum_calls {
-            return None;
-        }
-        let end = self
-            .latest
-            .saturating_add(1)
-            .saturating_mul(self.bucket_nanos)
-            .saturating_sub(1);
-        Some(Instant::from_nanos(end))
+        super::time::batch_bound(self.sum, thresholds, self.latest, self.bucket_nanos)
     }
 
     /// O(1): all of them go into the latest bucket.
