@@ -87,7 +87,7 @@ use stanchion::fallback::FallbackWhen;
 use stanchion::pipeline::{AttemptError, PipelineError};
 use stanchion::rate::{RateLimitError, RateLimiter};
 use stanchion::retry::{
-    Backoff, Classify, Decision, GiveUpReason, RetryBudget, RetryPolicy, Verdict,
+    Backoff, Classify, Decision, GiveUpReason, HintBound, RetryBudget, RetryPolicy, Verdict,
 };
 use stanchion::sync::RawMutex;
 use stanchion::{Clock, Deadline, Instant};
@@ -325,9 +325,9 @@ where
     /// Runs `op(attempt)` through every layer (attempt 1, 2, ... as the policy allows).
     /// Returns the last attempt's `Ok` (also one the classifier called transient, once
     /// the policy gives up), or the layer that refused.
-    pub async fn call<T, E, Op, Fut, Bk, K, Bu>(
+    pub async fn call<T, E, Op, Fut, Bk, K, Bu, Mh>(
         &self,
-        policy: &mut RetryPolicy<Bk, K, Bu>,
+        policy: &mut RetryPolicy<Bk, K, Bu, Mh>,
         op: Op,
     ) -> Result<T, PipelineError<E>>
     where
@@ -337,6 +337,7 @@ where
         Bk: Backoff,
         K: Classify<Result<T, E>>,
         Bu: RetryBudget,
+        Mh: HintBound,
     {
         let overall = match self.overall {
             Some(budget) => Deadline::after(EmbassyClock.now(), budget),
@@ -377,9 +378,9 @@ where
     /// answer and its logs (with the `defmt` feature, the pipeline has logged it already).
     /// It runs after the call, outside every layer: no deadline, permit or slot of the
     /// call bounds it.
-    pub async fn call_or_else<T, E, Op, Fut, Bk, K, Bu, W, G, GFut>(
+    pub async fn call_or_else<T, E, Op, Fut, Bk, K, Bu, Mh, W, G, GFut>(
         &self,
-        policy: &mut RetryPolicy<Bk, K, Bu>,
+        policy: &mut RetryPolicy<Bk, K, Bu, Mh>,
         op: Op,
         when: W,
         fallback: G,
@@ -391,6 +392,7 @@ where
         Bk: Backoff,
         K: Classify<Result<T, E>>,
         Bu: RetryBudget,
+        Mh: HintBound,
         W: FallbackWhen<E>,
         G: FnOnce(PipelineError<E>) -> GFut,
         GFut: Future<Output = T>,
@@ -401,9 +403,9 @@ where
         }
     }
 
-    async fn layers<T, E, Op, Fut, Bk, K, Bu>(
+    async fn layers<T, E, Op, Fut, Bk, K, Bu, Mh>(
         &self,
-        policy: &mut RetryPolicy<Bk, K, Bu>,
+        policy: &mut RetryPolicy<Bk, K, Bu, Mh>,
         mut op: Op,
         overall: Deadline,
     ) -> Result<T, PipelineError<E>>
@@ -414,6 +416,7 @@ where
         Bk: Backoff,
         K: Classify<Result<T, E>>,
         Bu: RetryBudget,
+        Mh: HintBound,
     {
         self.rate
             .admit(overall)

@@ -53,7 +53,7 @@ use core::time::Duration;
 
 use stanchion::Clock;
 use stanchion::retry::{
-    Backoff, Classify, Decision, GiveUpReason, RetryBudget, RetryError, RetryPolicy,
+    Backoff, Classify, Decision, GiveUpReason, HintBound, RetryBudget, RetryError, RetryPolicy,
 };
 
 use crate::EmbassyClock;
@@ -65,14 +65,15 @@ use crate::sleep::sleep_until;
 /// called transient, once the policy gives up) or the last error with the reason.
 ///
 /// The policy is used as it is: [`reset`](RetryPolicy::reset) it between operations.
-pub async fn retry<B, K, R, T, E, F, Fut>(
-    policy: &mut RetryPolicy<B, K, R>,
+pub async fn retry<B, K, R, M, T, E, F, Fut>(
+    policy: &mut RetryPolicy<B, K, R, M>,
     op: F,
 ) -> Result<T, RetryError<E>>
 where
     B: Backoff,
     K: Classify<Result<T, E>>,
     R: RetryBudget,
+    M: HintBound,
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
@@ -81,8 +82,8 @@ where
 
 /// [`retry`], with the server's hint (a `Retry-After`) read from each outcome by `hint`;
 /// the policy bounds it ([`RetryPolicy::with_max_retry_after`]).
-pub async fn retry_with_hint<B, K, R, T, E, F, Fut, H>(
-    policy: &mut RetryPolicy<B, K, R>,
+pub async fn retry_with_hint<B, K, R, M, T, E, F, Fut, H>(
+    policy: &mut RetryPolicy<B, K, R, M>,
     mut op: F,
     hint: H,
 ) -> Result<T, RetryError<E>>
@@ -90,6 +91,7 @@ where
     B: Backoff,
     K: Classify<Result<T, E>>,
     R: RetryBudget,
+    M: HintBound,
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T, E>>,
     H: Fn(&Result<T, E>) -> Option<Duration>,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use stanchion::retry::{
     Backoff, Constant, Decision, DecorrelatedJitter, DecorrelatedJitterV2, Exponential,
-    GiveUpReason, Immediate, Jitter, Linear, NoBudget, Ratio, RatioBudget, RetryBudget,
+    GiveUpReason, HintBound, Immediate, Jitter, Linear, NoBudget, Ratio, RatioBudget, RetryBudget,
     RetryPolicy, TokenBudget, Verdict,
 };
 use stanchion::{Clock, Deadline, Instant, ManualClock};
@@ -284,9 +284,9 @@ fn http(status: &Response) -> Verdict {
 }
 
 /// Drives one policy over the scripted `responses` and prints each decision and why.
-fn stops_scenario(
+fn stops_scenario<M: HintBound>(
     title: &str,
-    mut policy: RetryPolicy<Exponential, fn(&Response) -> Verdict>,
+    mut policy: RetryPolicy<Exponential, fn(&Response) -> Verdict, NoBudget, M>,
     responses: &[Response],
 ) {
     crate::say!("\n  {title}");

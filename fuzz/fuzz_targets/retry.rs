@@ -12,7 +12,8 @@ use libfuzzer_sys::fuzz_target;
 use stanchion::Deadline;
 use stanchion::retry::{
     Backoff, Constant, Decision, DecorrelatedJitter, DecorrelatedJitterV2, Exponential,
-    GiveUpReason, Immediate, Jitter, Linear, Ratio, RetryBudget, RetryPolicy, TokenBudget, Verdict,
+    GiveUpReason, HintBound, Immediate, Jitter, Linear, Ratio, RetryBudget, RetryPolicy,
+    TokenBudget, Verdict,
 };
 use stanchion_fuzz::{FuzzClock, Tick, duration};
 
@@ -135,14 +136,37 @@ fn run<B: Backoff>(backoff: B, cap: u64, input: &Input) {
     let deadline = input
         .deadline
         .map_or(Deadline::NEVER, |raw| Deadline::after(clock.now, d(raw)));
-    let mut policy = policy.with_deadline(deadline);
-    let max_hint = match input.max_hint {
-        Some(raw) => {
-            policy = policy.with_max_retry_after(d(raw));
-            nanos(d(raw))
-        }
-        None => nanos(stanchion::retry::policy::DEFAULT_MAX_RETRY_AFTER),
-    };
+    let policy = policy.with_deadline(deadline);
+    // Both kinds of hint bound: a policy's default (no room in it) and one set.
+    match input.max_hint {
+        Some(raw) => budgeted(
+            policy.with_max_retry_after(d(raw)),
+            cap,
+            nanos(d(raw)),
+            deadline,
+            clock,
+            input,
+        ),
+        None => budgeted(
+            policy,
+            cap,
+            nanos(stanchion::retry::policy::DEFAULT_MAX_RETRY_AFTER),
+            deadline,
+            clock,
+            input,
+        ),
+    }
+}
+
+/// [`drive`], with no budget or with the input's token budget.
+fn budgeted<B: Backoff, M: HintBound>(
+    policy: RetryPolicy<B, stanchion::retry::TransientErrors, stanchion::retry::NoBudget, M>,
+    cap: u64,
+    max_hint: u64,
+    deadline: Deadline,
+    clock: FuzzClock,
+    input: &Input,
+) {
     match input.budget {
         None => drive(policy, cap, max_hint, deadline, clock, input, || true),
         Some((max, num, den)) => {
@@ -168,8 +192,8 @@ fn run<B: Backoff>(backoff: B, cap: u64, input: &Input) {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn drive<B: Backoff, R: RetryBudget>(
-    mut policy: RetryPolicy<B, stanchion::retry::TransientErrors, R>,
+fn drive<B: Backoff, R: RetryBudget, M: HintBound>(
+    mut policy: RetryPolicy<B, stanchion::retry::TransientErrors, R, M>,
     cap: u64,
     max_hint: u64,
     mut deadline: Deadline,

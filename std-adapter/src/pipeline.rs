@@ -10,8 +10,8 @@ use stanchion::bulkhead::{BulkheadListener, NoBulkheadListener};
 use stanchion::fallback::FallbackWhen;
 use stanchion::pipeline::{AttemptError, PipelineError};
 use stanchion::retry::{
-    Backoff, Classify, Decision, GiveUpReason, Immediate, NoBudget, RetryBudget, RetryPolicy,
-    TransientErrors, Verdict,
+    Backoff, Classify, Decision, GiveUpReason, HintBound, Immediate, MaxRetryAfter, NoBudget,
+    RetryBudget, RetryPolicy, TransientErrors, Verdict,
 };
 use stanchion::{Clock, Deadline};
 
@@ -148,15 +148,18 @@ pub struct Pipeline<
 }
 
 /// The retry policy every call copies, and where each copy's random stream comes from.
+/// Its bound on server hints is kept as a value, whatever type the policy was given
+/// with (the 8 bytes a firmware policy saves do not matter here, one type parameter less
+/// does).
 #[derive(Debug)]
 struct RetryTemplate<B, K, R> {
-    policy: RetryPolicy<B, K, R>,
+    policy: RetryPolicy<B, K, R, MaxRetryAfter>,
     seed: u64,
     calls: AtomicU64,
 }
 
 impl<B: Backoff + Clone, K: Clone, R: RetryBudget + Clone> RetryTemplate<B, K, R> {
-    fn for_call(&self, deadline: Deadline) -> RetryPolicy<B, K, R> {
+    fn for_call(&self, deadline: Deadline) -> RetryPolicy<B, K, R, MaxRetryAfter> {
         let mut policy = self.policy.clone();
         policy.reset(deadline);
         let call = self.calls.fetch_add(1, Ordering::Relaxed);
@@ -319,11 +322,12 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR, FI> Pipeline<L, BL, CB, BK, RB
 
     /// Layer 5: failed attempts are retried as a copy of `policy` decides (its deadline
     /// is replaced by each call's; see "Retries" above).
-    pub fn retry<RB2: Backoff, RK2, RR2: RetryBudget>(
+    pub fn retry<RB2: Backoff, RK2, RR2: RetryBudget, RM2: HintBound>(
         self,
-        policy: RetryPolicy<RB2, RK2, RR2>,
+        policy: RetryPolicy<RB2, RK2, RR2, RM2>,
     ) -> Pipeline<L, BL, CB, BK, RB2, RK2, RR2, FI> {
-        let mut policy = policy;
+        let max_retry_after = policy.max_retry_after();
+        let mut policy = policy.with_max_retry_after(max_retry_after);
         let seed = policy.rng_mut().u64(..);
         Pipeline {
             clock: self.clock,

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use stanchion::retry::{
-    Backoff, Classify, Decision, GiveUpReason, RetryBudget, RetryError, RetryPolicy,
+    Backoff, Classify, Decision, GiveUpReason, HintBound, RetryBudget, RetryError, RetryPolicy,
 };
 
 use crate::TokioClock;
@@ -51,9 +51,9 @@ use crate::events::event;
 ///
 /// Cost: the policy's decision per attempt, one clock read after a failure (none after
 /// a success unless the budget counts time), one tokio sleep per retry; no allocation.
-pub async fn retry<T, E, F, Fut, B, K, R>(
+pub async fn retry<T, E, F, Fut, B, K, R, M>(
     clock: TokioClock,
-    policy: &mut RetryPolicy<B, K, R>,
+    policy: &mut RetryPolicy<B, K, R, M>,
     operation: F,
 ) -> Result<T, RetryError<E>>
 where
@@ -62,6 +62,7 @@ where
     B: Backoff,
     K: Classify<Result<T, E>>,
     R: RetryBudget,
+    M: HintBound,
 {
     retry_with_hint(clock, policy, operation, |_: &Result<T, E>| None).await
 }
@@ -92,9 +93,9 @@ where
 /// # Ok(())
 /// # }
 /// ```
-pub async fn retry_with_hint<T, E, F, Fut, H, B, K, R>(
+pub async fn retry_with_hint<T, E, F, Fut, H, B, K, R, M>(
     clock: TokioClock,
-    policy: &mut RetryPolicy<B, K, R>,
+    policy: &mut RetryPolicy<B, K, R, M>,
     mut operation: F,
     hint: H,
 ) -> Result<T, RetryError<E>>
@@ -105,6 +106,7 @@ where
     B: Backoff,
     K: Classify<Result<T, E>>,
     R: RetryBudget,
+    M: HintBound,
 {
     loop {
         let attempt = policy.attempt();

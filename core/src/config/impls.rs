@@ -251,11 +251,11 @@ const SPREAD: &str = "a spread in 0..=1";
 through_form!(
     Jitter,
     JitterForm,
-    |j| match j.kind {
-        Kind::None => JitterForm::None,
-        Kind::Full => JitterForm::Full,
-        Kind::Equal => JitterForm::Equal,
-        Kind::Proportional(q) => JitterForm::Proportional(Q32::Bits(q)),
+    |j| match (j.kind, j.spread_q32()) {
+        (_, Some(q)) => JitterForm::Proportional(Q32::Bits(q)),
+        (Kind::Full, _) => JitterForm::Full,
+        (Kind::Equal, _) => JitterForm::Equal,
+        _ => JitterForm::None,
     },
     |f| Ok(match f {
         JitterForm::None => Jitter::NONE,
@@ -266,9 +266,7 @@ through_form!(
             if q > 1 << 32 {
                 return Err(ConfigError::new("jitter", SPREAD));
             }
-            Jitter {
-                kind: Kind::Proportional(q),
-            }
+            Jitter::from_q32(q)
         }
     })
 );

@@ -7,10 +7,10 @@ use core::time::Duration;
 use crate::ConfigError;
 use crate::breaker::window::{AnyWindow, ConsecutiveWindow, CountWindowUpTo, TimeWindowUpTo};
 use crate::bulkhead::Bulkhead;
-use crate::retry::policy::DEFAULT_MAX_RETRY_AFTER;
+use crate::retry::policy::{DEFAULT_MAX_RETRY_AFTER, MaxRetryAfter};
 use crate::retry::{
     Backoff, Constant, DecorrelatedJitter, DecorrelatedJitterV2, Exponential, Immediate, Linear,
-    Ratio, RatioBudget, RetryPolicy, TokenBudget,
+    NoBudget, Ratio, RatioBudget, RetryPolicy, TokenBudget, TransientErrors,
 };
 use crate::throttle::AdaptiveThrottle;
 use crate::time::duration_to_nanos_saturating;
@@ -279,7 +279,11 @@ impl<B: Backoff + Clone> RetrySettings<B> {
 
     /// The policy of one operation starting at `now`, drawing jitter from `rng` (seed each
     /// operation's differently: see [`RetryPolicy::new`]).
-    pub fn build(&self, rng: fastrand::Rng, now: Instant) -> Result<RetryPolicy<B>, ConfigError> {
+    pub fn build(
+        &self,
+        rng: fastrand::Rng,
+        now: Instant,
+    ) -> Result<RetryPolicy<B, TransientErrors, NoBudget, MaxRetryAfter>, ConfigError> {
         Ok(
             RetryPolicy::new(self.backoff.clone(), self.max_attempts, rng)?
                 .with_max_retry_after(self.max_retry_after)

@@ -57,8 +57,13 @@ pub(crate) enum Kind {
     None,
     Full,
     Equal,
-    /// The spread `f` as 32.32 fixed point, at most `1 << 32`.
-    Proportional(u64),
+    /// A spread `f` below 1, as its 32 fractional bits (`f * 2^32`).
+    Proportional(u32),
+    /// The spread `f = 1`: `U(0, 2d)`. A variant of its own, so that every spread
+    /// in `0..=1` fits 4 bytes and a `Jitter` 8 (a retry policy over an exponential
+    /// backoff then fits 64 bytes, which bare-metal targets copy inline rather than
+    /// through `memcpy`).
+    Whole,
 }
 
 impl Jitter {
@@ -76,9 +81,27 @@ impl Jitter {
         if !f.le(Ratio::ONE) {
             return Err(ConfigError::new("jitter", "a spread in 0..=1"));
         }
-        Ok(Jitter {
-            kind: Kind::Proportional(f.to_q32()),
-        })
+        Ok(Jitter::from_q32(f.to_q32()))
+    }
+
+    /// Proportional jitter of spread `q`, as 32.32 fixed point, at most `1 << 32`
+    /// (larger is taken as `1 << 32`).
+    pub(crate) const fn from_q32(q: u64) -> Jitter {
+        let kind = if q >= 1 << 32 {
+            Kind::Whole
+        } else {
+            Kind::Proportional(q as u32)
+        };
+        Jitter { kind }
+    }
+
+    /// A proportional jitter's spread, as 32.32 fixed point (at most `1 << 32`).
+    pub(crate) const fn spread_q32(self) -> Option<u64> {
+        match self.kind {
+            Kind::Proportional(q) => Some(q as u64),
+            Kind::Whole => Some(1 << 32),
+            _ => None,
+        }
     }
 
     /// Jitters the nominal delay `nominal` (nanoseconds), capping it first and the
@@ -93,9 +116,10 @@ impl Jitter {
             Kind::Full => (0, d),
             Kind::Equal => (d / 2, d),
             Kind::Proportional(f) => {
-                let spread = mul_q32(d, f);
+                let spread = mul_q32(d, u64::from(f));
                 (d.saturating_sub(spread), d.saturating_add(spread))
             }
+            Kind::Whole => (0, d.saturating_add(d)),
         };
         let jittered = uniform(rng, low, high);
         if jittered < cap { jittered } else { cap }
@@ -115,8 +139,9 @@ impl fmt::Display for Jitter {
             Kind::None => f.write_str("no jitter"),
             Kind::Full => f.write_str("full jitter"),
             Kind::Equal => f.write_str("equal jitter"),
-            Kind::Proportional(q) => {
-                let per_million = (u128::from(q).saturating_mul(1_000_000)) >> 32;
+            Kind::Proportional(_) | Kind::Whole => {
+                let q = self.spread_q32().unwrap_or(0);
+                let per_million = (q.saturating_mul(1_000_000)) >> 32;
                 write!(f, "proportional jitter of {per_million} ppm")
             }
         }

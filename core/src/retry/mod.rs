@@ -34,7 +34,8 @@ pub use exponential::Exponential;
 pub use jitter::Jitter;
 pub use linear::Linear;
 pub use policy::{
-    Classify, Decision, GiveUpReason, RetryError, RetryPolicy, TransientErrors, Verdict,
+    Classify, Decision, DefaultMaxRetryAfter, GiveUpReason, HintBound, MaxRetryAfter, RetryError,
+    RetryPolicy, TransientErrors, Verdict,
 };
 pub use ratio::Ratio;
 pub use ratio_budget::RatioBudget;

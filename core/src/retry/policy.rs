@@ -233,28 +233,87 @@ impl core::error::Error for GiveUpReason {}
 /// The default bound on a server's retry hint.
 pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
-/// A per-operation retry policy: backoff `B`, classifier `K`, budget `R`. See the
-/// [module docs](self).
+/// How long a server's retry hint may make a [`RetryPolicy`] wait: its fourth type
+/// parameter, so that a policy with the default bound keeps no room for one.
+///
+/// [`DefaultMaxRetryAfter`] (the default: [`DEFAULT_MAX_RETRY_AFTER`], no bytes) or
+/// [`MaxRetryAfter`] (any bound, 8 bytes), which
+/// [`with_max_retry_after`](RetryPolicy::with_max_retry_after) sets.
+pub trait HintBound {
+    /// The bound, in nanoseconds.
+    fn max_nanos(&self) -> u64;
+}
+
+/// The default [`HintBound`]: [`DEFAULT_MAX_RETRY_AFTER`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DefaultMaxRetryAfter;
+
+impl HintBound for DefaultMaxRetryAfter {
+    #[inline]
+    fn max_nanos(&self) -> u64 {
+        duration_to_nanos_saturating(DEFAULT_MAX_RETRY_AFTER)
+    }
+}
+
+/// A [`HintBound`] of any length, set by
+/// [`with_max_retry_after`](RetryPolicy::with_max_retry_after).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct MaxRetryAfter {
+    nanos: u64,
+}
+
+impl MaxRetryAfter {
+    /// A bound of `max` (saturating at `u64::MAX` nanoseconds).
+    pub const fn new(max: Duration) -> MaxRetryAfter {
+        MaxRetryAfter {
+            nanos: duration_to_nanos_saturating(max),
+        }
+    }
+
+    /// The bound.
+    pub const fn get(self) -> Duration {
+        crate::time::duration_from_nanos(self.nanos)
+    }
+}
+
+impl HintBound for MaxRetryAfter {
+    #[inline]
+    fn max_nanos(&self) -> u64 {
+        self.nanos
+    }
+}
+
+/// A per-operation retry policy: backoff `B`, classifier `K`, budget `R`, bound on
+/// server hints `H`. See the [module docs](self).
 ///
 /// A plain `&mut self` state machine owned by one operation; nothing in it is shared
 /// except the budget, which is borrowed (`R = &TokenBudget`, for example) and is
 /// lock-free.
 #[derive(Clone, Debug)]
-pub struct RetryPolicy<B, K = TransientErrors, R = NoBudget> {
+pub struct RetryPolicy<B, K = TransientErrors, R = NoBudget, H = DefaultMaxRetryAfter> {
     backoff: B,
     classifier: K,
     budget: R,
     rng: fastrand::Rng,
     deadline: Deadline,
-    max_hint: u64,
+    max_hint: H,
+    /// `max_attempts` in the low 31 bits; the top bit ([`DEPOSITED`]) says whether this
+    /// operation's budget deposit was made. One field for both keeps the policy over an
+    /// exponential backoff at 64 bytes, which bare-metal targets copy inline (a larger
+    /// one is copied by a call to `memcpy`, some 880 bytes of flash).
     max_attempts: u32,
     attempt: u32,
-    deposited: bool,
 }
+
+/// The flag bit of [`RetryPolicy`]'s `max_attempts` field.
+const DEPOSITED: u32 = 1 << 31;
 
 impl<B: Backoff> RetryPolicy<B> {
     /// A policy making at most `max_attempts` attempts (at least 1; counting the first
-    /// call), waiting as `backoff` says, drawing jitter from `rng`. No deadline, every
+    /// call; more than 2^31 - 1 is taken as 2^31 - 1, a quarter of a century of retries
+    /// at one a second), waiting as `backoff` says, drawing jitter from `rng`. No deadline, every
     /// `Err` transient, no budget, server hints bounded by [`DEFAULT_MAX_RETRY_AFTER`].
     ///
     /// **Seed each operation's `rng` differently.** There is no default seed. Policies
@@ -284,30 +343,40 @@ impl<B: Backoff> RetryPolicy<B> {
             budget: NoBudget,
             rng,
             deadline: Deadline::NEVER,
-            max_hint: duration_to_nanos_saturating(DEFAULT_MAX_RETRY_AFTER),
-            max_attempts,
+            max_hint: DefaultMaxRetryAfter,
+            max_attempts: if max_attempts < DEPOSITED {
+                max_attempts
+            } else {
+                DEPOSITED - 1
+            },
             attempt: 1,
-            deposited: false,
         })
     }
 }
 
-impl<B: Backoff, K, R: RetryBudget> RetryPolicy<B, K, R> {
+impl<B: Backoff, K, R: RetryBudget, H: HintBound> RetryPolicy<B, K, R, H> {
     /// The same policy with an overall deadline: no wait ends at or after it.
     pub fn with_deadline(self, deadline: Deadline) -> Self {
         RetryPolicy { deadline, ..self }
     }
 
-    /// The same policy with server hints bounded by `max` (a longer hint waits `max`).
-    pub fn with_max_retry_after(self, max: Duration) -> Self {
+    /// The same policy with server hints bounded by `max` (a longer hint waits `max`);
+    /// the bound takes 8 bytes of the policy ([`HintBound`]).
+    pub fn with_max_retry_after(self, max: Duration) -> RetryPolicy<B, K, R, MaxRetryAfter> {
         RetryPolicy {
-            max_hint: duration_to_nanos_saturating(max),
-            ..self
+            backoff: self.backoff,
+            classifier: self.classifier,
+            budget: self.budget,
+            rng: self.rng,
+            deadline: self.deadline,
+            max_hint: MaxRetryAfter::new(max),
+            max_attempts: self.max_attempts,
+            attempt: self.attempt,
         }
     }
 
     /// The same policy with classifier `classifier`.
-    pub fn with_classifier<K2>(self, classifier: K2) -> RetryPolicy<B, K2, R> {
+    pub fn with_classifier<K2>(self, classifier: K2) -> RetryPolicy<B, K2, R, H> {
         RetryPolicy {
             backoff: self.backoff,
             classifier,
@@ -317,12 +386,11 @@ impl<B: Backoff, K, R: RetryBudget> RetryPolicy<B, K, R> {
             max_hint: self.max_hint,
             max_attempts: self.max_attempts,
             attempt: self.attempt,
-            deposited: self.deposited,
         }
     }
 
     /// The same policy drawing retries from `budget` (usually a `&` to a shared one).
-    pub fn with_budget<R2: RetryBudget>(self, budget: R2) -> RetryPolicy<B, K, R2> {
+    pub fn with_budget<R2: RetryBudget>(self, budget: R2) -> RetryPolicy<B, K, R2, H> {
         RetryPolicy {
             backoff: self.backoff,
             classifier: self.classifier,
@@ -332,7 +400,6 @@ impl<B: Backoff, K, R: RetryBudget> RetryPolicy<B, K, R> {
             max_hint: self.max_hint,
             max_attempts: self.max_attempts,
             attempt: self.attempt,
-            deposited: self.deposited,
         }
     }
 
@@ -343,7 +410,13 @@ impl<B: Backoff, K, R: RetryBudget> RetryPolicy<B, K, R> {
 
     /// The most attempts this policy makes, counting the first call.
     pub fn max_attempts(&self) -> u32 {
-        self.max_attempts
+        self.max_attempts & !DEPOSITED
+    }
+
+    /// The bound on server hints ([`DEFAULT_MAX_RETRY_AFTER`] unless
+    /// [`with_max_retry_after`](Self::with_max_retry_after) set one).
+    pub fn max_retry_after(&self) -> Duration {
+        crate::time::duration_from_nanos(self.max_hint.max_nanos())
     }
 
     /// The overall deadline ([`Deadline::NEVER`] if none).
@@ -362,7 +435,7 @@ impl<B: Backoff, K, R: RetryBudget> RetryPolicy<B, K, R> {
         self.backoff.reset();
         self.deadline = deadline;
         self.attempt = 1;
-        self.deposited = false;
+        self.max_attempts &= !DEPOSITED;
     }
 
     /// What the classifier makes of `outcome`, deciding nothing: for runners that need
@@ -499,7 +572,7 @@ impl<B: Backoff, K, R: RetryBudget> RetryPolicy<B, K, R> {
             Verdict::Permanent => return Err(give_up(GiveUpReason::Permanent)),
             Verdict::Transient => {}
         }
-        if self.attempt >= self.max_attempts {
+        if self.attempt >= self.max_attempts() {
             return Err(give_up(GiveUpReason::AttemptsExhausted));
         }
         if self.deadline.is_expired(now) {
@@ -507,7 +580,9 @@ impl<B: Backoff, K, R: RetryBudget> RetryPolicy<B, K, R> {
         }
         let computed = W::next(&mut self.backoff, &mut self.rng);
         let after = match hint {
-            Some(h) => W::from_nanos(duration_to_nanos_saturating(h).min(self.max_hint)),
+            Some(h) => {
+                W::from_nanos(duration_to_nanos_saturating(h).min(self.max_hint.max_nanos()))
+            }
             None => computed,
         };
         // `after >= remaining(now)`, without turning nanoseconds into a `Duration`: `now`
@@ -528,14 +603,14 @@ impl<B: Backoff, K, R: RetryBudget> RetryPolicy<B, K, R> {
 
 /// A wait as the policy hands it out: a `Duration` ([`RetryPolicy::on_verdict_at`]) or
 /// whole nanoseconds ([`RetryPolicy::next_attempt_at`]).
-impl<B, K, R: RetryBudget> RetryPolicy<B, K, R> {
+impl<B, K, R: RetryBudget, H> RetryPolicy<B, K, R, H> {
     /// The budget's deposit, once per operation (the first outcome told).
     #[inline]
     fn deposit_once(&mut self, now: Instant) {
         // The flag is written every time, without a branch: with `NoBudget`, whose
         // deposit is nothing, that is one store.
-        let first = !self.deposited;
-        self.deposited = true;
+        let first = self.max_attempts & DEPOSITED == 0;
+        self.max_attempts |= DEPOSITED;
         if first {
             self.budget.deposit_at(now);
         }
@@ -609,6 +684,38 @@ mod tests {
     }
 
     const ERR: Result<(), ()> = Err(());
+
+    /// Bare-metal targets copy a value of up to 64 bytes inline and a larger one through
+    /// a call to `memcpy` (some 880 bytes of flash): the policy over the usual backoff,
+    /// with the default hint bound, stays within it.
+    #[test]
+    fn a_policy_over_an_exponential_backoff_fits_64_bytes() {
+        assert_eq!(core::mem::size_of::<Jitter>(), 8);
+        assert_eq!(core::mem::size_of::<RetryPolicy<Exponential>>(), 64);
+        let set = RetryPolicy::new(Immediate, 2, fastrand::Rng::with_seed(1))
+            .unwrap()
+            .with_max_retry_after(Duration::from_secs(5));
+        assert_eq!(set.max_retry_after(), Duration::from_secs(5));
+        let default = RetryPolicy::new(Immediate, 2, fastrand::Rng::with_seed(1)).unwrap();
+        assert_eq!(default.max_retry_after(), DEFAULT_MAX_RETRY_AFTER);
+    }
+
+    /// The deposit flag shares a field with `max_attempts`: the largest count saturates
+    /// below it, and the flag never shows in `max_attempts()` nor ends the retries early.
+    #[test]
+    fn max_attempts_saturates_below_the_deposit_flag() {
+        let mut p = RetryPolicy::new(Immediate, u32::MAX, fastrand::Rng::with_seed(1)).unwrap();
+        assert_eq!(p.max_attempts(), (1 << 31) - 1);
+        for _ in 0..3 {
+            assert!(matches!(
+                p.on_outcome_at(Instant::ZERO, &ERR, None),
+                Decision::Retry { .. }
+            ));
+        }
+        assert_eq!(p.max_attempts(), (1 << 31) - 1);
+        p.reset(Deadline::NEVER);
+        assert_eq!((p.attempt(), p.max_attempts()), (1, (1 << 31) - 1));
+    }
 
     #[test]
     fn max_attempts_counts_the_first_call() {

@@ -151,7 +151,7 @@ use stanchion::config::{
     AnyBackoff, BreakerWindow, BulkheadSettings, RetrySettings, TokenBudgetSettings,
 };
 use stanchion::rate::{Quota, RateLimitError, RateLimiter, TokenBucket};
-use stanchion::retry::{RetryBudget, RetryPolicy, TokenBudget, TransientErrors};
+use stanchion::retry::{MaxRetryAfter, RetryBudget, RetryPolicy, TokenBudget, TransientErrors};
 use stanchion::{Clock, ConfigError, Instant};
 
 use crate::{Admission, AsyncRateLimiter, StdRawMutex, TokioClock};
@@ -411,7 +411,7 @@ impl RetryBudget for NamedRetryBudget {
 }
 
 /// The policy of one operation of a [`NamedRetry`].
-pub type NamedRetryPolicy = RetryPolicy<AnyBackoff, TransientErrors, CountRetries>;
+pub type NamedRetryPolicy = RetryPolicy<AnyBackoff, TransientErrors, CountRetries, MaxRetryAfter>;
 
 /// Named retry settings: each operation builds its [`RetryPolicy`] from the settings in
 /// force when it starts ([`policy`](Self::policy)); a reload changes the settings of the

@@ -3,7 +3,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
-use stanchion::retry::{Backoff, Classify, Decision, RetryBudget, RetryPolicy, Verdict};
+use stanchion::retry::{Backoff, Classify, Decision, HintBound, RetryBudget, RetryPolicy, Verdict};
 use stanchion::{Clock, Instant};
 use tokio::time::Sleep;
 use tower_service::Service;
@@ -66,7 +66,8 @@ impl<F, S, Req, P, H, C> ResponseFuture<F, S, Req, P, H, C> {
     }
 }
 
-impl<S, Req, B, K, R, H, C> Future for ResponseFuture<S::Future, S, Req, RetryPolicy<B, K, R>, H, C>
+impl<S, Req, B, K, R, M, H, C> Future
+    for ResponseFuture<S::Future, S, Req, RetryPolicy<B, K, R, M>, H, C>
 where
     S: Service<Req>,
     S::Error: 'static,
@@ -74,6 +75,7 @@ where
     B: Backoff,
     K: Classify<Result<S::Response, S::Error>>,
     R: RetryBudget,
+    M: HintBound,
     H: RetryHint<S::Response, S::Error>,
     C: Clock,
 {
@@ -135,8 +137,8 @@ where
 /// return its outcome (the policy is done or gives up). Out of line: `poll` keeps only
 /// the success path, which every request takes.
 #[inline(never)]
-fn after_failure<F, T, E, B, K, R, H, C>(
-    policy: &mut RetryPolicy<B, K, R>,
+fn after_failure<F, T, E, B, K, R, M, H, C>(
+    policy: &mut RetryPolicy<B, K, R, M>,
     stream: &mut Option<StreamOf>,
     hint: &H,
     clock: &C,
@@ -146,6 +148,7 @@ fn after_failure<F, T, E, B, K, R, H, C>(
 where
     B: Backoff,
     R: RetryBudget,
+    M: HintBound,
     H: RetryHint<T, E>,
     C: Clock,
 {

@@ -138,9 +138,9 @@ impl<P> RetryLayer<P> {
     /// (a budget by value, say) builds a layer, but the compiler then refuses it where it
     /// is used, pointing at tower's `Stack` or `Layer`; capture an `Arc`, a
     /// [`SharedBudget`](super::SharedBudget) or a `&'static` instead.
-    pub fn new<B, K, R>(make_policy: P) -> Self
+    pub fn new<B, K, R, M>(make_policy: P) -> Self
     where
-        P: Fn(&TokioClock) -> RetryPolicy<B, K, R>,
+        P: Fn(&TokioClock) -> RetryPolicy<B, K, R, M>,
     {
         RetryLayer::with_clock(make_policy, TokioClock::new())
     }
@@ -150,9 +150,9 @@ impl<P, C> RetryLayer<P, NoHint, C> {
     /// A layer building each request's policy with `make_policy(&clock)`, reading
     /// `clock`, with random streams from a seed drawn at random. `make_policy` and
     /// `clock` must be `Clone`, as for [`new`](RetryLayer::new).
-    pub fn with_clock<B, K, R>(make_policy: P, clock: C) -> Self
+    pub fn with_clock<B, K, R, M>(make_policy: P, clock: C) -> Self
     where
-        P: Fn(&C) -> RetryPolicy<B, K, R>,
+        P: Fn(&C) -> RetryPolicy<B, K, R, M>,
     {
         RetryLayer {
             make_policy,

@@ -1,7 +1,7 @@
 use std::task::{Context, Poll};
 
 use stanchion::Clock;
-use stanchion::retry::{Backoff, Classify, RetryBudget, RetryPolicy};
+use stanchion::retry::{Backoff, Classify, HintBound, RetryBudget, RetryPolicy};
 use tower_service::Service;
 
 use super::layer::Streams;
@@ -64,21 +64,22 @@ impl<S, P, H, C> RetryService<S, P, H, C> {
     }
 }
 
-impl<S, P, B, K, R, H, C, Req> Service<Req> for RetryService<S, P, H, C>
+impl<S, P, B, K, R, M, H, C, Req> Service<Req> for RetryService<S, P, H, C>
 where
     S: Service<Req> + Clone,
     S::Error: 'static,
     Req: Clone,
-    P: Fn(&C) -> RetryPolicy<B, K, R>,
+    P: Fn(&C) -> RetryPolicy<B, K, R, M>,
     B: Backoff,
     K: Classify<Result<S::Response, S::Error>>,
     R: RetryBudget,
+    M: HintBound,
     H: RetryHint<S::Response, S::Error> + Clone,
     C: Clock + Clone,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, S, Req, RetryPolicy<B, K, R>, H, C>;
+    type Future = ResponseFuture<S::Future, S, Req, RetryPolicy<B, K, R, M>, H, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
