@@ -63,6 +63,20 @@ fn fault_injection_on_the_mock_driver() {
     }
     assert_eq!(delayed, [1, 4, 5, 7]);
 
+    // A zero latency takes no timer: every call is ready at its first poll.
+    let none: Fault<u32, &str> = Fault::Latency(Duration::ZERO);
+    let every = FaultInjector::new(Share::ALL);
+    let mut rng = fastrand::Rng::with_seed(1);
+    for n in 0..4 {
+        let call = pin!(fault::call(
+            &every,
+            &none,
+            &mut rng,
+            || async move { Ok(n) }
+        ));
+        assert_eq!(poll(call), core::task::Poll::Ready(Ok(n)));
+    }
+
     // An outcome answers without running; switched off, nothing is injected and nothing
     // is drawn.
     let all = FaultInjector::new(Share::ALL);
