@@ -291,7 +291,7 @@ impl HintBound for MaxRetryAfter {
 /// A plain `&mut self` state machine owned by one operation; nothing in it is shared
 /// except the budget, which is borrowed (`R = &TokenBudget`, for example) and is
 /// lock-free.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RetryPolicy<B, K = TransientErrors, R = NoBudget, H = DefaultMaxRetryAfter> {
     backoff: B,
     classifier: K,
@@ -309,6 +309,25 @@ pub struct RetryPolicy<B, K = TransientErrors, R = NoBudget, H = DefaultMaxRetry
 
 /// The flag bit of [`RetryPolicy`]'s `max_attempts` field.
 const DEPOSITED: u32 = 1 << 31;
+
+impl<B: fmt::Debug, K: fmt::Debug, R: fmt::Debug, H: fmt::Debug> fmt::Debug
+    for RetryPolicy<B, K, R, H>
+{
+    /// Every field, with `max_attempts` and the deposit flag that shares its word apart.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryPolicy")
+            .field("backoff", &self.backoff)
+            .field("classifier", &self.classifier)
+            .field("budget", &self.budget)
+            .field("rng", &self.rng)
+            .field("deadline", &self.deadline)
+            .field("max_hint", &self.max_hint)
+            .field("max_attempts", &(self.max_attempts & !DEPOSITED))
+            .field("attempt", &self.attempt)
+            .field("deposited", &(self.max_attempts & DEPOSITED != 0))
+            .finish()
+    }
+}
 
 impl<B: Backoff> RetryPolicy<B> {
     /// A policy making at most `max_attempts` attempts (at least 1; counting the first
@@ -713,6 +732,11 @@ mod tests {
             ));
         }
         assert_eq!(p.max_attempts(), (1 << 31) - 1);
+        let shown = std::format!("{p:?}");
+        assert!(
+            shown.contains("max_attempts: 2147483647, attempt: 4, deposited: true"),
+            "{shown}"
+        );
         p.reset(Deadline::NEVER);
         assert_eq!((p.attempt(), p.max_attempts()), (1, (1 << 31) - 1));
     }
