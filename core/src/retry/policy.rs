@@ -66,7 +66,8 @@
 //! stop a caller that keeps going. Budgets are shared by reference.
 //!
 //! Cost: the backoff, the classifier, the budget reference, a random generator (8 bytes)
-//! and 32 bytes. A decision is the classifier, a few comparisons and the backoff's
+//! and 16 bytes (24 with a bound on server hints other than the default): 64 bytes over
+//! an [`Exponential`](super::Exponential) backoff, which firmware copies inline. A decision is the classifier, a few comparisons and the backoff's
 //! `next_delay`, plus the budget's calls.
 //!
 //! Sources: the stops of Polly v8's retry strategy and resilience4j's `Retry`; budgets
