@@ -159,7 +159,7 @@ impl fmt::Display for Share {
 ///
 /// `T` and `E` are the call's success and error types: the adapters answer an injected
 /// call with a clone of the value given here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Fault<T, E> {
     /// Fail with this error, without running the call.
@@ -179,6 +179,20 @@ impl<T: Clone, E: Clone> Fault<T, E> {
             Fault::Error(e) => Some(Err(e.clone())),
             Fault::Outcome(t) => Some(Ok(t.clone())),
             Fault::Latency(_) => None,
+        }
+    }
+}
+
+impl<T: fmt::Debug, E: fmt::Debug> fmt::Debug for Fault<T, E> {
+    /// As derived, with the latency printed by core's small printer.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Error(e) => f.debug_tuple("Error").field(e).finish(),
+            Fault::Latency(d) => f
+                .debug_tuple("Latency")
+                .field(&crate::time::ShowDuration(*d))
+                .finish(),
+            Fault::Outcome(t) => f.debug_tuple("Outcome").field(t).finish(),
         }
     }
 }

@@ -100,7 +100,7 @@ use crate::Instant;
 use crate::div::checked_div;
 use crate::retry::RetryBudget;
 use crate::sync::{AtomicU32, Ordering};
-use crate::time::{duration_from_nanos, duration_to_nanos_saturating};
+use crate::time::{ShowDuration, duration_from_nanos, duration_to_nanos_saturating};
 
 /// Linear buckets below `2^SUB_BITS` µs, then `2^SUB_BITS` buckets per power of two: a
 /// bucket is at most 1/8 (12.5%) wider than its lower bound.
@@ -296,7 +296,7 @@ const fn bucket_top(index: usize) -> u64 {
     bucket_bottom(index.saturating_add(1))
 }
 /// How the hedge delay is chosen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum HedgeDelay {
     /// The same delay for every call.
@@ -560,7 +560,7 @@ impl<Bu: RetryBudget, const B: usize> Hedge<Bu, B> {
 
 /// One call's hedging state: when it started, its delay, how many attempts it started.
 /// Small and `Copy`; the runner keeps it for the call's life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct HedgeCall {
     started: Instant,
@@ -568,6 +568,37 @@ pub struct HedgeCall {
     delay: Option<Duration>,
     launched: u32,
     max_attempts: u32,
+}
+
+impl fmt::Debug for HedgeDelay {
+    /// As derived, with durations printed by core's small printer.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            HedgeDelay::Fixed(d) => f.debug_tuple("Fixed").field(&ShowDuration(d)).finish(),
+            HedgeDelay::Learned {
+                per_mille,
+                min_samples,
+                window,
+            } => f
+                .debug_struct("Learned")
+                .field("per_mille", &per_mille)
+                .field("min_samples", &min_samples)
+                .field("window", &window)
+                .finish(),
+        }
+    }
+}
+
+impl fmt::Debug for HedgeCall {
+    /// As derived, with durations printed by core's small printer.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HedgeCall")
+            .field("started", &self.started)
+            .field("delay", &self.delay.map(ShowDuration))
+            .field("launched", &self.launched)
+            .field("max_attempts", &self.max_attempts)
+            .finish()
+    }
 }
 
 impl HedgeCall {

@@ -752,5 +752,51 @@ mod tests {
             reason: GiveUpReason::Permanent,
         };
         assert_eq!(format!("{give_up:?}"), "GiveUp { reason: Permanent }");
+
+        let sample = crate::adaptive::Sample {
+            started_at: Instant::from_secs(1),
+            rtt: Duration::from_micros(2_500),
+            in_flight: 3,
+            dropped: false,
+        };
+        assert_eq!(
+            format!("{sample:?}"),
+            "Sample { started_at: Instant(1s), rtt: 2.5ms, in_flight: 3, dropped: false }"
+        );
+        assert_eq!(
+            format!("{:?}", crate::adaptive::AimdConfig::DEFAULT),
+            "AimdConfig { initial_limit: 20, min_limit: 1, max_limit: 200, \
+             backoff_per_1024: 922, timeout: 5s }"
+        );
+        let latency: crate::fault::Fault<u8, u8> =
+            crate::fault::Fault::Latency(Duration::from_millis(200));
+        assert_eq!(format!("{latency:?}"), "Latency(200ms)");
+        assert_eq!(
+            format!("{:?}", crate::fault::Fault::<u8, &str>::Error("down")),
+            "Error(\"down\")"
+        );
+        assert_eq!(
+            format!(
+                "{:?}",
+                crate::hedge::HedgeDelay::Fixed(Duration::from_millis(30))
+            ),
+            "Fixed(30ms)"
+        );
+        let learned = crate::hedge::HedgeDelay::Learned {
+            per_mille: 900,
+            min_samples: 20,
+            window: 1000,
+        };
+        assert_eq!(
+            format!("{learned:?}"),
+            "Learned { per_mille: 900, min_samples: 20, window: 1000 }"
+        );
+        let config = crate::breaker::BreakerConfig::new().open_duration(Duration::from_secs(30));
+        let shown = format!("{config:?}");
+        assert!(
+            shown.starts_with("BreakerConfig { failure_rate_threshold: 50,"),
+            "{shown}"
+        );
+        assert!(shown.ends_with("open_duration: Some(30s) }"), "{shown}");
     }
 }

@@ -65,7 +65,7 @@ use crate::error::ConfigError;
 use crate::time::Instant;
 
 /// Configuration of [`Aimd`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AimdConfig {
     /// The limit to start from: in `min_limit..=max_limit`.
@@ -79,6 +79,19 @@ pub struct AimdConfig {
     pub backoff_per_1024: u32,
     /// A call that takes longer than this counts as dropped: more than zero.
     pub timeout: Duration,
+}
+
+impl core::fmt::Debug for AimdConfig {
+    /// As derived, with the timeout printed by core's small printer.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AimdConfig")
+            .field("initial_limit", &self.initial_limit)
+            .field("min_limit", &self.min_limit)
+            .field("max_limit", &self.max_limit)
+            .field("backoff_per_1024", &self.backoff_per_1024)
+            .field("timeout", &crate::time::ShowDuration(self.timeout))
+            .finish()
+    }
 }
 
 impl AimdConfig {

@@ -32,7 +32,7 @@ pub use bulkhead::{AdaptiveBulkhead, AdaptivePermit};
 pub use vegas::{Vegas, VegasConfig};
 
 /// One finished call, as a limit algorithm sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Sample {
     /// When the call started (was admitted).
@@ -43,6 +43,18 @@ pub struct Sample {
     pub in_flight: u32,
     /// Whether it was dropped for overload: rejected by the dependency or timed out.
     pub dropped: bool,
+}
+
+impl core::fmt::Debug for Sample {
+    /// As derived, with the round trip printed by core's small printer.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Sample")
+            .field("started_at", &self.started_at)
+            .field("rtt", &crate::time::ShowDuration(self.rtt))
+            .field("in_flight", &self.in_flight)
+            .field("dropped", &self.dropped)
+            .finish()
+    }
 }
 
 /// How a call admitted by an [`AdaptiveBulkhead`] ended, for its limit algorithm.

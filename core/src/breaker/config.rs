@@ -65,7 +65,7 @@ impl AfterMaxWait {
 ///     "failure_rate_threshold"
 /// );
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BreakerConfig {
     pub(crate) failure_rate_threshold: u8,
@@ -84,6 +84,30 @@ pub struct BreakerConfig {
     /// [`from_parts`](super::CircuitBreaker::from_parts), whose backoff gives the open
     /// durations, be given the configuration.
     pub(crate) open_duration: Option<Duration>,
+}
+
+impl core::fmt::Debug for BreakerConfig {
+    /// As derived, with the open duration printed by core's small printer
+    /// ([`ShowDuration`](crate::time::ShowDuration)): firmware that prints a configuration
+    /// does not link `Duration`'s `Debug`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BreakerConfig")
+            .field("failure_rate_threshold", &self.failure_rate_threshold)
+            .field("slow_call_rate_threshold", &self.slow_call_rate_threshold)
+            .field("slow_call_nanos", &self.slow_call_nanos)
+            .field("minimum_calls", &self.minimum_calls)
+            .field(
+                "permitted_calls_in_half_open",
+                &self.permitted_calls_in_half_open,
+            )
+            .field("max_wait_nanos", &self.max_wait_nanos)
+            .field("after_max_wait", &self.after_max_wait)
+            .field(
+                "open_duration",
+                &self.open_duration.map(crate::time::ShowDuration),
+            )
+            .finish()
+    }
 }
 
 /// The open duration of a breaker whose configuration sets none: 60 s, resilience4j's
