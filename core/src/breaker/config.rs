@@ -87,9 +87,8 @@ pub struct BreakerConfig {
 }
 
 impl core::fmt::Debug for BreakerConfig {
-    /// As derived, with the open duration printed by core's small printer
-    /// ([`ShowDuration`](crate::time::ShowDuration)): firmware that prints a configuration
-    /// does not link `Duration`'s `Debug`.
+    /// As derived, with the open duration printed by core's small printer: firmware that
+    /// prints a configuration does not link `Duration`'s `Debug`.
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("BreakerConfig")
             .field("failure_rate_threshold", &self.failure_rate_threshold)
