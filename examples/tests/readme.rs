@@ -154,9 +154,9 @@ async fn session() -> Vec<(&'static str, String)> {
     tokio::time::sleep(Duration::from_millis(5_300)).await;
     let probe = curl(&http, &base, &get(Some("alice-key"), "")).await;
 
-    // `/metrics`: the samples, without comments, the breaker's states at 0, and the
-    // connection layer's counts (they depend on the HTTP client's connection reuse),
-    // sorted.
+    // `/metrics`: the samples, without comments and blank lines, the breaker's states at
+    // 0, and the connection layer's counts (they depend on the HTTP client's connection
+    // reuse), sorted.
     let text = http
         .get(format!("{base}/metrics"))
         .send()
@@ -167,7 +167,7 @@ async fn session() -> Vec<(&'static str, String)> {
         .expect("a body");
     let mut metrics: Vec<&str> = text
         .lines()
-        .filter(|l| !l.starts_with('#'))
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .filter(|l| !(l.starts_with("stanchion_breaker_state") && l.ends_with(" 0")))
         .filter(|l| !l.starts_with("stanchion_connections_"))
         .collect();

@@ -160,7 +160,7 @@ impl Service {
             .unwrap()
             .to_owned();
         assert!(
-            content_type.starts_with("application/openmetrics-text"),
+            content_type.starts_with("text/plain; version=0.0.4"),
             "{content_type}"
         );
         Metrics::parse(&response.text().await.unwrap())
@@ -224,22 +224,25 @@ fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
         .unwrap()
 }
 
-/// A parsed exposition: every sample, by its name and labels as written.
-struct Metrics(HashMap<String, f64>);
+/// A parsed exposition: every sample, by its name and labels as written; and the
+/// families, by the names of their `# TYPE` lines.
+struct Metrics(HashMap<String, f64>, Vec<String>);
 
 impl Metrics {
-    /// Parses the text format strictly: comments, `name{labels} value` lines, `# EOF` last.
+    /// Parses the Prometheus text format (0.0.4) strictly: `# HELP` and `# TYPE` comments,
+    /// `name{labels} value` lines, each under its family's `# TYPE`, blank lines between
+    /// families.
     fn parse(text: &str) -> Metrics {
-        assert_eq!(
-            text.lines().last(),
-            Some("# EOF"),
-            "ends with # EOF:\n{text}"
-        );
         let mut samples = HashMap::new();
-        for line in text.lines() {
+        let mut families = Vec::new();
+        for line in text.lines().filter(|l| !l.is_empty()) {
             if let Some(comment) = line.strip_prefix("# ") {
-                let kind = comment.split(' ').next().unwrap();
-                assert!(["HELP", "TYPE", "UNIT", "EOF"].contains(&kind), "{line}");
+                let mut words = comment.split(' ');
+                let kind = words.next().unwrap();
+                assert!(["HELP", "TYPE"].contains(&kind), "{line}");
+                if kind == "TYPE" {
+                    families.push(words.next().expect("a name").to_owned());
+                }
                 continue;
             }
             let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
@@ -248,6 +251,11 @@ impl Metrics {
             assert!(
                 !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
                 "metric name in {line}"
+            );
+            assert_eq!(
+                families.last().map(String::as_str),
+                Some(name),
+                "# TYPE of {line}"
             );
             if name_end < series.len() {
                 assert!(series.ends_with('}'), "labels closed in {line}");
@@ -258,7 +266,7 @@ impl Metrics {
                 "{line} twice"
             );
         }
-        Metrics(samples)
+        Metrics(samples, families)
     }
 
     /// The value of `series` (0 if absent: a counter never touched).
@@ -431,6 +439,49 @@ async fn a_slow_downstream_gets_504() {
         1.0
     );
     assert_eq!(m.responses(504), 1.0);
+}
+
+/// The metric names of the table in the docs of `examples/src/service/metrics.rs`, and
+/// whether each is shown only with `--redis-url`.
+fn documented_metrics() -> Vec<(&'static str, bool)> {
+    include_str!("../src/service/metrics.rs")
+        .lines()
+        .filter_map(|l| {
+            let row = l.strip_prefix("//! | `")?;
+            let name = row.split('`').next()?;
+            Some((name, row.contains("| with `--redis-url`")))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_scrape_lists_every_documented_metric() {
+    let documented = documented_metrics();
+    assert_eq!(documented.len(), 17, "{documented:?}");
+    let s = Service::start(&[]).await;
+    // A response counted: its family shows from then on.
+    assert_eq!(s.api(None).await.status(), StatusCode::OK);
+    let m = s.metrics().await;
+    let mut families: Vec<&str> = m.1.iter().map(String::as_str).collect();
+    families.sort_unstable();
+    // Every documented family but Redis's (no `--redis-url`), and nothing else.
+    let mut expected: Vec<&str> = documented
+        .iter()
+        .filter(|(_, redis)| !redis)
+        .map(|(name, _)| *name)
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(expected.len(), 14);
+    assert_eq!(families, expected);
+    // Each with a sample.
+    for name in expected {
+        assert!(
+            m.0.keys().any(|series| series
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('{'))),
+            "no sample of {name}"
+        );
+    }
 }
 
 #[tokio::test]

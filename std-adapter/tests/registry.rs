@@ -147,7 +147,7 @@ fn errors_name_the_place_the_instance_and_the_field() {
         ),
         (
             POLICIES.replace("[bulkhead.downstream]", "[bulkheads.downstream]"),
-            "policies.toml:16:2: unknown section `bulkheads`, expected one of `rate_limit`, `breaker`, `retry`, `bulkhead`, `retry_budget`",
+            "policies.toml:16:2: unknown section `bulkheads`, expected one of `rate_limit`, `breaker`, `retry`, `bulkhead`, `retry_budget`, `hedge`, `fallback`",
         ),
         (
             POLICIES.replace("burst = 10", "burst = = 10"),
@@ -725,4 +725,185 @@ fn retry_settings_draw_on_a_named_budget() {
     );
     assert_eq!(registry.retry_budget("fresh").unwrap().milli_tokens(), 9000);
     assert_eq!(budget.milli_tokens(), 1000);
+}
+
+/// `POLICIES` with a hedge drawing on a budget, and a fallback.
+fn with_hedge_and_fallback() -> String {
+    POLICIES.to_owned()
+        + r#"
+[retry_budget.hedges]
+max_tokens = 4
+token_ratio = "0.5"
+
+[hedge.downstream]
+delay = "10ms"
+max_attempts = 3
+budget = "hedges"
+
+[fallback.downstream]
+on = ["circuit_breaker", "retry"]
+"#
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn hedges_and_fallbacks_by_name() {
+    use stanchion::fallback::FallbackOn;
+    use stanchion::hedge::HedgeConfig;
+    use stanchion::pipeline::Layer;
+    use stanchion_std::tower::BoxError;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    let text = with_hedge_and_fallback();
+    let registry = build(&text).unwrap();
+    assert_eq!(
+        registry.names()[4..],
+        [
+            "retry_budget.hedges",
+            "hedge.downstream",
+            "fallback.downstream"
+        ]
+    );
+    assert_eq!(
+        registry.hedge_settings("downstream"),
+        Some((
+            HedgeConfig::fixed(Duration::from_millis(10), 3).unwrap(),
+            Some("hedges".to_owned())
+        ))
+    );
+    assert_eq!(
+        registry.fallback("downstream").unwrap().on(),
+        FallbackOn::NOTHING
+            .layer(Layer::CircuitBreaker)
+            .layer(Layer::Retry)
+    );
+
+    // The hedge: the first attempt is stuck, the hedge 10 ms later answers in 5 ms; the
+    // hedge took a token from the named budget.
+    let attempts = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = Arc::clone(&attempts);
+    let hedged = ServiceBuilder::new()
+        .layer(registry.hedge_layer("downstream").unwrap())
+        .service_fn(move |n: u32| {
+            let attempt = counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async move {
+                let latency = if attempt == 0 { 1_000 } else { 5 };
+                tokio::time::sleep(Duration::from_millis(latency)).await;
+                Ok::<_, BoxError>(n + attempt)
+            }
+        });
+    let start = tokio::time::Instant::now();
+    assert_eq!(hedged.oneshot(40).await.unwrap(), 41);
+    assert_eq!(start.elapsed(), Duration::from_millis(15));
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::Relaxed), 2);
+    let budget = registry.retry_budget("hedges").unwrap();
+    // One token for the hedge, half a token back for the success.
+    assert_eq!(budget.milli_tokens(), 3500);
+
+    // The fallback answers what it covers, and lets the rest through.
+    let fallback = |error: &'static str| {
+        ServiceBuilder::new()
+            .layer(
+                registry
+                    .fallback_layer("downstream", |e: BoxError| format!("fallback for {e}"))
+                    .unwrap(),
+            )
+            .service_fn(move |_: ()| async move { Err::<String, BoxError>(error.into()) })
+    };
+    assert_eq!(
+        fallback("down").oneshot(()).await.unwrap(),
+        "fallback for down"
+    );
+    assert!(registry.fallback_layer("nope", |e: BoxError| e).is_none());
+    assert!(registry.hedge_layer("nope").is_none());
+}
+
+#[test]
+fn hedge_and_fallback_errors_and_reloads() {
+    let text = with_hedge_and_fallback();
+    let cases = [
+        (
+            text.replace("max_attempts = 3\nbudget", "max_attempts = 1\nbudget"),
+            "policies.toml:25:16: hedge `downstream`, field `max_attempts`: invalid configuration: `max_attempts` must be in 2..=16",
+        ),
+        (
+            text.replace("delay = \"10ms\"", "per_mille = 900\nwindow = 10"),
+            "policies.toml:25:10: hedge `downstream`, field `window`: invalid configuration: `window` must be in 2..=1000000 records, at least min_samples",
+        ),
+        (
+            text.replace("budget = \"hedges\"", "budget = \"other\""),
+            "policies.toml:26:10: hedge `downstream`, field `budget`: no retry budget named `other` (a `[retry_budget.other]`)",
+        ),
+        (
+            text.replace(
+                "on = [\"circuit_breaker\", \"retry\"]",
+                "on = [\"circuit_breaker\", \"fault_injection\"]",
+            ),
+            "policies.toml:29:6: fallback `downstream`, field `on`: `on` must be \"refusals\", \"everything\" or a list of layers among `overall_timeout`, `rate_limit`, `bulkhead`, `circuit_breaker`, `retry`, `throttle`, not \"fault_injection\"",
+        ),
+        (
+            text.replace(
+                "on = [\"circuit_breaker\", \"retry\"]",
+                "on = \"sometimes\"",
+            ),
+            "policies.toml:29:6: fallback `downstream`, field `on`: `on` must be \"refusals\", \"everything\" or a list of layers among `overall_timeout`, `rate_limit`, `bulkhead`, `circuit_breaker`, `retry`, `throttle`, not \"sometimes\"",
+        ),
+        (
+            text.replace(
+                "on = [\"circuit_breaker\", \"retry\"]",
+                "when = \"refusals\"",
+            ),
+            "policies.toml:29:8: fallback `downstream`, field `when`: unknown field `when`, expected `on`",
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(error(&text), expected);
+    }
+
+    // Reload: a hedge's settings, its budget and a fallback's `on` cannot change; a new
+    // hedge is added.
+    let registry = build(&text).unwrap();
+    let refused = [
+        (
+            text.replace("delay = \"10ms\"", "delay = \"20ms\""),
+            "policies.toml:24:9: hedge `downstream`, field `delay`: cannot change a live hedge's \
+             settings: core's Hedge has no way to change them in place, and rebuilding it would \
+             lose its learned latencies (restart to apply them)",
+        ),
+        (
+            text.replace("budget = \"hedges\"\n", ""),
+            "policies.toml:23:1: hedge `downstream`, field `budget`: cannot change a live hedge's \
+             settings: core's Hedge has no way to change them in place, and rebuilding it would \
+             lose its learned latencies (restart to apply them)",
+        ),
+        (
+            text.replace(
+                "on = [\"circuit_breaker\", \"retry\"]",
+                "on = \"everything\"",
+            ),
+            "policies.toml:29:6: fallback `downstream`, field `on`: cannot change a live \
+             fallback's `on`: the tower layers handed out hold it (restart to apply it)",
+        ),
+        (
+            text.replace(
+                "[fallback.downstream]\non = [\"circuit_breaker\", \"retry\"]\n",
+                "",
+            ),
+            "policies.toml: fallback `downstream`: cannot remove a live instance: handles to it \
+             may be in use (keep it in the document, or restart)",
+        ),
+    ];
+    for (changed, expected) in refused {
+        assert_eq!(
+            registry.reload(&doc(&changed)).unwrap_err().to_string(),
+            expected
+        );
+    }
+    let more = text.clone() + "\n[hedge.search]\nper_mille = 950\nmax_attempts = 2\n";
+    let reloaded = registry.reload(&doc(&more)).unwrap();
+    assert_eq!(reloaded.added, ["hedge.search"]);
+    assert!(reloaded.changed.is_empty());
+    assert_eq!(
+        registry.hedge("search").unwrap().hedge().config(),
+        &stanchion::hedge::HedgeConfig::learned(950, 2).unwrap()
+    );
 }

@@ -83,6 +83,13 @@ token_ratio = "0.1"
 
 [bulkhead.downstream]
 max_concurrent = 1
+
+[hedge.downstream]
+delay = "10ms"
+max_attempts = 3
+
+[fallback.downstream]
+on = "everything"
 "#;
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -116,6 +123,41 @@ async fn every_instance_reports_through_the_metrics_facade() {
         .service_fn(|_: ()| async { Err::<(), BoxError>("down".into()) });
     assert!(failing.oneshot(()).await.is_err());
 
+    // The hedge: the first attempt is stuck, the second (10 ms later) too, the third
+    // (20 ms) answers: 2 hedges.
+    let attempts = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&attempts);
+    let hedged = ServiceBuilder::new()
+        .layer(registry.hedge_layer("downstream").unwrap())
+        .service_fn(move |_: ()| {
+            let attempt = counted.fetch_add(1, Ordering::Relaxed);
+            async move {
+                let latency = if attempt < 2 { 1_000 } else { 5 };
+                tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+                Ok::<_, BoxError>(attempt)
+            }
+        });
+    assert_eq!(hedged.oneshot(()).await.unwrap(), 2);
+
+    // The fallback answers a failure: 1 answer; a success is not one.
+    let fallback = |ok: bool| {
+        ServiceBuilder::new()
+            .layer(
+                registry
+                    .fallback_layer("downstream", |_: BoxError| "cached")
+                    .unwrap(),
+            )
+            .service_fn(move |_: ()| async move {
+                if ok {
+                    Ok("fresh")
+                } else {
+                    Err::<_, BoxError>("down".into())
+                }
+            })
+    };
+    assert_eq!(fallback(false).oneshot(()).await.unwrap(), "cached");
+    assert_eq!(fallback(true).oneshot(()).await.unwrap(), "fresh");
+
     assert_eq!(
         recorded.lines(),
         [
@@ -132,6 +174,8 @@ async fn every_instance_reports_through_the_metrics_facade() {
             "gauge stanchion_bulkhead_in_use{name=\"downstream\"} 0",
             "gauge stanchion_bulkhead_max_concurrent{name=\"downstream\"} 1",
             "counter stanchion_bulkhead_rejected_total{name=\"downstream\",reason=\"full\"} 1",
+            "counter stanchion_fallback_answers_total{name=\"downstream\"} 1",
+            "counter stanchion_hedge_hedges_total{name=\"downstream\"} 2",
             "counter stanchion_rate_limit_admitted_total{name=\"api\"} 2",
             "counter stanchion_rate_limit_rejected_total{name=\"api\",reason=\"above_burst\"} 1",
             "counter stanchion_rate_limit_rejected_total{name=\"api\",reason=\"over_quota\"} 1",

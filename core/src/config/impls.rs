@@ -12,6 +12,7 @@ use super::settings::{
 use crate::ConfigError;
 use crate::adaptive::{Aimd, AimdConfig, Vegas, VegasConfig};
 use crate::breaker::{AfterMaxWait, BreakerConfig};
+use crate::hedge::{HedgeConfig, HedgeDelay};
 use crate::rate::{Quota, Spacing, WindowQuota};
 use crate::retry::jitter::Kind;
 use crate::retry::policy::DEFAULT_MAX_RETRY_AFTER;
@@ -669,3 +670,100 @@ through_form!(
         Ok(settings)
     }
 );
+
+// ---------------------------------------------------------------------------------------
+// Hedging
+// ---------------------------------------------------------------------------------------
+
+/// A hedging configuration: `delay` for a fixed delay, or `per_mille` (with
+/// `min_samples` and `window`, defaulting as in [`HedgeConfig::learned`]) for a learned
+/// one; `max_attempts` either way.
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "HedgeConfig", deny_unknown_fields)]
+struct HedgeConfigForm {
+    max_attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delay: Option<Dur>,
+    /// Read as `u32` and kept at most `u16::MAX` (itself out of range), so that 70000 is
+    /// refused by the range check, naming the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    per_mille: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    min_samples: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    window: Option<u32>,
+}
+
+fn to_hedge_form(c: &HedgeConfig) -> HedgeConfigForm {
+    match c.delay() {
+        HedgeDelay::Fixed(delay) => HedgeConfigForm {
+            max_attempts: c.max_attempts(),
+            delay: Some(Dur::of(delay)),
+            per_mille: None,
+            min_samples: None,
+            window: None,
+        },
+        HedgeDelay::Learned {
+            per_mille,
+            min_samples,
+            window,
+        } => HedgeConfigForm {
+            max_attempts: c.max_attempts(),
+            delay: None,
+            per_mille: Some(u32::from(per_mille)),
+            min_samples: Some(min_samples),
+            window: Some(window),
+        },
+    }
+}
+
+fn from_hedge_form(f: HedgeConfigForm) -> Result<HedgeConfig, ConfigError> {
+    match (f.delay, f.per_mille) {
+        (Some(delay), None) => {
+            if f.window.is_some() {
+                return Err(ConfigError::new(
+                    "window",
+                    "given only with `per_mille` (a learned delay)",
+                ));
+            }
+            if f.min_samples.is_some() {
+                return Err(ConfigError::new(
+                    "min_samples",
+                    "given only with `per_mille` (a learned delay)",
+                ));
+            }
+            HedgeConfig::fixed(delay.get("delay")?, f.max_attempts)
+        }
+        (None, Some(per_mille)) => {
+            let per_mille = u16::try_from(per_mille).unwrap_or(u16::MAX);
+            let learned = HedgeConfig::learned(per_mille, f.max_attempts)?;
+            let HedgeDelay::Learned {
+                min_samples: default_min_samples,
+                window: default_window,
+                ..
+            } = learned.delay()
+            else {
+                return Ok(learned);
+            };
+            let window = f.window.unwrap_or(default_window);
+            let min_samples = f.min_samples.unwrap_or(default_min_samples);
+            // Each setter checks the other bound as it stands: set first the one that
+            // fits the default of the other, so that any valid pair is accepted.
+            if window >= default_min_samples {
+                learned.with_window(window)?.with_min_samples(min_samples)
+            } else {
+                learned.with_min_samples(min_samples)?.with_window(window)
+            }
+        }
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            "delay",
+            "left out when `per_mille` is given (a fixed delay or a learned one, not both)",
+        )),
+        (None, None) => Err(ConfigError::new(
+            "delay",
+            "given (a fixed delay), or `per_mille` instead (a learned one)",
+        )),
+    }
+}
+
+through_form!(HedgeConfig, HedgeConfigForm, to_hedge_form, from_hedge_form);

@@ -14,7 +14,10 @@
 //! choose one in the document), [`Jitter`](crate::retry::Jitter),
 //! [`Ratio`](crate::retry::Ratio), the retry policy's settings [`RetrySettings`], and the
 //! adaptive limits' [`AimdConfig`](crate::adaptive::AimdConfig) and
-//! [`VegasConfig`](crate::adaptive::VegasConfig).
+//! [`VegasConfig`](crate::adaptive::VegasConfig), and hedging's
+//! [`HedgeConfig`](crate::hedge::HedgeConfig) (`delay = "20ms"` for a fixed delay, or
+//! `per_mille = 950` with `min_samples` and `window` for a learned one, and
+//! `max_attempts`).
 //!
 //! **Validated on the way in.** A document is read into a plain form and the value is built
 //! through its constructor, so a value the constructor refuses is a deserialisation error

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::adaptive::{AimdConfig, VegasConfig};
 use crate::breaker::{AfterMaxWait, BreakerConfig};
+use crate::hedge::{Hedge, HedgeConfig};
 use crate::rate::{FullTablePolicy, Quota, Spacing, WindowQuota};
 use crate::retry::{
     Backoff, Constant, DecorrelatedJitter, DecorrelatedJitterV2, Exponential, Jitter, Linear, Ratio,
@@ -277,6 +278,31 @@ proptest! {
             );
         }
         round_trip(&BulkheadSettings { max_concurrent })?;
+    }
+
+    #[test]
+    fn hedge_configs_round_trip_and_build_the_same_hedge(
+        delay in nanos(), per_mille in 1u16..=999, max_attempts in 2u32..=16,
+        window in 2u32..=1_000_000, min_samples in 1u32..=1_000_000,
+    ) {
+        let fixed = HedgeConfig::fixed(delay, max_attempts);
+        // Any window, and any minimum of samples up to it.
+        let min_samples = 1 + min_samples % window;
+        let learned = HedgeConfig::learned(per_mille, max_attempts)
+            .and_then(|c| c.with_min_samples(1))
+            .and_then(|c| c.with_window(window))
+            .and_then(|c| c.with_min_samples(min_samples));
+        prop_assert!(learned.is_ok(), "{:?}", learned);
+        for config in [fixed, learned].into_iter().flatten() {
+            round_trip(&config)?;
+            let back: HedgeConfig = json(&serde_json::to_string(&config).unwrap());
+            let (a, b): (Hedge<_, 16>, Hedge<_, 16>) = (
+                Hedge::new(config, crate::retry::NoBudget).unwrap(),
+                Hedge::new(back, crate::retry::NoBudget).unwrap(),
+            );
+            prop_assert_eq!(a.config(), b.config());
+            prop_assert_eq!(a.delay(), b.delay());
+        }
     }
 
     #[test]
@@ -584,4 +610,91 @@ fn toml_errors_say_where() {
         err.to_string(),
         "TOML parse error at line 1, column 1\n  |\n1 | [value]\n  | ^^^^^^^\ninvalid configuration: `burst` must be at least 1\n"
     );
+}
+
+#[test]
+fn hedge_configs_by_hand_and_their_errors() {
+    assert_eq!(
+        json::<HedgeConfig>(r#"{"delay": "20ms", "max_attempts": 2}"#),
+        HedgeConfig::fixed(Duration::from_millis(20), 2).unwrap()
+    );
+    assert_eq!(
+        json::<HedgeConfig>(r#"{"per_mille": 950, "max_attempts": 3}"#),
+        HedgeConfig::learned(950, 3).unwrap()
+    );
+    // Either order of the two bounds reads: a window below the default minimum.
+    assert_eq!(
+        json::<HedgeConfig>(
+            r#"{"per_mille": 900, "max_attempts": 2, "window": 50, "min_samples": 10}"#
+        ),
+        HedgeConfig::learned(900, 2)
+            .and_then(|c| c.with_min_samples(10))
+            .and_then(|c| c.with_window(50))
+            .unwrap()
+    );
+    assert_eq!(
+        serde_json::to_string(&HedgeConfig::learned(950, 3).unwrap()).unwrap(),
+        r#"{"max_attempts":3,"per_mille":950,"min_samples":100,"window":1000}"#
+    );
+    assert_eq!(
+        serde_json::to_string(&HedgeConfig::fixed(Duration::from_millis(20), 2).unwrap()).unwrap(),
+        r#"{"max_attempts":2,"delay":"20ms"}"#
+    );
+    let cases = [
+        (
+            r#"{"delay": "0ms", "max_attempts": 2}"#,
+            "invalid configuration: `delay` must be at least 1 µs",
+        ),
+        (
+            r#"{"delay": "5", "max_attempts": 2}"#,
+            "invalid configuration: `delay` must be a duration such as \"250ms\" or \"1m30s\" (whole numbers, each with a unit)",
+        ),
+        (
+            r#"{"delay": "1ms", "max_attempts": 17}"#,
+            "invalid configuration: `max_attempts` must be in 2..=16",
+        ),
+        (
+            r#"{"per_mille": 1000, "max_attempts": 2}"#,
+            "invalid configuration: `per_mille` must be in 1..=999 thousandths",
+        ),
+        (
+            r#"{"per_mille": 70000, "max_attempts": 2}"#,
+            "invalid configuration: `per_mille` must be in 1..=999 thousandths",
+        ),
+        (
+            r#"{"per_mille": 900, "max_attempts": 2, "window": 50}"#,
+            "invalid configuration: `window` must be in 2..=1000000 records, at least min_samples",
+        ),
+        (
+            r#"{"per_mille": 900, "max_attempts": 2, "min_samples": 2000}"#,
+            "invalid configuration: `min_samples` must be in 1..=window records",
+        ),
+        (
+            r#"{"delay": "1ms", "max_attempts": 2, "window": 50}"#,
+            "invalid configuration: `window` must be given only with `per_mille` (a learned delay)",
+        ),
+        (
+            r#"{"delay": "1ms", "max_attempts": 2, "min_samples": 5}"#,
+            "invalid configuration: `min_samples` must be given only with `per_mille` (a learned delay)",
+        ),
+        (
+            r#"{"delay": "1ms", "per_mille": 900, "max_attempts": 2}"#,
+            "invalid configuration: `delay` must be left out when `per_mille` is given (a fixed delay or a learned one, not both)",
+        ),
+        (
+            r#"{"max_attempts": 2}"#,
+            "invalid configuration: `delay` must be given (a fixed delay), or `per_mille` instead (a learned one)",
+        ),
+        (
+            r#"{"delay": "1ms"}"#,
+            "missing field `max_attempts` at line 1 column 16",
+        ),
+        (
+            r#"{"delay": "1ms", "max_attempts": 2, "jitter": 1}"#,
+            "unknown field `jitter`, expected one of `max_attempts`, `delay`, `per_mille`, `min_samples`, `window` at line 1 column 44",
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(json_err::<HedgeConfig>(text), want, "{text}");
+    }
 }

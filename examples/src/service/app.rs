@@ -509,7 +509,7 @@ async fn health() -> &'static str {
     "ok\n"
 }
 
-/// `GET /metrics`: Prometheus text.
+/// `GET /metrics`: Prometheus text (format 0.0.4, what `metrics-exporter-prometheus` writes).
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let snapshot = Snapshot {
         breaker: state.breaker.state(),
@@ -522,7 +522,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            "text/plain; version=0.0.4; charset=utf-8",
         )],
         state.metrics.render(snapshot, &fallbacks),
     )

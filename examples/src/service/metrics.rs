@@ -1,59 +1,49 @@
-//! The service's metrics, in the Prometheus (OpenMetrics) text format, through
-//! `prometheus-client`.
+//! The service's metrics, through the [`metrics`] facade, rendered in the Prometheus text
+//! format (version 0.0.4) by `metrics-exporter-prometheus`'s recorder on the service's own
+//! `GET /metrics` (no listener of the exporter's own).
 //!
-//! | metric | labels | what |
-//! |---|---|---|
-//! | `stanchion_admitted_total` | `layer` | requests a layer let through (`rate_limit`, `bulkhead`; `circuit_breaker` counts attempts) |
-//! | `stanchion_rejected_total` | `layer` | requests refused, by the layer that refused (core's [`Layer::name`]) |
-//! | `stanchion_retries_total` | | attempts after the first |
-//! | `stanchion_api_responses_total` | `status` | responses of `/api/*`, by status code |
-//! | `stanchion_breaker_state` | `state` | 1 for the breaker's current state, 0 for the others |
-//! | `stanchion_bulkhead_in_use` | | downstream calls in flight |
-//! | `stanchion_retry_budget_milli_tokens` | | retries left in the budget, in thousandths |
-//! | `stanchion_downstream_failure_rate_percent`, `stanchion_downstream_latency_milliseconds` | | the downstream's current settings |
-//! | `stanchion_connections_open` | | HTTP connections open now |
-//! | `stanchion_connections_refused_total` | `cap` | connections closed at once because a cap was reached (`total`, `per_ip`) |
-//! | `stanchion_connections_timed_out_total` | `timeout` | connections closed by a timeout (`header_read`, `idle`) |
-//! | `stanchion_accept_errors_total` | | failed accepts (such as the open-file limit reached) |
-//! | `stanchion_clients_untracked_total` | | requests refused with a 503 because the IP table could not hold their IP |
-//! | `stanchion_redis_fallback` | `limiter` | with `--redis-url`: 1 while the limiter answers from its fallback (Redis out of reach), else 0 |
-//! | `stanchion_redis_fallback_answers_total` | `limiter` | requests the fallback answered |
-//! | `stanchion_redis_fallback_entered_total` | `limiter` | times the limiter entered the fallback |
+//! | metric | type | labels | what |
+//! |---|---|---|---|
+//! | `stanchion_admitted_total` | counter | `layer` | requests a layer let through (`rate_limit`, `bulkhead`; `circuit_breaker` counts attempts) |
+//! | `stanchion_rejected_total` | counter | `layer` | requests refused, by the layer that refused (core's [`Layer::name`]) |
+//! | `stanchion_retries_total` | counter | | attempts after the first |
+//! | `stanchion_api_responses_total` | counter | `status` | responses of `/api/*`, by status code (a code shows once it was sent) |
+//! | `stanchion_breaker_state` | gauge | `state` | 1 for the breaker's current state, 0 for the others |
+//! | `stanchion_bulkhead_in_use` | gauge | | downstream calls in flight |
+//! | `stanchion_retry_budget_milli_tokens` | gauge | | retries left in the budget, in thousandths |
+//! | `stanchion_downstream_failure_rate_percent` | gauge | | the downstream's current failure rate |
+//! | `stanchion_downstream_latency_milliseconds` | gauge | | the downstream's current latency |
+//! | `stanchion_connections_open` | gauge | | HTTP connections open now |
+//! | `stanchion_connections_refused_total` | counter | `cap` | connections closed at once because a cap was reached (`total`, `per_ip`) |
+//! | `stanchion_connections_timed_out_total` | counter | `timeout` | connections closed by a timeout (`header_read`, `idle`) |
+//! | `stanchion_accept_errors_total` | counter | | failed accepts (such as the open-file limit reached) |
+//! | `stanchion_clients_untracked_total` | counter | | requests refused with a 503 because the IP table could not hold their IP |
+//! | `stanchion_redis_fallback` | gauge | `limiter` | with `--redis-url`: 1 while the limiter answers from its fallback (Redis out of reach), else 0 |
+//! | `stanchion_redis_fallback_answers_total` | counter | `limiter` | with `--redis-url`: requests the fallback answered |
+//! | `stanchion_redis_fallback_entered_total` | counter | `limiter` | with `--redis-url`: times the limiter entered the fallback |
+//!
+//! The names, labels and types are those `prometheus-client` wrote before; what changed
+//! with the move to the facade is the format around them: the body is the Prometheus text
+//! format (`text/plain; version=0.0.4`), not OpenMetrics, so it has no `# EOF` line, a
+//! blank line ends each family and the families come in no fixed order; the `# HELP` and
+//! `# TYPE` lines of a counter name it with its `_total`; a gauge holds a float, written
+//! with no fraction when whole (`3`), as before.
+//!
+//! The counters every request touches are plain atomics in [`Metrics`]: counting is one
+//! `fetch_add` on a field chosen by a `match`, with no label lookup, lock or allocation
+//! (the service's hot path was profiled in issue 23). A scrape reads them and hands them
+//! to the facade (`Counter::absolute`, `Gauge::set`), then renders. The recorder is the
+//! service's own, used through [`metrics::with_local_recorder`] rather than installed for
+//! the process, so that a test can run several services (or [`Metrics`]) in one process.
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use metrics::{counter, describe_counter, describe_gauge, gauge, with_local_recorder};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use stanchion::breaker::State;
 use stanchion::pipeline::Layer;
 
 use super::clients::FallbackStatus;
-
-/// A `layer` label.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct LayerLabel {
-    layer: &'static str,
-}
-
-/// A `status` label.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StatusLabel {
-    status: u16,
-}
-
-/// A `cap` label.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CapLabel {
-    cap: &'static str,
-}
-
-/// A `timeout` label.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TimeoutLabel {
-    timeout: &'static str,
-}
 
 /// Why a connection was closed at once: which cap it would have passed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +55,9 @@ pub enum ConnectionCap {
 }
 
 impl ConnectionCap {
+    /// Both caps, in the order of their counters.
+    const ALL: [ConnectionCap; 2] = [ConnectionCap::Total, ConnectionCap::PerIp];
+
     /// The label.
     pub fn name(self) -> &'static str {
         match self {
@@ -84,6 +77,9 @@ pub enum ConnectionTimeout {
 }
 
 impl ConnectionTimeout {
+    /// Both timeouts, in the order of their counters.
+    const ALL: [ConnectionTimeout; 2] = [ConnectionTimeout::HeaderRead, ConnectionTimeout::Idle];
+
     /// The label.
     pub fn name(self) -> &'static str {
         match self {
@@ -91,18 +87,6 @@ impl ConnectionTimeout {
             ConnectionTimeout::Idle => "idle",
         }
     }
-}
-
-/// A `limiter` label.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct LimiterLabel {
-    limiter: &'static str,
-}
-
-/// A `state` label.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StateLabel {
-    state: &'static str,
 }
 
 /// Every breaker state, with its label.
@@ -115,22 +99,55 @@ const STATES: [(State, &str); 6] = [
     (State::MetricsOnly, "metrics_only"),
 ];
 
-/// Counters looked up once, by [`Layer::ORDER`]'s index (see [`Metrics`]); `None` for
-/// a label not shown from the start, looked up in its family if it ever counts.
-#[derive(Debug, Default)]
-struct HotCounters {
-    admitted: [Option<Counter>; Layer::ORDER.len()],
-    rejected: [Option<Counter>; Layer::ORDER.len()],
-    /// Status 200's, looked up at the first.
-    ok: std::sync::OnceLock<Counter>,
+/// Every layer, in the order of their counters ([`slot`]): the pipeline's, then the
+/// throttle (not a position of the pipeline).
+const LAYERS: [Layer; 8] = [
+    Layer::OverallTimeout,
+    Layer::RateLimit,
+    Layer::Bulkhead,
+    Layer::CircuitBreaker,
+    Layer::Retry,
+    Layer::AttemptTimeout,
+    Layer::FaultInjection,
+    Layer::Throttle,
+];
+
+/// The place of `layer`'s counters (a `match`, so a new layer does not build until it
+/// has one).
+const fn slot(layer: Layer) -> usize {
+    match layer {
+        Layer::OverallTimeout => 0,
+        Layer::RateLimit => 1,
+        Layer::Bulkhead => 2,
+        Layer::CircuitBreaker => 3,
+        Layer::Retry => 4,
+        Layer::AttemptTimeout => 5,
+        Layer::FaultInjection => 6,
+        Layer::Throttle => 7,
+    }
 }
 
-/// `layer`'s counter among `counters` (indexed by [`Layer::ORDER`]), if it has one (the
-/// throttle is not in the order).
-fn hot(counters: &[Option<Counter>], layer: Layer) -> Option<&Counter> {
-    let i = Layer::ORDER.iter().position(|l| *l == layer)?;
-    counters.get(i)?.as_ref()
+/// Whether a scrape shows `layer`'s refusals even at 0: every layer of the pipeline
+/// refuses, but fault injection (an injected failure is the downstream's own); the
+/// throttle, not in the service's stack, shows once it counted.
+fn shown_rejecting(layer: Layer) -> bool {
+    !matches!(layer, Layer::FaultInjection | Layer::Throttle)
 }
+
+/// Whether a scrape shows what `layer` let through even at 0: the three layers that count
+/// it.
+fn shown_admitting(layer: Layer) -> bool {
+    matches!(
+        layer,
+        Layer::RateLimit | Layer::Bulkhead | Layer::CircuitBreaker
+    )
+}
+
+/// The lowest status code counted; the counters hold 100 to 999, every code an HTTP
+/// response can have.
+const FIRST_STATUS: u16 = 100;
+/// How many status codes are counted.
+const STATUSES: usize = 900;
 
 /// What the scrape reads from the patterns at the moment it runs.
 #[derive(Clone, Copy, Debug)]
@@ -147,33 +164,26 @@ pub struct Snapshot {
     pub latency_ms: u64,
 }
 
-/// The service's counters and gauges.
+/// The service's counters (plain atomics, counted on the hot path) and the recorder that
+/// a scrape hands them to (see the [module docs](self)).
 #[derive(Debug)]
 pub struct Metrics {
-    registry: Registry,
-    admitted: Family<LayerLabel, Counter>,
-    rejected: Family<LayerLabel, Counter>,
-    retries: Counter,
-    responses: Family<StatusLabel, Counter>,
-    /// The counters of the families above that every request touches, looked up once:
-    /// a family's lookup hashes the label and takes a read lock.
-    hot: HotCounters,
-    breaker: Family<StateLabel, Gauge>,
-    in_use: Gauge,
-    budget: Gauge,
-    failure_rate: Gauge,
-    latency: Gauge,
-    connections_open: Gauge,
-    connections_refused: Family<CapLabel, Counter>,
-    connections_timed_out: Family<TimeoutLabel, Counter>,
-    accept_errors: Counter,
-    untracked: Counter,
-    fallback: Family<LimiterLabel, Gauge>,
-    fallback_answers: Family<LimiterLabel, Counter>,
-    fallback_entered: Family<LimiterLabel, Counter>,
-    /// Held while the counters above are brought up to the limiters' own counts, so that
-    /// two scrapes at once do not add the same difference twice.
-    sync: std::sync::Mutex<()>,
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    /// By [`slot`].
+    admitted: [AtomicU64; LAYERS.len()],
+    /// By [`slot`].
+    rejected: [AtomicU64; LAYERS.len()],
+    retries: AtomicU64,
+    /// By status code, from [`FIRST_STATUS`].
+    responses: Box<[AtomicU64]>,
+    connections_open: AtomicI64,
+    /// By [`ConnectionCap::ALL`].
+    connections_refused: [AtomicU64; 2],
+    /// By [`ConnectionTimeout::ALL`].
+    connections_timed_out: [AtomicU64; 2],
+    accept_errors: AtomicU64,
+    untracked: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -182,274 +192,242 @@ impl Default for Metrics {
     }
 }
 
+/// `counter`'s count now.
+fn load(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+/// Counts one on `counter`.
+#[inline]
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
 impl Metrics {
-    /// Every metric at zero, registered.
+    /// Every counter at zero, with a recorder of its own.
     pub fn new() -> Metrics {
-        let m = Metrics {
-            registry: Registry::default(),
-            admitted: Family::default(),
-            rejected: Family::default(),
-            retries: Counter::default(),
-            responses: Family::default(),
-            breaker: Family::default(),
-            in_use: Gauge::default(),
-            budget: Gauge::default(),
-            failure_rate: Gauge::default(),
-            latency: Gauge::default(),
-            connections_open: Gauge::default(),
-            connections_refused: Family::default(),
-            connections_timed_out: Family::default(),
-            accept_errors: Counter::default(),
-            untracked: Counter::default(),
-            fallback: Family::default(),
-            fallback_answers: Family::default(),
-            fallback_entered: Family::default(),
-            hot: HotCounters::default(),
-            sync: std::sync::Mutex::new(()),
-        };
-        let mut registry = Registry::default();
-        registry.register(
-            "stanchion_admitted",
-            "Requests a layer let through (circuit_breaker: attempts)",
-            m.admitted.clone(),
-        );
-        registry.register(
-            "stanchion_rejected",
-            "Requests refused, by the layer that refused",
-            m.rejected.clone(),
-        );
-        registry.register(
-            "stanchion_retries",
-            "Attempts after the first",
-            m.retries.clone(),
-        );
-        registry.register(
-            "stanchion_api_responses",
-            "Responses of /api, by status code",
-            m.responses.clone(),
-        );
-        registry.register(
-            "stanchion_breaker_state",
-            "1 for the circuit breaker's current state",
-            m.breaker.clone(),
-        );
-        registry.register(
-            "stanchion_bulkhead_in_use",
-            "Downstream calls in flight",
-            m.in_use.clone(),
-        );
-        registry.register(
-            "stanchion_retry_budget_milli_tokens",
-            "Retries left in the budget, in thousandths",
-            m.budget.clone(),
-        );
-        registry.register(
-            "stanchion_downstream_failure_rate_percent",
-            "The downstream's failure rate",
-            m.failure_rate.clone(),
-        );
-        registry.register(
-            "stanchion_downstream_latency_milliseconds",
-            "The downstream's latency",
-            m.latency.clone(),
-        );
-        registry.register(
-            "stanchion_connections_open",
-            "HTTP connections open now",
-            m.connections_open.clone(),
-        );
-        registry.register(
-            "stanchion_connections_refused",
-            "Connections closed at once because a cap was reached",
-            m.connections_refused.clone(),
-        );
-        registry.register(
-            "stanchion_connections_timed_out",
-            "Connections closed by the header-read or the idle timeout",
-            m.connections_timed_out.clone(),
-        );
-        registry.register(
-            "stanchion_accept_errors",
-            "Failed accepts (such as the open-file limit reached)",
-            m.accept_errors.clone(),
-        );
-        registry.register(
-            "stanchion_clients_untracked",
-            "Requests refused because the IP table could not hold their IP",
-            m.untracked.clone(),
-        );
-        registry.register(
-            "stanchion_redis_fallback",
-            "1 while the shared limiter answers from its fallback (Redis out of reach)",
-            m.fallback.clone(),
-        );
-        registry.register(
-            "stanchion_redis_fallback_answers",
-            "Requests the shared limiter's fallback answered",
-            m.fallback_answers.clone(),
-        );
-        registry.register(
-            "stanchion_redis_fallback_entered",
-            "Times the shared limiter entered its fallback",
-            m.fallback_entered.clone(),
-        );
-        // Every label that will ever appear, at zero, so that a scrape sees them all.
-        for cap in [ConnectionCap::Total, ConnectionCap::PerIp] {
-            let _ = m
-                .connections_refused
-                .get_or_create(&CapLabel { cap: cap.name() });
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        with_local_recorder(&recorder, describe);
+        Metrics {
+            recorder,
+            handle,
+            admitted: Default::default(),
+            rejected: Default::default(),
+            retries: AtomicU64::new(0),
+            responses: (0..STATUSES).map(|_| AtomicU64::new(0)).collect(),
+            connections_open: AtomicI64::new(0),
+            connections_refused: Default::default(),
+            connections_timed_out: Default::default(),
+            accept_errors: AtomicU64::new(0),
+            untracked: AtomicU64::new(0),
         }
-        for timeout in [ConnectionTimeout::HeaderRead, ConnectionTimeout::Idle] {
-            let _ = m.connections_timed_out.get_or_create(&TimeoutLabel {
-                timeout: timeout.name(),
-            });
-        }
-        // Every label that will ever appear, at zero, its counter kept for the requests.
-        // Fault injection refuses nothing (an injected failure is the downstream's own);
-        // three layers count what they admit.
-        let counter = |family: &Family<LayerLabel, Counter>, layer: Layer| {
-            family
-                .get_or_create(&LayerLabel {
-                    layer: layer.name(),
-                })
-                .clone()
-        };
-        let hot = HotCounters {
-            rejected: Layer::ORDER
-                .map(|layer| (layer != Layer::FaultInjection).then(|| counter(&m.rejected, layer))),
-            admitted: Layer::ORDER.map(|layer| {
-                matches!(
-                    layer,
-                    Layer::RateLimit | Layer::Bulkhead | Layer::CircuitBreaker
-                )
-                .then(|| counter(&m.admitted, layer))
-            }),
-            ok: std::sync::OnceLock::new(),
-        };
-        Metrics { registry, hot, ..m }
     }
 
     /// A layer let a request (or, for the breaker, an attempt) through.
+    #[inline]
     pub fn admitted(&self, layer: Layer) {
-        match hot(&self.hot.admitted, layer) {
-            Some(counter) => counter.inc(),
-            None => self
-                .admitted
-                .get_or_create(&LayerLabel {
-                    layer: layer.name(),
-                })
-                .inc(),
-        };
+        bump(&self.admitted[slot(layer)]);
     }
 
     /// A layer refused a request.
+    #[inline]
     pub fn rejected(&self, layer: Layer) {
-        match hot(&self.hot.rejected, layer) {
-            Some(counter) => counter.inc(),
-            None => self
-                .rejected
-                .get_or_create(&LayerLabel {
-                    layer: layer.name(),
-                })
-                .inc(),
-        };
+        bump(&self.rejected[slot(layer)]);
     }
 
     /// An attempt after the first started.
+    #[inline]
     pub fn retried(&self) {
-        self.retries.inc();
+        bump(&self.retries);
     }
 
-    /// An `/api` response went out with `status`.
+    /// An `/api` response went out with `status` (a code outside 100 to 999, which no
+    /// response has, is not counted).
+    #[inline]
     pub fn responded(&self, status: u16) {
-        if status == 200 {
-            self.hot
-                .ok
-                .get_or_init(|| {
-                    self.responses
-                        .get_or_create(&StatusLabel { status })
-                        .clone()
-                })
-                .inc();
-        } else {
-            self.responses.get_or_create(&StatusLabel { status }).inc();
+        let index = usize::from(status.wrapping_sub(FIRST_STATUS));
+        if let Some(counter) = self.responses.get(index) {
+            bump(counter);
         }
     }
 
     /// A connection was opened (`true`) or closed (`false`).
     pub fn connection(&self, opened: bool) {
-        if opened {
-            self.connections_open.inc();
-        } else {
-            self.connections_open.dec();
-        }
+        let change = if opened { 1 } else { -1 };
+        self.connections_open.fetch_add(change, Ordering::Relaxed);
     }
 
     /// A connection was closed at once: it would have passed `cap`.
     pub fn connection_refused(&self, cap: ConnectionCap) {
-        self.connections_refused
-            .get_or_create(&CapLabel { cap: cap.name() })
-            .inc();
+        bump(&self.connections_refused[cap as usize]);
     }
 
     /// A connection was closed by `timeout`.
     pub fn connection_timed_out(&self, timeout: ConnectionTimeout) {
-        self.connections_timed_out
-            .get_or_create(&TimeoutLabel {
-                timeout: timeout.name(),
-            })
-            .inc();
+        bump(&self.connections_timed_out[timeout as usize]);
     }
 
     /// A request was refused because the IP table could not hold its IP.
     pub fn untracked(&self) {
-        self.untracked.inc();
+        bump(&self.untracked);
     }
 
     /// An accept failed.
     pub fn accept_failed(&self) {
-        self.accept_errors.inc();
+        bump(&self.accept_errors);
     }
 
-    /// The text exposition, after setting the gauges from `snapshot` and the Redis
-    /// fallbacks' from `fallbacks`.
+    /// The text exposition: the counters, the gauges from `snapshot` and the Redis
+    /// fallbacks' from `fallbacks`, handed to the recorder and rendered.
     pub fn render(&self, snapshot: Snapshot, fallbacks: &[FallbackStatus]) -> String {
-        {
-            let _sync = self
-                .sync
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for f in fallbacks {
-                let label = LimiterLabel { limiter: f.limiter };
-                self.fallback
-                    .get_or_create(&label)
-                    .set(i64::from(f.falling_back));
-                let answers = self.fallback_answers.get_or_create(&label);
-                answers.inc_by(f.answers.saturating_sub(answers.get()));
-                let entered = self.fallback_entered.get_or_create(&label);
-                entered.inc_by(f.entered.saturating_sub(entered.get()));
+        with_local_recorder(&self.recorder, || self.publish(snapshot, fallbacks));
+        self.handle.render()
+    }
+
+    /// Hands every value to the facade (with the service's recorder as the local one).
+    /// Counters are set with `absolute`, which keeps the larger of the recorder's and the
+    /// given count: two scrapes at once cannot add a difference twice, nor take a count
+    /// back.
+    fn publish(&self, snapshot: Snapshot, fallbacks: &[FallbackStatus]) {
+        for layer in LAYERS {
+            let admitted = load(&self.admitted[slot(layer)]);
+            if admitted > 0 || shown_admitting(layer) {
+                counter!("stanchion_admitted_total", "layer" => layer.name()).absolute(admitted);
+            }
+            let rejected = load(&self.rejected[slot(layer)]);
+            if rejected > 0 || shown_rejecting(layer) {
+                counter!("stanchion_rejected_total", "layer" => layer.name()).absolute(rejected);
+            }
+        }
+        counter!("stanchion_retries_total").absolute(load(&self.retries));
+        for (status, count) in (FIRST_STATUS..).zip(self.responses.iter()) {
+            let count = load(count);
+            if count > 0 {
+                counter!("stanchion_api_responses_total", "status" => status.to_string())
+                    .absolute(count);
             }
         }
         for (state, label) in STATES {
-            self.breaker
-                .get_or_create(&StateLabel { state: label })
-                .set(i64::from(state == snapshot.breaker));
+            let value = if state == snapshot.breaker { 1.0 } else { 0.0 };
+            gauge!("stanchion_breaker_state", "state" => label).set(value);
         }
-        self.in_use.set(i64::from(snapshot.bulkhead_in_use));
-        self.budget.set(i64::from(snapshot.budget_milli_tokens));
-        self.failure_rate.set(i64::from(snapshot.failure_rate));
-        self.latency
-            .set(i64::try_from(snapshot.latency_ms).unwrap_or(i64::MAX));
-        let mut out = String::new();
-        // Writing to a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
-        out
+        gauge!("stanchion_bulkhead_in_use").set(snapshot.bulkhead_in_use);
+        gauge!("stanchion_retry_budget_milli_tokens").set(snapshot.budget_milli_tokens);
+        gauge!("stanchion_downstream_failure_rate_percent").set(snapshot.failure_rate);
+        // Gauges hold floats: exact up to 2^53, far beyond a latency or a count of
+        // connections.
+        gauge!("stanchion_downstream_latency_milliseconds").set(snapshot.latency_ms as f64);
+        gauge!("stanchion_connections_open")
+            .set(self.connections_open.load(Ordering::Relaxed) as f64);
+        for (cap, count) in ConnectionCap::ALL.iter().zip(&self.connections_refused) {
+            counter!("stanchion_connections_refused_total", "cap" => cap.name())
+                .absolute(load(count));
+        }
+        for (timeout, count) in ConnectionTimeout::ALL
+            .iter()
+            .zip(&self.connections_timed_out)
+        {
+            counter!("stanchion_connections_timed_out_total", "timeout" => timeout.name())
+                .absolute(load(count));
+        }
+        counter!("stanchion_accept_errors_total").absolute(load(&self.accept_errors));
+        counter!("stanchion_clients_untracked_total").absolute(load(&self.untracked));
+        for f in fallbacks {
+            let falling_back = if f.falling_back { 1.0 } else { 0.0 };
+            gauge!("stanchion_redis_fallback", "limiter" => f.limiter).set(falling_back);
+            counter!("stanchion_redis_fallback_answers_total", "limiter" => f.limiter)
+                .absolute(f.answers);
+            counter!("stanchion_redis_fallback_entered_total", "limiter" => f.limiter)
+                .absolute(f.entered);
+        }
     }
+}
+
+/// Every metric's `# HELP` text (with the service's recorder as the local one).
+fn describe() {
+    describe_counter!(
+        "stanchion_admitted_total",
+        "Requests a layer let through (circuit_breaker: attempts)"
+    );
+    describe_counter!(
+        "stanchion_rejected_total",
+        "Requests refused, by the layer that refused"
+    );
+    describe_counter!("stanchion_retries_total", "Attempts after the first");
+    describe_counter!(
+        "stanchion_api_responses_total",
+        "Responses of /api, by status code"
+    );
+    describe_gauge!(
+        "stanchion_breaker_state",
+        "1 for the circuit breaker's current state"
+    );
+    describe_gauge!("stanchion_bulkhead_in_use", "Downstream calls in flight");
+    describe_gauge!(
+        "stanchion_retry_budget_milli_tokens",
+        "Retries left in the budget, in thousandths"
+    );
+    describe_gauge!(
+        "stanchion_downstream_failure_rate_percent",
+        "The downstream's failure rate"
+    );
+    describe_gauge!(
+        "stanchion_downstream_latency_milliseconds",
+        "The downstream's latency"
+    );
+    describe_gauge!("stanchion_connections_open", "HTTP connections open now");
+    describe_counter!(
+        "stanchion_connections_refused_total",
+        "Connections closed at once because a cap was reached"
+    );
+    describe_counter!(
+        "stanchion_connections_timed_out_total",
+        "Connections closed by the header-read or the idle timeout"
+    );
+    describe_counter!(
+        "stanchion_accept_errors_total",
+        "Failed accepts (such as the open-file limit reached)"
+    );
+    describe_counter!(
+        "stanchion_clients_untracked_total",
+        "Requests refused because the IP table could not hold their IP"
+    );
+    describe_gauge!(
+        "stanchion_redis_fallback",
+        "1 while the shared limiter answers from its fallback (Redis out of reach)"
+    );
+    describe_counter!(
+        "stanchion_redis_fallback_answers_total",
+        "Requests the shared limiter's fallback answered"
+    );
+    describe_counter!(
+        "stanchion_redis_fallback_entered_total",
+        "Times the shared limiter entered its fallback"
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The metric names of the module docs' table, in its order.
+    fn documented() -> Vec<&'static str> {
+        include_str!("metrics.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("//! | `")?.split('`').next())
+            .collect()
+    }
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            breaker: State::Open,
+            bulkhead_in_use: 3,
+            budget_milli_tokens: 9500,
+            failure_rate: 100,
+            latency_ms: 20,
+        }
+    }
 
     #[test]
     fn counts_and_states_show_in_the_text() {
@@ -461,47 +439,124 @@ mod tests {
         m.responded(429);
         m.responded(200);
         m.responded(200);
-        // Outside the pipeline's order: looked up in its family, not another's counter.
+        m.responded(999);
+        // Outside the pipeline's order: a counter of its own, not another layer's.
         m.rejected(Layer::Throttle);
+        m.connection(true);
+        m.connection(true);
+        m.connection(false);
+        m.connection_refused(ConnectionCap::PerIp);
+        m.connection_timed_out(ConnectionTimeout::Idle);
+        m.connection_timed_out(ConnectionTimeout::Idle);
+        m.accept_failed();
         let fallback = FallbackStatus {
             limiter: "ip",
             falling_back: true,
             answers: 7,
             entered: 1,
         };
-        let snapshot = Snapshot {
-            breaker: State::Open,
-            bulkhead_in_use: 3,
-            budget_milli_tokens: 9500,
-            failure_rate: 100,
-            latency_ms: 20,
-        };
-        let _ = m.render(snapshot, &[fallback]);
+        let _ = m.render(snapshot(), &[fallback]);
         // A later scrape shows the limiter's newer counts, not their sum.
         let fallback = FallbackStatus {
             answers: 9,
             ..fallback
         };
-        let text = m.render(snapshot, &[fallback]);
+        let text = m.render(snapshot(), &[fallback]);
         for line in [
+            "# TYPE stanchion_admitted_total counter",
+            "# HELP stanchion_admitted_total Requests a layer let through (circuit_breaker: attempts)",
             "stanchion_admitted_total{layer=\"rate_limit\"} 1",
             "stanchion_admitted_total{layer=\"bulkhead\"} 0",
             "stanchion_rejected_total{layer=\"bulkhead\"} 2",
             "stanchion_rejected_total{layer=\"overall_timeout\"} 0",
+            "stanchion_rejected_total{layer=\"throttle\"} 1",
             "stanchion_retries_total 1",
             "stanchion_api_responses_total{status=\"429\"} 1",
             "stanchion_api_responses_total{status=\"200\"} 2",
-            "stanchion_rejected_total{layer=\"throttle\"} 1",
+            "stanchion_api_responses_total{status=\"999\"} 1",
+            "# TYPE stanchion_breaker_state gauge",
             "stanchion_breaker_state{state=\"open\"} 1",
             "stanchion_breaker_state{state=\"closed\"} 0",
             "stanchion_bulkhead_in_use 3",
             "stanchion_retry_budget_milli_tokens 9500",
+            "stanchion_downstream_failure_rate_percent 100",
+            "stanchion_downstream_latency_milliseconds 20",
+            "stanchion_connections_open 1",
+            "stanchion_connections_refused_total{cap=\"total\"} 0",
+            "stanchion_connections_refused_total{cap=\"per_ip\"} 1",
+            "stanchion_connections_timed_out_total{timeout=\"idle\"} 2",
+            "stanchion_connections_timed_out_total{timeout=\"header_read\"} 0",
+            "stanchion_accept_errors_total 1",
+            "stanchion_clients_untracked_total 0",
             "stanchion_redis_fallback{limiter=\"ip\"} 1",
             "stanchion_redis_fallback_answers_total{limiter=\"ip\"} 9",
             "stanchion_redis_fallback_entered_total{limiter=\"ip\"} 1",
-            "# EOF",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        // Not counted, not shown: what fault injection refused and the other layers let
+        // through.
+        for absent in [
+            "stanchion_rejected_total{layer=\"fault_injection\"}",
+            "stanchion_admitted_total{layer=\"retry\"}",
+        ] {
+            assert!(!text.contains(absent), "{absent} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn each_layer_has_a_counter_of_its_own() {
+        let m = Metrics::new();
+        for (n, layer) in (1..).zip(LAYERS) {
+            assert_eq!(slot(layer), usize::try_from(n - 1).unwrap());
+            for _ in 0..n {
+                m.admitted(layer);
+            }
+            for _ in 0..2 * n {
+                m.rejected(layer);
+            }
+        }
+        let text = m.render(snapshot(), &[]);
+        for (n, layer) in (1..).zip(LAYERS) {
+            let name = layer.name();
+            for line in [
+                format!("stanchion_admitted_total{{layer=\"{name}\"}} {n}"),
+                format!("stanchion_rejected_total{{layer=\"{name}\"}} {}", 2 * n),
+            ] {
+                assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_scrape_lists_every_documented_metric() {
+        let documented = documented();
+        assert_eq!(documented.len(), 17, "{documented:?}");
+        let fallback = FallbackStatus {
+            limiter: "ip",
+            falling_back: false,
+            answers: 0,
+            entered: 0,
+        };
+        let m = Metrics::new();
+        m.responded(200);
+        let text = m.render(snapshot(), &[fallback]);
+        // Every family's `# TYPE` line, and no other.
+        let mut typed: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+            .collect();
+        typed.sort_unstable();
+        let mut expected = documented.clone();
+        expected.sort_unstable();
+        assert_eq!(typed, expected, "\n{text}");
+        // Each with a sample.
+        for name in documented {
+            let sampled = text.lines().any(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with([' ', '{']))
+            });
+            assert!(sampled, "no sample of {name} in\n{text}");
         }
     }
 }

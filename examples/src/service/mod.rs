@@ -8,7 +8,7 @@
 //! | [`downstream`] | the in-process service, made slow and flaky by fault injection |
 //! | [`app`] | the router, and the refusals as HTTP answers |
 //! | [`admin`] | the token-protected route that changes the downstream at runtime and switches its faults |
-//! | [`metrics`] | Prometheus text (`prometheus-client`) |
+//! | [`metrics`] | Prometheus text (the `metrics` facade, `metrics-exporter-prometheus`) |
 //! | [`policies`] | the downstream's retry, breaker and bulkhead from `--config FILE` and the flags, reloadable |
 //! | [`server`] | the connection layer: caps, timeouts, header size, shutdown |
 //!

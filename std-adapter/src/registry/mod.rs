@@ -1,7 +1,7 @@
 //! A registry of named instances built from one configuration document (feature
-//! `config`): rate limiters, circuit breakers, retry settings, retry budgets and
-//! bulkheads, handed out by name as shared handles (and, with feature `tower`, as tower
-//! layers), and reloaded in place from a changed document.
+//! `config`): rate limiters, circuit breakers, retry settings, retry budgets, bulkheads,
+//! hedges and fallbacks, handed out by name as shared handles (and, with feature `tower`,
+//! as tower layers), and reloaded in place from a changed document.
 //!
 //! # The document
 //!
@@ -15,7 +15,9 @@
 //! | `breaker` | a [`CircuitBreaker`] over an [`AnyWindow`] | [`BreakerConfig`]'s, and `window` ([`BreakerWindow`]) | [`NamedBreaker`] behind `Arc` |
 //! | `retry` | the settings of each operation's [`RetryPolicy`] | [`RetrySettings`]' | [`NamedRetry`] behind `Arc` |
 //! | `bulkhead` | a [`Bulkhead`] | [`BulkheadSettings`]': `max_concurrent` | [`NamedBulkhead`] behind `Arc` |
-//! | `retry_budget` | a [`TokenBudget`] (gRPC's retry throttling), drawn on by the retry settings that name it (`budget = "NAME"` in a `retry` instance) | [`TokenBudgetSettings`]': `max_tokens`, `token_ratio` | [`NamedRetryBudget`] behind `Arc` |
+//! | `retry_budget` | a [`TokenBudget`] (gRPC's retry throttling), drawn on by the retry settings and the hedges that name it (`budget = "NAME"` in a `retry` or `hedge` instance) | [`TokenBudgetSettings`]': `max_tokens`, `token_ratio` | [`NamedRetryBudget`] behind `Arc` |
+//! | `hedge` | core's [`Hedge`] run by [`Hedging`] (another attempt of a slow call, for idempotent calls only), drawing its hedges from the retry budget it names (`budget = "NAME"`), if any | [`HedgeConfig`]'s: `delay` (fixed), or `per_mille`, `min_samples`, `window` (learned); `max_attempts` | [`NamedHedge`] behind `Arc` |
+//! | `fallback` | which failures a fallback answers ([`FallbackOn`], by the layer that refused); the answer is the program's closure | `on`: `"refusals"`, `"everything"`, or a list of `overall_timeout`, `rate_limit`, `bulkhead`, `circuit_breaker`, `retry`, `throttle` | [`NamedFallback`] behind `Arc` |
 //!
 //! ```toml
 //! [rate_limit.api]
@@ -34,6 +36,13 @@
 //!
 //! [bulkhead.downstream]
 //! max_concurrent = 64
+//!
+//! [hedge.search]
+//! per_mille = 950             # hedge at the learned p95
+//! max_attempts = 2
+//!
+//! [fallback.page]
+//! on = ["circuit_breaker", "rate_limit"]
 //! ```
 //!
 //! **Environment variables** override single fields ([`Document::with_env`]):
@@ -62,6 +71,8 @@
 //! | a new name | a new instance |
 //! | any field of a breaker | **refused**: core's [`CircuitBreaker`] cannot change its configuration in place, and rebuilding it would lose its window and state |
 //! | a retry budget's settings | **refused**: core's [`TokenBudget`] cannot change them in place, and rebuilding it would lose its tokens |
+//! | a hedge's settings or its budget | **refused**: core's [`Hedge`] cannot change them in place, and rebuilding it would lose its learned latencies |
+//! | a fallback's `on` | **refused**: the tower layers handed out hold it |
 //! | a name left out | **refused**: handles to the instance may be in use |
 //!
 //! A refused change is an error naming the instance, the field and the reason, and then
@@ -87,6 +98,8 @@
 //! | `stanchion_bulkhead_max_concurrent` | gauge | | its maximum (a reload may change it) |
 //! | `stanchion_retry_retries_total` | counter | | retries the policies of retry settings made (each attempt after the first) |
 //! | `stanchion_retry_budget_tokens` | gauge | | tokens a retry budget has left (a retry is allowed while more than half are left after it) |
+//! | `stanchion_hedge_hedges_total` | counter | | hedges a hedge started (attempts after the first) |
+//! | `stanchion_fallback_answers_total` | counter | | failures a fallback answered (through `Registry::fallback_layer`, or counted by [`NamedFallback::answered`]) |
 //!
 //! Decisions taken on a rate limiter's bucket directly ([`NamedRateLimiter::limiter`])
 //! are not counted; those through the handle (core's [`RateLimiter`], the awaitable
@@ -150,18 +163,33 @@ use stanchion::bulkhead::{Bulkhead, BulkheadFull, BulkheadListener};
 use stanchion::config::{
     AnyBackoff, BreakerWindow, BulkheadSettings, RetrySettings, TokenBudgetSettings,
 };
+use stanchion::fallback::FallbackOn;
+use stanchion::hedge::{Hedge, HedgeConfig};
+use stanchion::pipeline::Layer;
 use stanchion::rate::{Quota, RateLimitError, RateLimiter, TokenBucket};
 use stanchion::retry::{MaxRetryAfter, RetryBudget, RetryPolicy, TokenBudget, TransientErrors};
 use stanchion::{Clock, ConfigError, Instant};
 
+use crate::hedge::Hedging;
 use crate::{Admission, AsyncRateLimiter, StdRawMutex, TokioClock};
-use report::{BreakerReport, BudgetReport, BulkheadReport, RateLimitReport, RetryReport};
+use report::{
+    BreakerReport, BudgetReport, BulkheadReport, FallbackReport, HedgeReport, RateLimitReport,
+    RetryReport,
+};
 
 pub use document::Document;
 pub use error::{Origin, RegistryError};
 
 /// The sections of a document, in the order they are read.
-const SECTIONS: [&str; 5] = ["rate_limit", "breaker", "retry", "bulkhead", "retry_budget"];
+const SECTIONS: [&str; 7] = [
+    "rate_limit",
+    "breaker",
+    "retry",
+    "bulkhead",
+    "retry_budget",
+    "hedge",
+    "fallback",
+];
 
 /// A named rate limiter: a [`TokenBucket`] (GCRA) on the registry's clock, reporting its
 /// decisions (feature `metrics`). Usable as it is with the tower rate limit layer and the
@@ -498,6 +526,94 @@ impl NamedRetry {
     }
 }
 
+/// The budget of a [`NamedHedge`]: the named retry budget its settings name
+/// (`budget = "NAME"`), if any, and otherwise none (only `max_attempts` bounds the
+/// hedges); either way it counts each hedge started (feature `metrics`), as a hedge is
+/// what core's [`Hedge`] withdraws from its budget for.
+#[derive(Clone, Debug)]
+pub struct CountHedges {
+    report: HedgeReport,
+    budget: Option<Arc<NamedRetryBudget>>,
+}
+
+impl RetryBudget for CountHedges {
+    const USES_TIME: bool = false;
+
+    #[inline]
+    fn deposit_at(&self, now: Instant) {
+        if let Some(budget) = &self.budget {
+            budget.deposit_at(now);
+        }
+    }
+
+    #[inline]
+    fn record_success_at(&self, now: Instant) {
+        if let Some(budget) = &self.budget {
+            budget.record_success_at(now);
+        }
+    }
+
+    #[inline]
+    fn try_withdraw_at(&self, now: Instant) -> bool {
+        let allowed = self
+            .budget
+            .as_ref()
+            .is_none_or(|budget| budget.try_withdraw_at(now));
+        if allowed {
+            self.report.hedge();
+        }
+        allowed
+    }
+}
+
+/// A named hedge: core's [`Hedge`] (its delay, fixed or learned, and its attempts per
+/// call) on the process-wide tokio clock, drawing its hedges from the retry budget its
+/// settings name, if any, and counting them (feature `metrics`). With feature `tower`,
+/// `Registry::hedge_layer` runs it.
+pub type NamedHedge = Hedging<CountHedges>;
+
+/// A hedge and the settings it was built from.
+struct HedgeEntry {
+    hedging: Arc<NamedHedge>,
+    config: HedgeConfig,
+    /// The name of its retry budget, if any.
+    budget: Option<String>,
+}
+
+/// A named fallback: which failures it answers ([`FallbackOn`], by the layer that
+/// refused), and the count of its answers (feature `metrics`). The answer itself is the
+/// program's: `Registry::fallback_layer` (feature `tower`) wraps it in a tower fallback
+/// layer that counts each answer.
+#[derive(Debug)]
+pub struct NamedFallback {
+    on: FallbackOn,
+    report: FallbackReport,
+}
+
+impl NamedFallback {
+    /// The failures it answers.
+    pub fn on(&self) -> FallbackOn {
+        self.on
+    }
+
+    /// Counts one answer, for a fallback run by hand (as with
+    /// [`Pipeline::call_or_else`](crate::Pipeline::call_or_else)); the layer of
+    /// `Registry::fallback_layer` counts its own.
+    pub fn answered(&self) {
+        self.report.answered();
+    }
+}
+
+/// The layers a fallback's `on` may name, as core's [`FallbackOn`] covers them.
+const FALLBACK_LAYERS: [Layer; 6] = [
+    Layer::OverallTimeout,
+    Layer::RateLimit,
+    Layer::Bulkhead,
+    Layer::CircuitBreaker,
+    Layer::Retry,
+    Layer::Throttle,
+];
+
 /// A breaker and the settings it was built from (core's breaker does not keep the
 /// window's choice).
 struct BreakerEntry<const CAP: usize> {
@@ -513,6 +629,8 @@ struct Instances<C, const CAP: usize> {
     retries: BTreeMap<String, Arc<NamedRetry>>,
     bulkheads: BTreeMap<String, Arc<NamedBulkhead>>,
     budgets: BTreeMap<String, Arc<NamedRetryBudget>>,
+    hedges: BTreeMap<String, HedgeEntry>,
+    fallbacks: BTreeMap<String, Arc<NamedFallback>>,
 }
 
 /// A document's instances, read and checked, not yet built.
@@ -522,6 +640,8 @@ struct Plan {
     retries: BTreeMap<String, (RetrySettings, Option<String>)>,
     bulkheads: BTreeMap<String, BulkheadSettings>,
     budgets: BTreeMap<String, TokenBudgetSettings>,
+    hedges: BTreeMap<String, (HedgeConfig, Option<String>)>,
+    fallbacks: BTreeMap<String, FallbackOn>,
 }
 
 /// What a [`reload`](Registry::reload) did: the instances it changed and those it added,
@@ -553,6 +673,8 @@ impl<C, const CAP: usize> std::fmt::Debug for Registry<C, CAP> {
             .field("retries", &live.retries.keys().collect::<Vec<_>>())
             .field("bulkheads", &live.bulkheads.keys().collect::<Vec<_>>())
             .field("retry_budgets", &live.budgets.keys().collect::<Vec<_>>())
+            .field("hedges", &live.hedges.keys().collect::<Vec<_>>())
+            .field("fallbacks", &live.fallbacks.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -575,6 +697,8 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
             retries: BTreeMap::new(),
             bulkheads: BTreeMap::new(),
             budgets: BTreeMap::new(),
+            hedges: BTreeMap::new(),
+            fallbacks: BTreeMap::new(),
         };
         let mut added = Vec::new();
         add_new(
@@ -629,9 +753,28 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
         self.live().budgets.get(name).cloned()
     }
 
+    /// The hedge named `name`.
+    pub fn hedge(&self, name: &str) -> Option<Arc<NamedHedge>> {
+        self.live().hedges.get(name).map(|e| Arc::clone(&e.hedging))
+    }
+
+    /// The configuration and the retry budget's name the hedge named `name` was built
+    /// from.
+    pub fn hedge_settings(&self, name: &str) -> Option<(HedgeConfig, Option<String>)> {
+        self.live()
+            .hedges
+            .get(name)
+            .map(|e| (e.config, e.budget.clone()))
+    }
+
+    /// The fallback named `name`.
+    pub fn fallback(&self, name: &str) -> Option<Arc<NamedFallback>> {
+        self.live().fallbacks.get(name).cloned()
+    }
+
     /// The names of every instance, as `section.name`, in the order of the sections
-    /// (`rate_limit`, `breaker`, `retry`, `bulkhead`, `retry_budget`) and then of the
-    /// names.
+    /// (`rate_limit`, `breaker`, `retry`, `bulkhead`, `retry_budget`, `hedge`,
+    /// `fallback`) and then of the names.
     pub fn names(&self) -> Vec<String> {
         let live = self.live();
         let names = |section: &str, keys: Vec<&String>| {
@@ -644,6 +787,8 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
         all.extend(names("retry", live.retries.keys().collect()));
         all.extend(names("bulkhead", live.bulkheads.keys().collect()));
         all.extend(names("retry_budget", live.budgets.keys().collect()));
+        all.extend(names("hedge", live.hedges.keys().collect()));
+        all.extend(names("fallback", live.fallbacks.keys().collect()));
         all
     }
 
@@ -723,6 +868,44 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
                 .field(field));
             }
         }
+        for (name, entry) in &live.hedges {
+            let Some((config, budget)) = plan.hedges.get(name) else {
+                return Err(removed("hedge", name));
+            };
+            let field = if *budget != entry.budget {
+                Some("budget".to_owned())
+            } else if *config != entry.config {
+                Some(first_difference(&entry.config, config))
+            } else {
+                None
+            };
+            if let Some(field) = field {
+                let path = ["hedge".to_owned(), name.clone(), field.clone()];
+                return Err(RegistryError::new(
+                    "cannot change a live hedge's settings: core's Hedge has no way to change \
+                     them in place, and rebuilding it would lose its learned latencies \
+                     (restart to apply them)",
+                )
+                .at(document.origin(&path))
+                .instance("hedge", name)
+                .field(field));
+            }
+        }
+        for (name, fallback) in &live.fallbacks {
+            let Some(on) = plan.fallbacks.get(name) else {
+                return Err(removed("fallback", name));
+            };
+            if *on != fallback.on {
+                let path = ["fallback".to_owned(), name.clone(), "on".to_owned()];
+                return Err(RegistryError::new(
+                    "cannot change a live fallback's `on`: the tower layers handed out hold \
+                     it (restart to apply it)",
+                )
+                .at(document.origin(&path))
+                .instance("fallback", name)
+                .field("on"));
+            }
+        }
         // Build the new names' instances before changing anything (building checks them
         // once more against the capacity; `read_plan` did already).
         let mut fresh = Instances {
@@ -731,6 +914,8 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
             retries: BTreeMap::new(),
             bulkheads: BTreeMap::new(),
             budgets: BTreeMap::new(),
+            hedges: BTreeMap::new(),
+            fallbacks: BTreeMap::new(),
         };
         let new_only = Plan {
             rate_limits: without(&plan.rate_limits, &live.rate_limits),
@@ -738,6 +923,8 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
             retries: without(&plan.retries, &live.retries),
             bulkheads: without(&plan.bulkheads, &live.bulkheads),
             budgets: without(&plan.budgets, &live.budgets),
+            hedges: without(&plan.hedges, &live.hedges),
+            fallbacks: without(&plan.fallbacks, &live.fallbacks),
         };
         let mut reloaded = Reloaded::default();
         add_new(
@@ -795,6 +982,8 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
         live.retries.append(&mut fresh.retries);
         live.bulkheads.append(&mut fresh.bulkheads);
         live.budgets.append(&mut fresh.budgets);
+        live.hedges.append(&mut fresh.hedges);
+        live.fallbacks.append(&mut fresh.fallbacks);
         Ok(reloaded)
     }
 }
@@ -845,6 +1034,58 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
             // The layer replaces the generator with a stream of the request's own.
             retry.policy(fastrand::Rng::with_seed(0), clock.now())
         }))
+    }
+
+    /// A tower hedge layer running the hedge named `name`.
+    pub fn hedge_layer(&self, name: &str) -> Option<crate::tower::HedgeLayer<CountHedges>> {
+        self.hedge(name).map(crate::tower::HedgeLayer::new)
+    }
+
+    /// A tower fallback layer answering the failures the fallback named `name` covers
+    /// with `fallback(error)`, counting each answer (feature `metrics`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), stanchion_std::tower::BoxError> {
+    /// use stanchion_std::registry::{Document, Registry};
+    /// use stanchion_std::tower::BoxError;
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    ///
+    /// let text = "[fallback.page]\non = \"everything\"\n";
+    /// let registry = Registry::new(&Document::parse("policies.toml", text)?)?;
+    /// let layer = registry
+    ///     .fallback_layer("page", |_: BoxError| "cached page".to_owned())
+    ///     .expect("configured");
+    /// let svc = ServiceBuilder::new()
+    ///     .layer(layer)
+    ///     .service(service_fn(|_: ()| async { Err::<String, BoxError>("down".into()) }));
+    /// assert_eq!(svc.oneshot(()).await?, "cached page");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fallback_layer<G, R>(
+        &self,
+        name: &str,
+        fallback: G,
+    ) -> Option<
+        crate::tower::FallbackLayer<
+            impl Fn(crate::tower::BoxError) -> R + Clone + use<G, R, C, CAP>,
+        >,
+    >
+    where
+        G: Fn(crate::tower::BoxError) -> R + Clone,
+    {
+        let named = self.fallback(name)?;
+        // The counter's handle, not the instance: it is cloned with the closure for each
+        // request.
+        let report = named.report.clone();
+        Some(crate::tower::FallbackLayer::new(
+            named.on,
+            move |error: crate::tower::BoxError| {
+                report.answered();
+                fallback(error)
+            },
+        ))
     }
 }
 
@@ -946,6 +1187,31 @@ fn add_new<C: Clone, const CAP: usize>(
         added.push(format!("bulkhead.{name}"));
     }
     added.append(&mut budgets);
+    for (name, (config, budget_name)) in &plan.hedges {
+        let budget = CountHedges {
+            report: HedgeReport::new(name),
+            budget: named_budget(budget_name, &live.budgets, existing_budgets).map(|(_, b)| b),
+        };
+        let hedge = Hedge::new(*config, budget)
+            .map_err(|e| config_error(document, "hedge", name, &[], &e))?;
+        live.hedges.insert(
+            name.clone(),
+            HedgeEntry {
+                hedging: Arc::new(Hedging::new(hedge)),
+                config: *config,
+                budget: budget_name.clone(),
+            },
+        );
+        added.push(format!("hedge.{name}"));
+    }
+    for (name, on) in &plan.fallbacks {
+        let fallback = NamedFallback {
+            on: *on,
+            report: FallbackReport::new(name),
+        };
+        live.fallbacks.insert(name.clone(), Arc::new(fallback));
+        added.push(format!("fallback.{name}"));
+    }
     Ok(())
 }
 
@@ -1092,13 +1358,15 @@ fn read_plan<const CAP: usize>(document: &Document) -> Result<Plan, RegistryErro
         retries: BTreeMap::new(),
         bulkheads: BTreeMap::new(),
         budgets: BTreeMap::new(),
+        hedges: BTreeMap::new(),
+        fallbacks: BTreeMap::new(),
     };
     for (section, value) in document.table() {
         let section_path = [section.clone()];
         if !SECTIONS.contains(&section.as_str()) {
             return Err(RegistryError::new(format!(
                 "unknown section `{section}`, expected one of `rate_limit`, `breaker`, \
-                 `retry`, `bulkhead`, `retry_budget`"
+                 `retry`, `bulkhead`, `retry_budget`, `hedge`, `fallback`"
             ))
             .at(document.origin(&section_path)));
         }
@@ -1143,22 +1411,20 @@ fn read_plan<const CAP: usize>(document: &Document) -> Result<Plan, RegistryErro
                 }
                 "retry" => {
                     let mut fields = fields.clone();
-                    let budget = match fields.remove("budget") {
-                        None => None,
-                        Some(toml::Value::String(budget)) => Some(budget),
-                        Some(_) => {
-                            return Err(located(
-                                document,
-                                section,
-                                name,
-                                vec!["budget".to_owned()],
-                                "`budget` must be the name of a retry budget, as `budget = \"downstream\"`"
-                                    .to_owned(),
-                            ));
-                        }
-                    };
+                    let budget = take_budget(document, section, name, &mut fields)?;
                     let settings = read(document, section, name, &[], toml::Value::Table(fields))?;
                     plan.retries.insert(name.clone(), (settings, budget));
+                }
+                "hedge" => {
+                    let mut fields = fields.clone();
+                    let budget = take_budget(document, section, name, &mut fields)?;
+                    let config: HedgeConfig =
+                        read(document, section, name, &[], toml::Value::Table(fields))?;
+                    plan.hedges.insert(name.clone(), (config, budget));
+                }
+                "fallback" => {
+                    let on = read_fallback(document, name, fields)?;
+                    plan.fallbacks.insert(name.clone(), on);
                 }
                 "retry_budget" => {
                     let settings: TokenBudgetSettings =
@@ -1176,12 +1442,14 @@ fn read_plan<const CAP: usize>(document: &Document) -> Result<Plan, RegistryErro
         }
     }
     // Every budget named is in the document.
-    for (name, (_, budget)) in &plan.retries {
+    let retries = plan.retries.iter().map(|(n, (_, b))| ("retry", n, b));
+    let hedges = plan.hedges.iter().map(|(n, (_, b))| ("hedge", n, b));
+    for (section, name, budget) in retries.chain(hedges) {
         if let Some(budget) = budget {
             if !plan.budgets.contains_key(budget) {
                 return Err(located(
                     document,
-                    "retry",
+                    section,
                     name,
                     vec!["budget".to_owned()],
                     format!("no retry budget named `{budget}` (a `[retry_budget.{budget}]`)"),
@@ -1190,4 +1458,70 @@ fn read_plan<const CAP: usize>(document: &Document) -> Result<Plan, RegistryErro
         }
     }
     Ok(plan)
+}
+
+/// Takes the `budget` field (the name of a retry budget) out of an instance's `fields`.
+fn take_budget(
+    document: &Document,
+    section: &str,
+    name: &str,
+    fields: &mut toml::Table,
+) -> Result<Option<String>, RegistryError> {
+    match fields.remove("budget") {
+        None => Ok(None),
+        Some(toml::Value::String(budget)) => Ok(Some(budget)),
+        Some(_) => Err(located(
+            document,
+            section,
+            name,
+            vec!["budget".to_owned()],
+            "`budget` must be the name of a retry budget, as `budget = \"downstream\"`".to_owned(),
+        )),
+    }
+}
+
+/// Reads a fallback's fields: `on`, the failures it answers, as `"refusals"`,
+/// `"everything"` or a list of the layers that refuse or give up.
+fn read_fallback(
+    document: &Document,
+    name: &str,
+    fields: &toml::Table,
+) -> Result<FallbackOn, RegistryError> {
+    let error = |field: &str, message: String| {
+        located(document, "fallback", name, vec![field.to_owned()], message)
+    };
+    if let Some(key) = fields.keys().find(|k| *k != "on") {
+        return Err(error(key, format!("unknown field `{key}`, expected `on`")));
+    }
+    let expected = || {
+        let layers: Vec<&str> = FALLBACK_LAYERS.iter().map(|l| l.name()).collect();
+        format!(
+            "`on` must be \"refusals\", \"everything\" or a list of layers among `{}`",
+            layers.join("`, `")
+        )
+    };
+    match fields.get("on") {
+        None => Err(error(
+            "on",
+            "missing field `on` (such as `on = \"refusals\"` or `on = [\"rate_limit\", \
+             \"circuit_breaker\"]`)"
+                .to_owned(),
+        )),
+        Some(toml::Value::String(all)) if all == "refusals" => Ok(FallbackOn::REFUSALS),
+        Some(toml::Value::String(all)) if all == "everything" => Ok(FallbackOn::EVERYTHING),
+        Some(toml::Value::Array(list)) => {
+            let mut on = FallbackOn::NOTHING;
+            for item in list {
+                let layer = item
+                    .as_str()
+                    .and_then(|s| FALLBACK_LAYERS.iter().find(|l| l.name() == s));
+                match layer {
+                    Some(layer) => on = on.layer(*layer),
+                    None => return Err(error("on", format!("{}, not {item}", expected()))),
+                }
+            }
+            Ok(on)
+        }
+        Some(other) => Err(error("on", format!("{}, not {other}", expected()))),
+    }
 }

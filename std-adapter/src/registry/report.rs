@@ -195,6 +195,44 @@ mod on {
         }
     }
 
+    /// A hedge's counter of hedges (attempts after the first).
+    #[derive(Clone, Debug)]
+    pub(in super::super) struct HedgeReport {
+        hedges: Counter,
+    }
+
+    impl HedgeReport {
+        pub(in super::super) fn new(name: &str) -> Self {
+            HedgeReport {
+                hedges: counter!("stanchion_hedge_hedges_total", "name" => name.to_owned()),
+            }
+        }
+
+        #[inline]
+        pub(in super::super) fn hedge(&self) {
+            self.hedges.increment(1);
+        }
+    }
+
+    /// A fallback's counter of answers.
+    #[derive(Clone, Debug)]
+    pub(in super::super) struct FallbackReport {
+        answers: Counter,
+    }
+
+    impl FallbackReport {
+        pub(in super::super) fn new(name: &str) -> Self {
+            FallbackReport {
+                answers: counter!("stanchion_fallback_answers_total", "name" => name.to_owned()),
+            }
+        }
+
+        #[inline]
+        pub(in super::super) fn answered(&self) {
+            self.answers.increment(1);
+        }
+    }
+
     /// Whether the breakers' listeners want events.
     pub(in super::super) const LISTENS: bool = true;
 }
@@ -260,9 +298,32 @@ mod on {
         pub(in super::super) fn tokens(&self, _: u32) {}
     }
 
+    #[derive(Clone, Debug)]
+    pub(in super::super) struct HedgeReport;
+
+    impl HedgeReport {
+        pub(in super::super) fn new(_: &str) -> Self {
+            HedgeReport
+        }
+        #[inline]
+        pub(in super::super) fn hedge(&self) {}
+    }
+
+    #[derive(Clone, Debug)]
+    pub(in super::super) struct FallbackReport;
+
+    impl FallbackReport {
+        pub(in super::super) fn new(_: &str) -> Self {
+            FallbackReport
+        }
+        #[inline]
+        pub(in super::super) fn answered(&self) {}
+    }
+
     pub(in super::super) const LISTENS: bool = false;
 }
 
 pub(super) use on::{
-    BreakerReport, BudgetReport, BulkheadReport, LISTENS, RateLimitReport, RetryReport,
+    BreakerReport, BudgetReport, BulkheadReport, FallbackReport, HedgeReport, LISTENS,
+    RateLimitReport, RetryReport,
 };
