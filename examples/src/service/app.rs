@@ -31,9 +31,9 @@
 //! tokio's clock costs more than the rate limit's whole decision. Its readings are up to
 //! a millisecond late, never early: a client's grant may come up to 1 ms later than on
 //! an exact clock (never more than its quota), the breaker may stay open up to 1 ms
-//! longer, and a call's measured duration is off by up to 1 ms (the breaker's slow-call
-//! threshold is far above that). It shares `TokioClock::new()`'s epoch, so the
-//! breaker's instants agree with the registry's. The bulkhead's queue and the admin
+//! longer, and a call's measured duration is off by up to 1 ms (so a slow-call threshold
+//! set in `--config` should be well above 1 ms). It shares `TokioClock::new()`'s epoch,
+//! so the breaker's instants agree with those of anything else reading tokio's clock. The bulkhead's queue and the admin
 //! route's guard keep `TokioClock`: the queue turns its deadlines into tokio timers, and
 //! the admin route is not on the request path.
 //!
@@ -192,7 +192,7 @@ impl AppState {
                 bulkhead.clone(),
                 Some(config.request_timeout),
             ))
-            .layer(RetryLayer::with_clock(make_policy, clock.clone()).seed(seed))
+            .layer(RetryLayer::with_clock(make_policy, clock).seed(seed))
             .layer(CircuitBreakerLayer::with_clock(breaker.clone(), clock))
             .layer(TimeoutLayer::new(config.attempt_timeout))
             .service_fn(move |attempts: Attempts| {

@@ -88,13 +88,13 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn limits(config: &Config, clock: &CoarseClock) -> Result<ClientLimits, String> {
+fn limits(config: &Config, clock: CoarseClock) -> Result<ClientLimits, String> {
     match &config.redis_url {
         None => ClientLimits::local(
             &config.api_keys,
             config.ip_quota,
             config.max_clients,
-            clock.clone(),
+            clock,
         ),
         #[cfg(feature = "redis")]
         Some(url) => ClientLimits::redis(
@@ -117,7 +117,7 @@ async fn serve(config: Config, admin_token: String, given: Vec<String>) -> Resul
     // One clock for the per-client limits and every layer that reads time on each request
     // (see `app`'s module docs).
     let clock = CoarseClock::start();
-    let limits = limits(&config, &clock)?;
+    let limits = limits(&config, clock)?;
     let state = Arc::new(AppState::new(
         &config,
         admin_token,
