@@ -12,6 +12,10 @@
 //! | [`policies`] | the downstream's retry, breaker and bulkhead from `--config FILE` and the flags, reloadable |
 //! | [`server`] | the connection layer: caps, timeouts, header size, shutdown |
 //!
+//! The per-client limits and the layers that read time on every request read one
+//! `stanchion_std::CoarseClock`, started with the service: see [`app`'s docs](app#clock)
+//! for why, and what its millisecond of staleness means for each.
+//!
 //! Run it with `cargo run -p stanchion-examples --bin service -- --admin-token-file PATH`
 //! (or the token in `STANCHION_ADMIN_TOKEN`);
 //! the README's service section shows a session with curl.
