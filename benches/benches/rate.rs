@@ -206,7 +206,7 @@ fn with_clock(c: &mut Criterion) {
         b.iter_custom(|iters| {
             chunked(
                 iters,
-                || WithClock::new(TokenBucket::new(roomy().1), coarse.clone()),
+                || WithClock::new(TokenBucket::new(roomy().1), coarse),
                 |l| {
                     black_box(l.acquire(black_box(1))).unwrap();
                 },

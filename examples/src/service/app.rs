@@ -22,6 +22,21 @@
 //! `RateLimit-Policy: "ip";q=60;w=60` and `RateLimit: "ip";r=0;t=1` (granted responses
 //! carry `r` without `t`).
 //!
+//! # Clock
+//!
+//! The per-client limits, the retry layer (each request's deadline, the waits' instants)
+//! and the circuit breaker layer (its permits and each call's duration) read one shared
+//! `stanchion_std::CoarseClock`, as stanchion-std recommends for servers: an instant a
+//! tokio task refreshes every millisecond, read with one atomic load, where a read of
+//! tokio's clock costs more than the rate limit's whole decision. Its readings are up to
+//! a millisecond late, never early: a client's grant may come up to 1 ms later than on
+//! an exact clock (never more than its quota), the breaker may stay open up to 1 ms
+//! longer, and a call's measured duration is off by up to 1 ms (so a slow-call threshold
+//! set in `--config` should be well above 1 ms). It shares `TokioClock::new()`'s epoch,
+//! so the breaker's instants agree with those of anything else reading tokio's clock. The bulkhead's queue and the admin
+//! route's guard keep `TokioClock`: the queue turns its deadlines into tokio timers, and
+//! the admin route is not on the request path.
+//!
 //! With `--bypass-layers` the same downstream call is served with none of this in front
 //! (no 429, 503 or 504; a failed call is a 502 after its one attempt): the baseline that
 //! the load benchmark (`cargo xtask bench --load`) compares the layers against.
@@ -48,7 +63,7 @@ use stanchion_std::tower::{
     RateLimitHooks, RateLimitPolicy, RateLimited, RefusalsArePermanent, RetryLayer, TierId,
     TierRefusal, TieredRateLimitLayer, TimeoutLayer, refusal,
 };
-use stanchion_std::{Admission, BulkheadQueue, TokioClock};
+use stanchion_std::{Admission, BulkheadQueue, CoarseClock, TokioClock};
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -113,7 +128,8 @@ pub struct AppState {
 
 impl AppState {
     /// The state for `config`, whose admin token was checked; `limits` and `policies`
-    /// built from it.
+    /// built from it, `limits` on `clock`, which the retry and breaker layers read too
+    /// (see the [module docs](self#clock)).
     ///
     /// # Errors
     ///
@@ -123,9 +139,13 @@ impl AppState {
         admin_token: String,
         limits: ClientLimits,
         policies: Policies,
+        clock: CoarseClock,
     ) -> Result<AppState, String> {
         let err = |e: stanchion::ConfigError| e.to_string();
-        let clock = TokioClock::new();
+        // The bulkhead's queue and the admin guard are typed on tokio's clock (the queue
+        // makes tokio timers of its deadlines, and reads a clock only for a request that
+        // must wait), and the admin route is off the request path.
+        let tokio_clock = TokioClock::new();
         let seed = config.seed.unwrap_or_else(|| {
             std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0x5eed_u64)
         });
@@ -143,8 +163,9 @@ impl AppState {
             .bulkhead("downstream")
             .ok_or_else(|| missing("bulkhead"))?
             .max_concurrent();
-        let bulkhead =
-            Arc::new(BulkheadQueue::new(max_concurrent, config.max_waiting, clock).map_err(err)?);
+        let bulkhead = Arc::new(
+            BulkheadQueue::new(max_concurrent, config.max_waiting, tokio_clock).map_err(err)?,
+        );
         let downstream = Arc::new(FlakyDownstream::new(
             config.failure_rate,
             config.latency,
@@ -157,7 +178,7 @@ impl AppState {
         // changes the next requests'), drawing on their retry budget, never sleeping past
         // the request's deadline. (The layer gives each request a random stream of its
         // own, derived from `seed`.)
-        let make_policy = move |clock: &TokioClock| {
+        let make_policy = move |clock: &CoarseClock| {
             let now = clock.now();
             retry
                 .policy(fastrand::Rng::with_seed(seed), now)
@@ -171,8 +192,8 @@ impl AppState {
                 bulkhead.clone(),
                 Some(config.request_timeout),
             ))
-            .layer(RetryLayer::new(make_policy).seed(seed))
-            .layer(CircuitBreakerLayer::new(breaker.clone()))
+            .layer(RetryLayer::with_clock(make_policy, clock).seed(seed))
+            .layer(CircuitBreakerLayer::with_clock(breaker.clone(), clock))
             .layer(TimeoutLayer::new(config.attempt_timeout))
             .service_fn(move |attempts: Attempts| {
                 let attempt = attempts.0.fetch_add(1, Ordering::Relaxed).saturating_add(1);
@@ -192,7 +213,7 @@ impl AppState {
             downstream,
             metrics,
             admin_token,
-            admin_guard: admin::AdminGuard::new(clock).map_err(err)?,
+            admin_guard: admin::AdminGuard::new(tokio_clock).map_err(err)?,
             request_timeout: config.request_timeout,
             attempt_timeout: config.attempt_timeout,
             bypass_layers: config.bypass_layers,

@@ -40,7 +40,7 @@ use stanchion::rate::{FullTablePolicy, RateLimitError, TokenBucket, WithClock};
 use stanchion::{Clock, ConfigError};
 use stanchion_std::tower::{RateLimitPolicy, TierId, Tiers};
 use stanchion_std::{
-    Admission, AsyncKeyedRateLimiter, AsyncRateLimiter, ShardedKeyedLimiter, TokioClock,
+    Admission, AsyncKeyedRateLimiter, AsyncRateLimiter, CoarseClock, ShardedKeyedLimiter,
 };
 
 #[cfg(feature = "redis")]
@@ -96,18 +96,22 @@ enum Store {
 /// One tier's limiter (see [`ClientLimits::tiers`]): an API key's own bucket or the table
 /// of IPs, in this process or in Redis. One type for every tier, as
 /// `stanchion_std::tower::TieredRateLimitLayer` wants, so an enum of the kinds.
-pub enum ClientLimiter {
+///
+/// `C` is the clock the in-process buckets read: the service's shared
+/// [`CoarseClock`] (see [`ClientLimits::local`]); the unit tests give them
+/// `stanchion_std::TokioClock`, which reads tokio's paused time exactly.
+pub enum ClientLimiter<C = CoarseClock> {
     /// An API key's bucket, in this process (one GCRA word).
-    Key(WithClock<TokenBucket, TokioClock>),
+    Key(WithClock<TokenBucket, C>),
     /// The IPs, in a sharded table of fixed size in this process.
-    Ips(WithClock<ShardedKeyedLimiter<SLOTS_PER_SHARD>, TokioClock>),
+    Ips(WithClock<ShardedKeyedLimiter<SLOTS_PER_SHARD>, C>),
     /// An API key's bucket or the IPs' buckets, in Redis. Boxed: a Redis limiter (with
     /// its local fallback table) is much larger than the in-process variants.
     #[cfg(feature = "redis")]
     Redis(Box<Shared>),
 }
 
-impl std::fmt::Debug for ClientLimiter {
+impl<C> std::fmt::Debug for ClientLimiter<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             ClientLimiter::Key(_) => "ClientLimiter::Key",
@@ -118,7 +122,7 @@ impl std::fmt::Debug for ClientLimiter {
     }
 }
 
-impl AsyncKeyedRateLimiter<Client> for ClientLimiter {
+impl<C: Clock + Send + Sync> AsyncKeyedRateLimiter<Client> for ClientLimiter<C> {
     async fn admit(&self, client: &Client, n: u32) -> Result<Admission, RateLimitError> {
         match (self, client) {
             (ClientLimiter::Key(bucket), Client::Key(_)) => bucket.admit(n).await,
@@ -269,12 +273,13 @@ impl Policies {
 }
 
 /// The per-client limits: one tier per configured API key, with that key's quota, and
-/// one for the IPs (see [`ClientLimits::tiers`]).
-pub struct ClientLimits {
+/// one for the IPs (see [`ClientLimits::tiers`]), the in-process ones reading clock `C`
+/// (see [`ClientLimiter`]).
+pub struct ClientLimits<C = CoarseClock> {
     policies: Policies,
     store: Store,
     /// The keys' limiters (in the order of the keys), then the IPs'.
-    tiers: Tiers<ClientLimiter>,
+    tiers: Tiers<ClientLimiter<C>>,
     /// The keys' tiers, in the order of the keys.
     key_tiers: Vec<TierId>,
     /// The IPs' tier.
@@ -282,11 +287,11 @@ pub struct ClientLimits {
     capacity: usize,
 }
 
-impl std::fmt::Debug for ClientLimits {
+impl<C> std::fmt::Debug for ClientLimits<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The keys' secrets stay out of logs.
         f.debug_struct("ClientLimits")
-            .field("store", &self.store_name())
+            .field("store", &store_name(self.store))
             .field("keys", &self.policies.keys)
             .field("ip", &self.policies.ip)
             .field("capacity", &self.capacity)
@@ -294,10 +299,15 @@ impl std::fmt::Debug for ClientLimits {
     }
 }
 
-impl ClientLimits {
+impl<C: Clock + Clone + Send + Sync> ClientLimits<C> {
     /// In-process limits: each of `keys` with its own quota, everyone else by IP with
     /// `ip_quota`, in a table of at least `max_clients` IPs (rounded up to a multiple of
-    /// 256).
+    /// 256), every bucket reading `clock`.
+    ///
+    /// The service gives them its one [`CoarseClock`], shared with its layers (one
+    /// atomic load per check instead of a read of tokio's clock, which costs more than
+    /// the GCRA decision itself): a grant comes at most one period (1 ms) later than on
+    /// an exact clock, never earlier, so no client gets more than its quota.
     ///
     /// # Errors
     ///
@@ -306,7 +316,8 @@ impl ClientLimits {
         keys: &[ApiKey],
         ip_quota: QuotaSpec,
         max_clients: usize,
-    ) -> Result<ClientLimits, String> {
+        clock: C,
+    ) -> Result<ClientLimits<C>, String> {
         let shards = max_clients.div_ceil(SLOTS_PER_SHARD);
         if shards == 0 || shards > ShardedKeyedLimiter::<SLOTS_PER_SHARD>::MAX_SHARDS {
             return Err(format!(
@@ -314,13 +325,17 @@ impl ClientLimits {
             ));
         }
         let policies = Policies::new(keys, ip_quota)?;
-        let clock = TokioClock::new();
         let table = ShardedKeyedLimiter::new(ip_quota.quota, FullTablePolicy::DenyNewKeys, shards)
             .map_err(|e: ConfigError| e.to_string())?;
         let capacity = table.capacity();
         let limiters = keys
             .iter()
-            .map(|k| ClientLimiter::Key(WithClock::new(TokenBucket::new(k.quota.quota), clock)))
+            .map(|k| {
+                ClientLimiter::Key(WithClock::new(
+                    TokenBucket::new(k.quota.quota),
+                    clock.clone(),
+                ))
+            })
             .collect();
         let ips = ClientLimiter::Ips(WithClock::new(table, clock));
         ClientLimits::with_limiters(policies, Store::Local, limiters, ips, capacity)
@@ -342,7 +357,7 @@ impl ClientLimits {
         url: &str,
         fallback: RedisFallback,
         instances: Option<u32>,
-    ) -> Result<ClientLimits, String> {
+    ) -> Result<ClientLimits<C>, String> {
         use stanchion_std::redis::{Fallback, RedisLimiterConfig, RedisRateLimiter};
         let (library_fallback, instances) = match fallback {
             RedisFallback::Deny => (Fallback::Deny, 1),
@@ -386,7 +401,7 @@ impl ClientLimits {
         let limiter = |prefix: String,
                        spec: QuotaSpec,
                        policy: &RateLimitPolicy|
-         -> Result<ClientLimiter, String> {
+         -> Result<ClientLimiter<C>, String> {
             let config = RedisLimiterConfig::new(prefix, spec.quota, library_fallback)
                 .map_err(|e| e.to_string())?;
             Ok(ClientLimiter::Redis(Box::new(Shared {
@@ -417,10 +432,10 @@ impl ClientLimits {
     fn with_limiters(
         policies: Policies,
         store: Store,
-        keys: Vec<ClientLimiter>,
-        ips: ClientLimiter,
+        keys: Vec<ClientLimiter<C>>,
+        ips: ClientLimiter<C>,
         capacity: usize,
-    ) -> Result<ClientLimits, String> {
+    ) -> Result<ClientLimits<C>, String> {
         let mut tiers = Tiers::new();
         let mut key_tiers = Vec::with_capacity(keys.len());
         for (policy, limiter) in policies.keys.iter().zip(keys) {
@@ -446,7 +461,7 @@ impl ClientLimits {
     /// the `i`th API key (its quota and `key-NAME` policy), the last the IPs (`ip`);
     /// [`ClientLimits::tier`] says which a client is in. The tiers share the limiters
     /// with these limits.
-    pub fn tiers(&self) -> Tiers<ClientLimiter> {
+    pub fn tiers(&self) -> Tiers<ClientLimiter<C>> {
         self.tiers.clone()
     }
 
@@ -459,7 +474,7 @@ impl ClientLimits {
     }
 
     /// The limiter of `client`'s tier.
-    fn limiter(&self, client: Client) -> Option<&ClientLimiter> {
+    fn limiter(&self, client: Client) -> Option<&ClientLimiter<C>> {
         self.tiers.limiter(self.tier(client)).map(|l| &**l)
     }
 
@@ -555,11 +570,7 @@ impl ClientLimits {
     /// Where the limits live: `memory` or `redis` (even while Redis is out of reach; see
     /// [`ClientLimits::falling_back`]).
     pub fn store_name(&self) -> &'static str {
-        match self.store {
-            Store::Local => "memory",
-            #[cfg(feature = "redis")]
-            Store::Redis { .. } => "redis",
-        }
+        store_name(self.store)
     }
 
     /// Who a request with `api_key` (the `X-Api-Key` field, if any) from `ip` is
@@ -599,6 +610,15 @@ impl ClientLimits {
     }
 }
 
+/// Where `store`'s limits live: `memory` or `redis`.
+fn store_name(store: Store) -> &'static str {
+    match store {
+        Store::Local => "memory",
+        #[cfg(feature = "redis")]
+        Store::Redis { .. } => "redis",
+    }
+}
+
 /// What the fallback of `store` does, in words (`-` without Redis).
 fn fallback_description(store: Store) -> String {
     match store {
@@ -630,13 +650,17 @@ fn never() -> RateLimitError {
 mod tests {
     use std::time::Duration;
 
+    use stanchion_std::TokioClock;
+
     use super::*;
     use crate::service::config::{parse_api_key, parse_quota};
 
     #[tokio::test(start_paused = true)]
     async fn known_keys_have_their_own_quota_and_invented_keys_share_the_ip_one() {
         let keys = [parse_api_key("alice=a-key:2/1s").unwrap()];
-        let limits = ClientLimits::local(&keys, parse_quota("3/1s").unwrap(), 1000).unwrap();
+        let limits =
+            ClientLimits::local(&keys, parse_quota("3/1s").unwrap(), 1000, TokioClock::new())
+                .unwrap();
         assert_eq!(limits.capacity(), 1024);
         let ip: IpAddr = [127, 0, 0, 1].into();
         let alice = limits.identify(Some(b"a-key"), ip).unwrap();
@@ -665,7 +689,9 @@ mod tests {
             parse_api_key("alice=a-key:2/1s").unwrap(),
             parse_api_key("bob=b-key:5/1m").unwrap(),
         ];
-        let limits = ClientLimits::local(&keys, parse_quota("3/1s").unwrap(), 256).unwrap();
+        let limits =
+            ClientLimits::local(&keys, parse_quota("3/1s").unwrap(), 256, TokioClock::new())
+                .unwrap();
         let tiers = limits.tiers();
         assert_eq!(tiers.len(), 3);
         let ip: IpAddr = [10, 0, 0, 1].into();
@@ -691,7 +717,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_flood_of_distinct_ips_cannot_grow_the_table_or_buy_fresh_buckets() {
-        let limits = ClientLimits::local(&[], parse_quota("1/1h").unwrap(), 256).unwrap();
+        let limits =
+            ClientLimits::local(&[], parse_quota("1/1h").unwrap(), 256, TokioClock::new()).unwrap();
         assert_eq!(limits.capacity(), 256);
         let mut granted = 0;
         for i in 0..10_000u32 {
@@ -707,7 +734,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn slots_whose_bucket_is_full_again_are_reused() {
-        let limits = ClientLimits::local(&[], parse_quota("1/1s").unwrap(), 256).unwrap();
+        let limits =
+            ClientLimits::local(&[], parse_quota("1/1s").unwrap(), 256, TokioClock::new()).unwrap();
         let ip = |i: u32| Client::Ip(IpAddr::from(i.wrapping_add(0x0a00_0000).to_be_bytes()));
         let mut refused = None;
         for i in 0..10_000u32 {
@@ -738,7 +766,7 @@ mod tests {
     fn bad_limits_are_refused_with_a_reason() {
         let q = parse_quota("3/1s").unwrap();
         assert!(
-            ClientLimits::local(&[], q, 0)
+            ClientLimits::local(&[], q, 0, TokioClock::new())
                 .unwrap_err()
                 .contains("--max-clients")
         );
@@ -747,7 +775,7 @@ mod tests {
             parse_api_key("b=same:1/1s").unwrap(),
         ];
         assert!(
-            ClientLimits::local(&twice, q, 10)
+            ClientLimits::local(&twice, q, 10, TokioClock::new())
                 .unwrap_err()
                 .contains("same secret")
         );
@@ -756,7 +784,7 @@ mod tests {
             parse_api_key("a=two:1/1s").unwrap(),
         ];
         assert_eq!(
-            ClientLimits::local(&same_name, q, 10).unwrap_err(),
+            ClientLimits::local(&same_name, q, 10, TokioClock::new()).unwrap_err(),
             "API key name `a` is given twice"
         );
     }

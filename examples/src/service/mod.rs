@@ -12,6 +12,10 @@
 //! | [`policies`] | the downstream's retry, breaker and bulkhead from `--config FILE` and the flags, reloadable |
 //! | [`server`] | the connection layer: caps, timeouts, header size, shutdown |
 //!
+//! The per-client limits and the layers that read time on every request read one
+//! `stanchion_std::CoarseClock`, started with the service: see [`app`'s docs](app#clock)
+//! for why, and what its millisecond of staleness means for each.
+//!
 //! Run it with `cargo run -p stanchion-examples --bin service -- --admin-token-file PATH`
 //! (or the token in `STANCHION_ADMIN_TOKEN`);
 //! the README's service section shows a session with curl.
@@ -39,6 +43,7 @@ use self::config::{Config, DisplayDuration};
 use self::policies::Policies;
 use self::server::{ServerLimits, Signals};
 use stanchion::config::BreakerWindow;
+use stanchion_std::CoarseClock;
 
 /// Parses the flags, starts the service, and serves until SIGTERM or SIGINT (Ctrl-C).
 pub fn main() -> ExitCode {
@@ -87,9 +92,14 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn limits(config: &Config) -> Result<ClientLimits, String> {
+fn limits(config: &Config, clock: CoarseClock) -> Result<ClientLimits, String> {
     match &config.redis_url {
-        None => ClientLimits::local(&config.api_keys, config.ip_quota, config.max_clients),
+        None => ClientLimits::local(
+            &config.api_keys,
+            config.ip_quota,
+            config.max_clients,
+            clock,
+        ),
         #[cfg(feature = "redis")]
         Some(url) => ClientLimits::redis(
             &config.api_keys,
@@ -108,8 +118,17 @@ fn limits(config: &Config) -> Result<ClientLimits, String> {
 
 async fn serve(config: Config, admin_token: String, given: Vec<String>) -> Result<(), String> {
     let policies = Policies::new(&config, |id| given.iter().any(|g| g == id))?;
-    let limits = limits(&config)?;
-    let state = Arc::new(AppState::new(&config, admin_token, limits, policies)?);
+    // One clock for the per-client limits and every layer that reads time on each request
+    // (see `app`'s module docs).
+    let clock = CoarseClock::start();
+    let limits = limits(&config, clock)?;
+    let state = Arc::new(AppState::new(
+        &config,
+        admin_token,
+        limits,
+        policies,
+        clock,
+    )?);
     let app = router(state.clone())?;
     let server_limits = ServerLimits::from_config(&config);
     // Before the first line: a signal from then on stops the service cleanly.
