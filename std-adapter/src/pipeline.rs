@@ -261,6 +261,30 @@ impl Pipeline {
     }
 }
 
+impl<L, BL: BulkheadListener, CB, RB, RK, RR>
+    Pipeline<L, BL, CB, ErrorsAreFailures, RB, RK, RR, NoFaults>
+{
+    /// An empty pipeline of these layer types: for a program that adds each layer or
+    /// not, from a description (the registry's `[pipeline.NAME]`), and names one type
+    /// for all its pipelines.
+    #[cfg(feature = "config")]
+    pub(crate) fn empty(clock: TokioClock) -> Self {
+        Pipeline {
+            clock,
+            overall: None,
+            rate: None,
+            permits: 1,
+            rate_per_attempt: false,
+            bulkhead: None,
+            breaker: None,
+            classify: ErrorsAreFailures,
+            retry: None,
+            attempt_timeout: None,
+            faults: NoFaults,
+        }
+    }
+}
+
 impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR, FI> Pipeline<L, BL, CB, BK, RB, RK, RR, FI> {
     /// Layer 1: every call finishes within `budget` of its start, waits included.
     pub fn overall_timeout(self, budget: Duration) -> Self {
