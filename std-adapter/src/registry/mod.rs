@@ -947,8 +947,9 @@ impl<C: Clock + Clone + Send + Sync, const CAP: usize> Registry<C, CAP> {
 
     /// Applies `document` to the live instances, all or nothing (see the
     /// [module docs](self)): quotas, bulkhead limits and retry settings change in place,
-    /// new names are added; a change to a breaker, or a name left out, is refused with an
-    /// error naming the instance, the field and the reason, and then nothing is applied.
+    /// new names are added; a change to a breaker, a retry budget, a hedge, a fallback or
+    /// a pipeline's composition, or a name left out, is refused with an error naming the
+    /// instance, the field and the reason, and then nothing is applied.
     ///
     /// Reloads are serialised with each other. Handles already handed out see the
     /// changes (they are the live instances).
