@@ -3,6 +3,7 @@
 //! tower layer, the waiting runner and the service example take either.
 
 use std::future::{Future, ready};
+use std::sync::Arc;
 
 use stanchion::Clock;
 use stanchion::rate::{KeyedRateLimiter, RateLimitError, RateLimiter, WithClock};
@@ -58,6 +59,29 @@ pub trait AsyncRateLimiter: Send + Sync {
     fn acquire_now(&self, n: u32) -> Option<Result<(), RateLimitError>> {
         let _ = n;
         None
+    }
+}
+
+/// A limiter shared behind an `Arc` (a registry's named limiter, one limiter for a
+/// pipeline and a tower layer) decides as the limiter does.
+impl<T: AsyncRateLimiter + ?Sized> AsyncRateLimiter for Arc<T> {
+    #[inline]
+    fn admit(&self, n: u32) -> impl Future<Output = Result<Admission, RateLimitError>> + Send {
+        (**self).admit(n)
+    }
+
+    fn max_acquire(&self) -> u32 {
+        (**self).max_acquire()
+    }
+
+    #[inline]
+    fn admit_now(&self, n: u32) -> Option<Result<Admission, RateLimitError>> {
+        (**self).admit_now(n)
+    }
+
+    #[inline]
+    fn acquire_now(&self, n: u32) -> Option<Result<(), RateLimitError>> {
+        (**self).acquire_now(n)
     }
 }
 

@@ -1,12 +1,14 @@
 //! [`Pipeline`]: the patterns composed in core's order, over tokio, returning core's
 //! [`PipelineError`].
 
+use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use stanchion::breaker::Outcome;
-use stanchion::bulkhead::{BulkheadListener, NoBulkheadListener};
+use stanchion::bulkhead::{Bulkhead, BulkheadListener, NoBulkheadListener};
 use stanchion::fallback::FallbackWhen;
 use stanchion::pipeline::{AttemptError, PipelineError};
 use stanchion::retry::{
@@ -29,9 +31,9 @@ use crate::{
 /// |---|---|---|---|
 /// | 1 | overall timeout | [`overall_timeout`](Pipeline::overall_timeout) | [`PipelineError::Timeout`] |
 /// | 2 | rate limit (waits in a FIFO line) | [`rate_limit`](Pipeline::rate_limit) | [`PipelineError::RateLimited`], with `retry_after` |
-/// | 3 | bulkhead (waits in a FIFO line) | [`bulkhead`](Pipeline::bulkhead) | [`PipelineError::BulkheadFull`] |
+/// | 3 | bulkhead (waits in a FIFO line; or a shared one, tried once) | [`bulkhead`](Pipeline::bulkhead), [`shared_bulkhead`](Pipeline::shared_bulkhead) | [`PipelineError::BulkheadFull`] |
 /// | 4 | circuit breaker, one permit per attempt | [`circuit_breaker`](Pipeline::circuit_breaker) | [`PipelineError::CircuitOpen`], with `retry_after` |
-/// | 5 | retry | [`retry`](Pipeline::retry) | [`PipelineError::GaveUp`] |
+/// | 5 | retry | [`retry`](Pipeline::retry), [`retry_from`](Pipeline::retry_from) | [`PipelineError::GaveUp`] |
 /// | 6 | per-attempt timeout | [`attempt_timeout`](Pipeline::attempt_timeout) | an [`AttemptError::Timeout`], which the breaker records as a failure and the retry may retry |
 /// | 7 | fault injection, in place of the operation | [`fault_injection`](Pipeline::fault_injection) | nothing of its own: an injected error is the operation's ([`AttemptError::Operation`]), injected latency counts against the attempt's timeout |
 ///
@@ -139,7 +141,7 @@ pub struct Pipeline<
     rate: Option<RateLimitQueue<L>>,
     permits: u32,
     rate_per_attempt: bool,
-    bulkhead: Option<BulkheadQueue<BL>>,
+    bulkhead: Option<Bulkheads<BL>>,
     breaker: Option<CB>,
     classify: BK,
     retry: Option<RetryTemplate<RB, RK, RR>>,
@@ -147,21 +149,67 @@ pub struct Pipeline<
     faults: FI,
 }
 
-/// The retry policy every call copies, and where each copy's random stream comes from.
+/// The bulkhead layer: the pipeline's own bulkhead with a line, or a bulkhead shared
+/// with others, which has no line.
+#[derive(Debug)]
+enum Bulkheads<BL: BulkheadListener> {
+    Queue(BulkheadQueue<BL>),
+    Shared(Arc<Bulkhead<BL>>),
+}
+
+/// The retry policy of each call, and where each call's random stream comes from.
 /// Its bound on server hints is kept as a value, whatever type the policy was given
 /// with (the 8 bytes a firmware policy saves do not matter here, one type parameter less
 /// does).
 #[derive(Debug)]
 struct RetryTemplate<B, K, R> {
-    policy: RetryPolicy<B, K, R, MaxRetryAfter>,
+    policies: Policies<B, K, R>,
     seed: u64,
     calls: AtomicU64,
 }
 
+/// Where each call's retry policy comes from.
+enum Policies<B, K, R> {
+    /// A copy of this one ([`Pipeline::retry`]).
+    Copy(RetryPolicy<B, K, R, MaxRetryAfter>),
+    /// This closure's, made for each call ([`Pipeline::retry_from`]).
+    Made(MakePolicy<B, K, R>),
+}
+
+/// The closure of [`Pipeline::retry_from`], its bound on hints made a value.
+type MakePolicy<B, K, R> =
+    Arc<dyn Fn(&TokioClock) -> RetryPolicy<B, K, R, MaxRetryAfter> + Send + Sync>;
+
+impl<B: fmt::Debug, K: fmt::Debug, R: fmt::Debug> fmt::Debug for Policies<B, K, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Policies::Copy(policy) => f.debug_tuple("Copy").field(policy).finish(),
+            Policies::Made(_) => f.write_str("Made(..)"),
+        }
+    }
+}
+
 impl<B: Backoff + Clone, K: Clone, R: RetryBudget + Clone> RetryTemplate<B, K, R> {
-    fn for_call(&self, deadline: Deadline) -> RetryPolicy<B, K, R, MaxRetryAfter> {
-        let mut policy = self.policy.clone();
-        policy.reset(deadline);
+    fn for_call(
+        &self,
+        deadline: Deadline,
+        clock: &TokioClock,
+    ) -> RetryPolicy<B, K, R, MaxRetryAfter> {
+        let mut policy = match &self.policies {
+            Policies::Copy(policy) => {
+                let mut policy = policy.clone();
+                policy.reset(deadline);
+                policy
+            }
+            Policies::Made(make) => {
+                let mut policy = make(clock);
+                // The closure's deadline (from its settings) still holds, within the
+                // call's.
+                let own = policy.deadline();
+                policy.reset(deadline.earliest(own));
+                policy
+            }
+        };
         let call = self.calls.fetch_add(1, Ordering::Relaxed);
         *policy.rng_mut() = fastrand::Rng::with_seed(splitmix64(self.seed ^ call));
         policy
@@ -197,6 +245,30 @@ impl Pipeline {
     /// An empty pipeline (no layer) on `clock`: it runs the operation once. Add layers
     /// with the builder methods.
     pub fn new(clock: TokioClock) -> Pipeline {
+        Pipeline {
+            clock,
+            overall: None,
+            rate: None,
+            permits: 1,
+            rate_per_attempt: false,
+            bulkhead: None,
+            breaker: None,
+            classify: ErrorsAreFailures,
+            retry: None,
+            attempt_timeout: None,
+            faults: NoFaults,
+        }
+    }
+}
+
+impl<L, BL: BulkheadListener, CB, RB, RK, RR>
+    Pipeline<L, BL, CB, ErrorsAreFailures, RB, RK, RR, NoFaults>
+{
+    /// An empty pipeline of these layer types: for a program that adds each layer or
+    /// not, from a description (the registry's `[pipeline.NAME]`), and names one type
+    /// for all its pipelines.
+    #[cfg(feature = "config")]
+    pub(crate) fn empty(clock: TokioClock) -> Self {
         Pipeline {
             clock,
             overall: None,
@@ -279,7 +351,50 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR, FI> Pipeline<L, BL, CB, BK, RB
             rate: self.rate,
             permits: self.permits,
             rate_per_attempt: self.rate_per_attempt,
-            bulkhead: Some(queue),
+            bulkhead: Some(Bulkheads::Queue(queue)),
+            breaker: self.breaker,
+            classify: self.classify,
+            retry: self.retry,
+            attempt_timeout: self.attempt_timeout,
+            faults: self.faults,
+        }
+    }
+
+    /// Layer 3, over a bulkhead shared with others (the tower bulkhead layer's, a
+    /// registry's named one): every call holds one of its slots for all its attempts, and
+    /// is refused at once when it is full. There is no line to wait in: waiting needs a
+    /// bulkhead whose listener wakes the line ([`bulkhead`](Pipeline::bulkhead)'s queue
+    /// owns one). Its listener hears of every grant and refusal.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use stanchion::bulkhead::Bulkhead;
+    /// use stanchion::pipeline::PipelineError;
+    /// use stanchion_std::{Pipeline, TokioClock};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), stanchion::ConfigError> {
+    /// let shared = Arc::new(Bulkhead::new(1)?);
+    /// let pipeline = Pipeline::new(TokioClock::new()).shared_bulkhead(Arc::clone(&shared));
+    /// let held = shared.try_acquire().expect("a free slot"); // taken elsewhere
+    /// let refused: Result<u32, PipelineError<&str>> = pipeline.call(|_| async { Ok(1) }).await;
+    /// assert!(matches!(refused, Err(PipelineError::BulkheadFull(_))));
+    /// drop(held);
+    /// assert_eq!(pipeline.call(|_| async { Ok::<u32, &str>(1) }).await, Ok(1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn shared_bulkhead<BL2: BulkheadListener>(
+        self,
+        bulkhead: Arc<Bulkhead<BL2>>,
+    ) -> Pipeline<L, BL2, CB, BK, RB, RK, RR, FI> {
+        Pipeline {
+            clock: self.clock,
+            overall: self.overall,
+            rate: self.rate,
+            permits: self.permits,
+            rate_per_attempt: self.rate_per_attempt,
+            bulkhead: Some(Bulkheads::Shared(bulkhead)),
             breaker: self.breaker,
             classify: self.classify,
             retry: self.retry,
@@ -329,6 +444,69 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR, FI> Pipeline<L, BL, CB, BK, RB
         let max_retry_after = policy.max_retry_after();
         let mut policy = policy.with_max_retry_after(max_retry_after);
         let seed = policy.rng_mut().u64(..);
+        self.with_retry(RetryTemplate {
+            policies: Policies::Copy(policy),
+            seed,
+            calls: AtomicU64::new(0),
+        })
+    }
+
+    /// Layer 5, with each call's policy made by `make_policy(&clock)` when the call
+    /// reaches the retry layer, for settings that may change between calls (a
+    /// registry's named retry settings, which a reload changes). The policy keeps its
+    /// own deadline (from its settings' timeout) within the call's; its random stream is
+    /// replaced by one of the call's own, from a seed drawn at random, as
+    /// [`retry`](Pipeline::retry) does (so the closure may seed every policy alike).
+    /// The closure runs on every call's path, once: keep it cheap.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use stanchion::pipeline::PipelineError;
+    /// use stanchion::retry::{Immediate, RetryPolicy};
+    /// use stanchion_std::{Pipeline, TokioClock};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let attempts = Arc::new(AtomicU32::new(2));
+    /// let setting = Arc::clone(&attempts);
+    /// let pipeline = Pipeline::new(TokioClock::new()).retry_from(move |_clock| {
+    ///     let max = setting.load(Ordering::Relaxed);
+    ///     RetryPolicy::new(Immediate, max, fastrand::Rng::with_seed(0)).expect("at least 1")
+    /// });
+    /// let down: Result<(), _> = pipeline.call(|_| async { Err("down") }).await;
+    /// assert!(matches!(down, Err(PipelineError::GaveUp { attempts: 2, .. })));
+    /// attempts.store(4, Ordering::Relaxed); // the next call's policy has 4
+    /// let down: Result<(), _> = pipeline.call(|_| async { Err("down") }).await;
+    /// assert!(matches!(down, Err(PipelineError::GaveUp { attempts: 4, .. })));
+    /// # }
+    /// ```
+    pub fn retry_from<F, RB2, RK2, RR2, RM2>(
+        self,
+        make_policy: F,
+    ) -> Pipeline<L, BL, CB, BK, RB2, RK2, RR2, FI>
+    where
+        F: Fn(&TokioClock) -> RetryPolicy<RB2, RK2, RR2, RM2> + Send + Sync + 'static,
+        RB2: Backoff,
+        RR2: RetryBudget,
+        RM2: HintBound,
+    {
+        let make: MakePolicy<RB2, RK2, RR2> = Arc::new(move |clock: &TokioClock| {
+            let policy = make_policy(clock);
+            let max_retry_after = policy.max_retry_after();
+            policy.with_max_retry_after(max_retry_after)
+        });
+        self.with_retry(RetryTemplate {
+            policies: Policies::Made(make),
+            seed: fastrand::u64(..),
+            calls: AtomicU64::new(0),
+        })
+    }
+
+    fn with_retry<RB2, RK2, RR2>(
+        self,
+        retry: RetryTemplate<RB2, RK2, RR2>,
+    ) -> Pipeline<L, BL, CB, BK, RB2, RK2, RR2, FI> {
         Pipeline {
             clock: self.clock,
             overall: self.overall,
@@ -338,11 +516,7 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR, FI> Pipeline<L, BL, CB, BK, RB
             bulkhead: self.bulkhead,
             breaker: self.breaker,
             classify: self.classify,
-            retry: Some(RetryTemplate {
-                policy,
-                seed,
-                calls: AtomicU64::new(0),
-            }),
+            retry: Some(retry),
             attempt_timeout: self.attempt_timeout,
             faults: self.faults,
         }
@@ -421,9 +595,13 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR, FI> Pipeline<L, BL, CB, BK, RB
         self.rate.as_ref()
     }
 
-    /// The bulkhead layer, if any.
+    /// The bulkhead layer, if it is the pipeline's own with a line
+    /// ([`bulkhead`](Self::bulkhead)).
     pub fn bulkhead_queue(&self) -> Option<&BulkheadQueue<BL>> {
-        self.bulkhead.as_ref()
+        match &self.bulkhead {
+            Some(Bulkheads::Queue(queue)) => Some(queue),
+            _ => None,
+        }
     }
 
     /// The circuit breaker layer, if any.
@@ -574,20 +752,31 @@ where
                 }
             }
         }
+        // The slot, held until the call ends: the queue's, or the shared bulkhead's.
         let _slot = match &self.bulkhead {
-            None => None,
-            Some(queue) => match queue.acquire_noting_wait(deadline).await {
+            None => (None, None),
+            Some(Bulkheads::Queue(queue)) => match queue.acquire_noting_wait(deadline).await {
                 Ok((permit, w)) => {
                     waited |= w;
-                    Some(permit)
+                    (Some(permit), None)
                 }
                 Err(full) => {
                     event!(debug, layer = "bulkhead", "pipeline refused the call");
                     return Err(PipelineError::BulkheadFull(full));
                 }
             },
+            Some(Bulkheads::Shared(bulkhead)) => match bulkhead.try_acquire() {
+                Ok(permit) => (None, Some(permit)),
+                Err(full) => {
+                    event!(debug, layer = "bulkhead", "pipeline refused the call");
+                    return Err(PipelineError::BulkheadFull(full));
+                }
+            },
         };
-        let mut policy = self.retry.as_ref().map(|t| t.for_call(deadline));
+        let mut policy = self
+            .retry
+            .as_ref()
+            .map(|t| t.for_call(deadline, &self.clock));
         let mut attempt: u32 = 1;
         // The call's start is still the time now unless a layer waited.
         let mut known_now = if waited { None } else { now };

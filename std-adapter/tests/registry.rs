@@ -147,7 +147,7 @@ fn errors_name_the_place_the_instance_and_the_field() {
         ),
         (
             POLICIES.replace("[bulkhead.downstream]", "[bulkheads.downstream]"),
-            "policies.toml:16:2: unknown section `bulkheads`, expected one of `rate_limit`, `breaker`, `retry`, `bulkhead`, `retry_budget`, `hedge`, `fallback`",
+            "policies.toml:16:2: unknown section `bulkheads`, expected one of `rate_limit`, `breaker`, `retry`, `bulkhead`, `retry_budget`, `hedge`, `fallback`, `pipeline`",
         ),
         (
             POLICIES.replace("burst = 10", "burst = = 10"),
@@ -906,4 +906,304 @@ fn hedge_and_fallback_errors_and_reloads() {
         registry.hedge("search").unwrap().hedge().config(),
         &stanchion::hedge::HedgeConfig::learned(950, 2).unwrap()
     );
+}
+
+/// `POLICIES` with a slow quota of its own and a pipeline of every named layer.
+fn with_pipeline() -> String {
+    POLICIES.to_owned()
+        + r#"
+[rate_limit.slow]
+burst = 2
+period = "10s"
+
+[pipeline.downstream]
+timeout = "5s"
+rate_limit = "slow"
+bulkhead = "downstream"
+breaker = "downstream"
+retry = "downstream"
+attempt_timeout = "1s"
+"#
+}
+
+/// The virtual time since `start`.
+fn since(start: tokio::time::Instant) -> Duration {
+    tokio::time::Instant::now() - start
+}
+
+/// A `[pipeline.NAME]` composes the named instances in the pipeline's order: a call
+/// takes one grant of the named quota and one slot of the named bulkhead for all its
+/// attempts, each attempt asks the named breaker and is cut by the attempt timeout, and
+/// failed attempts are retried as the named retry settings say.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_pipeline_by_name_runs_calls_through_the_named_instances() {
+    use stanchion::pipeline::{AttemptError, Layer, PipelineError};
+    use stanchion::retry::GiveUpReason;
+
+    let registry = build(&with_pipeline()).unwrap();
+    assert_eq!(
+        registry.names().last().map(String::as_str),
+        Some("pipeline.downstream")
+    );
+    let pipeline = registry.pipeline("downstream").unwrap();
+    assert!(Arc::ptr_eq(
+        &pipeline,
+        &registry.pipeline("downstream").unwrap()
+    ));
+    assert!(registry.pipeline("slow").is_none());
+    let slow = registry.rate_limiter("slow").unwrap();
+    let bulkhead = registry.bulkhead("downstream").unwrap();
+    let breaker = registry.breaker("downstream").unwrap();
+    let clock = TokioClock::new();
+
+    // Two failures, then a success: 3 attempts, 200 ms apart (the constant backoff),
+    // each holding the call's one bulkhead slot; one grant of the quota for the call.
+    let start = tokio::time::Instant::now();
+    let in_use = std::sync::Mutex::new(Vec::new());
+    let answer = pipeline
+        .call(|attempt| {
+            in_use.lock().unwrap().push(bulkhead.in_use());
+            async move {
+                if attempt < 3 {
+                    Err("flaky")
+                } else {
+                    Ok(attempt)
+                }
+            }
+        })
+        .await;
+    assert_eq!(answer, Ok(3));
+    assert_eq!(since(start), Duration::from_millis(400));
+    assert_eq!(*in_use.lock().unwrap(), [1, 1, 1]);
+    assert_eq!(bulkhead.in_use(), 0);
+    let metrics = breaker.metrics(&clock);
+    assert_eq!((metrics.successes, metrics.failures), (1, 2));
+    assert_eq!(slow.limiter().remaining_at(slow.clock().now()), 1);
+
+    // Every attempt 2 s late: each cut at 1 s, a failure for the breaker, retried.
+    let start = tokio::time::Instant::now();
+    let late: Result<u32, _> = pipeline
+        .call(|_| async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Ok::<_, &str>(1)
+        })
+        .await;
+    assert_eq!(
+        late,
+        Err(PipelineError::GaveUp {
+            last: AttemptError::Timeout,
+            reason: GiveUpReason::AttemptsExhausted,
+            attempts: 3
+        })
+    );
+    assert_eq!(since(start), Duration::from_millis(3400));
+    let metrics = breaker.metrics(&clock);
+    assert_eq!((metrics.successes, metrics.failures), (1, 5));
+
+    // The quota's 2 grants are taken and the next comes in 10 s, after the call's 5 s:
+    // refused at once by the rate limit layer, without a bulkhead slot or an attempt.
+    let start = tokio::time::Instant::now();
+    let refused: Result<u32, PipelineError<&str>> =
+        pipeline.call(|_| async { unreachable!() }).await;
+    let refused = refused.unwrap_err();
+    assert!(
+        matches!(refused, PipelineError::RateLimited(_)),
+        "{refused:?}"
+    );
+    assert_eq!(refused.layer(), Layer::RateLimit);
+    assert_eq!(since(start), Duration::ZERO);
+    assert_eq!(breaker.metrics(&clock).calls, 6);
+
+    // The bulkhead is the named one: full, it refuses the call at once.
+    slow.limiter().reset();
+    let held: Vec<_> = (0..4).map(|_| bulkhead.try_acquire().unwrap()).collect();
+    let full: Result<u32, PipelineError<&str>> = pipeline.call(|_| async { Ok(1) }).await;
+    assert!(
+        matches!(full, Err(PipelineError::BulkheadFull(_))),
+        "{full:?}"
+    );
+    drop(held);
+    assert_eq!(pipeline.call(|_| async { Ok::<_, &str>(7) }).await, Ok(7));
+}
+
+/// A reload of the pipeline's instances is seen by its next call: a raised quota admits
+/// exactly what GCRA allows after the change, new retry settings set its attempts.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_pipeline_sees_a_reload_of_its_instances_at_its_next_call() {
+    use stanchion::pipeline::PipelineError;
+
+    let text = with_pipeline();
+    let registry = build(&text).unwrap();
+    let pipeline = registry.pipeline("downstream").unwrap();
+    let ok = || pipeline.call(|_| async { Ok::<u32, &str>(1) });
+    assert_eq!(ok().await, Ok(1));
+    assert_eq!(ok().await, Ok(1));
+    assert!(matches!(ok().await, Err(PipelineError::RateLimited(_))));
+
+    // Burst 2 -> 4 at the same period: the bucket keeps its debt (2 grants, 20 s), so
+    // exactly 2 more are granted now.
+    let raised = text.replace("burst = 2\n", "burst = 4\n");
+    let reloaded = registry.reload(&doc(&raised)).unwrap();
+    assert_eq!(reloaded.changed, ["rate_limit.slow"]);
+    assert_eq!(ok().await, Ok(1));
+    assert_eq!(ok().await, Ok(1));
+    assert!(matches!(ok().await, Err(PipelineError::RateLimited(_))));
+
+    // 3 attempts -> 2, 200 ms -> 50 ms apart: the next call's policy has them.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let fewer = raised.replace(
+        "max_attempts = 3\nbackoff = { constant = { delay = \"200ms\" } }",
+        "max_attempts = 2\nbackoff = { constant = { delay = \"50ms\" } }",
+    );
+    let reloaded = registry.reload(&doc(&fewer)).unwrap();
+    assert_eq!(reloaded.changed, ["retry.downstream"]);
+    let start = tokio::time::Instant::now();
+    let down: Result<u32, _> = pipeline.call(|_| async { Err("down") }).await;
+    assert!(
+        matches!(down, Err(PipelineError::GaveUp { attempts: 2, .. })),
+        "{down:?}"
+    );
+    assert_eq!(since(start), Duration::from_millis(50));
+
+    // A timeout in the retry settings bounds each call's retries within its 5 s: with
+    // 200 ms between attempts and 300 ms in all, the third attempt would start too late.
+    let bounded = raised.replace(
+        "max_attempts = 3\n",
+        "max_attempts = 5\ntimeout = \"300ms\"\n",
+    );
+    registry.reload(&doc(&bounded)).unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await; // a grant of the quota again
+    let start = tokio::time::Instant::now();
+    let down: Result<u32, _> = pipeline.call(|_| async { Err("down") }).await;
+    assert_eq!(
+        down,
+        Err(PipelineError::GaveUp {
+            last: stanchion::pipeline::AttemptError::Operation("down"),
+            reason: stanchion::retry::GiveUpReason::Deadline,
+            attempts: 2
+        })
+    );
+    assert_eq!(since(start), Duration::from_millis(200));
+}
+
+/// A pipeline's fields are checked: the instances it names are in the document, its
+/// timeouts are durations above zero, and nothing else is there.
+#[test]
+fn pipeline_errors_name_the_pipeline_the_field_and_the_missing_name() {
+    let text = with_pipeline();
+    assert_eq!(
+        error(&text.replace("rate_limit = \"slow\"", "rate_limit = \"fast\"")),
+        "policies.toml:25:14: pipeline `downstream`, field `rate_limit`: no rate limit named \
+         `fast` (a `[rate_limit.fast]`)"
+    );
+    assert_eq!(
+        error(&text.replace("breaker = \"downstream\"", "breaker = \"upstream\"")),
+        "policies.toml:27:11: pipeline `downstream`, field `breaker`: no circuit breaker named \
+         `upstream` (a `[breaker.upstream]`)"
+    );
+    assert_eq!(
+        error(&text.replace(
+            "bulkhead = \"downstream\"\nbreaker",
+            "bulkhead = \"pool\"\nbreaker"
+        )),
+        "policies.toml:26:12: pipeline `downstream`, field `bulkhead`: no bulkhead named \
+         `pool` (a `[bulkhead.pool]`)"
+    );
+    assert_eq!(
+        error(&text.replace("retry = \"downstream\"", "retry = \"again\"")),
+        "policies.toml:28:9: pipeline `downstream`, field `retry`: no retry settings named \
+         `again` (a `[retry.again]`)"
+    );
+    assert_eq!(
+        error(&text.replace("retry = \"downstream\"", "retry = 3")),
+        "policies.toml:28:9: pipeline `downstream`, field `retry`: `retry` must be the name of \
+         a `[retry.NAME]`, as `retry = \"downstream\"`, not 3"
+    );
+    assert_eq!(
+        error(&text.replace("attempt_timeout = \"1s\"", "attempt_timeout = \"1.5s\"")),
+        "policies.toml:29:19: pipeline `downstream`, field `attempt_timeout`: \
+         `attempt_timeout` must be a duration such as \"250ms\" or \"1m30s\" (whole numbers, \
+         each with a unit), not \"1.5s\""
+    );
+    assert_eq!(
+        error(&text.replace("timeout = \"5s\"", "timeout = \"0s\"")),
+        "policies.toml:24:11: pipeline `downstream`, field `timeout`: `timeout` must be above \
+         zero (a zero timeout would refuse every call)"
+    );
+    assert_eq!(
+        error(&text.replace("timeout = \"5s\"", "fallback = \"page\"")),
+        "policies.toml:24:12: pipeline `downstream`, field `fallback`: unknown field \
+         `fallback`, expected one of `timeout`, `rate_limit`, `bulkhead`, `breaker`, `retry`, \
+         `attempt_timeout`"
+    );
+    // An environment variable names itself.
+    let err = Registry::new(
+        &doc(&text)
+            .with_env(
+                "STANCHION",
+                [("STANCHION__PIPELINE__DOWNSTREAM__RETRY", "nope")],
+            )
+            .unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "environment variable STANCHION__PIPELINE__DOWNSTREAM__RETRY: pipeline `downstream`, \
+         field `retry`: no retry settings named `nope` (a `[retry.nope]`)"
+    );
+    // A pipeline with no layer runs the operation once.
+    let registry = build("[pipeline.bare]\n").unwrap();
+    assert!(registry.pipeline("bare").is_some());
+}
+
+/// A reload that changes a pipeline's composition is refused (the pipeline handed out
+/// holds its layers); an unchanged pipeline is kept, a new one added.
+#[test]
+fn a_reload_refuses_a_changed_pipeline_and_keeps_an_unchanged_one() {
+    let text = with_pipeline();
+    let registry = build(&text).unwrap();
+    let pipeline = registry.pipeline("downstream").unwrap();
+    let refusal = |text: &str| registry.reload(&doc(text)).unwrap_err().to_string();
+    assert_eq!(
+        refusal(&text.replace("attempt_timeout = \"1s\"", "attempt_timeout = \"2s\"")),
+        "policies.toml:29:19: pipeline `downstream`, field `attempt_timeout`: cannot change a \
+         live pipeline's composition: the pipeline handed out holds its layers and timeouts, \
+         and handles to it may be in use (restart to apply it, or compose the new one under a \
+         new name)"
+    );
+    // A layer taken out is named at the pipeline's table; another instance, at its value.
+    let composition = "cannot change a live pipeline's composition: the pipeline handed out \
+                       holds its layers and timeouts, and handles to it may be in use \
+                       (restart to apply it, or compose the new one under a new name)";
+    assert_eq!(
+        refusal(&text.replace("breaker = \"downstream\"\n", "")),
+        format!("policies.toml:23:1: pipeline `downstream`, field `breaker`: {composition}")
+    );
+    assert_eq!(
+        refusal(&text.replace("rate_limit = \"slow\"", "rate_limit = \"api\"")),
+        format!("policies.toml:25:14: pipeline `downstream`, field `rate_limit`: {composition}")
+    );
+    // A missing name is reported as such, before the change is.
+    assert_eq!(
+        refusal(&text.replace("retry = \"downstream\"", "retry = \"again\"")),
+        "policies.toml:28:9: pipeline `downstream`, field `retry`: no retry settings named \
+         `again` (a `[retry.again]`)"
+    );
+    let without = text.replace("[pipeline.downstream]", "[pipeline.renamed]");
+    assert_eq!(
+        refusal(&without),
+        "policies.toml: pipeline `downstream`: cannot remove a live instance: handles to it \
+         may be in use (keep it in the document, or restart)"
+    );
+    // Unchanged, with a new pipeline (over a new bulkhead): kept, and the new one added.
+    let more =
+        text + "\n[bulkhead.pool]\nmax_concurrent = 1\n\n[pipeline.pooled]\nbulkhead = \"pool\"\n";
+    let reloaded = registry.reload(&doc(&more)).unwrap();
+    assert_eq!(reloaded.changed, Vec::<String>::new());
+    assert_eq!(reloaded.added, ["bulkhead.pool", "pipeline.pooled"]);
+    assert!(Arc::ptr_eq(
+        &pipeline,
+        &registry.pipeline("downstream").unwrap()
+    ));
+    assert!(registry.pipeline("pooled").is_some());
 }

@@ -184,3 +184,83 @@ async fn every_instance_reports_through_the_metrics_facade() {
         ]
     );
 }
+
+/// Calls through a `[pipeline.NAME]` are counted by its instances' metrics, as calls
+/// through their other handles and layers are.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_pipelines_calls_are_counted_by_its_instances() {
+    use stanchion::pipeline::PipelineError;
+
+    let text = r#"
+[rate_limit.api]
+burst = 1
+period = "1s"
+
+[breaker.downstream]
+window = { consecutive = { length = 5 } }
+
+[retry.downstream]
+max_attempts = 3
+backoff = "immediate"
+
+[bulkhead.downstream]
+max_concurrent = 1
+
+[pipeline.downstream]
+timeout = "500ms"
+rate_limit = "api"
+bulkhead = "downstream"
+breaker = "downstream"
+retry = "downstream"
+"#;
+    let recorded = Recorded::default();
+    let registry = metrics::with_local_recorder(&recorded, || {
+        Registry::new(&Document::parse("policies.toml", text).unwrap()).unwrap()
+    });
+    let pipeline = registry.pipeline("downstream").unwrap();
+
+    // Two failed attempts, then a success: 1 grant, 1 slot, 2 retries.
+    let flaky = pipeline
+        .call(|attempt| async move {
+            if attempt < 3 {
+                Err("flaky")
+            } else {
+                Ok(attempt)
+            }
+        })
+        .await;
+    assert_eq!(flaky, Ok(3));
+    // The quota's next grant is 1 s away, past the call's 500 ms: 1 refusal.
+    let refused: Result<u32, _> = pipeline.call(|_| async { Ok::<_, &str>(1) }).await;
+    assert!(matches!(refused, Err(PipelineError::RateLimited(_))));
+    // A second later, the slot is held elsewhere: 1 grant, 1 bulkhead refusal.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let bulkhead = registry.bulkhead("downstream").unwrap();
+    let held = bulkhead.try_acquire().unwrap();
+    let full: Result<u32, _> = pipeline.call(|_| async { Ok::<_, &str>(1) }).await;
+    assert!(matches!(full, Err(PipelineError::BulkheadFull(_))));
+    drop(held);
+
+    assert_eq!(
+        recorded.lines(),
+        [
+            "counter stanchion_breaker_rejected_total{name=\"downstream\",reason=\"forced_open\"} 0",
+            "counter stanchion_breaker_rejected_total{name=\"downstream\",reason=\"half_open\"} 0",
+            "counter stanchion_breaker_rejected_total{name=\"downstream\",reason=\"open\"} 0",
+            "gauge stanchion_breaker_state{name=\"downstream\",state=\"closed\"} 1",
+            "gauge stanchion_breaker_state{name=\"downstream\",state=\"disabled\"} 0",
+            "gauge stanchion_breaker_state{name=\"downstream\",state=\"forced_open\"} 0",
+            "gauge stanchion_breaker_state{name=\"downstream\",state=\"half_open\"} 0",
+            "gauge stanchion_breaker_state{name=\"downstream\",state=\"metrics_only\"} 0",
+            "gauge stanchion_breaker_state{name=\"downstream\",state=\"open\"} 0",
+            "counter stanchion_bulkhead_admitted_total{name=\"downstream\"} 2",
+            "gauge stanchion_bulkhead_in_use{name=\"downstream\"} 0",
+            "gauge stanchion_bulkhead_max_concurrent{name=\"downstream\"} 1",
+            "counter stanchion_bulkhead_rejected_total{name=\"downstream\",reason=\"full\"} 1",
+            "counter stanchion_rate_limit_admitted_total{name=\"api\"} 2",
+            "counter stanchion_rate_limit_rejected_total{name=\"api\",reason=\"above_burst\"} 0",
+            "counter stanchion_rate_limit_rejected_total{name=\"api\",reason=\"over_quota\"} 1",
+            "counter stanchion_retry_retries_total{name=\"downstream\"} 2",
+        ]
+    );
+}

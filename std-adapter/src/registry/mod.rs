@@ -1,7 +1,8 @@
 //! A registry of named instances built from one configuration document (feature
 //! `config`): rate limiters, circuit breakers, retry settings, retry budgets, bulkheads,
 //! hedges and fallbacks, handed out by name as shared handles (and, with feature `tower`,
-//! as tower layers), and reloaded in place from a changed document.
+//! as tower layers), pipelines composed of them, and reloaded in place from a changed
+//! document.
 //!
 //! # The document
 //!
@@ -18,6 +19,7 @@
 //! | `retry_budget` | a [`TokenBudget`] (gRPC's retry throttling), drawn on by the retry settings and the hedges that name it (`budget = "NAME"` in a `retry` or `hedge` instance) | [`TokenBudgetSettings`]': `max_tokens`, `token_ratio` | [`NamedRetryBudget`] behind `Arc` |
 //! | `hedge` | core's [`Hedge`] run by [`Hedging`] (another attempt of a slow call, for idempotent calls only), drawing its hedges from the retry budget it names (`budget = "NAME"`), if any | [`HedgeConfig`]'s: `delay` (fixed), or `per_mille`, `min_samples`, `window` (learned); `max_attempts` | [`NamedHedge`] behind `Arc` |
 //! | `fallback` | which failures a fallback answers ([`FallbackOn`], by the layer that refused); the answer is the program's closure | `on`: `"refusals"`, `"everything"`, or a list of `overall_timeout`, `rate_limit`, `bulkhead`, `circuit_breaker`, `retry`, `throttle` | [`NamedFallback`] behind `Arc` |
+//! | `pipeline` | a [`Pipeline`] of the instances above, in its order, each layer optional: the same live instances the other handles share, so a reload of a quota or of retry settings is seen by its next call, and the instances' metrics count its calls | `timeout` (the call's, overall), `rate_limit`, `bulkhead`, `breaker`, `retry` (each the name of an instance of that section), `attempt_timeout` | [`NamedPipeline`] behind `Arc` |
 //!
 //! ```toml
 //! [rate_limit.api]
@@ -43,6 +45,14 @@
 //!
 //! [fallback.page]
 //! on = ["circuit_breaker", "rate_limit"]
+//!
+//! [pipeline.downstream]
+//! timeout = "5s"              # each call's, waits and retries included
+//! rate_limit = "api"          # the [rate_limit.api] above
+//! bulkhead = "downstream"
+//! breaker = "downstream"
+//! retry = "downstream"        # each call's policy from these settings (and their budget)
+//! attempt_timeout = "1s"
 //! ```
 //!
 //! **Environment variables** override single fields ([`Document::with_env`]):
@@ -73,6 +83,7 @@
 //! | a retry budget's settings | **refused**: core's [`TokenBudget`] cannot change them in place, and rebuilding it would lose its tokens |
 //! | a hedge's settings or its budget | **refused**: core's [`Hedge`] cannot change them in place, and rebuilding it would lose its learned latencies |
 //! | a fallback's `on` | **refused**: the tower layers handed out hold it |
+//! | a pipeline's fields (its timeouts, or which instance a layer is) | **refused**: the pipeline handed out holds its layers, and handles to it may be in use; the instances it names change as above, and its next call sees them |
 //! | a name left out | **refused**: handles to the instance may be in use |
 //!
 //! A refused change is an error naming the instance, the field and the reason, and then
@@ -103,8 +114,9 @@
 //!
 //! Decisions taken on a rate limiter's bucket directly ([`NamedRateLimiter::limiter`])
 //! are not counted; those through the handle (core's [`RateLimiter`], the awaitable
-//! [`AsyncRateLimiter`], the tower layer) are. A breaker's state gauge follows its
-//! listener's transitions, which core reports after its critical section: two
+//! [`AsyncRateLimiter`], the tower layer, a [`NamedPipeline`]) are: a pipeline's calls
+//! are counted by the instances it names, as any other caller's. A breaker's state gauge
+//! follows its listener's transitions, which core reports after its critical section: two
 //! transitions on two threads at once may be reported in either order, and the gauges
 //! may then show 1 for two states until the next transition.
 //!
@@ -153,6 +165,7 @@ mod report;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use stanchion::breaker::window::AnyWindow;
@@ -160,6 +173,7 @@ use stanchion::breaker::{
     BreakerConfig, BreakerListener, CircuitBreaker, FixedOpenDuration, Rejected, State,
 };
 use stanchion::bulkhead::{Bulkhead, BulkheadFull, BulkheadListener};
+use stanchion::config::duration::{self, DurationError};
 use stanchion::config::{
     AnyBackoff, BreakerWindow, BulkheadSettings, RetrySettings, TokenBudgetSettings,
 };
@@ -170,8 +184,12 @@ use stanchion::rate::{Quota, RateLimitError, RateLimiter, TokenBucket};
 use stanchion::retry::{MaxRetryAfter, RetryBudget, RetryPolicy, TokenBudget, TransientErrors};
 use stanchion::{Clock, ConfigError, Instant};
 
+use crate::fault::NoFaults;
 use crate::hedge::Hedging;
-use crate::{Admission, AsyncRateLimiter, StdRawMutex, TokioClock};
+use crate::{
+    Admission, AsyncRateLimiter, ErrorsAreFailures, Pipeline, RateLimitQueue, StdRawMutex,
+    TokioClock,
+};
 use report::{
     BreakerReport, BudgetReport, BulkheadReport, FallbackReport, HedgeReport, RateLimitReport,
     RetryReport,
@@ -181,7 +199,7 @@ pub use document::Document;
 pub use error::{Origin, RegistryError};
 
 /// The sections of a document, in the order they are read.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "rate_limit",
     "breaker",
     "retry",
@@ -189,6 +207,7 @@ const SECTIONS: [&str; 7] = [
     "retry_budget",
     "hedge",
     "fallback",
+    "pipeline",
 ];
 
 /// A named rate limiter: a [`TokenBucket`] (GCRA) on the registry's clock, reporting its
@@ -515,8 +534,13 @@ impl NamedRetry {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn policy(&self, rng: fastrand::Rng, now: Instant) -> NamedRetryPolicy {
-        let retry = self.read();
-        let mut policy = retry.template.with_deadline(retry.settings.deadline(now));
+        // Under the read lock, copying only the template (a pipeline calls this for
+        // every call).
+        let retry = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        let mut policy = retry
+            .template
+            .clone()
+            .with_deadline(retry.settings.deadline(now));
         *policy.rng_mut() = rng;
         policy
     }
@@ -622,6 +646,81 @@ struct BreakerEntry<const CAP: usize> {
     window: BreakerWindow,
 }
 
+/// A pipeline of the registry's named instances, as a `[pipeline.NAME]` composes it:
+/// [`Pipeline`]'s layers in its order (overall timeout, rate limit, bulkhead, circuit
+/// breaker, retry, attempt timeout), each one the named instance the other handles and
+/// layers share, so that a reload of a quota or of retry settings is seen by its next
+/// call, and the instances' metrics count its calls.
+///
+/// Its rate limit waits in a line of the pipeline's own (bounded by its `timeout`;
+/// without one, a call waits until the limiter grants it); its bulkhead, shared, has no
+/// line: a call that finds it full is refused at once. Each call's retry policy is made
+/// from the named settings in force when it reaches the retry layer, within the call's
+/// deadline. Its breaker records every `Err` as a failure ([`ErrorsAreFailures`]).
+pub type NamedPipeline<C = TokioClock, const CAP: usize = DEFAULT_CAP> = Pipeline<
+    Arc<NamedRateLimiter<C>>,
+    BulkheadEvents,
+    Arc<NamedBreaker<CAP>>,
+    ErrorsAreFailures,
+    AnyBackoff,
+    TransientErrors,
+    CountRetries,
+    NoFaults,
+>;
+
+/// What a `[pipeline.NAME]` composes: the timeouts, and the instance of each layer by
+/// name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct PipelineSpec {
+    timeout: Option<Duration>,
+    rate_limit: Option<String>,
+    bulkhead: Option<String>,
+    breaker: Option<String>,
+    retry: Option<String>,
+    attempt_timeout: Option<Duration>,
+}
+
+/// A pipeline's fields, in the order of its layers.
+const PIPELINE_FIELDS: [&str; 6] = [
+    "timeout",
+    "rate_limit",
+    "bulkhead",
+    "breaker",
+    "retry",
+    "attempt_timeout",
+];
+
+impl PipelineSpec {
+    /// The instances it names: each as its field (also the instance's section) and the
+    /// name.
+    fn instances(&self) -> [(&'static str, Option<&String>); 4] {
+        [
+            ("rate_limit", self.rate_limit.as_ref()),
+            ("bulkhead", self.bulkhead.as_ref()),
+            ("breaker", self.breaker.as_ref()),
+            ("retry", self.retry.as_ref()),
+        ]
+    }
+
+    /// The first field, in the order of the layers, where `other` differs.
+    fn first_difference(&self, other: &PipelineSpec) -> Option<&'static str> {
+        if self.timeout != other.timeout {
+            return Some("timeout");
+        }
+        let names = self.instances().into_iter().zip(other.instances());
+        if let Some(((field, _), _)) = names.into_iter().find(|((_, a), (_, b))| a != b) {
+            return Some(field);
+        }
+        (self.attempt_timeout != other.attempt_timeout).then_some("attempt_timeout")
+    }
+}
+
+/// A pipeline and what it was composed from.
+struct PipelineEntry<C, const CAP: usize> {
+    pipeline: Arc<NamedPipeline<C, CAP>>,
+    spec: PipelineSpec,
+}
+
 /// The live instances, by section and name.
 struct Instances<C, const CAP: usize> {
     rate_limits: BTreeMap<String, Arc<NamedRateLimiter<C>>>,
@@ -631,6 +730,22 @@ struct Instances<C, const CAP: usize> {
     budgets: BTreeMap<String, Arc<NamedRetryBudget>>,
     hedges: BTreeMap<String, HedgeEntry>,
     fallbacks: BTreeMap<String, Arc<NamedFallback>>,
+    pipelines: BTreeMap<String, PipelineEntry<C, CAP>>,
+}
+
+impl<C, const CAP: usize> Instances<C, CAP> {
+    fn empty() -> Self {
+        Instances {
+            rate_limits: BTreeMap::new(),
+            breakers: BTreeMap::new(),
+            retries: BTreeMap::new(),
+            bulkheads: BTreeMap::new(),
+            budgets: BTreeMap::new(),
+            hedges: BTreeMap::new(),
+            fallbacks: BTreeMap::new(),
+            pipelines: BTreeMap::new(),
+        }
+    }
 }
 
 /// A document's instances, read and checked, not yet built.
@@ -642,6 +757,7 @@ struct Plan {
     budgets: BTreeMap<String, TokenBudgetSettings>,
     hedges: BTreeMap<String, (HedgeConfig, Option<String>)>,
     fallbacks: BTreeMap<String, FallbackOn>,
+    pipelines: BTreeMap<String, PipelineSpec>,
 }
 
 /// What a [`reload`](Registry::reload) did: the instances it changed and those it added,
@@ -675,6 +791,7 @@ impl<C, const CAP: usize> std::fmt::Debug for Registry<C, CAP> {
             .field("retry_budgets", &live.budgets.keys().collect::<Vec<_>>())
             .field("hedges", &live.hedges.keys().collect::<Vec<_>>())
             .field("fallbacks", &live.fallbacks.keys().collect::<Vec<_>>())
+            .field("pipelines", &live.pipelines.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -687,26 +804,18 @@ impl Registry {
     }
 }
 
-impl<C: Clone, const CAP: usize> Registry<C, CAP> {
+impl<C: Clock + Clone + Send + Sync, const CAP: usize> Registry<C, CAP> {
     /// The instances of `document`, with rate limiters on `clock`.
     pub fn with_clock(document: &Document, clock: C) -> Result<Registry<C, CAP>, RegistryError> {
         let plan = read_plan::<CAP>(document)?;
-        let mut live = Instances {
-            rate_limits: BTreeMap::new(),
-            breakers: BTreeMap::new(),
-            retries: BTreeMap::new(),
-            bulkheads: BTreeMap::new(),
-            budgets: BTreeMap::new(),
-            hedges: BTreeMap::new(),
-            fallbacks: BTreeMap::new(),
-        };
+        let mut live = Instances::empty();
         let mut added = Vec::new();
         add_new(
             &mut live,
             &plan,
             &clock,
             document,
-            &BTreeMap::new(),
+            &Instances::empty(),
             &mut added,
         )?;
         Ok(Registry {
@@ -772,9 +881,52 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
         self.live().fallbacks.get(name).cloned()
     }
 
+    /// The pipeline named `name` (a `[pipeline.NAME]`): the registry's named instances
+    /// composed in [`Pipeline`]'s order, shared with every other handle and layer (see
+    /// [`NamedPipeline`]). Every call returns the same pipeline.
+    ///
+    /// ```
+    /// use stanchion::pipeline::PipelineError;
+    /// use stanchion_std::registry::{Document, Registry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let text = r#"
+    ///     [rate_limit.api]
+    ///     burst = 1
+    ///     period = "1s"
+    ///
+    ///     [retry.downstream]
+    ///     max_attempts = 3
+    ///     backoff = "immediate"
+    ///
+    ///     [pipeline.downstream]
+    ///     timeout = "500ms"
+    ///     rate_limit = "api"
+    ///     retry = "downstream"
+    /// "#;
+    /// let registry = Registry::new(&Document::parse("policies.toml", text)?)?;
+    /// let pipeline = registry.pipeline("downstream").expect("configured");
+    /// let flaky = pipeline
+    ///     .call(|attempt| async move { if attempt < 3 { Err("flaky") } else { Ok(attempt) } })
+    ///     .await;
+    /// assert_eq!(flaky, Ok(3));
+    /// // The quota's one permit is taken, and the next comes after the call's 500 ms.
+    /// let refused: Result<u32, _> = pipeline.call(|_| async { Ok::<_, &str>(1) }).await;
+    /// assert!(matches!(refused, Err(PipelineError::RateLimited(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn pipeline(&self, name: &str) -> Option<Arc<NamedPipeline<C, CAP>>> {
+        self.live()
+            .pipelines
+            .get(name)
+            .map(|e| Arc::clone(&e.pipeline))
+    }
+
     /// The names of every instance, as `section.name`, in the order of the sections
     /// (`rate_limit`, `breaker`, `retry`, `bulkhead`, `retry_budget`, `hedge`,
-    /// `fallback`) and then of the names.
+    /// `fallback`, `pipeline`) and then of the names.
     pub fn names(&self) -> Vec<String> {
         let live = self.live();
         let names = |section: &str, keys: Vec<&String>| {
@@ -789,13 +941,15 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
         all.extend(names("retry_budget", live.budgets.keys().collect()));
         all.extend(names("hedge", live.hedges.keys().collect()));
         all.extend(names("fallback", live.fallbacks.keys().collect()));
+        all.extend(names("pipeline", live.pipelines.keys().collect()));
         all
     }
 
     /// Applies `document` to the live instances, all or nothing (see the
     /// [module docs](self)): quotas, bulkhead limits and retry settings change in place,
-    /// new names are added; a change to a breaker, or a name left out, is refused with an
-    /// error naming the instance, the field and the reason, and then nothing is applied.
+    /// new names are added; a change to a breaker, a retry budget, a hedge, a fallback or
+    /// a pipeline's composition, or a name left out, is refused with an error naming the
+    /// instance, the field and the reason, and then nothing is applied.
     ///
     /// Reloads are serialised with each other. Handles already handed out see the
     /// changes (they are the live instances).
@@ -906,17 +1060,25 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
                 .field("on"));
             }
         }
+        for (name, entry) in &live.pipelines {
+            let Some(spec) = plan.pipelines.get(name) else {
+                return Err(removed("pipeline", name));
+            };
+            if let Some(field) = entry.spec.first_difference(spec) {
+                let path = ["pipeline".to_owned(), name.clone(), field.to_owned()];
+                return Err(RegistryError::new(
+                    "cannot change a live pipeline's composition: the pipeline handed out \
+                     holds its layers and timeouts, and handles to it may be in use (restart \
+                     to apply it, or compose the new one under a new name)",
+                )
+                .at(document.origin(&path))
+                .instance("pipeline", name)
+                .field(field));
+            }
+        }
         // Build the new names' instances before changing anything (building checks them
         // once more against the capacity; `read_plan` did already).
-        let mut fresh = Instances {
-            rate_limits: BTreeMap::new(),
-            breakers: BTreeMap::new(),
-            retries: BTreeMap::new(),
-            bulkheads: BTreeMap::new(),
-            budgets: BTreeMap::new(),
-            hedges: BTreeMap::new(),
-            fallbacks: BTreeMap::new(),
-        };
+        let mut fresh = Instances::empty();
         let new_only = Plan {
             rate_limits: without(&plan.rate_limits, &live.rate_limits),
             breakers: without(&plan.breakers, &live.breakers),
@@ -925,6 +1087,7 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
             budgets: without(&plan.budgets, &live.budgets),
             hedges: without(&plan.hedges, &live.hedges),
             fallbacks: without(&plan.fallbacks, &live.fallbacks),
+            pipelines: without(&plan.pipelines, &live.pipelines),
         };
         let mut reloaded = Reloaded::default();
         add_new(
@@ -932,7 +1095,7 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
             &new_only,
             &self.clock,
             document,
-            &live.budgets,
+            &live,
             &mut reloaded.added,
         )?;
         let mut quotas = Vec::new();
@@ -984,12 +1147,13 @@ impl<C: Clone, const CAP: usize> Registry<C, CAP> {
         live.budgets.append(&mut fresh.budgets);
         live.hedges.append(&mut fresh.hedges);
         live.fallbacks.append(&mut fresh.fallbacks);
+        live.pipelines.append(&mut fresh.pipelines);
         Ok(reloaded)
     }
 }
 
 #[cfg(feature = "tower")]
-impl<C: Clone, const CAP: usize> Registry<C, CAP> {
+impl<C: Clock + Clone + Send + Sync, const CAP: usize> Registry<C, CAP> {
     /// A tower rate limit layer over the rate limiter named `name` (one permit per
     /// request).
     pub fn rate_limit_layer(
@@ -1116,12 +1280,13 @@ fn first_difference<T: serde::Serialize>(old: &T, new: &T) -> String {
 
 /// Builds the instances of `plan` into `live`, recording each as `section.name` in
 /// `added`.
-fn add_new<C: Clone, const CAP: usize>(
+/// `existing` holds the instances already live, which new ones may refer to.
+fn add_new<C: Clock + Clone + Send + Sync, const CAP: usize>(
     live: &mut Instances<C, CAP>,
     plan: &Plan,
     clock: &C,
     document: &Document,
-    existing_budgets: &BTreeMap<String, Arc<NamedRetryBudget>>,
+    existing: &Instances<C, CAP>,
     added: &mut Vec<String>,
 ) -> Result<(), RegistryError> {
     // The budgets first: retry settings refer to them.
@@ -1164,7 +1329,7 @@ fn add_new<C: Clone, const CAP: usize>(
     }
     for (name, (settings, budget)) in &plan.retries {
         let report = RetryReport::new(name);
-        let budget = named_budget(budget, &live.budgets, existing_budgets);
+        let budget = named_budget(budget, &live.budgets, &existing.budgets);
         let retry = Retry::new(*settings, budget, report.clone())
             .map_err(|e| config_error(document, "retry", name, &[], &e))?;
         live.retries.insert(
@@ -1190,7 +1355,7 @@ fn add_new<C: Clone, const CAP: usize>(
     for (name, (config, budget_name)) in &plan.hedges {
         let budget = CountHedges {
             report: HedgeReport::new(name),
-            budget: named_budget(budget_name, &live.budgets, existing_budgets).map(|(_, b)| b),
+            budget: named_budget(budget_name, &live.budgets, &existing.budgets).map(|(_, b)| b),
         };
         let hedge = Hedge::new(*config, budget)
             .map_err(|e| config_error(document, "hedge", name, &[], &e))?;
@@ -1212,7 +1377,89 @@ fn add_new<C: Clone, const CAP: usize>(
         live.fallbacks.insert(name.clone(), Arc::new(fallback));
         added.push(format!("fallback.{name}"));
     }
+    // The pipelines last: they compose the others.
+    for (name, spec) in &plan.pipelines {
+        let pipeline = build_pipeline(document, name, spec, live, existing)?;
+        live.pipelines.insert(
+            name.clone(),
+            PipelineEntry {
+                pipeline: Arc::new(pipeline),
+                spec: spec.clone(),
+            },
+        );
+        added.push(format!("pipeline.{name}"));
+    }
     Ok(())
+}
+
+/// The pipeline `spec` composes, from the instances of `new` or `existing` it names
+/// (`read_plan` checked that the document has them), on the process-wide tokio clock.
+fn build_pipeline<C: Clock + Clone + Send + Sync, const CAP: usize>(
+    document: &Document,
+    name: &str,
+    spec: &PipelineSpec,
+    new: &Instances<C, CAP>,
+    existing: &Instances<C, CAP>,
+) -> Result<NamedPipeline<C, CAP>, RegistryError> {
+    fn find<'a, T>(
+        name: &str,
+        new: &'a BTreeMap<String, T>,
+        existing: &'a BTreeMap<String, T>,
+    ) -> Option<&'a T> {
+        new.get(name).or_else(|| existing.get(name))
+    }
+    let missing = |field: &str, target: &str| missing_instance(document, name, field, target);
+    let clock = TokioClock::new();
+    let mut pipeline = <NamedPipeline<C, CAP>>::empty(clock);
+    if let Some(timeout) = spec.timeout {
+        pipeline = pipeline.overall_timeout(timeout);
+    }
+    if let Some(target) = &spec.rate_limit {
+        let limiter = find(target, &new.rate_limits, &existing.rate_limits)
+            .ok_or_else(|| missing("rate_limit", target))?;
+        pipeline = pipeline.rate_limit(RateLimitQueue::new(Arc::clone(limiter), clock));
+    }
+    if let Some(target) = &spec.bulkhead {
+        let bulkhead = find(target, &new.bulkheads, &existing.bulkheads)
+            .ok_or_else(|| missing("bulkhead", target))?;
+        pipeline = pipeline.shared_bulkhead(Arc::clone(bulkhead));
+    }
+    if let Some(target) = &spec.breaker {
+        let entry = find(target, &new.breakers, &existing.breakers)
+            .ok_or_else(|| missing("breaker", target))?;
+        pipeline = pipeline.circuit_breaker(Arc::clone(&entry.breaker));
+    }
+    if let Some(target) = &spec.retry {
+        let retry = Arc::clone(
+            find(target, &new.retries, &existing.retries)
+                .ok_or_else(|| missing("retry", target))?,
+        );
+        // The pipeline gives each call a random stream of its own.
+        pipeline = pipeline.retry_from(move |clock: &TokioClock| {
+            retry.policy(fastrand::Rng::with_seed(0), clock.now())
+        });
+    }
+    if let Some(timeout) = spec.attempt_timeout {
+        pipeline = pipeline.attempt_timeout(timeout);
+    }
+    Ok(pipeline)
+}
+
+/// A pipeline's `field` names `target`, which the document does not have.
+fn missing_instance(document: &Document, name: &str, field: &str, target: &str) -> RegistryError {
+    let what = match field {
+        "rate_limit" => "rate limit",
+        "breaker" => "circuit breaker",
+        "retry" => "retry settings",
+        _ => field,
+    };
+    located(
+        document,
+        "pipeline",
+        name,
+        vec![field.to_owned()],
+        format!("no {what} named `{target}` (a `[{field}.{target}]`)"),
+    )
 }
 
 /// The retry budget named `name`, from the new ones or the live ones (`read_plan` checked
@@ -1360,13 +1607,14 @@ fn read_plan<const CAP: usize>(document: &Document) -> Result<Plan, RegistryErro
         budgets: BTreeMap::new(),
         hedges: BTreeMap::new(),
         fallbacks: BTreeMap::new(),
+        pipelines: BTreeMap::new(),
     };
     for (section, value) in document.table() {
         let section_path = [section.clone()];
         if !SECTIONS.contains(&section.as_str()) {
             return Err(RegistryError::new(format!(
                 "unknown section `{section}`, expected one of `rate_limit`, `breaker`, \
-                 `retry`, `bulkhead`, `retry_budget`, `hedge`, `fallback`"
+                 `retry`, `bulkhead`, `retry_budget`, `hedge`, `fallback`, `pipeline`"
             ))
             .at(document.origin(&section_path)));
         }
@@ -1426,6 +1674,10 @@ fn read_plan<const CAP: usize>(document: &Document) -> Result<Plan, RegistryErro
                     let on = read_fallback(document, name, fields)?;
                     plan.fallbacks.insert(name.clone(), on);
                 }
+                "pipeline" => {
+                    let spec = read_pipeline(document, name, fields)?;
+                    plan.pipelines.insert(name.clone(), spec);
+                }
                 "retry_budget" => {
                     let settings: TokenBudgetSettings =
                         read(document, section, name, &[], value.clone())?;
@@ -1457,7 +1709,82 @@ fn read_plan<const CAP: usize>(document: &Document) -> Result<Plan, RegistryErro
             }
         }
     }
+    // Every instance a pipeline names is in the document.
+    for (name, spec) in &plan.pipelines {
+        for (field, target) in spec.instances() {
+            let Some(target) = target else { continue };
+            let known = match field {
+                "rate_limit" => plan.rate_limits.contains_key(target),
+                "bulkhead" => plan.bulkheads.contains_key(target),
+                "breaker" => plan.breakers.contains_key(target),
+                _ => plan.retries.contains_key(target),
+            };
+            if !known {
+                return Err(missing_instance(document, name, field, target));
+            }
+        }
+    }
     Ok(plan)
+}
+
+/// Reads a pipeline's fields: `timeout` and `attempt_timeout` (durations above zero),
+/// and the names of its instances (`rate_limit`, `bulkhead`, `breaker`, `retry`).
+fn read_pipeline(
+    document: &Document,
+    name: &str,
+    fields: &toml::Table,
+) -> Result<PipelineSpec, RegistryError> {
+    let error = |field: &str, message: String| {
+        located(document, "pipeline", name, vec![field.to_owned()], message)
+    };
+    let duration = |field: &str, value: &toml::Value| {
+        let parsed = match value.as_str() {
+            Some(text) => duration::parse(text),
+            None => Err(DurationError::Syntax),
+        };
+        match parsed {
+            Ok(d) if d.is_zero() => Err(error(
+                field,
+                format!("`{field}` must be above zero (a zero timeout would refuse every call)"),
+            )),
+            Ok(d) => Ok(Some(d)),
+            Err(e) => Err(error(
+                field,
+                format!("`{field}` must be {}, not {value}", e.allowed()),
+            )),
+        }
+    };
+    let instance = |field: &str, value: &toml::Value| match value.as_str() {
+        Some(target) => Ok(Some(target.to_owned())),
+        None => Err(error(
+            field,
+            format!(
+                "`{field}` must be the name of a `[{field}.NAME]`, as `{field} = \"downstream\"`, \
+                 not {value}"
+            ),
+        )),
+    };
+    let mut spec = PipelineSpec::default();
+    for (key, value) in fields {
+        match key.as_str() {
+            "timeout" => spec.timeout = duration(key, value)?,
+            "attempt_timeout" => spec.attempt_timeout = duration(key, value)?,
+            "rate_limit" => spec.rate_limit = instance(key, value)?,
+            "bulkhead" => spec.bulkhead = instance(key, value)?,
+            "breaker" => spec.breaker = instance(key, value)?,
+            "retry" => spec.retry = instance(key, value)?,
+            _ => {
+                return Err(error(
+                    key,
+                    format!(
+                        "unknown field `{key}`, expected one of `{}`",
+                        PIPELINE_FIELDS.join("`, `")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(spec)
 }
 
 /// Takes the `budget` field (the name of a retry budget) out of an instance's `fields`.
