@@ -190,10 +190,7 @@ use crate::{
     Admission, AsyncRateLimiter, ErrorsAreFailures, Pipeline, RateLimitQueue, StdRawMutex,
     TokioClock,
 };
-use report::{
-    BreakerReport, BudgetReport, BulkheadReport, FallbackReport, HedgeReport, RateLimitReport,
-    RetryReport,
-};
+use report::{BreakerReport, BudgetReport, BulkheadReport, CountReport, RateLimitReport};
 
 pub use document::Document;
 pub use error::{Origin, RegistryError};
@@ -367,18 +364,25 @@ impl BulkheadListener for BulkheadEvents {
     }
 }
 
-/// The budget of the policies of [`NamedRetry`]: the named retry budget the settings
-/// name (`budget = "NAME"`), if any, and otherwise none (it never refuses); either way
-/// it counts each retry allowed (feature `metrics`), as a retry is what the policy
-/// withdraws from its budget for. A policy given a budget of its own
-/// ([`with_budget`](RetryPolicy::with_budget)) is no longer counted.
+/// A budget that counts what is withdrawn from it (feature `metrics`): the budget of the
+/// policies of a [`NamedRetry`] ([`CountRetries`], counting each retry allowed) and of a
+/// [`NamedHedge`] ([`CountHedges`], counting each hedge started), as a retry or a hedge is
+/// what each withdraws for. It draws on the named retry budget the settings name
+/// (`budget = "NAME"`), if any, and otherwise on none (it never refuses). A policy given
+/// a budget of its own ([`with_budget`](RetryPolicy::with_budget)) is no longer counted.
 #[derive(Clone, Debug)]
-pub struct CountRetries {
-    report: RetryReport,
+pub struct CountWithdrawals {
+    report: CountReport,
     budget: Option<Arc<NamedRetryBudget>>,
 }
 
-impl RetryBudget for CountRetries {
+/// The budget of a [`NamedRetry`]'s policies: counts each retry allowed.
+pub type CountRetries = CountWithdrawals;
+
+/// The budget of a [`NamedHedge`]: counts each hedge started.
+pub type CountHedges = CountWithdrawals;
+
+impl RetryBudget for CountWithdrawals {
     const USES_TIME: bool = false;
 
     #[inline]
@@ -402,7 +406,7 @@ impl RetryBudget for CountRetries {
             .as_ref()
             .is_none_or(|budget| budget.try_withdraw_at(now));
         if allowed {
-            self.report.retry();
+            self.report.count();
         }
         allowed
     }
@@ -466,7 +470,7 @@ pub type NamedRetryPolicy = RetryPolicy<AnyBackoff, TransientErrors, CountRetrie
 #[derive(Debug)]
 pub struct NamedRetry {
     current: RwLock<Retry>,
-    report: RetryReport,
+    report: CountReport,
 }
 
 #[derive(Clone, Debug)]
@@ -483,12 +487,12 @@ impl Retry {
     fn new(
         settings: RetrySettings,
         budget: Option<(String, Arc<NamedRetryBudget>)>,
-        report: RetryReport,
+        report: CountReport,
     ) -> Result<Retry, ConfigError> {
         let (budget, shared) = budget.unzip();
         let template = settings
             .build(fastrand::Rng::with_seed(0), Instant::ZERO)?
-            .with_budget(CountRetries {
+            .with_budget(CountWithdrawals {
                 report,
                 budget: shared,
             });
@@ -550,46 +554,6 @@ impl NamedRetry {
     }
 }
 
-/// The budget of a [`NamedHedge`]: the named retry budget its settings name
-/// (`budget = "NAME"`), if any, and otherwise none (only `max_attempts` bounds the
-/// hedges); either way it counts each hedge started (feature `metrics`), as a hedge is
-/// what core's [`Hedge`] withdraws from its budget for.
-#[derive(Clone, Debug)]
-pub struct CountHedges {
-    report: HedgeReport,
-    budget: Option<Arc<NamedRetryBudget>>,
-}
-
-impl RetryBudget for CountHedges {
-    const USES_TIME: bool = false;
-
-    #[inline]
-    fn deposit_at(&self, now: Instant) {
-        if let Some(budget) = &self.budget {
-            budget.deposit_at(now);
-        }
-    }
-
-    #[inline]
-    fn record_success_at(&self, now: Instant) {
-        if let Some(budget) = &self.budget {
-            budget.record_success_at(now);
-        }
-    }
-
-    #[inline]
-    fn try_withdraw_at(&self, now: Instant) -> bool {
-        let allowed = self
-            .budget
-            .as_ref()
-            .is_none_or(|budget| budget.try_withdraw_at(now));
-        if allowed {
-            self.report.hedge();
-        }
-        allowed
-    }
-}
-
 /// A named hedge: core's [`Hedge`] (its delay, fixed or learned, and its attempts per
 /// call) on the process-wide tokio clock, drawing its hedges from the retry budget its
 /// settings name, if any, and counting them (feature `metrics`). With feature `tower`,
@@ -611,7 +575,7 @@ struct HedgeEntry {
 #[derive(Debug)]
 pub struct NamedFallback {
     on: FallbackOn,
-    report: FallbackReport,
+    report: CountReport,
 }
 
 impl NamedFallback {
@@ -624,7 +588,7 @@ impl NamedFallback {
     /// [`Pipeline::call_or_else`](crate::Pipeline::call_or_else)); the layer of
     /// `Registry::fallback_layer` counts its own.
     pub fn answered(&self) {
-        self.report.answered();
+        self.report.count();
     }
 }
 
@@ -1246,7 +1210,7 @@ impl<C: Clock + Clone + Send + Sync, const CAP: usize> Registry<C, CAP> {
         Some(crate::tower::FallbackLayer::new(
             named.on,
             move |error: crate::tower::BoxError| {
-                report.answered();
+                report.count();
                 fallback(error)
             },
         ))
@@ -1328,7 +1292,7 @@ fn add_new<C: Clock + Clone + Send + Sync, const CAP: usize>(
         added.push(format!("breaker.{name}"));
     }
     for (name, (settings, budget)) in &plan.retries {
-        let report = RetryReport::new(name);
+        let report = CountReport::new(report::RETRIES, name);
         let budget = named_budget(budget, &live.budgets, &existing.budgets);
         let retry = Retry::new(*settings, budget, report.clone())
             .map_err(|e| config_error(document, "retry", name, &[], &e))?;
@@ -1353,8 +1317,8 @@ fn add_new<C: Clock + Clone + Send + Sync, const CAP: usize>(
     }
     added.append(&mut budgets);
     for (name, (config, budget_name)) in &plan.hedges {
-        let budget = CountHedges {
-            report: HedgeReport::new(name),
+        let budget = CountWithdrawals {
+            report: CountReport::new(report::HEDGES, name),
             budget: named_budget(budget_name, &live.budgets, &existing.budgets).map(|(_, b)| b),
         };
         let hedge = Hedge::new(*config, budget)
@@ -1372,7 +1336,7 @@ fn add_new<C: Clock + Clone + Send + Sync, const CAP: usize>(
     for (name, on) in &plan.fallbacks {
         let fallback = NamedFallback {
             on: *on,
-            report: FallbackReport::new(name),
+            report: CountReport::new(report::FALLBACK_ANSWERS, name),
         };
         live.fallbacks.insert(name.clone(), Arc::new(fallback));
         added.push(format!("fallback.{name}"));

@@ -155,22 +155,24 @@ mod on {
         }
     }
 
-    /// Retry settings' counter of retries.
+    /// One counter of an instance: a retry settings' retries, a hedge's hedges, a
+    /// fallback's answers (the metric names are [`RETRIES`](super::RETRIES),
+    /// [`HEDGES`](super::HEDGES) and [`FALLBACK_ANSWERS`](super::FALLBACK_ANSWERS)).
     #[derive(Clone, Debug)]
-    pub(in super::super) struct RetryReport {
-        retries: Counter,
+    pub(in super::super) struct CountReport {
+        count: Counter,
     }
 
-    impl RetryReport {
-        pub(in super::super) fn new(name: &str) -> Self {
-            RetryReport {
-                retries: counter!("stanchion_retry_retries_total", "name" => name.to_owned()),
+    impl CountReport {
+        pub(in super::super) fn new(metric: &'static str, name: &str) -> Self {
+            CountReport {
+                count: counter!(metric, "name" => name.to_owned()),
             }
         }
 
         #[inline]
-        pub(in super::super) fn retry(&self) {
-            self.retries.increment(1);
+        pub(in super::super) fn count(&self) {
+            self.count.increment(1);
         }
     }
 
@@ -192,44 +194,6 @@ mod on {
         #[inline]
         pub(in super::super) fn tokens(&self, milli_tokens: u32) {
             self.tokens.set(f64::from(milli_tokens) / 1000.0);
-        }
-    }
-
-    /// A hedge's counter of hedges (attempts after the first).
-    #[derive(Clone, Debug)]
-    pub(in super::super) struct HedgeReport {
-        hedges: Counter,
-    }
-
-    impl HedgeReport {
-        pub(in super::super) fn new(name: &str) -> Self {
-            HedgeReport {
-                hedges: counter!("stanchion_hedge_hedges_total", "name" => name.to_owned()),
-            }
-        }
-
-        #[inline]
-        pub(in super::super) fn hedge(&self) {
-            self.hedges.increment(1);
-        }
-    }
-
-    /// A fallback's counter of answers.
-    #[derive(Clone, Debug)]
-    pub(in super::super) struct FallbackReport {
-        answers: Counter,
-    }
-
-    impl FallbackReport {
-        pub(in super::super) fn new(name: &str) -> Self {
-            FallbackReport {
-                answers: counter!("stanchion_fallback_answers_total", "name" => name.to_owned()),
-            }
-        }
-
-        #[inline]
-        pub(in super::super) fn answered(&self) {
-            self.answers.increment(1);
         }
     }
 
@@ -277,14 +241,14 @@ mod on {
     }
 
     #[derive(Clone, Debug)]
-    pub(in super::super) struct RetryReport;
+    pub(in super::super) struct CountReport;
 
-    impl RetryReport {
-        pub(in super::super) fn new(_: &str) -> Self {
-            RetryReport
+    impl CountReport {
+        pub(in super::super) fn new(_: &'static str, _: &str) -> Self {
+            CountReport
         }
         #[inline]
-        pub(in super::super) fn retry(&self) {}
+        pub(in super::super) fn count(&self) {}
     }
 
     #[derive(Debug)]
@@ -298,32 +262,16 @@ mod on {
         pub(in super::super) fn tokens(&self, _: u32) {}
     }
 
-    #[derive(Clone, Debug)]
-    pub(in super::super) struct HedgeReport;
-
-    impl HedgeReport {
-        pub(in super::super) fn new(_: &str) -> Self {
-            HedgeReport
-        }
-        #[inline]
-        pub(in super::super) fn hedge(&self) {}
-    }
-
-    #[derive(Clone, Debug)]
-    pub(in super::super) struct FallbackReport;
-
-    impl FallbackReport {
-        pub(in super::super) fn new(_: &str) -> Self {
-            FallbackReport
-        }
-        #[inline]
-        pub(in super::super) fn answered(&self) {}
-    }
-
     pub(in super::super) const LISTENS: bool = false;
 }
 
 pub(super) use on::{
-    BreakerReport, BudgetReport, BulkheadReport, FallbackReport, HedgeReport, LISTENS,
-    RateLimitReport, RetryReport,
+    BreakerReport, BudgetReport, BulkheadReport, CountReport, LISTENS, RateLimitReport,
 };
+
+/// The metric of a retry settings' retries.
+pub(super) const RETRIES: &str = "stanchion_retry_retries_total";
+/// The metric of a hedge's hedges (attempts after the first).
+pub(super) const HEDGES: &str = "stanchion_hedge_hedges_total";
+/// The metric of a fallback's answers.
+pub(super) const FALLBACK_ANSWERS: &str = "stanchion_fallback_answers_total";
