@@ -245,29 +245,16 @@ impl Pipeline {
     /// An empty pipeline (no layer) on `clock`: it runs the operation once. Add layers
     /// with the builder methods.
     pub fn new(clock: TokioClock) -> Pipeline {
-        Pipeline {
-            clock,
-            overall: None,
-            rate: None,
-            permits: 1,
-            rate_per_attempt: false,
-            bulkhead: None,
-            breaker: None,
-            classify: ErrorsAreFailures,
-            retry: None,
-            attempt_timeout: None,
-            faults: NoFaults,
-        }
+        Pipeline::empty(clock)
     }
 }
 
 impl<L, BL: BulkheadListener, CB, RB, RK, RR>
     Pipeline<L, BL, CB, ErrorsAreFailures, RB, RK, RR, NoFaults>
 {
-    /// An empty pipeline of these layer types: for a program that adds each layer or
-    /// not, from a description (the registry's `[pipeline.NAME]`), and names one type
-    /// for all its pipelines.
-    #[cfg(feature = "config")]
+    /// An empty pipeline of these layer types: [`Pipeline::new`]'s, and for a program
+    /// that adds each layer or not, from a description (the registry's
+    /// `[pipeline.NAME]`), and names one type for all its pipelines.
     pub(crate) fn empty(clock: TokioClock) -> Self {
         Pipeline {
             clock,

@@ -931,6 +931,14 @@ impl<C: Clock + Clone + Send + Sync, const CAP: usize> Registry<C, CAP> {
             })
             .instance(section, name)
         };
+        // A change that cannot be applied to `field` of a live instance, and why.
+        let unchangeable = |section: &str, name: &str, field: &str, why: &str| {
+            let path = [section.to_owned(), name.to_owned(), field.to_owned()];
+            RegistryError::new(why)
+                .at(document.origin(&path))
+                .instance(section, name)
+                .field(field)
+        };
         for name in live.rate_limits.keys() {
             if !plan.rate_limits.contains_key(name) {
                 return Err(removed("rate_limit", name));
@@ -948,15 +956,14 @@ impl<C: Clock + Clone + Send + Sync, const CAP: usize> Registry<C, CAP> {
                 None
             };
             if let Some(field) = field {
-                let path = ["breaker".to_owned(), name.clone(), field.clone()];
-                return Err(RegistryError::new(
+                return Err(unchangeable(
+                    "breaker",
+                    name,
+                    &field,
                     "cannot change a live circuit breaker's configuration: core's \
                      CircuitBreaker has no way to change it in place, and rebuilding it would \
                      lose its window and state (restart to apply it)",
-                )
-                .at(document.origin(&path))
-                .instance("breaker", name)
-                .field(field));
+                ));
             }
         }
         for name in live.retries.keys() {
@@ -975,15 +982,14 @@ impl<C: Clock + Clone + Send + Sync, const CAP: usize> Registry<C, CAP> {
             };
             if *settings != budget.settings {
                 let field = first_difference(&budget.settings, settings);
-                let path = ["retry_budget".to_owned(), name.clone(), field.clone()];
-                return Err(RegistryError::new(
+                return Err(unchangeable(
+                    "retry_budget",
+                    name,
+                    &field,
                     "cannot change a live retry budget's settings: core's TokenBudget has no \
                      way to change them in place, and rebuilding it would lose its tokens \
                      (restart to apply them)",
-                )
-                .at(document.origin(&path))
-                .instance("retry_budget", name)
-                .field(field));
+                ));
             }
         }
         for (name, entry) in &live.hedges {
@@ -998,15 +1004,14 @@ impl<C: Clock + Clone + Send + Sync, const CAP: usize> Registry<C, CAP> {
                 None
             };
             if let Some(field) = field {
-                let path = ["hedge".to_owned(), name.clone(), field.clone()];
-                return Err(RegistryError::new(
+                return Err(unchangeable(
+                    "hedge",
+                    name,
+                    &field,
                     "cannot change a live hedge's settings: core's Hedge has no way to change \
                      them in place, and rebuilding it would lose its learned latencies \
                      (restart to apply them)",
-                )
-                .at(document.origin(&path))
-                .instance("hedge", name)
-                .field(field));
+                ));
             }
         }
         for (name, fallback) in &live.fallbacks {
@@ -1014,14 +1019,13 @@ impl<C: Clock + Clone + Send + Sync, const CAP: usize> Registry<C, CAP> {
                 return Err(removed("fallback", name));
             };
             if *on != fallback.on {
-                let path = ["fallback".to_owned(), name.clone(), "on".to_owned()];
-                return Err(RegistryError::new(
+                return Err(unchangeable(
+                    "fallback",
+                    name,
+                    "on",
                     "cannot change a live fallback's `on`: the tower layers handed out hold \
                      it (restart to apply it)",
-                )
-                .at(document.origin(&path))
-                .instance("fallback", name)
-                .field("on"));
+                ));
             }
         }
         for (name, entry) in &live.pipelines {
@@ -1029,15 +1033,14 @@ impl<C: Clock + Clone + Send + Sync, const CAP: usize> Registry<C, CAP> {
                 return Err(removed("pipeline", name));
             };
             if let Some(field) = entry.spec.first_difference(spec) {
-                let path = ["pipeline".to_owned(), name.clone(), field.to_owned()];
-                return Err(RegistryError::new(
+                return Err(unchangeable(
+                    "pipeline",
+                    name,
+                    field,
                     "cannot change a live pipeline's composition: the pipeline handed out \
                      holds its layers and timeouts, and handles to it may be in use (restart \
                      to apply it, or compose the new one under a new name)",
-                )
-                .at(document.origin(&path))
-                .instance("pipeline", name)
-                .field(field));
+                ));
             }
         }
         // Build the new names' instances before changing anything (building checks them
