@@ -205,6 +205,16 @@ impl<T, E> Fault<T, E> {
             _ => Duration::ZERO,
         }
     }
+
+    /// The wait an injected call takes before it runs, if any: `None` for a fault that
+    /// adds no latency (an error, an outcome, or a latency of zero), so that a runner
+    /// takes no timer for it.
+    pub const fn wait(&self) -> Option<Duration> {
+        match self {
+            Fault::Latency(d) if !d.is_zero() => Some(*d),
+            _ => None,
+        }
+    }
 }
 
 /// Decides which calls get a fault: a [`Share`] of them, drawn from the caller's
@@ -361,6 +371,9 @@ mod tests {
         );
         let slow: Fault<u8, &str> = Fault::Latency(Duration::MAX);
         assert_eq!((slow.answer(), slow.delay()), (None, Duration::MAX));
+        assert_eq!(slow.wait(), Some(Duration::MAX));
+        assert_eq!(error.wait(), None);
+        assert_eq!(Fault::<u8, u8>::Latency(Duration::ZERO).wait(), None);
     }
 
     #[test]

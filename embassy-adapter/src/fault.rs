@@ -65,9 +65,8 @@ where
             return answer;
         }
         // No timer for no latency: an embassy timer yields once even for a zero span.
-        let delay = fault.delay();
-        if !delay.is_zero() {
-            sleep(delay).await;
+        if let Some(wait) = fault.wait() {
+            sleep(wait).await;
         }
     }
     op().await

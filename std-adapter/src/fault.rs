@@ -126,9 +126,8 @@ impl<T: Clone, E: Clone> FaultInjection<T, E> {
             );
             // No timer for no latency (a zero sleep still takes the timer driver's lock);
             // tokio saturates a sleep past its far future.
-            let delay = fault.delay();
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
+            if let Some(wait) = fault.wait() {
+                tokio::time::sleep(wait).await;
             }
         }
         op().await

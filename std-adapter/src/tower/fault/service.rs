@@ -61,8 +61,10 @@ where
             Some(fault) => match fault.answer() {
                 Some(answer) => ResponseFuture::answered(answer),
                 // No timer for no latency.
-                None if fault.delay().is_zero() => ResponseFuture::called(self.inner.call(request)),
-                None => ResponseFuture::delayed(self.inner.call(request), fault.delay()),
+                None => match fault.wait() {
+                    None => ResponseFuture::called(self.inner.call(request)),
+                    Some(wait) => ResponseFuture::delayed(self.inner.call(request), wait),
+                },
             },
         }
     }
