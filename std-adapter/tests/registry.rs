@@ -702,29 +702,44 @@ fn retry_settings_draw_on_a_named_budget() {
          (a `[retry_budget.other]`)"
     );
 
-    // Reload: a budget's settings cannot change; a retry may switch to a new budget.
+    // Reload: a budget's settings change in place, keeping its tokens (1 of now 8: a
+    // retry needs more than 4 left); a bad value is refused and changes nothing.
     let err = registry
-        .reload(&doc(&text.replace("max_tokens = 4", "max_tokens = 8")))
+        .reload(&doc(&text.replace("max_tokens = 4", "max_tokens = 0")))
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "policies.toml:21:14: retry_budget `shared`, field `max_tokens`: cannot change a live \
-         retry budget's settings: core's TokenBudget has no way to change them in place, and \
-         rebuilding it would lose its tokens (restart to apply them)"
+        "policies.toml:21:14: retry_budget `shared`, field `max_tokens`: invalid configuration: \
+         `max_tokens` must be in 1..=1000000"
     );
+    assert_eq!(budget.settings().max_tokens, 4);
+    let text = text.replace("max_tokens = 4", "max_tokens = 8");
+    let reloaded = registry.reload(&doc(&text)).unwrap();
+    assert_eq!(reloaded.changed, ["retry_budget.shared"]);
+    assert_eq!(budget.settings().max_tokens, 8);
+    assert_eq!(budget.milli_tokens(), 1000);
+    let mut policy = retry.policy(fastrand::Rng::with_seed(3), now);
+    assert!(
+        policy
+            .next_attempt_at(now, Verdict::Transient, None)
+            .is_err()
+    );
+    assert_eq!(budget.milli_tokens(), 0);
+
+    // A retry may switch to a new budget.
     let switched = text.replace("budget = \"shared\"", "budget = \"fresh\"")
         + "\n[retry_budget.fresh]\nmax_tokens = 10\ntoken_ratio = 1\n";
     let reloaded = registry.reload(&doc(&switched)).unwrap();
     assert_eq!(reloaded.changed, ["retry.downstream"]);
     assert_eq!(reloaded.added, ["retry_budget.fresh"]);
-    let mut policy = retry.policy(fastrand::Rng::with_seed(3), now);
+    let mut policy = retry.policy(fastrand::Rng::with_seed(4), now);
     assert!(
         policy
             .next_attempt_at(now, Verdict::Transient, None)
             .is_ok()
     );
     assert_eq!(registry.retry_budget("fresh").unwrap().milli_tokens(), 9000);
-    assert_eq!(budget.milli_tokens(), 1000);
+    assert_eq!(budget.milli_tokens(), 0);
 }
 
 /// `POLICIES` with a hedge drawing on a budget, and a fallback.

@@ -36,7 +36,8 @@
 //! that changes it is one compare-and-swap (a success with the bucket full and a failure
 //! with it empty write nothing). Lock-free; shareable by `&` across threads and interrupt
 //! handlers (on targets without compare-and-swap through `portable-atomic`'s critical
-//! section). Cost: 12 bytes.
+//! section). Cost: 12 bytes. [`set_settings`](TokenBudget::set_settings) changes the
+//! size and the refill in place, keeping the tokens left.
 //!
 //! Source: gRPC proposal A6, "Client Retries", retry throttling
 //! (<https://github.com/grpc/proposal/blob/master/A6-client-retries.md>).
@@ -56,8 +57,29 @@ pub const MAX_TOKENS: u32 = 1_000_000;
 #[derive(Debug)]
 pub struct TokenBudget {
     milli_tokens: AtomicU32,
-    max: u32,
-    refund: u32,
+    /// The bucket's size and a success's refill, in milli-tokens: atomics only so that
+    /// [`set_settings`](TokenBudget::set_settings) can change them through `&self`.
+    max: AtomicU32,
+    refund: AtomicU32,
+}
+
+/// `max_tokens` and `token_ratio` in milli-tokens, or the field that is out of range.
+const fn milli_settings(max_tokens: u32, token_ratio: Ratio) -> Result<(u32, u32), ConfigError> {
+    if max_tokens == 0 || max_tokens > MAX_TOKENS {
+        return Err(ConfigError::new("max_tokens", "in 1..=1000000"));
+    }
+    let refund = match (token_ratio.num() as u64)
+        .saturating_mul(MILLI as u64)
+        .checked_div(token_ratio.den() as u64)
+    {
+        Some(r) => r,
+        None => 0,
+    };
+    let max = max_tokens.saturating_mul(MILLI);
+    if refund == 0 || refund > max as u64 {
+        return Err(ConfigError::new("token_ratio", "in 0.001..=max_tokens"));
+    }
+    Ok((max, refund as u32))
 }
 
 impl TokenBudget {
@@ -65,23 +87,46 @@ impl TokenBudget {
         /// A full bucket of `max_tokens` (in `1..=1_000_000`), refilled by `token_ratio`
         /// tokens per success (in `0.001..=max_tokens`, rounded down to a thousandth).
         pub fn new(max_tokens: u32, token_ratio: Ratio) -> Result<TokenBudget, ConfigError> {
-            if max_tokens == 0 || max_tokens > MAX_TOKENS {
-                return Err(ConfigError::new("max_tokens", "in 1..=1000000"));
+            match milli_settings(max_tokens, token_ratio) {
+                Ok((max, refund)) => Ok(TokenBudget {
+                    milli_tokens: AtomicU32::new(max),
+                    max: AtomicU32::new(max),
+                    refund: AtomicU32::new(refund),
+                }),
+                Err(e) => Err(e),
             }
-            let refund = match (token_ratio.num() as u64).saturating_mul(MILLI as u64).checked_div(token_ratio.den() as u64) {
-                Some(r) => r,
-                None => 0,
-            };
-            let max = max_tokens.saturating_mul(MILLI);
-            if refund == 0 || refund > max as u64 {
-                return Err(ConfigError::new("token_ratio", "in 0.001..=max_tokens"));
-            }
-            Ok(TokenBudget {
-                milli_tokens: AtomicU32::new(max),
-                max,
-                refund: refund as u32,
-            })
         }
+    }
+
+    /// Changes the bucket's size and refill in place, checked as [`new`](Self::new)
+    /// checks them (a bad value changes nothing). The tokens left stay, down to the new
+    /// `max_tokens` if they are above it: a larger bucket is not filled by the change,
+    /// so an outage that drained it is not forgotten. A withdrawal or a success racing
+    /// the change sees the old or the new value of each setting.
+    ///
+    /// ```
+    /// use stanchion::Instant;
+    /// use stanchion::retry::{Ratio, RetryBudget, TokenBudget};
+    ///
+    /// let budget = TokenBudget::new(10, Ratio::percent(10))?;
+    /// assert!(budget.try_withdraw_at(Instant::ZERO)); // 9 tokens left
+    /// budget.set_settings(4, Ratio::ONE)?;
+    /// assert_eq!(budget.milli_tokens(), 4_000); // down to the new size
+    /// assert!(budget.try_withdraw_at(Instant::ZERO)); // 3 left, above half of 4
+    /// assert!(!budget.try_withdraw_at(Instant::ZERO)); // 2 left: not above half
+    /// # Ok::<(), stanchion::ConfigError>(())
+    /// ```
+    pub fn set_settings(&self, max_tokens: u32, token_ratio: Ratio) -> Result<(), ConfigError> {
+        let (max, refund) = milli_settings(max_tokens, token_ratio)?;
+        self.max.store(max, Ordering::Relaxed);
+        self.refund.store(refund, Ordering::Relaxed);
+        self.milli_tokens.fetch_min(max, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The bucket's size, in whole tokens.
+    pub fn max_tokens(&self) -> u32 {
+        self.max.load(Ordering::Relaxed) / MILLI
     }
 
     /// Tokens left, in thousandths.
@@ -96,7 +141,7 @@ impl TokenBudget {
 
     #[inline]
     fn allows(&self, after: u32) -> bool {
-        after > self.max / 2
+        after > self.max.load(Ordering::Relaxed) / 2
     }
 }
 
@@ -108,9 +153,11 @@ impl RetryBudget for TokenBudget {
 
     #[inline]
     fn record_success_at(&self, _now: Instant) {
+        let max = self.max.load(Ordering::Relaxed);
+        let refund = self.refund.load(Ordering::Relaxed);
         let mut current = self.milli_tokens.load(Ordering::Relaxed);
-        while current < self.max {
-            let next = current.saturating_add(self.refund).min(self.max);
+        while current < max {
+            let next = current.saturating_add(refund).min(max);
             match self.milli_tokens.compare_exchange_weak(
                 current,
                 next,
@@ -189,6 +236,40 @@ mod tests {
             ConfigError::new("token_ratio", "in 0.001..=max_tokens")
         );
         assert!(TokenBudget::new(MAX_TOKENS, Ratio::integer(MAX_TOKENS)).is_ok());
+    }
+
+    #[test]
+    fn settings_change_in_place_keeping_the_tokens() {
+        let b = TokenBudget::new(10, Ratio::percent(10)).unwrap();
+        let now = Instant::ZERO;
+        assert!(b.try_withdraw_at(now));
+        assert!(b.try_withdraw_at(now)); // 8 tokens left
+        // Larger: the 8 tokens stay (not refilled to 20), and a retry now needs more
+        // than 10 left.
+        b.set_settings(20, Ratio::ONE).unwrap();
+        assert_eq!((b.max_tokens(), b.milli_tokens()), (20, 8_000));
+        assert!(!b.would_allow());
+        b.record_success_at(now); // the new refill: a whole token
+        assert_eq!(b.milli_tokens(), 9_000);
+        // Bad values are refused and change nothing.
+        assert_eq!(
+            b.set_settings(0, Ratio::ONE).unwrap_err(),
+            ConfigError::new("max_tokens", "in 1..=1000000")
+        );
+        assert_eq!(
+            b.set_settings(2, Ratio::integer(3)).unwrap_err(),
+            ConfigError::new("token_ratio", "in 0.001..=max_tokens")
+        );
+        assert_eq!((b.max_tokens(), b.milli_tokens()), (20, 9_000));
+        // Smaller: the tokens above the new size are dropped.
+        b.set_settings(4, Ratio::percent(50)).unwrap();
+        assert_eq!((b.max_tokens(), b.milli_tokens()), (4, 4_000));
+        for _ in 0..3 {
+            b.record_success_at(now);
+        }
+        assert_eq!(b.milli_tokens(), 4_000); // full: successes add nothing
+        assert!(b.try_withdraw_at(now)); // 3 left, above 2
+        assert!(!b.try_withdraw_at(now)); // 2 left
     }
 
     #[test]

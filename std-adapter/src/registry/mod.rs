@@ -78,9 +78,9 @@
 //! | a rate limit's quota | [`TokenBucket::set_quota`]: the bucket keeps its state (its time debt) |
 //! | a bulkhead's `max_concurrent` | [`Bulkhead::set_max_concurrent`]: permits out stay out |
 //! | retry settings (and the budget they name) | the next operations' policies use the new settings |
+//! | a retry budget's settings | [`TokenBudget::set_settings`]: the tokens left stay (down to a smaller `max_tokens`) |
 //! | a new name | a new instance |
 //! | any field of a breaker | **refused**: core's [`CircuitBreaker`] cannot change its configuration in place, and rebuilding it would lose its window and state |
-//! | a retry budget's settings | **refused**: core's [`TokenBudget`] cannot change them in place, and rebuilding it would lose its tokens |
 //! | a hedge's settings or its budget | **refused**: core's [`Hedge`] cannot change them in place, and rebuilding it would lose its learned latencies |
 //! | a fallback's `on` | **refused**: the tower layers handed out hold it |
 //! | a pipeline's fields (its timeouts, or which instance a layer is) | **refused**: the pipeline handed out holds its layers, and handles to it may be in use; the instances it names change as above, and its next call sees them |
@@ -418,7 +418,8 @@ impl RetryBudget for CountWithdrawals {
 #[derive(Debug)]
 pub struct NamedRetryBudget {
     budget: TokenBudget,
-    settings: TokenBudgetSettings,
+    /// The settings in force (a reload changes them with the budget's own).
+    settings: Mutex<TokenBudgetSettings>,
     report: BudgetReport,
 }
 
@@ -428,9 +429,20 @@ impl NamedRetryBudget {
         &self.budget
     }
 
-    /// The settings it was built from.
+    /// The settings in force: those it was built from, or of the last reload.
     pub fn settings(&self) -> TokenBudgetSettings {
-        self.settings
+        *self.settings.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies `settings` in place ([`TokenBudget::set_settings`]: the tokens left stay,
+    /// down to the new size).
+    fn set_settings(&self, settings: TokenBudgetSettings) -> Result<(), ConfigError> {
+        let mut current = self.settings.lock().unwrap_or_else(PoisonError::into_inner);
+        self.budget
+            .set_settings(settings.max_tokens, settings.token_ratio)?;
+        *current = settings;
+        self.report.tokens(self.budget.milli_tokens());
+        Ok(())
     }
 
     /// Tokens left, in thousandths.
@@ -976,20 +988,14 @@ impl<C: Clock + Clone + Send + Sync, const CAP: usize> Registry<C, CAP> {
                 return Err(removed("bulkhead", name));
             }
         }
+        let mut budgets = Vec::new();
         for (name, budget) in &live.budgets {
             let Some(settings) = plan.budgets.get(name) else {
                 return Err(removed("retry_budget", name));
             };
-            if *settings != budget.settings {
-                let field = first_difference(&budget.settings, settings);
-                return Err(unchangeable(
-                    "retry_budget",
-                    name,
-                    &field,
-                    "cannot change a live retry budget's settings: core's TokenBudget has no \
-                     way to change them in place, and rebuilding it would lose its tokens \
-                     (restart to apply them)",
-                ));
+            if *settings != budget.settings() {
+                // Valid: `read_plan` built a budget of these settings.
+                budgets.push((name, Arc::clone(budget), *settings));
             }
         }
         for (name, entry) in &live.hedges {
@@ -1105,6 +1111,11 @@ impl<C: Clock + Clone + Send + Sync, const CAP: usize> Registry<C, CAP> {
                 {
                     reloaded.changed.push(format!("bulkhead.{name}"));
                 }
+            }
+        }
+        for (name, budget, settings) in budgets {
+            if budget.set_settings(settings).is_ok() {
+                reloaded.changed.push(format!("retry_budget.{name}"));
             }
         }
         live.rate_limits.append(&mut fresh.rate_limits);
@@ -1267,7 +1278,7 @@ fn add_new<C: Clock + Clone + Send + Sync, const CAP: usize>(
             name.clone(),
             Arc::new(NamedRetryBudget {
                 budget,
-                settings: *settings,
+                settings: Mutex::new(*settings),
                 report,
             }),
         );
