@@ -546,9 +546,13 @@ fn overrides_set_fields_and_errors_name_them() {
 mod round_trip {
     use proptest::prelude::*;
     use stanchion::breaker::BreakerConfig;
-    use stanchion::config::{AnyBackoff, BreakerWindow, RetrySettings};
+    use stanchion::config::{AnyBackoff, BreakerWindow, RetrySettings, TokenBudgetSettings};
+    use stanchion::fallback::FallbackOn;
+    use stanchion::hedge::HedgeConfig;
+    use stanchion::pipeline::Layer;
     use stanchion::rate::Quota;
     use stanchion::retry::{Constant, Exponential, Jitter, Ratio};
+    use stanchion_std::registry::PipelineSettings;
     use std::time::Duration;
 
     use super::*;
@@ -609,6 +613,97 @@ mod round_trip {
         )
     }
 
+    fn budget() -> impl Strategy<Value = TokenBudgetSettings> {
+        (1u32..=1_000_000, 1u32..=1000, 1u32..=1000).prop_filter_map(
+            "refused",
+            |(max_tokens, num, den)| {
+                let settings = TokenBudgetSettings {
+                    max_tokens,
+                    token_ratio: Ratio::new(num, den).ok()?,
+                };
+                settings.build().ok().map(|_| settings)
+            },
+        )
+    }
+
+    fn hedge() -> impl Strategy<Value = HedgeConfig> {
+        prop_oneof![
+            (1u64..100_000, 2u32..=16).prop_filter_map("refused", |(ms, attempts)| {
+                HedgeConfig::fixed(Duration::from_millis(ms), attempts).ok()
+            }),
+            (1u16..=999, 2u32..=16).prop_filter_map("refused", |(per_mille, attempts)| {
+                HedgeConfig::learned(per_mille, attempts).ok()
+            }),
+        ]
+    }
+
+    /// The layers a fallback may cover (those that refuse or give up), by name.
+    const FALLBACK_LAYERS: [Layer; 6] = [
+        Layer::OverallTimeout,
+        Layer::RateLimit,
+        Layer::Bulkhead,
+        Layer::CircuitBreaker,
+        Layer::Retry,
+        Layer::Throttle,
+    ];
+
+    /// A fallback's `on`, as a document writes it, and what it means.
+    fn fallback() -> impl Strategy<Value = (toml::Value, FallbackOn)> {
+        prop_oneof![
+            Just(("refusals".into(), FallbackOn::REFUSALS)),
+            Just(("everything".into(), FallbackOn::EVERYTHING)),
+            proptest::sample::subsequence(FALLBACK_LAYERS.to_vec(), 1..=6).prop_map(|layers| {
+                let names = layers.iter().map(|l| toml::Value::from(l.name()));
+                let on = layers
+                    .iter()
+                    .fold(FallbackOn::NOTHING, |on, l| on.layer(*l));
+                (toml::Value::Array(names.collect()), on)
+            }),
+        ]
+    }
+
+    /// A pipeline of the instances named `x`, each layer and timeout there or not.
+    fn pipeline() -> impl Strategy<Value = PipelineSettings> {
+        let timeout = || proptest::option::of((1u64..100_000).prop_map(Duration::from_millis));
+        let layer = || proptest::option::of(Just("x".to_owned()));
+        (timeout(), layer(), layer(), layer(), layer(), timeout()).prop_map(
+            |(timeout, rate_limit, bulkhead, breaker, retry, attempt_timeout)| PipelineSettings {
+                timeout,
+                rate_limit,
+                bulkhead,
+                breaker,
+                retry,
+                attempt_timeout,
+            },
+        )
+    }
+
+    /// `settings` as a `[pipeline.NAME]`'s fields.
+    fn pipeline_fields(settings: &PipelineSettings) -> toml::Value {
+        let mut fields = toml::Table::new();
+        let durations = [
+            ("timeout", settings.timeout),
+            ("attempt_timeout", settings.attempt_timeout),
+        ];
+        for (field, d) in durations {
+            if let Some(d) = d {
+                fields.insert(field.into(), format!("{}ms", d.as_millis()).into());
+            }
+        }
+        let layers = [
+            ("rate_limit", &settings.rate_limit),
+            ("bulkhead", &settings.bulkhead),
+            ("breaker", &settings.breaker),
+            ("retry", &settings.retry),
+        ];
+        for (field, name) in layers {
+            if let Some(name) = name {
+                fields.insert(field.into(), name.clone().into());
+            }
+        }
+        toml::Value::Table(fields)
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -620,6 +715,10 @@ mod round_trip {
             (config, window) in breaker(),
             retry in retry(),
             max_concurrent in 1u32..1_000_000,
+            budget in budget(),
+            (hedge, hedge_budget) in (hedge(), proptest::option::of(Just("x".to_owned()))),
+            (on_text, on) in fallback(),
+            pipeline in pipeline(),
         ) {
             let mut breaker = toml::Table::try_from(config).unwrap();
             breaker.insert("window".into(), toml::Value::try_from(window).unwrap());
@@ -633,6 +732,14 @@ mod round_trip {
             section("breaker", toml::Value::Table(breaker));
             section("retry", toml::Value::try_from(retry).unwrap());
             section("bulkhead", toml::toml! { max_concurrent = max_concurrent }.into());
+            section("retry_budget", toml::Value::try_from(budget).unwrap());
+            let mut hedge_fields = toml::Table::try_from(hedge).unwrap();
+            if let Some(name) = &hedge_budget {
+                hedge_fields.insert("budget".into(), name.clone().into());
+            }
+            section("hedge", toml::Value::Table(hedge_fields));
+            section("fallback", toml::toml! { on = on_text }.into());
+            section("pipeline", pipeline_fields(&pipeline));
             let text = toml::to_string(&document).unwrap();
             let registry = Registry::new(&doc(&text)).unwrap();
             prop_assert_eq!(registry.rate_limiter("x").unwrap().limiter().quota(), quota);
@@ -640,6 +747,10 @@ mod round_trip {
             prop_assert_eq!(*registry.breaker("x").unwrap().config(), config);
             prop_assert_eq!(registry.retry("x").unwrap().settings(), retry);
             prop_assert_eq!(registry.bulkhead("x").unwrap().max_concurrent(), max_concurrent);
+            prop_assert_eq!(registry.retry_budget("x").unwrap().settings(), budget);
+            prop_assert_eq!(registry.hedge_settings("x"), Some((hedge, hedge_budget)));
+            prop_assert_eq!(registry.fallback("x").unwrap().on(), on);
+            prop_assert_eq!(registry.pipeline_settings("x"), Some(pipeline));
             // The same document again changes nothing.
             prop_assert_eq!(registry.reload(&doc(&text)).unwrap(), Default::default());
         }

@@ -105,8 +105,8 @@ impl RegistryError {
         }
     }
 
-    /// The section (`rate_limit`, `breaker`, `retry`, `bulkhead`) and the name of the
-    /// instance, if the error is about one.
+    /// The section (`rate_limit`, `breaker`, `retry`, `bulkhead`, `retry_budget`, `hedge`,
+    /// `fallback` or `pipeline`) and the name of the instance, if the error is about one.
     pub fn instance_name(&self) -> Option<(&str, &str)> {
         self.0
             .instance

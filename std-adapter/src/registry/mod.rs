@@ -645,15 +645,21 @@ pub type NamedPipeline<C = TokioClock, const CAP: usize = DEFAULT_CAP> = Pipelin
 >;
 
 /// What a `[pipeline.NAME]` composes: the timeouts, and the instance of each layer by
-/// name.
+/// name (`None` for a layer it leaves out). See [`Registry::pipeline_settings`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct PipelineSpec {
-    timeout: Option<Duration>,
-    rate_limit: Option<String>,
-    bulkhead: Option<String>,
-    breaker: Option<String>,
-    retry: Option<String>,
-    attempt_timeout: Option<Duration>,
+pub struct PipelineSettings {
+    /// `timeout`: the whole call's.
+    pub timeout: Option<Duration>,
+    /// `rate_limit`: the name of a `[rate_limit.NAME]`.
+    pub rate_limit: Option<String>,
+    /// `bulkhead`: the name of a `[bulkhead.NAME]`.
+    pub bulkhead: Option<String>,
+    /// `breaker`: the name of a `[breaker.NAME]`.
+    pub breaker: Option<String>,
+    /// `retry`: the name of a `[retry.NAME]`.
+    pub retry: Option<String>,
+    /// `attempt_timeout`: each attempt's.
+    pub attempt_timeout: Option<Duration>,
 }
 
 /// A pipeline's fields, in the order of its layers.
@@ -666,7 +672,7 @@ const PIPELINE_FIELDS: [&str; 6] = [
     "attempt_timeout",
 ];
 
-impl PipelineSpec {
+impl PipelineSettings {
     /// The instances it names: each as its field (also the instance's section) and the
     /// name.
     fn instances(&self) -> [(&'static str, Option<&String>); 4] {
@@ -679,7 +685,7 @@ impl PipelineSpec {
     }
 
     /// The first field, in the order of the layers, where `other` differs.
-    fn first_difference(&self, other: &PipelineSpec) -> Option<&'static str> {
+    fn first_difference(&self, other: &PipelineSettings) -> Option<&'static str> {
         if self.timeout != other.timeout {
             return Some("timeout");
         }
@@ -694,7 +700,7 @@ impl PipelineSpec {
 /// A pipeline and what it was composed from.
 struct PipelineEntry<C, const CAP: usize> {
     pipeline: Arc<NamedPipeline<C, CAP>>,
-    spec: PipelineSpec,
+    spec: PipelineSettings,
 }
 
 /// The live instances, by section and name.
@@ -733,7 +739,7 @@ struct Plan {
     budgets: BTreeMap<String, TokenBudgetSettings>,
     hedges: BTreeMap<String, (HedgeConfig, Option<String>)>,
     fallbacks: BTreeMap<String, FallbackOn>,
-    pipelines: BTreeMap<String, PipelineSpec>,
+    pipelines: BTreeMap<String, PipelineSettings>,
 }
 
 /// What a [`reload`](Registry::reload) did: the instances it changed and those it added,
@@ -898,6 +904,11 @@ impl<C: Clock + Clone + Send + Sync, const CAP: usize> Registry<C, CAP> {
             .pipelines
             .get(name)
             .map(|e| Arc::clone(&e.pipeline))
+    }
+
+    /// What the pipeline named `name` composes, as its document says.
+    pub fn pipeline_settings(&self, name: &str) -> Option<PipelineSettings> {
+        self.live().pipelines.get(name).map(|e| e.spec.clone())
     }
 
     /// The names of every instance, as `section.name`, in the order of the sections
@@ -1375,7 +1386,7 @@ fn add_new<C: Clock + Clone + Send + Sync, const CAP: usize>(
 fn build_pipeline<C: Clock + Clone + Send + Sync, const CAP: usize>(
     document: &Document,
     name: &str,
-    spec: &PipelineSpec,
+    spec: &PipelineSettings,
     new: &Instances<C, CAP>,
     existing: &Instances<C, CAP>,
 ) -> Result<NamedPipeline<C, CAP>, RegistryError> {
@@ -1711,7 +1722,7 @@ fn read_pipeline(
     document: &Document,
     name: &str,
     fields: &toml::Table,
-) -> Result<PipelineSpec, RegistryError> {
+) -> Result<PipelineSettings, RegistryError> {
     let error = |field: &str, message: String| {
         located(document, "pipeline", name, vec![field.to_owned()], message)
     };
@@ -1742,7 +1753,7 @@ fn read_pipeline(
             ),
         )),
     };
-    let mut spec = PipelineSpec::default();
+    let mut spec = PipelineSettings::default();
     for (key, value) in fields {
         match key.as_str() {
             "timeout" => spec.timeout = duration(key, value)?,
