@@ -1,5 +1,9 @@
 //! [`with_breaker`]: run an async call through a core [`CircuitBreaker`], with a
 //! classifier that says what each `Result` means to the breaker.
+//!
+//! Under a retry, run the timeout inside `with_breaker` and classify the breaker's
+//! refusals as permanent ([`refusals_are_permanent`]); the [`retry`](crate::retry())
+//! docs show the order, and [`Pipeline`](crate::Pipeline) composes the three for you.
 
 use std::fmt;
 use std::future::Future;
@@ -8,7 +12,7 @@ use std::sync::Arc;
 
 use stanchion::breaker::window::Window;
 use stanchion::breaker::{BreakerListener, CircuitBreaker, Outcome, Permit, Rejected};
-use stanchion::retry::Backoff;
+use stanchion::retry::{Backoff, Verdict};
 use stanchion::sync::RawMutex;
 use stanchion::{Clock, Instant};
 
@@ -88,6 +92,21 @@ impl<E: fmt::Display> fmt::Display for BreakerError<E> {
 }
 
 impl<E: fmt::Debug + fmt::Display> std::error::Error for BreakerError<E> {}
+
+/// The retry classifier for a [`retry`](crate::retry()) around [`with_breaker`]: `Ok` is a
+/// success, the operation's errors are transient, the breaker's refusals permanent
+/// (retrying them with backoff only waits out the open state in vain, and in half-open
+/// every retry would be another probe). The default classifier calls every `Err`
+/// transient, refusals included: give the policy this one.
+///
+/// The [`retry`](crate::retry()) docs show it in use.
+pub fn refusals_are_permanent<T, E>(outcome: &Result<T, BreakerError<E>>) -> Verdict {
+    match outcome {
+        Ok(_) => Verdict::Success,
+        Err(BreakerError::Operation(_)) => Verdict::Transient,
+        Err(BreakerError::Open(_)) => Verdict::Permanent,
+    }
+}
 
 /// A circuit breaker the runners can call through: every core [`CircuitBreaker`], and
 /// any `&` or `Arc` to one. (The pipeline's "no breaker" is [`NoBreaker`].)

@@ -172,7 +172,8 @@ pub use mutex::StdRawMutex;
 pub use stanchion;
 
 pub use breaker::{
-    BreakerError, BreakerLayer, ClassifyOutcome, ErrorsAreFailures, NoBreaker, with_breaker,
+    BreakerError, BreakerLayer, ClassifyOutcome, ErrorsAreFailures, NoBreaker,
+    refusals_are_permanent, with_breaker,
 };
 pub use bulkhead::{BulkheadQueue, QueuedPermit, WakeOnRelease};
 #[cfg(feature = "tracing")]

@@ -7,6 +7,55 @@
 //! classifier, budget, server hint); the runner only sleeps. The sleeps are
 //! `tokio::time::sleep`, so paused time drives them: a ten-minute outage takes no wall
 //! time in a test.
+//!
+//! # With a breaker and a timeout
+//!
+//! [`Pipeline`](crate::Pipeline) composes retry, a breaker and a per-attempt timeout in
+//! the order that works, so prefer it. By hand, the order is: `retry` outermost,
+//! [`with_breaker`](crate::with_breaker) per attempt, the [`timeout`](crate::timeout())
+//! *inside* the breaker's call, so that a hang ends as a failure the breaker records (a
+//! timeout outside drops the call and its permit, which records nothing: a hung
+//! dependency would never open the breaker). And give the policy
+//! [`refusals_are_permanent`](crate::refusals_are_permanent) as its classifier: the
+//! default calls every `Err` transient, so it would retry the open breaker's refusal
+//! with backoff. Then a refusal ends the retries, and the [`RetryError`] holds it,
+//! counting it as an attempt (the pipeline counts only attempts that ran, and says which
+//! layer refused).
+//!
+//! ```
+//! use std::time::Duration;
+//! use stanchion::breaker::{BreakerConfig, CircuitBreaker, window::ConsecutiveWindow};
+//! use stanchion::retry::{Constant, GiveUpReason, RetryPolicy};
+//! use stanchion::{Clock, Deadline};
+//! use stanchion_std::{
+//!     BreakerError, ErrorsAreFailures, StdRawMutex, TokioClock, refusals_are_permanent, retry,
+//!     timeout, with_breaker,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let clock = TokioClock::starting_now();
+//! let breaker: CircuitBreaker<_, StdRawMutex> =
+//!     CircuitBreaker::new(BreakerConfig::new(), ConsecutiveWindow::new(2)?)?;
+//! let mut policy = RetryPolicy::new(Constant::new(Duration::from_millis(10)), 5, fastrand::Rng::with_seed(1))?
+//!     .with_classifier(refusals_are_permanent);
+//! let hung = std::future::pending::<Result<(), &str>>;
+//! let result = retry(clock, &mut policy, |_| {
+//!     with_breaker(&breaker, clock, &ErrorsAreFailures, async {
+//!         let deadline = Deadline::after(clock.now(), Duration::from_millis(50));
+//!         timeout(clock, deadline, hung()).await.unwrap_or(Err("hung"))
+//!     })
+//! })
+//! .await;
+//! // Two hangs, each a failure, open the breaker; its refusal of the third attempt ends
+//! // the retries.
+//! let e = result.unwrap_err();
+//! assert!(matches!(e.last, BreakerError::Open(_)));
+//! assert_eq!((e.reason, e.attempts), (GiveUpReason::Permanent, 3));
+//! assert_eq!(clock.now().as_millis(), 120); // two 50 ms timeouts, each followed by a 10 ms wait
+//! # Ok(())
+//! # }
+//! ```
 
 use std::future::Future;
 use std::time::Duration;
