@@ -61,7 +61,7 @@ fn builds_named_instances_and_hands_out_shared_handles() {
     );
     let breaker = registry.breaker("downstream").unwrap();
     assert_eq!(
-        *breaker.config(),
+        breaker.config(),
         BreakerConfig::new()
             .failure_rate_threshold(50)
             .minimum_calls(20)
@@ -637,7 +637,7 @@ mod round_trip {
             let registry = Registry::new(&doc(&text)).unwrap();
             prop_assert_eq!(registry.rate_limiter("x").unwrap().limiter().quota(), quota);
             prop_assert_eq!(registry.breaker_settings("x"), Some((config, window)));
-            prop_assert_eq!(*registry.breaker("x").unwrap().config(), config);
+            prop_assert_eq!(registry.breaker("x").unwrap().config(), config);
             prop_assert_eq!(registry.retry("x").unwrap().settings(), retry);
             prop_assert_eq!(registry.bulkhead("x").unwrap().max_concurrent(), max_concurrent);
             // The same document again changes nothing.
