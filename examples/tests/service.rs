@@ -1459,7 +1459,8 @@ async fn policies_come_from_a_config_file_under_the_flags_and_reload_on_sighup_o
     assert_eq!(s.api(None).await.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(s.metrics().await.get("stanchion_retries_total"), 4.0);
 
-    // A breaker change is refused, with the place, and nothing is applied.
+    // A change to a breaker's open duration is refused, with the place, and nothing is
+    // applied.
     std::fs::write(&path, policies(3, "8s")).unwrap();
     let r = s.reload(Some(TOKEN)).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
@@ -1467,9 +1468,10 @@ async fn policies_come_from_a_config_file_under_the_flags_and_reload_on_sighup_o
         r.text().await.unwrap(),
         format!(
             "reload refused: {file}:7:17: breaker `downstream`, field `open_duration`: cannot \
-             change a live circuit breaker's configuration: core's CircuitBreaker has no way \
-             to change it in place, and rebuilding it would lose its window and state \
-             (restart to apply it)\n"
+             change this field of a live circuit breaker: core's CircuitBreaker changes only \
+             failure_rate_threshold, slow_call_rate_threshold, minimum_calls, \
+             max_wait_in_half_open and after_max_wait in place, and rebuilding it would lose \
+             its window and state (restart to apply it)\n"
         )
     );
     assert_eq!(s.api(None).await.status(), StatusCode::BAD_GATEWAY);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stanchion::Clock;
-use stanchion::breaker::{BreakerConfig, State};
+use stanchion::breaker::{AfterMaxWait, BreakerConfig, State};
 use stanchion::rate::Quota;
 use stanchion_std::TokioClock;
 use stanchion_std::registry::{Document, Registry, RegistryError};
@@ -61,7 +61,7 @@ fn builds_named_instances_and_hands_out_shared_handles() {
     );
     let breaker = registry.breaker("downstream").unwrap();
     assert_eq!(
-        *breaker.config(),
+        breaker.config(),
         BreakerConfig::new()
             .failure_rate_threshold(50)
             .minimum_calls(20)
@@ -348,22 +348,29 @@ fn reload_refuses_what_it_cannot_apply_and_then_applies_nothing() {
     let raised = POLICIES.replace("burst = 10", "burst = 20");
     let cases = [
         (
-            raised.replace("minimum_calls = 20", "minimum_calls = 30"),
-            "policies.toml:8:17: breaker `downstream`, field `minimum_calls`: cannot change a \
-             live circuit breaker's configuration: core's CircuitBreaker has no way to change \
-             it in place, and rebuilding it would lose its window and state (restart to apply it)",
+            // With a threshold change, which alone would be applied.
+            raised
+                .replace("minimum_calls = 20", "minimum_calls = 30")
+                .replace("open_duration = \"30s\"", "open_duration = \"1m\""),
+            "policies.toml:9:17: breaker `downstream`, field `open_duration`: cannot change this \
+             field of a live circuit breaker: core's CircuitBreaker changes only \
+             failure_rate_threshold, slow_call_rate_threshold, minimum_calls, \
+             max_wait_in_half_open and after_max_wait in place, and rebuilding it would lose \
+             its window and state (restart to apply it)",
         ),
         (
-            raised.replace("minimum_calls = 20\n", ""),
-            "policies.toml:6:1: breaker `downstream`, field `minimum_calls`: cannot change a \
-             live circuit breaker's configuration: core's CircuitBreaker has no way to change \
-             it in place, and rebuilding it would lose its window and state (restart to apply it)",
+            raised.replace("open_duration = \"30s\"\n", ""),
+            "policies.toml:6:1: breaker `downstream`, field `open_duration`: cannot change this \
+             field of a live circuit breaker: core's CircuitBreaker changes only \
+             failure_rate_threshold, slow_call_rate_threshold, minimum_calls, \
+             max_wait_in_half_open and after_max_wait in place, and rebuilding it would lose \
+             its window and state (restart to apply it)",
         ),
         (
             raised.replace("size = 50", "size = 60"),
             "policies.toml:10:10: breaker `downstream`, field `window`: cannot change a live \
-             circuit breaker's configuration: core's CircuitBreaker has no way to change it in \
-             place, and rebuilding it would lose its window and state (restart to apply it)",
+             circuit breaker's window: the window is the breaker's state, which rebuilding it \
+             would lose (restart to apply it)",
         ),
         (
             raised.replace("[bulkhead.downstream]\nmax_concurrent = 4\n", ""),
@@ -387,25 +394,101 @@ fn reload_refuses_what_it_cannot_apply_and_then_applies_nothing() {
     let document = doc(&raised)
         .with_env(
             "STANCHION",
-            [(
-                "STANCHION__BREAKER__DOWNSTREAM__FAILURE_RATE_THRESHOLD",
-                "60",
-            )],
+            [("STANCHION__BREAKER__DOWNSTREAM__SLOW_CALL_DURATION", "5s")],
         )
         .unwrap();
     assert_eq!(
         registry.reload(&document).unwrap_err().to_string(),
-        "environment variable STANCHION__BREAKER__DOWNSTREAM__FAILURE_RATE_THRESHOLD: breaker \
-         `downstream`, field `failure_rate_threshold`: cannot change a live circuit breaker's \
-         configuration: core's CircuitBreaker has no way to change it in place, and rebuilding \
-         it would lose its window and state (restart to apply it)"
+        "environment variable STANCHION__BREAKER__DOWNSTREAM__SLOW_CALL_DURATION: breaker \
+         `downstream`, field `slow_call_duration`: cannot change this field of a live circuit \
+         breaker: core's CircuitBreaker changes only failure_rate_threshold, \
+         slow_call_rate_threshold, minimum_calls, max_wait_in_half_open and after_max_wait in \
+         place, and rebuilding it would lose its window and state (restart to apply it)"
     );
+    let breaker = registry.breaker("downstream").unwrap();
+    assert_eq!(breaker.config().get_minimum_calls(), 20);
     assert_eq!(api.limiter().quota().burst(), 10);
     assert_eq!(
         registry.reload(&doc(&raised)).unwrap().changed,
         ["rate_limit.api"]
     );
     assert_eq!(api.limiter().quota().burst(), 20);
+}
+
+/// Issue 21: a reload that lowers a live breaker's failure-rate threshold changes the
+/// breaker handed out in place. It keeps its window (6 failures of 20, 30 %), and the next
+/// failure (7 of 21, 33 %) opens it at the new 31 %, where 50 % would have kept it closed.
+/// A reload that also changes a field the breaker cannot change in place is refused,
+/// naming it, and changes nothing.
+#[tokio::test(start_paused = true)]
+async fn a_reload_lowers_a_live_breakers_threshold_and_keeps_its_window() {
+    let registry = build(POLICIES).unwrap();
+    let breaker = registry.breaker("downstream").unwrap();
+    let built = breaker.config();
+    let clock = TokioClock::new();
+    let record = |failed: bool| {
+        let permit = breaker.try_acquire(&clock).unwrap();
+        if failed {
+            permit.failure(Duration::from_millis(1));
+        } else {
+            permit.success(Duration::from_millis(1));
+        }
+    };
+    for call in 0..20 {
+        record(call % 10 < 3);
+    }
+    tokio::time::advance(Duration::from_secs(1)).await;
+
+    let lowered = POLICIES.replace("failure_rate_threshold = 50", "failure_rate_threshold = 31");
+    let refused = lowered.replace("open_duration = \"30s\"", "open_duration = \"10s\"");
+    assert_eq!(
+        registry.reload(&doc(&refused)).unwrap_err().to_string(),
+        "policies.toml:9:17: breaker `downstream`, field `open_duration`: cannot change this \
+         field of a live circuit breaker: core's CircuitBreaker changes only \
+         failure_rate_threshold, slow_call_rate_threshold, minimum_calls, \
+         max_wait_in_half_open and after_max_wait in place, and rebuilding it would lose its \
+         window and state (restart to apply it)"
+    );
+    assert_eq!(breaker.config(), built);
+    assert_eq!(registry.breaker_settings("downstream").unwrap().0, built);
+
+    assert_eq!(
+        registry.reload(&doc(&lowered)).unwrap().changed,
+        ["breaker.downstream"]
+    );
+    assert_eq!(breaker.config(), built.failure_rate_threshold(31));
+    assert_eq!(
+        registry.breaker_settings("downstream").unwrap().0,
+        built.failure_rate_threshold(31)
+    );
+    let m = breaker.metrics(&clock);
+    assert_eq!((m.state, m.calls, m.failures), (State::Closed, 20, 6));
+    // The same document again changes nothing.
+    assert_eq!(registry.reload(&doc(&lowered)).unwrap(), Default::default());
+    // The maximum wait in half-open changes in place too.
+    let waiting = lowered.replace(
+        "open_duration = \"30s\"",
+        "open_duration = \"30s\"\nmax_wait_in_half_open = \"5s\"",
+    );
+    assert_eq!(
+        registry.reload(&doc(&waiting)).unwrap().changed,
+        ["breaker.downstream"]
+    );
+    assert_eq!(
+        breaker.config().get_max_wait_in_half_open(),
+        Some((Duration::from_secs(5), AfterMaxWait::Open))
+    );
+    let m = breaker.metrics(&clock);
+    assert_eq!((m.state, m.calls, m.failures), (State::Closed, 20, 6));
+
+    record(true);
+    let m = breaker.metrics(&clock);
+    assert_eq!((m.state, m.calls, m.failures), (State::Open, 21, 7));
+    // Opened at the failure's end, 1 ms after now: rejected until 30 s after it.
+    assert_eq!(
+        breaker.try_acquire(&clock).unwrap_err().retry_after,
+        Some(Duration::from_nanos(30_001_000_001))
+    );
 }
 
 /// Eight requests every 2 ms from four tasks, through the registry's limiter, while the
@@ -742,7 +825,7 @@ mod round_trip {
             let registry = Registry::new(&doc(&text)).unwrap();
             prop_assert_eq!(registry.rate_limiter("x").unwrap().limiter().quota(), quota);
             prop_assert_eq!(registry.breaker_settings("x"), Some((config, window)));
-            prop_assert_eq!(*registry.breaker("x").unwrap().config(), config);
+            prop_assert_eq!(registry.breaker("x").unwrap().config(), config);
             prop_assert_eq!(registry.retry("x").unwrap().settings(), retry);
             prop_assert_eq!(registry.bulkhead("x").unwrap().max_concurrent(), max_concurrent);
             prop_assert_eq!(registry.retry_budget("x").unwrap().settings(), budget);

@@ -9,7 +9,7 @@ use crate::sync::{AtomicU64, Locked, Ordering, RawMutex, const_fn_unless_loom};
 use crate::time::{duration_from_nanos, duration_to_nanos_saturating};
 use crate::{Clock, ConfigError, Instant};
 
-use super::config::{BreakerConfig, FixedOpenDuration};
+use super::config::{AfterMaxWait, BreakerConfig, FixedOpenDuration};
 use super::listener::{BreakerListener, Threshold};
 use super::metrics::BreakerMetrics;
 use super::state::{
@@ -66,6 +66,11 @@ impl Stripe {
         core::array::from_fn(|_| Stripe(AtomicU64::new(0)))
     }
 }
+
+/// What [`CircuitBreaker::reconfigure`] says of a setting it cannot change.
+const UNCHANGEABLE: &str = "unchanged on a live breaker (reconfigure changes only \
+     failure_rate_threshold, slow_call_rate_threshold, minimum_calls and \
+     max_wait_in_half_open)";
 
 /// `deadline` value that means "never".
 const NEVER: u64 = u64::MAX;
@@ -176,13 +181,88 @@ pub struct CircuitBreaker<
     /// section that rejects (see [`WORD_RECORDS`]).
     #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
     rejected: AtomicU64,
-    config: BreakerConfig,
+    /// The settings that stay as built (the others are in the locked state).
+    fixed: Fixed,
     inner: Locked<M, Inner<W, B>>,
     listener: L,
 }
 
+/// The settings of a [`BreakerConfig`] that stay as the breaker was built: those read
+/// outside the critical section (the slow-call duration by every outcome, the half-open
+/// permits by every half-open acquire on hosts), and the open duration (the backoff's,
+/// given at construction; kept to report the configuration). The others, which
+/// [`CircuitBreaker::reconfigure`] changes, are in the locked state ([`Inner`]) and read
+/// only inside the critical section. Each setting is kept once, so the breaker is no
+/// larger than it was with a whole `BreakerConfig` here.
+#[derive(Clone, Copy)]
+struct Fixed {
+    slow_call_nanos: u64,
+    open_duration: Option<Duration>,
+    permitted_calls_in_half_open: u16,
+}
+
+impl Fixed {
+    const fn of(config: &BreakerConfig) -> Fixed {
+        Fixed {
+            slow_call_nanos: config.slow_call_nanos,
+            open_duration: config.open_duration,
+            permitted_calls_in_half_open: config.permitted_calls_in_half_open,
+        }
+    }
+
+    /// The whole configuration: these settings, with the locked state's. Inside the
+    /// critical section.
+    fn with<W, B>(&self, inner: &Inner<W, B>) -> BreakerConfig {
+        BreakerConfig {
+            failure_rate_threshold: inner.failure_rate_threshold,
+            slow_call_rate_threshold: inner.slow_call_rate_threshold,
+            slow_call_nanos: self.slow_call_nanos,
+            minimum_calls: inner.minimum_calls,
+            permitted_calls_in_half_open: self.permitted_calls_in_half_open,
+            max_wait_nanos: inner.max_wait_nanos,
+            after_max_wait: inner.after_max_wait,
+            open_duration: self.open_duration,
+        }
+    }
+
+    /// The first of these settings that `config` sets otherwise, by its name in
+    /// [`BreakerConfig`]'s builder (and so in its serialised form).
+    fn first_difference(&self, config: &BreakerConfig) -> Option<&'static str> {
+        if config.slow_call_nanos != self.slow_call_nanos {
+            Some("slow_call_duration")
+        } else if config.permitted_calls_in_half_open != self.permitted_calls_in_half_open {
+            Some("permitted_calls_in_half_open")
+        } else if config.open_duration != self.open_duration {
+            Some("open_duration")
+        } else {
+            None
+        }
+    }
+
+    /// The number of half-open outcomes after which the probes decide, with
+    /// `minimum_calls` in force: `min(minimum_calls, permitted_calls_in_half_open)`.
+    fn half_open_decision_calls(&self, minimum_calls: u32) -> u32 {
+        let permitted = self.permitted_calls_in_half_open as u32;
+        if minimum_calls < permitted {
+            minimum_calls
+        } else {
+            permitted
+        }
+    }
+}
+
 struct Inner<W, B> {
     window: W,
+    /// The settings of the configuration that [`CircuitBreaker::reconfigure`] changes, as
+    /// [`BreakerConfig`] keeps them (the minimum number of calls not yet clamped to the
+    /// window's size: see [`CircuitBreaker::thresholds`]). Here, in the locked state, so
+    /// that they can change through `&self`: every decision that reads them is taken
+    /// inside the critical section.
+    failure_rate_threshold: u8,
+    slow_call_rate_threshold: u8,
+    minimum_calls: u32,
+    max_wait_nanos: u64,
+    after_max_wait: AfterMaxWait,
     backoff: B,
     rng: fastrand::Rng,
     /// The outcomes of the current half-open probes (kept by an open breaker that they
@@ -372,9 +452,14 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                 deadline: AtomicU64::new(NEVER),
                 #[cfg(all(target_has_atomic = "64", not(stanchion_breaker_locked)))]
                 rejected: AtomicU64::new(0),
-                config,
+                fixed: Fixed::of(&config),
                 inner: Locked::new(Inner {
                     window,
+                    failure_rate_threshold: config.failure_rate_threshold,
+                    slow_call_rate_threshold: config.slow_call_rate_threshold,
+                    minimum_calls: config.minimum_calls,
+                    max_wait_nanos: config.max_wait_nanos,
+                    after_max_wait: config.after_max_wait,
                     backoff,
                     rng: fastrand::Rng::with_seed(seed),
                     probes: Totals::ZERO,
@@ -393,9 +478,104 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         }
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &BreakerConfig {
-        &self.config
+    /// The configuration in force: the one the breaker was built with, with the settings
+    /// last changed by [`reconfigure`](Self::reconfigure). One critical section.
+    pub fn config(&self) -> BreakerConfig {
+        self.inner.with(|inner| self.fixed.with(inner))
+    }
+
+    /// Changes the live breaker's configuration to `config`, in place, for the settings
+    /// that can change: the failure-rate threshold, the slow-call-rate threshold, the
+    /// minimum number of calls and the maximum wait in half-open (with where it goes
+    /// then). The window keeps its calls; the state, its period, the backoff and the
+    /// counts stay as they are.
+    ///
+    /// `config` is checked as at construction ([`BreakerConfig::validate`]: an error names
+    /// the field and its range), and its other settings must be the breaker's own (start
+    /// from [`config`](Self::config)): the slow-call duration and the half-open permits are
+    /// read outside the critical section, and the open duration is the backoff's, given at
+    /// construction, so a different one is refused with a [`ConfigError`] naming it
+    /// rather than ignored. On an error nothing changes.
+    ///
+    /// **When it takes effect**: the thresholds and the minimum number of calls from the
+    /// next recorded outcome, as resilience4j checks its thresholds. The call itself does
+    /// not move the state: a closed breaker whose window is already at or above a lowered
+    /// threshold opens when the next outcome (a success too) is recorded, not before; in
+    /// half-open, the next probe outcome decides with the new values (after
+    /// `min(minimum_calls, permitted_calls_in_half_open)` probes). Outcomes recorded
+    /// before the call, even those of calls still running when it is made, were judged by
+    /// the old values. The maximum wait from the next half-open period (the current one
+    /// keeps the deadline it was entered with); where the breaker goes when a wait runs
+    /// out, from the next time one does.
+    ///
+    /// One critical section. On targets with native 64-bit atomics it also ends the
+    /// breaker's lock-free recording (the success batch, the quiet flag and the failure
+    /// streak in the state word, whose limits came from the old thresholds), taking what
+    /// the word counted into the window first: the next outcome takes the critical
+    /// section, which derives them again from the new values.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use stanchion::breaker::{BreakerConfig, CircuitBreaker, State, window::CountWindow};
+    /// use stanchion::sync::CriticalSectionRawMutex;
+    /// use stanchion::Instant;
+    ///
+    /// let config = BreakerConfig::new().failure_rate_threshold(50).minimum_calls(10);
+    /// let breaker: CircuitBreaker<CountWindow<10>, CriticalSectionRawMutex> =
+    ///     CircuitBreaker::new(config, CountWindow::new()?)?;
+    /// let ms = Duration::from_millis(1);
+    /// for failed in [true, false, true, false, true, false, false, false, false] {
+    ///     let permit = breaker.try_acquire_at(Instant::ZERO)?;
+    ///     if failed { permit.failure(ms) } else { permit.success(ms) }
+    /// }
+    /// // 3 failures of 9: below the minimum of 10. Lower the threshold to 30 %.
+    /// breaker.reconfigure(breaker.config().failure_rate_threshold(30))?;
+    /// assert_eq!(breaker.metrics_at(Instant::ZERO).failures, 3);
+    /// breaker.try_acquire_at(Instant::ZERO)?.success(ms); // 3 of 10: 30 % reaches it
+    /// assert_eq!(breaker.state(), State::Open);
+    ///
+    /// let refused = breaker
+    ///     .reconfigure(breaker.config().slow_call_duration(Duration::from_secs(1)))
+    ///     .unwrap_err();
+    /// assert_eq!(refused.field(), "slow_call_duration");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reconfigure(&self, config: BreakerConfig) -> Result<(), ConfigError> {
+        config.validate()?;
+        if let Some(field) = self.fixed.first_difference(&config) {
+            return Err(ConfigError::new(field, UNCHANGEABLE));
+        }
+        self.inner.with(|inner| {
+            inner.failure_rate_threshold = config.failure_rate_threshold;
+            inner.slow_call_rate_threshold = config.slow_call_rate_threshold;
+            inner.minimum_calls = config.minimum_calls;
+            inner.max_wait_nanos = config.max_wait_nanos;
+            inner.after_max_wait = config.after_max_wait;
+            self.end_unlocked_records(inner);
+        });
+        Ok(())
+    }
+
+    /// Takes what the state word counted into the window and clears its streak, quiet
+    /// and batch flags, so that every outcome takes the critical section until one there
+    /// publishes them again ([`update_quiet`](Self::update_quiet), from the thresholds
+    /// then in force). Inside the critical section. Only closed and metrics-only words
+    /// carry the flags. A success that read the batch flag before the store below may
+    /// still be counted in a stripe: of the current period, which the next critical
+    /// section sweeps into the window (as it does any). A call that read the quiet flag
+    /// before it counted nothing, as it would have before this call.
+    fn end_unlocked_records(&self, inner: &mut Inner<W, B>) {
+        if !WORD_RECORDS {
+            return;
+        }
+        let word = self.word_in(inner);
+        if matches!(state_of(word), State::Closed | State::MetricsOnly) {
+            // After `drain` the batch (without stripes) and the streak are out of the word
+            // and nothing but this critical section writes it: a store, as in
+            // `update_quiet`, which also clears the busy flag that `drain` set.
+            let word = self.drain(inner, word);
+            self.store_word(inner, word & !(QUIET | BATCH | STREAK | BUSY));
+        }
     }
 
     /// The listener.
@@ -654,7 +834,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                 State::HalfOpen => {
                     if deadline == NEVER || now.as_nanos() < deadline {
                         let slots = slots_of(word);
-                        if slots >= self.config.permitted_calls_in_half_open {
+                        if slots >= self.fixed.permitted_calls_in_half_open {
                             return Err((State::HalfOpen, None));
                         }
                         inner.word =
@@ -663,7 +843,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                     }
                     // Past the maximum wait: to open (which rejects) or closed (which
                     // admits), and the decision again.
-                    let to = self.config.after_max_wait.state();
+                    let to = inner.after_max_wait.state();
                     self.enter(inner, word, to, now, None, 0, events);
                 }
             }
@@ -701,7 +881,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                     let deadline = self.deadline.load(Ordering::Acquire);
                     if deadline == NEVER || now.as_nanos() < deadline {
                         let slots = slots_of(word);
-                        if slots >= self.config.permitted_calls_in_half_open {
+                        if slots >= self.fixed.permitted_calls_in_half_open {
                             break (State::HalfOpen, None);
                         }
                         let taken = pack(State::HalfOpen, slots.saturating_add(1), period_of(word));
@@ -773,7 +953,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         inner: &mut Inner<W, B>,
         now: Instant,
     ) -> (u64, Totals, (Option<u16>, Option<u16>)) {
-        let decision = self.config.half_open_decision_calls();
+        let decision = self.fixed.half_open_decision_calls(inner.minimum_calls);
         {
             let word = self.word_in(inner);
             // Only closed and metrics-only words carry these flags, and only their periods
@@ -808,7 +988,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                 );
                 (word, t, rates)
             } else {
-                let minimum = self.thresholds(&inner.window).minimum_calls;
+                let minimum = Self::thresholds(inner).minimum_calls;
                 let t = inner.window.totals(now);
                 (word, t, inner.window.rates(now, minimum))
             }
@@ -882,11 +1062,13 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         })
     }
 
-    fn thresholds(&self, window: &W) -> Thresholds {
+    /// The thresholds in force, the minimum number of calls clamped to the window's size.
+    /// Inside the critical section.
+    fn thresholds(inner: &Inner<W, B>) -> Thresholds {
         Thresholds {
-            failure_rate_percent: self.config.failure_rate_threshold,
-            slow_call_rate_percent: self.config.slow_call_rate_threshold,
-            minimum_calls: self.config.minimum_calls.min(window.max_calls()),
+            failure_rate_percent: inner.failure_rate_threshold,
+            slow_call_rate_percent: inner.slow_call_rate_threshold,
+            minimum_calls: inner.minimum_calls.min(inner.window.max_calls()),
         }
     }
 
@@ -949,7 +1131,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
             },
             State::HalfOpen => {
                 inner.probes = Totals::ZERO;
-                deadline = now.as_nanos().saturating_add(self.config.max_wait_nanos);
+                deadline = now.as_nanos().saturating_add(inner.max_wait_nanos);
             }
             State::Closed | State::MetricsOnly => {
                 inner.window.reset();
@@ -1039,7 +1221,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         self.enter(
             inner,
             word,
-            self.config.after_max_wait.state(),
+            inner.after_max_wait.state(),
             now,
             None,
             0,
@@ -1098,7 +1280,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
             }
             Outcome::Success | Outcome::Failure => CallRecord {
                 failure: outcome == Outcome::Failure,
-                slow: nanos > self.config.slow_call_nanos,
+                slow: nanos > self.fixed.slow_call_nanos,
             },
         };
         if is(issued, State::Disabled) {
@@ -1319,7 +1501,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                 // code is compiled once into this function, not once per state.
                 state @ (State::Closed | State::MetricsOnly) => {
                     inner.window.record(call, end);
-                    let thresholds = this.thresholds(&inner.window);
+                    let thresholds = Self::thresholds(inner);
                     let exceeded = inner.window.exceeded(end, &thresholds);
                     if state == State::Closed {
                         if exceeded.any() {
@@ -1355,9 +1537,9 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
                         return; // the wait ran out first: this outcome came too late
                     }
                     inner.probes.add(call);
-                    let needed = this.config.half_open_decision_calls();
+                    let needed = this.fixed.half_open_decision_calls(inner.minimum_calls);
                     if inner.probes.calls >= needed {
-                        let thresholds = this.thresholds(&inner.window);
+                        let thresholds = Self::thresholds(inner);
                         let to = if inner.probes.exceeded(&thresholds, needed).any() {
                             State::Open
                         } else {
@@ -1386,7 +1568,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         } else if inner.window.success_is_noop() {
             flags |= QUIET;
         } else {
-            let thresholds = self.thresholds(&inner.window);
+            let thresholds = Self::thresholds(inner);
             if let Some(until) = inner.window.batch_until(&thresholds) {
                 // With stripes, stored only when it changes: successes read it at every
                 // call, from other cores, and an unchanged line stays in their caches.
@@ -1410,7 +1592,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
         if !W::KEEPS_FAILURE_STREAKS {
             return None;
         }
-        let thresholds = self.thresholds(&inner.window);
+        let thresholds = Self::thresholds(inner);
         let streak = inner.window.failure_streak(&thresholds)?;
         let limit = streak.limit.min(u32::from(u16::MAX));
         let failures = u16::try_from(streak.failures).ok()?;
@@ -1473,7 +1655,7 @@ impl<W, M: RawMutex, B, L, const S: usize> fmt::Debug for CircuitBreaker<W, M, B
                 },
             )
             .field("period", &period_of(word))
-            .field("config", &self.config)
+            .field("config", &self.inner.with(|inner| self.fixed.with(inner)))
             .finish_non_exhaustive()
     }
 }

@@ -278,16 +278,6 @@ impl BreakerConfig {
         }
         Ok(())
     }
-
-    /// The number of half-open outcomes after which the probes decide.
-    pub(crate) const fn half_open_decision_calls(&self) -> u32 {
-        let permitted = self.permitted_calls_in_half_open as u32;
-        if self.minimum_calls < permitted {
-            self.minimum_calls
-        } else {
-            permitted
-        }
-    }
 }
 
 /// The default open duration: the same every time (a [`Backoff`] that never grows).

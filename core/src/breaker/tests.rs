@@ -1450,6 +1450,43 @@ mod loom_models {
         });
     }
 
+    /// Successes counted without the lock (in the word, or in a stripe) racing a threshold
+    /// change, whose critical section takes the batch out of the word (`drain`) and clears
+    /// the flags. Each success was counted before the hand-over (in the window then), or
+    /// found the flags cleared and took the critical section, or (with stripes) was counted
+    /// in a stripe of the same period after the sweep, which the next critical section
+    /// sweeps. Never lost, never twice; the new threshold is in force.
+    fn batched_successes_racing_a_threshold_change<const S: usize>() {
+        loom::model(|| {
+            let b = batching::<S>(50);
+            let lowered = b.config().failure_rate_threshold(10);
+            let p1 = CircuitBreaker::try_acquire_owned_at(b.clone(), Instant::ZERO).unwrap();
+            let p2 = CircuitBreaker::try_acquire_owned_at(b.clone(), Instant::ZERO).unwrap();
+            let succeeds = loom::thread::spawn(move || {
+                p1.success(MS);
+                p2.success(MS);
+            });
+            b.reconfigure(lowered).unwrap();
+            succeeds.join().unwrap();
+            let m = b.metrics_at(Instant::ZERO);
+            assert_eq!((m.state, m.calls, m.failures), (State::Closed, 5, 0));
+            assert_eq!(b.config(), lowered);
+            // 1 failure of 6: 16 %, at or above the new 10 %.
+            b.try_acquire_at(Instant::ZERO).unwrap().failure(MS);
+            assert_eq!(b.state(), State::Open);
+        });
+    }
+
+    #[test]
+    fn loom_batched_successes_racing_a_threshold_change_are_counted_once() {
+        batched_successes_racing_a_threshold_change::<0>();
+    }
+
+    #[test]
+    fn loom_striped_successes_racing_a_threshold_change_are_counted_once() {
+        batched_successes_racing_a_threshold_change::<2>();
+    }
+
     /// A closed breaker over a consecutive window of 3 whose state word holds a failure
     /// streak of 1, for the models of the lock-free failure streak. Call it on the model's
     /// main thread before spawning (see [`batching`]).
@@ -1506,6 +1543,26 @@ mod loom_models {
             b.try_acquire_at(Instant::ZERO).unwrap().success(MS);
             assert_eq!(locks_taken_by_this_thread(), locks);
             assert_eq!(b.metrics_at(Instant::ZERO).failures, 0);
+        });
+    }
+
+    /// A failure racing a threshold change, whose critical section takes the streak out of
+    /// the word into the window and clears the streak flag. The failure grew the streak in
+    /// the word first, or found the flag cleared and took the critical section: either way
+    /// the window holds 2 failures in a row, and the third opens.
+    #[test]
+    fn loom_streak_failure_racing_a_threshold_change_is_counted_once() {
+        loom::model(|| {
+            let b = streaking();
+            let changed = b.config().slow_call_rate_threshold(50);
+            let p = CircuitBreaker::try_acquire_owned_at(b.clone(), Instant::ZERO).unwrap();
+            let fails = loom::thread::spawn(move || p.failure(MS));
+            b.reconfigure(changed).unwrap();
+            fails.join().unwrap();
+            let m = b.metrics_at(Instant::ZERO);
+            assert_eq!((m.state, m.failures), (State::Closed, 2));
+            b.try_acquire_at(Instant::ZERO).unwrap().failure(MS);
+            assert_eq!(b.state(), State::Open);
         });
     }
 
@@ -2097,4 +2154,232 @@ fn retry_after_in_whole_seconds_is_never_early_nor_a_second_late() {
     };
     assert_eq!(by_hand(Duration::ZERO).retry_after_secs(), Some(0));
     assert_eq!(by_hand(Duration::MAX).retry_after_secs(), Some(u64::MAX));
+}
+
+/// Issue 21: `reconfigure` changes a live breaker's thresholds in place. A count
+/// window of 20 holding 3 failures of 10 (minimum 10, threshold 50 %): lowered to 30 %,
+/// the next failure (4 of 11, 36 %) opens it, where at 50 % it would stay closed; the call
+/// itself keeps the window's counts and the state.
+#[test]
+fn a_lowered_failure_threshold_opens_at_the_next_failure() {
+    let config = BreakerConfig::new()
+        .failure_rate_threshold(50)
+        .minimum_calls(10);
+    let lowered = breaker(config, count::<20>());
+    let kept = breaker(config, count::<20>());
+    for b in [&lowered, &kept] {
+        feed(b, at(0), &[F, S, F, S, F, S, S, S, S, S]);
+    }
+    lowered
+        .reconfigure(config.failure_rate_threshold(30))
+        .unwrap();
+    assert_eq!(lowered.config(), config.failure_rate_threshold(30));
+    let m = lowered.metrics_at(at(0));
+    assert_eq!(
+        (m.state, m.calls, m.failures, m.failure_rate),
+        (State::Closed, 10, 3, Some(3_000))
+    );
+    assert_eq!(lowered.listener().take(), []); // nothing reported by the call
+    for b in [&lowered, &kept] {
+        feed(b, at(1), &[F]);
+    }
+    assert_eq!(lowered.state(), State::Open);
+    assert_eq!(
+        lowered.listener().take(),
+        [
+            Ev::Exceeded(Threshold::FailureRate, 3_636),
+            Ev::Transition(State::Closed, State::Open, at(2)), // the failure's end
+        ]
+    );
+    assert_eq!(kept.state(), State::Closed);
+    assert_eq!(kept.metrics_at(at(1)).failures, 4);
+}
+
+/// A threshold lowered below the rate the window already holds opens the breaker at the
+/// next outcome, a success too: 3 failures of 10, lowered to 20 %, then a success (3 of
+/// 11, 27 %). On hosts the window held the minimum, so successes were being counted
+/// without the critical section (the batch): the call ends that, and the success is
+/// judged by the new threshold.
+#[test]
+fn a_threshold_below_the_window_opens_at_the_next_success() {
+    let config = BreakerConfig::new()
+        .failure_rate_threshold(50)
+        .minimum_calls(10);
+    let b = breaker(config, count::<20>());
+    feed(&b, at(0), &[F, S, F, S, F, S, S, S, S, S]);
+    b.reconfigure(config.failure_rate_threshold(20)).unwrap();
+    assert_eq!(b.state(), State::Closed); // not before the next outcome
+    feed(&b, at(1), &[S]);
+    assert_eq!(b.state(), State::Open);
+    let m = b.metrics_at(at(1));
+    assert_eq!((m.calls, m.failures), (11, 3));
+}
+
+/// Raised to 60 %, the same window stays closed at the failure that opens it at 50 %
+/// (7 of 14), and opens at the first that reaches 60 % (11 of 18).
+#[test]
+fn a_raised_failure_threshold_keeps_it_closed() {
+    let config = BreakerConfig::new()
+        .failure_rate_threshold(50)
+        .minimum_calls(10);
+    let raised = breaker(config, count::<20>());
+    let kept = breaker(config, count::<20>());
+    for b in [&raised, &kept] {
+        feed(b, at(0), &[F, S, F, S, F, S, S, S, S, S]);
+    }
+    raised
+        .reconfigure(config.failure_rate_threshold(60))
+        .unwrap();
+    for b in [&raised, &kept] {
+        feed(b, at(1), &[F, F, F, F]);
+    }
+    assert_eq!(kept.state(), State::Open); // 7 of 14: 50 %
+    let m = raised.metrics_at(at(1));
+    assert_eq!((m.state, m.calls, m.failures), (State::Closed, 14, 7));
+    feed(&raised, at(2), &[F, F, F]);
+    assert_eq!(raised.state(), State::Closed); // 10 of 17: 58 %
+    feed(&raised, at(3), &[F]);
+    assert_eq!(raised.state(), State::Open); // 11 of 18: 61 %
+}
+
+/// The minimum number of calls changes in place too: raised from 10 to 12, 6 failures of
+/// 10 open nothing, and the 12th call (6 of 12, 50 %) opens; lowered from 10 to 6, the
+/// 10th call, a success, opens (5 of 10).
+#[test]
+fn a_changed_minimum_calls_is_used_from_the_next_outcome() {
+    let config = BreakerConfig::new()
+        .failure_rate_threshold(50)
+        .minimum_calls(10);
+    let raised = breaker(config, count::<20>());
+    feed(&raised, at(0), &[F, F, F, F, F, S, S, S, S]);
+    raised.reconfigure(config.minimum_calls(12)).unwrap();
+    feed(&raised, at(1), &[F, S]);
+    assert_eq!(raised.state(), State::Closed);
+    feed(&raised, at(1), &[S]);
+    assert_eq!(raised.state(), State::Open);
+    assert_eq!(raised.metrics_at(at(1)).calls, 12);
+
+    let lowered = breaker(config, count::<20>());
+    feed(&lowered, at(0), &[F, F, F, F, F, S, S, S, S]);
+    assert_eq!(lowered.state(), State::Closed); // 5 of 9, below the minimum
+    lowered.reconfigure(config.minimum_calls(6)).unwrap();
+    assert_eq!(lowered.state(), State::Closed);
+    feed(&lowered, at(1), &[S]);
+    assert_eq!(lowered.state(), State::Open);
+}
+
+/// In half-open the probes decide with the values in force at their outcome: with
+/// minimum 3 and 3 permitted probes, lowering the minimum to 1 makes the next probe
+/// outcome decide.
+#[test]
+fn half_open_probes_decide_with_the_new_minimum() {
+    let b = half_open(3, 3);
+    let first = b.try_acquire_at(at(0)).unwrap();
+    let second = b.try_acquire_at(at(0)).unwrap();
+    first.success(MS);
+    assert_eq!(b.state(), State::HalfOpen); // 1 of 3 needed
+    b.reconfigure(b.config().minimum_calls(1)).unwrap();
+    assert_eq!(b.state(), State::HalfOpen);
+    second.success(MS); // 2 probes in, 1 needed: closes
+    assert_eq!(b.state(), State::Closed);
+}
+
+/// A consecutive window's failure streak, kept in the state word on hosts, is taken
+/// into the window by the call and kept: the third failure in a row still opens.
+#[test]
+fn reconfigure_keeps_a_failure_streak() {
+    let b = breaker(BreakerConfig::new(), ConsecutiveWindow::new(3).unwrap());
+    feed(&b, at(0), &[S, F, F]);
+    b.reconfigure(BreakerConfig::new().slow_call_rate_threshold(80))
+        .unwrap();
+    assert_eq!(b.metrics_at(at(0)).failures, 2);
+    feed(&b, at(0), &[F]);
+    assert_eq!(b.state(), State::Open);
+}
+
+/// A bad value is refused as at construction, naming the field and its range; a change
+/// to a setting that stays as built is refused, naming it (here with a threshold change
+/// beside it, not applied either); either way nothing changes.
+#[test]
+fn reconfigure_refuses_bad_values_and_other_settings() {
+    let config = BreakerConfig::new()
+        .failure_rate_threshold(50)
+        .minimum_calls(10)
+        .max_wait_in_half_open(ms(500), AfterMaxWait::Open)
+        .open_duration(ms(1_000));
+    let b = breaker(config, count::<20>());
+    let refused = |changed: BreakerConfig| {
+        let e = b.reconfigure(changed).unwrap_err();
+        (e.field(), e.allowed())
+    };
+    let fixed = "unchanged on a live breaker (reconfigure changes only \
+                 failure_rate_threshold, slow_call_rate_threshold, minimum_calls and \
+                 max_wait_in_half_open)";
+    assert_eq!(
+        refused(config.failure_rate_threshold(0)),
+        ("failure_rate_threshold", "in 1..=100 percent")
+    );
+    assert_eq!(
+        refused(config.slow_call_rate_threshold(101)),
+        ("slow_call_rate_threshold", "in 1..=100 percent")
+    );
+    assert_eq!(
+        refused(config.minimum_calls(0)),
+        ("minimum_calls", "at least 1")
+    );
+    assert_eq!(
+        refused(config.failure_rate_threshold(30).slow_call_duration(ms(5))),
+        ("slow_call_duration", fixed)
+    );
+    assert_eq!(
+        refused(config.slow_call_duration(Duration::MAX)),
+        ("slow_call_duration", fixed)
+    );
+    assert_eq!(
+        refused(config.permitted_calls_in_half_open(2)),
+        ("permitted_calls_in_half_open", fixed)
+    );
+    assert_eq!(
+        refused(config.max_wait_in_half_open(Duration::ZERO, AfterMaxWait::Closed)),
+        ("max_wait_in_half_open", "above zero")
+    );
+    assert_eq!(
+        refused(config.open_duration(ms(2_000))),
+        ("open_duration", fixed)
+    );
+    assert_eq!(b.config(), config);
+    // The thresholds in force are still the first: 5 failures of 10 open.
+    feed(&b, at(0), &[F, F, F, F, S, S, S, S, S]);
+    assert_eq!(b.state(), State::Closed);
+    feed(&b, at(0), &[F]);
+    assert_eq!(b.state(), State::Open);
+}
+
+/// The maximum wait in half-open changes from the next half-open period: the current one
+/// keeps the deadline it was entered with; where the breaker goes when a wait runs out
+/// is read when one does.
+#[test]
+fn a_changed_maximum_wait_applies_from_the_next_half_open_period() {
+    let config = BreakerConfig::new()
+        .minimum_calls(2)
+        .permitted_calls_in_half_open(2)
+        .max_wait_in_half_open(ms(100), AfterMaxWait::Open)
+        .open_duration(ms(1_000));
+    let b = breaker(config, count::<2>());
+    b.transition_at(State::Open, at(0)).unwrap();
+    b.transition_at(State::HalfOpen, at(0)).unwrap();
+    // In half-open since 0 with a wait of 100 ms: changed to 300 ms, then to closed.
+    b.reconfigure(config.max_wait_in_half_open(ms(300), AfterMaxWait::Closed))
+        .unwrap();
+    assert_eq!(b.state_at(at(50)).until, Some(at(100))); // the deadline it entered with
+    let _probe = b.try_acquire_at(at(100)).unwrap(); // the wait ran out: to closed
+    assert_eq!(b.state(), State::Closed);
+    // The next half-open period waits 300 ms.
+    b.transition_at(State::Open, at(200)).unwrap();
+    b.transition_at(State::HalfOpen, at(200)).unwrap();
+    assert_eq!(b.state_at(at(200)).until, Some(at(500)));
+    assert_eq!(
+        b.config().get_max_wait_in_half_open(),
+        Some((ms(300), AfterMaxWait::Closed))
+    );
 }

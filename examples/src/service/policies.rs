@@ -17,9 +17,10 @@
 //! also bounded by `--request-timeout`, and its retries by the retry budget.
 //!
 //! `kill -HUP PID` or `POST /admin/reload` reads the file again and applies it to the
-//! live instances: retry settings and the bulkhead's maximum change; a change to the
-//! breaker or to a retry budget, or a document with an error, is refused with the reason
-//! (and the file, line and column), and then nothing changes.
+//! live instances: retry settings, the retry budget, the bulkhead's maximum and the
+//! breaker's thresholds (`minimum_calls`, the rate thresholds) change in place; a change
+//! to the breaker's window, open wait or half-open probes, or a document with an error,
+//! is refused with the reason (and the file, line and column), and then nothing changes.
 
 use std::path::PathBuf;
 

@@ -79,8 +79,9 @@
 //! | a bulkhead's `max_concurrent` | [`Bulkhead::set_max_concurrent`]: permits out stay out |
 //! | retry settings (and the budget they name) | the next operations' policies use the new settings |
 //! | a retry budget's settings | [`TokenBudget::set_settings`]: the tokens left stay (down to a smaller `max_tokens`) |
+//! | a breaker's `failure_rate_threshold`, `slow_call_rate_threshold`, `minimum_calls`, `max_wait_in_half_open` or `after_max_wait` | [`CircuitBreaker::reconfigure`]: the window keeps its calls and the breaker its state; the thresholds judge the next outcome recorded, the maximum wait the next half-open period |
 //! | a new name | a new instance |
-//! | any field of a breaker | **refused**: core's [`CircuitBreaker`] cannot change its configuration in place, and rebuilding it would lose its window and state |
+//! | a breaker's `slow_call_duration`, `permitted_calls_in_half_open`, `open_duration` or `window` | **refused**: core's [`CircuitBreaker`] reads the first two without its lock and takes the open duration into its backoff when built, so it cannot change them in place, and rebuilding it would lose its window and state |
 //! | a hedge's settings or its budget | **refused**: core's [`Hedge`] cannot change them in place, and rebuilding it would lose its learned latencies |
 //! | a fallback's `on` | **refused**: the tower layers handed out hold it |
 //! | a pipeline's fields (its timeouts, or which instance a layer is) | **refused**: the pipeline handed out holds its layers, and handles to it may be in use; the instances it names change as above, and its next call sees them |
@@ -142,19 +143,24 @@
 //!
 //! // A higher quota is applied to the live bucket.
 //! let raised = text.replace("burst = 10", "burst = 20");
-//! registry.reload(&Document::parse("policies.toml", raised)?)?;
+//! registry.reload(&Document::parse("policies.toml", raised.clone())?)?;
 //! assert_eq!(api.limiter().quota().burst(), 20);
 //!
-//! // A breaker's threshold cannot change in place: refused, and nothing applied.
-//! let changed = text.replace("failure_rate_threshold = 50", "failure_rate_threshold = 60");
+//! // A breaker's threshold changes in place: the live breaker keeps its window.
+//! let downstream = registry.breaker("downstream").expect("configured");
+//! let lowered = raised.replace("failure_rate_threshold = 50", "failure_rate_threshold = 30");
+//! registry.reload(&Document::parse("policies.toml", lowered.clone())?)?;
+//! assert_eq!(downstream.config().get_failure_rate_threshold(), 30);
+//!
+//! // Its window cannot: refused, and nothing applied.
+//! let changed = lowered.replace("size = 50", "size = 100").replace("burst = 20", "burst = 10");
 //! let err = registry.reload(&Document::parse("policies.toml", changed)?).unwrap_err();
 //! assert_eq!(
 //!     err.to_string(),
-//!     "policies.toml:7:30: breaker `downstream`, field `failure_rate_threshold`: cannot change \
-//!      a live circuit breaker's configuration: core's CircuitBreaker has no way to change it \
-//!      in place, and rebuilding it would lose its window and state (restart to apply it)"
+//!     "policies.toml:8:14: breaker `downstream`, field `window`: cannot change a live \
+//!      circuit breaker's window: the window is the breaker's state, which rebuilding it \
+//!      would lose (restart to apply it)"
 //! );
-//! // `changed` also puts the quota back to 10: not applied either.
 //! assert_eq!(api.limiter().quota().burst(), 20);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -933,9 +939,10 @@ impl<C: Clock + Clone + Send + Sync, const CAP: usize> Registry<C, CAP> {
     }
 
     /// Applies `document` to the live instances, all or nothing (see the
-    /// [module docs](self)): quotas, bulkhead limits and retry settings change in place,
-    /// new names are added; a change to a breaker, a retry budget, a hedge, a fallback or
-    /// a pipeline's composition, or a name left out, is refused with an error naming the
+    /// [module docs](self)): quotas, bulkhead limits, retry settings and a breaker's
+    /// thresholds and maximum wait change in place, new names are added; a change to a
+    /// breaker's other fields or window, a retry budget, a hedge, a fallback or a
+    /// pipeline's composition, or a name left out, is refused with an error naming the
     /// instance, the field and the reason, and then nothing is applied.
     ///
     /// Reloads are serialised with each other. Handles already handed out see the
@@ -967,26 +974,37 @@ impl<C: Clock + Clone + Send + Sync, const CAP: usize> Registry<C, CAP> {
                 return Err(removed("rate_limit", name));
             }
         }
+        // Breakers whose configuration changes in place, with the new one.
+        let mut reconfigured = Vec::new();
         for (name, entry) in &live.breakers {
             let Some((config, window)) = plan.breakers.get(name) else {
                 return Err(removed("breaker", name));
             };
-            let field = if *window != entry.window {
-                Some("window".to_owned())
-            } else if *config != entry.config {
-                Some(first_difference(&entry.config, config))
-            } else {
-                None
-            };
-            if let Some(field) = field {
+            if *window != entry.window {
                 return Err(unchangeable(
                     "breaker",
                     name,
-                    &field,
-                    "cannot change a live circuit breaker's configuration: core's \
-                     CircuitBreaker has no way to change it in place, and rebuilding it would \
-                     lose its window and state (restart to apply it)",
+                    "window",
+                    "cannot change a live circuit breaker's window: the window is the \
+                     breaker's state, which rebuilding it would lose (restart to apply it)",
                 ));
+            }
+            let old = &entry.config;
+            let fields = differences(old, config);
+            if let Some(field) = fields.iter().find(|f| !BREAKER_LIVE.contains(&f.as_str())) {
+                return Err(unchangeable(
+                    "breaker",
+                    name,
+                    field,
+                    "cannot change this field of a live circuit breaker: core's \
+                     CircuitBreaker changes only failure_rate_threshold, \
+                     slow_call_rate_threshold, minimum_calls, max_wait_in_half_open and \
+                     after_max_wait in place, and rebuilding it would lose its window and \
+                     state (restart to apply it)",
+                ));
+            }
+            if config != old {
+                reconfigured.push((name.clone(), *config));
             }
         }
         for name in live.retries.keys() {
@@ -1006,7 +1024,7 @@ impl<C: Clock + Clone + Send + Sync, const CAP: usize> Registry<C, CAP> {
             };
             if *settings != budget.settings() {
                 // Valid: `read_plan` built a budget of these settings.
-                budgets.push((name, Arc::clone(budget), *settings));
+                budgets.push((name.clone(), Arc::clone(budget), *settings));
             }
         }
         for (name, entry) in &live.hedges {
@@ -1114,6 +1132,16 @@ impl<C: Clock + Clone + Send + Sync, const CAP: usize> Registry<C, CAP> {
         }
         for (shared, retry) in retries {
             shared.replace(retry);
+        }
+        for (name, config) in reconfigured {
+            if let Some(entry) = live.breakers.get_mut(&name) {
+                // Checked above: valid (`read_plan` built it), and its other fields the
+                // breaker's own.
+                if entry.breaker.reconfigure(config).is_ok() {
+                    entry.config = config;
+                    reloaded.changed.push(format!("breaker.{name}"));
+                }
+            }
         }
         for (name, settings) in &plan.bulkheads {
             if let Some(bulkhead) = live.bulkheads.get(name) {
@@ -1254,6 +1282,35 @@ fn without<T: Clone, U>(
 }
 
 /// The first field (in the order of their names) where two configurations differ.
+/// The fields of a breaker's configuration that [`CircuitBreaker::reconfigure`] changes in
+/// place, by their names in the document.
+const BREAKER_LIVE: [&str; 5] = [
+    "failure_rate_threshold",
+    "slow_call_rate_threshold",
+    "minimum_calls",
+    "max_wait_in_half_open",
+    "after_max_wait",
+];
+
+/// Every field whose serialised value differs between `old` and `new` (set in one and not
+/// the other included), in `new`'s order, then those only `old` sets.
+fn differences<T: serde::Serialize>(old: &T, new: &T) -> Vec<String> {
+    let (Ok(toml::Value::Table(old)), Ok(toml::Value::Table(new))) =
+        (toml::Value::try_from(old), toml::Value::try_from(new))
+    else {
+        return Vec::new();
+    };
+    let changed = new
+        .iter()
+        .filter(|(key, value)| old.get(*key) != Some(*value));
+    let dropped = old.keys().filter(|key| !new.contains_key(*key));
+    changed
+        .map(|(key, _)| key)
+        .chain(dropped)
+        .cloned()
+        .collect()
+}
+
 fn first_difference<T: serde::Serialize>(old: &T, new: &T) -> String {
     let (Ok(toml::Value::Table(old)), Ok(toml::Value::Table(new))) =
         (toml::Value::try_from(old), toml::Value::try_from(new))
