@@ -1281,7 +1281,6 @@ fn without<T: Clone, U>(
         .collect()
 }
 
-/// The first field (in the order of their names) where two configurations differ.
 /// The fields of a breaker's configuration that [`CircuitBreaker::reconfigure`] changes in
 /// place, by their names in the document.
 const BREAKER_LIVE: [&str; 5] = [
@@ -1311,17 +1310,10 @@ fn differences<T: serde::Serialize>(old: &T, new: &T) -> Vec<String> {
         .collect()
 }
 
+/// The first field whose serialised value differs between `old` and `new` (see
+/// [`differences`]).
 fn first_difference<T: serde::Serialize>(old: &T, new: &T) -> String {
-    let (Ok(toml::Value::Table(old)), Ok(toml::Value::Table(new))) =
-        (toml::Value::try_from(old), toml::Value::try_from(new))
-    else {
-        return String::new();
-    };
-    new.iter()
-        .find(|(key, value)| old.get(*key) != Some(*value))
-        .map(|(key, _)| key.clone())
-        .or_else(|| old.keys().find(|k| !new.contains_key(*k)).cloned())
-        .unwrap_or_default()
+    differences(old, new).into_iter().next().unwrap_or_default()
 }
 
 /// Builds the instances of `plan` into `live`, recording each as `section.name` in
