@@ -102,7 +102,8 @@ impl TokenBudget {
     /// checks them (a bad value changes nothing). The tokens left stay, down to the new
     /// `max_tokens` if they are above it: a larger bucket is not filled by the change,
     /// so an outage that drained it is not forgotten. A withdrawal or a success racing
-    /// the change sees the old or the new value of each setting.
+    /// the change sees the old or the new value of each setting (so each success racing a
+    /// lowered size may still add its refill above it, which withdrawals then spend).
     ///
     /// ```
     /// use stanchion::Instant;
