@@ -332,19 +332,7 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR, FI> Pipeline<L, BL, CB, BK, RB
     ) -> Pipeline<L, BL2, CB, BK, RB, RK, RR, FI> {
         let mut queue = queue;
         queue.clock = self.clock;
-        Pipeline {
-            clock: self.clock,
-            overall: self.overall,
-            rate: self.rate,
-            permits: self.permits,
-            rate_per_attempt: self.rate_per_attempt,
-            bulkhead: Some(Bulkheads::Queue(queue)),
-            breaker: self.breaker,
-            classify: self.classify,
-            retry: self.retry,
-            attempt_timeout: self.attempt_timeout,
-            faults: self.faults,
-        }
+        self.with_bulkhead(Bulkheads::Queue(queue))
     }
 
     /// Layer 3, over a bulkhead shared with others (the tower bulkhead layer's, a
@@ -375,13 +363,21 @@ impl<L, BL: BulkheadListener, CB, BK, RB, RK, RR, FI> Pipeline<L, BL, CB, BK, RB
         self,
         bulkhead: Arc<Bulkhead<BL2>>,
     ) -> Pipeline<L, BL2, CB, BK, RB, RK, RR, FI> {
+        self.with_bulkhead(Bulkheads::Shared(bulkhead))
+    }
+
+    /// The same pipeline with `bulkhead` as its layer 3.
+    fn with_bulkhead<BL2: BulkheadListener>(
+        self,
+        bulkhead: Bulkheads<BL2>,
+    ) -> Pipeline<L, BL2, CB, BK, RB, RK, RR, FI> {
         Pipeline {
             clock: self.clock,
             overall: self.overall,
             rate: self.rate,
             permits: self.permits,
             rate_per_attempt: self.rate_per_attempt,
-            bulkhead: Some(Bulkheads::Shared(bulkhead)),
+            bulkhead: Some(bulkhead),
             breaker: self.breaker,
             classify: self.classify,
             retry: self.retry,

@@ -737,6 +737,7 @@ impl<C, const CAP: usize> Instances<C, CAP> {
 }
 
 /// A document's instances, read and checked, not yet built.
+#[derive(Default)]
 struct Plan {
     rate_limits: BTreeMap<String, Quota>,
     breakers: BTreeMap<String, (BreakerConfig, BreakerWindow)>,
@@ -1637,16 +1638,7 @@ fn read<T: DeserializeOwned>(
 
 /// Reads and checks every instance of `document`.
 fn read_plan<const CAP: usize>(document: &Document) -> Result<Plan, RegistryError> {
-    let mut plan = Plan {
-        rate_limits: BTreeMap::new(),
-        breakers: BTreeMap::new(),
-        retries: BTreeMap::new(),
-        bulkheads: BTreeMap::new(),
-        budgets: BTreeMap::new(),
-        hedges: BTreeMap::new(),
-        fallbacks: BTreeMap::new(),
-        pipelines: BTreeMap::new(),
-    };
+    let mut plan = Plan::default();
     for (section, value) in document.table() {
         let section_path = [section.clone()];
         if !SECTIONS.contains(&section.as_str()) {
