@@ -73,8 +73,10 @@ impl<E: fmt::Display> fmt::Display for BreakerError<E> {
 impl<E: fmt::Debug + fmt::Display> core::error::Error for BreakerError<E> {}
 
 /// The classifier for a retry around [`call`]: `Ok` is a success, the operation's errors
-/// are transient, the breaker's refusals permanent (retrying them with backoff only waits
-/// out the open state in vain, and every attempt would be a probe in half-open).
+/// are transient, and a refusal of the breaker ends the retries
+/// ([`Verdict::Refused`]: retrying it with backoff only waits out the open state in vain,
+/// and every attempt would be a probe in half-open). The refused call is not counted as
+/// an attempt, as in the [`Pipeline`](crate::Pipeline).
 ///
 /// ```standalone_crate
 /// # embassy_time::MockDriver::get().reset();
@@ -93,10 +95,11 @@ impl<E: fmt::Debug + fmt::Display> core::error::Error for BreakerError<E> {}
 ///         timeout(Duration::from_millis(5), async { Err("down") }).await.unwrap_or(Err("hung"))
 ///     })
 /// }));
-/// // Two failures open the breaker; its refusal of the third attempt ends the retries.
+/// // Two failures open the breaker; its refusal of the third attempt ends the retries,
+/// // after the two attempts that ran.
 /// let e = result.unwrap_err();
 /// assert!(matches!(e.last, BreakerError::Rejected(_)));
-/// assert_eq!((e.reason, e.attempts), (GiveUpReason::Permanent, 3));
+/// assert_eq!((e.reason, e.attempts), (GiveUpReason::Permanent, 2));
 /// # fn doc_block_on<F: core::future::Future>(f: F) -> F::Output {
 /// #     let mut f = core::pin::pin!(f);
 /// #     let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
@@ -111,7 +114,7 @@ pub fn refusals_are_permanent<T, E>(outcome: &Result<T, BreakerError<E>>) -> Ver
     match outcome {
         Ok(_) => Verdict::Success,
         Err(BreakerError::Operation(_)) => Verdict::Transient,
-        Err(BreakerError::Rejected(_)) => Verdict::Permanent,
+        Err(BreakerError::Rejected(_)) => Verdict::Refused,
     }
 }
 

@@ -439,7 +439,8 @@ where
                         return Err(PipelineError::CircuitOpen(rejected));
                     }
                     Err(rejected) => {
-                        let _ = policy.next_attempt_at(start, Verdict::Permanent, None);
+                        // The policy is not told: the refused attempt did not run, and
+                        // the budget took its deposit at the first outcome.
                         return Err(PipelineError::GaveUp {
                             last: AttemptError::CircuitOpen(rejected),
                             reason: GiveUpReason::Permanent,

@@ -42,9 +42,10 @@
 //! which records nothing: a hung dependency would never open the breaker). And give the
 //! policy [`breaker::refusals_are_permanent`](crate::breaker::refusals_are_permanent) as its
 //! classifier: the default calls every `Err` transient, so it would retry the open
-//! breaker's refusal with backoff. Then a refusal ends the retries, and the
-//! [`RetryError`] holds it, counting it as an attempt (the pipeline counts only attempts
-//! that ran, and says which layer refused).
+//! breaker's refusal with backoff. Then a refusal ends the retries as in the pipeline: the
+//! [`RetryError`] holds the refusal (its `retry_after` says when the breaker may admit a
+//! call again), and `attempts` counts only the attempts that ran
+//! ([`Verdict::Refused`](stanchion::retry::Verdict::Refused)).
 //!
 //! Cost: the policy (borrowed) and the operation's future; a `Timer` while sleeping.
 
@@ -129,7 +130,8 @@ where
             return outcome.map_err(|last| RetryError {
                 last,
                 reason,
-                attempts,
+                // Not `attempts`: a refused attempt (`Verdict::Refused`) did not run.
+                attempts: policy.attempt(),
             });
         };
         sleep_until(wake).await;

@@ -94,17 +94,18 @@ impl<E: fmt::Display> fmt::Display for BreakerError<E> {
 impl<E: fmt::Debug + fmt::Display> std::error::Error for BreakerError<E> {}
 
 /// The retry classifier for a [`retry`](crate::retry()) around [`with_breaker`]: `Ok` is a
-/// success, the operation's errors are transient, the breaker's refusals permanent
-/// (retrying them with backoff only waits out the open state in vain, and in half-open
-/// every retry would be another probe). The default classifier calls every `Err`
-/// transient, refusals included: give the policy this one.
+/// success, the operation's errors are transient, and a refusal of the breaker ends the
+/// retries ([`Verdict::Refused`]: retrying it with backoff only waits out the open state
+/// in vain, and in half-open every retry would be another probe). The refused call is not
+/// counted as an attempt, as in the [`Pipeline`](crate::Pipeline). The default classifier
+/// calls every `Err` transient, refusals included: give the policy this one.
 ///
 /// The [`retry`](crate::retry()) docs show it in use.
 pub fn refusals_are_permanent<T, E>(outcome: &Result<T, BreakerError<E>>) -> Verdict {
     match outcome {
         Ok(_) => Verdict::Success,
         Err(BreakerError::Operation(_)) => Verdict::Transient,
-        Err(BreakerError::Open(_)) => Verdict::Permanent,
+        Err(BreakerError::Open(_)) => Verdict::Refused,
     }
 }
 

@@ -18,9 +18,10 @@
 //! dependency would never open the breaker). And give the policy
 //! [`refusals_are_permanent`](crate::refusals_are_permanent) as its classifier: the
 //! default calls every `Err` transient, so it would retry the open breaker's refusal
-//! with backoff. Then a refusal ends the retries, and the [`RetryError`] holds it,
-//! counting it as an attempt (the pipeline counts only attempts that ran, and says which
-//! layer refused).
+//! with backoff. Then a refusal ends the retries as in the pipeline: the [`RetryError`]
+//! holds the refusal (its `retry_after` says when the breaker may admit a call again), and
+//! `attempts` counts only the attempts that ran
+//! ([`Verdict::Refused`](stanchion::retry::Verdict::Refused)).
 //!
 //! ```
 //! use std::time::Duration;
@@ -48,10 +49,10 @@
 //! })
 //! .await;
 //! // Two hangs, each a failure, open the breaker; its refusal of the third attempt ends
-//! // the retries.
+//! // the retries, after the two attempts that ran.
 //! let e = result.unwrap_err();
 //! assert!(matches!(e.last, BreakerError::Open(_)));
-//! assert_eq!((e.reason, e.attempts), (GiveUpReason::Permanent, 3));
+//! assert_eq!((e.reason, e.attempts), (GiveUpReason::Permanent, 2));
 //! assert_eq!(clock.now().as_millis(), 120); // two 50 ms timeouts, each followed by a 10 ms wait
 //! # Ok(())
 //! # }
@@ -184,11 +185,13 @@ where
                 });
             }
             Decision::GiveUp { reason } => {
-                event!(warn, attempts = attempt, reason = %reason, "retries given up");
+                // Not `attempt`: a refused attempt (`Verdict::Refused`) did not run.
+                let attempts = policy.attempt();
+                event!(warn, attempts, reason = %reason, "retries given up");
                 return outcome.map_err(|last| RetryError {
                     last,
                     reason,
-                    attempts: attempt,
+                    attempts,
                 });
             }
         }

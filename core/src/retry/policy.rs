@@ -90,6 +90,12 @@ pub enum Verdict {
     Transient,
     /// A failure that will not go away: stop.
     Permanent,
+    /// The attempt did not run: a layer it passes through refused it (an open circuit
+    /// breaker). Stop, as for [`Permanent`](Verdict::Permanent) (the reason given), and do
+    /// not count the refused call: [`RetryPolicy::attempt`] is then the number of
+    /// attempts that ran, which the runners report. The classifiers for a retry around a
+    /// breaker's call return it for the breaker's refusal.
+    Refused,
 }
 
 /// Decides what an outcome `O` (usually `Result<T, E>`) means.
@@ -423,7 +429,8 @@ impl<B: Backoff, K, R: RetryBudget, H: HintBound> RetryPolicy<B, K, R, H> {
         }
     }
 
-    /// The number of the attempt in flight or last made: 1 for the first call.
+    /// The number of the attempt in flight or last made: 1 for the first call. After a
+    /// [`Verdict::Refused`], the number of attempts that ran (the refused one is not one).
     pub fn attempt(&self) -> u32 {
         self.attempt
     }
@@ -590,6 +597,10 @@ impl<B: Backoff, K, R: RetryBudget, H: HintBound> RetryPolicy<B, K, R, H> {
                 return Err(Decision::Done);
             }
             Verdict::Permanent => return Err(give_up(GiveUpReason::Permanent)),
+            Verdict::Refused => {
+                self.attempt = self.attempt.saturating_sub(1);
+                return Err(give_up(GiveUpReason::Permanent));
+            }
             Verdict::Transient => {}
         }
         if self.attempt >= self.max_attempts() {
@@ -807,6 +818,41 @@ mod tests {
         );
         let mut d = RetryPolicy::new(Immediate, 2, rng()).unwrap();
         assert_eq!(d.on_outcome_at(t, &Ok::<u8, u8>(1), None), Decision::Done);
+    }
+
+    #[test]
+    fn a_refused_attempt_stops_and_is_not_counted() {
+        let tokens = TokenBudget::new(10, Ratio::percent(10)).unwrap();
+        let mut p = RetryPolicy::new(Immediate, 5, rng())
+            .unwrap()
+            .with_budget(&tokens);
+        let t = Instant::ZERO;
+        // Two attempts ran and failed; the third was refused below the retry.
+        for attempt in 2..=3 {
+            assert_eq!(
+                p.on_verdict_at(t, Verdict::Transient, None),
+                Decision::Retry {
+                    after: Duration::ZERO,
+                    attempt
+                }
+            );
+        }
+        assert_eq!(
+            p.next_attempt_at(t, Verdict::Refused, None),
+            Err(give_up(GiveUpReason::Permanent))
+        );
+        assert_eq!(p.attempt(), 2);
+        // It withdrew nothing from the budget: 10 tokens less the two retries' 2.
+        assert_eq!(tokens.milli_tokens(), 8_000);
+        // A refusal of the first call: no attempt ran.
+        p.reset(Deadline::NEVER);
+        assert_eq!(
+            p.on_verdict_at(t, Verdict::Refused, None),
+            give_up(GiveUpReason::Permanent)
+        );
+        assert_eq!(p.attempt(), 0);
+        p.reset(Deadline::NEVER);
+        assert_eq!(p.attempt(), 1);
     }
 
     #[test]
