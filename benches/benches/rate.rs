@@ -213,6 +213,28 @@ fn with_clock(c: &mut Criterion) {
             )
         })
     });
+    // The floor of any grant by a limiter that threads share: one load and one
+    // compare-and-swap of an uncontended word (the state word's, with the increment of a
+    // grant), no clock and no decision.
+    // Written as the token bucket's loop is (relaxed, weak), with nothing else in the loop.
+    g.bench_function("floor/load_and_compare_and_swap", |b| {
+        b.iter_custom(|iters| {
+            let word = black_box(std::sync::atomic::AtomicU64::new(0));
+            let start = StdInstant::now();
+            for _ in 0..iters {
+                let seen = word.load(Ordering::Relaxed);
+                let _ = word.compare_exchange_weak(
+                    seen,
+                    seen.wrapping_add(1_000),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+            let elapsed = start.elapsed();
+            black_box(word.into_inner());
+            elapsed
+        })
+    });
     let tokio_clock = TokioClock::new();
     g.bench_function("grant/stanchion_tokio_clock", |b| {
         b.iter_custom(|iters| {
@@ -393,6 +415,13 @@ fn main() {
             &format!("{g}/grant/stanchion_coarse_clock"),
             &format!("{g}/grant/governor_quanta"),
             Some(0.5),
+        );
+        pair(
+            &mut t,
+            "floor: one load and one compare-and-swap of an uncontended `AtomicU64`, no clock, no decision (what a grant of any limiter shared by threads pays), against governor on quanta",
+            &format!("{g}/floor/load_and_compare_and_swap"),
+            &format!("{g}/grant/governor_quanta"),
+            None,
         );
         for (clock, id) in [
             ("`StdClock`", "stanchion_std_clock"),

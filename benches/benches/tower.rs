@@ -20,12 +20,14 @@ use stanchion::breaker::{BreakerConfig, CircuitBreaker};
 use stanchion::bulkhead::Bulkhead;
 use stanchion::hedge::{Hedge, HedgeConfig};
 use stanchion::rate::{Quota, TokenBucket, WithClock};
-use stanchion::retry::{Constant, Ratio, RatioBudget, RetryPolicy};
+use stanchion::retry::{Constant, Exponential, Jitter, Ratio, RatioBudget, RetryPolicy};
 use stanchion_benches::alloc::{self, Counted, CountingAllocator};
 use stanchion_benches::report::{self, Table};
 use stanchion_std::hedge::Hedging;
 use stanchion_std::tower as st;
 use stanchion_std::{CoarseClock, QuantaClock, StdRawMutex, TokioClock};
+use tower::retry::backoff::{Backoff, ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
+use tower::util::rng::HasherRng;
 use tower::{Layer, Service};
 
 /// The inner service: answers at once.
@@ -110,6 +112,47 @@ impl tower::retry::Policy<u64, u64, Infallible> for NeverRetry {
     }
 }
 
+/// tower's retry policy as a user configures one: up to 3 attempts, waiting as tower's own
+/// jittered `ExponentialBackoff` says (100 ms doubling to 10 s, as stanchion's side).
+/// `tower::retry::Retry` clones the service, this policy with it, for every request.
+#[derive(Clone)]
+struct BackoffRetry {
+    attempts_left: u32,
+    backoff: ExponentialBackoff,
+}
+
+impl BackoffRetry {
+    fn new() -> BackoffRetry {
+        let mut maker = ExponentialBackoffMaker::new(
+            Duration::from_millis(100),
+            Duration::from_secs(10),
+            1.0,
+            HasherRng::new(),
+        )
+        .unwrap();
+        BackoffRetry {
+            attempts_left: 2,
+            backoff: maker.make_backoff(),
+        }
+    }
+}
+
+impl tower::retry::Policy<u64, u64, Infallible> for BackoffRetry {
+    type Future = tokio::time::Sleep;
+
+    fn retry(&mut self, _: &mut u64, result: &mut Result<u64, Infallible>) -> Option<Self::Future> {
+        if result.is_ok() || self.attempts_left == 0 {
+            return None;
+        }
+        self.attempts_left -= 1;
+        Some(self.backoff.next_backoff())
+    }
+
+    fn clone_request(&mut self, req: &u64) -> Option<u64> {
+        Some(*req)
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -187,6 +230,30 @@ fn bench(c: &mut Criterion) {
         b.iter(|| once(&mut ours, black_box(1)))
     });
     g.bench_function("retry (first attempt succeeds)/tower", |b| {
+        b.iter(|| once(&mut theirs, black_box(1)))
+    });
+    // Like for like: both sides configured with exponential backoff and jitter.
+    let mut ours = st::RetryLayer::new(|_clock| {
+        RetryPolicy::new(
+            Exponential::new(
+                Duration::from_millis(100),
+                Ratio::TWO,
+                Duration::from_secs(10),
+            )
+            .unwrap()
+            .with_jitter(Jitter::FULL),
+            3,
+            fastrand::Rng::with_seed(7),
+        )
+        .unwrap()
+    })
+    .layer(Echo);
+    let mut theirs = tower::retry::RetryLayer::new(BackoffRetry::new()).layer(Echo);
+    g.bench_function(
+        "retry with backoff (first attempt succeeds)/stanchion",
+        |b| b.iter(|| once(&mut ours, black_box(1))),
+    );
+    g.bench_function("retry with backoff (first attempt succeeds)/tower", |b| {
         b.iter(|| once(&mut theirs, black_box(1)))
     });
     // The same on the servers' clock: the layer hands each request's future a copy.
@@ -278,7 +345,7 @@ fn main() {
         let hedge_row = format!(
             "hedging, no hedge fires (`HedgeLayer` at the learned p90 vs `tower::hedge` at p90{hedge_allocs})"
         );
-        let pairs: [(&str, &str, &str); 8] = [
+        let pairs: [(&str, &str, &str); 9] = [
             (
                 "timeout (`TimeoutLayer` vs `tower::timeout`)",
                 "timeout/stanchion",
@@ -308,6 +375,11 @@ fn main() {
                 "retry, first attempt succeeds (`RetryLayer` vs `tower::retry`, a policy that never retries)",
                 "retry (first attempt succeeds)/stanchion",
                 "retry (first attempt succeeds)/tower",
+            ),
+            (
+                "retry, first attempt succeeds, exponential backoff with jitter on both sides (tower's `ExponentialBackoff` in its policy)",
+                "retry with backoff (first attempt succeeds)/stanchion",
+                "retry with backoff (first attempt succeeds)/tower",
             ),
             (
                 "retry, first attempt succeeds, on `CoarseClock`",
@@ -375,8 +447,14 @@ fn main() {
                     &id("rate limit/tower (fixed window)"),
                 ),
                 (
+                    "tower retry layer, first attempt succeeds, one request, exponential backoff with jitter on both sides",
+                    "`tower::retry` with tower's `ExponentialBackoff`",
+                    &id("retry with backoff (first attempt succeeds)/stanchion"),
+                    &id("retry with backoff (first attempt succeeds)/tower"),
+                ),
+                (
                     "tower retry layer, first attempt succeeds, one request",
-                    "`tower::retry` with a policy that never retries",
+                    "`tower::retry` with a policy that never retries (its floor)",
                     &id("retry (first attempt succeeds)/stanchion"),
                     &id("retry (first attempt succeeds)/tower"),
                 ),

@@ -81,10 +81,12 @@ where
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, S, Req, RetryPolicy<B, K, R, M>, H, C>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         let policy = (self.make_policy)(&self.clock);
         // The stream's seed is worked out only if the first attempt fails: a request that
