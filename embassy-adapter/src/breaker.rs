@@ -40,83 +40,16 @@
 //! Cost: the breaker's own (one atomic load to admit in closed, one critical section to
 //! record) and two clock reads.
 
-use core::fmt;
 use core::future::Future;
 
 use stanchion::Clock;
-use stanchion::breaker::{BreakerListener, CircuitBreaker, Outcome, Rejected, window::Window};
-use stanchion::retry::{Backoff, Verdict};
+pub use stanchion::breaker::{BreakerError, refusals_are_permanent};
+use stanchion::breaker::{BreakerListener, CircuitBreaker, Outcome, window::Window};
+use stanchion::retry::Backoff;
 use stanchion::sync::RawMutex;
 
 use crate::EmbassyClock;
 use crate::events::event;
-
-/// Why a call through the breaker did not succeed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum BreakerError<E> {
-    /// The breaker refused the call; the operation did not run.
-    Rejected(Rejected),
-    /// The operation ran and failed.
-    Operation(E),
-}
-
-impl<E: fmt::Display> fmt::Display for BreakerError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BreakerError::Rejected(r) => write!(f, "circuit breaker refused the call: {r}"),
-            BreakerError::Operation(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl<E: fmt::Debug + fmt::Display> core::error::Error for BreakerError<E> {}
-
-/// The classifier for a retry around [`call`]: `Ok` is a success, the operation's errors
-/// are transient, and a refusal of the breaker ends the retries
-/// ([`Verdict::Refused`]: retrying it with backoff only waits out the open state in vain,
-/// and every attempt would be a probe in half-open). The refused call is not counted as
-/// an attempt, as in the [`Pipeline`](crate::Pipeline).
-///
-/// ```standalone_crate
-/// # embassy_time::MockDriver::get().reset();
-/// use core::time::Duration;
-/// use stanchion::breaker::{BreakerConfig, CircuitBreaker, window::ConsecutiveWindow};
-/// use stanchion::retry::{Constant, GiveUpReason, RetryPolicy};
-/// use stanchion::sync::NoopRawMutex;
-/// use stanchion_embassy::{BreakerError, breaker, retry, timeout};
-///
-/// let b: CircuitBreaker<ConsecutiveWindow, NoopRawMutex> =
-///     CircuitBreaker::new(BreakerConfig::new(), ConsecutiveWindow::new(2)?)?;
-/// let mut policy = RetryPolicy::new(Constant::new(Duration::from_millis(10)), 5, fastrand::Rng::with_seed(1))?
-///     .with_classifier(breaker::refusals_are_permanent);
-/// let result: Result<(), _> = doc_block_on(retry(&mut policy, |_| {
-///     breaker::call(&b, || async {
-///         timeout(Duration::from_millis(5), async { Err("down") }).await.unwrap_or(Err("hung"))
-///     })
-/// }));
-/// // Two failures open the breaker; its refusal of the third attempt ends the retries,
-/// // after the two attempts that ran.
-/// let e = result.unwrap_err();
-/// assert!(matches!(e.last, BreakerError::Rejected(_)));
-/// assert_eq!((e.reason, e.attempts), (GiveUpReason::Permanent, 2));
-/// # fn doc_block_on<F: core::future::Future>(f: F) -> F::Output {
-/// #     let mut f = core::pin::pin!(f);
-/// #     let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
-/// #     loop {
-/// #         if let core::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
-/// #         embassy_time::MockDriver::get().advance(embassy_time::Duration::from_ticks(1));
-/// #     }
-/// # }
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn refusals_are_permanent<T, E>(outcome: &Result<T, BreakerError<E>>) -> Verdict {
-    match outcome {
-        Ok(_) => Verdict::Success,
-        Err(BreakerError::Operation(_)) => Verdict::Transient,
-        Err(BreakerError::Rejected(_)) => Verdict::Refused,
-    }
-}
 
 /// The clock read of both ends of a call, compiled once rather than at each.
 #[inline(never)]

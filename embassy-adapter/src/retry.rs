@@ -47,6 +47,39 @@
 //! call again), and `attempts` counts only the attempts that ran
 //! ([`Verdict::Refused`](stanchion::retry::Verdict::Refused)).
 //!
+//! ```standalone_crate
+//! # embassy_time::MockDriver::get().reset();
+//! use core::time::Duration;
+//! use stanchion::breaker::{BreakerConfig, CircuitBreaker, window::ConsecutiveWindow};
+//! use stanchion::retry::{Constant, GiveUpReason, RetryPolicy};
+//! use stanchion::sync::NoopRawMutex;
+//! use stanchion_embassy::{BreakerError, breaker, retry, timeout};
+//!
+//! let b: CircuitBreaker<ConsecutiveWindow, NoopRawMutex> =
+//!     CircuitBreaker::new(BreakerConfig::new(), ConsecutiveWindow::new(2)?)?;
+//! let mut policy = RetryPolicy::new(Constant::new(Duration::from_millis(10)), 5, fastrand::Rng::with_seed(1))?
+//!     .with_classifier(breaker::refusals_are_permanent);
+//! let result: Result<(), _> = doc_block_on(retry(&mut policy, |_| {
+//!     breaker::call(&b, || async {
+//!         timeout(Duration::from_millis(5), async { Err("down") }).await.unwrap_or(Err("hung"))
+//!     })
+//! }));
+//! // Two failures open the breaker; its refusal of the third attempt ends the retries,
+//! // after the two attempts that ran.
+//! let e = result.unwrap_err();
+//! assert!(matches!(e.last, BreakerError::Rejected(_)));
+//! assert_eq!((e.reason, e.attempts), (GiveUpReason::Permanent, 2));
+//! # fn doc_block_on<F: core::future::Future>(f: F) -> F::Output {
+//! #     let mut f = core::pin::pin!(f);
+//! #     let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+//! #     loop {
+//! #         if let core::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+//! #         embassy_time::MockDriver::get().advance(embassy_time::Duration::from_ticks(1));
+//! #     }
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Cost: the policy (borrowed) and the operation's future; a `Timer` while sleeping.
 
 use core::future::Future;

@@ -5,14 +5,14 @@
 //! refusals as permanent ([`refusals_are_permanent`]); the [`retry`](crate::retry())
 //! docs show the order, and [`Pipeline`](crate::Pipeline) composes the three for you.
 
-use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
 use std::sync::Arc;
 
 use stanchion::breaker::window::Window;
+pub use stanchion::breaker::{BreakerError, refusals_are_permanent};
 use stanchion::breaker::{BreakerListener, CircuitBreaker, Outcome, Permit, Rejected};
-use stanchion::retry::{Backoff, Verdict};
+use stanchion::retry::Backoff;
 use stanchion::sync::RawMutex;
 use stanchion::{Clock, Instant};
 
@@ -60,52 +60,6 @@ impl<T, E> ClassifyOutcome<Result<T, E>> for ErrorsAreFailures {
             Ok(_) => Outcome::Success,
             Err(_) => Outcome::Failure,
         }
-    }
-}
-
-/// A call through a circuit breaker that did not succeed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BreakerError<E> {
-    /// The breaker refused the call; it did not run.
-    Open(Rejected),
-    /// The call ran and returned this error.
-    Operation(E),
-}
-
-impl<E> BreakerError<E> {
-    /// When the breaker may let a call through again, if it refused and knows.
-    pub fn retry_after(&self) -> Option<std::time::Duration> {
-        match self {
-            BreakerError::Open(r) => r.retry_after,
-            BreakerError::Operation(_) => None,
-        }
-    }
-}
-
-impl<E: fmt::Display> fmt::Display for BreakerError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BreakerError::Open(r) => write!(f, "{r}"),
-            BreakerError::Operation(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl<E: fmt::Debug + fmt::Display> std::error::Error for BreakerError<E> {}
-
-/// The retry classifier for a [`retry`](crate::retry()) around [`with_breaker`]: `Ok` is a
-/// success, the operation's errors are transient, and a refusal of the breaker ends the
-/// retries ([`Verdict::Refused`]: retrying it with backoff only waits out the open state
-/// in vain, and in half-open every retry would be another probe). The refused call is not
-/// counted as an attempt, as in the [`Pipeline`](crate::Pipeline). The default classifier
-/// calls every `Err` transient, refusals included: give the policy this one.
-///
-/// The [`retry`](crate::retry()) docs show it in use.
-pub fn refusals_are_permanent<T, E>(outcome: &Result<T, BreakerError<E>>) -> Verdict {
-    match outcome {
-        Ok(_) => Verdict::Success,
-        Err(BreakerError::Operation(_)) => Verdict::Transient,
-        Err(BreakerError::Open(_)) => Verdict::Refused,
     }
 }
 
@@ -208,7 +162,7 @@ impl BreakerLayer for NoBreaker {
     }
 }
 
-/// Runs `call` through `breaker`: refused at once with [`BreakerError::Open`] if the
+/// Runs `call` through `breaker`: refused at once with [`BreakerError::Rejected`] if the
 /// breaker says so; otherwise the permit is held across the `.await`, and the outcome, as
 /// `classifier` reads it, is recorded with the call's duration on `clock`.
 ///
@@ -232,7 +186,7 @@ impl BreakerLayer for NoBreaker {
 /// }
 /// assert_eq!(breaker.state(), State::Open);
 /// let refused = with_breaker(&breaker, clock, &ErrorsAreFailures, async { Ok::<_, &str>(()) }).await;
-/// assert!(matches!(refused, Err(BreakerError::Open(_))));
+/// assert!(matches!(refused, Err(BreakerError::Rejected(_))));
 /// # Ok(())
 /// # }
 /// ```
@@ -251,7 +205,7 @@ where
         Ok(permit) => permit,
         Err(rejected) => {
             event!(debug, state = %rejected.state, "circuit breaker refused the call");
-            return Err(BreakerError::Open(rejected));
+            return Err(BreakerError::Rejected(rejected));
         }
     };
     let outcome = call.await;

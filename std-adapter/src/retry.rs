@@ -51,7 +51,7 @@
 //! // Two hangs, each a failure, open the breaker; its refusal of the third attempt ends
 //! // the retries, after the two attempts that ran.
 //! let e = result.unwrap_err();
-//! assert!(matches!(e.last, BreakerError::Open(_)));
+//! assert!(matches!(e.last, BreakerError::Rejected(_)));
 //! assert_eq!((e.reason, e.attempts), (GiveUpReason::Permanent, 2));
 //! assert_eq!(clock.now().as_millis(), 120); // two 50 ms timeouts, each followed by a 10 ms wait
 //! # Ok(())

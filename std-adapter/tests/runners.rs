@@ -436,7 +436,7 @@ async fn breaker_opens_rejects_half_opens_and_closes_through_the_runner() {
         Ok::<_, &str>(())
     })
     .await;
-    let Err(BreakerError::Open(rejected)) = r else {
+    let Err(BreakerError::Rejected(rejected)) = r else {
         panic!("expected a rejection, got {r:?}")
     };
     assert!(!ran);

@@ -145,7 +145,7 @@ fn outage() -> Vec<Event> {
         let breaker = &breaker;
         let classify = |outcome: &Result<(), BreakerError<Down>>| match outcome {
             Ok(()) => Verdict::Success,
-            Err(BreakerError::Open(_)) => Verdict::Permanent,
+            Err(BreakerError::Rejected(_)) => Verdict::Permanent,
             Err(BreakerError::Operation(_)) => Verdict::Transient,
         };
         let mut policy = outage::policy().expect("config").with_classifier(classify);
@@ -178,7 +178,7 @@ fn outage() -> Vec<Event> {
                     attempts,
                 }) => CallOutcome::GaveUp {
                     last: match last {
-                        BreakerError::Open(_) => LastError::CircuitOpen,
+                        BreakerError::Rejected(_) => LastError::CircuitOpen,
                         BreakerError::Operation(Down) => LastError::Operation,
                     },
                     reason,

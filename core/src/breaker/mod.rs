@@ -178,6 +178,7 @@
 
 mod circuit_breaker;
 mod config;
+mod error;
 mod listener;
 mod metrics;
 mod state;
@@ -188,6 +189,7 @@ mod tests;
 
 pub use circuit_breaker::{CircuitBreaker, DEFAULT_STRIPES, IssuesPermits, Outcome, Permit};
 pub use config::{AfterMaxWait, BreakerConfig, DEFAULT_OPEN_DURATION, FixedOpenDuration};
+pub use error::{BreakerError, refusals_are_permanent};
 pub use listener::{BreakerListener, Threshold};
 pub use metrics::BreakerMetrics;
 pub use state::{IllegalTransition, Rejected, State, StateAt};
