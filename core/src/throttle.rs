@@ -132,6 +132,29 @@ impl fmt::Display for Throttled {
 
 impl core::error::Error for Throttled {}
 
+/// Why a call through a throttle did not succeed, as the adapters' runners return it
+/// (`stanchion_std::throttle::with_throttle`, `stanchion_embassy::throttle::call`): the
+/// throttle refused it locally (it did not run), or it ran and failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ThrottleError<E> {
+    /// Refused locally: the backend has been rejecting requests; the call did not run.
+    Throttled(Throttled),
+    /// The call ran and failed with this error.
+    Operation(E),
+}
+
+impl<E: fmt::Display> fmt::Display for ThrottleError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ThrottleError::Throttled(t) => write!(f, "{t}"),
+            ThrottleError::Operation(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> core::error::Error for ThrottleError<E> {}
+
 impl<const N: usize> AdaptiveThrottle<N> {
     crate::sync::const_fn_unless_loom! {
         /// A throttle with multiplier `k` (at least 1) over `window`, tracked in `N`

@@ -40,35 +40,14 @@
 //! probability is above zero; one more compare-and-swap to record an accept) and two
 //! clock reads.
 
-use core::fmt;
 use core::future::Future;
 
 use stanchion::Clock;
-use stanchion::throttle::{AdaptiveThrottle, Throttled};
+use stanchion::throttle::AdaptiveThrottle;
+pub use stanchion::throttle::ThrottleError;
 
 use crate::EmbassyClock;
 use crate::events::event;
-
-/// Why a call through the throttle did not succeed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum ThrottleError<E> {
-    /// The throttle refused the call locally; the operation did not run.
-    Throttled(Throttled),
-    /// The operation ran and failed.
-    Operation(E),
-}
-
-impl<E: fmt::Display> fmt::Display for ThrottleError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ThrottleError::Throttled(t) => write!(f, "{t}"),
-            ThrottleError::Operation(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl<E: fmt::Debug + fmt::Display> core::error::Error for ThrottleError<E> {}
 
 /// Runs `op` if the throttle lets it through, and records `Ok` as accepted, `Err` as not.
 pub async fn call<T, E, F, Fut, const N: usize>(

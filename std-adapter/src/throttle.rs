@@ -6,34 +6,13 @@
 //! learns whether the backend accepted it after; see core's [`stanchion::throttle`] for
 //! the rule and when to choose it. A throttled call never runs.
 
-use std::fmt;
 use std::future::Future;
 
 use stanchion::Clock;
-use stanchion::throttle::{AdaptiveThrottle, Throttled};
+use stanchion::throttle::AdaptiveThrottle;
+pub use stanchion::throttle::ThrottleError;
 
 use crate::events::event;
-
-/// Why [`with_throttle`] failed: the throttle refused the call (it did not run), or the
-/// call failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ThrottleError<E> {
-    /// Refused locally: the backend has been rejecting requests.
-    Throttled(Throttled),
-    /// The call ran and failed.
-    Operation(E),
-}
-
-impl<E: fmt::Display> fmt::Display for ThrottleError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ThrottleError::Throttled(t) => write!(f, "{t}"),
-            ThrottleError::Operation(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl<E: fmt::Debug + fmt::Display> std::error::Error for ThrottleError<E> {}
 
 /// Runs `call` unless `throttle` refuses it (one draw from `rng`), reading `clock`, and
 /// records whether the backend accepted it: `accepted(&outcome)` (give `Result::is_ok` to
