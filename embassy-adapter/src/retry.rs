@@ -152,6 +152,9 @@ where
                 // Done: an `Err` the classifier called a success ends the retries.
                 Err(_) => GiveUpReason::Permanent,
             };
+            // The attempts that ran: one fewer than `attempts` after a refusal
+            // (`Verdict::Refused`), which did not run.
+            let attempts = policy.attempt();
             if outcome.is_err() {
                 event!(
                     warn,
@@ -163,8 +166,7 @@ where
             return outcome.map_err(|last| RetryError {
                 last,
                 reason,
-                // Not `attempts`: a refused attempt (`Verdict::Refused`) did not run.
-                attempts: policy.attempt(),
+                attempts,
             });
         };
         sleep_until(wake).await;
