@@ -38,7 +38,9 @@
 //! # The stops, in the order they are checked after a failure
 //!
 //! 1. **Classifier** ([`Classify`]): a permanent failure gives up at once
-//!    ([`GiveUpReason::Permanent`]); a success-like outcome is [`Decision::Done`]. The
+//!    ([`GiveUpReason::Permanent`]), and so does an attempt a layer below refused
+//!    ([`Verdict::Refused`], not counted as an attempt); a success-like outcome is
+//!    [`Decision::Done`]. The
 //!    default, [`TransientErrors`], treats every `Err` as transient and every `Ok` as
 //!    success; a closure `Fn(&O) -> Verdict` can also retry `Ok` values (an HTTP 503).
 //! 2. **Max attempts**, counting the first call: `max_attempts = 3` makes one call and
@@ -181,7 +183,8 @@ impl fmt::Debug for Decision {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GiveUpReason {
-    /// The classifier called the failure permanent.
+    /// The classifier called the failure permanent, or said a layer below refused the
+    /// attempt ([`Verdict::Refused`]).
     Permanent,
     /// The attempt was the last one allowed (`max_attempts`, counting the first call).
     AttemptsExhausted,
@@ -219,7 +222,8 @@ pub struct RetryError<E> {
     /// Why the policy stopped. An `Err` that the classifier called a success also ends
     /// the retries; it is reported as [`GiveUpReason::Permanent`].
     pub reason: GiveUpReason,
-    /// Attempts made, counting the first.
+    /// Attempts made, counting the first; an attempt refused before it ran
+    /// ([`Verdict::Refused`]) is not one.
     pub attempts: u32,
 }
 
