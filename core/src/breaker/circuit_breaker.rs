@@ -541,10 +541,7 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn reconfigure(&self, config: BreakerConfig) -> Result<(), ConfigError> {
-        config.validate()?;
-        if let Some(field) = self.fixed.first_difference(&config) {
-            return Err(ConfigError::new(field, UNCHANGEABLE));
-        }
+        self.check_reconfigure(&config)?;
         self.inner.with(|inner| {
             inner.failure_rate_threshold = config.failure_rate_threshold;
             inner.slow_call_rate_threshold = config.slow_call_rate_threshold;
@@ -554,6 +551,18 @@ impl<W: Window, M: RawMutex, B: Backoff, L: BreakerListener, const S: usize>
             self.end_unlocked_records(inner);
         });
         Ok(())
+    }
+
+    /// What [`reconfigure`](Self::reconfigure) would say of `config`, changing nothing:
+    /// `Ok` if it would apply it, or the error naming the field it would refuse. For a
+    /// caller that checks several changes before it applies any (a reload that is all or
+    /// nothing).
+    pub fn check_reconfigure(&self, config: &BreakerConfig) -> Result<(), ConfigError> {
+        config.validate()?;
+        match self.fixed.first_difference(config) {
+            Some(field) => Err(ConfigError::new(field, UNCHANGEABLE)),
+            None => Ok(()),
+        }
     }
 
     /// Takes what the state word counted into the window and clears its streak, quiet

@@ -990,13 +990,13 @@ impl<C: Clock + Clone + Send + Sync, const CAP: usize> Registry<C, CAP> {
                      breaker's state, which rebuilding it would lose (restart to apply it)",
                 ));
             }
-            let old = &entry.config;
-            let fields = differences(old, config);
-            if let Some(field) = fields.iter().find(|f| !BREAKER_LIVE.contains(&f.as_str())) {
+            // Core says which fields it can change in place (`config` itself is valid:
+            // `read_plan` built a breaker of it).
+            if let Err(refused) = entry.breaker.check_reconfigure(config) {
                 return Err(unchangeable(
                     "breaker",
                     name,
-                    field,
+                    refused.field(),
                     "cannot change this field of a live circuit breaker: core's \
                      CircuitBreaker changes only failure_rate_threshold, \
                      slow_call_rate_threshold, minimum_calls, max_wait_in_half_open and \
@@ -1004,7 +1004,7 @@ impl<C: Clock + Clone + Send + Sync, const CAP: usize> Registry<C, CAP> {
                      state (restart to apply it)",
                 ));
             }
-            if config != old {
+            if *config != entry.config {
                 reconfigured.push((name.clone(), *config));
             }
         }
@@ -1282,39 +1282,18 @@ fn without<T: Clone, U>(
         .collect()
 }
 
-/// The fields of a breaker's configuration that [`CircuitBreaker::reconfigure`] changes in
-/// place, by their names in the document.
-const BREAKER_LIVE: [&str; 5] = [
-    "failure_rate_threshold",
-    "slow_call_rate_threshold",
-    "minimum_calls",
-    "max_wait_in_half_open",
-    "after_max_wait",
-];
-
-/// Every field whose serialised value differs between `old` and `new` (set in one and not
-/// the other included), in `new`'s order, then those only `old` sets.
-fn differences<T: serde::Serialize>(old: &T, new: &T) -> Vec<String> {
+/// The first field (in the order of their names) where two configurations differ.
+fn first_difference<T: serde::Serialize>(old: &T, new: &T) -> String {
     let (Ok(toml::Value::Table(old)), Ok(toml::Value::Table(new))) =
         (toml::Value::try_from(old), toml::Value::try_from(new))
     else {
-        return Vec::new();
+        return String::new();
     };
-    let changed = new
-        .iter()
-        .filter(|(key, value)| old.get(*key) != Some(*value));
-    let dropped = old.keys().filter(|key| !new.contains_key(*key));
-    changed
-        .map(|(key, _)| key)
-        .chain(dropped)
-        .cloned()
-        .collect()
-}
-
-/// The first field whose serialised value differs between `old` and `new` (see
-/// [`differences`]).
-fn first_difference<T: serde::Serialize>(old: &T, new: &T) -> String {
-    differences(old, new).into_iter().next().unwrap_or_default()
+    new.iter()
+        .find(|(key, value)| old.get(*key) != Some(*value))
+        .map(|(key, _)| key.clone())
+        .or_else(|| old.keys().find(|k| !new.contains_key(*k)).cloned())
+        .unwrap_or_default()
 }
 
 /// Builds the instances of `plan` into `live`, recording each as `section.name` in
